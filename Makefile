@@ -1,0 +1,80 @@
+# zquant: `make` builds build/zquant and build/libzquant.a; `make check` runs
+# every test; `make demo` quantizes the bundled model; `make bench` measures.
+# SANITIZE=1 builds (into build/san) and tests under ASan + UBSan.
+
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+PKGS := openblas hdf5 libcjson libzstd
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1
+else
+BUILD ?= build
+SANFLAGS :=
+OPT := -O3
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CC ?= cc
+# -ffp-contract=off: no fused multiply-add behind our back, so every build
+# computes the same bits as the scalar reference.
+CFLAGS ?= $(OPT) -g
+ALL_CFLAGS := $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -ffp-contract=off -pthread \
+              -Iinclude -Isrc $(PKG_CFLAGS) $(SANFLAGS) -DZQ_VERSION='"$(VERSION)"'
+LDLIBS := $(PKG_LIBS) -lm -pthread $(SANFLAGS)
+
+LIB_SRC := $(wildcard src/*.c)
+CLI_SRC := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/unit/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+.PHONY: all check bench demo install clean deps
+
+all: $(BUILD)/zquant $(BUILD)/libzquant.a
+
+deps:
+	scripts/deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libzquant.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/zquant: $(CLI_OBJ) $(BUILD)/libzquant.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libzquant.a $(LDLIBS)
+
+$(BUILD)/unit_tests: $(TEST_OBJ) $(BUILD)/libzquant.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libzquant.a $(LDLIBS)
+
+check: $(BUILD)/zquant $(BUILD)/unit_tests
+	ZQ_BUILD=$(BUILD) tests/run.sh
+
+demo: $(BUILD)/zquant
+	scripts/demo.sh $(BUILD)/zquant
+
+bench: $(BUILD)/zquant
+	scripts/bench.sh $(BUILD)/zquant
+
+install: $(BUILD)/zquant $(BUILD)/libzquant.a
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/zquant \
+	           $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(BUILD)/zquant $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/libzquant.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/zquant/*.h $(DESTDIR)$(PREFIX)/include/zquant/
+	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+
+clean:
+	rm -rf build
+
+-include $(DEPS)

@@ -1,0 +1,66 @@
+/* The quantize job: an FP checkpoint in, a packed .zq file out, one tensor
+ * (and within it one chunk of rows per thread) at a time. */
+#ifndef ZQUANT_QUANTIZE_H
+#define ZQUANT_QUANTIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zquant/error.h"
+#include "zquant/quant.h"
+#include "zquant/zq.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const char *glob;
+    const char *spec; /* as zq_qspec_parse reads it */
+} zq_rule;
+
+typedef struct {
+    const char *name; /* "w8a8", "w8a16", "w4/8a16", "w4/8a8", "w4a16" */
+    int attention_bits, mlp_bits, activation_bits;
+} zq_preset;
+
+extern const zq_preset zq_presets[]; /* terminated by a NULL name */
+const zq_preset *zq_preset_find(const char *name);
+
+typedef struct {
+    const char *input;
+    const char *output;
+    const char *preset;    /* default "w8a8" */
+    zq_qspec base;         /* granularity and symmetry for every quantized tensor */
+    const char *act;       /* NULL: from the preset; "int8-token", "int8-tensor", "none" */
+    const zq_rule *rules;  /* in order; the last match wins */
+    size_t nrules;
+    const char *const *include; /* quantize these too (2-D or not) */
+    size_t ninclude;
+    const char *const *exclude; /* keep these in FP16 */
+    size_t nexclude;
+    int threads; /* <= 0: all cores */
+    int force;
+    int zstd_level; /* 0: no compression */
+    /* called between chunks; done and total count input bytes */
+    void (*progress)(void *ctx, uint64_t done, uint64_t total, const char *tensor);
+    void *progress_ctx;
+} zq_quantize_opts;
+
+void zq_quantize_opts_init(zq_quantize_opts *o);
+
+typedef struct {
+    size_t tensors, quantized;
+    uint64_t input_bytes;  /* tensor data read */
+    uint64_t fp16_bytes;   /* the same tensors stored as FP16 */
+    uint64_t output_bytes; /* size of the .zq file */
+    double worst_rel_rmse;
+    char worst_tensor[256];
+} zq_quantize_report;
+
+zq_status zq_quantize(const zq_quantize_opts *o, zq_quantize_report *report, zq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,59 @@
+/* Reading FP checkpoints: a safetensors file, a Hugging Face model folder
+ * (single file or shards listed by model.safetensors.index.json), or an HDF5
+ * file. Tensors are read a block at a time, converted to float, so no caller
+ * ever needs the whole model (or a whole tensor) in memory. */
+#ifndef ZQUANT_SOURCE_H
+#define ZQUANT_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zquant/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZQ_MAX_DIMS 8
+
+typedef enum { ZQ_DT_F16, ZQ_DT_BF16, ZQ_DT_F32, ZQ_DT_F64 } zq_dtype;
+
+const char *zq_dtype_name(zq_dtype dt); /* "F16", ... as safetensors spells them */
+size_t zq_dtype_size(zq_dtype dt);
+
+typedef struct {
+    char *name;
+    zq_dtype dtype;
+    int ndim;
+    int64_t shape[ZQ_MAX_DIMS];
+    uint64_t numel;
+    /* The tensor seen as a matrix: rows = shape[0] (1 for a scalar or 1-D
+     * tensor), cols = numel / rows. */
+    uint64_t rows, cols;
+} zq_tensor_info;
+
+typedef struct zq_source zq_source;
+
+/* PATH is a .safetensors file, a folder, or a .h5/.hdf5 file. */
+zq_status zq_source_open(const char *path, zq_source **out, zq_error *err);
+void zq_source_close(zq_source *src); /* accepts NULL */
+
+const char *zq_source_path(const zq_source *src);
+size_t zq_source_count(const zq_source *src);
+const zq_tensor_info *zq_source_tensor(const zq_source *src, size_t i);
+/* config.json text (or the HDF5 "config" attribute), NULL when there is none. */
+const char *zq_source_config(const zq_source *src);
+
+/* Reads rows [row0, row0+nrows) x cols [col0, col0+ncols) of tensor i, seen as
+ * a matrix, into out (nrows x ncols floats, row-major). Safe to call from
+ * several threads at once. */
+zq_status zq_source_read(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint64_t col0,
+                         uint64_t ncols, float *out, zq_error *err);
+
+/* The caller is done with tensor i: its pages can leave this process. */
+void zq_source_release(zq_source *src, size_t i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

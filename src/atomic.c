@@ -1,0 +1,156 @@
+#include "atomic.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "zquant/signals.h"
+
+/* Temp paths a signal handler may have to unlink: fixed storage, because a
+ * handler can neither allocate nor take locks. */
+#define MAX_PENDING 8
+#define PENDING_PATH 4096
+static char pending[MAX_PENDING][PENDING_PATH];
+static volatile sig_atomic_t pending_used[MAX_PENDING];
+
+static void on_signal(int sig)
+{
+    for (int k = 0; k < MAX_PENDING; k++)
+        if (pending_used[k]) unlink(pending[k]);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void zq_install_signal_cleanup(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static int claim_slot(const char *path)
+{
+    if (strlen(path) >= PENDING_PATH) return -1;
+    for (int k = 0; k < MAX_PENDING; k++) {
+        if (!pending_used[k]) {
+            memcpy(pending[k], path, strlen(path) + 1);
+            pending_used[k] = 1;
+            return k;
+        }
+    }
+    return -1;
+}
+
+static void release(zq_atomic *a)
+{
+    if (a->slot >= 0) pending_used[a->slot] = 0;
+    a->slot = -1;
+    if (a->fd >= 0) close(a->fd);
+    a->fd = -1;
+    free(a->tmp);
+    free(a->final);
+    a->tmp = a->final = NULL;
+}
+
+zq_status zq_atomic_open(zq_atomic *a, const char *path, int force, zq_error *err)
+{
+    memset(a, 0, sizeof *a);
+    a->fd = -1;
+    a->slot = -1;
+    a->force = force;
+    if (!force && access(path, F_OK) == 0)
+        return zq_fail(err, ZQ_ERR_EXISTS, "'%s': already exists (use --force to overwrite)", path);
+    char *dir = zq_path_dirname(path);
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(dir) + strlen(base) + 32;
+    a->tmp = malloc(n);
+    a->final = strdup(path);
+    if (!dir || !a->tmp || !a->final) {
+        free(dir);
+        release(a);
+        return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    }
+    snprintf(a->tmp, n, "%s/.%s.tmp-XXXXXX", dir, base);
+    free(dir);
+    a->fd = mkostemp(a->tmp, O_CLOEXEC);
+    if (a->fd < 0) {
+        zq_status st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create a temp file beside it", path);
+        release(a);
+        return st;
+    }
+    mode_t mask = umask(0); /* mkostemp makes 0600; outputs are ordinary files */
+    umask(mask);
+    fchmod(a->fd, 0666 & ~mask);
+    a->slot = claim_slot(a->tmp);
+    return ZQ_OK;
+}
+
+zq_status zq_atomic_write(zq_atomic *a, const void *data, size_t len, zq_error *err)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t k = write(a->fd, p, len);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': write failed", a->final);
+        p += k;
+        len -= (size_t)k;
+    }
+    return ZQ_OK;
+}
+
+zq_status zq_atomic_pwrite(zq_atomic *a, const void *data, size_t len, uint64_t offset, zq_error *err)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t k = pwrite(a->fd, p, len, (off_t)offset);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': write failed", a->final);
+        p += k;
+        len -= (size_t)k;
+        offset += (uint64_t)k;
+    }
+    return ZQ_OK;
+}
+
+zq_status zq_atomic_commit(zq_atomic *a, zq_error *err)
+{
+    zq_status st = ZQ_OK;
+    if (fsync(a->fd) != 0) st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': fsync failed", a->final);
+    if (st == ZQ_OK && close(a->fd) != 0) st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': close failed", a->final);
+    a->fd = -1;
+    if (st == ZQ_OK && !a->force && access(a->final, F_OK) == 0)
+        st = zq_fail(err, ZQ_ERR_EXISTS, "'%s': appeared while writing (use --force to overwrite)", a->final);
+    if (st == ZQ_OK && rename(a->tmp, a->final) != 0)
+        st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot rename the temp file into place", a->final);
+    if (st != ZQ_OK) {
+        unlink(a->tmp);
+    } else {
+        /* make the rename itself durable */
+        char *dir = zq_path_dirname(a->final);
+        int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        free(dir);
+    }
+    release(a);
+    return st;
+}
+
+void zq_atomic_abort(zq_atomic *a)
+{
+    if (a->tmp) unlink(a->tmp);
+    release(a);
+}

@@ -1,0 +1,82 @@
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int cli_fail(const zq_error *err)
+{
+    fprintf(stderr, "zquant: %s\n", err->msg[0] ? err->msg : zq_status_name(err->code));
+    return err->code != ZQ_OK ? (int)err->code : ZQ_ERR_INTERNAL;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "zquant %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'zquant %s --help')\n", cmd);
+    va_end(ap);
+    return ZQ_ERR_USAGE;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void cli_progress_init(cli_progress *p, const char *label, int quiet)
+{
+    p->enabled = !quiet && isatty(STDERR_FILENO);
+    p->start = p->last = cli_now();
+    p->label = label;
+}
+
+void cli_progress_update(void *ctx, uint64_t done, uint64_t total, const char *item)
+{
+    cli_progress *p = ctx;
+    if (!p->enabled) return;
+    double now = cli_now();
+    if (now - p->last < 0.1 && done < total) return;
+    p->last = now;
+    if (done > total) done = total;
+    double frac = total ? (double)done / (double)total : 1.0;
+    char bar[31];
+    int fill = (int)(frac * 30);
+    for (int k = 0; k < 30; k++) bar[k] = k < fill ? '=' : k == fill ? '>' : ' ';
+    bar[30] = 0;
+    double el = now - p->start, rate = el > 0 ? (double)done / el / 1e9 : 0;
+    fprintf(stderr, "\r%s [%s] %3d%% %5.2f GB/s %-40.40s", p->label, bar, (int)(frac * 100), rate, item ? item : "");
+    fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p)
+{
+    if (p->enabled) fprintf(stderr, "\r%*s\r", 100, "");
+}
+
+int cli_parse_long(const char *s, long lo, long hi, long *out)
+{
+    if (!s || !*s) return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+void cli_json_print(FILE *out, void *root)
+{
+    char *text = cJSON_Print(root);
+    if (text) fprintf(out, "%s\n", text);
+    free(text);
+    cJSON_Delete(root);
+}

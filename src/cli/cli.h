@@ -1,0 +1,40 @@
+/* Shared by the subcommands: error reporting, exit codes, progress. */
+#ifndef ZQ_CLI_H
+#define ZQ_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "zquant/error.h"
+
+/* Exit codes are the zq_status values (zquant(1) lists them); 1 is a check
+ * that ran and found a problem. */
+#define EXIT_FOUND_PROBLEM 1
+
+/* Prints "zquant: MSG" on stderr and returns the exit code for it. */
+int cli_fail(const zq_error *err);
+/* Usage error for CMD: message, then a hint to --help; returns 2. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+int cmd_quantize(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_dequantize(int argc, char **argv);
+
+/* A progress bar on stderr, drawn only when stderr is a terminal. */
+typedef struct {
+    int enabled;
+    double start, last;
+    const char *label;
+} cli_progress;
+
+void cli_progress_init(cli_progress *p, const char *label, int quiet);
+void cli_progress_update(void *ctx, uint64_t done, uint64_t total, const char *item);
+void cli_progress_end(cli_progress *p);
+double cli_now(void);
+
+/* Parses a whole decimal number in [lo, hi]; returns 0 on anything else. */
+int cli_parse_long(const char *s, long lo, long hi, long *out);
+void cli_json_print(FILE *out, void *cjson_root); /* prints and frees */
+
+#endif

@@ -1,0 +1,128 @@
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <math.h>
+#include <string.h>
+
+#include "cli.h"
+#include "zquant/zq.h"
+
+static const char help[] =
+    "usage: zquant inspect FILE.zq [--json]\n"
+    "\n"
+    "Lists every tensor (name, shape, kind, bits, group, stored bytes, relative\n"
+    "RMSE of its quantization) and the totals against FP16.\n"
+    "\n"
+    "      --json      machine-readable output on stdout\n"
+    "  -h, --help      this help\n";
+
+static uint64_t stored_bytes(const zq_tensor *t)
+{
+    uint64_t n = 0;
+    for (int k = 0; k < ZQ_SEC_COUNT; k++) n += t->sec[k].present ? t->sec[k].length : 0;
+    return n;
+}
+
+static uint64_t numel(const zq_tensor *t)
+{
+    uint64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= (uint64_t)t->shape[d];
+    return n;
+}
+
+static void group_label(const zq_tensor *t, char *buf, size_t size)
+{
+    if (t->spec.bits == 16) snprintf(buf, size, "-");
+    else if (t->grid.group_rows == 1 && t->grid.group_cols >= t->grid.cols) snprintf(buf, size, "row");
+    else if (t->grid.group_rows == 1) snprintf(buf, size, "g%llu", (unsigned long long)t->grid.group_cols);
+    else if (t->grid.row_groups == 1) snprintf(buf, size, "tensor");
+    else snprintf(buf, size, "blocks%llu", (unsigned long long)t->grid.row_groups);
+}
+
+static const char *kind(const zq_tensor *t) { return t->spec.bits == 16 ? "f16" : t->spec.bits == 8 ? "int8" : "int4"; }
+
+static void print_json(const zq_file *f, uint64_t fp16)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "file", zq_file_path(f));
+    cJSON_AddStringToObject(root, "model_type", zq_file_model_type(f));
+    const zq_activation *a = zq_file_activation(f);
+    cJSON *act = cJSON_AddObjectToObject(root, "activation");
+    cJSON_AddNumberToObject(act, "bits", a->bits);
+    cJSON_AddStringToObject(act, "granularity", a->granularity);
+    cJSON_AddBoolToObject(act, "dynamic", a->dynamic);
+    cJSON_AddBoolToObject(act, "symmetric", a->symmetric);
+    cJSON *arr = cJSON_AddArrayToObject(root, "tensors");
+    for (size_t i = 0; i < zq_file_count(f); i++) {
+        const zq_tensor *t = zq_file_tensor(f, i);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", t->name);
+        cJSON *shape = cJSON_AddArrayToObject(o, "shape");
+        for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
+        cJSON_AddStringToObject(o, "dtype", kind(t));
+        cJSON_AddNumberToObject(o, "bits", t->spec.bits);
+        int q = t->spec.bits != 16;
+        cJSON_AddNumberToObject(o, "group_size", q ? (double)t->grid.group_cols : 0);
+        cJSON_AddNumberToObject(o, "group_rows", q ? (double)t->grid.group_rows : 0);
+        cJSON_AddBoolToObject(o, "symmetric", q ? t->spec.symmetric : 1);
+        cJSON_AddStringToObject(o, "role", zq_role_name(t->role));
+        if (t->layer >= 0) cJSON_AddNumberToObject(o, "layer", t->layer);
+        cJSON_AddStringToObject(o, "layout", t->transposed ? "in_out" : "out_in");
+        cJSON_AddNumberToObject(o, "bytes", (double)stored_bytes(t));
+        cJSON_AddNumberToObject(o, "rel_rmse", q ? t->rel_rmse : 0);
+        if (q && isfinite(t->sqnr_db)) cJSON_AddNumberToObject(o, "sqnr_db", t->sqnr_db);
+        else cJSON_AddNullToObject(o, "sqnr_db");
+        cJSON_AddItemToArray(arr, o);
+    }
+    cJSON_AddNumberToObject(root, "total_bytes", (double)zq_file_size(f));
+    cJSON_AddNumberToObject(root, "fp16_bytes", (double)fp16);
+    cli_json_print(stdout, root);
+}
+
+static void print_table(const zq_file *f, uint64_t fp16)
+{
+    const zq_activation *a = zq_file_activation(f);
+    printf("%s: model_type %s, activations %s\n", zq_file_path(f), *zq_file_model_type(f) ? zq_file_model_type(f) : "unknown",
+           a->bits == 16 ? "fp16 (not quantized)" : a->dynamic ? "int8 token-wise dynamic" : "int8 per-tensor static");
+    printf("%-48s %-16s %-5s %-8s %-5s %12s %10s\n", "tensor", "shape", "kind", "group", "sym", "bytes", "rel_rmse");
+    for (size_t i = 0; i < zq_file_count(f); i++) {
+        const zq_tensor *t = zq_file_tensor(f, i);
+        char shape[64] = "", group[32];
+        size_t at = 0;
+        for (int d = 0; d < t->ndim && at < sizeof shape; d++)
+            at += (size_t)snprintf(shape + at, sizeof shape - at, d ? "x%lld" : "%lld", (long long)t->shape[d]);
+        if (t->ndim == 0) snprintf(shape, sizeof shape, "scalar");
+        group_label(t, group, sizeof group);
+        int q = t->spec.bits != 16;
+        char rel[32] = "-";
+        if (q) snprintf(rel, sizeof rel, "%.6f", t->rel_rmse);
+        printf("%-48s %-16s %-5s %-8s %-5s %12llu %10s\n", t->name, shape, kind(t), group,
+               q ? (t->spec.symmetric ? "yes" : "no") : "-", (unsigned long long)stored_bytes(t), rel);
+    }
+    double ratio = zq_file_size(f) ? (double)fp16 / (double)zq_file_size(f) : 0;
+    printf("total %llu bytes, FP16 %llu bytes, %.2fx smaller\n", (unsigned long long)zq_file_size(f),
+           (unsigned long long)fp16, ratio);
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int json = 0, c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c == 'h') { fputs(help, stdout); return 0; }
+        if (c == 'j') json = 1;
+        else return cli_usage("inspect", "unknown option '%s'", argv[optind - 1]);
+    }
+    if (optind != argc - 1) return cli_usage("inspect", "expected one FILE.zq");
+    zq_file *f = NULL;
+    zq_error err = {0};
+    if (zq_file_open(argv[optind], 0, &f, &err) != ZQ_OK) return cli_fail(&err);
+    uint64_t fp16 = 0;
+    for (size_t i = 0; i < zq_file_count(f); i++) fp16 += numel(zq_file_tensor(f, i)) * 2;
+    if (json) print_json(f, fp16);
+    else print_table(f, fp16);
+    zq_file_close(f);
+    return 0;
+}

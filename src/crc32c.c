@@ -1,0 +1,69 @@
+#include "zquant/crc32c.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
+
+#define POLY_REFLECTED 0x82f63b78u
+
+static uint32_t table[8][256];
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+static void build_table(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (POLY_REFLECTED & (0u - (c & 1)));
+        table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++) table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
+}
+
+uint32_t zq_crc32c_ref(uint32_t crc, const void *data, size_t len)
+{
+    pthread_once(&table_once, build_table);
+    const unsigned char *p = data;
+    crc = ~crc;
+    while (len >= 8) { /* slicing by 8, little-endian words */
+        uint32_t lo = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        lo ^= crc;
+        crc = table[7][lo & 0xff] ^ table[6][(lo >> 8) & 0xff] ^ table[5][(lo >> 16) & 0xff] ^
+              table[4][lo >> 24] ^ table[3][p[4]] ^ table[2][p[5]] ^ table[1][p[6]] ^ table[0][p[7]];
+        p += 8;
+        len -= 8;
+    }
+    while (len--) crc = (crc >> 8) ^ table[0][(crc ^ *p++) & 0xff];
+    return ~crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t c = ~crc;
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = _mm_crc32_u64(c, w);
+        p += 8;
+        len -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (len--) c32 = _mm_crc32_u8(c32, *p++);
+    return ~c32;
+}
+#endif
+
+uint32_t zq_crc32c(uint32_t crc, const void *data, size_t len)
+{
+#if defined(__x86_64__)
+    static int hw = -1;
+    if (hw < 0) hw = __builtin_cpu_supports("sse4.2");
+    if (hw) return crc32c_hw(crc, data, len);
+#endif
+    return zq_crc32c_ref(crc, data, len);
+}

@@ -1,0 +1,474 @@
+/* The quantize job. Each tensor is cut into chunks of whole rows of its
+ * [out, in] matrix; a wave of chunks runs on the pool, then the wave's output
+ * is written in chunk order. Chunk boundaries depend only on the tensor, so
+ * the file (error figures included) is the same for any thread count. */
+#include "zquant/quantize.h"
+
+#include <cjson/cJSON.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+#include "util.h"
+#include "zq_meta.h"
+#include "zquant/fp16.h"
+#include "zquant/model.h"
+#include "zquant/source.h"
+
+#define CHUNK_ELEMS (1u << 18)
+
+const zq_preset zq_presets[] = {
+    {"w8a8", 8, 8, 8},    {"w8a16", 8, 8, 16}, {"w4/8a16", 8, 4, 16},
+    {"w4/8a8", 8, 4, 8},  {"w4a16", 4, 4, 16}, {NULL, 0, 0, 0},
+};
+
+const zq_preset *zq_preset_find(const char *name)
+{
+    for (const zq_preset *p = zq_presets; p->name; p++)
+        if (strcmp(p->name, name) == 0) return p;
+    return NULL;
+}
+
+void zq_quantize_opts_init(zq_quantize_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->preset = "w8a8";
+    o->base.bits = 8;
+    o->base.symmetric = 1;
+    o->base.gran = ZQ_GRAN_GROUP;
+    o->base.group_size = 128;
+}
+
+/* ---- planning: which tensor gets which spec ---------------------------- */
+
+static int matches_any(const char *const *globs, size_t n, const char *name)
+{
+    for (size_t k = 0; k < n; k++)
+        if (fnmatch(globs[k], name, 0) == 0) return 1;
+    return 0;
+}
+
+static zq_status plan_spec(const zq_quantize_opts *o, const zq_preset *preset, const zq_tensor_info *info,
+                           zq_tensor_role role, zq_qspec *spec, zq_error *err)
+{
+    *spec = o->base;
+    int role_bits = role.role == ZQ_ROLE_MLP ? preset->mlp_bits : preset->attention_bits;
+    spec->bits = role.role == ZQ_ROLE_OTHER ? 16 : role_bits;
+    if (matches_any(o->include, o->ninclude, info->name)) spec->bits = role_bits;
+    if (matches_any(o->exclude, o->nexclude, info->name)) spec->bits = 16;
+    for (size_t k = 0; k < o->nrules; k++) {
+        if (fnmatch(o->rules[k].glob, info->name, 0) != 0) continue;
+        zq_qspec s = *spec;
+        if (s.bits == 16) s.bits = role_bits; /* "g64" alone on an FP16 tensor means: quantize it */
+        ZQ_TRY(zq_qspec_parse(o->rules[k].spec, &s, err));
+        *spec = s;
+    }
+    return ZQ_OK;
+}
+
+static zq_status act_from(const zq_quantize_opts *o, const zq_preset *preset, zq_activation *a, zq_error *err)
+{
+    const char *act = o->act ? o->act : preset->activation_bits == 8 ? "int8-token" : "none";
+    memset(a, 0, sizeof *a);
+    if (strcmp(act, "int8-token") == 0) *a = (zq_activation){8, "token", 1, 0};
+    else if (strcmp(act, "int8-tensor") == 0) *a = (zq_activation){8, "tensor", 0, 1};
+    else if (strcmp(act, "none") == 0) *a = (zq_activation){16, "none", 0, 0};
+    else return zq_fail(err, ZQ_ERR_USAGE, "'%s': activation scheme must be int8-token, int8-tensor or none", act);
+    return ZQ_OK;
+}
+
+static char *recipe_json(const zq_quantize_opts *o, const zq_preset *preset, const zq_activation *act)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "preset", preset->name);
+    cJSON *w = cJSON_AddObjectToObject(r, "weights");
+    zq_qspec s = o->base;
+    char buf[64];
+    s.bits = preset->attention_bits;
+    zq_qspec_format(&s, buf, sizeof buf);
+    cJSON_AddStringToObject(w, "attention", buf);
+    cJSON_AddStringToObject(w, "linear", buf);
+    s.bits = preset->mlp_bits;
+    zq_qspec_format(&s, buf, sizeof buf);
+    cJSON_AddStringToObject(w, "mlp", buf);
+    cJSON_AddStringToObject(w, "other", "fp16");
+    cJSON_AddStringToObject(r, "activation", act->bits == 16 ? "none" : act->dynamic ? "int8-token" : "int8-tensor");
+    cJSON *rules = cJSON_AddArrayToObject(r, "rules");
+    for (size_t k = 0; k < o->nrules; k++) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "glob", o->rules[k].glob);
+        cJSON_AddStringToObject(x, "spec", o->rules[k].spec);
+        cJSON_AddItemToArray(rules, x);
+    }
+    cJSON *inc = cJSON_AddArrayToObject(r, "include");
+    for (size_t k = 0; k < o->ninclude; k++) cJSON_AddItemToArray(inc, cJSON_CreateString(o->include[k]));
+    cJSON *exc = cJSON_AddArrayToObject(r, "exclude");
+    for (size_t k = 0; k < o->nexclude; k++) cJSON_AddItemToArray(exc, cJSON_CreateString(o->exclude[k]));
+    char *text = cJSON_PrintUnformatted(r);
+    cJSON_Delete(r);
+    return text;
+}
+
+/* ---- running one tensor ------------------------------------------------ */
+
+typedef enum { JOB_COPY, JOB_STATS, JOB_QUANT } job_kind;
+
+typedef struct {
+    uint8_t *out;
+    size_t len;
+    zq_err_sums sums;
+    zq_error err;
+} chunk_slot;
+
+typedef struct {
+    float *buf, *tbuf;
+    uint8_t *codes;
+} scratch;
+
+typedef struct {
+    zq_source *src;
+    size_t si;
+    const zq_tensor_info *info;
+    const zq_tensor *t;
+    job_kind kind;
+    uint64_t rows, cols; /* the matrix the chunks cut: [out, in], or the source's own for a copy */
+    uint64_t rows_per_chunk, nchunks, first_chunk;
+    uint16_t *scales, *mins;
+    float *lo, *hi; /* JOB_STATS: range of each (row, col group) */
+    chunk_slot *slots;
+    scratch *scr;
+} tensor_job;
+
+static zq_status report_nonfinite(const tensor_job *j, uint64_t r, uint64_t c, zq_error *err)
+{
+    /* back to the coordinates the user's checkpoint has */
+    uint64_t a = j->t->transposed ? c : r, b = j->t->transposed ? r : c;
+    return zq_fail(err, ZQ_ERR_DATA, "'%s': tensor '%s': NaN or Inf at [%llu, %llu]", zq_source_path(j->src),
+                   j->info->name, (unsigned long long)a, (unsigned long long)b);
+}
+
+static zq_status load_rows(tensor_job *j, scratch *s, uint64_t r0, uint64_t nr, zq_error *err)
+{
+    if (!j->t->transposed || j->kind == JOB_COPY)
+        return zq_source_read(j->src, j->si, r0, nr, 0, j->cols, s->buf, err);
+    /* source is [in, out]: output rows r0.. are source columns r0.. */
+    ZQ_TRY(zq_source_read(j->src, j->si, 0, j->cols, r0, nr, s->tbuf, err));
+    for (uint64_t k = 0; k < j->cols; k++)
+        for (uint64_t r = 0; r < nr; r++) s->buf[r * j->cols + k] = s->tbuf[k * nr + r];
+    return ZQ_OK;
+}
+
+static zq_status run_chunk(tensor_job *j, uint64_t chunk, chunk_slot *slot, scratch *s)
+{
+    zq_error *err = &slot->err;
+    const zq_tensor *t = j->t;
+    const zq_grid *g = &t->grid;
+    uint64_t r0 = chunk * j->rows_per_chunk;
+    uint64_t nr = j->rows - r0 < j->rows_per_chunk ? j->rows - r0 : j->rows_per_chunk;
+    ZQ_TRY(load_rows(j, s, r0, nr, err));
+    if (j->kind == JOB_COPY) {
+        size_t n = (size_t)(nr * j->cols), bad;
+        float lo, hi;
+        if (!zq_range_f32(s->buf, n, &lo, &hi, &bad)) return report_nonfinite(j, r0 + bad / j->cols, bad % j->cols, err);
+        zq_f32_to_f16_n(s->buf, (uint16_t *)slot->out, n);
+        slot->len = n * 2;
+        return ZQ_OK;
+    }
+    for (uint64_t r = 0; r < nr; r++) {
+        const float *x = s->buf + r * j->cols;
+        uint64_t gbase = ((r0 + r) / g->group_rows) * g->col_groups;
+        uint8_t *row_out = slot->out + r * g->row_bytes;
+        for (uint64_t gj = 0; gj < g->col_groups; gj++) {
+            uint64_t c0 = gj * g->group_cols;
+            size_t n = (size_t)(j->cols - c0 < g->group_cols ? j->cols - c0 : g->group_cols), bad;
+            uint64_t idx = gbase + gj;
+            if (j->kind == JOB_STATS || g->group_rows == 1) {
+                float lo, hi;
+                if (!zq_range_f32(x + c0, n, &lo, &hi, &bad)) return report_nonfinite(j, r0 + r, c0 + bad, err);
+                if (j->kind == JOB_STATS) {
+                    j->lo[(r0 + r) * g->col_groups + gj] = lo;
+                    j->hi[(r0 + r) * g->col_groups + gj] = hi;
+                    continue;
+                }
+                if (!zq_group_params(&t->spec, lo, hi, &j->scales[idx], &j->mins[idx]))
+                    return zq_fail(err, ZQ_ERR_DATA, "'%s': tensor '%s': values near row %llu too large for an FP16 scale",
+                                   zq_source_path(j->src), j->info->name, (unsigned long long)(r0 + r));
+            }
+            uint8_t *codes = t->spec.bits == 8 ? row_out + c0 : s->codes + c0;
+            zq_quantize_run(&t->spec, x + c0, n, j->scales[idx], j->mins[idx], codes, &slot->sums);
+        }
+        if (j->kind == JOB_QUANT && t->spec.bits == 4) zq_pack_row(4, s->codes, (size_t)j->cols, row_out);
+    }
+    slot->len = j->kind == JOB_QUANT ? (size_t)(nr * g->row_bytes) : 0;
+    return ZQ_OK;
+}
+
+static void chunk_task(void *ctx, size_t task, int worker)
+{
+    tensor_job *j = ctx;
+    chunk_slot *slot = &j->slots[task];
+    slot->len = 0;
+    slot->sums = (zq_err_sums){0, 0};
+    slot->err.code = ZQ_OK;
+    run_chunk(j, j->first_chunk + task, slot, &j->scr[worker]);
+}
+
+typedef struct {
+    zq_pool *pool;
+    zq_writer *w;
+    const zq_quantize_opts *o;
+    uint64_t done, total;
+    chunk_slot *slots;
+    size_t nslots;
+    scratch *scr;
+} runner;
+
+/* Runs every chunk of j; writes the output of JOB_COPY and JOB_QUANT to the
+ * open section and adds their error sums to *sums. */
+static zq_status run_pass(runner *rn, tensor_job *j, zq_err_sums *sums, zq_error *err)
+{
+    j->slots = rn->slots;
+    j->scr = rn->scr;
+    for (j->first_chunk = 0; j->first_chunk < j->nchunks; j->first_chunk += rn->nslots) {
+        size_t n = (size_t)(j->nchunks - j->first_chunk < rn->nslots ? j->nchunks - j->first_chunk : rn->nslots);
+        zq_pool_run(rn->pool, n, chunk_task, j);
+        for (size_t k = 0; k < n; k++) {
+            chunk_slot *s = &rn->slots[k];
+            if (s->err.code != ZQ_OK) {
+                *err = s->err;
+                return s->err.code;
+            }
+            if (j->kind != JOB_STATS) ZQ_TRY(zq_writer_write(rn->w, s->out, s->len, err));
+            sums->err2 += s->sums.err2;
+            sums->signal2 += s->sums.signal2;
+            if (j->kind != JOB_STATS && rn->o->progress) {
+                uint64_t r = j->rows_per_chunk * j->cols * zq_dtype_size(j->info->dtype);
+                rn->done += r;
+                rn->o->progress(rn->o->progress_ctx, rn->done, rn->total, j->info->name);
+            }
+        }
+    }
+    return ZQ_OK;
+}
+
+static zq_status ensure_scratch(runner *rn, uint64_t elems, uint64_t cols, uint64_t out_bytes, zq_error *err)
+{
+    int nw = zq_pool_size(rn->pool);
+    for (int k = 0; k < nw; k++) {
+        scratch *s = &rn->scr[k];
+        free(s->buf);
+        free(s->tbuf);
+        free(s->codes);
+        s->buf = malloc(elems * sizeof(float));
+        s->tbuf = malloc(elems * sizeof(float));
+        s->codes = malloc(cols + 1);
+        if (!s->buf || !s->tbuf || !s->codes) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    }
+    for (size_t k = 0; k < rn->nslots; k++) {
+        free(rn->slots[k].out);
+        rn->slots[k].out = malloc(out_bytes ? out_bytes : 1);
+        if (!rn->slots[k].out) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    }
+    return ZQ_OK;
+}
+
+static zq_status write_array(zq_writer *w, size_t ti, zq_section_kind k, const void *p, size_t len, zq_error *err)
+{
+    ZQ_TRY(zq_writer_begin_section(w, ti, k, err));
+    ZQ_TRY(zq_writer_write(w, p, len, err));
+    return zq_writer_end_section(w, err);
+}
+
+static zq_status params_from_stats(tensor_job *j, zq_error *err)
+{
+    const zq_grid *g = &j->t->grid;
+    for (uint64_t gi = 0; gi < g->row_groups; gi++)
+        for (uint64_t gj = 0; gj < g->col_groups; gj++) {
+            float lo = INFINITY, hi = -INFINITY;
+            uint64_t rend = (gi + 1) * g->group_rows < g->rows ? (gi + 1) * g->group_rows : g->rows;
+            for (uint64_t r = gi * g->group_rows; r < rend; r++) {
+                lo = fminf(lo, j->lo[r * g->col_groups + gj]);
+                hi = fmaxf(hi, j->hi[r * g->col_groups + gj]);
+            }
+            uint64_t idx = gi * g->col_groups + gj;
+            if (!zq_group_params(&j->t->spec, lo, hi, &j->scales[idx], &j->mins[idx]))
+                return zq_fail(err, ZQ_ERR_DATA, "'%s': tensor '%s': values too large for an FP16 scale",
+                               zq_source_path(j->src), j->info->name);
+        }
+    return ZQ_OK;
+}
+
+static zq_status run_tensor(runner *rn, zq_source *src, size_t si, size_t ti, const zq_tensor *t,
+                            zq_err_sums *sums, zq_error *err)
+{
+    tensor_job j = {0};
+    j.src = src;
+    j.si = si;
+    j.info = zq_source_tensor(src, si);
+    j.t = t;
+    int quant = t->spec.bits != 16;
+    if (quant) {
+        j.rows = t->grid.rows;
+        j.cols = t->grid.cols;
+    } else {
+        j.rows = j.info->rows;
+        j.cols = j.info->cols;
+    }
+    if (j.rows == 0 || j.cols == 0) return ZQ_OK; /* empty tensor: no bytes, no sections */
+    j.rows_per_chunk = j.cols >= CHUNK_ELEMS ? 1 : CHUNK_ELEMS / j.cols;
+    if (j.rows_per_chunk > j.rows) j.rows_per_chunk = j.rows;
+    j.nchunks = zq_ceil_div(j.rows, j.rows_per_chunk);
+    uint64_t elems = j.rows_per_chunk * j.cols;
+    uint64_t out_bytes = quant ? j.rows_per_chunk * t->grid.row_bytes : elems * 2;
+    ZQ_TRY(ensure_scratch(rn, elems, j.cols, out_bytes, err));
+
+    zq_status st = ZQ_OK;
+    if (!quant) {
+        j.kind = JOB_COPY;
+        st = zq_writer_begin_section(rn->w, ti, ZQ_SEC_DATA, err);
+        if (st == ZQ_OK) st = run_pass(rn, &j, sums, err);
+        if (st == ZQ_OK) st = zq_writer_end_section(rn->w, err);
+        return st;
+    }
+    uint64_t ngroups = t->grid.row_groups * t->grid.col_groups;
+    j.scales = calloc(ngroups, sizeof *j.scales);
+    j.mins = calloc(ngroups, sizeof *j.mins);
+    if (!j.scales || !j.mins) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK && t->grid.group_rows > 1) {
+        /* a group spans chunks: find every group's range first */
+        j.kind = JOB_STATS;
+        j.lo = malloc(j.rows * t->grid.col_groups * sizeof *j.lo);
+        j.hi = malloc(j.rows * t->grid.col_groups * sizeof *j.hi);
+        zq_err_sums none = {0, 0};
+        st = !j.lo || !j.hi ? zq_fail(err, ZQ_ERR_NOMEM, "out of memory") : run_pass(rn, &j, &none, err);
+        if (st == ZQ_OK) st = params_from_stats(&j, err);
+    }
+    j.kind = JOB_QUANT;
+    if (st == ZQ_OK) st = zq_writer_begin_section(rn->w, ti, ZQ_SEC_Q, err);
+    if (st == ZQ_OK) st = run_pass(rn, &j, sums, err);
+    if (st == ZQ_OK) st = zq_writer_end_section(rn->w, err);
+    if (st == ZQ_OK) st = write_array(rn->w, ti, ZQ_SEC_SCALE, j.scales, ngroups * 2, err);
+    if (st == ZQ_OK && !t->spec.symmetric) st = write_array(rn->w, ti, ZQ_SEC_MIN, j.mins, ngroups * 2, err);
+    free(j.scales);
+    free(j.mins);
+    free(j.lo);
+    free(j.hi);
+    return st;
+}
+
+/* ---- the job ----------------------------------------------------------- */
+
+static zq_status declare_tensors(const zq_quantize_opts *o, const zq_preset *preset, zq_source *src,
+                                 const zq_model *model, zq_writer *w, zq_tensor *plan, zq_error *err)
+{
+    for (size_t i = 0; i < zq_source_count(src); i++) {
+        const zq_tensor_info *info = zq_source_tensor(src, i);
+        zq_tensor_role role = zq_model_classify(model, info);
+        zq_tensor *t = &plan[i];
+        memset(t, 0, sizeof *t);
+        t->name = info->name;
+        t->role = role.role;
+        t->layer = role.layer;
+        t->ndim = info->ndim;
+        memcpy(t->shape, info->shape, sizeof t->shape);
+        t->source_dtype = info->dtype;
+        ZQ_TRY(plan_spec(o, preset, info, role, &t->spec, err));
+        if (t->spec.bits != 16) {
+            t->transposed = role.transposed && info->ndim == 2;
+            uint64_t rows, cols;
+            zq_tensor_matrix(t, &rows, &cols);
+            zq_grid_init(&t->grid, &t->spec, rows, cols);
+        }
+        ZQ_TRY(zq_writer_add_tensor(w, t, err));
+    }
+    return ZQ_OK;
+}
+
+static zq_status run_all(const zq_quantize_opts *o, zq_source *src, zq_writer *w, zq_tensor *plan,
+                         zq_quantize_report *rep, zq_error *err)
+{
+    runner rn = {0};
+    rn.o = o;
+    rn.w = w;
+    rn.pool = zq_pool_create(o->threads);
+    if (!rn.pool) return zq_fail(err, ZQ_ERR_NOMEM, "cannot start threads");
+    rn.nslots = (size_t)zq_pool_size(rn.pool) * 2;
+    rn.slots = calloc(rn.nslots, sizeof *rn.slots);
+    rn.scr = calloc((size_t)zq_pool_size(rn.pool), sizeof *rn.scr);
+    for (size_t i = 0; i < zq_source_count(src); i++) {
+        const zq_tensor_info *info = zq_source_tensor(src, i);
+        rn.total += info->numel * zq_dtype_size(info->dtype);
+    }
+    zq_status st = rn.slots && rn.scr ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; st == ZQ_OK && i < zq_source_count(src); i++) {
+        zq_err_sums sums = {0, 0};
+        st = run_tensor(&rn, src, i, i, &plan[i], &sums, err);
+        zq_source_release(src, i);
+        if (st != ZQ_OK) break;
+        const zq_tensor_info *info = zq_source_tensor(src, i);
+        rep->tensors++;
+        rep->input_bytes += info->numel * zq_dtype_size(info->dtype);
+        rep->fp16_bytes += info->numel * 2;
+        if (plan[i].spec.bits == 16) continue;
+        rep->quantized++;
+        double rel = sums.signal2 > 0 ? sqrt(sums.err2 / sums.signal2) : 0.0;
+        double sqnr = sums.err2 > 0 ? 10.0 * log10(sums.signal2 / sums.err2) : INFINITY;
+        zq_writer_set_error_stats(w, i, rel, sqnr);
+        if (rel >= rep->worst_rel_rmse) {
+            rep->worst_rel_rmse = rel;
+            snprintf(rep->worst_tensor, sizeof rep->worst_tensor, "%s", info->name);
+        }
+    }
+    for (size_t k = 0; rn.slots && k < rn.nslots; k++) free(rn.slots[k].out);
+    for (int k = 0; rn.scr && k < zq_pool_size(rn.pool); k++) {
+        free(rn.scr[k].buf);
+        free(rn.scr[k].tbuf);
+        free(rn.scr[k].codes);
+    }
+    free(rn.slots);
+    free(rn.scr);
+    zq_pool_free(rn.pool);
+    return st;
+}
+
+zq_status zq_quantize(const zq_quantize_opts *o, zq_quantize_report *rep, zq_error *err)
+{
+    memset(rep, 0, sizeof *rep);
+    const zq_preset *preset = zq_preset_find(o->preset ? o->preset : "w8a8");
+    if (!preset) return zq_fail(err, ZQ_ERR_USAGE, "'%s': unknown preset (w8a8, w8a16, w4/8a16, w4/8a8, w4a16)", o->preset);
+    zq_activation act;
+    ZQ_TRY(act_from(o, preset, &act, err));
+    for (size_t k = 0; k < o->nrules; k++) { /* bad specs fail before any work */
+        zq_qspec probe = o->base;
+        ZQ_TRY(zq_qspec_parse(o->rules[k].spec, &probe, err));
+    }
+    zq_source *src = NULL;
+    ZQ_TRY(zq_source_open(o->input, &src, err));
+    zq_model model;
+    zq_writer *w = NULL;
+    zq_tensor *plan = calloc(zq_source_count(src) + 1, sizeof *plan);
+    char *recipe = recipe_json(o, preset, &act);
+    zq_status st = plan && recipe ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) st = zq_model_detect(zq_source_config(src), o->input, &model, err);
+    if (st == ZQ_OK) st = zq_writer_open(o->output, o->force, o->zstd_level, &w, err);
+    if (st == ZQ_OK) st = zq_writer_set_info(w, model.model_type, zq_source_config(src), recipe, &act, err);
+    if (st == ZQ_OK) st = declare_tensors(o, preset, src, &model, w, plan, err);
+    if (st == ZQ_OK) st = run_all(o, src, w, plan, rep, err);
+    if (st == ZQ_OK) {
+        st = zq_writer_commit(w, err);
+        w = NULL;
+    }
+    zq_writer_abort(w);
+    if (st == ZQ_OK) {
+        FILE *f = fopen(o->output, "rb");
+        if (f && fseek(f, 0, SEEK_END) == 0) rep->output_bytes = (uint64_t)ftell(f);
+        if (f) fclose(f);
+    }
+    free(recipe);
+    free(plan);
+    zq_source_close(src);
+    return st;
+}

@@ -1,0 +1,216 @@
+#include "source_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "zquant/fp16.h"
+#include "util.h"
+
+#define CONFIG_LIMIT (16u << 20)
+
+const char *zq_dtype_name(zq_dtype dt)
+{
+    static const char *names[] = {"F16", "BF16", "F32", "F64"};
+    return (unsigned)dt < 4 ? names[dt] : "?";
+}
+
+size_t zq_dtype_size(zq_dtype dt)
+{
+    static const size_t sizes[] = {2, 2, 4, 8};
+    return (unsigned)dt < 4 ? sizes[dt] : 0;
+}
+
+zq_status zq_source_add(zq_source *src, const char *name, zq_dtype dtype, int ndim,
+                        const int64_t *shape, size_t *index, zq_error *err)
+{
+    if (ndim < 0 || ndim > ZQ_MAX_DIMS)
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': %d dimensions (at most %d supported)",
+                       src->path, name, ndim, ZQ_MAX_DIMS);
+    if (src->count == src->cap) {
+        size_t cap = src->cap ? src->cap * 2 : 64;
+        zq_tensor_info *t = realloc(src->tensors, cap * sizeof *t);
+        if (!t) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory listing tensors");
+        src->tensors = t;
+        src->cap = cap;
+    }
+    zq_tensor_info *t = &src->tensors[src->count];
+    memset(t, 0, sizeof *t);
+    t->name = strdup(name);
+    if (!t->name) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory listing tensors");
+    t->dtype = dtype;
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        t->shape[d] = shape[d];
+        t->numel *= (uint64_t)shape[d];
+    }
+    t->rows = ndim >= 1 ? (uint64_t)shape[0] : 1;
+    t->cols = t->rows ? t->numel / t->rows : 0;
+    if (ndim == 1) { t->rows = 1; t->cols = t->numel; }
+    *index = src->count++;
+    return ZQ_OK;
+}
+
+zq_status zq_read_small_file(const char *path, size_t limit, char **out, size_t *len, zq_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot open", path);
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            if (cap > limit + 4096 + 1) {
+                fclose(f);
+                free(buf);
+                return zq_fail(err, ZQ_ERR_FORMAT, "'%s': larger than %zu bytes", path, limit);
+            }
+            char *nb = realloc(buf, cap);
+            if (!nb) { fclose(f); free(buf); return zq_fail(err, ZQ_ERR_NOMEM, "'%s': out of memory", path); }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, 4096, f);
+        n += got;
+        if (got < 4096) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) { free(buf); return zq_fail(err, ZQ_ERR_IO, "'%s': read error", path); }
+    if (n > limit) { free(buf); return zq_fail(err, ZQ_ERR_FORMAT, "'%s': larger than %zu bytes", path, limit); }
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return ZQ_OK;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcasecmp(s + a - b, suffix) == 0;
+}
+
+static zq_status load_config_beside(zq_source *src, const char *dir, zq_error *err)
+{
+    char *path = zq_path_join(dir, "config.json");
+    if (!path) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    zq_status st = ZQ_OK;
+    if (access(path, F_OK) == 0) st = zq_read_small_file(path, CONFIG_LIMIT, &src->config, NULL, err);
+    free(path);
+    return st;
+}
+
+static zq_status open_folder(zq_source *src, const char *dir, zq_error *err)
+{
+    char *index = zq_path_join(dir, "model.safetensors.index.json");
+    char *single = zq_path_join(dir, "model.safetensors");
+    zq_status st;
+    if (!index || !single) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    else if (access(index, F_OK) == 0) st = zq_safetensors_open_sharded(src, dir, index, err);
+    else if (access(single, F_OK) == 0) st = zq_safetensors_open(src, single, err);
+    else
+        st = zq_fail(err, ZQ_ERR_FORMAT,
+                     "'%s': no model.safetensors or model.safetensors.index.json in this folder", dir);
+    free(index);
+    free(single);
+    if (st == ZQ_OK) st = load_config_beside(src, dir, err);
+    return st;
+}
+
+zq_status zq_source_open(const char *path, zq_source **out, zq_error *err)
+{
+    *out = NULL;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot open", path);
+    zq_source *src = calloc(1, sizeof *src);
+    if (!src || !(src->path = strdup(path))) {
+        free(src);
+        return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    }
+    zq_status st;
+    if (S_ISDIR(sb.st_mode)) {
+        st = open_folder(src, path, err);
+    } else if (ends_with(path, ".h5") || ends_with(path, ".hdf5")) {
+        st = zq_hdf5_open(src, path, err);
+        if (st == ZQ_OK && !src->config) {
+            char *dir = zq_path_dirname(path);
+            st = dir ? load_config_beside(src, dir, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+            free(dir);
+        }
+    } else {
+        st = zq_safetensors_open(src, path, err);
+        if (st == ZQ_OK) {
+            char *dir = zq_path_dirname(path);
+            st = dir ? load_config_beside(src, dir, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+            free(dir);
+        }
+    }
+    if (st != ZQ_OK) {
+        zq_source_close(src);
+        return st;
+    }
+    *out = src;
+    return ZQ_OK;
+}
+
+void zq_source_close(zq_source *src)
+{
+    if (!src) return;
+    if (src->ops && src->ops->close) src->ops->close(src);
+    for (size_t i = 0; i < src->count; i++) free(src->tensors[i].name);
+    free(src->tensors);
+    free(src->config);
+    free(src->path);
+    free(src);
+}
+
+const char *zq_source_path(const zq_source *src) { return src->path; }
+size_t zq_source_count(const zq_source *src) { return src->count; }
+const zq_tensor_info *zq_source_tensor(const zq_source *src, size_t i) { return &src->tensors[i]; }
+const char *zq_source_config(const zq_source *src) { return src->config; }
+
+zq_status zq_source_read(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint64_t col0,
+                         uint64_t ncols, float *out, zq_error *err)
+{
+    const zq_tensor_info *t = &src->tensors[i];
+    if (row0 + nrows > t->rows || col0 + ncols > t->cols)
+        return zq_fail(err, ZQ_ERR_INTERNAL, "'%s': tensor '%s': read outside the tensor", src->path, t->name);
+    if (nrows == 0 || ncols == 0) return ZQ_OK;
+    return src->ops->read(src, i, row0, nrows, col0, ncols, out, err);
+}
+
+void zq_source_release(zq_source *src, size_t i)
+{
+    if (src->ops->release) src->ops->release(src, i);
+}
+
+void zq_convert_to_f32(zq_dtype dt, const void *p, float *out, size_t n)
+{
+    /* Unaligned input (safetensors does not promise alignment) goes through a
+     * small aligned bounce buffer so no path reads through a misaligned pointer. */
+    enum { BOUNCE = 4096 };
+    size_t es = zq_dtype_size(dt);
+    if (((uintptr_t)p % es) != 0) {
+        _Alignas(64) unsigned char tmp[BOUNCE * 8];
+        const unsigned char *b = p;
+        for (size_t done = 0; done < n;) {
+            size_t k = n - done < BOUNCE ? n - done : BOUNCE;
+            memcpy(tmp, b + done * es, k * es);
+            zq_convert_to_f32(dt, tmp, out + done, k);
+            done += k;
+        }
+        return;
+    }
+    switch (dt) {
+    case ZQ_DT_F16: zq_f16_to_f32_n(p, out, n); break;
+    case ZQ_DT_BF16: zq_bf16_to_f32_n(p, out, n); break;
+    case ZQ_DT_F32: memcpy(out, p, n * 4); break;
+    case ZQ_DT_F64:
+        for (size_t k = 0; k < n; k++) out[k] = (float)((const double *)p)[k];
+        break;
+    }
+}

@@ -1,0 +1,37 @@
+/* What each input format provides to source.c. */
+#ifndef ZQ_SOURCE_IMPL_H
+#define ZQ_SOURCE_IMPL_H
+
+#include "zquant/source.h"
+
+typedef struct {
+    zq_status (*read)(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint64_t col0,
+                      uint64_t ncols, float *out, zq_error *err);
+    void (*release)(zq_source *src, size_t i);
+    void (*close)(zq_source *src);
+} zq_source_ops;
+
+struct zq_source {
+    const zq_source_ops *ops;
+    char *path;
+    char *config;
+    zq_tensor_info *tensors;
+    size_t count, cap;
+    void *impl;
+};
+
+/* Appends a tensor entry (name copied); returns its index through *index. */
+zq_status zq_source_add(zq_source *src, const char *name, zq_dtype dtype, int ndim,
+                        const int64_t *shape, size_t *index, zq_error *err);
+/* Reads a whole small file (config, index) into a NUL-terminated buffer. */
+zq_status zq_read_small_file(const char *path, size_t limit, char **out, size_t *len, zq_error *err);
+
+zq_status zq_safetensors_open(zq_source *src, const char *file, zq_error *err);
+zq_status zq_safetensors_open_sharded(zq_source *src, const char *folder, const char *index_path,
+                                      zq_error *err);
+zq_status zq_hdf5_open(zq_source *src, const char *file, zq_error *err);
+
+/* Converts n elements of dtype at p (any alignment) to float. */
+void zq_convert_to_f32(zq_dtype dt, const void *p, float *out, size_t n);
+
+#endif

@@ -1,0 +1,224 @@
+#include "zq_meta.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static const char *section_names[ZQ_SEC_COUNT] = {"data", "q", "scale", "min"};
+
+const char *zq_section_name(zq_section_kind k) { return (unsigned)k < ZQ_SEC_COUNT ? section_names[k] : "?"; }
+
+uint64_t zq_tensor_numel(const zq_tensor *t)
+{
+    uint64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= (uint64_t)t->shape[d];
+    return n;
+}
+
+void zq_tensor_matrix(const zq_tensor *t, uint64_t *rows, uint64_t *cols)
+{
+    uint64_t n = zq_tensor_numel(t);
+    uint64_t r = t->ndim >= 2 ? (uint64_t)t->shape[0] : 1;
+    uint64_t c = r ? n / r : 0;
+    if (t->transposed) {
+        uint64_t tmp = r;
+        r = c;
+        c = tmp;
+    }
+    *rows = r;
+    *cols = c;
+}
+
+uint64_t zq_section_expected_size(const zq_tensor *t, zq_section_kind k)
+{
+    if (t->spec.bits == 16) return k == ZQ_SEC_DATA ? zq_tensor_numel(t) * 2 : 0;
+    switch (k) {
+    case ZQ_SEC_Q: return t->grid.rows * t->grid.row_bytes;
+    case ZQ_SEC_SCALE: return t->grid.row_groups * t->grid.col_groups * 2;
+    case ZQ_SEC_MIN: return t->spec.symmetric ? 0 : t->grid.row_groups * t->grid.col_groups * 2;
+    default: return 0;
+    }
+}
+
+cJSON *zq_activation_to_json(const zq_activation *a)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "bits", a->bits);
+    cJSON_AddStringToObject(j, "granularity", a->granularity);
+    cJSON_AddBoolToObject(j, "dynamic", a->dynamic);
+    cJSON_AddBoolToObject(j, "symmetric", a->symmetric);
+    return j;
+}
+
+cJSON *zq_tensor_to_json(const zq_tensor *t)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "name", t->name);
+    cJSON_AddStringToObject(j, "role", zq_role_name(t->role));
+    if (t->layer >= 0) cJSON_AddNumberToObject(j, "layer", t->layer);
+    cJSON *shape = cJSON_AddArrayToObject(j, "shape");
+    for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
+    cJSON_AddStringToObject(j, "layout", t->transposed ? "in_out" : "out_in");
+    cJSON_AddStringToObject(j, "source_dtype", zq_dtype_name(t->source_dtype));
+    cJSON_AddStringToObject(j, "dtype", t->spec.bits == 16 ? "f16" : t->spec.bits == 8 ? "int8" : "int4");
+    cJSON_AddNumberToObject(j, "bits", t->spec.bits);
+    if (t->spec.bits != 16) {
+        char spec[64];
+        zq_qspec_format(&t->spec, spec, sizeof spec);
+        cJSON_AddStringToObject(j, "spec", spec);
+        cJSON_AddBoolToObject(j, "symmetric", t->spec.symmetric);
+        cJSON *g = cJSON_AddObjectToObject(j, "group");
+        cJSON_AddNumberToObject(g, "rows", (double)t->grid.group_rows);
+        cJSON_AddNumberToObject(g, "cols", (double)t->grid.group_cols);
+        cJSON_AddNumberToObject(j, "rel_rmse", t->rel_rmse);
+        if (isfinite(t->sqnr_db)) cJSON_AddNumberToObject(j, "sqnr_db", t->sqnr_db);
+        else cJSON_AddNullToObject(j, "sqnr_db");
+    }
+    cJSON *secs = cJSON_AddObjectToObject(j, "sections");
+    for (int k = 0; k < ZQ_SEC_COUNT; k++) {
+        const zq_section *s = &t->sec[k];
+        if (!s->present) continue;
+        cJSON *o = cJSON_AddObjectToObject(secs, section_names[k]);
+        cJSON_AddNumberToObject(o, "offset", (double)s->offset);
+        cJSON_AddNumberToObject(o, "length", (double)s->length);
+        cJSON_AddNumberToObject(o, "size", (double)s->size);
+        cJSON_AddNumberToObject(o, "crc32c", s->crc32c);
+        cJSON_AddStringToObject(o, "compression", s->compressed ? "zstd" : "none");
+    }
+    return j;
+}
+
+static int get_uint(const cJSON *obj, const char *key, uint64_t *v)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(j)) return 0;
+    double d = j->valuedouble;
+    if (!(d >= 0 && d <= 9007199254740992.0) || d != (double)(uint64_t)d) return 0;
+    *v = (uint64_t)d;
+    return 1;
+}
+
+static const char *get_str(const cJSON *obj, const char *key)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+
+#define BAD(...) zq_fail(err, ZQ_ERR_FORMAT, __VA_ARGS__)
+
+static zq_status section_from_json(const cJSON *secs, zq_tensor *t, zq_section_kind k, const char *path,
+                                   uint64_t data_start, uint64_t file_size, zq_error *err)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(secs, section_names[k]);
+    uint64_t want = zq_section_expected_size(t, k);
+    if (!o) {
+        if (want) return BAD("'%s': tensor '%s': section '%s' missing", path, t->name, section_names[k]);
+        return ZQ_OK;
+    }
+    if (!want) return BAD("'%s': tensor '%s': unexpected section '%s'", path, t->name, section_names[k]);
+    zq_section *s = &t->sec[k];
+    uint64_t crc;
+    const char *comp = get_str(o, "compression");
+    if (!get_uint(o, "offset", &s->offset) || !get_uint(o, "length", &s->length) || !get_uint(o, "size", &s->size) ||
+        !get_uint(o, "crc32c", &crc) || crc > 0xffffffffu || !comp)
+        return BAD("'%s': tensor '%s': section '%s' is incomplete", path, t->name, section_names[k]);
+    s->crc32c = (uint32_t)crc;
+    s->present = 1;
+    if (strcmp(comp, "zstd") == 0) s->compressed = 1;
+    else if (strcmp(comp, "none") != 0)
+        return BAD("'%s': tensor '%s': unknown compression '%s'", path, t->name, comp);
+    if (s->size != want)
+        return BAD("'%s': tensor '%s': section '%s' holds %llu bytes, the tensor needs %llu", path, t->name,
+                   section_names[k], (unsigned long long)s->size, (unsigned long long)want);
+    if (!s->compressed && s->length != s->size)
+        return BAD("'%s': tensor '%s': section '%s' length and size differ", path, t->name, section_names[k]);
+    if (s->offset % ZQ_ALIGN || s->offset < data_start || s->offset > file_size || s->length > file_size - s->offset)
+        return BAD("'%s': tensor '%s': section '%s' lies outside the data area", path, t->name, section_names[k]);
+    return ZQ_OK;
+}
+
+static int parse_role(const char *s, zq_role *r)
+{
+    static const zq_role roles[] = {ZQ_ROLE_OTHER, ZQ_ROLE_ATTENTION, ZQ_ROLE_MLP, ZQ_ROLE_LINEAR};
+    for (size_t k = 0; k < 4; k++)
+        if (s && strcmp(s, zq_role_name(roles[k])) == 0) { *r = roles[k]; return 1; }
+    return 0;
+}
+
+static int parse_source_dtype(const char *s, zq_dtype *dt)
+{
+    for (int k = 0; k < 4; k++)
+        if (s && strcmp(s, zq_dtype_name((zq_dtype)k)) == 0) { *dt = (zq_dtype)k; return 1; }
+    return 0;
+}
+
+zq_status zq_tensor_from_json(const cJSON *j, zq_tensor *t, const char *path, uint64_t data_start,
+                              uint64_t file_size, zq_error *err)
+{
+    memset(t, 0, sizeof *t);
+    t->layer = -1;
+    const char *name = get_str(j, "name");
+    if (!name) return BAD("'%s': a tensor entry has no name", path);
+    if (!(t->name = strdup(name))) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (!parse_role(get_str(j, "role"), &t->role)) return BAD("'%s': tensor '%s': bad role", path, name);
+    uint64_t v;
+    if (get_uint(j, "layer", &v)) t->layer = (int)(v < 1000000 ? v : 1000000);
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(j, "shape");
+    if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) > ZQ_MAX_DIMS)
+        return BAD("'%s': tensor '%s': bad shape", path, name);
+    uint64_t numel = 1;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, shape) {
+        double d = it->valuedouble;
+        if (!cJSON_IsNumber(it) || !(d >= 0 && d < 9007199254740992.0) || d != (double)(uint64_t)d)
+            return BAD("'%s': tensor '%s': bad shape", path, name);
+        if (d && numel > (UINT64_MAX / 16) / (uint64_t)d) return BAD("'%s': tensor '%s': shape overflows", path, name);
+        numel *= (uint64_t)d;
+        t->shape[t->ndim++] = (int64_t)d;
+    }
+    if (numel * 2 > file_size * 16 + 64 * 1024)
+        return BAD("'%s': tensor '%s': shape is larger than the file can hold", path, name);
+    const char *layout = get_str(j, "layout");
+    if (!layout || (strcmp(layout, "out_in") && strcmp(layout, "in_out")))
+        return BAD("'%s': tensor '%s': bad layout", path, name);
+    t->transposed = strcmp(layout, "in_out") == 0;
+    if (t->transposed && t->ndim != 2) return BAD("'%s': tensor '%s': in_out layout needs 2 dimensions", path, name);
+    if (!parse_source_dtype(get_str(j, "source_dtype"), &t->source_dtype))
+        return BAD("'%s': tensor '%s': bad source_dtype", path, name);
+    if (!get_uint(j, "bits", &v) || (v != 4 && v != 8 && v != 16))
+        return BAD("'%s': tensor '%s': bits must be 4, 8 or 16", path, name);
+    t->spec.bits = (int)v;
+    if (t->spec.bits != 16) {
+        const cJSON *sym = cJSON_GetObjectItemCaseSensitive(j, "symmetric");
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(j, "group");
+        uint64_t gr, gc;
+        if (!cJSON_IsBool(sym) || !get_uint(g, "rows", &gr) || !get_uint(g, "cols", &gc) || !gr || !gc)
+            return BAD("'%s': tensor '%s': bad quantization parameters", path, name);
+        t->spec.symmetric = cJSON_IsTrue(sym);
+        uint64_t rows, cols;
+        zq_tensor_matrix(t, &rows, &cols);
+        t->grid.rows = rows;
+        t->grid.cols = cols;
+        t->grid.group_rows = gr;
+        t->grid.group_cols = gc;
+        t->grid.row_groups = zq_ceil_div(rows, gr);
+        t->grid.col_groups = zq_ceil_div(cols, gc);
+        t->grid.row_bytes = t->spec.bits == 4 ? (cols + 1) / 2 : cols;
+        /* keep a spec that formats back to what the grid says */
+        t->spec.gran = gr == 1 && gc >= cols ? ZQ_GRAN_ROW : gr == 1 ? ZQ_GRAN_GROUP
+                     : gc >= cols && gr >= rows ? ZQ_GRAN_TENSOR : ZQ_GRAN_BLOCKS;
+        t->spec.group_size = (uint32_t)(gc < 0xffffffffu ? gc : 0xffffffffu);
+        t->spec.blocks = (uint32_t)t->grid.row_groups;
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "rel_rmse");
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "sqnr_db");
+        t->rel_rmse = cJSON_IsNumber(r) ? r->valuedouble : NAN;
+        t->sqnr_db = cJSON_IsNumber(q) ? q->valuedouble : INFINITY;
+    }
+    const cJSON *secs = cJSON_GetObjectItemCaseSensitive(j, "sections");
+    if (!cJSON_IsObject(secs)) return BAD("'%s': tensor '%s': no sections", path, name);
+    for (int k = 0; k < ZQ_SEC_COUNT; k++)
+        ZQ_TRY(section_from_json(secs, t, (zq_section_kind)k, path, data_start, file_size, err));
+    return ZQ_OK;
+}

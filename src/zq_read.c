@@ -1,0 +1,278 @@
+/* Reading a .zq file: mmap, check the header and the metadata, then hand out
+ * pointers into the mapping (sections are 64-byte aligned, ready to upload). */
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "zq_meta.h"
+#include "zquant/crc32c.h"
+#include "zquant/fp16.h"
+
+struct zq_file {
+    char *path;
+    unsigned char *map;
+    uint64_t size;
+    uint64_t data_start;
+    char *metadata;
+    char *config;
+    char *model_type;
+    zq_activation act;
+    zq_tensor *tensors;
+    size_t count;
+    void **inflated; /* [count * ZQ_SEC_COUNT] decompressed sections */
+};
+
+#define BAD(...) zq_fail(err, ZQ_ERR_FORMAT, __VA_ARGS__)
+
+static uint64_t le(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int k = n - 1; k >= 0; k--) v = v << 8 | p[k];
+    return v;
+}
+
+typedef struct {
+    uint64_t begin, end;
+} range;
+
+static int range_cmp(const void *a, const void *b)
+{
+    const range *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+static zq_status check_overlaps(zq_file *f, zq_error *err)
+{
+    range *r = malloc((f->count * ZQ_SEC_COUNT + 1) * sizeof *r);
+    if (!r) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < f->count; i++)
+        for (int k = 0; k < ZQ_SEC_COUNT; k++)
+            if (f->tensors[i].sec[k].present && f->tensors[i].sec[k].length)
+                r[n++] = (range){f->tensors[i].sec[k].offset, f->tensors[i].sec[k].offset + f->tensors[i].sec[k].length};
+    qsort(r, n, sizeof *r, range_cmp);
+    zq_status st = ZQ_OK;
+    for (size_t k = 1; k < n && st == ZQ_OK; k++)
+        if (r[k].begin < r[k - 1].end) st = BAD("'%s': two sections overlap at offset %llu", f->path, (unsigned long long)r[k].begin);
+    free(r);
+    return st;
+}
+
+static zq_status parse_activation(zq_file *f, const cJSON *a, zq_error *err)
+{
+    const cJSON *bits = cJSON_GetObjectItemCaseSensitive(a, "bits");
+    const cJSON *gran = cJSON_GetObjectItemCaseSensitive(a, "granularity");
+    if (!cJSON_IsNumber(bits) || !cJSON_IsString(gran) || strlen(gran->valuestring) >= sizeof f->act.granularity)
+        return BAD("'%s': metadata has no valid \"activation\"", f->path);
+    f->act.bits = bits->valueint;
+    strcpy(f->act.granularity, gran->valuestring);
+    f->act.dynamic = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "dynamic"));
+    f->act.symmetric = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "symmetric"));
+    return ZQ_OK;
+}
+
+static zq_status parse_metadata(zq_file *f, zq_error *err)
+{
+    cJSON *root = cJSON_Parse(f->metadata);
+    zq_status st = ZQ_OK;
+    const cJSON *tensors = cJSON_GetObjectItemCaseSensitive(root, "tensors");
+    const cJSON *config = cJSON_GetObjectItemCaseSensitive(root, "config");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (!cJSON_IsObject(root) || !cJSON_IsArray(tensors) || !cJSON_IsObject(config)) {
+        cJSON_Delete(root);
+        return BAD("'%s': metadata is not the JSON zquant writes", f->path);
+    }
+    f->config = cJSON_PrintUnformatted(config);
+    f->model_type = strdup(cJSON_IsString(mt) ? mt->valuestring : "");
+    if (!f->config || !f->model_type) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) st = parse_activation(f, cJSON_GetObjectItemCaseSensitive(root, "activation"), err);
+    size_t n = (size_t)cJSON_GetArraySize(tensors);
+    if (st == ZQ_OK) {
+        f->tensors = calloc(n ? n : 1, sizeof *f->tensors);
+        f->inflated = calloc((n ? n : 1) * ZQ_SEC_COUNT, sizeof *f->inflated);
+        if (!f->tensors || !f->inflated) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, tensors) {
+        if (st != ZQ_OK) break;
+        st = zq_tensor_from_json(it, &f->tensors[f->count], f->path, f->data_start, f->size, err);
+        f->count++; /* counted even on failure so close frees the name */
+    }
+    cJSON_Delete(root);
+    if (st == ZQ_OK) st = check_overlaps(f, err);
+    return st;
+}
+
+zq_status zq_file_open(const char *path, int verify, zq_file **out, zq_error *err)
+{
+    *out = NULL;
+    zq_file *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = strdup(path))) {
+        free(f);
+        return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    }
+    zq_status st = ZQ_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0) st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot open", path);
+    else if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) st = BAD("'%s': not a regular file", path);
+    else if ((uint64_t)sb.st_size < ZQ_HEADER_SIZE) st = BAD("'%s': truncated: shorter than the 32-byte header", path);
+    if (st == ZQ_OK) {
+        f->size = (uint64_t)sb.st_size;
+        void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot mmap", path);
+        else f->map = m;
+    }
+    if (fd >= 0) close(fd);
+    uint64_t mlen = 0;
+    if (st == ZQ_OK) {
+        uint32_t version = (uint32_t)le(f->map + 8, 4);
+        mlen = le(f->map + 16, 8);
+        f->data_start = le(f->map + 24, 8);
+        if (memcmp(f->map, ZQ_MAGIC, 8) != 0) st = BAD("'%s': not a .zq file (bad magic)", path);
+        else if (version != ZQ_FORMAT_VERSION)
+            st = BAD("'%s': format version %u; this zquant reads version %u", path, version, ZQ_FORMAT_VERSION);
+        else if (mlen > f->size - ZQ_HEADER_SIZE) st = BAD("'%s': truncated: metadata runs past the end", path);
+        else if (f->data_start % ZQ_ALIGN || f->data_start < ZQ_HEADER_SIZE + mlen || f->data_start > f->size)
+            st = BAD("'%s': data start %llu is not valid", path, (unsigned long long)f->data_start);
+        else if (zq_crc32c(0, f->map + ZQ_HEADER_SIZE, mlen) != (uint32_t)le(f->map + 12, 4))
+            st = zq_fail(err, ZQ_ERR_CORRUPT, "'%s': metadata checksum mismatch", path);
+    }
+    if (st == ZQ_OK) {
+        f->metadata = malloc(mlen + 1);
+        if (!f->metadata) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        else {
+            memcpy(f->metadata, f->map + ZQ_HEADER_SIZE, mlen);
+            f->metadata[mlen] = 0;
+            st = parse_metadata(f, err);
+        }
+    }
+    for (size_t i = 0; st == ZQ_OK && verify && i < f->count; i++)
+        for (int k = 0; k < ZQ_SEC_COUNT && st == ZQ_OK; k++)
+            if (f->tensors[i].sec[k].present) st = zq_file_verify_section(f, i, (zq_section_kind)k, err);
+    if (st != ZQ_OK) {
+        zq_file_close(f);
+        return st;
+    }
+    *out = f;
+    return ZQ_OK;
+}
+
+void zq_file_close(zq_file *f)
+{
+    if (!f) return;
+    for (size_t i = 0; i < f->count; i++) {
+        free(f->tensors[i].name);
+        for (int k = 0; k < ZQ_SEC_COUNT; k++) free(f->inflated[i * ZQ_SEC_COUNT + k]);
+    }
+    free(f->inflated);
+    free(f->tensors);
+    if (f->map) munmap(f->map, f->size);
+    free(f->metadata);
+    free(f->config);
+    free(f->model_type);
+    free(f->path);
+    free(f);
+}
+
+const char *zq_file_path(const zq_file *f) { return f->path; }
+size_t zq_file_count(const zq_file *f) { return f->count; }
+const zq_tensor *zq_file_tensor(const zq_file *f, size_t i) { return &f->tensors[i]; }
+const char *zq_file_model_type(const zq_file *f) { return f->model_type; }
+const char *zq_file_config(const zq_file *f) { return f->config; }
+const char *zq_file_metadata(const zq_file *f) { return f->metadata; }
+const zq_activation *zq_file_activation(const zq_file *f) { return &f->act; }
+uint64_t zq_file_size(const zq_file *f) { return f->size; }
+
+long zq_file_find(const zq_file *f, const char *name)
+{
+    for (size_t i = 0; i < f->count; i++)
+        if (strcmp(f->tensors[i].name, name) == 0) return (long)i;
+    return -1;
+}
+
+zq_status zq_file_verify_section(zq_file *f, size_t i, zq_section_kind kind, zq_error *err)
+{
+    const zq_section *s = &f->tensors[i].sec[kind];
+    if (!s->present) return ZQ_OK;
+    if (zq_crc32c(0, f->map + s->offset, s->length) != s->crc32c)
+        return zq_fail(err, ZQ_ERR_CORRUPT, "'%s': tensor '%s': section '%s' checksum mismatch", f->path,
+                       f->tensors[i].name, zq_section_name(kind));
+    return ZQ_OK;
+}
+
+zq_status zq_file_section(zq_file *f, size_t i, zq_section_kind kind, const void **data, size_t *len, zq_error *err)
+{
+    const zq_section *s = &f->tensors[i].sec[kind];
+    if (!s->present)
+        return zq_fail(err, ZQ_ERR_INTERNAL, "'%s': tensor '%s': no section '%s'", f->path, f->tensors[i].name,
+                       zq_section_name(kind));
+    *len = (size_t)s->size;
+    if (!s->compressed) {
+        *data = f->map + s->offset;
+        return ZQ_OK;
+    }
+    void **slot = &f->inflated[i * ZQ_SEC_COUNT + kind];
+    if (!*slot) {
+        void *buf = malloc(s->size ? s->size : 1);
+        if (!buf) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        size_t got = ZSTD_decompress(buf, s->size, f->map + s->offset, s->length);
+        if (ZSTD_isError(got) || got != s->size) {
+            free(buf);
+            return zq_fail(err, ZQ_ERR_CORRUPT, "'%s': tensor '%s': section '%s' does not decompress to %llu bytes",
+                           f->path, f->tensors[i].name, zq_section_name(kind), (unsigned long long)s->size);
+        }
+        *slot = buf;
+    }
+    *data = *slot;
+    return ZQ_OK;
+}
+
+zq_status zq_file_dequantize(zq_file *f, size_t i, float *out, zq_error *err)
+{
+    const zq_tensor *t = &f->tensors[i];
+    const void *p;
+    size_t len;
+    if (zq_tensor_numel(t) == 0) return ZQ_OK;
+    if (t->spec.bits == 16) {
+        ZQ_TRY(zq_file_section(f, i, ZQ_SEC_DATA, &p, &len, err));
+        uint64_t n = zq_tensor_numel(t);
+        uint16_t tmp[4096];
+        for (uint64_t k = 0; k < n; k += 4096) {
+            size_t m = n - k < 4096 ? (size_t)(n - k) : 4096;
+            memcpy(tmp, (const uint16_t *)p + k, m * 2); /* the mapping is aligned, a decompressed copy too */
+            zq_f16_to_f32_n(tmp, out + k, m);
+        }
+        return ZQ_OK;
+    }
+    const void *qp, *sp, *mp = NULL;
+    ZQ_TRY(zq_file_section(f, i, ZQ_SEC_Q, &qp, &len, err));
+    ZQ_TRY(zq_file_section(f, i, ZQ_SEC_SCALE, &sp, &len, err));
+    if (!t->spec.symmetric) ZQ_TRY(zq_file_section(f, i, ZQ_SEC_MIN, &mp, &len, err));
+    const zq_grid *g = &t->grid;
+    float *row = malloc((g->cols ? g->cols : 1) * sizeof *row);
+    if (!row) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    const uint16_t *scales = sp, *mins = mp;
+    for (uint64_t r = 0; r < g->rows; r++) {
+        const uint8_t *packed = (const uint8_t *)qp + r * g->row_bytes;
+        uint64_t gbase = (r / g->group_rows) * g->col_groups;
+        for (uint64_t j = 0; j < g->col_groups; j++) {
+            uint64_t c0 = j * g->group_cols;
+            uint64_t n = g->cols - c0 < g->group_cols ? g->cols - c0 : g->group_cols;
+            zq_dequantize_run(t->spec.bits, t->spec.symmetric, packed, c0, (size_t)n, scales[gbase + j],
+                              mins ? mins[gbase + j] : 0, row + c0);
+        }
+        if (t->transposed)
+            for (uint64_t c = 0; c < g->cols; c++) out[c * g->rows + r] = row[c];
+        else
+            memcpy(out + r * g->cols, row, g->cols * sizeof *row);
+    }
+    free(row);
+    return ZQ_OK;
+}
