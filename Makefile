@@ -56,7 +56,7 @@ $(BUILD)/zquant: $(CLI_OBJ) $(BUILD)/libzquant.a
 $(BUILD)/unit_tests: $(TEST_OBJ) $(BUILD)/libzquant.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libzquant.a $(LDLIBS)
 
-check: $(BUILD)/zquant $(BUILD)/unit_tests
+check: $(BUILD)/zquant $(BUILD)/unit_tests $(BUILD)/st_compare
 	ZQ_BUILD=$(BUILD) tests/run.sh
 
 demo: $(BUILD)/zquant
@@ -78,3 +78,6 @@ clean:
 	rm -rf build
 
 -include $(DEPS)
+
+$(BUILD)/st_compare: $(BUILD)/tests/tools/st_compare.o $(BUILD)/libzquant.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libzquant.a $(LDLIBS)

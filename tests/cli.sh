@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# End-to-end tests of the zquant command line. Prints "ok NAME" or
+# "FAIL NAME" per test and a last line "N passed, N failed".
+set -u
+BUILD=${ZQ_BUILD:-build}
+ZQ="$BUILD/zquant"
+CMP="$BUILD/st_compare"
+FIX=tests/fixtures
+TMP=$(mktemp -d /tmp/zq-cli-XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+passed=0
+failed=0
+
+ok() { echo "ok   cli/$1"; passed=$((passed + 1)); }
+fail() { echo "FAIL cli/$1${2:+: $2}"; failed=$((failed + 1)); }
+# expect NAME CODE CMD...: runs CMD, checks its exit code
+expect() {
+    local name=$1 code=$2
+    shift 2
+    "$@" >"$TMP/out" 2>"$TMP/err"
+    local rc=$?
+    if [ "$rc" -eq "$code" ]; then ok "$name"; else fail "$name" "exit $rc, expected $code: $(head -c 300 "$TMP/err")"; fi
+}
+
+# --- the numpy reference: every model type, every granularity ----------------
+for args in "$FIX"/expected/*.args; do
+    case_name=$(basename "$args" .args)
+    model=$(head -n 1 "$args")
+    mapfile -t opts < <(tail -n +2 "$args")
+    for input in "$FIX/models/$model" "$FIX/models/$model.h5"; do
+        kind=safetensors
+        [ "${input%.h5}" != "$input" ] && kind=hdf5
+        name="reference/$case_name/$kind"
+        rm -f "$TMP/r.zq" "$TMP/r.safetensors"
+        if "$ZQ" quantize "$input" -o "$TMP/r.zq" -q "${opts[@]}" 2>"$TMP/err" &&
+            "$ZQ" dequantize "$TMP/r.zq" -o "$TMP/r.safetensors" 2>>"$TMP/err" &&
+            "$CMP" "$FIX/expected/$case_name.safetensors" "$TMP/r.safetensors" 2>>"$TMP/err"; then
+            ok "$name"
+        else
+            fail "$name" "$(head -c 400 "$TMP/err")"
+        fi
+    done
+done
+
+# --- every input form of one model gives the same file contents ---------------
+"$ZQ" quantize "$FIX/models/llama" -o "$TMP/base.zq" -q -p w4/8a8 --group-size 12
+"$ZQ" dequantize "$TMP/base.zq" -o "$TMP/base.safetensors"
+mkdir -p "$TMP/f32"
+cp "$FIX/models/llama-f32.safetensors" "$TMP/f32/model.safetensors"
+cp "$FIX/models/llama/config.json" "$TMP/f32/"
+for input in "$FIX/models/llama-sharded" "$TMP/f32" "$FIX/models/llama/model.safetensors"; do
+    rm -f "$TMP/v.zq" "$TMP/v.safetensors"
+    if "$ZQ" quantize "$input" -o "$TMP/v.zq" -q -p w4/8a8 --group-size 12 2>"$TMP/err" &&
+        "$ZQ" dequantize "$TMP/v.zq" -o "$TMP/v.safetensors" 2>>"$TMP/err" &&
+        "$CMP" "$TMP/base.safetensors" "$TMP/v.safetensors" 2>>"$TMP/err"; then
+        ok "same-result/$(basename "$input")"
+    else
+        fail "same-result/$(basename "$input")" "$(head -c 300 "$TMP/err")"
+    fi
+done
+expect "input/bf16" 0 "$ZQ" quantize "$FIX/models/llama-bf16.safetensors" -o "$TMP/bf16.zq" -q --rule '*=int8:g8'
+if grep -q '"source_dtype":"BF16"' "$TMP/bf16.zq"; then ok "input/bf16-recorded"; else fail "input/bf16-recorded"; fi
+
+# --- compression, dtype, verify ---------------------------------------------
+expect "compress" 0 "$ZQ" quantize "$FIX/models/llama" -o "$TMP/z.zq" -q -p w4/8a8 --group-size 12 --compress=9
+"$ZQ" dequantize "$TMP/z.zq" -o "$TMP/z.safetensors" 2>/dev/null
+expect "compress/same-values" 0 "$CMP" "$TMP/base.safetensors" "$TMP/z.safetensors"
+expect "verify/good" 0 "$ZQ" verify "$TMP/z.zq"
+expect "dequantize/f16" 0 "$ZQ" dequantize "$TMP/base.zq" -o "$TMP/h.safetensors" --dtype f16
+expect "dequantize/f16-values" 0 "$CMP" "$TMP/base.safetensors" "$TMP/h.safetensors" 0.002
+expect "dequantize/bad-dtype" 2 "$ZQ" dequantize "$TMP/base.zq" -o "$TMP/x.safetensors" --dtype f8
+
+cp "$TMP/base.zq" "$TMP/flip.zq"
+size=$(stat -c %s "$TMP/flip.zq")
+printf '\x5a' | dd of="$TMP/flip.zq" bs=1 seek=$((size - 40)) conv=notrunc status=none
+expect "verify/flipped-byte" 6 "$ZQ" verify "$TMP/flip.zq"
+if grep -q "checksum mismatch" "$TMP/err"; then ok "verify/flipped-byte-named"; else fail "verify/flipped-byte-named"; fi
+expect "dequantize/refuses-corrupt" 6 "$ZQ" dequantize "$TMP/flip.zq" -o "$TMP/c.safetensors"
+[ ! -e "$TMP/c.safetensors" ] && ok "dequantize/no-output-on-error" || fail "dequantize/no-output-on-error"
+head -c $((size / 2)) "$TMP/base.zq" >"$TMP/half.zq"
+expect "verify/truncated" 3 "$ZQ" verify "$TMP/half.zq"
+expect "verify/not-zq" 3 "$ZQ" verify "$FIX/models/llama/config.json"
+"$ZQ" verify --json "$TMP/flip.zq" >"$TMP/v.json"
+grep -q '"ok":[[:space:]]*false' "$TMP/v.json" && ok "verify/json" || fail "verify/json"
+
+# --- inspect ------------------------------------------------------------------
+"$ZQ" inspect --json "$TMP/base.zq" >"$TMP/i.json"
+missing=""
+for field in '"tensors"' '"name"' '"shape"' '"dtype"' '"bits"' '"group_size"' '"symmetric"' '"bytes"' \
+    '"rel_rmse"' '"activation"' '"granularity":[[:space:]]*"token"' '"dynamic":[[:space:]]*true' '"total_bytes"' \
+    '"fp16_bytes"'; do
+    grep -q "$field" "$TMP/i.json" || missing="$missing $field"
+done
+[ -z "$missing" ] && ok "inspect/json-fields" || fail "inspect/json-fields" "missing$missing"
+n_int4=$(grep -c '"dtype":[[:space:]]*"int4"' "$TMP/i.json")
+n_int8=$(grep -c '"dtype":[[:space:]]*"int8"' "$TMP/i.json")
+[ "$n_int4" -eq 6 ] && [ "$n_int8" -eq 8 ] && ok "inspect/w4-8-split" || fail "inspect/w4-8-split" "int4 $n_int4 int8 $n_int8"
+"$ZQ" inspect "$TMP/base.zq" >"$TMP/i.txt"
+grep -q "model.layers.0.mlp.down_proj.weight .* int4 .*g12" "$TMP/i.txt" && grep -q "^total " "$TMP/i.txt" &&
+    ok "inspect/table" || fail "inspect/table"
+
+# --- output safety ------------------------------------------------------------
+echo precious >"$TMP/exists.zq"
+expect "output/no-overwrite" 8 "$ZQ" quantize "$FIX/models/opt" -o "$TMP/exists.zq" -q
+[ "$(cat "$TMP/exists.zq")" = precious ] && ok "output/kept" || fail "output/kept"
+expect "output/force" 0 "$ZQ" quantize "$FIX/models/opt" -o "$TMP/exists.zq" -q --force
+expect "output/unwritable" 4 "$ZQ" quantize "$FIX/models/opt" -o /nonexistent-dir/x.zq -q
+before=$(sha256sum "$FIX/models/gpt2/model.safetensors")
+"$ZQ" quantize "$FIX/models/gpt2" -o "$TMP/g.zq" -q -p w4a16
+after=$(sha256sum "$FIX/models/gpt2/model.safetensors")
+[ "$before" = "$after" ] && ok "input/unmodified" || fail "input/unmodified"
+
+# --- bad input corpus: clear error, documented code, nothing left behind -------
+while IFS='|' read -r file code fragment; do
+    case "$file" in "#"* | "") continue ;; esac
+    mkdir -p "$TMP/bad" && rm -rf "$TMP/bad"/* "$TMP/bad"/.[!.]* 2>/dev/null
+    "$ZQ" quantize "$FIX/bad/$file" -o "$TMP/bad/out.zq" -q >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    lines=$(wc -l <"$TMP/err")
+    left=$(ls -A "$TMP/bad" | wc -l)
+    if [ "$rc" -eq "$code" ] && [ "$lines" -eq 1 ] && grep -q "^zquant: " "$TMP/err" && grep -qF "$fragment" "$TMP/err" && [ "$left" -eq 0 ]; then
+        ok "bad-input/$file"
+    else
+        fail "bad-input/$file" "exit $rc (want $code), $lines lines, $left files left: $(head -c 200 "$TMP/err")"
+    fi
+done <"$FIX/bad/EXPECTED"
+
+# --- usage --------------------------------------------------------------------
+expect "usage/group-size-0" 2 "$ZQ" quantize "$FIX/models/opt" -o "$TMP/u.zq" --group-size 0
+expect "usage/group-size-huge" 2 "$ZQ" quantize "$FIX/models/opt" -o "$TMP/u.zq" --group-size 2000000
+expect "usage/bad-preset" 2 "$ZQ" quantize "$FIX/models/opt" -o "$TMP/u.zq" -p w3a3
+expect "usage/no-output" 2 "$ZQ" quantize "$FIX/models/opt"
+expect "usage/unknown-option" 2 "$ZQ" quantize "$FIX/models/opt" -o "$TMP/u.zq" --frobnicate
+expect "usage/bad-rule" 2 "$ZQ" quantize "$FIX/models/opt" -o "$TMP/u.zq" --rule '*fc1*=int3'
+expect "usage/rule-without-spec" 2 "$ZQ" quantize "$FIX/models/opt" -o "$TMP/u.zq" --rule '*fc1*'
+expect "usage/missing-input" 4 "$ZQ" quantize "$TMP/nope" -o "$TMP/u.zq"
+expect "usage/unknown-command" 2 "$ZQ" frobnicate
+[ ! -e "$TMP/u.zq" ] && ok "usage/no-output-left" || fail "usage/no-output-left"
+for cmd in quantize inspect verify dequantize; do
+    "$ZQ" "$cmd" --help >"$TMP/h" 2>&1 && grep -q "^usage: zquant $cmd" "$TMP/h" && ok "help/$cmd" || fail "help/$cmd"
+    "$ZQ" help "$cmd" >"$TMP/h" 2>&1 && grep -q "^usage: zquant $cmd" "$TMP/h" && ok "help/help-$cmd" || fail "help/help-$cmd"
+done
+"$ZQ" --version | grep -q "^zquant [0-9]" && ok "version" || fail "version"
+
+# --- unknown model type: every 2-D float tensor, steered by globs --------------
+mkdir -p "$TMP/unknown"
+cp "$FIX/models/llama/model.safetensors" "$TMP/unknown/"
+echo '{"model_type": "frobnicator"}' >"$TMP/unknown/config.json"
+"$ZQ" quantize "$TMP/unknown" -o "$TMP/unk.zq" -q -p w4/8a16 --exclude '*embed*' --include '*norm.weight'
+"$ZQ" inspect --json "$TMP/unk.zq" >"$TMP/unk.json"
+n8=$(grep -c '"dtype":[[:space:]]*"int8"' "$TMP/unk.json")
+# 14 layer matrices + lm_head + the final norm; the embedding excluded
+[ "$n8" -eq 16 ] && ok "unknown-model/globs" || fail "unknown-model/globs" "int8 tensors: $n8"
+
+# --- the real model -------------------------------------------------------------
+expect "real-model/w8a8" 0 "$ZQ" quantize data/models/stories260K -o "$TMP/s.zq"
+grep -q "47 tensors, 35 quantized" "$TMP/out" && ok "real-model/roles" || fail "real-model/roles" "$(cat "$TMP/out")"
+"$ZQ" inspect --json "$TMP/s.zq" >"$TMP/s.json"
+worst=$(grep '"rel_rmse"' "$TMP/s.json" | sed 's/.*:[[:space:]]*//; s/,//' | sort -g | tail -n 1)
+awk -v w="$worst" 'BEGIN { exit !(w > 0.001 && w < 0.01) }' && ok "real-model/int8-error" ||
+    fail "real-model/int8-error" "worst rel_rmse $worst"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

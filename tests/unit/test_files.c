@@ -1,0 +1,232 @@
+/* Readers and the .zq writer/reader, on the committed fixtures (run from
+ * the repository root). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "zquant/fp16.h"
+#include "zquant/quantize.h"
+#include "zquant/source.h"
+#include "zquant/zq.h"
+
+#define FIX "tests/fixtures/models/"
+
+static long find(const zq_source *s, const char *name)
+{
+    for (size_t i = 0; i < zq_source_count(s); i++)
+        if (strcmp(zq_source_tensor(s, i)->name, name) == 0) return (long)i;
+    return -1;
+}
+
+static float *read_all(zq_source *s, const char *name, const zq_tensor_info **info)
+{
+    long i = find(s, name);
+    if (i < 0) return NULL;
+    *info = zq_source_tensor(s, (size_t)i);
+    float *x = malloc((*info)->numel * sizeof *x);
+    zq_error err = {0};
+    if (zq_source_read(s, (size_t)i, 0, (*info)->rows, 0, (*info)->cols, x, &err) != ZQ_OK) {
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
+TEST(every_input_format_reads_the_same_weights)
+{
+    const char *paths[] = {FIX "llama", FIX "llama/model.safetensors", FIX "llama.h5", FIX "llama-sharded",
+                           FIX "llama-f32.safetensors"};
+    const char *name = "model.layers.1.self_attn.k_proj.weight";
+    float *ref = NULL;
+    for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++) {
+        zq_source *s = NULL;
+        zq_error err = {0};
+        CHECK(zq_source_open(paths[k], &s, &err) == ZQ_OK);
+        if (!s) { fprintf(stderr, "  %s\n", err.msg); continue; }
+        CHECK_EQ_U(zq_source_count(s), 2 * 8 + 3); /* 4 attention + 3 MLP + 1 norm per layer */
+        const zq_tensor_info *t = NULL;
+        float *x = read_all(s, name, &t);
+        CHECK(x && t->ndim == 2 && t->shape[0] == 8 && t->shape[1] == 16);
+        if (x && !ref) ref = x;
+        else if (x) {
+            CHECK(memcmp(x, ref, 8 * 16 * sizeof *x) == 0);
+            free(x);
+        }
+        if (k < 4) CHECK(zq_source_config(s) && strstr(zq_source_config(s), "\"llama\""));
+        else CHECK(zq_source_config(s) == NULL); /* no config.json beside it */
+        zq_source_close(s);
+    }
+    /* bf16 holds the same values to bf16 precision */
+    zq_source *s = NULL;
+    zq_error err = {0};
+    CHECK(zq_source_open(FIX "llama-bf16.safetensors", &s, &err) == ZQ_OK);
+    const zq_tensor_info *t = NULL;
+    float *x = s ? read_all(s, name, &t) : NULL;
+    CHECK(x && t->dtype == ZQ_DT_BF16);
+    for (int k = 0; x && ref && k < 8 * 16; k++) CHECK(fabsf(x[k] - ref[k]) <= fabsf(ref[k]) / 128);
+    free(x);
+    free(ref);
+    zq_source_close(s);
+}
+
+TEST(block_reads_match_whole_reads)
+{
+    const char *paths[] = {FIX "gpt2", FIX "gpt2.h5"};
+    for (int k = 0; k < 2; k++) {
+        zq_source *s = NULL;
+        zq_error err = {0};
+        CHECK(zq_source_open(paths[k], &s, &err) == ZQ_OK);
+        if (!s) continue;
+        const zq_tensor_info *t = NULL;
+        float *all = read_all(s, "h.0.mlp.c_fc.weight", &t); /* [16, 40] */
+        float block[3 * 5];
+        CHECK(zq_source_read(s, (size_t)find(s, "h.0.mlp.c_fc.weight"), 4, 3, 30, 5, block, &err) == ZQ_OK);
+        for (int r = 0; all && r < 3; r++)
+            for (int c = 0; c < 5; c++) CHECK(block[r * 5 + c] == all[(4 + r) * 40 + 30 + c]);
+        CHECK(zq_source_read(s, 0, 0, 1, 0, 1000000, block, &err) == ZQ_ERR_INTERNAL);
+        free(all);
+        zq_source_close(s);
+    }
+}
+
+static zq_status quantize_to(const char *in, const char *out, int threads, int zstd, const char *preset)
+{
+    zq_quantize_opts o;
+    zq_quantize_opts_init(&o);
+    o.input = in;
+    o.output = out;
+    o.threads = threads;
+    o.zstd_level = zstd;
+    o.force = 1;
+    o.preset = preset;
+    o.base.group_size = 12;
+    zq_quantize_report rep;
+    zq_error err = {0};
+    zq_status st = zq_quantize(&o, &rep, &err);
+    if (st) fprintf(stderr, "  %s\n", err.msg);
+    return st;
+}
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*len + 1);
+    if (fread(b, 1, *len, f) != *len) *len = 0;
+    fclose(f);
+    return b;
+}
+
+TEST(output_is_the_same_for_any_thread_count)
+{
+    char a[] = "/tmp/zq-test-XXXXXX";
+    CHECK(mkdtemp(a) != NULL);
+    char p1[64], p4[64];
+    snprintf(p1, sizeof p1, "%s/t1.zq", a);
+    snprintf(p4, sizeof p4, "%s/t4.zq", a);
+    CHECK(quantize_to(FIX "gpt2", p1, 1, 0, "w4/8a8") == ZQ_OK);
+    CHECK(quantize_to(FIX "gpt2", p4, 4, 0, "w4/8a8") == ZQ_OK);
+    size_t n1 = 0, n4 = 0;
+    unsigned char *b1 = slurp(p1, &n1), *b4 = slurp(p4, &n4);
+    CHECK(b1 && b4 && n1 == n4 && n1 > 0 && memcmp(b1, b4, n1) == 0);
+    free(b1);
+    free(b4);
+    unlink(p1);
+    unlink(p4);
+    rmdir(a);
+}
+
+TEST(zq_file_roundtrip_and_corruption)
+{
+    char dir[] = "/tmp/zq-test-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char raw[64], packed[64], broken[64];
+    snprintf(raw, sizeof raw, "%s/raw.zq", dir);
+    snprintf(packed, sizeof packed, "%s/z.zq", dir);
+    snprintf(broken, sizeof broken, "%s/broken.zq", dir);
+    CHECK(quantize_to(FIX "llama", raw, 2, 0, "w4/8a16") == ZQ_OK);
+    CHECK(quantize_to(FIX "llama", packed, 2, 9, "w4/8a16") == ZQ_OK);
+    zq_file *a = NULL, *b = NULL;
+    zq_error err = {0};
+    CHECK(zq_file_open(raw, 1, &a, &err) == ZQ_OK);
+    CHECK(zq_file_open(packed, 1, &b, &err) == ZQ_OK);
+    if (!a || !b) return;
+    CHECK(strcmp(zq_file_model_type(a), "llama") == 0);
+    CHECK(zq_file_activation(a)->bits == 16);
+    CHECK_EQ_U(zq_file_count(a), zq_file_count(b));
+    long gate = zq_file_find(a, "model.layers.0.mlp.gate_proj.weight");
+    long q = zq_file_find(a, "model.layers.0.self_attn.q_proj.weight");
+    long emb = zq_file_find(a, "model.embed_tokens.weight");
+    CHECK(gate >= 0 && q >= 0 && emb >= 0);
+    CHECK(zq_file_tensor(a, (size_t)gate)->spec.bits == 4);
+    CHECK(zq_file_tensor(a, (size_t)q)->spec.bits == 8);
+    CHECK(zq_file_tensor(a, (size_t)emb)->spec.bits == 16);
+    for (size_t i = 0; i < zq_file_count(a); i++) {
+        const zq_tensor *t = zq_file_tensor(a, i);
+        for (int k = 0; k < ZQ_SEC_COUNT; k++)
+            if (t->sec[k].present) CHECK(t->sec[k].offset % ZQ_ALIGN == 0);
+        uint64_t n = 1;
+        for (int d = 0; d < t->ndim; d++) n *= (uint64_t)t->shape[d];
+        float *x = malloc(n * 4), *y = malloc(n * 4);
+        CHECK(zq_file_dequantize(a, i, x, &err) == ZQ_OK);
+        CHECK(zq_file_dequantize(b, i, y, &err) == ZQ_OK);
+        CHECK(memcmp(x, y, n * 4) == 0);
+        free(x);
+        free(y);
+    }
+    /* flip one byte of a q section: open with checks must refuse it */
+    const zq_tensor *t = zq_file_tensor(a, (size_t)gate);
+    uint64_t off = t->sec[ZQ_SEC_Q].offset + 3;
+    size_t len = 0;
+    unsigned char *bytes = slurp(raw, &len);
+    bytes[off] ^= 0x10;
+    FILE *f = fopen(broken, "wb");
+    fwrite(bytes, 1, len, f);
+    fclose(f);
+    zq_file *c = NULL;
+    zq_error e2 = {0};
+    CHECK(zq_file_open(broken, 1, &c, &e2) == ZQ_ERR_CORRUPT);
+    CHECK(strstr(e2.msg, "model.layers.0.mlp.gate_proj.weight") != NULL);
+    /* truncation is caught before any section is trusted */
+    f = fopen(broken, "wb");
+    fwrite(bytes, 1, len / 2, f);
+    fclose(f);
+    zq_error e3 = {0};
+    CHECK(zq_file_open(broken, 0, &c, &e3) == ZQ_ERR_FORMAT);
+    free(bytes);
+    zq_file_close(a);
+    zq_file_close(b);
+    unlink(raw);
+    unlink(packed);
+    unlink(broken);
+    rmdir(dir);
+}
+
+TEST(existing_output_is_kept_without_force)
+{
+    char dir[] = "/tmp/zq-test-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char out[64];
+    snprintf(out, sizeof out, "%s/keep.zq", dir);
+    FILE *f = fopen(out, "w");
+    fputs("precious", f);
+    fclose(f);
+    zq_quantize_opts o;
+    zq_quantize_opts_init(&o);
+    o.input = FIX "opt";
+    o.output = out;
+    zq_quantize_report rep;
+    zq_error err = {0};
+    CHECK(zq_quantize(&o, &rep, &err) == ZQ_ERR_EXISTS);
+    size_t len = 0;
+    unsigned char *b = slurp(out, &len);
+    CHECK(b && len == 8 && memcmp(b, "precious", 8) == 0);
+    free(b);
+    unlink(out);
+    rmdir(dir);
+}
