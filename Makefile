@@ -16,16 +16,18 @@ SANFLAGS :=
 OPT := -O3
 endif
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Evaluated when used, so a build that first installs the packages
+# (deps-check) still finds them.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CC ?= cc
 # -ffp-contract=off: no fused multiply-add behind our back, so every build
 # computes the same bits as the scalar reference.
 CFLAGS ?= $(OPT) -g
-ALL_CFLAGS := $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -ffp-contract=off -pthread \
+ALL_CFLAGS = $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -ffp-contract=off -pthread \
               -Iinclude -Isrc $(PKG_CFLAGS) $(SANFLAGS) -DZQ_VERSION='"$(VERSION)"'
-LDLIBS := $(PKG_LIBS) -lm -pthread $(SANFLAGS)
+LDLIBS = $(PKG_LIBS) -lm -pthread $(SANFLAGS)
 
 LIB_SRC := $(wildcard src/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
@@ -35,14 +37,19 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
-.PHONY: all check bench demo install clean deps
+.PHONY: all check bench demo install clean deps deps-check
 
 all: $(BUILD)/zquant $(BUILD)/libzquant.a
 
 deps:
 	scripts/deps.sh
 
-$(BUILD)/%.o: %.c
+# `make demo` is the README's first command on a fresh machine: every build
+# installs the Debian packages first if pkg-config cannot find them.
+deps-check:
+	@pkg-config --exists $(PKGS) || scripts/deps.sh
+
+$(BUILD)/%.o: %.c | deps-check
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 

@@ -67,3 +67,39 @@ uint32_t zq_crc32c(uint32_t crc, const void *data, size_t len)
 #endif
     return zq_crc32c_ref(crc, data, len);
 }
+
+/* Polynomial arithmetic mod P over GF(2), bit-reflected as the CRC is:
+ * appending n zero bytes to a message multiplies its CRC state by x^(8n). */
+static uint32_t multmodp(uint32_t a, uint32_t b)
+{
+    uint32_t m = 1u << 31, p = 0;
+    for (;;) {
+        if (a & m) {
+            p ^= b;
+            if ((a & (m - 1)) == 0) break;
+        }
+        m >>= 1;
+        b = b & 1 ? (b >> 1) ^ POLY_REFLECTED : b >> 1;
+    }
+    return p;
+}
+
+static uint32_t x2n[32]; /* x^(2^k) mod P */
+static pthread_once_t x2n_once = PTHREAD_ONCE_INIT;
+
+static void build_x2n(void)
+{
+    uint32_t p = 1u << 30; /* x^1 */
+    x2n[0] = p;
+    for (int k = 1; k < 32; k++) x2n[k] = p = multmodp(p, p);
+}
+
+uint32_t zq_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+    pthread_once(&x2n_once, build_x2n);
+    uint32_t p = 1u << 31; /* x^0 */
+    unsigned k = 3;        /* x^(8 len) = product of x^(2^(k)) over the bits of len, from 2^3 */
+    for (uint64_t n = len_b; n; n >>= 1, k++)
+        if (n & 1) p = multmodp(x2n[k & 31], p);
+    return multmodp(p, crc_a) ^ crc_b;
+}

@@ -91,3 +91,18 @@ void zq_bf16_to_f32_n(const uint16_t *in, float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++) out[i] = zq_bf16_to_f32(in[i]);
 }
+
+size_t zq_f16_find_nonfinite(const uint16_t *h, size_t n)
+{
+    /* a branch-free scan the compiler vectorizes; look closer only on a hit */
+    enum { STEP = 1024 };
+    for (size_t i = 0; i < n; i += STEP) {
+        size_t m = n - i < STEP ? n - i : STEP;
+        unsigned bad = 0;
+        for (size_t k = 0; k < m; k++) bad |= (h[i + k] & 0x7c00) == 0x7c00;
+        if (bad)
+            for (size_t k = 0; k < m; k++)
+                if ((h[i + k] & 0x7c00) == 0x7c00) return i + k;
+    }
+    return n;
+}

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 struct zq_pool {
-    int n; /* threads in all, the caller's included */
+    int n;
     pthread_t *threads;
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
@@ -15,23 +15,6 @@ struct zq_pool {
     void *ctx;
     size_t ntasks, next, finished;
 };
-
-static void work(zq_pool *p, int worker)
-{
-    for (;;) {
-        pthread_mutex_lock(&p->lock);
-        if (p->next >= p->ntasks) {
-            pthread_mutex_unlock(&p->lock);
-            return;
-        }
-        size_t t = p->next++;
-        pthread_mutex_unlock(&p->lock);
-        p->fn(p->ctx, t, worker);
-        pthread_mutex_lock(&p->lock);
-        if (++p->finished == p->ntasks) pthread_cond_broadcast(&p->done);
-        pthread_mutex_unlock(&p->lock);
-    }
-}
 
 typedef struct {
     zq_pool *pool;
@@ -44,18 +27,20 @@ static void *worker_main(void *arg)
     zq_pool *p = wa->pool;
     int id = wa->worker;
     free(wa);
-    unsigned long seen = 0;
+    pthread_mutex_lock(&p->lock);
     for (;;) {
-        pthread_mutex_lock(&p->lock);
-        while (!p->stopping && p->generation == seen) pthread_cond_wait(&p->wake, &p->lock);
-        if (p->stopping) {
-            pthread_mutex_unlock(&p->lock);
-            return NULL;
-        }
-        seen = p->generation;
+        while (!p->stopping && p->next >= p->ntasks) pthread_cond_wait(&p->wake, &p->lock);
+        if (p->stopping) break;
+        size_t t = p->next++;
+        zq_task_fn fn = p->fn;
+        void *ctx = p->ctx;
         pthread_mutex_unlock(&p->lock);
-        work(p, id);
+        fn(ctx, t, id);
+        pthread_mutex_lock(&p->lock);
+        if (++p->finished == p->ntasks) pthread_cond_broadcast(&p->done);
     }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
 }
 
 zq_pool *zq_pool_create(int nthreads)
@@ -66,7 +51,6 @@ zq_pool *zq_pool_create(int nthreads)
     }
     zq_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
-    p->n = nthreads;
     p->threads = calloc((size_t)nthreads, sizeof *p->threads);
     if (!p->threads) {
         free(p);
@@ -75,32 +59,38 @@ zq_pool *zq_pool_create(int nthreads)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
-    for (int k = 1; k < nthreads; k++) {
+    for (int k = 0; k < nthreads; k++) {
         worker_arg *wa = malloc(sizeof *wa);
-        if (!wa || pthread_create(&p->threads[k], NULL, worker_main, (wa->pool = p, wa->worker = k, wa)) != 0) {
+        if (wa) *wa = (worker_arg){p, k};
+        if (!wa || pthread_create(&p->threads[k], NULL, worker_main, wa) != 0) {
             free(wa);
-            p->n = k; /* run with the threads we got */
             break;
         }
+        p->n = k + 1;
+    }
+    if (p->n == 0) {
+        zq_pool_free(p);
+        return NULL;
     }
     return p;
 }
 
 int zq_pool_size(const zq_pool *p) { return p->n; }
 
-void zq_pool_run(zq_pool *p, size_t ntasks, zq_task_fn fn, void *ctx)
+void zq_pool_submit(zq_pool *p, size_t ntasks, zq_task_fn fn, void *ctx)
 {
-    if (ntasks == 0) return;
     pthread_mutex_lock(&p->lock);
     p->fn = fn;
     p->ctx = ctx;
     p->ntasks = ntasks;
     p->next = 0;
     p->finished = 0;
-    p->generation++;
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
-    work(p, 0);
+}
+
+void zq_pool_wait(zq_pool *p)
+{
     pthread_mutex_lock(&p->lock);
     while (p->finished < p->ntasks) pthread_cond_wait(&p->done, &p->lock);
     pthread_mutex_unlock(&p->lock);
@@ -113,11 +103,10 @@ void zq_pool_free(zq_pool *p)
     p->stopping = 1;
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
-    for (int k = 1; k < p->n; k++) pthread_join(p->threads[k], NULL);
+    for (int k = 0; k < p->n; k++) pthread_join(p->threads[k], NULL);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done);
     free(p->threads);
     free(p);
 }
-

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "zquant/fp16.h"
 
 /* Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer,
@@ -100,7 +101,7 @@ void zq_grid_init(zq_grid *g, const zq_qspec *s, uint64_t rows, uint64_t cols)
     g->row_bytes = s->bits == 4 ? (cols + 1) / 2 : cols;
 }
 
-int zq_range_f32(const float *x, size_t n, float *lo, float *hi, size_t *bad_index)
+int zq_range_f32_ref(const float *x, size_t n, float *lo, float *hi, size_t *bad_index)
 {
     /* eight lanes so the compiler can keep them in one vector register */
     float mn[8], mx[8];
@@ -154,8 +155,8 @@ int zq_group_params(const zq_qspec *spec, float lo, float hi, uint16_t *scale, u
     return isfinite(zq_f16_to_f32(*scale));
 }
 
-void zq_quantize_run(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min,
-                     uint8_t *q, zq_err_sums *sums)
+void zq_quantize_run_ref(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min,
+                         uint8_t *q, zq_err_sums *sums)
 {
     const float s = zq_f16_to_f32(scale);
     const float m = spec->symmetric ? 0.0f : zq_f16_to_f32(min);
@@ -198,6 +199,10 @@ void zq_pack_row(int bits, const uint8_t *q, size_t n, uint8_t *out)
         memcpy(out, q, n);
         return;
     }
+    if (n >= 32 && zq_have_avx2()) {
+        zq_pack_int4_avx2(q, n, out);
+        return;
+    }
     size_t k = 0;
     for (; k + 1 < n; k += 2) out[k / 2] = (uint8_t)((q[k] & 0x0f) | (q[k + 1] & 0x0f) << 4);
     if (k < n) out[k / 2] = (uint8_t)(q[k] & 0x0f);
@@ -219,4 +224,19 @@ void zq_dequantize_run(int bits, int symmetric, const uint8_t *row, uint64_t col
         }
         out[k] = (float)code * s + m;
     }
+}
+
+/* The vector kernels compute the same bits as the references above (same
+ * operations, same eight-lane sums); tests/unit/test_quant.c holds them to it. */
+int zq_range_f32(const float *x, size_t n, float *lo, float *hi, size_t *bad_index)
+{
+    if (zq_have_avx2()) return zq_range_f32_avx2(x, n, lo, hi, bad_index);
+    return zq_range_f32_ref(x, n, lo, hi, bad_index);
+}
+
+void zq_quantize_run(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min, uint8_t *q,
+                     zq_err_sums *sums)
+{
+    if (zq_have_avx2()) zq_quantize_run_avx2(spec, x, n, scale, min, q, sums);
+    else zq_quantize_run_ref(spec, x, n, scale, min, q, sums);
 }

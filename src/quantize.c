@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "pool.h"
 #include "util.h"
 #include "zq_meta.h"
+#include "zquant/crc32c.h"
 #include "zquant/fp16.h"
 #include "zquant/model.h"
 #include "zquant/source.h"
@@ -118,14 +120,18 @@ typedef enum { JOB_COPY, JOB_STATS, JOB_QUANT } job_kind;
 
 typedef struct {
     uint8_t *out;
+    size_t out_cap;
     size_t len;
+    uint32_t crc;   /* of out, when the chunk wrote it to the file itself */
+    int placed;
     zq_err_sums sums;
     zq_error err;
 } chunk_slot;
 
 typedef struct {
-    float *buf, *tbuf;
+    float *buf; /* a chunk as [out, in] rows */
     uint8_t *codes;
+    size_t buf_cap, codes_cap;
 } scratch;
 
 typedef struct {
@@ -135,12 +141,24 @@ typedef struct {
     const zq_tensor *t;
     job_kind kind;
     uint64_t rows, cols; /* the matrix the chunks cut: [out, in], or the source's own for a copy */
-    uint64_t rows_per_chunk, nchunks, first_chunk;
+    uint64_t rows_per_chunk, nchunks;
+    uint64_t chunk_bytes;  /* output of a whole chunk */
+    uint64_t section_base; /* file offset of the section the pass writes */
     uint16_t *scales, *mins;
     float *lo, *hi; /* JOB_STATS: range of each (row, col group) */
-    chunk_slot *slots;
     scratch *scr;
 } tensor_job;
+
+/* A batch of consecutive chunks, one slot each. */
+typedef struct {
+    tensor_job *j;
+    chunk_slot *slots;
+    uint64_t first;
+    size_t n;
+    zq_writer *w;       /* non-NULL: each chunk writes its own output ... */
+    uint64_t base;      /* ... at base + chunk * chunk_bytes */
+    uint64_t chunk_bytes;
+} wave;
 
 static zq_status report_nonfinite(const tensor_job *j, uint64_t r, uint64_t c, zq_error *err)
 {
@@ -152,13 +170,9 @@ static zq_status report_nonfinite(const tensor_job *j, uint64_t r, uint64_t c, z
 
 static zq_status load_rows(tensor_job *j, scratch *s, uint64_t r0, uint64_t nr, zq_error *err)
 {
-    if (!j->t->transposed || j->kind == JOB_COPY)
-        return zq_source_read(j->src, j->si, r0, nr, 0, j->cols, s->buf, err);
+    if (!j->t->transposed) return zq_source_read(j->src, j->si, r0, nr, 0, j->cols, s->buf, err);
     /* source is [in, out]: output rows r0.. are source columns r0.. */
-    ZQ_TRY(zq_source_read(j->src, j->si, 0, j->cols, r0, nr, s->tbuf, err));
-    for (uint64_t k = 0; k < j->cols; k++)
-        for (uint64_t r = 0; r < nr; r++) s->buf[r * j->cols + k] = s->tbuf[k * nr + r];
-    return ZQ_OK;
+    return zq_source_read_columns(j->src, j->si, r0, nr, s->buf, err);
 }
 
 static zq_status run_chunk(tensor_job *j, uint64_t chunk, chunk_slot *slot, scratch *s)
@@ -168,15 +182,15 @@ static zq_status run_chunk(tensor_job *j, uint64_t chunk, chunk_slot *slot, scra
     const zq_grid *g = &t->grid;
     uint64_t r0 = chunk * j->rows_per_chunk;
     uint64_t nr = j->rows - r0 < j->rows_per_chunk ? j->rows - r0 : j->rows_per_chunk;
-    ZQ_TRY(load_rows(j, s, r0, nr, err));
     if (j->kind == JOB_COPY) {
-        size_t n = (size_t)(nr * j->cols), bad;
-        float lo, hi;
-        if (!zq_range_f32(s->buf, n, &lo, &hi, &bad)) return report_nonfinite(j, r0 + bad / j->cols, bad % j->cols, err);
-        zq_f32_to_f16_n(s->buf, (uint16_t *)slot->out, n);
+        size_t n = (size_t)(nr * j->cols);
+        ZQ_TRY(zq_source_read_f16(j->src, j->si, r0, nr, (uint16_t *)slot->out, err));
+        size_t bad = zq_f16_find_nonfinite((const uint16_t *)slot->out, n);
+        if (bad < n) return report_nonfinite(j, r0 + bad / j->cols, bad % j->cols, err);
         slot->len = n * 2;
         return ZQ_OK;
     }
+    ZQ_TRY(load_rows(j, s, r0, nr, err));
     for (uint64_t r = 0; r < nr; r++) {
         const float *x = s->buf + r * j->cols;
         uint64_t gbase = ((r0 + r) / g->group_rows) * g->col_groups;
@@ -208,12 +222,27 @@ static zq_status run_chunk(tensor_job *j, uint64_t chunk, chunk_slot *slot, scra
 
 static void chunk_task(void *ctx, size_t task, int worker)
 {
-    tensor_job *j = ctx;
-    chunk_slot *slot = &j->slots[task];
+    wave *w = ctx;
+    chunk_slot *slot = &w->slots[task];
     slot->len = 0;
     slot->sums = (zq_err_sums){0, 0};
     slot->err.code = ZQ_OK;
-    run_chunk(j, j->first_chunk + task, slot, &j->scr[worker]);
+    slot->placed = 0;
+    tensor_job *j = w->j;
+    uint64_t chunk = w->first + task, r0 = chunk * j->rows_per_chunk;
+    uint64_t nr = j->rows - r0 < j->rows_per_chunk ? j->rows - r0 : j->rows_per_chunk;
+    /* chunks that read whole source rows map them in bulk first and let
+     * them go after; column readers (GPT-2) share rows, see run_pass */
+    int own_rows = !j->t->transposed || j->kind == JOB_COPY;
+    if (own_rows) zq_source_prefetch_rows(j->src, j->si, r0, nr);
+    zq_status st = run_chunk(j, chunk, slot, &j->scr[worker]);
+    if (own_rows && j->kind != JOB_STATS) zq_source_release_rows(j->src, j->si, r0, nr);
+    if (st != ZQ_OK || !w->w) return;
+    /* writing and checksumming here spreads the copy into the page cache
+     * over every worker instead of queueing it on the collecting thread */
+    slot->crc = zq_crc32c(0, slot->out, slot->len);
+    uint64_t at = w->base + (w->first + task) * w->chunk_bytes;
+    if (zq_writer_place(w->w, slot->out, slot->len, at, &slot->err) == ZQ_OK) slot->placed = 1;
 }
 
 typedef struct {
@@ -221,58 +250,93 @@ typedef struct {
     zq_writer *w;
     const zq_quantize_opts *o;
     uint64_t done, total;
-    chunk_slot *slots;
-    size_t nslots;
+    chunk_slot *slots; /* two halves: one wave computes while the other is written */
+    size_t nslots;     /* per half */
     scratch *scr;
 } runner;
 
-/* Runs every chunk of j; writes the output of JOB_COPY and JOB_QUANT to the
- * open section and adds their error sums to *sums. */
+static void submit(runner *rn, tensor_job *j, wave *w, int half, uint64_t first)
+{
+    w->j = j;
+    w->slots = rn->slots + (size_t)half * rn->nslots;
+    w->first = first;
+    w->n = (size_t)(j->nchunks - first < rn->nslots ? j->nchunks - first : rn->nslots);
+    w->w = j->kind != JOB_STATS && zq_writer_can_place(rn->w) ? rn->w : NULL;
+    w->base = j->section_base;
+    w->chunk_bytes = j->chunk_bytes;
+    zq_pool_submit(rn->pool, w->n, chunk_task, w);
+}
+
+/* Takes a finished wave: reports its first error, else writes its output
+ * (JOB_COPY, JOB_QUANT) in chunk order and adds its error sums. */
+static zq_status collect(runner *rn, const wave *w, zq_err_sums *sums, zq_error *err)
+{
+    const tensor_job *j = w->j;
+    for (size_t k = 0; k < w->n; k++) {
+        const chunk_slot *s = &w->slots[k];
+        if (s->err.code != ZQ_OK) {
+            *err = s->err;
+            return s->err.code;
+        }
+        if (j->kind == JOB_STATS) continue;
+        if (s->placed) ZQ_TRY(zq_writer_placed(rn->w, s->len, s->crc, err));
+        else ZQ_TRY(zq_writer_write(rn->w, s->out, s->len, err));
+        sums->err2 += s->sums.err2;
+        sums->signal2 += s->sums.signal2;
+    }
+    if (j->kind == JOB_STATS) return ZQ_OK;
+    uint64_t r0 = w->first * j->rows_per_chunk, n = w->n * j->rows_per_chunk;
+    rn->done += (j->rows - r0 < n ? j->rows - r0 : n) * j->cols * zq_dtype_size(j->info->dtype);
+    if (rn->o->progress) rn->o->progress(rn->o->progress_ctx, rn->done, rn->total, j->info->name);
+    return ZQ_OK;
+}
+
+/* Runs every chunk of j, writing wave k while wave k+1 computes. */
 static zq_status run_pass(runner *rn, tensor_job *j, zq_err_sums *sums, zq_error *err)
 {
-    j->slots = rn->slots;
     j->scr = rn->scr;
-    for (j->first_chunk = 0; j->first_chunk < j->nchunks; j->first_chunk += rn->nslots) {
-        size_t n = (size_t)(j->nchunks - j->first_chunk < rn->nslots ? j->nchunks - j->first_chunk : rn->nslots);
-        zq_pool_run(rn->pool, n, chunk_task, j);
-        for (size_t k = 0; k < n; k++) {
-            chunk_slot *s = &rn->slots[k];
-            if (s->err.code != ZQ_OK) {
-                *err = s->err;
-                return s->err.code;
-            }
-            if (j->kind != JOB_STATS) ZQ_TRY(zq_writer_write(rn->w, s->out, s->len, err));
-            sums->err2 += s->sums.err2;
-            sums->signal2 += s->sums.signal2;
-            if (j->kind != JOB_STATS && rn->o->progress) {
-                uint64_t r = j->rows_per_chunk * j->cols * zq_dtype_size(j->info->dtype);
-                rn->done += r;
-                rn->o->progress(rn->o->progress_ctx, rn->done, rn->total, j->info->name);
-            }
+    j->section_base = zq_writer_tell(rn->w);
+    wave waves[2];
+    int cur = 0;
+    if (j->t->transposed && j->kind != JOB_COPY) zq_source_prefetch_rows(j->src, j->si, 0, j->info->rows);
+    submit(rn, j, &waves[0], 0, 0);
+    for (;;) {
+        zq_pool_wait(rn->pool);
+        uint64_t next = waves[cur].first + waves[cur].n;
+        int more = next < j->nchunks;
+        if (more) submit(rn, j, &waves[1 - cur], 1 - cur, next);
+        zq_status st = collect(rn, &waves[cur], sums, err);
+        if (st != ZQ_OK || !more) {
+            if (more) zq_pool_wait(rn->pool); /* no worker may outlive the buffers */
+            return st;
         }
+        cur = 1 - cur;
     }
-    return ZQ_OK;
+}
+
+/* Buffers only grow: freeing and faulting in fresh pages for every tensor
+ * costs more than the quantization itself. */
+static int grow(void **p, size_t *cap, size_t need)
+{
+    if (need <= *cap) return 1;
+    void *n = realloc(*p, need);
+    if (!n) return 0;
+    *p = n;
+    *cap = need;
+    return 1;
 }
 
 static zq_status ensure_scratch(runner *rn, uint64_t elems, uint64_t cols, uint64_t out_bytes, zq_error *err)
 {
-    int nw = zq_pool_size(rn->pool);
-    for (int k = 0; k < nw; k++) {
+    int ok = 1;
+    for (int k = 0; k < zq_pool_size(rn->pool); k++) {
         scratch *s = &rn->scr[k];
-        free(s->buf);
-        free(s->tbuf);
-        free(s->codes);
-        s->buf = malloc(elems * sizeof(float));
-        s->tbuf = malloc(elems * sizeof(float));
-        s->codes = malloc(cols + 1);
-        if (!s->buf || !s->tbuf || !s->codes) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        ok &= grow((void **)&s->buf, &s->buf_cap, elems * sizeof(float));
+        ok &= grow((void **)&s->codes, &s->codes_cap, cols + 1);
     }
-    for (size_t k = 0; k < rn->nslots; k++) {
-        free(rn->slots[k].out);
-        rn->slots[k].out = malloc(out_bytes ? out_bytes : 1);
-        if (!rn->slots[k].out) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    }
-    return ZQ_OK;
+    for (size_t k = 0; k < 2 * rn->nslots; k++)
+        ok &= grow((void **)&rn->slots[k].out, &rn->slots[k].out_cap, out_bytes + 1);
+    return ok ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
 }
 
 static zq_status write_array(zq_writer *w, size_t ti, zq_section_kind k, const void *p, size_t len, zq_error *err)
@@ -323,6 +387,7 @@ static zq_status run_tensor(runner *rn, zq_source *src, size_t si, size_t ti, co
     j.nchunks = zq_ceil_div(j.rows, j.rows_per_chunk);
     uint64_t elems = j.rows_per_chunk * j.cols;
     uint64_t out_bytes = quant ? j.rows_per_chunk * t->grid.row_bytes : elems * 2;
+    j.chunk_bytes = out_bytes;
     ZQ_TRY(ensure_scratch(rn, elems, j.cols, out_bytes, err));
 
     zq_status st = ZQ_OK;
@@ -396,7 +461,7 @@ static zq_status run_all(const zq_quantize_opts *o, zq_source *src, zq_writer *w
     rn.pool = zq_pool_create(o->threads);
     if (!rn.pool) return zq_fail(err, ZQ_ERR_NOMEM, "cannot start threads");
     rn.nslots = (size_t)zq_pool_size(rn.pool) * 2;
-    rn.slots = calloc(rn.nslots, sizeof *rn.slots);
+    rn.slots = calloc(2 * rn.nslots, sizeof *rn.slots);
     rn.scr = calloc((size_t)zq_pool_size(rn.pool), sizeof *rn.scr);
     for (size_t i = 0; i < zq_source_count(src); i++) {
         const zq_tensor_info *info = zq_source_tensor(src, i);
@@ -422,10 +487,9 @@ static zq_status run_all(const zq_quantize_opts *o, zq_source *src, zq_writer *w
             snprintf(rep->worst_tensor, sizeof rep->worst_tensor, "%s", info->name);
         }
     }
-    for (size_t k = 0; rn.slots && k < rn.nslots; k++) free(rn.slots[k].out);
+    for (size_t k = 0; rn.slots && k < 2 * rn.nslots; k++) free(rn.slots[k].out);
     for (int k = 0; rn.scr && k < zq_pool_size(rn.pool); k++) {
         free(rn.scr[k].buf);
-        free(rn.scr[k].tbuf);
         free(rn.scr[k].codes);
     }
     free(rn.slots);

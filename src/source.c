@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels.h"
 #include "zquant/fp16.h"
 #include "util.h"
 
@@ -183,10 +184,62 @@ zq_status zq_source_read(zq_source *src, size_t i, uint64_t row0, uint64_t nrows
     return src->ops->read(src, i, row0, nrows, col0, ncols, out, err);
 }
 
-void zq_source_release(zq_source *src, size_t i)
+zq_status zq_source_read_columns(zq_source *src, size_t i, uint64_t col0, uint64_t ncols, float *out,
+                                 zq_error *err)
 {
-    if (src->ops->release) src->ops->release(src, i);
+    const zq_tensor_info *t = &src->tensors[i];
+    if (col0 + ncols > t->cols)
+        return zq_fail(err, ZQ_ERR_INTERNAL, "'%s': tensor '%s': read outside the tensor", src->path, t->name);
+    const unsigned char *raw = src->ops->raw ? src->ops->raw(src, i) : NULL;
+    if (raw && t->dtype == ZQ_DT_F16 && (uintptr_t)raw % 2 == 0) {
+        zq_transpose_f16_to_f32((const uint16_t *)raw + col0, t->cols, t->rows, ncols, out);
+        return ZQ_OK;
+    }
+    enum { KB = 64, CB = 16 }; /* a tile small enough for the stack */
+    float tile[KB * CB];
+    for (uint64_t k0 = 0; k0 < t->rows; k0 += KB)
+        for (uint64_t c0 = 0; c0 < ncols; c0 += CB) {
+            uint64_t nk = t->rows - k0 < KB ? t->rows - k0 : KB, nc = ncols - c0 < CB ? ncols - c0 : CB;
+            ZQ_TRY(zq_source_read(src, i, k0, nk, col0 + c0, nc, tile, err));
+            for (uint64_t k = 0; k < nk; k++)
+                for (uint64_t c = 0; c < nc; c++) out[(c0 + c) * t->rows + k0 + k] = tile[k * nc + c];
+        }
+    return ZQ_OK;
 }
+
+zq_status zq_source_read_f16(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint16_t *out,
+                             zq_error *err)
+{
+    const zq_tensor_info *t = &src->tensors[i];
+    if (row0 + nrows > t->rows)
+        return zq_fail(err, ZQ_ERR_INTERNAL, "'%s': tensor '%s': read outside the tensor", src->path, t->name);
+    const unsigned char *raw = src->ops->raw ? src->ops->raw(src, i) : NULL;
+    if (raw && t->dtype == ZQ_DT_F16) {
+        memcpy(out, raw + row0 * t->cols * 2, nrows * t->cols * 2);
+        return ZQ_OK;
+    }
+    enum { STEP = 4096 };
+    float tmp[STEP];
+    for (uint64_t r = 0; r < nrows; r++)
+        for (uint64_t c = 0; c < t->cols; c += STEP) {
+            uint64_t n = t->cols - c < STEP ? t->cols - c : STEP;
+            ZQ_TRY(zq_source_read(src, i, row0 + r, 1, c, n, tmp, err));
+            zq_f32_to_f16_n(tmp, out + r * t->cols + c, (size_t)n);
+        }
+    return ZQ_OK;
+}
+
+void zq_source_release_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nrows)
+{
+    if (src->ops->release) src->ops->release(src, i, row0, nrows);
+}
+
+void zq_source_prefetch_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nrows)
+{
+    if (src->ops->prefetch && nrows) src->ops->prefetch(src, i, row0, nrows);
+}
+
+void zq_source_release(zq_source *src, size_t i) { zq_source_release_rows(src, i, 0, src->tensors[i].rows); }
 
 void zq_convert_to_f32(zq_dtype dt, const void *p, float *out, size_t n)
 {

@@ -7,8 +7,12 @@
 typedef struct {
     zq_status (*read)(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint64_t col0,
                       uint64_t ncols, float *out, zq_error *err);
-    void (*release)(zq_source *src, size_t i);
+    void (*release)(zq_source *src, size_t i, uint64_t row0, uint64_t nrows);
     void (*close)(zq_source *src);
+    /* tensor i's bytes, contiguous in memory, or NULL where the format has
+     * no such thing (HDF5) */
+    const void *(*raw)(zq_source *src, size_t i);
+    void (*prefetch)(zq_source *src, size_t i, uint64_t row0, uint64_t nrows); /* may be NULL */
 } zq_source_ops;
 
 struct zq_source {

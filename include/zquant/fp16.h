@@ -17,6 +17,8 @@ float zq_bf16_to_f32(uint16_t b);
 void zq_f16_to_f32_n(const uint16_t *in, float *out, size_t n);
 void zq_f32_to_f16_n(const float *in, uint16_t *out, size_t n);
 void zq_bf16_to_f32_n(const uint16_t *in, float *out, size_t n);
+/* Index of the first NaN or infinity among n halves, or n if none. */
+size_t zq_f16_find_nonfinite(const uint16_t *h, size_t n);
 
 #ifdef __cplusplus
 }

@@ -64,6 +64,7 @@ typedef struct {
 /* min and max of x[0..n); returns 0 if a value is NaN or infinite (then
  * *bad_index says where). */
 int zq_range_f32(const float *x, size_t n, float *lo, float *hi, size_t *bad_index);
+int zq_range_f32_ref(const float *x, size_t n, float *lo, float *hi, size_t *bad_index);
 
 /* The fp16 scale (and min) of a group with range [lo, hi]; returns 0 when the
  * scale does not fit in FP16. */
@@ -73,6 +74,9 @@ int zq_group_params(const zq_qspec *spec, float lo, float hi, uint16_t *scale, u
  * two's complement when symmetric), and adds the squared error to *sums. */
 void zq_quantize_run(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min,
                      uint8_t *q, zq_err_sums *sums);
+/* The scalar definitions: the fast paths must match them bit for bit. */
+void zq_quantize_run_ref(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min,
+                         uint8_t *q, zq_err_sums *sums);
 
 /* Packs n codes into a row of `bits`: INT8 one byte each; INT4 two per byte,
  * element 2k in the low nibble, 2k+1 in the high one, an odd tail padded with

@@ -50,8 +50,23 @@ const char *zq_source_config(const zq_source *src);
 zq_status zq_source_read(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint64_t col0,
                          uint64_t ncols, float *out, zq_error *err);
 
-/* The caller is done with tensor i: its pages can leave this process. */
+/* Reads columns [col0, col0+ncols) of tensor i, seen as a matrix, down all
+ * its rows, transposed: out is ncols x rows floats (row c of out is column
+ * col0 + c). GPT-2 stores Linear weights [in, out]; this gives [out, in]. */
+zq_status zq_source_read_columns(zq_source *src, size_t i, uint64_t col0, uint64_t ncols, float *out,
+                                 zq_error *err);
+
+/* Reads whole rows [row0, row0+nrows) of tensor i as FP16 (a plain copy
+ * when the tensor is stored as F16). */
+zq_status zq_source_read_f16(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint16_t *out,
+                             zq_error *err);
+
+/* The caller is done with tensor i (or with some of its rows): their pages
+ * can leave this process, so memory stays bounded by what is in flight. */
 void zq_source_release(zq_source *src, size_t i);
+void zq_source_release_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nrows);
+/* Rows the caller will read soon: the reader may map them ahead, in bulk. */
+void zq_source_prefetch_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nrows);
 
 #ifdef __cplusplus
 }

@@ -87,3 +87,15 @@ TEST(crc32c_hardware_matches_table)
         CHECK_EQ_U(part, zq_crc32c(0, buf, len));
     }
 }
+
+TEST(crc32c_combine_joins_pieces)
+{
+    unsigned char buf[3000];
+    for (int k = 0; k < 3000; k++) buf[k] = (unsigned char)(k * 31 + 7);
+    size_t cuts[] = {0, 1, 7, 64, 1000, 2999, 3000};
+    for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+        size_t a = cuts[c];
+        uint32_t joined = zq_crc32c_combine(zq_crc32c(0, buf, a), zq_crc32c(0, buf + a, 3000 - a), 3000 - a);
+        CHECK_EQ_U(joined, zq_crc32c(0, buf, 3000));
+    }
+}

@@ -1,0 +1,175 @@
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "zquant/fp16.h"
+
+#define RNE_MAGIC 12582912.0f
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+int zq_have_avx2(void)
+{
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx2");
+    return cached;
+}
+
+__attribute__((target("avx2"))) int zq_range_f32_avx2(const float *x, size_t n, float *lo, float *hi,
+                                                      size_t *bad_index)
+{
+    __m256 mn = _mm256_set1_ps(INFINITY), mx = _mm256_set1_ps(-INFINITY);
+    __m256i expmask = _mm256_set1_epi32(0x7f800000), nonfinite = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256i e = _mm256_and_si256(_mm256_castps_si256(v), expmask);
+        nonfinite = _mm256_or_si256(nonfinite, _mm256_cmpeq_epi32(e, expmask));
+        mn = _mm256_min_ps(v, mn); /* v < mn ? v : mn, as the reference */
+        mx = _mm256_max_ps(v, mx);
+    }
+    float a[8], b[8];
+    _mm256_storeu_ps(a, mn);
+    _mm256_storeu_ps(b, mx);
+    int bad = !_mm256_testz_si256(nonfinite, nonfinite);
+    for (; i < n; i++) {
+        float v = x[i];
+        bad |= !isfinite(v);
+        a[0] = v < a[0] ? v : a[0];
+        b[0] = v > b[0] ? v : b[0];
+    }
+    if (bad) {
+        for (size_t k = 0; k < n; k++)
+            if (!isfinite(x[k])) { *bad_index = k; break; }
+        return 0;
+    }
+    float l = a[0], h = b[0];
+    for (int k = 1; k < 8; k++) {
+        l = a[k] < l ? a[k] : l;
+        h = b[k] > h ? b[k] : h;
+    }
+    *lo = l;
+    *hi = h;
+    return 1;
+}
+
+__attribute__((target("avx2"))) void zq_quantize_run_avx2(const zq_qspec *spec, const float *x, size_t n,
+                                                         uint16_t scale, uint16_t min, uint8_t *q,
+                                                         zq_err_sums *sums)
+{
+    const float s = zq_f16_to_f32(scale);
+    const float m = spec->symmetric ? 0.0f : zq_f16_to_f32(min);
+    const float inv = s != 0.0f ? 1.0f / s : 0.0f;
+    const float qlo = spec->symmetric ? -(float)(1 << (spec->bits - 1)) : 0.0f;
+    const float qhi = spec->symmetric ? (float)((1 << (spec->bits - 1)) - 1) : (float)((1 << spec->bits) - 1);
+    const __m256 vs = _mm256_set1_ps(s), vm = _mm256_set1_ps(m), vinv = _mm256_set1_ps(inv);
+    const __m256 vlo = _mm256_set1_ps(qlo), vhi = _mm256_set1_ps(qhi), magic = _mm256_set1_ps(RNE_MAGIC);
+    /* byte 0 of each 32-bit lane, then the two 128-bit halves side by side */
+    const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i gather = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256 e2 = _mm256_setzero_ps(), w2 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 c = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(v, vm), vinv), magic), magic);
+        c = _mm256_max_ps(vlo, c); /* c < qlo ? qlo : c */
+        c = _mm256_min_ps(vhi, c); /* c > qhi ? qhi : c */
+        __m256 d = _mm256_sub_ps(v, _mm256_add_ps(_mm256_mul_ps(c, vs), vm));
+        e2 = _mm256_add_ps(e2, _mm256_mul_ps(d, d));
+        w2 = _mm256_add_ps(w2, _mm256_mul_ps(v, v));
+        __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_cvttps_epi32(c), pick), gather);
+        _mm_storel_epi64((__m128i *)(q + i), _mm256_castsi256_si128(b));
+    }
+    float a[8], w[8];
+    _mm256_storeu_ps(a, e2);
+    _mm256_storeu_ps(w, w2);
+    for (; i < n; i++) {
+        float v = x[i];
+        float c = ((v - m) * inv + RNE_MAGIC) - RNE_MAGIC;
+        c = c < qlo ? qlo : c;
+        c = c > qhi ? qhi : c;
+        float d = v - (c * s + m);
+        a[0] += d * d;
+        w[0] += v * v;
+        q[i] = (uint8_t)(int)c;
+    }
+    double se = 0, sw = 0;
+    for (int l = 0; l < 8; l++) se += a[l], sw += w[l];
+    sums->err2 += se;
+    sums->signal2 += sw;
+}
+
+/* Eight rows of eight values in registers, transposed: the classic
+ * unpack / shuffle / lane-swap sequence. */
+__attribute__((target("avx2"))) static inline void transpose8x8_regs(__m256 r[8])
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+__attribute__((target("avx2,f16c"))) static void transpose_f16_8x8(const uint16_t *src, size_t ss, float *dst,
+                                                                   size_t ds)
+{
+    __m256 r[8];
+    for (int k = 0; k < 8; k++) r[k] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + k * ss)));
+    transpose8x8_regs(r);
+    for (int k = 0; k < 8; k++) _mm256_storeu_ps(dst + k * ds, r[k]);
+}
+
+__attribute__((target("avx2"))) void zq_pack_int4_avx2(const uint8_t *q, size_t n, uint8_t *out)
+{
+    const __m256i low = _mm256_set1_epi8(0x0f), weights = _mm256_set1_epi16(0x1001); /* bytes 1, 16 */
+    size_t k = 0;
+    for (; k + 32 <= n; k += 32) {
+        __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(q + k)), low);
+        __m256i pairs = _mm256_maddubs_epi16(v, weights); /* q[2i] + 16 q[2i+1] */
+        __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(pairs, pairs), 0x08);
+        _mm_storeu_si128((__m128i *)(out + k / 2), _mm256_castsi256_si128(packed));
+    }
+    zq_pack_row(4, q + k, n - k, out + k / 2);
+}
+#else
+void zq_pack_int4_avx2(const uint8_t *q, size_t n, uint8_t *out) { zq_pack_row(4, q, n, out); }
+int zq_have_avx2(void) { return 0; }
+int zq_range_f32_avx2(const float *x, size_t n, float *lo, float *hi, size_t *bad_index)
+{
+    return zq_range_f32_ref(x, n, lo, hi, bad_index);
+}
+void zq_quantize_run_avx2(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min,
+                          uint8_t *q, zq_err_sums *sums)
+{
+    zq_quantize_run_ref(spec, x, n, scale, min, q, sums);
+}
+#endif
+
+void zq_transpose_f16_to_f32(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst)
+{
+    size_t k = 0;
+#if defined(__x86_64__)
+    if (zq_have_avx2() && __builtin_cpu_supports("f16c"))
+        for (; k + 8 <= rows; k += 8) {
+            size_t c = 0;
+            for (; c + 8 <= cols; c += 8) transpose_f16_8x8(src + k * src_stride + c, src_stride, dst + c * rows + k, rows);
+            for (; c < cols; c++)
+                for (size_t r = k; r < k + 8; r++) dst[c * rows + r] = zq_f16_to_f32(src[r * src_stride + c]);
+        }
+#endif
+    for (; k < rows; k++)
+        for (size_t c = 0; c < cols; c++) dst[c * rows + k] = zq_f16_to_f32(src[k * src_stride + c]);
+}
