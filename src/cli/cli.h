@@ -7,9 +7,7 @@
 
 #include "zquant/error.h"
 
-/* Exit codes are the zq_status values (zquant(1) lists them); 1 is a check
- * that ran and found a problem. */
-#define EXIT_FOUND_PROBLEM 1
+/* Exit codes are the zq_status values; zquant(1) lists them. */
 
 /* Prints "zquant: MSG" on stderr and returns the exit code for it. */
 int cli_fail(const zq_error *err);
