@@ -66,16 +66,23 @@ static zq_status read_st(zq_source *src, size_t i, uint64_t row0, uint64_t nrows
     return ZQ_OK;
 }
 
-static void release_st(zq_source *src, size_t i, uint64_t row0, uint64_t nrows)
+/* madvise over the pages holding rows [row0, row0+nrows) of tensor i;
+ * inward: only pages wholly inside them, so a neighbour's stay mapped. */
+static void advise_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, int advice, int inward)
 {
     st_impl *im = src->impl;
     const zq_tensor_info *t = &src->tensors[i];
     const st_file *f = &im->files[im->locs[i].file];
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), es = zq_dtype_size(t->dtype);
     uint64_t begin = im->locs[i].offset + row0 * t->cols * es, end = begin + nrows * t->cols * es;
-    /* whole pages inside the rows only: a neighbour's pages stay mapped */
-    uint64_t lo = zq_align_up(begin, page), hi = end / page * page;
-    if (hi > lo) madvise(f->map + lo, hi - lo, MADV_DONTNEED);
+    uint64_t lo = inward ? zq_align_up(begin, page) : begin / page * page;
+    uint64_t hi = inward ? end / page * page : end;
+    if (hi > lo) madvise(f->map + lo, hi - lo, advice);
+}
+
+static void release_st(zq_source *src, size_t i, uint64_t row0, uint64_t nrows)
+{
+    advise_rows(src, i, row0, nrows, MADV_DONTNEED, 1);
 }
 
 static void close_st(zq_source *src)
@@ -102,13 +109,7 @@ static const void *raw_st(zq_source *src, size_t i)
  * workers; a kernel without MADV_POPULATE_READ (before 5.14) just faults. */
 static void prefetch_st(zq_source *src, size_t i, uint64_t row0, uint64_t nrows)
 {
-    st_impl *im = src->impl;
-    const zq_tensor_info *t = &src->tensors[i];
-    const st_file *f = &im->files[im->locs[i].file];
-    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), es = zq_dtype_size(t->dtype);
-    uint64_t begin = im->locs[i].offset + row0 * t->cols * es, end = begin + nrows * t->cols * es;
-    uint64_t lo = begin / page * page;
-    madvise(f->map + lo, end - lo, MADV_POPULATE_READ);
+    advise_rows(src, i, row0, nrows, MADV_POPULATE_READ, 0);
 }
 
 static const zq_source_ops st_ops = {read_st, release_st, close_st, raw_st, prefetch_st};

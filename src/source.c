@@ -174,12 +174,20 @@ size_t zq_source_count(const zq_source *src) { return src->count; }
 const zq_tensor_info *zq_source_tensor(const zq_source *src, size_t i) { return &src->tensors[i]; }
 const char *zq_source_config(const zq_source *src) { return src->config; }
 
-zq_status zq_source_read(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint64_t col0,
-                         uint64_t ncols, float *out, zq_error *err)
+/* A block request past the tensor is a caller's bug, reported as one. */
+static zq_status check_block(const zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint64_t col0,
+                             uint64_t ncols, zq_error *err)
 {
     const zq_tensor_info *t = &src->tensors[i];
     if (row0 + nrows > t->rows || col0 + ncols > t->cols)
         return zq_fail(err, ZQ_ERR_INTERNAL, "'%s': tensor '%s': read outside the tensor", src->path, t->name);
+    return ZQ_OK;
+}
+
+zq_status zq_source_read(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint64_t col0,
+                         uint64_t ncols, float *out, zq_error *err)
+{
+    ZQ_TRY(check_block(src, i, row0, nrows, col0, ncols, err));
     if (nrows == 0 || ncols == 0) return ZQ_OK;
     return src->ops->read(src, i, row0, nrows, col0, ncols, out, err);
 }
@@ -188,8 +196,7 @@ zq_status zq_source_read_columns(zq_source *src, size_t i, uint64_t col0, uint64
                                  zq_error *err)
 {
     const zq_tensor_info *t = &src->tensors[i];
-    if (col0 + ncols > t->cols)
-        return zq_fail(err, ZQ_ERR_INTERNAL, "'%s': tensor '%s': read outside the tensor", src->path, t->name);
+    ZQ_TRY(check_block(src, i, 0, t->rows, col0, ncols, err));
     const unsigned char *raw = src->ops->raw ? src->ops->raw(src, i) : NULL;
     if (raw && t->dtype == ZQ_DT_F16 && (uintptr_t)raw % 2 == 0) {
         zq_transpose_f16_to_f32((const uint16_t *)raw + col0, t->cols, t->rows, ncols, out);
@@ -211,8 +218,7 @@ zq_status zq_source_read_f16(zq_source *src, size_t i, uint64_t row0, uint64_t n
                              zq_error *err)
 {
     const zq_tensor_info *t = &src->tensors[i];
-    if (row0 + nrows > t->rows)
-        return zq_fail(err, ZQ_ERR_INTERNAL, "'%s': tensor '%s': read outside the tensor", src->path, t->name);
+    ZQ_TRY(check_block(src, i, row0, nrows, 0, t->cols, err));
     const unsigned char *raw = src->ops->raw ? src->ops->raw(src, i) : NULL;
     if (raw && t->dtype == ZQ_DT_F16) {
         memcpy(out, raw + row0 * t->cols * 2, nrows * t->cols * 2);

@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,4 +80,25 @@ void cli_json_print(FILE *out, void *root)
     if (text) fprintf(out, "%s\n", text);
     free(text);
     cJSON_Delete(root);
+}
+
+int cli_parse_file_json(int argc, char **argv, const char *cmd, const char *help, const char **file, int *json)
+{
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int c;
+    *json = 0;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        }
+        if (c != 'j') return cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
+        *json = 1;
+    }
+    if (optind != argc - 1) return cli_usage(cmd, "expected one FILE.zq");
+    *file = argv[optind];
+    return -1;
 }

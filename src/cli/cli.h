@@ -32,6 +32,10 @@ void cli_progress_end(cli_progress *p);
 double cli_now(void);
 
 /* Parses a whole decimal number in [lo, hi]; returns 0 on anything else. */
+/* For commands of the form `zquant CMD FILE [--json]`: returns -1 to go on
+ * (with *file and *json set), else the exit code (0 after --help). */
+int cli_parse_file_json(int argc, char **argv, const char *cmd, const char *help, const char **file, int *json);
+
 int cli_parse_long(const char *s, long lo, long hi, long *out);
 void cli_json_print(FILE *out, void *cjson_root); /* prints and frees */
 

@@ -1,5 +1,4 @@
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <math.h>
 #include <string.h>
 
@@ -105,20 +104,12 @@ static void print_table(const zq_file *f, uint64_t fp16)
 
 int cmd_inspect(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int json = 0, c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (c == 'h') { fputs(help, stdout); return 0; }
-        if (c == 'j') json = 1;
-        else return cli_usage("inspect", "unknown option '%s'", argv[optind - 1]);
-    }
-    if (optind != argc - 1) return cli_usage("inspect", "expected one FILE.zq");
+    const char *path;
+    int json, rc = cli_parse_file_json(argc, argv, "inspect", help, &path, &json);
+    if (rc >= 0) return rc;
     zq_file *f = NULL;
     zq_error err = {0};
-    if (zq_file_open(argv[optind], 0, &f, &err) != ZQ_OK) return cli_fail(&err);
+    if (zq_file_open(path, 0, &f, &err) != ZQ_OK) return cli_fail(&err);
     uint64_t fp16 = 0;
     for (size_t i = 0; i < zq_file_count(f); i++) fp16 += numel(zq_file_tensor(f, i)) * 2;
     if (json) print_json(f, fp16);

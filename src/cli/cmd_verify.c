@@ -1,5 +1,4 @@
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <string.h>
 
 #include "cli.h"
@@ -18,18 +17,9 @@ static const char help[] =
 
 int cmd_verify(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int json = 0, c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (c == 'h') { fputs(help, stdout); return 0; }
-        if (c == 'j') json = 1;
-        else return cli_usage("verify", "unknown option '%s'", argv[optind - 1]);
-    }
-    if (optind != argc - 1) return cli_usage("verify", "expected one FILE.zq");
-    const char *path = argv[optind];
+    const char *path;
+    int json, rc = cli_parse_file_json(argc, argv, "verify", help, &path, &json);
+    if (rc >= 0) return rc;
     zq_file *f = NULL;
     zq_error err = {0};
     if (zq_file_open(path, 0, &f, &err) != ZQ_OK) {
