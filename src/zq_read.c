@@ -234,7 +234,7 @@ zq_status zq_file_section(zq_file *f, size_t i, zq_section_kind kind, const void
     return ZQ_OK;
 }
 
-zq_status zq_file_dequantize(zq_file *f, size_t i, float *out, zq_error *err)
+static zq_status dequantize(zq_file *f, size_t i, float *out, int original_layout, zq_error *err)
 {
     const zq_tensor *t = &f->tensors[i];
     const void *p;
@@ -268,11 +268,21 @@ zq_status zq_file_dequantize(zq_file *f, size_t i, float *out, zq_error *err)
             zq_dequantize_run(t->spec.bits, t->spec.symmetric, packed, c0, (size_t)n, scales[gbase + j],
                               mins ? mins[gbase + j] : 0, row + c0);
         }
-        if (t->transposed)
+        if (t->transposed && original_layout)
             for (uint64_t c = 0; c < g->cols; c++) out[c * g->rows + r] = row[c];
         else
             memcpy(out + r * g->cols, row, g->cols * sizeof *row);
     }
     free(row);
     return ZQ_OK;
+}
+
+zq_status zq_file_dequantize(zq_file *f, size_t i, float *out, zq_error *err)
+{
+    return dequantize(f, i, out, 1, err);
+}
+
+zq_status zq_file_dequantize_matrix(zq_file *f, size_t i, float *out, zq_error *err)
+{
+    return dequantize(f, i, out, 0, err);
 }

@@ -33,9 +33,10 @@ double cli_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-void cli_progress_init(cli_progress *p, const char *label, int quiet)
+void cli_progress_init(cli_progress *p, const char *label, int quiet, int bytes)
 {
     p->enabled = !quiet && isatty(STDERR_FILENO);
+    p->bytes = bytes;
     p->start = p->last = cli_now();
     p->label = label;
 }
@@ -54,7 +55,10 @@ void cli_progress_update(void *ctx, uint64_t done, uint64_t total, const char *i
     for (int k = 0; k < 30; k++) bar[k] = k < fill ? '=' : k == fill ? '>' : ' ';
     bar[30] = 0;
     double el = now - p->start, rate = el > 0 ? (double)done / el / 1e9 : 0;
-    fprintf(stderr, "\r%s [%s] %3d%% %5.2f GB/s %-40.40s", p->label, bar, (int)(frac * 100), rate, item ? item : "");
+    char amount[48];
+    if (p->bytes) snprintf(amount, sizeof amount, "%5.2f GB/s", rate);
+    else snprintf(amount, sizeof amount, "%llu/%llu", (unsigned long long)done, (unsigned long long)total);
+    fprintf(stderr, "\r%s [%s] %3d%% %s %-40.40s", p->label, bar, (int)(frac * 100), amount, item ? item : "");
     fflush(stderr);
 }
 

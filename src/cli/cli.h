@@ -18,15 +18,18 @@ int cmd_quantize(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_dequantize(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 /* A progress bar on stderr, drawn only when stderr is a terminal. */
 typedef struct {
     int enabled;
+    int bytes; /* counts are bytes: show a rate; else show done/total */
     double start, last;
     const char *label;
 } cli_progress;
 
-void cli_progress_init(cli_progress *p, const char *label, int quiet);
+void cli_progress_init(cli_progress *p, const char *label, int quiet, int bytes);
 void cli_progress_update(void *ctx, uint64_t done, uint64_t total, const char *item);
 void cli_progress_end(cli_progress *p);
 double cli_now(void);

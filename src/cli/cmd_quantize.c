@@ -172,7 +172,7 @@ int cmd_quantize(int argc, char **argv)
         o.exclude = l.exclude;
         o.nexclude = l.nexclude;
         cli_progress prog;
-        cli_progress_init(&prog, "quantize", quiet);
+        cli_progress_init(&prog, "quantize", quiet, 1);
         o.progress = cli_progress_update;
         o.progress_ctx = &prog;
         zq_quantize_report rep;

@@ -17,6 +17,8 @@ static const command commands[] = {
     {"inspect", cmd_inspect, "list the tensors of a .zq file, their bits and errors"},
     {"verify", cmd_verify, "check the structure and checksums of a .zq file"},
     {"dequantize", cmd_dequantize, "write a .zq file back out as a plain safetensors checkpoint"},
+    {"eval", cmd_eval, "perplexity, and KL / top-1 against the FP model"},
+    {"generate", cmd_generate, "continue a prompt, greedy or sampled, and print the ids"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -1,0 +1,100 @@
+/* A transformer forward pass on the CPU (OpenBLAS sgemm), for the
+ * architectures zquant quantizes: gpt2, opt, gpt_neox, gptj, llama (mistral,
+ * qwen2) and bert. Weights come from an FP checkpoint or from a .zq file
+ * (dequantized exactly as a GPU runtime would); the paper's activation
+ * quantization is emulated on the input of every quantized Linear.
+ *
+ * One block's forward is a function of (block weights, input activations)
+ * with workspace owned by the caller, so a model is run block by block and
+ * only one block's activations (and, when the model is larger than the
+ * memory budget, one block's weights) are held at a time. */
+#ifndef ZQUANT_ENGINE_H
+#define ZQUANT_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zquant/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { ZQ_ARCH_GPT2, ZQ_ARCH_OPT, ZQ_ARCH_NEOX, ZQ_ARCH_GPTJ, ZQ_ARCH_LLAMA, ZQ_ARCH_BERT } zq_arch_kind;
+typedef enum { ZQ_ACT_GELU_TANH, ZQ_ACT_GELU_ERF, ZQ_ACT_RELU, ZQ_ACT_SILU_GLU } zq_activation_fn;
+
+/* Everything the forward pass needs from config.json. */
+typedef struct {
+    zq_arch_kind kind;
+    char model_type[32];
+    int n_layers, hidden, n_heads, n_kv_heads, head_dim, inter, vocab, max_pos;
+    float norm_eps;
+    int rms_norm;          /* RMSNorm instead of LayerNorm */
+    int pre_ln;            /* norm before each sublayer (else after the residual: bert, opt-350m) */
+    int parallel;          /* attention and MLP read the same input (neox, gptj) */
+    int shared_norm;       /* ... through one norm (gptj) */
+    zq_activation_fn act;
+    int rotary_dims;       /* 0: learned absolute positions */
+    int rope_interleaved;  /* rotate pairs (2i, 2i+1) (gptj) instead of halves */
+    float rope_theta;
+    int pos_offset;        /* opt: position ids start at 2 */
+    int causal;
+    int final_norm;
+    int token_types;       /* bert: add token type 0 */
+    int mlm_head;          /* bert: dense + gelu + LayerNorm before the decoder */
+    int emb_proj;          /* opt: project_in / project_out (word_embed_proj_dim) */
+    int emb_dim;           /* width of the token embedding (emb_proj: differs from hidden) */
+} zq_arch;
+
+/* Parses config.json (origin names it in errors). */
+zq_status zq_arch_from_config(const char *config_json, const char *origin, zq_arch *a, zq_error *err);
+
+/* A Linear layer: y = x W^T + b, W [out, in] row-major. quantized: its
+ * weight was quantized, so its input is activation-quantized. id numbers
+ * the Linear inputs for static calibration. */
+typedef struct {
+    const float *w, *b;
+    int out, in;
+    int quantized;
+    int id;
+} zq_linear;
+
+typedef struct {
+    const float *norm1_w, *norm1_b, *norm2_w, *norm2_b;
+    zq_linear q, k, v, o;
+    zq_linear up, gate, down; /* gate only for SwiGLU */
+} zq_block;
+
+/* How activations are quantized on the input of quantized Linears. */
+typedef enum { ZQ_AQ_NONE = 0, ZQ_AQ_TOKEN, ZQ_AQ_TENSOR, ZQ_AQ_CALIBRATE } zq_act_mode;
+
+typedef struct {
+    zq_act_mode mode;
+    float *absmax;  /* per Linear id: ZQ_AQ_TENSOR reads it, ZQ_AQ_CALIBRATE raises it */
+    int n_ids;
+} zq_act_quant;
+
+/* Fake-quantizes rows of x in place, as the .zq activation scheme says:
+ * token: per row, asymmetric uint8 (scale (max-min)/255, zero point
+ * round(-min/scale)); tensor: symmetric int8 with scale absmax/127. */
+void zq_fake_quant_tokens(float *x, int rows, int cols);
+void zq_fake_quant_tensor(float *x, size_t n, float absmax);
+
+/* out (rows, L->out) = x W^T + b; when L is quantized and aq says so, its
+ * input is first quantized into scratch (rows * L->in floats). */
+void zq_block_linear(const zq_linear *L, const zq_act_quant *aq, float *scratch, const float *x, float *out, int rows);
+
+/* Scratch for one block over B sequences of T tokens, sized once. */
+typedef struct zq_workspace zq_workspace;
+zq_workspace *zq_workspace_create(const zq_arch *a, int batch, int seq);
+void zq_workspace_free(zq_workspace *ws);
+
+/* x [B*T, hidden] in, out (may equal x) [B*T, hidden]. Positions start at 0
+ * in every sequence. */
+void zq_block_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
+                      const float *x, float *out, int batch, int seq);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

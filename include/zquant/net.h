@@ -1,0 +1,48 @@
+/* A whole model for the engine: its architecture, its weights block by
+ * block (from an FP checkpoint or a .zq file), its embeddings and head. */
+#ifndef ZQUANT_NET_H
+#define ZQUANT_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zquant/engine.h"
+#include "zquant/error.h"
+#include "zquant/zq.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct zq_net zq_net;
+
+/* PATH: a model folder, .safetensors, .h5/.hdf5, or .zq. Block weights are
+ * kept in memory after first use when the whole model fits in
+ * weight_budget bytes of float32 (0: half the machine's memory); otherwise
+ * each block is loaded (from the mmapped file) when used and dropped. */
+zq_status zq_net_open(const char *path, size_t weight_budget, zq_net **out, zq_error *err);
+void zq_net_close(zq_net *n);
+
+const zq_arch *zq_net_arch(const zq_net *n);
+const char *zq_net_path(const zq_net *n);
+/* The .zq file's activation scheme, NULL for an FP model. */
+const zq_activation *zq_net_activation(const zq_net *n);
+/* Treat every block Linear as quantized (for forcing activation
+ * quantization on an FP model). */
+void zq_net_mark_all_quantized(zq_net *n);
+/* Number of Linear ids (for zq_act_quant.absmax). */
+int zq_net_linear_ids(const zq_net *n);
+
+zq_status zq_net_block(zq_net *n, int layer, zq_block *blk, zq_error *err);
+void zq_net_release_block(zq_net *n, int layer);
+
+/* x (B*T, hidden) from tokens (B*T), positions 0..T-1 in each sequence. */
+zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, float *x, zq_error *err);
+/* logits (rows, vocab) from final hidden states x (rows, hidden) (final norm
+ * included); scratch: rows * max(hidden, emb_dim) floats. */
+zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float *scratch, zq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

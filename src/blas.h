@@ -1,0 +1,13 @@
+/* The only door to BLAS. Row-major throughout; W is [out, in]. */
+#ifndef ZQ_BLAS_H
+#define ZQ_BLAS_H
+
+/* C[M,N] = A[M,K] . B[N,K]^T + beta C  (a Linear's forward: out = in . W^T) */
+void zq_gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* C[M,N] = A[M,K] . B[K,N] + beta C  (attention's P . V; a Linear's input gradient) */
+void zq_gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* C[M,N] = A[K,M]^T . B[K,N] + beta C  (a Linear's weight gradient) */
+void zq_gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void zq_blas_set_threads(int n);
+
+#endif

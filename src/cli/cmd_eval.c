@@ -1,0 +1,248 @@
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../blas.h"
+#include "cli.h"
+#include "zquant/eval.h"
+#include "zquant/tokenizer.h"
+
+static const char help[] =
+    "usage: zquant eval MODEL (--tokens FILE | --text FILE | --sample N,LEN) [options]\n"
+    "\n"
+    "Perplexity of MODEL (a model folder, .safetensors, .h5 or .zq) and, with\n"
+    "--reference, how far it is from its FP original.\n"
+    "\n"
+    "  --tokens FILE        token ids: raw little-endian uint32, or .npy of integers\n"
+    "  --text FILE          real text: documents split by lines holding <|endoftext|>,\n"
+    "                       each stripped and tokenized with BOS first\n"
+    "  --tokenizer FILE     llama2.c tokenizer (default: tokenizer.bin beside the model\n"
+    "                       or beside --reference)\n"
+    "  --sample N,LEN       N sequences of LEN tokens sampled from the model itself\n"
+    "                       (from the reference when given), temperature 1\n"
+    "  --seed S             seed for --sample (default 1)\n"
+    "  --ctx N              window length (default: the model's context, at most 512)\n"
+    "  --batch B            windows per forward pass (default 4)\n"
+    "  --act MODE           activation quantization: int8-token (dynamic, per token),\n"
+    "                       int8-tensor (static per tensor, calibrated), none;\n"
+    "                       default: what the .zq file records, none for FP models\n"
+    "  --calib FILE         calibration tokens for int8-tensor (default: the\n"
+    "                       evaluated tokens, which flatters the baseline)\n"
+    "  --reference FP       also run the FP model: ppl of both, KL(P_fp || P_model),\n"
+    "                       top-1 agreement\n"
+    "  --per-layer          with --reference: each block's relative output error\n"
+    "  --max-tokens N       evaluate only the first N tokens\n"
+    "  -t, --threads N      threads (default: all cores)\n"
+    "  --json               machine-readable output on stdout\n"
+    "  -h, --help           this help\n";
+
+enum { OPT_TOKENS = 256, OPT_TEXT, OPT_TOKENIZER, OPT_SAMPLE, OPT_SEED, OPT_CTX, OPT_BATCH, OPT_ACT, OPT_CALIB,
+       OPT_REF, OPT_PER_LAYER, OPT_MAX, OPT_JSON };
+
+typedef struct {
+    const char *tokens, *text, *tokenizer, *act, *calib, *ref;
+    long sample_n, sample_len, seed, ctx, batch, max_tokens, threads;
+    int per_layer, json;
+} eval_args;
+
+static int parse_args(int argc, char **argv, eval_args *a)
+{
+    static const struct option longopts[] = {
+        {"tokens", required_argument, NULL, OPT_TOKENS}, {"text", required_argument, NULL, OPT_TEXT},
+        {"tokenizer", required_argument, NULL, OPT_TOKENIZER}, {"sample", required_argument, NULL, OPT_SAMPLE},
+        {"seed", required_argument, NULL, OPT_SEED}, {"ctx", required_argument, NULL, OPT_CTX},
+        {"batch", required_argument, NULL, OPT_BATCH}, {"act", required_argument, NULL, OPT_ACT},
+        {"calib", required_argument, NULL, OPT_CALIB}, {"reference", required_argument, NULL, OPT_REF},
+        {"per-layer", no_argument, NULL, OPT_PER_LAYER}, {"max-tokens", required_argument, NULL, OPT_MAX},
+        {"threads", required_argument, NULL, 't'}, {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    memset(a, 0, sizeof *a);
+    a->seed = 1;
+    a->batch = 4;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":t:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_TOKENS: a->tokens = optarg; break;
+        case OPT_TEXT: a->text = optarg; break;
+        case OPT_TOKENIZER: a->tokenizer = optarg; break;
+        case OPT_SAMPLE: {
+            char *comma = strchr(optarg, ',');
+            if (!comma) return cli_usage("eval", "--sample takes N,LEN, not '%s'", optarg);
+            *comma = 0;
+            if (!cli_parse_long(optarg, 1, 1000000, &a->sample_n) || !cli_parse_long(comma + 1, 2, 1000000, &a->sample_len))
+                return cli_usage("eval", "--sample takes N,LEN with N >= 1 and LEN >= 2");
+            break;
+        }
+        case OPT_SEED:
+            if (!cli_parse_long(optarg, 0, 0x7fffffffL, &a->seed)) return cli_usage("eval", "bad --seed '%s'", optarg);
+            break;
+        case OPT_CTX:
+            if (!cli_parse_long(optarg, 2, 1 << 20, &a->ctx)) return cli_usage("eval", "--ctx must be at least 2, not '%s'", optarg);
+            break;
+        case OPT_BATCH:
+            if (!cli_parse_long(optarg, 1, 4096, &a->batch)) return cli_usage("eval", "--batch must be 1 to 4096");
+            break;
+        case OPT_ACT: a->act = optarg; break;
+        case OPT_CALIB: a->calib = optarg; break;
+        case OPT_REF: a->ref = optarg; break;
+        case OPT_PER_LAYER: a->per_layer = 1; break;
+        case OPT_MAX:
+            if (!cli_parse_long(optarg, 2, 0x7fffffffL, &a->max_tokens)) return cli_usage("eval", "bad --max-tokens '%s'", optarg);
+            break;
+        case 't':
+            if (!cli_parse_long(optarg, 1, 1024, &a->threads)) return cli_usage("eval", "--threads must be 1 to 1024");
+            break;
+        case OPT_JSON: a->json = 1; break;
+        case 'h': fputs(help, stdout); return 0;
+        case ':': return cli_usage("eval", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage("eval", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1) return cli_usage("eval", "expected one MODEL");
+    if (!!a->tokens + !!a->text + !!a->sample_n != 1)
+        return cli_usage("eval", "give exactly one of --tokens, --text and --sample");
+    if (a->per_layer && !a->ref) return cli_usage("eval", "--per-layer needs --reference");
+    return -1;
+}
+
+/* tokenizer.bin beside a model (its folder, or the folder of its file) */
+static char *find_tokenizer(const char *model)
+{
+    if (!model) return NULL;
+    size_t n = strlen(model);
+    char *p = malloc(n + 32);
+    if (!p) return NULL;
+    sprintf(p, "%s/tokenizer.bin", model);
+    if (access(p, R_OK) == 0) return p;
+    const char *slash = strrchr(model, '/');
+    int dir = slash ? (int)(slash - model) : 1;
+    sprintf(p, "%.*s/tokenizer.bin", dir, slash ? model : ".");
+    if (access(p, R_OK) == 0) return p;
+    free(p);
+    return NULL;
+}
+
+static zq_status parse_act(const char *s, zq_act_mode *m, zq_error *err)
+{
+    if (!strcmp(s, "int8-token")) *m = ZQ_AQ_TOKEN;
+    else if (!strcmp(s, "int8-tensor")) *m = ZQ_AQ_TENSOR;
+    else if (!strcmp(s, "none")) *m = ZQ_AQ_NONE;
+    else return zq_fail(err, ZQ_ERR_USAGE, "--act must be int8-token, int8-tensor or none, not '%s'", s);
+    return ZQ_OK;
+}
+
+static const char *act_name(zq_act_mode m)
+{
+    return m == ZQ_AQ_TOKEN ? "int8-token" : m == ZQ_AQ_TENSOR ? "int8-tensor" : "none";
+}
+
+static zq_status load_tokens(const eval_args *a, const char *model, zq_net *net, zq_net *ref, int32_t **ids, size_t *n,
+                             zq_error *err)
+{
+    if (a->tokens) return zq_tokens_read(a->tokens, ids, n, err);
+    if (a->text) {
+        char *path = a->tokenizer ? strdup(a->tokenizer) : find_tokenizer(model);
+        if (!path && a->ref) path = find_tokenizer(a->ref);
+        if (!path) return zq_fail(err, ZQ_ERR_USAGE, "no tokenizer.bin beside '%s': give --tokenizer", model);
+        zq_tokenizer *t = NULL;
+        zq_status st = zq_tokenizer_load(path, &t, err);
+        free(path);
+        if (st == ZQ_OK) st = zq_tokenize_documents(t, a->text, ids, n, err);
+        zq_tokenizer_free(t);
+        return st;
+    }
+    /* sampled sequences, each starting from BOS (id 1, as llama2.c models use) */
+    zq_net *from = ref ? ref : net;
+    size_t len = (size_t)a->sample_len, total = (size_t)a->sample_n * len;
+    *ids = malloc(total * sizeof **ids);
+    if (!*ids) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    *n = total;
+    int32_t bos = zq_net_arch(from)->vocab > 1 ? 1 : 0;
+    for (long s = 0; s < a->sample_n; s++)
+        ZQ_TRY(zq_generate(from, &bos, 1, (int)len - 1, 1.0f, (uint64_t)a->seed * 1000003u + (uint64_t)s,
+                           *ids + (size_t)s * len, err));
+    return ZQ_OK;
+}
+
+static void print_result(const eval_args *a, const char *model, zq_act_mode act, int ctx, const zq_eval_result *r)
+{
+    double ppl = exp(r->nll), ref_ppl = exp(r->ref_nll);
+    if (a->json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "model", model);
+        cJSON_AddNumberToObject(j, "tokens", (double)r->tokens);
+        cJSON_AddNumberToObject(j, "ctx", ctx);
+        cJSON_AddStringToObject(j, "act", act_name(act));
+        cJSON_AddNumberToObject(j, "nll", r->nll);
+        cJSON_AddNumberToObject(j, "ppl", ppl);
+        if (a->ref) {
+            cJSON_AddStringToObject(j, "reference", a->ref);
+            cJSON_AddNumberToObject(j, "ref_nll", r->ref_nll);
+            cJSON_AddNumberToObject(j, "ref_ppl", ref_ppl);
+            cJSON_AddNumberToObject(j, "kl", r->kl);
+            cJSON_AddNumberToObject(j, "top1", r->top1);
+        }
+        if (r->layer_rel_err) {
+            cJSON *l = cJSON_AddArrayToObject(j, "layer_rel_err");
+            for (int k = 0; k < r->n_layers; k++) cJSON_AddItemToArray(l, cJSON_CreateNumber(r->layer_rel_err[k]));
+        }
+        cli_json_print(stdout, j);
+        return;
+    }
+    printf("%s: %llu tokens, ctx %d, activations %s\n", model, (unsigned long long)r->tokens, ctx, act_name(act));
+    printf("  ppl %.4f (nll %.4f nats/token)\n", ppl, r->nll);
+    if (a->ref) {
+        printf("  reference %s: ppl %.4f (nll %.4f)\n", a->ref, ref_ppl, r->ref_nll);
+        printf("  KL(P_ref || P_model) %.6f nats/token, top-1 agreement %.2f%%\n", r->kl, 100 * r->top1);
+    }
+    for (int k = 0; r->layer_rel_err && k < r->n_layers; k++)
+        printf("  block %d: relative output error %.6f\n", k, r->layer_rel_err[k]);
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    eval_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0) return rc;
+    const char *model = argv[optind];
+    if (a.threads) zq_blas_set_threads((int)a.threads);
+    zq_error err = {0};
+    zq_net *net = NULL, *ref = NULL;
+    int32_t *ids = NULL, *calib = NULL;
+    size_t n = 0, ncalib = 0;
+    zq_eval_result res = {0};
+    zq_act_mode act = ZQ_AQ_NONE;
+    zq_status st = zq_net_open(model, 0, &net, &err);
+    if (st == ZQ_OK && a.ref) st = zq_net_open(a.ref, 0, &ref, &err);
+    if (st == ZQ_OK) {
+        const zq_activation *rec = zq_net_activation(net);
+        if (a.act) st = parse_act(a.act, &act, &err);
+        else if (rec && rec->bits == 8) act = rec->dynamic ? ZQ_AQ_TOKEN : ZQ_AQ_TENSOR;
+        if (!rec && act != ZQ_AQ_NONE) zq_net_mark_all_quantized(net); /* an FP model: every Linear */
+    }
+    if (st == ZQ_OK) st = load_tokens(&a, model, net, ref, &ids, &n, &err);
+    if (st == ZQ_OK && a.calib) st = zq_tokens_read(a.calib, &calib, &ncalib, &err);
+    if (st == ZQ_OK) {
+        if (a.max_tokens && (size_t)a.max_tokens < n) n = (size_t)a.max_tokens;
+        const zq_arch *arch = zq_net_arch(net);
+        int ctx = a.ctx ? (int)a.ctx : arch->max_pos < 512 ? arch->max_pos : 512;
+        if (a.sample_n && !a.ctx) ctx = (int)a.sample_len;
+        cli_progress prog;
+        cli_progress_init(&prog, "eval", a.json, 0);
+        zq_eval_opts o = {ctx, (int)a.batch, act, calib, ncalib, a.per_layer, cli_progress_update, &prog};
+        st = zq_eval(net, ref, ids, n, &o, &res, &err);
+        cli_progress_end(&prog);
+        if (st == ZQ_OK) print_result(&a, model, act, ctx, &res);
+    }
+    zq_eval_result_free(&res);
+    free(ids);
+    free(calib);
+    zq_net_close(net);
+    zq_net_close(ref);
+    return st == ZQ_OK ? 0 : cli_fail(&err);
+}

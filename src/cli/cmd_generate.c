@@ -1,0 +1,149 @@
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../blas.h"
+#include "cli.h"
+#include "zquant/eval.h"
+#include "zquant/tokenizer.h"
+
+static const char help[] =
+    "usage: zquant generate MODEL [-n N] [--greedy | --temperature T --seed S] [options]\n"
+    "\n"
+    "Continues a prompt with MODEL (a model folder, .safetensors, .h5 or .zq; a .zq\n"
+    "runs with the activation quantization it records) and prints the generated\n"
+    "token ids on one line, then the text when a tokenizer is found.\n"
+    "\n"
+    "  -n N                 tokens to generate (default 32)\n"
+    "  --prompt-ids LIST    comma-separated prompt ids (default: BOS, id 1)\n"
+    "  --greedy             argmax at every step (the default)\n"
+    "  --temperature T      sample from softmax(logits / T) instead\n"
+    "  --seed S             seed for sampling (default 1)\n"
+    "  --tokenizer FILE     llama2.c tokenizer for the text (default: tokenizer.bin\n"
+    "                       beside the model)\n"
+    "  -t, --threads N      threads (default: all cores)\n"
+    "  --json               {\"ids\": [...], \"text\": ...} on stdout\n"
+    "  -h, --help           this help\n";
+
+static int parse_ids(char *s, int32_t **ids, int *n)
+{
+    *n = 0;
+    *ids = malloc((strlen(s) / 2 + 2) * sizeof **ids);
+    if (!*ids) return 0;
+    for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long v;
+        if (!cli_parse_long(tok, 0, 0x7fffffffL, &v)) return 0;
+        (*ids)[(*n)++] = (int32_t)v;
+    }
+    return *n > 0;
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"prompt-ids", required_argument, NULL, 'p'}, {"greedy", no_argument, NULL, 'g'},
+        {"temperature", required_argument, NULL, 'T'}, {"seed", required_argument, NULL, 's'},
+        {"tokenizer", required_argument, NULL, 'k'}, {"threads", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    long n_new = 32, seed = 1, threads = 0;
+    float temperature = 0;
+    int json = 0, c, n_prompt = 0;
+    int32_t *prompt = NULL;
+    const char *tok_path = NULL;
+    optind = 0;
+    opterr = 0;
+    int rc = -1;
+    while (rc < 0 && (c = getopt_long(argc, argv, ":n:t:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            if (!cli_parse_long(optarg, 1, 1 << 20, &n_new)) rc = cli_usage("generate", "-n must be at least 1");
+            break;
+        case 'p':
+            free(prompt);
+            if (!parse_ids(optarg, &prompt, &n_prompt)) rc = cli_usage("generate", "--prompt-ids takes ids like 1,403,407");
+            break;
+        case 'g': temperature = 0; break;
+        case 'T': {
+            char *end;
+            temperature = strtof(optarg, &end);
+            if (*end || !(temperature >= 0)) rc = cli_usage("generate", "--temperature must be a number >= 0");
+            break;
+        }
+        case 's':
+            if (!cli_parse_long(optarg, 0, 0x7fffffffL, &seed)) rc = cli_usage("generate", "bad --seed");
+            break;
+        case 'k': tok_path = optarg; break;
+        case 't':
+            if (!cli_parse_long(optarg, 1, 1024, &threads)) rc = cli_usage("generate", "--threads must be 1 to 1024");
+            break;
+        case 'j': json = 1; break;
+        case 'h': fputs(help, stdout); rc = 0; break;
+        case ':': rc = cli_usage("generate", "option '%s' needs a value", argv[optind - 1]); break;
+        default: rc = cli_usage("generate", "unknown option '%s'", argv[optind - 1]); break;
+        }
+    }
+    if (rc < 0 && optind != argc - 1) rc = cli_usage("generate", "expected one MODEL");
+    if (rc >= 0) {
+        free(prompt);
+        return rc;
+    }
+    const char *model = argv[optind];
+    if (threads) zq_blas_set_threads((int)threads);
+    static int32_t bos = 1;
+    if (!prompt) {
+        prompt = malloc(sizeof *prompt);
+        if (prompt) prompt[0] = bos, n_prompt = 1;
+    }
+    zq_error err = {0};
+    zq_net *net = NULL;
+    zq_tokenizer *tok = NULL;
+    int total = n_prompt + (int)n_new;
+    int32_t *out = malloc((size_t)total * sizeof *out);
+    zq_status st = prompt && out ? zq_net_open(model, 0, &net, &err) : zq_fail(&err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) st = zq_generate(net, prompt, n_prompt, (int)n_new, temperature, (uint64_t)seed, out, &err);
+    if (st == ZQ_OK) {
+        char *path = tok_path ? strdup(tok_path) : NULL;
+        if (!path) {
+            path = malloc(strlen(model) + 32);
+            if (path) sprintf(path, "%s/tokenizer.bin", model);
+        }
+        zq_error ignore = {0};
+        if (path && zq_tokenizer_load(path, &tok, &ignore) != ZQ_OK && tok_path)
+            st = zq_tokenizer_load(path, &tok, &err); /* a named tokenizer must load */
+        free(path);
+    }
+    if (st == ZQ_OK) {
+        size_t cap = 256, len = 0;
+        char *text = malloc(cap);
+        for (int i = n_prompt; text && tok && i < total; i++) {
+            size_t k;
+            const char *p = zq_tokenizer_decode(tok, out[i - 1], out[i], &k);
+            if (len + k + 1 > cap) {
+                char *g = realloc(text, cap = 2 * (len + k + 1));
+                if (!g) break;
+                text = g;
+            }
+            memcpy(text + len, p, k);
+            len += k;
+        }
+        if (text) text[len] = 0;
+        if (json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON *arr = cJSON_AddArrayToObject(j, "ids");
+            for (int i = n_prompt; i < total; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(out[i]));
+            if (tok && text) cJSON_AddStringToObject(j, "text", text);
+            cli_json_print(stdout, j);
+        } else {
+            for (int i = n_prompt; i < total; i++) printf(i > n_prompt ? " %d" : "%d", out[i]);
+            printf("\n");
+            if (tok && text) printf("%s\n", text);
+        }
+        free(text);
+    }
+    zq_tokenizer_free(tok);
+    zq_net_close(net);
+    free(out);
+    free(prompt);
+    return st == ZQ_OK ? 0 : cli_fail(&err);
+}

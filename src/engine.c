@@ -1,0 +1,371 @@
+/* Architecture descriptions from config.json, and one block's forward. */
+#include "zquant/engine.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "nn.h"
+
+/* ---- config.json -------------------------------------------------------- */
+
+static int num(const cJSON *o, const char *key, double *v)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(j)) return 0;
+    *v = j->valuedouble;
+    return 1;
+}
+
+static int get_int(const cJSON *o, const char *key, int def)
+{
+    double v;
+    return num(o, key, &v) && v >= 0 && v < 1e9 ? (int)v : def;
+}
+
+static double get_num(const cJSON *o, const char *key, double def)
+{
+    double v;
+    return num(o, key, &v) ? v : def;
+}
+
+static int get_bool(const cJSON *o, const char *key, int def)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsBool(j) ? cJSON_IsTrue(j) : def;
+}
+
+static const char *get_str(const cJSON *o, const char *key, const char *def)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(j) ? j->valuestring : def;
+}
+
+static int parse_act(const char *s, zq_activation_fn *fn)
+{
+    if (!strcmp(s, "gelu_new") || !strcmp(s, "gelu_pytorch_tanh") || !strcmp(s, "gelu_fast")) *fn = ZQ_ACT_GELU_TANH;
+    else if (!strcmp(s, "gelu")) *fn = ZQ_ACT_GELU_ERF;
+    else if (!strcmp(s, "relu")) *fn = ZQ_ACT_RELU;
+    else if (!strcmp(s, "silu") || !strcmp(s, "swish")) *fn = ZQ_ACT_SILU_GLU;
+    else return 0;
+    return 1;
+}
+
+#define BAD(...) zq_fail(err, ZQ_ERR_FORMAT, __VA_ARGS__)
+
+static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arch *a, zq_error *err)
+{
+    const char *act = "gelu";
+    a->pre_ln = 1;
+    a->causal = 1;
+    a->final_norm = 1;
+    a->rope_theta = 10000;
+    if (!strcmp(mt, "gpt2")) {
+        a->kind = ZQ_ARCH_GPT2;
+        a->hidden = get_int(c, "n_embd", 0);
+        a->n_heads = get_int(c, "n_head", 0);
+        a->n_layers = get_int(c, "n_layer", 0);
+        a->inter = get_int(c, "n_inner", 4 * a->hidden);
+        a->max_pos = get_int(c, "n_positions", 1024);
+        a->norm_eps = (float)get_num(c, "layer_norm_epsilon", 1e-5);
+        act = get_str(c, "activation_function", "gelu_new");
+    } else if (!strcmp(mt, "opt")) {
+        a->kind = ZQ_ARCH_OPT;
+        a->hidden = get_int(c, "hidden_size", 0);
+        a->n_heads = get_int(c, "num_attention_heads", 0);
+        a->n_layers = get_int(c, "num_hidden_layers", 0);
+        a->inter = get_int(c, "ffn_dim", 4 * a->hidden);
+        a->max_pos = get_int(c, "max_position_embeddings", 2048);
+        a->norm_eps = 1e-5f;
+        a->pre_ln = get_bool(c, "do_layer_norm_before", 1);
+        a->final_norm = a->pre_ln && !get_bool(c, "_remove_final_layer_norm", 0);
+        a->pos_offset = 2;
+        a->emb_dim = get_int(c, "word_embed_proj_dim", a->hidden);
+        a->emb_proj = a->emb_dim != a->hidden;
+        act = get_str(c, "activation_function", "relu");
+    } else if (!strcmp(mt, "gpt_neox")) {
+        a->kind = ZQ_ARCH_NEOX;
+        a->hidden = get_int(c, "hidden_size", 0);
+        a->n_heads = get_int(c, "num_attention_heads", 0);
+        a->n_layers = get_int(c, "num_hidden_layers", 0);
+        a->inter = get_int(c, "intermediate_size", 4 * a->hidden);
+        a->max_pos = get_int(c, "max_position_embeddings", 2048);
+        a->norm_eps = (float)get_num(c, "layer_norm_eps", 1e-5);
+        a->parallel = get_bool(c, "use_parallel_residual", 1);
+        a->rope_theta = (float)get_num(c, "rotary_emb_base", 10000);
+        act = get_str(c, "hidden_act", "gelu");
+    } else if (!strcmp(mt, "gptj")) {
+        a->kind = ZQ_ARCH_GPTJ;
+        a->hidden = get_int(c, "n_embd", 0);
+        a->n_heads = get_int(c, "n_head", 0);
+        a->n_layers = get_int(c, "n_layer", 0);
+        a->inter = get_int(c, "n_inner", 4 * a->hidden);
+        a->max_pos = get_int(c, "n_positions", 2048);
+        a->norm_eps = (float)get_num(c, "layer_norm_epsilon", 1e-5);
+        a->parallel = a->shared_norm = 1;
+        a->rope_interleaved = 1;
+        act = get_str(c, "activation_function", "gelu_new");
+    } else if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2")) {
+        a->kind = ZQ_ARCH_LLAMA;
+        a->hidden = get_int(c, "hidden_size", 0);
+        a->n_heads = get_int(c, "num_attention_heads", 0);
+        a->n_kv_heads = get_int(c, "num_key_value_heads", a->n_heads);
+        a->n_layers = get_int(c, "num_hidden_layers", 0);
+        a->inter = get_int(c, "intermediate_size", 0);
+        a->max_pos = get_int(c, "max_position_embeddings", 2048);
+        a->norm_eps = (float)get_num(c, "rms_norm_eps", 1e-6);
+        a->rms_norm = 1;
+        a->rope_theta = (float)get_num(c, "rope_theta", 10000);
+        a->head_dim = get_int(c, "head_dim", 0);
+        act = get_str(c, "hidden_act", "silu");
+        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(c, "rope_scaling");
+        if (rs && !cJSON_IsNull(rs)) return BAD("'%s': rope_scaling is not supported", origin);
+    } else if (!strcmp(mt, "bert")) {
+        a->kind = ZQ_ARCH_BERT;
+        a->hidden = get_int(c, "hidden_size", 0);
+        a->n_heads = get_int(c, "num_attention_heads", 0);
+        a->n_layers = get_int(c, "num_hidden_layers", 0);
+        a->inter = get_int(c, "intermediate_size", 4 * a->hidden);
+        a->max_pos = get_int(c, "max_position_embeddings", 512);
+        a->norm_eps = (float)get_num(c, "layer_norm_eps", 1e-12);
+        a->pre_ln = 0;
+        a->causal = 0;
+        a->final_norm = 0;
+        a->token_types = 1;
+        a->mlm_head = 1;
+        act = get_str(c, "hidden_act", "gelu");
+    } else {
+        return BAD("'%s': model_type '%s' has no forward pass in zquant (gpt2, opt, gpt_neox, gptj, llama, "
+                   "mistral, qwen2, bert)", origin, mt);
+    }
+    if (!parse_act(act, &a->act)) return BAD("'%s': activation '%s' is not supported", origin, act);
+    if (a->kind == ZQ_ARCH_LLAMA) {
+        if (a->act != ZQ_ACT_SILU_GLU) return BAD("'%s': llama-style MLPs need silu", origin);
+    } else if (a->act == ZQ_ACT_SILU_GLU) {
+        return BAD("'%s': silu is only supported in llama-style gated MLPs", origin);
+    }
+    a->vocab = get_int(c, "vocab_size", 0);
+    if (!a->n_kv_heads) a->n_kv_heads = a->n_heads;
+    if (a->hidden <= 0 || a->n_heads <= 0 || a->n_layers <= 0 || a->vocab <= 0 || a->inter <= 0)
+        return BAD("'%s': config lacks the model's sizes (hidden, heads, layers, vocab, intermediate)", origin);
+    if (!a->head_dim) {
+        if (a->hidden % a->n_heads) return BAD("'%s': hidden size %d is not a multiple of %d heads", origin, a->hidden, a->n_heads);
+        a->head_dim = a->hidden / a->n_heads;
+    }
+    if (a->n_heads % a->n_kv_heads) return BAD("'%s': %d heads do not share %d key/value heads evenly", origin, a->n_heads, a->n_kv_heads);
+    if (!a->emb_dim) a->emb_dim = a->hidden;
+    if (a->kind == ZQ_ARCH_LLAMA) a->rotary_dims = a->head_dim;
+    if (a->kind == ZQ_ARCH_NEOX) a->rotary_dims = (int)(a->head_dim * get_num(c, "rotary_pct", 0.25));
+    if (a->kind == ZQ_ARCH_GPTJ) {
+        const cJSON *rd = cJSON_GetObjectItemCaseSensitive(c, "rotary_dim");
+        a->rotary_dims = cJSON_IsNumber(rd) ? rd->valueint : a->head_dim;
+    }
+    if (a->rotary_dims % 2 || a->rotary_dims > a->head_dim)
+        return BAD("'%s': rotary dimensions %d do not fit heads of %d", origin, a->rotary_dims, a->head_dim);
+    snprintf(a->model_type, sizeof a->model_type, "%s", mt);
+    return ZQ_OK;
+}
+
+zq_status zq_arch_from_config(const char *config_json, const char *origin, zq_arch *a, zq_error *err)
+{
+    memset(a, 0, sizeof *a);
+    if (!config_json) return BAD("'%s': no config.json: the forward pass needs the model's sizes", origin);
+    cJSON *c = cJSON_Parse(config_json);
+    if (!cJSON_IsObject(c)) {
+        cJSON_Delete(c);
+        return BAD("'%s': config is not a JSON object", origin);
+    }
+    const char *mt = get_str(c, "model_type", NULL);
+    zq_status st = mt ? fill(c, mt, origin, a, err) : BAD("'%s': config has no model_type", origin);
+    cJSON_Delete(c);
+    return st;
+}
+
+/* ---- activation quantization -------------------------------------------- */
+
+void zq_fake_quant_tokens(float *x, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        float *v = x + (size_t)r * cols;
+        float lo = v[0], hi = v[0];
+        for (int c = 1; c < cols; c++) {
+            lo = v[c] < lo ? v[c] : lo;
+            hi = v[c] > hi ? v[c] : hi;
+        }
+        float scale = (hi - lo) / 255.0f;
+        if (!(scale > 0)) continue; /* a constant row is exact already */
+        float inv = 1.0f / scale, zp = nearbyintf(-lo * inv);
+        for (int c = 0; c < cols; c++) {
+            float q = nearbyintf(v[c] * inv) + zp;
+            q = q < 0 ? 0 : q > 255 ? 255 : q;
+            v[c] = (q - zp) * scale;
+        }
+    }
+}
+
+void zq_fake_quant_tensor(float *x, size_t n, float absmax)
+{
+    float scale = absmax / 127.0f;
+    if (!(scale > 0)) return;
+    float inv = 1.0f / scale;
+    for (size_t i = 0; i < n; i++) {
+        float q = nearbyintf(x[i] * inv);
+        q = q < -127 ? -127 : q > 127 ? 127 : q;
+        x[i] = q * scale;
+    }
+}
+
+/* ---- one block ------------------------------------------------------------ */
+
+struct zq_workspace {
+    int batch, seq;
+    float *xn, *xn2, *q, *k, *v, *att, *proj, *up, *gate, *aq, *scores, *cos_t, *sin_t, *mid;
+};
+
+zq_workspace *zq_workspace_create(const zq_arch *a, int batch, int seq)
+{
+    zq_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws) return NULL;
+    size_t bt = (size_t)batch * seq, C = (size_t)a->hidden, qd = (size_t)a->n_heads * a->head_dim;
+    size_t kvd = (size_t)a->n_kv_heads * a->head_dim, I = (size_t)a->inter;
+    size_t widest = C > qd ? C : qd;
+    widest = widest > I ? widest : I;
+    ws->batch = batch;
+    ws->seq = seq;
+    ws->xn = malloc(bt * C * 4);
+    ws->xn2 = malloc(bt * C * 4);
+    ws->q = malloc(bt * qd * 4);
+    ws->k = malloc(bt * kvd * 4);
+    ws->v = malloc(bt * kvd * 4);
+    ws->att = malloc(bt * qd * 4);
+    ws->proj = malloc(bt * C * 4);
+    ws->mid = malloc(bt * C * 4);
+    ws->up = malloc(bt * I * 4);
+    ws->gate = malloc(bt * I * 4);
+    ws->aq = malloc(bt * widest * 4);
+    ws->scores = malloc((size_t)seq * seq * 4);
+    size_t half = (size_t)(a->rotary_dims ? a->rotary_dims / 2 : 1);
+    ws->cos_t = malloc((size_t)seq * half * 4);
+    ws->sin_t = malloc((size_t)seq * half * 4);
+    if (!ws->xn || !ws->xn2 || !ws->q || !ws->k || !ws->v || !ws->att || !ws->proj || !ws->mid || !ws->up ||
+        !ws->gate || !ws->aq || !ws->scores || !ws->cos_t || !ws->sin_t) {
+        zq_workspace_free(ws);
+        return NULL;
+    }
+    if (a->rotary_dims) zq_rope_table(ws->cos_t, ws->sin_t, seq, a->rotary_dims, a->rope_theta);
+    return ws;
+}
+
+void zq_workspace_free(zq_workspace *ws)
+{
+    if (!ws) return;
+    float *bufs[] = {ws->xn, ws->xn2, ws->q, ws->k, ws->v, ws->att, ws->proj, ws->mid, ws->up, ws->gate, ws->aq,
+                     ws->scores, ws->cos_t, ws->sin_t};
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(bufs[k]);
+    free(ws);
+}
+
+/* out (rows, L->out) = x L.W^T + b, its input quantized as the mode says */
+void zq_block_linear(const zq_linear *L, const zq_act_quant *aq, float *scratch, const float *x, float *out, int rows)
+{
+    const float *in = x;
+    size_t n = (size_t)rows * L->in;
+    if (L->quantized && aq && aq->mode != ZQ_AQ_NONE) {
+        if (aq->mode == ZQ_AQ_CALIBRATE) {
+            float m = aq->absmax[L->id];
+            for (size_t i = 0; i < n; i++) m = fabsf(x[i]) > m ? fabsf(x[i]) : m;
+            aq->absmax[L->id] = m;
+        } else {
+            memcpy(scratch, x, n * sizeof *x);
+            if (aq->mode == ZQ_AQ_TOKEN) zq_fake_quant_tokens(scratch, rows, L->in);
+            else zq_fake_quant_tensor(scratch, n, aq->absmax[L->id]);
+            in = scratch;
+        }
+    }
+    zq_gemm_nt(rows, L->out, L->in, in, L->in, L->w, L->in, 0.0f, out, L->out);
+    if (L->b)
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < L->out; c++) out[(size_t)r * L->out + c] += L->b[c];
+}
+
+static void norm(const zq_arch *a, float *out, const float *x, const float *w, const float *b, int rows)
+{
+    if (a->rms_norm) zq_rmsnorm(out, x, w, rows, a->hidden, a->norm_eps);
+    else zq_layernorm(out, x, w, b, rows, a->hidden, a->norm_eps);
+}
+
+/* attention sublayer: ws->proj (BT, C) from its input h */
+static void attention(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
+                      const float *h, int B, int T)
+{
+    int BT = B * T, hd = a->head_dim, nh = a->n_heads, nkv = a->n_kv_heads;
+    zq_block_linear(&blk->q, aq, ws->aq, h, ws->q, BT);
+    zq_block_linear(&blk->k, aq, ws->aq, h, ws->k, BT);
+    zq_block_linear(&blk->v, aq, ws->aq, h, ws->v, BT);
+    for (int b = 0; b < B; b++) {
+        size_t qo = (size_t)b * T * nh * hd, ko = (size_t)b * T * nkv * hd;
+        if (a->rotary_dims) {
+            zq_rope_apply(ws->q + qo, nh * hd, T, nh, hd, a->rotary_dims, a->rope_interleaved, ws->cos_t, ws->sin_t);
+            zq_rope_apply(ws->k + ko, nkv * hd, T, nkv, hd, a->rotary_dims, a->rope_interleaved, ws->cos_t, ws->sin_t);
+        }
+        zq_attention(ws->att + qo, ws->q + qo, ws->k + ko, ws->v + ko, T, nh, nkv, hd, a->causal, ws->scores);
+    }
+    zq_block_linear(&blk->o, aq, ws->aq, ws->att, ws->proj, BT);
+}
+
+/* MLP sublayer: ws->proj (BT, C) from its input h */
+static void mlp(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws, const float *h,
+                int BT)
+{
+    size_t n = (size_t)BT * a->inter;
+    zq_block_linear(&blk->up, aq, ws->aq, h, ws->up, BT);
+    if (a->act == ZQ_ACT_SILU_GLU) {
+        zq_block_linear(&blk->gate, aq, ws->aq, h, ws->gate, BT);
+        zq_activate(a->act, ws->gate, ws->up, n);
+        zq_block_linear(&blk->down, aq, ws->aq, ws->gate, ws->proj, BT);
+    } else {
+        zq_activate(a->act, ws->up, NULL, n);
+        zq_block_linear(&blk->down, aq, ws->aq, ws->up, ws->proj, BT);
+    }
+}
+
+static void add(float *out, const float *x, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = x[i] + y[i];
+}
+
+void zq_block_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
+                      const float *x, float *out, int B, int T)
+{
+    int BT = B * T;
+    size_t n = (size_t)BT * a->hidden;
+    if (!a->pre_ln) { /* post-LN: x1 = norm1(x + attn(x)); out = norm2(x1 + mlp(x1)) */
+        attention(a, blk, aq, ws, x, B, T);
+        add(ws->mid, x, ws->proj, n);
+        norm(a, ws->xn, ws->mid, blk->norm1_w, blk->norm1_b, BT);
+        mlp(a, blk, aq, ws, ws->xn, BT);
+        add(ws->mid, ws->xn, ws->proj, n);
+        norm(a, out, ws->mid, blk->norm2_w, blk->norm2_b, BT);
+        return;
+    }
+    norm(a, ws->xn, x, blk->norm1_w, blk->norm1_b, BT);
+    attention(a, blk, aq, ws, ws->xn, B, T);
+    if (a->parallel) { /* out = x + attn(norm1(x)) + mlp(norm2(x)), norm2 = norm1 in GPT-J */
+        memcpy(ws->mid, ws->proj, n * sizeof(float));
+        const float *h2 = ws->xn;
+        if (!a->shared_norm) {
+            norm(a, ws->xn2, x, blk->norm2_w, blk->norm2_b, BT);
+            h2 = ws->xn2;
+        }
+        mlp(a, blk, aq, ws, h2, BT);
+        for (size_t i = 0; i < n; i++) out[i] = ws->mid[i] + ws->proj[i] + x[i];
+        return;
+    }
+    add(ws->mid, x, ws->proj, n); /* x1 = x + attn(norm1(x)); out = x1 + mlp(norm2(x1)) */
+    norm(a, ws->xn, ws->mid, blk->norm2_w, blk->norm2_b, BT);
+    mlp(a, blk, aq, ws, ws->xn, BT);
+    add(out, ws->mid, ws->proj, n);
+}

@@ -1,0 +1,493 @@
+/* Weights for the engine, by Hugging Face name, from either kind of file.
+ * Linear weights always come out [out, in]: GPT-2's Conv1D [in, out] ones
+ * are transposed, and fused projections (GPT-2's c_attn, NeoX's
+ * query_key_value) are split into q, k and v. */
+#include "zquant/net.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nn.h"
+#include "zquant/source.h"
+
+#define SLOTS 7 /* Linear ids per layer: q k v o up gate down */
+
+typedef struct {
+    float *buf[32]; /* what the block owns */
+    int nbuf;
+    zq_block blk;
+    int loaded;
+} block_slot;
+
+struct zq_net {
+    char *path;
+    zq_arch arch;
+    zq_source *src; /* one of these two */
+    zq_file *zq;
+    int cache_all, all_quantized;
+    block_slot *blocks;
+    float *emb, *pos, *types, *emb_norm_w, *emb_norm_b, *proj_in, *proj_out;
+    float *final_w, *final_b, *head_w, *head_b, *mlm_w, *mlm_b, *mlm_norm_w, *mlm_norm_b;
+    int head_tied;
+};
+
+const zq_arch *zq_net_arch(const zq_net *n) { return &n->arch; }
+const char *zq_net_path(const zq_net *n) { return n->path; }
+const zq_activation *zq_net_activation(const zq_net *n) { return n->zq ? zq_file_activation(n->zq) : NULL; }
+void zq_net_mark_all_quantized(zq_net *n) { n->all_quantized = 1; }
+int zq_net_linear_ids(const zq_net *n) { return n->arch.n_layers * SLOTS; }
+
+/* ---- finding and reading tensors ----------------------------------------- */
+
+static size_t count(const zq_net *n) { return n->zq ? zq_file_count(n->zq) : zq_source_count(n->src); }
+
+static const char *name_at(const zq_net *n, size_t i)
+{
+    return n->zq ? zq_file_tensor(n->zq, i)->name : zq_source_tensor(n->src, i)->name;
+}
+
+/* The tensor whose name is `want` or ends in "." + want (any wrapper prefix). */
+static long find(const zq_net *n, const char *want)
+{
+    size_t wl = strlen(want);
+    long best = -1;
+    size_t best_len = 0;
+    for (size_t i = 0; i < count(n); i++) {
+        const char *s = name_at(n, i);
+        size_t sl = strlen(s);
+        if (sl < wl || strcmp(s + sl - wl, want) != 0 || (sl > wl && s[sl - wl - 1] != '.')) continue;
+        if (best < 0 || sl < best_len) best = (long)i, best_len = sl;
+    }
+    return best;
+}
+
+static uint64_t numel_at(const zq_net *n, size_t i)
+{
+    if (!n->zq) return zq_source_tensor(n->src, i)->numel;
+    const zq_tensor *t = zq_file_tensor(n->zq, i);
+    uint64_t k = 1;
+    for (int d = 0; d < t->ndim; d++) k *= (uint64_t)t->shape[d];
+    return k;
+}
+
+static int quantized_at(const zq_net *n, size_t i)
+{
+    return n->all_quantized || (n->zq && zq_file_tensor(n->zq, i)->spec.bits != 16);
+}
+
+/* Reads tensor i as float; a Conv1D weight ([in, out] on disk) as [out, in]. */
+static zq_status read_tensor(zq_net *n, size_t i, int conv1d, float *out, zq_error *err)
+{
+    if (n->zq) {
+        const zq_tensor *t = zq_file_tensor(n->zq, i);
+        if (!conv1d || (t->spec.bits != 16 && t->transposed)) return zq_file_dequantize_matrix(n->zq, i, out, err);
+        /* an FP16-kept Conv1D weight is stored as the input had it */
+        uint64_t rows = (uint64_t)t->shape[0], cols = (uint64_t)t->shape[1];
+        float *tmp = malloc(rows * cols * sizeof *tmp);
+        if (!tmp) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        zq_status st = zq_file_dequantize(n->zq, i, tmp, err);
+        for (uint64_t r = 0; st == ZQ_OK && r < rows; r++)
+            for (uint64_t c = 0; c < cols; c++) out[c * rows + r] = tmp[r * cols + c];
+        free(tmp);
+        return st;
+    }
+    const zq_tensor_info *t = zq_source_tensor(n->src, i);
+    if (conv1d) return zq_source_read_columns(n->src, i, 0, t->cols, out, err);
+    return zq_source_read(n->src, i, 0, t->rows, 0, t->cols, out, err);
+}
+
+/* Loads the tensor named `want` with exactly `expect` elements into a new
+ * buffer; a missing tensor is an error unless optional. */
+static zq_status load(zq_net *n, const char *want, uint64_t expect, int conv1d, int optional, float **out,
+                      long *index, zq_error *err)
+{
+    *out = NULL;
+    long i = find(n, want);
+    if (index) *index = i;
+    if (i < 0) {
+        if (optional) return ZQ_OK;
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' not found (model_type %s)", n->path, want,
+                       n->arch.model_type);
+    }
+    if (numel_at(n, (size_t)i) != expect)
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': %llu elements, the config implies %llu", n->path,
+                       name_at(n, (size_t)i), (unsigned long long)numel_at(n, (size_t)i), (unsigned long long)expect);
+    float *buf = malloc(expect * sizeof *buf + 1);
+    if (!buf) return zq_fail(err, ZQ_ERR_NOMEM, "'%s': out of memory loading '%s'", n->path, want);
+    zq_status st = read_tensor(n, (size_t)i, conv1d, buf, err);
+    if (st != ZQ_OK) {
+        free(buf);
+        return st;
+    }
+    *out = buf;
+    return ZQ_OK;
+}
+
+/* ---- blocks ---------------------------------------------------------------- */
+
+typedef struct {
+    zq_net *n;
+    block_slot *s;
+    int layer;
+    char name[256];
+    zq_error *err;
+} loader;
+
+static const char *nm(loader *L, const char *fmt)
+{
+    snprintf(L->name, sizeof L->name, fmt, L->layer);
+    return L->name;
+}
+
+static zq_status keep(loader *L, float *p)
+{
+    if (p) L->s->buf[L->s->nbuf++] = p;
+    return ZQ_OK;
+}
+
+static zq_status vec(loader *L, const char *fmt, int len, int optional, const float **out)
+{
+    float *p;
+    ZQ_TRY(load(L->n, nm(L, fmt), (uint64_t)len, 0, optional, &p, NULL, L->err));
+    *out = p;
+    return keep(L, p);
+}
+
+static zq_status lin(loader *L, const char *wfmt, const char *bfmt, int out_dim, int in_dim, int slot, int conv1d,
+                     zq_linear *dst)
+{
+    float *w, *b = NULL;
+    long idx;
+    ZQ_TRY(load(L->n, nm(L, wfmt), (uint64_t)out_dim * in_dim, conv1d, 0, &w, &idx, L->err));
+    keep(L, w);
+    if (bfmt) {
+        ZQ_TRY(load(L->n, nm(L, bfmt), (uint64_t)out_dim, 0, 1, &b, NULL, L->err));
+        keep(L, b);
+    }
+    *dst = (zq_linear){w, b, out_dim, in_dim, quantized_at(L->n, (size_t)idx), L->layer * SLOTS + slot};
+    return ZQ_OK;
+}
+
+/* A fused [q; k; v] projection: views into one buffer. NeoX interleaves
+ * per head ([h][q|k|v][hd]), so its rows are regrouped first. */
+static zq_status fused_qkv(loader *L, const char *wfmt, const char *bfmt, int conv1d, int per_head, zq_block *b)
+{
+    const zq_arch *a = &L->n->arch;
+    int C = a->hidden, hd = a->head_dim, nh = a->n_heads;
+    zq_linear all;
+    ZQ_TRY(lin(L, wfmt, bfmt, 3 * nh * hd, C, 0, conv1d, &all));
+    if (per_head) {
+        float *w = (float *)all.w, *bias = (float *)all.b;
+        float *tw = malloc((size_t)3 * nh * hd * C * sizeof *tw), *tb = malloc((size_t)3 * nh * hd * sizeof *tb);
+        if (!tw || !tb) {
+            free(tw);
+            free(tb);
+            return zq_fail(L->err, ZQ_ERR_NOMEM, "out of memory");
+        }
+        for (int h = 0; h < nh; h++)
+            for (int part = 0; part < 3; part++)
+                for (int d = 0; d < hd; d++) {
+                    size_t from = ((size_t)h * 3 + part) * hd + d, to = ((size_t)part * nh + h) * hd + d;
+                    memcpy(tw + to * C, w + from * C, (size_t)C * sizeof *tw);
+                    if (bias) tb[to] = bias[from];
+                }
+        memcpy(w, tw, (size_t)3 * nh * hd * C * sizeof *tw);
+        if (bias) memcpy(bias, tb, (size_t)3 * nh * hd * sizeof *tb);
+        free(tw);
+        free(tb);
+    }
+    size_t rows = (size_t)nh * hd;
+    zq_linear *dst[3] = {&b->q, &b->k, &b->v};
+    for (int p = 0; p < 3; p++)
+        *dst[p] = (zq_linear){all.w + p * rows * C, all.b ? all.b + p * rows : NULL, (int)rows, C, all.quantized,
+                              L->layer * SLOTS + p};
+    return ZQ_OK;
+}
+
+static zq_status load_block(zq_net *n, int layer, block_slot *s, zq_error *err)
+{
+    const zq_arch *a = &n->arch;
+    loader L = {n, s, layer, {0}, err};
+    zq_block *b = &s->blk;
+    int C = a->hidden, I = a->inter, qd = a->n_heads * a->head_dim, kvd = a->n_kv_heads * a->head_dim;
+    memset(b, 0, sizeof *b);
+    switch (a->kind) {
+    case ZQ_ARCH_GPT2:
+        ZQ_TRY(vec(&L, "h.%d.ln_1.weight", C, 0, &b->norm1_w));
+        ZQ_TRY(vec(&L, "h.%d.ln_1.bias", C, 0, &b->norm1_b));
+        ZQ_TRY(vec(&L, "h.%d.ln_2.weight", C, 0, &b->norm2_w));
+        ZQ_TRY(vec(&L, "h.%d.ln_2.bias", C, 0, &b->norm2_b));
+        ZQ_TRY(fused_qkv(&L, "h.%d.attn.c_attn.weight", "h.%d.attn.c_attn.bias", 1, 0, b));
+        ZQ_TRY(lin(&L, "h.%d.attn.c_proj.weight", "h.%d.attn.c_proj.bias", C, qd, 3, 1, &b->o));
+        ZQ_TRY(lin(&L, "h.%d.mlp.c_fc.weight", "h.%d.mlp.c_fc.bias", I, C, 4, 1, &b->up));
+        ZQ_TRY(lin(&L, "h.%d.mlp.c_proj.weight", "h.%d.mlp.c_proj.bias", C, I, 6, 1, &b->down));
+        break;
+    case ZQ_ARCH_OPT:
+        ZQ_TRY(vec(&L, "layers.%d.self_attn_layer_norm.weight", C, 0, &b->norm1_w));
+        ZQ_TRY(vec(&L, "layers.%d.self_attn_layer_norm.bias", C, 0, &b->norm1_b));
+        ZQ_TRY(vec(&L, "layers.%d.final_layer_norm.weight", C, 0, &b->norm2_w));
+        ZQ_TRY(vec(&L, "layers.%d.final_layer_norm.bias", C, 0, &b->norm2_b));
+        ZQ_TRY(lin(&L, "layers.%d.self_attn.q_proj.weight", "layers.%d.self_attn.q_proj.bias", qd, C, 0, 0, &b->q));
+        ZQ_TRY(lin(&L, "layers.%d.self_attn.k_proj.weight", "layers.%d.self_attn.k_proj.bias", kvd, C, 1, 0, &b->k));
+        ZQ_TRY(lin(&L, "layers.%d.self_attn.v_proj.weight", "layers.%d.self_attn.v_proj.bias", kvd, C, 2, 0, &b->v));
+        ZQ_TRY(lin(&L, "layers.%d.self_attn.out_proj.weight", "layers.%d.self_attn.out_proj.bias", C, qd, 3, 0, &b->o));
+        ZQ_TRY(lin(&L, "layers.%d.fc1.weight", "layers.%d.fc1.bias", I, C, 4, 0, &b->up));
+        ZQ_TRY(lin(&L, "layers.%d.fc2.weight", "layers.%d.fc2.bias", C, I, 6, 0, &b->down));
+        break;
+    case ZQ_ARCH_NEOX:
+        ZQ_TRY(vec(&L, "layers.%d.input_layernorm.weight", C, 0, &b->norm1_w));
+        ZQ_TRY(vec(&L, "layers.%d.input_layernorm.bias", C, 0, &b->norm1_b));
+        ZQ_TRY(vec(&L, "layers.%d.post_attention_layernorm.weight", C, 0, &b->norm2_w));
+        ZQ_TRY(vec(&L, "layers.%d.post_attention_layernorm.bias", C, 0, &b->norm2_b));
+        ZQ_TRY(fused_qkv(&L, "layers.%d.attention.query_key_value.weight", "layers.%d.attention.query_key_value.bias",
+                         0, 1, b));
+        ZQ_TRY(lin(&L, "layers.%d.attention.dense.weight", "layers.%d.attention.dense.bias", C, qd, 3, 0, &b->o));
+        ZQ_TRY(lin(&L, "layers.%d.mlp.dense_h_to_4h.weight", "layers.%d.mlp.dense_h_to_4h.bias", I, C, 4, 0, &b->up));
+        ZQ_TRY(lin(&L, "layers.%d.mlp.dense_4h_to_h.weight", "layers.%d.mlp.dense_4h_to_h.bias", C, I, 6, 0, &b->down));
+        break;
+    case ZQ_ARCH_GPTJ:
+        ZQ_TRY(vec(&L, "h.%d.ln_1.weight", C, 0, &b->norm1_w));
+        ZQ_TRY(vec(&L, "h.%d.ln_1.bias", C, 0, &b->norm1_b));
+        ZQ_TRY(lin(&L, "h.%d.attn.q_proj.weight", NULL, qd, C, 0, 0, &b->q));
+        ZQ_TRY(lin(&L, "h.%d.attn.k_proj.weight", NULL, kvd, C, 1, 0, &b->k));
+        ZQ_TRY(lin(&L, "h.%d.attn.v_proj.weight", NULL, kvd, C, 2, 0, &b->v));
+        ZQ_TRY(lin(&L, "h.%d.attn.out_proj.weight", NULL, C, qd, 3, 0, &b->o));
+        ZQ_TRY(lin(&L, "h.%d.mlp.fc_in.weight", "h.%d.mlp.fc_in.bias", I, C, 4, 0, &b->up));
+        ZQ_TRY(lin(&L, "h.%d.mlp.fc_out.weight", "h.%d.mlp.fc_out.bias", C, I, 6, 0, &b->down));
+        break;
+    case ZQ_ARCH_LLAMA:
+        ZQ_TRY(vec(&L, "layers.%d.input_layernorm.weight", C, 0, &b->norm1_w));
+        ZQ_TRY(vec(&L, "layers.%d.post_attention_layernorm.weight", C, 0, &b->norm2_w));
+        /* qwen2 has q/k/v biases; llama and mistral none (optional either way) */
+        ZQ_TRY(lin(&L, "layers.%d.self_attn.q_proj.weight", "layers.%d.self_attn.q_proj.bias", qd, C, 0, 0, &b->q));
+        ZQ_TRY(lin(&L, "layers.%d.self_attn.k_proj.weight", "layers.%d.self_attn.k_proj.bias", kvd, C, 1, 0, &b->k));
+        ZQ_TRY(lin(&L, "layers.%d.self_attn.v_proj.weight", "layers.%d.self_attn.v_proj.bias", kvd, C, 2, 0, &b->v));
+        ZQ_TRY(lin(&L, "layers.%d.self_attn.o_proj.weight", NULL, C, qd, 3, 0, &b->o));
+        ZQ_TRY(lin(&L, "layers.%d.mlp.up_proj.weight", NULL, I, C, 4, 0, &b->up));
+        ZQ_TRY(lin(&L, "layers.%d.mlp.gate_proj.weight", NULL, I, C, 5, 0, &b->gate));
+        ZQ_TRY(lin(&L, "layers.%d.mlp.down_proj.weight", NULL, C, I, 6, 0, &b->down));
+        break;
+    case ZQ_ARCH_BERT:
+        ZQ_TRY(lin(&L, "layer.%d.attention.self.query.weight", "layer.%d.attention.self.query.bias", qd, C, 0, 0, &b->q));
+        ZQ_TRY(lin(&L, "layer.%d.attention.self.key.weight", "layer.%d.attention.self.key.bias", kvd, C, 1, 0, &b->k));
+        ZQ_TRY(lin(&L, "layer.%d.attention.self.value.weight", "layer.%d.attention.self.value.bias", kvd, C, 2, 0, &b->v));
+        ZQ_TRY(lin(&L, "layer.%d.attention.output.dense.weight", "layer.%d.attention.output.dense.bias", C, qd, 3, 0, &b->o));
+        ZQ_TRY(vec(&L, "layer.%d.attention.output.LayerNorm.weight", C, 0, &b->norm1_w));
+        ZQ_TRY(vec(&L, "layer.%d.attention.output.LayerNorm.bias", C, 0, &b->norm1_b));
+        ZQ_TRY(lin(&L, "layer.%d.intermediate.dense.weight", "layer.%d.intermediate.dense.bias", I, C, 4, 0, &b->up));
+        ZQ_TRY(lin(&L, "layer.%d.output.dense.weight", "layer.%d.output.dense.bias", C, I, 6, 0, &b->down));
+        ZQ_TRY(vec(&L, "layer.%d.output.LayerNorm.weight", C, 0, &b->norm2_w));
+        ZQ_TRY(vec(&L, "layer.%d.output.LayerNorm.bias", C, 0, &b->norm2_b));
+        break;
+    }
+    s->loaded = 1;
+    return ZQ_OK;
+}
+
+static void drop_block(block_slot *s)
+{
+    for (int k = 0; k < s->nbuf; k++) free(s->buf[k]);
+    s->nbuf = 0;
+    s->loaded = 0;
+}
+
+zq_status zq_net_block(zq_net *n, int layer, zq_block *blk, zq_error *err)
+{
+    if (layer < 0 || layer >= n->arch.n_layers) return zq_fail(err, ZQ_ERR_INTERNAL, "no layer %d", layer);
+    block_slot *s = &n->blocks[layer];
+    if (!s->loaded) {
+        zq_status st = load_block(n, layer, s, err);
+        if (st != ZQ_OK) {
+            drop_block(s);
+            return st;
+        }
+    }
+    *blk = s->blk;
+    return ZQ_OK;
+}
+
+void zq_net_release_block(zq_net *n, int layer)
+{
+    if (!n->cache_all && layer >= 0 && layer < n->arch.n_layers) drop_block(&n->blocks[layer]);
+}
+
+/* ---- embeddings and head ---------------------------------------------------- */
+
+static zq_status load_outer(zq_net *n, zq_error *err)
+{
+    const zq_arch *a = &n->arch;
+    uint64_t C = (uint64_t)a->hidden, V = (uint64_t)a->vocab, E = (uint64_t)a->emb_dim;
+    const char *emb = NULL, *pos = NULL, *fw = NULL, *fb = NULL, *head = NULL;
+    switch (a->kind) {
+    case ZQ_ARCH_GPT2: emb = "wte.weight", pos = "wpe.weight", fw = "ln_f.weight", fb = "ln_f.bias", head = "lm_head.weight"; break;
+    case ZQ_ARCH_OPT:
+        emb = "decoder.embed_tokens.weight", pos = "decoder.embed_positions.weight", head = "lm_head.weight";
+        fw = "decoder.final_layer_norm.weight", fb = "decoder.final_layer_norm.bias";
+        break;
+    case ZQ_ARCH_NEOX: emb = "embed_in.weight", fw = "final_layer_norm.weight", fb = "final_layer_norm.bias", head = "embed_out.weight"; break;
+    case ZQ_ARCH_GPTJ: emb = "wte.weight", fw = "ln_f.weight", fb = "ln_f.bias", head = "lm_head.weight"; break;
+    case ZQ_ARCH_LLAMA: emb = "embed_tokens.weight", fw = "norm.weight", head = "lm_head.weight"; break;
+    case ZQ_ARCH_BERT: emb = "embeddings.word_embeddings.weight", pos = "embeddings.position_embeddings.weight"; break;
+    }
+    ZQ_TRY(load(n, emb, V * E, 0, 0, &n->emb, NULL, err));
+    if (pos) ZQ_TRY(load(n, pos, (uint64_t)(a->max_pos + a->pos_offset) * C, 0, 0, &n->pos, NULL, err));
+    if (a->final_norm) {
+        ZQ_TRY(load(n, fw, C, 0, 0, &n->final_w, NULL, err));
+        if (fb) ZQ_TRY(load(n, fb, C, 0, 0, &n->final_b, NULL, err));
+    }
+    if (a->emb_proj) {
+        ZQ_TRY(load(n, "decoder.project_in.weight", C * E, 0, 0, &n->proj_in, NULL, err));
+        ZQ_TRY(load(n, "decoder.project_out.weight", C * E, 0, 0, &n->proj_out, NULL, err));
+    }
+    if (a->kind == ZQ_ARCH_BERT) {
+        ZQ_TRY(load(n, "embeddings.token_type_embeddings.weight", C, 0, 1, &n->types, NULL, err));
+        if (!n->types) { /* only type 0 is used: the first row */
+            long i = find(n, "embeddings.token_type_embeddings.weight");
+            if (i < 0) return zq_fail(err, ZQ_ERR_FORMAT, "'%s': no token_type_embeddings", n->path);
+            float *all = malloc(numel_at(n, (size_t)i) * sizeof *all);
+            if (!all) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+            zq_status st = read_tensor(n, (size_t)i, 0, all, err);
+            n->types = all;
+            ZQ_TRY(st);
+        }
+        ZQ_TRY(load(n, "embeddings.LayerNorm.weight", C, 0, 0, &n->emb_norm_w, NULL, err));
+        ZQ_TRY(load(n, "embeddings.LayerNorm.bias", C, 0, 0, &n->emb_norm_b, NULL, err));
+        ZQ_TRY(load(n, "cls.predictions.transform.dense.weight", C * C, 0, 0, &n->mlm_w, NULL, err));
+        ZQ_TRY(load(n, "cls.predictions.transform.dense.bias", C, 0, 0, &n->mlm_b, NULL, err));
+        ZQ_TRY(load(n, "cls.predictions.transform.LayerNorm.weight", C, 0, 0, &n->mlm_norm_w, NULL, err));
+        ZQ_TRY(load(n, "cls.predictions.transform.LayerNorm.bias", C, 0, 0, &n->mlm_norm_b, NULL, err));
+        ZQ_TRY(load(n, "cls.predictions.bias", V, 0, 0, &n->head_b, NULL, err));
+        head = "cls.predictions.decoder.weight";
+    }
+    ZQ_TRY(load(n, head, V * E, 0, 1, &n->head_w, NULL, err));
+    if (a->kind == ZQ_ARCH_GPTJ) ZQ_TRY(load(n, "lm_head.bias", V, 0, 1, &n->head_b, NULL, err));
+    n->head_tied = n->head_w == NULL;
+    return ZQ_OK;
+}
+
+zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, float *x, zq_error *err)
+{
+    const zq_arch *a = &n->arch;
+    int C = a->hidden, E = a->emb_dim;
+    if (T > a->max_pos)
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': a context of %d tokens is longer than the model's %d", n->path, T, a->max_pos);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int32_t id = tokens[(size_t)b * T + t];
+            if (id < 0 || id >= a->vocab)
+                return zq_fail(err, ZQ_ERR_DATA, "token id %d is outside the vocabulary (0..%d)", id, a->vocab - 1);
+            float *o = x + ((size_t)b * T + t) * C;
+            const float *e = n->emb + (size_t)id * E;
+            if (a->emb_proj) {
+                for (int c = 0; c < C; c++) {
+                    float s = 0;
+                    for (int k = 0; k < E; k++) s += n->proj_in[(size_t)c * E + k] * e[k];
+                    o[c] = s;
+                }
+            } else {
+                memcpy(o, e, (size_t)C * sizeof *o);
+            }
+            if (n->pos) {
+                const float *p = n->pos + (size_t)(t + a->pos_offset) * C;
+                for (int c = 0; c < C; c++) o[c] += p[c];
+            }
+            if (n->types)
+                for (int c = 0; c < C; c++) o[c] += n->types[c];
+        }
+    if (n->emb_norm_w) zq_layernorm(x, x, n->emb_norm_w, n->emb_norm_b, B * T, C, a->norm_eps);
+    return ZQ_OK;
+}
+
+zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float *scratch, zq_error *err)
+{
+    (void)err;
+    const zq_arch *a = &n->arch;
+    int C = a->hidden, E = a->emb_dim, V = a->vocab;
+    const float *h = x;
+    if (a->final_norm) {
+        if (a->rms_norm) zq_rmsnorm(scratch, x, n->final_w, rows, C, a->norm_eps);
+        else zq_layernorm(scratch, x, n->final_w, n->final_b, rows, C, a->norm_eps);
+        h = scratch;
+    }
+    if (a->mlm_head) { /* dense, activation, LayerNorm, then the decoder */
+        zq_linear t = {n->mlm_w, n->mlm_b, C, C, 0, 0};
+        zq_block_linear(&t, NULL, NULL, h, scratch, rows);
+        zq_activate(a->act, scratch, NULL, (size_t)rows * C);
+        zq_layernorm(scratch, scratch, n->mlm_norm_w, n->mlm_norm_b, rows, C, a->norm_eps);
+        h = scratch;
+    }
+    if (a->emb_proj) {
+        zq_linear p = {n->proj_out, NULL, E, C, 0, 0};
+        float *tmp = malloc((size_t)rows * E * sizeof *tmp);
+        if (!tmp) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        zq_block_linear(&p, NULL, NULL, h, tmp, rows);
+        memcpy(scratch, tmp, (size_t)rows * E * sizeof *tmp);
+        free(tmp);
+        h = scratch;
+    }
+    zq_linear head = {n->head_tied ? n->emb : n->head_w, n->head_b, V, E, 0, 0};
+    zq_block_linear(&head, NULL, NULL, h, logits, rows);
+    return ZQ_OK;
+}
+
+/* ---- opening ---------------------------------------------------------------- */
+
+static size_t phys_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (size_t)pages * (size_t)size : (size_t)8 << 30;
+}
+
+zq_status zq_net_open(const char *path, size_t budget, zq_net **out, zq_error *err)
+{
+    *out = NULL;
+    zq_net *n = calloc(1, sizeof *n);
+    if (!n || !(n->path = strdup(path))) {
+        free(n);
+        return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    }
+    size_t len = strlen(path);
+    zq_status st;
+    const char *config;
+    if (len > 3 && strcmp(path + len - 3, ".zq") == 0) {
+        st = zq_file_open(path, 1, &n->zq, err);
+        config = st == ZQ_OK ? zq_file_config(n->zq) : NULL;
+        if (config && strcmp(config, "{}") == 0) config = NULL;
+    } else {
+        st = zq_source_open(path, &n->src, err);
+        config = st == ZQ_OK ? zq_source_config(n->src) : NULL;
+    }
+    if (st == ZQ_OK) st = zq_arch_from_config(config, path, &n->arch, err);
+    if (st == ZQ_OK) {
+        n->blocks = calloc((size_t)n->arch.n_layers, sizeof *n->blocks);
+        if (!n->blocks) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    }
+    if (st == ZQ_OK) {
+        uint64_t total = 0;
+        for (size_t i = 0; i < count(n); i++) total += numel_at(n, i) * 4;
+        n->cache_all = total <= (budget ? budget : phys_memory() / 2);
+        st = load_outer(n, err);
+    }
+    if (st != ZQ_OK) {
+        zq_net_close(n);
+        return st;
+    }
+    *out = n;
+    return ZQ_OK;
+}
+
+void zq_net_close(zq_net *n)
+{
+    if (!n) return;
+    for (int l = 0; n->blocks && l < n->arch.n_layers; l++) drop_block(&n->blocks[l]);
+    free(n->blocks);
+    float *bufs[] = {n->emb, n->pos, n->types, n->emb_norm_w, n->emb_norm_b, n->proj_in, n->proj_out, n->final_w,
+                     n->final_b, n->head_w, n->head_b, n->mlm_w, n->mlm_b, n->mlm_norm_w, n->mlm_norm_b};
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(bufs[k]);
+    zq_file_close(n->zq);
+    zq_source_close(n->src);
+    free(n->path);
+    free(n);
+}

@@ -1,0 +1,25 @@
+/* The elementwise and row-wise pieces of a transformer block. Shapes in
+ * comments: (rows, cols), row-major. */
+#ifndef ZQ_NN_H
+#define ZQ_NN_H
+
+#include <stddef.h>
+
+#include "zquant/engine.h"
+
+/* out (rows, C) = norm(x) * w (+ b); b may be NULL */
+void zq_layernorm(float *out, const float *x, const float *w, const float *b, int rows, int C, float eps);
+void zq_rmsnorm(float *out, const float *x, const float *w, int rows, int C, float eps);
+/* in place over n values; SwiGLU: gate[i] = silu(gate[i]) * up[i] */
+void zq_activate(zq_activation_fn fn, float *x, const float *up, size_t n);
+/* cos/sin (T, rot/2) of positions 0..T-1 */
+void zq_rope_table(float *cos_t, float *sin_t, int T, int rot, float theta);
+/* rotates the first rot dims of each of `heads` heads of hd dims in x (T, ld) */
+void zq_rope_apply(float *x, int ld, int T, int heads, int hd, int rot, int interleaved, const float *cos_t,
+                   const float *sin_t);
+/* one sequence: out (T, nh*hd) = softmax(q k^T * scale [causal]) v, with kv
+ * head h / (nh / nkv) serving query head h; scores: T*T scratch */
+void zq_attention(float *out, const float *q, const float *k, const float *v, int T, int nh, int nkv, int hd,
+                  int causal, float *scores);
+
+#endif
