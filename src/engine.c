@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "blas.h"
 #include "nn.h"
+#include "pool.h"
 
 /* ---- config.json -------------------------------------------------------- */
 
@@ -218,10 +220,29 @@ void zq_fake_quant_tensor(float *x, size_t n, float absmax)
     }
 }
 
+/* ---- threads ----------------------------------------------------------------- */
+
+static int engine_threads;
+
+void zq_engine_set_threads(int n)
+{
+    engine_threads = n;
+    zq_blas_set_threads(zq_engine_threads());
+}
+
+int zq_engine_threads(void)
+{
+    if (engine_threads > 0) return engine_threads;
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c > 0 ? (int)c : 1;
+}
+
 /* ---- one block ------------------------------------------------------------ */
 
 struct zq_workspace {
     int batch, seq;
+    zq_pool *pool; /* attention runs one (sequence, head) per task */
+    int threads;
     float *xn, *xn2, *q, *k, *v, *att, *proj, *up, *gate, *aq, *scores, *cos_t, *sin_t, *mid;
 };
 
@@ -246,12 +267,14 @@ zq_workspace *zq_workspace_create(const zq_arch *a, int batch, int seq)
     ws->up = malloc(bt * I * 4);
     ws->gate = malloc(bt * I * 4);
     ws->aq = malloc(bt * widest * 4);
-    ws->scores = malloc((size_t)seq * seq * 4);
+    ws->threads = zq_engine_threads();
+    ws->pool = zq_pool_create(ws->threads);
+    ws->scores = malloc((size_t)ws->threads * seq * seq * 4);
     size_t half = (size_t)(a->rotary_dims ? a->rotary_dims / 2 : 1);
     ws->cos_t = malloc((size_t)seq * half * 4);
     ws->sin_t = malloc((size_t)seq * half * 4);
     if (!ws->xn || !ws->xn2 || !ws->q || !ws->k || !ws->v || !ws->att || !ws->proj || !ws->mid || !ws->up ||
-        !ws->gate || !ws->aq || !ws->scores || !ws->cos_t || !ws->sin_t) {
+        !ws->gate || !ws->aq || !ws->scores || !ws->cos_t || !ws->sin_t || !ws->pool) {
         zq_workspace_free(ws);
         return NULL;
     }
@@ -265,6 +288,7 @@ void zq_workspace_free(zq_workspace *ws)
     float *bufs[] = {ws->xn, ws->xn2, ws->q, ws->k, ws->v, ws->att, ws->proj, ws->mid, ws->up, ws->gate, ws->aq,
                      ws->scores, ws->cos_t, ws->sin_t};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(bufs[k]);
+    zq_pool_free(ws->pool);
     free(ws);
 }
 
@@ -297,6 +321,23 @@ static void norm(const zq_arch *a, float *out, const float *x, const float *w, c
     else zq_layernorm(out, x, w, b, rows, a->hidden, a->norm_eps);
 }
 
+typedef struct {
+    const zq_arch *a;
+    zq_workspace *ws;
+    int T;
+} heads_job;
+
+static void head_task(void *ctx, size_t task, int worker)
+{
+    heads_job *j = ctx;
+    const zq_arch *a = j->a;
+    zq_workspace *ws = j->ws;
+    int b = (int)(task / (size_t)a->n_heads), h = (int)(task % (size_t)a->n_heads), hd = a->head_dim;
+    size_t qo = (size_t)b * j->T * a->n_heads * hd, ko = (size_t)b * j->T * a->n_kv_heads * hd;
+    zq_attention_head(ws->att + qo, ws->q + qo, ws->k + ko, ws->v + ko, j->T, a->n_heads, a->n_kv_heads, hd, h,
+                      a->causal, ws->scores + (size_t)worker * ws->seq * ws->seq);
+}
+
 /* attention sublayer: ws->proj (BT, C) from its input h */
 static void attention(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
                       const float *h, int B, int T)
@@ -305,14 +346,17 @@ static void attention(const zq_arch *a, const zq_block *blk, const zq_act_quant 
     zq_block_linear(&blk->q, aq, ws->aq, h, ws->q, BT);
     zq_block_linear(&blk->k, aq, ws->aq, h, ws->k, BT);
     zq_block_linear(&blk->v, aq, ws->aq, h, ws->v, BT);
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; a->rotary_dims && b < B; b++) {
         size_t qo = (size_t)b * T * nh * hd, ko = (size_t)b * T * nkv * hd;
-        if (a->rotary_dims) {
-            zq_rope_apply(ws->q + qo, nh * hd, T, nh, hd, a->rotary_dims, a->rope_interleaved, ws->cos_t, ws->sin_t);
-            zq_rope_apply(ws->k + ko, nkv * hd, T, nkv, hd, a->rotary_dims, a->rope_interleaved, ws->cos_t, ws->sin_t);
-        }
-        zq_attention(ws->att + qo, ws->q + qo, ws->k + ko, ws->v + ko, T, nh, nkv, hd, a->causal, ws->scores);
+        zq_rope_apply(ws->q + qo, nh * hd, T, nh, hd, a->rotary_dims, a->rope_interleaved, ws->cos_t, ws->sin_t);
+        zq_rope_apply(ws->k + ko, nkv * hd, T, nkv, hd, a->rotary_dims, a->rope_interleaved, ws->cos_t, ws->sin_t);
     }
+    /* many small products: one BLAS thread each, heads side by side */
+    heads_job job = {a, ws, T};
+    zq_blas_set_threads(1);
+    zq_pool_submit(ws->pool, (size_t)B * nh, head_task, &job);
+    zq_pool_wait(ws->pool);
+    zq_blas_set_threads(ws->threads);
     zq_block_linear(&blk->o, aq, ws->aq, ws->att, ws->proj, BT);
 }
 

@@ -342,16 +342,13 @@ static zq_status load_outer(zq_net *n, zq_error *err)
         ZQ_TRY(load(n, "decoder.project_out.weight", C * E, 0, 0, &n->proj_out, NULL, err));
     }
     if (a->kind == ZQ_ARCH_BERT) {
-        ZQ_TRY(load(n, "embeddings.token_type_embeddings.weight", C, 0, 1, &n->types, NULL, err));
-        if (!n->types) { /* only type 0 is used: the first row */
-            long i = find(n, "embeddings.token_type_embeddings.weight");
-            if (i < 0) return zq_fail(err, ZQ_ERR_FORMAT, "'%s': no token_type_embeddings", n->path);
-            float *all = malloc(numel_at(n, (size_t)i) * sizeof *all);
-            if (!all) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-            zq_status st = read_tensor(n, (size_t)i, 0, all, err);
-            n->types = all;
-            ZQ_TRY(st);
-        }
+        /* only token type 0 is used: the first row of [types, hidden] */
+        long i = find(n, "embeddings.token_type_embeddings.weight");
+        if (i < 0 || numel_at(n, (size_t)i) % C)
+            return zq_fail(err, ZQ_ERR_FORMAT, "'%s': no usable token_type_embeddings", n->path);
+        n->types = malloc(numel_at(n, (size_t)i) * sizeof *n->types);
+        if (!n->types) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        ZQ_TRY(read_tensor(n, (size_t)i, 0, n->types, err));
         ZQ_TRY(load(n, "embeddings.LayerNorm.weight", C, 0, 0, &n->emb_norm_w, NULL, err));
         ZQ_TRY(load(n, "embeddings.LayerNorm.bias", C, 0, 0, &n->emb_norm_b, NULL, err));
         ZQ_TRY(load(n, "cls.predictions.transform.dense.weight", C * C, 0, 0, &n->mlm_w, NULL, err));

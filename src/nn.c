@@ -83,28 +83,26 @@ void zq_rope_apply(float *x, int ld, int T, int heads, int hd, int rot, int inte
         }
 }
 
-void zq_attention(float *out, const float *q, const float *k, const float *v, int T, int nh, int nkv, int hd,
-                  int causal, float *scores)
+void zq_attention_head(float *out, const float *q, const float *k, const float *v, int T, int nh, int nkv, int hd,
+                       int h, int causal, float *scores)
 {
     const float scale = 1.0f / sqrtf((float)hd);
-    int qld = nh * hd, kld = nkv * hd, group = nh / nkv;
-    for (int h = 0; h < nh; h++) {
-        const float *qh = q + (size_t)h * hd, *kh = k + (size_t)(h / group) * hd, *vh = v + (size_t)(h / group) * hd;
-        zq_gemm_nt(T, T, hd, qh, qld, kh, kld, 0.0f, scores, T);
-        for (int t = 0; t < T; t++) {
-            float *row = scores + (size_t)t * T;
-            int n = causal ? t + 1 : T;
-            float mx = -INFINITY;
-            for (int j = 0; j < n; j++) {
-                row[j] *= scale;
-                mx = row[j] > mx ? row[j] : mx;
-            }
-            float sum = 0;
-            for (int j = 0; j < n; j++) sum += row[j] = expf(row[j] - mx);
-            float inv = 1.0f / sum;
-            for (int j = 0; j < n; j++) row[j] *= inv;
-            for (int j = n; j < T; j++) row[j] = 0;
+    int qld = nh * hd, kld = nkv * hd, g = h / (nh / nkv);
+    const float *qh = q + (size_t)h * hd, *kh = k + (size_t)g * hd, *vh = v + (size_t)g * hd;
+    zq_gemm_nt(T, T, hd, qh, qld, kh, kld, 0.0f, scores, T);
+    for (int t = 0; t < T; t++) {
+        float *row = scores + (size_t)t * T;
+        int n = causal ? t + 1 : T;
+        float mx = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            row[j] *= scale;
+            mx = row[j] > mx ? row[j] : mx;
         }
-        zq_gemm_nn(T, hd, T, scores, T, vh, kld, 0.0f, out + (size_t)h * hd, qld);
+        float sum = 0;
+        for (int j = 0; j < n; j++) sum += row[j] = expf(row[j] - mx);
+        float inv = 1.0f / sum;
+        for (int j = 0; j < n; j++) row[j] *= inv;
+        for (int j = n; j < T; j++) row[j] = 0;
     }
+    zq_gemm_nn(T, hd, T, scores, T, vh, kld, 0.0f, out + (size_t)h * hd, qld);
 }

@@ -17,9 +17,10 @@ void zq_rope_table(float *cos_t, float *sin_t, int T, int rot, float theta);
 /* rotates the first rot dims of each of `heads` heads of hd dims in x (T, ld) */
 void zq_rope_apply(float *x, int ld, int T, int heads, int hd, int rot, int interleaved, const float *cos_t,
                    const float *sin_t);
-/* one sequence: out (T, nh*hd) = softmax(q k^T * scale [causal]) v, with kv
- * head h / (nh / nkv) serving query head h; scores: T*T scratch */
-void zq_attention(float *out, const float *q, const float *k, const float *v, int T, int nh, int nkv, int hd,
-                  int causal, float *scores);
+/* one head h of one sequence: out (T, nh*hd), columns of head h =
+ * softmax(q_h k_g^T / sqrt(hd) [causal]) v_g with g = h / (nh / nkv) the
+ * key/value head it shares; scores: T*T scratch */
+void zq_attention_head(float *out, const float *q, const float *k, const float *v, int T, int nh, int nkv, int hd,
+                       int h, int causal, float *scores);
 
 #endif

@@ -84,6 +84,10 @@ void zq_fake_quant_tensor(float *x, size_t n, float absmax);
  * input is first quantized into scratch (rows * L->in floats). */
 void zq_block_linear(const zq_linear *L, const zq_act_quant *aq, float *scratch, const float *x, float *out, int rows);
 
+/* Threads for the engine's own loops and for BLAS (0: one per core). */
+void zq_engine_set_threads(int n);
+int zq_engine_threads(void);
+
 /* Scratch for one block over B sequences of T tokens, sized once. */
 typedef struct zq_workspace zq_workspace;
 zq_workspace *zq_workspace_create(const zq_arch *a, int batch, int seq);

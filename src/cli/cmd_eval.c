@@ -5,7 +5,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../blas.h"
 #include "cli.h"
 #include "zquant/eval.h"
 #include "zquant/tokenizer.h"
@@ -210,7 +209,7 @@ int cmd_eval(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) return rc;
     const char *model = argv[optind];
-    if (a.threads) zq_blas_set_threads((int)a.threads);
+    if (a.threads) zq_engine_set_threads((int)a.threads);
     zq_error err = {0};
     zq_net *net = NULL, *ref = NULL;
     int32_t *ids = NULL, *calib = NULL;

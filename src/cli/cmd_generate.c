@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../blas.h"
 #include "cli.h"
 #include "zquant/eval.h"
 #include "zquant/tokenizer.h"
@@ -89,7 +88,7 @@ int cmd_generate(int argc, char **argv)
         return rc;
     }
     const char *model = argv[optind];
-    if (threads) zq_blas_set_threads((int)threads);
+    if (threads) zq_engine_set_threads((int)threads);
     static int32_t bos = 1;
     if (!prompt) {
         prompt = malloc(sizeof *prompt);

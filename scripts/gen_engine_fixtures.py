@@ -1,0 +1,338 @@
+#!/usr/bin/python3
+"""PyTorch references for zquant's forward pass (Debian's python3-torch; run
+from the repository root). For each architecture: a tiny random config, its
+weights under Hugging Face's names and layouts (F32 safetensors), a token
+sequence, and the logits the Hugging Face model computes, written to
+tests/fixtures/engine/<name>/.
+
+Each forward below is written from the Hugging Face modeling file named in
+its docstring (transformers 4.x), not from zquant's C code."""
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stio  # noqa: E402
+
+OUT = "tests/fixtures/engine"
+T = 12
+torch.manual_seed(20221124)
+DT = torch.float64  # the reference runs in float64; zquant in float32
+
+
+def rnd(*shape, scale=0.2):
+    """float32-representable values, so the stored F32 weights are exact"""
+    return (torch.randn(*shape, dtype=DT) * scale).float().to(DT)
+
+
+def ones_ish(n):
+    return (1 + 0.1 * torch.randn(n, dtype=DT)).float().to(DT)
+
+
+def causal(t):
+    return torch.triu(torch.full((t, t), float("-inf"), dtype=DT), 1)
+
+
+def attend(q, k, v, mask, scale):
+    """q (H, T, d), k/v (H, T, d) -> (T, H*d)"""
+    s = q @ k.transpose(-1, -2) * scale
+    if mask is not None:
+        s = s + mask
+    p = torch.softmax(s, dim=-1)
+    o = p @ v
+    return o.transpose(0, 1).reshape(q.shape[1], -1)
+
+
+def heads(x, n):
+    t, c = x.shape
+    return x.view(t, n, c // n).transpose(0, 1)
+
+
+def gelu_new(x):
+    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def rope_halves(x, dim, base):
+    """GPT-NeoX / Llama: rotate the first `dim` dims of each head, halves layout."""
+    t = x.shape[-2]
+    inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=DT) / dim))
+    f = torch.outer(torch.arange(t, dtype=DT), inv)
+    emb = torch.cat((f, f), dim=-1)
+    r, rest = x[..., :dim], x[..., dim:]
+    r = r * emb.cos() + rotate_half(r) * emb.sin()
+    return torch.cat((r, rest), dim=-1)
+
+
+def rope_interleaved(x, dim, base=10000.0):
+    """GPT-J: rotate_every_two over the first `dim` dims, sin/cos duplicate_interleave'd."""
+    t = x.shape[-2]
+    inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=DT) / dim))
+    f = torch.outer(torch.arange(t, dtype=DT), inv)
+    sin, cos = f.sin().repeat_interleave(2, dim=-1), f.cos().repeat_interleave(2, dim=-1)
+    r, rest = x[..., :dim], x[..., dim:]
+    x1, x2 = r[..., ::2], r[..., 1::2]
+    rot = torch.stack((-x2, x1), dim=-1).flatten(-2)
+    return torch.cat((r * cos + rot * sin, rest), dim=-1)
+
+
+def gpt2(ids):
+    """transformers/models/gpt2/modeling_gpt2.py: Conv1D weights [in, out], fused c_attn."""
+    C, H, L, V, P, I = 32, 4, 2, 50, 16, 96
+    w = {"wte.weight": rnd(V, C), "wpe.weight": rnd(P, C), "ln_f.weight": ones_ish(C), "ln_f.bias": rnd(C, scale=0.1)}
+    for i in range(L):
+        p = f"h.{i}."
+        w.update({p + "ln_1.weight": ones_ish(C), p + "ln_1.bias": rnd(C, scale=0.1),
+                  p + "attn.c_attn.weight": rnd(C, 3 * C), p + "attn.c_attn.bias": rnd(3 * C, scale=0.1),
+                  p + "attn.c_proj.weight": rnd(C, C), p + "attn.c_proj.bias": rnd(C, scale=0.1),
+                  p + "ln_2.weight": ones_ish(C), p + "ln_2.bias": rnd(C, scale=0.1),
+                  p + "mlp.c_fc.weight": rnd(C, I), p + "mlp.c_fc.bias": rnd(I, scale=0.1),
+                  p + "mlp.c_proj.weight": rnd(I, C), p + "mlp.c_proj.bias": rnd(C, scale=0.1)})
+    cfg = {"model_type": "gpt2", "n_embd": C, "n_head": H, "n_layer": L, "vocab_size": V, "n_positions": P,
+           "n_inner": I, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5}
+    t = len(ids)
+    h = w["wte.weight"][ids] + w["wpe.weight"][:t]
+    for i in range(L):
+        p = f"h.{i}."
+        a = F.layer_norm(h, (C,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], 1e-5)
+        qkv = a @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]
+        q, k, v = qkv.split(C, dim=-1)
+        o = attend(heads(q, H), heads(k, H), heads(v, H), causal(t), 1 / math.sqrt(C // H))
+        h = h + o @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
+        m = F.layer_norm(h, (C,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], 1e-5)
+        m = gelu_new(m @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"])
+        h = h + m @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
+    h = F.layer_norm(h, (C,), w["ln_f.weight"], w["ln_f.bias"], 1e-5)
+    return w, cfg, h @ w["wte.weight"].T
+
+
+def opt(ids):
+    """transformers/models/opt/modeling_opt.py: positions offset by 2, q scaled
+    before q.k, pre-LN (do_layer_norm_before), ReLU, lm_head tied."""
+    C, H, L, V, P, I = 32, 4, 2, 50, 16, 64
+    pre = "model.decoder."
+    w = {pre + "embed_tokens.weight": rnd(V, C), pre + "embed_positions.weight": rnd(P + 2, C),
+         pre + "final_layer_norm.weight": ones_ish(C), pre + "final_layer_norm.bias": rnd(C, scale=0.1)}
+    for i in range(L):
+        p = f"{pre}layers.{i}."
+        for n in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            w[p + f"self_attn.{n}.weight"], w[p + f"self_attn.{n}.bias"] = rnd(C, C), rnd(C, scale=0.1)
+        w.update({p + "self_attn_layer_norm.weight": ones_ish(C), p + "self_attn_layer_norm.bias": rnd(C, scale=0.1),
+                  p + "final_layer_norm.weight": ones_ish(C), p + "final_layer_norm.bias": rnd(C, scale=0.1),
+                  p + "fc1.weight": rnd(I, C), p + "fc1.bias": rnd(I, scale=0.1),
+                  p + "fc2.weight": rnd(C, I), p + "fc2.bias": rnd(C, scale=0.1)})
+    cfg = {"model_type": "opt", "hidden_size": C, "num_attention_heads": H, "num_hidden_layers": L, "ffn_dim": I,
+           "vocab_size": V, "max_position_embeddings": P, "do_layer_norm_before": True, "word_embed_proj_dim": C,
+           "activation_function": "relu"}
+    t = len(ids)
+    lin = lambda x, n: x @ w[n + ".weight"].T + w[n + ".bias"]  # noqa: E731
+    h = w[pre + "embed_tokens.weight"][ids] + w[pre + "embed_positions.weight"][2: t + 2]
+    d = C // H
+    for i in range(L):
+        p = f"{pre}layers.{i}."
+        a = F.layer_norm(h, (C,), w[p + "self_attn_layer_norm.weight"], w[p + "self_attn_layer_norm.bias"], 1e-5)
+        q = lin(a, p + "self_attn.q_proj") * d ** -0.5
+        o = attend(heads(q, H), heads(lin(a, p + "self_attn.k_proj"), H), heads(lin(a, p + "self_attn.v_proj"), H),
+                   causal(t), 1.0)
+        h = h + lin(o, p + "self_attn.out_proj")
+        m = F.layer_norm(h, (C,), w[p + "final_layer_norm.weight"], w[p + "final_layer_norm.bias"], 1e-5)
+        h = h + lin(F.relu(lin(m, p + "fc1")), p + "fc2")
+    h = F.layer_norm(h, (C,), w[pre + "final_layer_norm.weight"], w[pre + "final_layer_norm.bias"], 1e-5)
+    return w, cfg, h @ w[pre + "embed_tokens.weight"].T
+
+
+def gpt_neox(ids):
+    """transformers/models/gpt_neox/modeling_gpt_neox.py: query_key_value laid
+    out per head [h][q|k|v][d], partial rotary (rotary_pct) in halves,
+    parallel residual, exact GELU, untied embed_out."""
+    C, H, L, V, P, I = 32, 4, 2, 50, 16, 128
+    d, rot = C // H, int((C // H) * 0.5)
+    w = {"gpt_neox.embed_in.weight": rnd(V, C), "embed_out.weight": rnd(V, C),
+         "gpt_neox.final_layer_norm.weight": ones_ish(C), "gpt_neox.final_layer_norm.bias": rnd(C, scale=0.1)}
+    for i in range(L):
+        p = f"gpt_neox.layers.{i}."
+        w.update({p + "input_layernorm.weight": ones_ish(C), p + "input_layernorm.bias": rnd(C, scale=0.1),
+                  p + "post_attention_layernorm.weight": ones_ish(C),
+                  p + "post_attention_layernorm.bias": rnd(C, scale=0.1),
+                  p + "attention.query_key_value.weight": rnd(3 * C, C),
+                  p + "attention.query_key_value.bias": rnd(3 * C, scale=0.1),
+                  p + "attention.dense.weight": rnd(C, C), p + "attention.dense.bias": rnd(C, scale=0.1),
+                  p + "mlp.dense_h_to_4h.weight": rnd(I, C), p + "mlp.dense_h_to_4h.bias": rnd(I, scale=0.1),
+                  p + "mlp.dense_4h_to_h.weight": rnd(C, I), p + "mlp.dense_4h_to_h.bias": rnd(C, scale=0.1)})
+    cfg = {"model_type": "gpt_neox", "hidden_size": C, "num_attention_heads": H, "num_hidden_layers": L,
+           "intermediate_size": I, "vocab_size": V, "max_position_embeddings": P, "rotary_pct": 0.5,
+           "rotary_emb_base": 10000, "layer_norm_eps": 1e-5, "use_parallel_residual": True, "hidden_act": "gelu"}
+    t = len(ids)
+    lin = lambda x, n: x @ w[n + ".weight"].T + w[n + ".bias"]  # noqa: E731
+    ln = lambda x, n: F.layer_norm(x, (C,), w[n + ".weight"], w[n + ".bias"], 1e-5)  # noqa: E731
+    h = w["gpt_neox.embed_in.weight"][ids]
+    for i in range(L):
+        p = f"gpt_neox.layers.{i}."
+        qkv = lin(ln(h, p + "input_layernorm"), p + "attention.query_key_value").view(t, H, 3 * d).transpose(0, 1)
+        q, k, v = qkv[..., :d], qkv[..., d: 2 * d], qkv[..., 2 * d:]
+        q, k = rope_halves(q, rot, 10000.0), rope_halves(k, rot, 10000.0)
+        attn = lin(attend(q, k, v, causal(t), 1 / math.sqrt(d)), p + "attention.dense")
+        mlp = lin(F.gelu(lin(ln(h, p + "post_attention_layernorm"), p + "mlp.dense_h_to_4h")), p + "mlp.dense_4h_to_h")
+        h = mlp + attn + h
+    h = ln(h, "gpt_neox.final_layer_norm")
+    return w, cfg, h @ w["embed_out.weight"].T
+
+
+def gptj(ids):
+    """transformers/models/gptj/modeling_gptj.py: q/k/v/out without bias,
+    interleaved rotary on rotary_dim dims, one ln_1 feeding attention and MLP
+    in parallel, gelu_new, lm_head with bias."""
+    C, H, L, V, P, I = 32, 4, 2, 50, 16, 128
+    d, rot = C // H, 4
+    w = {"transformer.wte.weight": rnd(V, C), "lm_head.weight": rnd(V, C), "lm_head.bias": rnd(V, scale=0.1),
+         "transformer.ln_f.weight": ones_ish(C), "transformer.ln_f.bias": rnd(C, scale=0.1)}
+    for i in range(L):
+        p = f"transformer.h.{i}."
+        w.update({p + "ln_1.weight": ones_ish(C), p + "ln_1.bias": rnd(C, scale=0.1),
+                  p + "attn.q_proj.weight": rnd(C, C), p + "attn.k_proj.weight": rnd(C, C),
+                  p + "attn.v_proj.weight": rnd(C, C), p + "attn.out_proj.weight": rnd(C, C),
+                  p + "mlp.fc_in.weight": rnd(I, C), p + "mlp.fc_in.bias": rnd(I, scale=0.1),
+                  p + "mlp.fc_out.weight": rnd(C, I), p + "mlp.fc_out.bias": rnd(C, scale=0.1)})
+    cfg = {"model_type": "gptj", "n_embd": C, "n_head": H, "n_layer": L, "n_inner": I, "vocab_size": V,
+           "n_positions": P, "rotary_dim": rot, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5}
+    t = len(ids)
+    h = w["transformer.wte.weight"][ids]
+    for i in range(L):
+        p = f"transformer.h.{i}."
+        a = F.layer_norm(h, (C,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], 1e-5)
+        q = rope_interleaved(heads(a @ w[p + "attn.q_proj.weight"].T, H), rot)
+        k = rope_interleaved(heads(a @ w[p + "attn.k_proj.weight"].T, H), rot)
+        v = heads(a @ w[p + "attn.v_proj.weight"].T, H)
+        attn = attend(q, k, v, causal(t), 1 / math.sqrt(d)) @ w[p + "attn.out_proj.weight"].T
+        ff = gelu_new(a @ w[p + "mlp.fc_in.weight"].T + w[p + "mlp.fc_in.bias"]) @ w[p + "mlp.fc_out.weight"].T \
+            + w[p + "mlp.fc_out.bias"]
+        h = attn + ff + h
+    h = F.layer_norm(h, (C,), w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], 1e-5)
+    return w, cfg, h @ w["lm_head.weight"].T + w["lm_head.bias"]
+
+
+def llama_like(ids, model_type, qkv_bias, tied):
+    """transformers/models/llama/modeling_llama.py (and qwen2's, which adds
+    q/k/v biases): RMSNorm, RoPE in halves, grouped-query attention
+    (repeat_kv), SwiGLU MLP."""
+    C, H, KV, L, V, P, I = 32, 4, 2, 2, 50, 16, 48
+    d = C // H
+    w = {"model.embed_tokens.weight": rnd(V, C), "model.norm.weight": ones_ish(C)}
+    if not tied:
+        w["lm_head.weight"] = rnd(V, C)
+    for i in range(L):
+        p = f"model.layers.{i}."
+        w.update({p + "input_layernorm.weight": ones_ish(C), p + "post_attention_layernorm.weight": ones_ish(C),
+                  p + "self_attn.q_proj.weight": rnd(C, C), p + "self_attn.k_proj.weight": rnd(KV * d, C),
+                  p + "self_attn.v_proj.weight": rnd(KV * d, C), p + "self_attn.o_proj.weight": rnd(C, C),
+                  p + "mlp.gate_proj.weight": rnd(I, C), p + "mlp.up_proj.weight": rnd(I, C),
+                  p + "mlp.down_proj.weight": rnd(C, I)})
+        if qkv_bias:
+            w.update({p + "self_attn.q_proj.bias": rnd(C, scale=0.1), p + "self_attn.k_proj.bias": rnd(KV * d, scale=0.1),
+                      p + "self_attn.v_proj.bias": rnd(KV * d, scale=0.1)})
+    cfg = {"model_type": model_type, "hidden_size": C, "num_attention_heads": H, "num_key_value_heads": KV,
+           "num_hidden_layers": L, "intermediate_size": I, "vocab_size": V, "max_position_embeddings": P,
+           "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": tied}
+    t = len(ids)
+
+    def rms(x, n):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w[n]
+
+    def lin(x, n):
+        y = x @ w[n + ".weight"].T
+        return y + w[n + ".bias"] if n + ".bias" in w else y
+
+    h = w["model.embed_tokens.weight"][ids]
+    for i in range(L):
+        p = f"model.layers.{i}."
+        a = rms(h, p + "input_layernorm.weight")
+        q = rope_halves(heads(lin(a, p + "self_attn.q_proj"), H), d, 10000.0)
+        k = rope_halves(heads(lin(a, p + "self_attn.k_proj"), KV), d, 10000.0)
+        v = heads(lin(a, p + "self_attn.v_proj"), KV)
+        k, v = k.repeat_interleave(H // KV, dim=0), v.repeat_interleave(H // KV, dim=0)
+        h = h + lin(attend(q, k, v, causal(t), 1 / math.sqrt(d)), p + "self_attn.o_proj")
+        m = rms(h, p + "post_attention_layernorm.weight")
+        h = h + lin(F.silu(lin(m, p + "mlp.gate_proj")) * lin(m, p + "mlp.up_proj"), p + "mlp.down_proj")
+    h = rms(h, "model.norm.weight")
+    return w, cfg, h @ (w["model.embed_tokens.weight"] if tied else w["lm_head.weight"]).T
+
+
+def bert(ids):
+    """transformers/models/bert/modeling_bert.py: post-LN encoder, no mask,
+    exact GELU, MLM head (transform dense, GELU, LayerNorm, decoder tied to
+    the word embeddings plus cls.predictions.bias)."""
+    C, H, L, V, P, I = 32, 4, 2, 50, 16, 64
+    eps = 1e-12
+    pre = "bert."
+    w = {pre + "embeddings.word_embeddings.weight": rnd(V, C), pre + "embeddings.position_embeddings.weight": rnd(P, C),
+         pre + "embeddings.token_type_embeddings.weight": rnd(2, C),
+         pre + "embeddings.LayerNorm.weight": ones_ish(C), pre + "embeddings.LayerNorm.bias": rnd(C, scale=0.1),
+         "cls.predictions.transform.dense.weight": rnd(C, C), "cls.predictions.transform.dense.bias": rnd(C, scale=0.1),
+         "cls.predictions.transform.LayerNorm.weight": ones_ish(C),
+         "cls.predictions.transform.LayerNorm.bias": rnd(C, scale=0.1), "cls.predictions.bias": rnd(V, scale=0.1)}
+    for i in range(L):
+        p = f"{pre}encoder.layer.{i}."
+        for n in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+            w[p + n + ".weight"], w[p + n + ".bias"] = rnd(C, C), rnd(C, scale=0.1)
+        w.update({p + "attention.output.LayerNorm.weight": ones_ish(C),
+                  p + "attention.output.LayerNorm.bias": rnd(C, scale=0.1),
+                  p + "intermediate.dense.weight": rnd(I, C), p + "intermediate.dense.bias": rnd(I, scale=0.1),
+                  p + "output.dense.weight": rnd(C, I), p + "output.dense.bias": rnd(C, scale=0.1),
+                  p + "output.LayerNorm.weight": ones_ish(C), p + "output.LayerNorm.bias": rnd(C, scale=0.1)})
+    cfg = {"model_type": "bert", "hidden_size": C, "num_attention_heads": H, "num_hidden_layers": L,
+           "intermediate_size": I, "vocab_size": V, "max_position_embeddings": P, "type_vocab_size": 2,
+           "layer_norm_eps": eps, "hidden_act": "gelu"}
+    t = len(ids)
+    lin = lambda x, n: x @ w[n + ".weight"].T + w[n + ".bias"]  # noqa: E731
+    ln = lambda x, n: F.layer_norm(x, (C,), w[n + ".weight"], w[n + ".bias"], eps)  # noqa: E731
+    e = pre + "embeddings."
+    h = ln(w[e + "word_embeddings.weight"][ids] + w[e + "position_embeddings.weight"][:t]
+           + w[e + "token_type_embeddings.weight"][0], e + "LayerNorm")
+    for i in range(L):
+        p = f"{pre}encoder.layer.{i}."
+        q, k, v = (heads(lin(h, p + "attention.self." + n), H) for n in ("query", "key", "value"))
+        a = lin(attend(q, k, v, None, 1 / math.sqrt(C // H)), p + "attention.output.dense")
+        h = ln(a + h, p + "attention.output.LayerNorm")
+        m = lin(F.gelu(lin(h, p + "intermediate.dense")), p + "output.dense")
+        h = ln(m + h, p + "output.LayerNorm")
+    x = ln(F.gelu(lin(h, "cls.predictions.transform.dense")), "cls.predictions.transform.LayerNorm")
+    return w, cfg, x @ w[e + "word_embeddings.weight"].T + w["cls.predictions.bias"]
+
+
+MODELS = {
+    "gpt2": gpt2, "opt": opt, "gpt_neox": gpt_neox, "gptj": gptj, "bert": bert,
+    "llama": lambda ids: llama_like(ids, "llama", False, False),
+    "qwen2": lambda ids: llama_like(ids, "qwen2", True, True),
+}
+
+
+def main():
+    if os.path.exists(OUT):
+        shutil.rmtree(OUT)
+    for name, fn in MODELS.items():
+        ids = torch.randint(0, 50, (T,))
+        with torch.no_grad():
+            w, cfg, logits = fn(ids)
+        d = os.path.join(OUT, name)
+        os.makedirs(d)
+        stio.save(os.path.join(d, "model.safetensors"), {k: v.to(torch.float32).numpy() for k, v in w.items()})
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=1)
+        with open(os.path.join(d, "tokens.bin"), "wb") as f:
+            f.write(struct.pack(f"<{T}I", *ids.tolist()))
+        stio.save(os.path.join(d, "logits.safetensors"), {"logits": logits.to(torch.float32).numpy()})
+
+
+if __name__ == "__main__":
+    main()

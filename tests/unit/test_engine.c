@@ -1,0 +1,93 @@
+/* The forward pass against PyTorch references (scripts/gen_engine_fixtures.py,
+ * written from Hugging Face's modeling files): logits within 1e-4 of the
+ * largest reference logit. */
+#include <stdlib.h>
+
+#include "test.h"
+#include "zquant/eval.h"
+#include "zquant/net.h"
+#include "zquant/source.h"
+#include "zquant/tokenizer.h"
+
+#define DIR "tests/fixtures/engine/"
+
+static double forward_error(const char *name)
+{
+    char path[256];
+    zq_error err = {0};
+    zq_net *net = NULL;
+    snprintf(path, sizeof path, DIR "%s", name);
+    if (zq_net_open(path, 0, &net, &err) != ZQ_OK) {
+        fprintf(stderr, "  %s\n", err.msg);
+        return INFINITY;
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    snprintf(path, sizeof path, DIR "%s/tokens.bin", name);
+    CHECK(zq_tokens_read(path, &ids, &n, &err) == ZQ_OK);
+    const zq_arch *a = zq_net_arch(net);
+    int T = (int)n;
+    float *x = malloc((size_t)T * a->hidden * 4), *logits = malloc((size_t)T * a->vocab * 4);
+    float *scratch = malloc((size_t)T * (a->hidden > a->emb_dim ? a->hidden : a->emb_dim) * 4);
+    zq_workspace *ws = zq_workspace_create(a, 1, T);
+    CHECK(zq_net_embed(net, ids, 1, T, x, &err) == ZQ_OK);
+    for (int l = 0; l < a->n_layers; l++) {
+        zq_block blk;
+        CHECK(zq_net_block(net, l, &blk, &err) == ZQ_OK);
+        zq_block_forward(a, &blk, NULL, ws, x, x, 1, T);
+    }
+    CHECK(zq_net_head(net, x, T, logits, scratch, &err) == ZQ_OK);
+    zq_source *ref = NULL;
+    snprintf(path, sizeof path, DIR "%s/logits.safetensors", name);
+    CHECK(zq_source_open(path, &ref, &err) == ZQ_OK);
+    double worst = INFINITY;
+    if (ref) {
+        const zq_tensor_info *t = zq_source_tensor(ref, 0);
+        float *want = malloc(t->numel * 4);
+        CHECK(t->numel == (uint64_t)T * a->vocab);
+        CHECK(zq_source_read(ref, 0, 0, t->rows, 0, t->cols, want, &err) == ZQ_OK);
+        double big = 0, diff = 0;
+        for (uint64_t k = 0; k < t->numel; k++) {
+            big = fabs(want[k]) > big ? fabs(want[k]) : big;
+            diff = fabs(want[k] - logits[k]) > diff ? fabs(want[k] - logits[k]) : diff;
+        }
+        worst = diff / big;
+        free(want);
+        zq_source_close(ref);
+    }
+    zq_workspace_free(ws);
+    free(x), free(logits), free(scratch), free(ids);
+    zq_net_close(net);
+    return worst;
+}
+
+#define ARCH_TEST(name)                                                       \
+    TEST(forward_matches_pytorch_##name)                                      \
+    {                                                                         \
+        double e = forward_error(#name);                                      \
+        if (!(e <= 1e-4)) fprintf(stderr, "  %s: relative error %g\n", #name, e); \
+        CHECK(e <= 1e-4);                                                     \
+    }
+
+ARCH_TEST(gpt2)
+ARCH_TEST(opt)
+ARCH_TEST(gpt_neox)
+ARCH_TEST(gptj)
+ARCH_TEST(llama)
+ARCH_TEST(qwen2)
+ARCH_TEST(bert)
+
+TEST(token_wise_fake_quant_by_hand)
+{
+    /* row [-1, 0, 0.5, 2]: scale 3/255, zero point round(1/scale) = 85 */
+    float x[4] = {-1.0f, 0.0f, 0.5f, 2.0f};
+    zq_fake_quant_tokens(x, 1, 4);
+    float s = 3.0f / 255.0f;
+    CHECK_NEAR(x[0], -85 * s, 1e-6); /* q = -85 + 85 = 0 */
+    CHECK(x[1] == 0.0f);             /* zero is exact */
+    CHECK_NEAR(x[2], 42 * s, 1e-6);  /* 0.5 / s = 42.5 rounds to even: 42 */
+    CHECK_NEAR(x[3], 170 * s, 1e-6); /* q = 255, the top of the range */
+    float c[3] = {0.25f, 0.25f, 0.25f};
+    zq_fake_quant_tokens(c, 1, 3); /* a constant row stays as it is */
+    CHECK(c[0] == 0.25f && c[2] == 0.25f);
+}
