@@ -172,8 +172,9 @@ typedef struct {
 
 static int queue_pair(const zq_tokenizer *t, heap *q, symbols *s, int left)
 {
+    if (left < 0) return 1;
     int right = s->next[left];
-    if (left < 0 || right < 0) return 1;
+    if (right < 0) return 1;
     int a = s->id[left], b = s->id[right];
     size_t la = (size_t)t->piece_len[a], lb = (size_t)t->piece_len[b];
     memcpy(s->buf, t->piece[a], la);

@@ -160,5 +160,58 @@ worst=$(grep '"rel_rmse"' "$TMP/s.json" | sed 's/.*:[[:space:]]*//; s/,//' | sor
 awk -v w="$worst" 'BEGIN { exit !(w > 0.001 && w < 0.01) }' && ok "real-model/int8-error" ||
     fail "real-model/int8-error" "worst rel_rmse $worst"
 
+# --- eval and generate on the real model ------------------------------------------
+REAL=tests/fixtures/real
+ids=$("$ZQ" generate data/models/stories260K -n 201 | head -n 1)
+[ "$ids" = "$(tr '\n' ' ' <"$REAL/greedy201.txt" | sed 's/ *$//')" ] && ok "real-model/greedy-matches-run.c" ||
+    fail "real-model/greedy-matches-run.c" "$(echo "$ids" | head -c 200)"
+expect "tokenize/stories" 0 "$ZQ" tokenize "$REAL/stories.txt" --tokenizer data/models/stories260K/tokenizer.bin -o "$TMP/t.bin"
+cmp -s "$TMP/t.bin" "$REAL/tokens.bin" && ok "tokenize/matches-run.c-encoder" || fail "tokenize/matches-run.c-encoder"
+want=$(sed -n 's/.*"nll": \([0-9.]*\).*/\1/p' "$REAL/expected.json")
+got=$("$ZQ" eval data/models/stories260K --tokens "$REAL/tokens.bin" --ctx 256 --json | sed -n 's/.*"nll":[[:space:]]*\([0-9.]*\).*/\1/p')
+awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 2e-3) }' &&
+    ok "real-model/nll-matches-float64-reference" || fail "real-model/nll-matches-float64-reference" "$got vs $want"
+got_text=$("$ZQ" eval data/models/stories260K --text "$REAL/stories.txt" --ctx 256 --json | sed -n 's/.*"nll":[[:space:]]*\([0-9.]*\).*/\1/p')
+[ "$got_text" = "$got" ] && ok "eval/text-equals-tokens" || fail "eval/text-equals-tokens" "$got_text vs $got"
+"$ZQ" eval "$TMP/s.zq" --tokens "$REAL/tokens.bin" --reference data/models/stories260K --json --per-layer >"$TMP/e8.json"
+"$ZQ" quantize data/models/stories260K -o "$TMP/s48.zq" -q -p w4/8a8
+"$ZQ" eval "$TMP/s48.zq" --tokens "$REAL/tokens.bin" --reference data/models/stories260K --json >"$TMP/e48.json"
+"$ZQ" quantize data/models/stories260K -o "$TMP/static.zq" -q -p w8a8 --per-tensor --act int8-tensor
+"$ZQ" eval "$TMP/static.zq" --tokens "$REAL/tokens.bin" --reference data/models/stories260K --json >"$TMP/es.json"
+field() { sed -n "s/.*\"$1\":[[:space:]]*\([0-9.e-]*\).*/\1/p" "$2" | head -n 1; }
+missing=""
+for f in ppl ref_ppl kl top1 tokens layer_rel_err; do grep -q "\"$f\"" "$TMP/e8.json" || missing="$missing $f"; done
+[ -z "$missing" ] && ok "eval/json-fields" || fail "eval/json-fields" "missing$missing"
+# the paper's ordering: ZeroQuant W8A8 << static per-tensor W8A8 < W4/8-A8 without LKD
+awk -v z="$(field kl "$TMP/e8.json")" -v s="$(field kl "$TMP/es.json")" -v w="$(field kl "$TMP/e48.json")" \
+    -v t="$(field top1 "$TMP/e8.json")" 'BEGIN { exit !(z < 0.005 && z * 5 < s && s < w && t > 0.95) }' &&
+    ok "eval/zeroquant-beats-static-ptq" ||
+    fail "eval/zeroquant-beats-static-ptq" "kl w8a8 $(field kl "$TMP/e8.json") static $(field kl "$TMP/es.json") w4/8a8 $(field kl "$TMP/e48.json")"
+expect "eval/sample" 0 "$ZQ" eval "$TMP/s.zq" --sample 2,64 --seed 3 --reference data/models/stories260K --json
+grep -q '"tokens":[[:space:]]*126' "$TMP/out" && ok "eval/sample-count" || fail "eval/sample-count" "$(head -c 300 "$TMP/out")"
+expect "eval/engine-fixture-gpt2" 0 "$ZQ" eval tests/fixtures/engine/gpt2 --tokens tests/fixtures/engine/gpt2/tokens.bin
+expect "eval/engine-fixture-bert" 0 "$ZQ" eval tests/fixtures/engine/bert --tokens tests/fixtures/engine/bert/tokens.bin
+
+# --- eval: bad input ----------------------------------------------------------------
+printf '\001\000\000\000\377\001\000\000' >"$TMP/oov.bin" # ids 1, 511: fine; then 9999
+printf '\017\047\000\000' >>"$TMP/oov.bin"
+expect "eval/id-outside-vocab" 7 "$ZQ" eval data/models/stories260K --tokens "$TMP/oov.bin"
+grep -q "outside the vocabulary" "$TMP/err" && ok "eval/id-outside-vocab-named" || fail "eval/id-outside-vocab-named"
+: >"$TMP/empty.bin"
+expect "eval/empty-token-file" 7 "$ZQ" eval data/models/stories260K --tokens "$TMP/empty.bin"
+printf 'abc' >"$TMP/odd.bin"
+expect "eval/ragged-token-file" 3 "$ZQ" eval data/models/stories260K --tokens "$TMP/odd.bin"
+expect "eval/ctx-too-long" 2 "$ZQ" eval data/models/stories260K --tokens "$REAL/tokens.bin" --ctx 4096
+expect "eval/reference-mismatch" 2 "$ZQ" eval "$TMP/s.zq" --tokens tests/fixtures/engine/llama/tokens.bin \
+    --reference tests/fixtures/engine/llama
+expect "eval/no-source" 2 "$ZQ" eval data/models/stories260K
+expect "eval/two-sources" 2 "$ZQ" eval data/models/stories260K --tokens "$REAL/tokens.bin" --sample 1,8
+expect "eval/unknown-model-type" 3 "$ZQ" eval "$TMP/unknown" --tokens "$REAL/tokens.bin"
+expect "generate/encoder" 2 "$ZQ" generate tests/fixtures/engine/bert -n 4
+expect "generate/too-long" 2 "$ZQ" generate data/models/stories260K -n 600
+for cmd in eval generate tokenize; do
+    "$ZQ" "$cmd" --help >"$TMP/h" 2>&1 && grep -q "^usage: zquant $cmd" "$TMP/h" && ok "help/$cmd" || fail "help/$cmd"
+done
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
