@@ -3,5 +3,9 @@
 # same run on this machine.
 set -eu
 ZQ=${1:-build/zquant}
-ZQ_DEPS_EXTRA="python3-numpy" "$(dirname "$0")/deps.sh"
-/usr/bin/python3 "$(dirname "$0")/bench_quantize.py" "$ZQ" "${ZQ_BENCH_RUNS:-5}"
+here=$(dirname "$0")
+ZQ_DEPS_EXTRA="python3-numpy python3-torch" "$here/deps.sh"
+echo "== quantize"
+/usr/bin/python3 "$here/bench_quantize.py" "$ZQ" "${ZQ_BENCH_RUNS:-5}"
+echo "== eval"
+/usr/bin/python3 "$here/bench_eval.py" "$ZQ" "$(nproc)"

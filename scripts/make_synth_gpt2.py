@@ -44,7 +44,7 @@ def main(out_dir, layers=24, h=1024):
         for name, shape in table:
             a = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
             f.write(a.astype("<f2").tobytes())
-    cfg = {"model_type": "gpt2", "n_embd": h, "n_head": 16, "n_layer": layers, "vocab_size": 50257,
+    cfg = {"model_type": "gpt2", "n_embd": h, "n_head": h // 64, "n_layer": layers, "vocab_size": 50257,
            "n_positions": 1024, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5}
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1)

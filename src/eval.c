@@ -52,7 +52,7 @@ static double logsumexp(const float *z, int V)
     float mx = z[0];
     for (int i = 1; i < V; i++) mx = z[i] > mx ? z[i] : mx;
     double s = 0;
-    for (int i = 0; i < V; i++) s += exp((double)z[i] - mx);
+    for (int i = 0; i < V; i++) s += expf(z[i] - mx);
     return mx + log(s);
 }
 
@@ -109,8 +109,8 @@ static zq_status run_batch(side *m, side *r, zq_workspace *ws, const int32_t *to
                 double lser = logsumexp(zr, V), kl = 0;
                 acc->ref_nll += lser - zr[target];
                 for (int i = 0; i < V; i++) {
-                    double lpr = zr[i] - lser, lpm = zm[i] - lse;
-                    kl += exp(lpr) * (lpr - lpm);
+                    float lpr = (float)(zr[i] - lser), lpm = (float)(zm[i] - lse);
+                    kl += expf(lpr) * (lpr - lpm);
                 }
                 acc->kl += kl;
                 acc->agree += argmax(zm, V) == argmax(zr, V);
