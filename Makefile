@@ -4,7 +4,7 @@
 
 VERSION := 0.1.0
 PREFIX ?= /usr/local
-PKGS := openblas hdf5 libcjson libzstd
+PKGS := openblas hdf5 libcjson libzstd libpcre2-8
 
 ifeq ($(SANITIZE),1)
 BUILD ?= build/san

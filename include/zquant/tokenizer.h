@@ -14,12 +14,17 @@ extern "C" {
 
 typedef struct zq_tokenizer zq_tokenizer;
 
-/* A llama2.c tokenizer file: int32 max_token_length, then per id a float32
- * score, an int32 length and the piece's bytes. Ids 1 and 2 are BOS and EOS;
- * 3..258 the bytes 0x00..0xFF. */
+/* PATH ending in .json: a Hugging Face tokenizer.json with a BPE model
+ * (byte-level as GPT-2, or SentencePiece-style with byte fallback as Llama).
+ * Otherwise a llama2.c tokenizer file: int32 max_token_length, then per id a
+ * float32 score, an int32 length and the piece's bytes; ids 1 and 2 are BOS
+ * and EOS, 3..258 the bytes 0x00..0xFF. */
 zq_status zq_tokenizer_load(const char *path, zq_tokenizer **out, zq_error *err);
 void zq_tokenizer_free(zq_tokenizer *t);
 int zq_tokenizer_vocab(const zq_tokenizer *t);
+/* The id put before each document: 1 for llama2.c; for tokenizer.json the
+ * first of <s>, <|begin_of_text|>, <bos>, <|endoftext|> it has; -1 if none. */
+int zq_tokenizer_bos(const zq_tokenizer *t);
 
 /* Appends the ids of text (len bytes) to *ids (grown with realloc; *n and
  * *cap track it), BOS first when bos. As llama2.c encodes: a leading space,

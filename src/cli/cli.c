@@ -106,3 +106,20 @@ int cli_parse_file_json(int argc, char **argv, const char *cmd, const char *help
     *file = argv[optind];
     return -1;
 }
+
+char *cli_find_tokenizer(const char *model)
+{
+    static const char *names[] = {"tokenizer.bin", "tokenizer.json"};
+    const char *slash = strrchr(model, '/');
+    size_t n = strlen(model);
+    char *p = malloc(n + 32);
+    for (int dir = 0; p && dir < 2; dir++) /* the model as a folder, then its folder */
+        for (int k = 0; k < 2; k++) {
+            if (dir == 0) sprintf(p, "%s/%s", model, names[k]);
+            else if (slash) sprintf(p, "%.*s/%s", (int)(slash - model), model, names[k]);
+            else sprintf(p, "%s", names[k]);
+            if (access(p, R_OK) == 0) return p;
+        }
+    free(p);
+    return NULL;
+}

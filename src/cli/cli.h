@@ -40,6 +40,10 @@ double cli_now(void);
  * (with *file and *json set), else the exit code (0 after --help). */
 int cli_parse_file_json(int argc, char **argv, const char *cmd, const char *help, const char **file, int *json);
 
+/* tokenizer.bin, else tokenizer.json, in a model folder or beside a model
+ * file; malloc'd, NULL when neither is there. */
+char *cli_find_tokenizer(const char *model);
+
 int cli_parse_long(const char *s, long lo, long hi, long *out);
 void cli_json_print(FILE *out, void *cjson_root); /* prints and frees */
 

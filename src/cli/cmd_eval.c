@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "zquant/eval.h"
@@ -18,7 +17,8 @@ static const char help[] =
     "  --tokens FILE        token ids: raw little-endian uint32, or .npy of integers\n"
     "  --text FILE          real text: documents split by lines holding <|endoftext|>,\n"
     "                       each stripped and tokenized with BOS first\n"
-    "  --tokenizer FILE     llama2.c tokenizer (default: tokenizer.bin beside the model\n"
+    "  --tokenizer FILE     llama2.c tokenizer, or a Hugging Face tokenizer.json (BPE)\n"
+    "                       (default: tokenizer.bin or tokenizer.json beside the model\n"
     "                       or beside --reference)\n"
     "  --sample N,LEN       N sequences of LEN tokens sampled from the model itself\n"
     "                       (from the reference when given), temperature 1\n"
@@ -109,23 +109,6 @@ static int parse_args(int argc, char **argv, eval_args *a)
     return -1;
 }
 
-/* tokenizer.bin beside a model (its folder, or the folder of its file) */
-static char *find_tokenizer(const char *model)
-{
-    if (!model) return NULL;
-    size_t n = strlen(model);
-    char *p = malloc(n + 32);
-    if (!p) return NULL;
-    sprintf(p, "%s/tokenizer.bin", model);
-    if (access(p, R_OK) == 0) return p;
-    const char *slash = strrchr(model, '/');
-    int dir = slash ? (int)(slash - model) : 1;
-    sprintf(p, "%.*s/tokenizer.bin", dir, slash ? model : ".");
-    if (access(p, R_OK) == 0) return p;
-    free(p);
-    return NULL;
-}
-
 static zq_status parse_act(const char *s, zq_act_mode *m, zq_error *err)
 {
     if (!strcmp(s, "int8-token")) *m = ZQ_AQ_TOKEN;
@@ -145,9 +128,9 @@ static zq_status load_tokens(const eval_args *a, const char *model, zq_net *net,
 {
     if (a->tokens) return zq_tokens_read(a->tokens, ids, n, err);
     if (a->text) {
-        char *path = a->tokenizer ? strdup(a->tokenizer) : find_tokenizer(model);
-        if (!path && a->ref) path = find_tokenizer(a->ref);
-        if (!path) return zq_fail(err, ZQ_ERR_USAGE, "no tokenizer.bin beside '%s': give --tokenizer", model);
+        char *path = a->tokenizer ? strdup(a->tokenizer) : cli_find_tokenizer(model);
+        if (!path && a->ref) path = cli_find_tokenizer(a->ref);
+        if (!path) return zq_fail(err, ZQ_ERR_USAGE, "no tokenizer.bin or tokenizer.json beside '%s': give --tokenizer", model);
         zq_tokenizer *t = NULL;
         zq_status st = zq_tokenizer_load(path, &t, err);
         free(path);

@@ -19,8 +19,8 @@ static const char help[] =
     "  --greedy             argmax at every step (the default)\n"
     "  --temperature T      sample from softmax(logits / T) instead\n"
     "  --seed S             seed for sampling (default 1)\n"
-    "  --tokenizer FILE     llama2.c tokenizer for the text (default: tokenizer.bin\n"
-    "                       beside the model)\n"
+    "  --tokenizer FILE     tokenizer for the text: llama2.c, or tokenizer.json\n"
+    "                       (default: tokenizer.bin or tokenizer.json beside the model)\n"
     "  -t, --threads N      threads (default: all cores)\n"
     "  --json               {\"ids\": [...], \"text\": ...} on stdout\n"
     "  -h, --help           this help\n";
@@ -102,11 +102,7 @@ int cmd_generate(int argc, char **argv)
     zq_status st = prompt && out ? zq_net_open(model, 0, &net, &err) : zq_fail(&err, ZQ_ERR_NOMEM, "out of memory");
     if (st == ZQ_OK) st = zq_generate(net, prompt, n_prompt, (int)n_new, temperature, (uint64_t)seed, out, &err);
     if (st == ZQ_OK) {
-        char *path = tok_path ? strdup(tok_path) : NULL;
-        if (!path) {
-            path = malloc(strlen(model) + 32);
-            if (path) sprintf(path, "%s/tokenizer.bin", model);
-        }
+        char *path = tok_path ? strdup(tok_path) : cli_find_tokenizer(model);
         zq_error ignore = {0};
         if (path && zq_tokenizer_load(path, &tok, &ignore) != ZQ_OK && tok_path)
             st = zq_tokenizer_load(path, &tok, &err); /* a named tokenizer must load */
