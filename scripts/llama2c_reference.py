@@ -4,6 +4,7 @@ llama2.c files (numpy only; llama2.c's own layout: interleaved RoPE, no
 conversion), used to make the committed fixture tests/fixtures/real/:
 
   stories.txt    the first stories of the TinyStories excerpt
+  tokens-int64.npy  the first 1024 of those ids as a .npy of int64
   tokens.bin     the same, tokenized by a
                  Python port of llama2.c run.c's encoder (BOS per story)
   expected.json  the mean NLL of those tokens in windows of 256, and run.c's
@@ -135,6 +136,7 @@ def main(model_path, tok_path, text_path, out_dir, stories=40):
         f.write("\n<|endoftext|>\n".join(first) + "\n")
     with open(os.path.join(out_dir, "tokens.bin"), "wb") as f:
         f.write(struct.pack(f"<{len(ids)}I", *ids))
+    np.save(os.path.join(out_dir, "tokens-int64.npy"), np.array(ids[:1024], dtype=np.int64))
     with open(os.path.join(out_dir, "expected.json"), "w") as f:
         json.dump({"stories": int(stories), "tokens": len(ids), "ctx": ctx, "predicted": count,
                    "nll": nll / count, "greedy_from_bos": greedy[1:]}, f, indent=1)

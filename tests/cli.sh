@@ -173,6 +173,10 @@ awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 2
     ok "real-model/nll-matches-float64-reference" || fail "real-model/nll-matches-float64-reference" "$got vs $want"
 got_text=$("$ZQ" eval data/models/stories260K --text "$REAL/stories.txt" --ctx 256 --json | sed -n 's/.*"nll":[[:space:]]*\([0-9.]*\).*/\1/p')
 [ "$got_text" = "$got" ] && ok "eval/text-equals-tokens" || fail "eval/text-equals-tokens" "$got_text vs $got"
+head -c 4096 "$REAL/tokens.bin" >"$TMP/first1024.bin"
+a=$("$ZQ" eval data/models/stories260K --tokens "$TMP/first1024.bin" --ctx 128 --json | grep '"nll"')
+b=$("$ZQ" eval data/models/stories260K --tokens "$REAL/tokens-int64.npy" --ctx 128 --json | grep '"nll"')
+[ -n "$a" ] && [ "$a" = "$b" ] && ok "eval/npy-int64-equals-raw" || fail "eval/npy-int64-equals-raw" "$a vs $b"
 "$ZQ" eval "$TMP/s.zq" --tokens "$REAL/tokens.bin" --reference data/models/stories260K --json --per-layer >"$TMP/e8.json"
 "$ZQ" quantize data/models/stories260K -o "$TMP/s48.zq" -q -p w4/8a8
 "$ZQ" eval "$TMP/s48.zq" --tokens "$REAL/tokens.bin" --reference data/models/stories260K --json >"$TMP/e48.json"

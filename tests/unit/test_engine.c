@@ -91,3 +91,26 @@ TEST(token_wise_fake_quant_by_hand)
     zq_fake_quant_tokens(c, 1, 3); /* a constant row stays as it is */
     CHECK(c[0] == 0.25f && c[2] == 0.25f);
 }
+
+/* A model larger than the weight budget is run block by block from the
+ * mapped file; the numbers must not change. */
+TEST(streamed_weights_give_the_same_result)
+{
+    int32_t *ids = NULL;
+    size_t n = 0;
+    zq_error err = {0};
+    CHECK(zq_tokens_read("tests/fixtures/real/tokens-int64.npy", &ids, &n, &err) == ZQ_OK);
+    double nll[2] = {0, 0};
+    for (int k = 0; ids && k < 2; k++) {
+        zq_net *net = NULL;
+        CHECK(zq_net_open("data/models/stories260K", k ? 1 : 0, &net, &err) == ZQ_OK);
+        zq_eval_opts o = {128, 2, ZQ_AQ_NONE, NULL, 0, 0, NULL, NULL};
+        zq_eval_result r;
+        CHECK(net && zq_eval(net, NULL, ids, n, &o, &r, &err) == ZQ_OK);
+        nll[k] = r.nll;
+        zq_eval_result_free(&r);
+        zq_net_close(net);
+    }
+    CHECK(nll[0] > 1.0 && nll[0] == nll[1]);
+    free(ids);
+}
