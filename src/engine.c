@@ -239,14 +239,17 @@ int zq_engine_threads(void)
 
 /* ---- one block ------------------------------------------------------------ */
 
-struct zq_workspace {
-    int batch, seq;
-    zq_pool *pool; /* attention runs one (sequence, head) per task */
-    int threads;
-    float *xn, *xn2, *q, *k, *v, *att, *proj, *up, *gate, *aq, *scores, *cos_t, *sin_t, *mid;
-};
+#include "workspace.h"
 
-zq_workspace *zq_workspace_create(const zq_arch *a, int batch, int seq)
+static float *buf(zq_workspace *ws, size_t floats)
+{
+    float *p = malloc((floats ? floats : 1) * sizeof *p);
+    if (!p) ws->failed = 1;
+    else ws->owned[ws->nowned++] = p;
+    return p;
+}
+
+zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int train)
 {
     zq_workspace *ws = calloc(1, sizeof *ws);
     if (!ws) return NULL;
@@ -256,25 +259,24 @@ zq_workspace *zq_workspace_create(const zq_arch *a, int batch, int seq)
     widest = widest > I ? widest : I;
     ws->batch = batch;
     ws->seq = seq;
-    ws->xn = malloc(bt * C * 4);
-    ws->xn2 = malloc(bt * C * 4);
-    ws->q = malloc(bt * qd * 4);
-    ws->k = malloc(bt * kvd * 4);
-    ws->v = malloc(bt * kvd * 4);
-    ws->att = malloc(bt * qd * 4);
-    ws->proj = malloc(bt * C * 4);
-    ws->mid = malloc(bt * C * 4);
-    ws->up = malloc(bt * I * 4);
-    ws->gate = malloc(bt * I * 4);
-    ws->aq = malloc(bt * widest * 4);
+    ws->train = train;
     ws->threads = zq_engine_threads();
     ws->pool = zq_pool_create(ws->threads);
-    ws->scores = malloc((size_t)ws->threads * seq * seq * 4);
+    ws->xn = buf(ws, bt * C), ws->xn2 = buf(ws, bt * C), ws->mid = buf(ws, bt * C), ws->mid2 = buf(ws, bt * C);
+    ws->q = buf(ws, bt * qd), ws->k = buf(ws, bt * kvd), ws->v = buf(ws, bt * kvd), ws->att = buf(ws, bt * qd);
+    ws->ao = buf(ws, bt * C), ws->mo = buf(ws, bt * C);
+    ws->up = buf(ws, bt * I), ws->gate = buf(ws, bt * I), ws->act = buf(ws, bt * I), ws->aq = buf(ws, bt * widest);
+    ws->scores = buf(ws, (size_t)ws->threads * seq * seq);
     size_t half = (size_t)(a->rotary_dims ? a->rotary_dims / 2 : 1);
-    ws->cos_t = malloc((size_t)seq * half * 4);
-    ws->sin_t = malloc((size_t)seq * half * 4);
-    if (!ws->xn || !ws->xn2 || !ws->q || !ws->k || !ws->v || !ws->att || !ws->proj || !ws->mid || !ws->up ||
-        !ws->gate || !ws->aq || !ws->scores || !ws->cos_t || !ws->sin_t || !ws->pool) {
+    ws->cos_t = buf(ws, (size_t)seq * half), ws->sin_t = buf(ws, (size_t)seq * half);
+    if (train) { /* what the backward pass reads, and its own scratch */
+        ws->probs = buf(ws, bt * a->n_heads * seq);
+        ws->dq = buf(ws, bt * qd), ws->dk = buf(ws, bt * kvd), ws->dv = buf(ws, bt * kvd), ws->datt = buf(ws, bt * qd);
+        ws->dh1 = buf(ws, bt * C), ws->dh2 = buf(ws, bt * C), ws->dx1 = buf(ws, bt * C), ws->dtmp = buf(ws, bt * C);
+        ws->dup = buf(ws, bt * I), ws->dgate = buf(ws, bt * I), ws->dact = buf(ws, bt * I);
+        ws->dscores = buf(ws, (size_t)ws->threads * seq * seq);
+    }
+    if (ws->failed || !ws->pool) {
         zq_workspace_free(ws);
         return NULL;
     }
@@ -282,12 +284,12 @@ zq_workspace *zq_workspace_create(const zq_arch *a, int batch, int seq)
     return ws;
 }
 
+zq_workspace *zq_workspace_create(const zq_arch *a, int batch, int seq) { return zq_workspace_create_ex(a, batch, seq, 0); }
+
 void zq_workspace_free(zq_workspace *ws)
 {
     if (!ws) return;
-    float *bufs[] = {ws->xn, ws->xn2, ws->q, ws->k, ws->v, ws->att, ws->proj, ws->mid, ws->up, ws->gate, ws->aq,
-                     ws->scores, ws->cos_t, ws->sin_t};
-    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(bufs[k]);
+    for (int k = 0; k < ws->nowned; k++) free(ws->owned[k]);
     zq_pool_free(ws->pool);
     free(ws);
 }
@@ -334,11 +336,13 @@ static void head_task(void *ctx, size_t task, int worker)
     zq_workspace *ws = j->ws;
     int b = (int)(task / (size_t)a->n_heads), h = (int)(task % (size_t)a->n_heads), hd = a->head_dim;
     size_t qo = (size_t)b * j->T * a->n_heads * hd, ko = (size_t)b * j->T * a->n_kv_heads * hd;
+    float *scores = ws->train ? ws->probs + ((size_t)b * a->n_heads + h) * j->T * j->T
+                              : ws->scores + (size_t)worker * ws->seq * ws->seq;
     zq_attention_head(ws->att + qo, ws->q + qo, ws->k + ko, ws->v + ko, j->T, a->n_heads, a->n_kv_heads, hd, h,
-                      a->causal, ws->scores + (size_t)worker * ws->seq * ws->seq);
+                      a->causal, scores);
 }
 
-/* attention sublayer: ws->proj (BT, C) from its input h */
+/* attention sublayer: ws->ao (BT, C) from its input h */
 static void attention(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
                       const float *h, int B, int T)
 {
@@ -357,10 +361,11 @@ static void attention(const zq_arch *a, const zq_block *blk, const zq_act_quant 
     zq_pool_submit(ws->pool, (size_t)B * nh, head_task, &job);
     zq_pool_wait(ws->pool);
     zq_blas_set_threads(ws->threads);
-    zq_block_linear(&blk->o, aq, ws->aq, ws->att, ws->proj, BT);
+    zq_block_linear(&blk->o, aq, ws->aq, ws->att, ws->ao, BT);
 }
 
-/* MLP sublayer: ws->proj (BT, C) from its input h */
+/* MLP sublayer: ws->mo (BT, C) from its input h; the pre-activations stay
+ * in ws->up and ws->gate for the backward pass */
 static void mlp(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws, const float *h,
                 int BT)
 {
@@ -368,12 +373,13 @@ static void mlp(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, z
     zq_block_linear(&blk->up, aq, ws->aq, h, ws->up, BT);
     if (a->act == ZQ_ACT_SILU_GLU) {
         zq_block_linear(&blk->gate, aq, ws->aq, h, ws->gate, BT);
-        zq_activate(a->act, ws->gate, ws->up, n);
-        zq_block_linear(&blk->down, aq, ws->aq, ws->gate, ws->proj, BT);
+        memcpy(ws->act, ws->gate, n * sizeof(float));
+        zq_activate(a->act, ws->act, ws->up, n);
     } else {
-        zq_activate(a->act, ws->up, NULL, n);
-        zq_block_linear(&blk->down, aq, ws->aq, ws->up, ws->proj, BT);
+        memcpy(ws->act, ws->up, n * sizeof(float));
+        zq_activate(a->act, ws->act, NULL, n);
     }
+    zq_block_linear(&blk->down, aq, ws->aq, ws->act, ws->mo, BT);
 }
 
 static void add(float *out, const float *x, const float *y, size_t n)
@@ -381,35 +387,40 @@ static void add(float *out, const float *x, const float *y, size_t n)
     for (size_t i = 0; i < n; i++) out[i] = x[i] + y[i];
 }
 
+/* Every intermediate lands in its own buffer (the backward pass reads them):
+ * pre-LN:   h1 = norm1(x) [xn]; ao = attn(h1); x1 = x + ao [mid];
+ *           h2 = norm2(x1) [xn2]; mo = mlp(h2); out = x1 + mo
+ * parallel: out = x + attn(norm1(x)) + mlp(norm2(x)), norm2 = norm1 in GPT-J
+ * post-LN:  ao = attn(x); x1 = x + ao [mid]; x1n = norm1(x1) [xn];
+ *           mo = mlp(x1n); x2 = x1n + mo [mid2]; out = norm2(x2) */
 void zq_block_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
                       const float *x, float *out, int B, int T)
 {
     int BT = B * T;
     size_t n = (size_t)BT * a->hidden;
-    if (!a->pre_ln) { /* post-LN: x1 = norm1(x + attn(x)); out = norm2(x1 + mlp(x1)) */
+    if (!a->pre_ln) {
         attention(a, blk, aq, ws, x, B, T);
-        add(ws->mid, x, ws->proj, n);
+        add(ws->mid, x, ws->ao, n);
         norm(a, ws->xn, ws->mid, blk->norm1_w, blk->norm1_b, BT);
         mlp(a, blk, aq, ws, ws->xn, BT);
-        add(ws->mid, ws->xn, ws->proj, n);
-        norm(a, out, ws->mid, blk->norm2_w, blk->norm2_b, BT);
+        add(ws->mid2, ws->xn, ws->mo, n);
+        norm(a, out, ws->mid2, blk->norm2_w, blk->norm2_b, BT);
         return;
     }
     norm(a, ws->xn, x, blk->norm1_w, blk->norm1_b, BT);
     attention(a, blk, aq, ws, ws->xn, B, T);
-    if (a->parallel) { /* out = x + attn(norm1(x)) + mlp(norm2(x)), norm2 = norm1 in GPT-J */
-        memcpy(ws->mid, ws->proj, n * sizeof(float));
+    if (a->parallel) {
         const float *h2 = ws->xn;
         if (!a->shared_norm) {
             norm(a, ws->xn2, x, blk->norm2_w, blk->norm2_b, BT);
             h2 = ws->xn2;
         }
         mlp(a, blk, aq, ws, h2, BT);
-        for (size_t i = 0; i < n; i++) out[i] = ws->mid[i] + ws->proj[i] + x[i];
+        for (size_t i = 0; i < n; i++) out[i] = ws->ao[i] + ws->mo[i] + x[i];
         return;
     }
-    add(ws->mid, x, ws->proj, n); /* x1 = x + attn(norm1(x)); out = x1 + mlp(norm2(x1)) */
-    norm(a, ws->xn, ws->mid, blk->norm2_w, blk->norm2_b, BT);
-    mlp(a, blk, aq, ws, ws->xn, BT);
-    add(out, ws->mid, ws->proj, n);
+    add(ws->mid, x, ws->ao, n);
+    norm(a, ws->xn2, ws->mid, blk->norm2_w, blk->norm2_b, BT);
+    mlp(a, blk, aq, ws, ws->xn2, BT);
+    add(out, ws->mid, ws->mo, n);
 }

@@ -66,8 +66,8 @@ void zq_rope_table(float *cos_t, float *sin_t, int T, int rot, float theta)
     }
 }
 
-void zq_rope_apply(float *x, int ld, int T, int heads, int hd, int rot, int interleaved, const float *cos_t,
-                   const float *sin_t)
+static void rope(float *x, int ld, int T, int heads, int hd, int rot, int interleaved, const float *cos_t,
+                 const float *sin_t, float sign)
 {
     int half = rot / 2;
     for (int t = 0; t < T; t++)
@@ -76,11 +76,23 @@ void zq_rope_apply(float *x, int ld, int T, int heads, int hd, int rot, int inte
             const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
             for (int i = 0; i < half; i++) {
                 int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
-                float x1 = v[a], x2 = v[b];
-                v[a] = x1 * c[i] - x2 * s[i];
-                v[b] = x2 * c[i] + x1 * s[i];
+                float x1 = v[a], x2 = v[b], sn = sign * s[i];
+                v[a] = x1 * c[i] - x2 * sn;
+                v[b] = x2 * c[i] + x1 * sn;
             }
         }
+}
+
+void zq_rope_apply(float *x, int ld, int T, int heads, int hd, int rot, int interleaved, const float *cos_t,
+                   const float *sin_t)
+{
+    rope(x, ld, T, heads, hd, rot, interleaved, cos_t, sin_t, 1.0f);
+}
+
+void zq_rope_apply_inverse(float *x, int ld, int T, int heads, int hd, int rot, int interleaved, const float *cos_t,
+                           const float *sin_t)
+{
+    rope(x, ld, T, heads, hd, rot, interleaved, cos_t, sin_t, -1.0f);
 }
 
 void zq_attention_head(float *out, const float *q, const float *k, const float *v, int T, int nh, int nkv, int hd,

@@ -17,6 +17,10 @@ void zq_rope_table(float *cos_t, float *sin_t, int T, int rot, float theta);
 /* rotates the first rot dims of each of `heads` heads of hd dims in x (T, ld) */
 void zq_rope_apply(float *x, int ld, int T, int heads, int hd, int rot, int interleaved, const float *cos_t,
                    const float *sin_t);
+/* the transpose of zq_rope_apply (rotation by the opposite angles), for
+ * gradients */
+void zq_rope_apply_inverse(float *x, int ld, int T, int heads, int hd, int rot, int interleaved, const float *cos_t,
+                           const float *sin_t);
 /* one head h of one sequence: out (T, nh*hd), columns of head h =
  * softmax(q_h k_g^T / sqrt(hd) [causal]) v_g with g = h / (nh / nkv) the
  * key/value head it shares; scores: T*T scratch */

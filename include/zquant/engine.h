@@ -91,6 +91,9 @@ int zq_engine_threads(void);
 /* Scratch for one block over B sequences of T tokens, sized once. */
 typedef struct zq_workspace zq_workspace;
 zq_workspace *zq_workspace_create(const zq_arch *a, int batch, int seq);
+/* train: also keep what zq_block_backward needs (attention probabilities
+ * included: batch x heads x seq^2 floats) and its scratch. */
+zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int train);
 void zq_workspace_free(zq_workspace *ws);
 
 /* x [B*T, hidden] in, out (may equal x) [B*T, hidden]. Positions start at 0

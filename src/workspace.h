@@ -1,0 +1,23 @@
+/* The block workspace, shared by the forward (engine.c) and backward
+ * (backward.c) passes. Shapes: BT = batch * seq rows. */
+#ifndef ZQ_WORKSPACE_H
+#define ZQ_WORKSPACE_H
+
+#include "pool.h"
+#include "zquant/engine.h"
+
+struct zq_workspace {
+    int batch, seq, train, threads, failed;
+    zq_pool *pool; /* attention runs one (sequence, head) per task */
+    float *owned[40];
+    int nowned;
+    /* forward: norm outputs, residuals, attention, MLP (BT x width) */
+    float *xn, *xn2, *mid, *mid2, *q, *k, *v, *att, *ao, *mo, *up, *gate, *act, *aq;
+    float *scores;        /* threads x seq x seq scratch */
+    float *cos_t, *sin_t; /* seq x rotary/2 */
+    /* training only */
+    float *probs;         /* B x heads x seq x seq attention probabilities */
+    float *dq, *dk, *dv, *datt, *dh1, *dh2, *dx1, *dtmp, *dup, *dgate, *dact, *dscores;
+};
+
+#endif
