@@ -18,6 +18,8 @@ typedef struct {
     float *buf[32]; /* what the block owns */
     int nbuf;
     zq_block blk;
+    zq_net_tensor units[8]; /* its Linear weights, by checkpoint tensor */
+    int nunits;
     int loaded;
 } block_slot;
 
@@ -162,6 +164,10 @@ static zq_status lin(loader *L, const char *wfmt, const char *bfmt, int out_dim,
     long idx;
     ZQ_TRY(load(L->n, nm(L, wfmt), (uint64_t)out_dim * in_dim, conv1d, 0, &w, &idx, L->err));
     keep(L, w);
+    zq_net_tensor *u = &L->s->units[L->s->nunits];
+    *u = (zq_net_tensor){strdup(name_at(L->n, (size_t)idx)), w, out_dim, in_dim, conv1d, 0};
+    if (!u->name) return zq_fail(L->err, ZQ_ERR_NOMEM, "out of memory");
+    L->s->nunits++;
     if (bfmt) {
         ZQ_TRY(load(L->n, nm(L, bfmt), (uint64_t)out_dim, 0, 1, &b, NULL, L->err));
         keep(L, b);
@@ -179,6 +185,7 @@ static zq_status fused_qkv(loader *L, const char *wfmt, const char *bfmt, int co
     zq_linear all;
     ZQ_TRY(lin(L, wfmt, bfmt, 3 * nh * hd, C, 0, conv1d, &all));
     if (per_head) {
+        L->s->units[L->s->nunits - 1].neox_qkv = 1;
         float *w = (float *)all.w, *bias = (float *)all.b;
         float *tw = malloc((size_t)3 * nh * hd * C * sizeof *tw), *tb = malloc((size_t)3 * nh * hd * sizeof *tb);
         if (!tw || !tb) {
@@ -289,6 +296,8 @@ static zq_status load_block(zq_net *n, int layer, block_slot *s, zq_error *err)
 static void drop_block(block_slot *s)
 {
     for (int k = 0; k < s->nbuf; k++) free(s->buf[k]);
+    for (int k = 0; k < s->nunits; k++) free((char *)s->units[k].name);
+    s->nunits = 0;
     s->nbuf = 0;
     s->loaded = 0;
 }
@@ -306,6 +315,13 @@ zq_status zq_net_block(zq_net *n, int layer, zq_block *blk, zq_error *err)
     }
     *blk = s->blk;
     return ZQ_OK;
+}
+
+int zq_net_block_tensors(zq_net *n, int layer, const zq_net_tensor **units)
+{
+    if (layer < 0 || layer >= n->arch.n_layers || !n->blocks[layer].loaded) return 0;
+    *units = n->blocks[layer].units;
+    return n->blocks[layer].nunits;
 }
 
 void zq_net_release_block(zq_net *n, int layer)

@@ -240,3 +240,47 @@ void zq_quantize_run(const zq_qspec *spec, const float *x, size_t n, uint16_t sc
     if (zq_have_avx2()) zq_quantize_run_avx2(spec, x, n, scale, min, q, sums);
     else zq_quantize_run_ref(spec, x, n, scale, min, q, sums);
 }
+
+zq_status zq_fake_quant_matrix(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols, float *out,
+                               zq_error *err)
+{
+    if (spec->bits == 16) {
+        for (uint64_t i = 0; i < rows * cols; i++) out[i] = zq_f16_to_f32(zq_f32_to_f16(w[i]));
+        return ZQ_OK;
+    }
+    zq_grid g;
+    zq_grid_init(&g, spec, rows, cols);
+    uint8_t *codes = malloc(g.group_cols + 1);
+    if (!codes) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    zq_err_sums ignore = {0, 0};
+    for (uint64_t gi = 0; gi < g.row_groups; gi++)
+        for (uint64_t gj = 0; gj < g.col_groups; gj++) {
+            uint64_t r0 = gi * g.group_rows, r1 = r0 + g.group_rows < rows ? r0 + g.group_rows : rows;
+            uint64_t c0 = gj * g.group_cols, n = cols - c0 < g.group_cols ? cols - c0 : g.group_cols;
+            float lo = INFINITY, hi = -INFINITY, l, h;
+            size_t bad;
+            for (uint64_t r = r0; r < r1; r++) {
+                if (!zq_range_f32(w + r * cols + c0, (size_t)n, &l, &h, &bad)) {
+                    free(codes);
+                    return zq_fail(err, ZQ_ERR_DATA, "NaN or Inf in a weight being tuned (row %llu)", (unsigned long long)r);
+                }
+                lo = l < lo ? l : lo;
+                hi = h > hi ? h : hi;
+            }
+            uint16_t scale, min;
+            if (!zq_group_params(spec, lo, hi, &scale, &min)) {
+                free(codes);
+                return zq_fail(err, ZQ_ERR_DATA, "a tuned weight outgrew an FP16 scale");
+            }
+            float s = zq_f16_to_f32(scale), m = spec->symmetric ? 0.0f : zq_f16_to_f32(min);
+            for (uint64_t r = r0; r < r1; r++) {
+                zq_quantize_run(spec, w + r * cols + c0, (size_t)n, scale, min, codes, &ignore);
+                for (uint64_t k = 0; k < n; k++) {
+                    int code = spec->symmetric ? (int)(int8_t)codes[k] : (int)codes[k];
+                    out[r * cols + c0 + k] = (float)code * s + m;
+                }
+            }
+        }
+    free(codes);
+    return ZQ_OK;
+}

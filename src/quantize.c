@@ -498,25 +498,38 @@ static zq_status run_all(const zq_quantize_opts *o, zq_source *src, zq_writer *w
     return st;
 }
 
-zq_status zq_quantize(const zq_quantize_opts *o, zq_quantize_report *rep, zq_error *err)
+static zq_status check_opts(const zq_quantize_opts *o, const zq_preset **preset, zq_activation *act, zq_error *err)
 {
-    memset(rep, 0, sizeof *rep);
-    const zq_preset *preset = zq_preset_find(o->preset ? o->preset : "w8a8");
-    if (!preset) return zq_fail(err, ZQ_ERR_USAGE, "'%s': unknown preset (w8a8, w8a16, w4/8a16, w4/8a8, w4a16)", o->preset);
-    zq_activation act;
-    ZQ_TRY(act_from(o, preset, &act, err));
+    *preset = zq_preset_find(o->preset ? o->preset : "w8a8");
+    if (!*preset) return zq_fail(err, ZQ_ERR_USAGE, "'%s': unknown preset (w8a8, w8a16, w4/8a16, w4/8a8, w4a16)", o->preset);
+    ZQ_TRY(act_from(o, *preset, act, err));
     for (size_t k = 0; k < o->nrules; k++) { /* bad specs fail before any work */
         zq_qspec probe = o->base;
         ZQ_TRY(zq_qspec_parse(o->rules[k].spec, &probe, err));
     }
-    zq_source *src = NULL;
-    ZQ_TRY(zq_source_open(o->input, &src, err));
+    return ZQ_OK;
+}
+
+zq_status zq_quantize_plan(const zq_quantize_opts *o, const zq_model *model, const zq_tensor_info *info,
+                           zq_qspec *spec, zq_activation *act, zq_error *err)
+{
+    const zq_preset *preset;
+    ZQ_TRY(check_opts(o, &preset, act, err));
+    return plan_spec(o, preset, info, zq_model_classify(model, info), spec, err);
+}
+
+zq_status zq_quantize_source(const zq_quantize_opts *o, zq_source *src, zq_quantize_report *rep, zq_error *err)
+{
+    memset(rep, 0, sizeof *rep);
+    const zq_preset *preset;
+    zq_activation act;
+    ZQ_TRY(check_opts(o, &preset, &act, err));
     zq_model model;
     zq_writer *w = NULL;
     zq_tensor *plan = calloc(zq_source_count(src) + 1, sizeof *plan);
     char *recipe = recipe_json(o, preset, &act);
     zq_status st = plan && recipe ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    if (st == ZQ_OK) st = zq_model_detect(zq_source_config(src), o->input, &model, err);
+    if (st == ZQ_OK) st = zq_model_detect(zq_source_config(src), zq_source_path(src), &model, err);
     if (st == ZQ_OK) st = zq_writer_open(o->output, o->force, o->zstd_level, &w, err);
     if (st == ZQ_OK) st = zq_writer_set_info(w, model.model_type, zq_source_config(src), recipe, &act, err);
     if (st == ZQ_OK) st = declare_tensors(o, preset, src, &model, w, plan, err);
@@ -533,6 +546,18 @@ zq_status zq_quantize(const zq_quantize_opts *o, zq_quantize_report *rep, zq_err
     }
     free(recipe);
     free(plan);
+    return st;
+}
+
+zq_status zq_quantize(const zq_quantize_opts *o, zq_quantize_report *rep, zq_error *err)
+{
+    memset(rep, 0, sizeof *rep);
+    const zq_preset *preset;
+    zq_activation act;
+    ZQ_TRY(check_opts(o, &preset, &act, err)); /* before opening anything */
+    zq_source *src = NULL;
+    ZQ_TRY(zq_source_open(o->input, &src, err));
+    zq_status st = zq_quantize_source(o, src, rep, err);
     zq_source_close(src);
     return st;
 }

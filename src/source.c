@@ -273,3 +273,92 @@ void zq_convert_to_f32(zq_dtype dt, const void *p, float *out, size_t n)
         break;
     }
 }
+
+/* ---- a source with patched tensors ---------------------------------------- */
+
+typedef struct {
+    zq_source **parts; /* [0] the base, then the patches */
+    size_t nparts;
+    size_t *part, *index; /* per tensor: which source, and its index there */
+} patched;
+
+static zq_status read_patched(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint64_t col0, uint64_t ncols,
+                              float *out, zq_error *err)
+{
+    patched *p = src->impl;
+    return zq_source_read(p->parts[p->part[i]], p->index[i], row0, nrows, col0, ncols, out, err);
+}
+
+static void release_patched(zq_source *src, size_t i, uint64_t row0, uint64_t nrows)
+{
+    patched *p = src->impl;
+    zq_source_release_rows(p->parts[p->part[i]], p->index[i], row0, nrows);
+}
+
+static const void *raw_patched(zq_source *src, size_t i)
+{
+    patched *p = src->impl;
+    zq_source *s = p->parts[p->part[i]];
+    return s->ops->raw ? s->ops->raw(s, p->index[i]) : NULL;
+}
+
+static void prefetch_patched(zq_source *src, size_t i, uint64_t row0, uint64_t nrows)
+{
+    patched *p = src->impl;
+    zq_source_prefetch_rows(p->parts[p->part[i]], p->index[i], row0, nrows);
+}
+
+static void close_patched(zq_source *src)
+{
+    patched *p = src->impl;
+    if (!p) return;
+    for (size_t k = 0; k < p->nparts; k++) zq_source_close(p->parts[k]);
+    free(p->parts);
+    free(p->part);
+    free(p->index);
+    free(p);
+    src->impl = NULL;
+}
+
+static const zq_source_ops patched_ops = {read_patched, release_patched, close_patched, raw_patched, prefetch_patched};
+
+zq_status zq_source_open_patched(const char *path, const char *const *patches, size_t npatches, zq_source **out,
+                                 zq_error *err)
+{
+    *out = NULL;
+    zq_source *src = calloc(1, sizeof *src);
+    patched *p = calloc(1, sizeof *p);
+    if (src) src->impl = p, src->ops = &patched_ops;
+    zq_status st = src && p && (src->path = strdup(path)) ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK && !(p->parts = calloc(npatches + 1, sizeof *p->parts))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; st == ZQ_OK && k <= npatches; k++) {
+        st = zq_source_open(k ? patches[k - 1] : path, &p->parts[k], err);
+        if (st == ZQ_OK) p->nparts++;
+    }
+    zq_source *base = st == ZQ_OK ? p->parts[0] : NULL;
+    if (st == ZQ_OK && base->config && !(src->config = strdup(base->config))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) {
+        p->part = calloc(base->count + 1, sizeof *p->part);
+        p->index = calloc(base->count + 1, sizeof *p->index);
+        if (!p->part || !p->index) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; st == ZQ_OK && i < base->count; i++) {
+        const zq_tensor_info *t = &base->tensors[i];
+        p->part[i] = 0;
+        p->index[i] = i;
+        for (size_t k = 1; k < p->nparts; k++) /* the last patch that has it wins */
+            for (size_t j = 0; j < p->parts[k]->count; j++)
+                if (strcmp(p->parts[k]->tensors[j].name, t->name) == 0) p->part[i] = k, p->index[i] = j;
+        const zq_tensor_info *from = &p->parts[p->part[i]]->tensors[p->index[i]];
+        if (from->ndim != t->ndim || memcmp(from->shape, t->shape, sizeof t->shape[0] * (size_t)t->ndim))
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': the patch's shape differs", patches[p->part[i] - 1], t->name);
+        size_t idx;
+        if (st == ZQ_OK) st = zq_source_add(src, t->name, from->dtype, t->ndim, t->shape, &idx, err);
+    }
+    if (st != ZQ_OK) {
+        zq_source_close(src);
+        return st;
+    }
+    *out = src;
+    return ZQ_OK;
+}

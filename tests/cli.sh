@@ -221,7 +221,38 @@ for kind in bytelevel sentencepiece; do
 done
 echo '{"model": {"type": "WordPiece", "vocab": {}}}' >"$TMP/wp.json"
 expect "tokenize/unsupported-model" 3 "$ZQ" tokenize "$REAL/stories.txt" --tokenizer "$TMP/wp.json" -o "$TMP/wp.bin"
-for cmd in eval generate tokenize; do
+# --- lkd ----------------------------------------------------------------------------
+M=data/models/stories260K
+"$ZQ" lkd $M -o "$TMP/lkd.zq" -p w4/8a8 --steps 40 --json >"$TMP/lkd.json" 2>"$TMP/err"
+n_layers=$(grep -c '"loss_end"' "$TMP/lkd.json")
+awk '/"loss_start"/ { gsub(/[,\t ]/, ""); split($0, a, ":"); s = a[2] }
+     /"loss_end"/ { gsub(/[,\t ]/, ""); split($0, a, ":"); if (!(a[2] < s / 1.5)) bad = 1 }
+     END { exit bad }' "$TMP/lkd.json" && [ "$n_layers" -eq 5 ] && ok "lkd/every-block-loss-drops" ||
+    fail "lkd/every-block-loss-drops" "$(head -c 400 "$TMP/lkd.json") $(head -c 200 "$TMP/err")"
+[ ! -e "$TMP/lkd.zq.lkd" ] && ok "lkd/workdir-removed" || fail "lkd/workdir-removed"
+expect "lkd/verify" 0 "$ZQ" verify "$TMP/lkd.zq"
+"$ZQ" eval "$TMP/lkd.zq" --tokens "$REAL/tokens.bin" --reference $M --json >"$TMP/el.json"
+awk -v l="$(field kl "$TMP/el.json")" -v r="$(field kl "$TMP/e48.json")" 'BEGIN { exit !(l < 0.9 * r) }' &&
+    ok "lkd/lowers-kl-below-rtn" || fail "lkd/lowers-kl-below-rtn" "lkd $(field kl "$TMP/el.json") rtn $(field kl "$TMP/e48.json")"
+"$ZQ" lkd $M -o "$TMP/one.zq" -p w4/8a8 --steps 5 --layers 1,3 --json >"$TMP/one.json"
+[ "$(grep -c '"index"' "$TMP/one.json")" -eq 2 ] && grep -q '"index":[[:space:]]*3' "$TMP/one.json" &&
+    ok "lkd/layer-list" || fail "lkd/layer-list"
+"$ZQ" lkd $M -o "$TMP/full.zq" -q -p w4/8a8 --steps 10 --seed 5
+# a run killed (SIGKILL) after its second block; the inner shell reports the kill
+ZQ_TEST_LKD_KILL_AFTER=2 sh -c '"$0" lkd "$1" -o "$2" -q -p w4/8a8 --steps 10 --seed 5; true' "$ZQ" $M "$TMP/killed.zq" 2>/dev/null
+[ ! -e "$TMP/killed.zq" ] && [ -e "$TMP/killed.zq.lkd/block-1.safetensors" ] && ok "lkd/killed-run-leaves-no-output" ||
+    fail "lkd/killed-run-leaves-no-output"
+expect "lkd/resume-other-options" 2 "$ZQ" lkd $M -o "$TMP/killed.zq" -q -p w4/8a8 --steps 11 --seed 5 --resume
+expect "lkd/resume" 0 "$ZQ" lkd $M -o "$TMP/killed.zq" -q -p w4/8a8 --steps 10 --seed 5 --resume
+cmp -s "$TMP/full.zq" "$TMP/killed.zq" && ok "lkd/resume-gives-identical-output" || fail "lkd/resume-gives-identical-output"
+expect "lkd/text-data" 0 "$ZQ" lkd $M -o "$TMP/d.zq" -q -p w4/8a8 --steps 5 --data "$REAL/tokens.bin" --input quantized
+expect "lkd/bad-layer" 2 "$ZQ" lkd $M -o "$TMP/x.zq" --layers 7
+expect "lkd/bad-input-mode" 2 "$ZQ" lkd $M -o "$TMP/x.zq" --input sideways
+expect "lkd/not-from-zq" 2 "$ZQ" lkd "$TMP/s.zq" -o "$TMP/x.zq"
+expect "lkd/data-outside-vocab" 7 "$ZQ" lkd $M -o "$TMP/x.zq" --data "$TMP/oov.bin" --batch 1 --seq-len 2
+expect "lkd/exists" 8 "$ZQ" lkd $M -o "$TMP/lkd.zq" --steps 1
+[ ! -e "$TMP/x.zq" ] && ok "lkd/no-output-on-error" || fail "lkd/no-output-on-error"
+for cmd in eval generate tokenize lkd; do
     "$ZQ" "$cmd" --help >"$TMP/h" 2>&1 && grep -q "^usage: zquant $cmd" "$TMP/h" && ok "help/$cmd" || fail "help/$cmd"
 done
 

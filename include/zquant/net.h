@@ -34,6 +34,22 @@ void zq_net_mark_all_quantized(zq_net *n);
 int zq_net_linear_ids(const zq_net *n);
 
 zq_status zq_net_block(zq_net *n, int layer, zq_block *blk, zq_error *err);
+
+/* A Linear weight of a loaded block, as the checkpoint tensor it came from:
+ * w is [rows, cols] = [out, in] as the engine multiplies with it (a fused
+ * q/k/v tensor is one unit); conv1d: the checkpoint stores it [cols, rows]
+ * (GPT-2); neox_qkv: its rows are regrouped from NeoX's per-head order
+ * (checkpoint row (h*3 + part)*d + i is row (part*heads + h)*d + i here). */
+typedef struct {
+    const char *name;
+    float *w;
+    int rows, cols;
+    int conv1d, neox_qkv;
+} zq_net_tensor;
+
+/* The Linear weights of a block loaded by zq_net_block; their buffers are
+ * the block's own, so writing them changes what the block computes. */
+int zq_net_block_tensors(zq_net *n, int layer, const zq_net_tensor **units);
 void zq_net_release_block(zq_net *n, int layer);
 
 /* x (B*T, hidden) from tokens (B*T), positions 0..T-1 in each sequence. */

@@ -78,6 +78,12 @@ void zq_quantize_run(const zq_qspec *spec, const float *x, size_t n, uint16_t sc
 void zq_quantize_run_ref(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min,
                          uint8_t *q, zq_err_sums *sums);
 
+/* out = what quantizing the [rows, cols] matrix w with spec and reading it
+ * back gives (the straight-through estimator's forward value); bits 16
+ * rounds to FP16. */
+zq_status zq_fake_quant_matrix(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols, float *out,
+                               zq_error *err);
+
 /* Packs n codes into a row of `bits`: INT8 one byte each; INT4 two per byte,
  * element 2k in the low nibble, 2k+1 in the high one, an odd tail padded with
  * zero. */

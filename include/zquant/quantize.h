@@ -7,7 +7,9 @@
 #include <stdint.h>
 
 #include "zquant/error.h"
+#include "zquant/model.h"
 #include "zquant/quant.h"
+#include "zquant/source.h"
 #include "zquant/zq.h"
 
 #ifdef __cplusplus
@@ -59,6 +61,11 @@ typedef struct {
 } zq_quantize_report;
 
 zq_status zq_quantize(const zq_quantize_opts *o, zq_quantize_report *report, zq_error *err);
+/* The same from an open source (o->input is then ignored). */
+zq_status zq_quantize_source(const zq_quantize_opts *o, zq_source *src, zq_quantize_report *report, zq_error *err);
+/* How o would store one tensor, and the activation scheme it records. */
+zq_status zq_quantize_plan(const zq_quantize_opts *o, const zq_model *model, const zq_tensor_info *info,
+                           zq_qspec *spec, zq_activation *act, zq_error *err);
 
 #ifdef __cplusplus
 }

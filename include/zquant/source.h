@@ -37,6 +37,10 @@ typedef struct zq_source zq_source;
 /* PATH is a .safetensors file, a folder, or a .h5/.hdf5 file. */
 zq_status zq_source_open(const char *path, zq_source **out, zq_error *err);
 void zq_source_close(zq_source *src); /* accepts NULL */
+/* PATH with some tensors replaced: each patch (a safetensors file) supplies
+ * tensors by name, with the same shape; the rest come from PATH. */
+zq_status zq_source_open_patched(const char *path, const char *const *patches, size_t npatches, zq_source **out,
+                                 zq_error *err);
 
 const char *zq_source_path(const zq_source *src);
 size_t zq_source_count(const zq_source *src);

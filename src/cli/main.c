@@ -14,6 +14,7 @@ typedef struct {
 
 static const command commands[] = {
     {"quantize", cmd_quantize, "FP16 checkpoint in, packed INT8/INT4 .zq file out"},
+    {"lkd", cmd_lkd, "layer-by-layer distillation, then quantize (what makes INT4 usable)"},
     {"inspect", cmd_inspect, "list the tensors of a .zq file, their bits and errors"},
     {"verify", cmd_verify, "check the structure and checksums of a .zq file"},
     {"dequantize", cmd_dequantize, "write a .zq file back out as a plain safetensors checkpoint"},

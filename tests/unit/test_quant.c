@@ -153,3 +153,17 @@ TEST(name_patterns)
     CHECK(!zq_pattern_match("*layer.#.output.dense.weight", "bert.encoder.layer.3.attention.output.dense.weight", NULL));
     CHECK(zq_pattern_match("*layer.#.output.dense.weight", "bert.encoder.layer.3.output.dense.weight", NULL));
 }
+
+TEST(fake_quant_matrix_matches_the_hand_worked_rows)
+{
+    zq_qspec s = {4, 1, ZQ_GRAN_ROW, 0, 0};
+    float w[10] = {1.0f, -0.3f, 0.5f, 0.0625f, 0.1875f, -1.0f, 0.5f, 2.0f, 1.0f, 0.0f}, out[10];
+    zq_error err = {0};
+    CHECK(zq_fake_quant_matrix(&s, w, 2, 5, out, &err) == ZQ_OK);
+    /* row 0 as int4_symmetric_clamps_and_ties_to_even; row 1: max 2, scale 1/4 */
+    CHECK(out[0] == 0.875f && out[1] == -0.25f && out[2] == 0.5f && out[3] == 0.0f && out[4] == 0.25f);
+    CHECK(out[5] == -1.0f && out[6] == 0.5f && out[7] == 1.75f && out[8] == 1.0f && out[9] == 0.0f);
+    s.gran = ZQ_GRAN_TENSOR; /* one scale for both rows: max 2 -> 1/4 */
+    CHECK(zq_fake_quant_matrix(&s, w, 2, 5, out, &err) == ZQ_OK);
+    CHECK(out[0] == 1.0f && out[1] == -0.25f && out[3] == 0.0f && out[7] == 1.75f);
+}

@@ -1,0 +1,61 @@
+/* Layer-by-layer knowledge distillation (ZeroQuant's LKD): each transformer
+ * block, alone, is tuned so that its quantized self (weights fake-quantized
+ * with a straight-through estimator, activations quantized as the runtime
+ * will) reproduces its FP self's output; then it is quantized for real. One
+ * block's weights and one layer's activations are in memory at a time. */
+#ifndef ZQUANT_LKD_H
+#define ZQUANT_LKD_H
+
+#include <stdint.h>
+
+#include "zquant/error.h"
+#include "zquant/quantize.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int layer, n_layers, step, steps;
+    double loss, seconds; /* the layer's distillation so far */
+} zq_lkd_progress;
+
+typedef struct {
+    zq_quantize_opts q;     /* input, output, recipe, threads, force, compression */
+    const char *layers;     /* "0-5,8", "all" or NULL (all) */
+    int steps;              /* per layer (default 100) */
+    float lr;               /* Adam's learning rate (default 1e-4) */
+    float weight_decay;     /* decoupled, on weights only (default 0.01) */
+    int batch, seq_len;     /* sequences per step and their length (4, 128) */
+    int data_batches;       /* distinct batches, cycled over the steps (16) */
+    const char *data;       /* token file; NULL: uniformly random tokens */
+    uint64_t seed;
+    int input_quantized;    /* feed block k the quantized prefix's output */
+    int resume;
+    void (*progress)(void *ctx, const zq_lkd_progress *p);
+    void *progress_ctx;
+} zq_lkd_opts;
+
+void zq_lkd_opts_init(zq_lkd_opts *o);
+
+typedef struct {
+    int index, steps;
+    double seconds, loss_start, loss_end; /* loss: mean squared error over the data */
+} zq_lkd_layer;
+
+typedef struct {
+    zq_lkd_layer *layers; /* the distilled ones, in order; malloc'd */
+    int n;
+    zq_quantize_report quant;
+} zq_lkd_report;
+
+/* Parses a layer list into mask[0..n_layers). */
+zq_status zq_parse_layers(const char *spec, int n_layers, unsigned char *mask, zq_error *err);
+
+zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *report, zq_error *err);
+void zq_lkd_report_free(zq_lkd_report *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,180 @@
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "qopts.h"
+#include "zquant/lkd.h"
+
+static const char help_head[] =
+    "usage: zquant lkd INPUT -o OUT.zq [--layers LIST] [options]\n"
+    "\n"
+    "Layer-by-layer knowledge distillation (ZeroQuant's LKD), then quantization:\n"
+    "each listed transformer block is tuned alone so that its quantized self\n"
+    "(weights fake-quantized per the recipe with a straight-through estimator,\n"
+    "activations quantized as the runtime will) reproduces its FP self's output\n"
+    "(mean squared error, Adam). Blocks not listed are rounded to nearest.\n"
+    "\n"
+    "  --layers LIST         blocks to distil: 0-5,8 or all (default all)\n"
+    "  --steps N             Adam steps per block (default 100)\n"
+    "  --lr X                learning rate (default 1e-4)\n"
+    "  --weight-decay X      decoupled weight decay on weights (default 0.01)\n"
+    "  --batch B             sequences per step (default 4)\n"
+    "  --seq-len T           tokens per sequence (default 128)\n"
+    "  --data-batches N      distinct batches, cycled over the steps (default 16)\n"
+    "  --data FILE           token file (raw uint32 or .npy) for the inputs\n"
+    "  --random-tokens       uniformly random ids instead (the default; data-free)\n"
+    "  --seed S              seed for random tokens (default 1)\n"
+    "  --input MODE          fp (default: block k sees the FP model's activations)\n"
+    "                        or quantized (it sees the quantized prefix's)\n"
+    "  --resume              continue a killed run from OUT.zq.lkd/\n"
+    "\n"
+    "and every quantize option:\n";
+static const char help_tail[] =
+    "      --json            report layers[].{index,steps,seconds,loss_start,loss_end}\n"
+    "  -q, --quiet           no progress\n"
+    "  -h, --help            this help\n";
+
+enum { OPT_LAYERS = OPT_FIRST_FREE, OPT_STEPS, OPT_LR, OPT_WD, OPT_BATCH, OPT_SEQ, OPT_DATA_BATCHES, OPT_DATA,
+       OPT_RANDOM, OPT_SEED, OPT_INPUT, OPT_RESUME, OPT_JSON };
+
+static void progress(void *ctx, const zq_lkd_progress *p)
+{
+    cli_progress *bar = ctx;
+    if (!bar->enabled) return;
+    double now = cli_now();
+    if (now - bar->last < 0.1 && p->step < p->steps) return;
+    bar->last = now;
+    double rate = p->seconds > 0 ? p->step / p->seconds : 0;
+    double eta = rate > 0 ? (p->steps - p->step) / rate : 0;
+    fprintf(stderr, "\rlkd layer %d/%d  step %d/%d  loss %.6g  %.1f steps/s  ETA %.0fs      ", p->layer + 1,
+            p->n_layers, p->step, p->steps, p->loss, rate, eta);
+    fflush(stderr);
+}
+
+static int parse_float(const char *s, float *v)
+{
+    char *end;
+    *v = strtof(s, &end);
+    return *s && !*end && *v >= 0;
+}
+
+int cmd_lkd(int argc, char **argv)
+{
+    struct option longopts[48];
+    size_t n = 0;
+    while (cli_qopts[n].name) longopts[n] = cli_qopts[n], n++;
+    static const struct option own[] = {
+        {"layers", required_argument, NULL, OPT_LAYERS}, {"steps", required_argument, NULL, OPT_STEPS},
+        {"lr", required_argument, NULL, OPT_LR}, {"weight-decay", required_argument, NULL, OPT_WD},
+        {"batch", required_argument, NULL, OPT_BATCH}, {"seq-len", required_argument, NULL, OPT_SEQ},
+        {"data-batches", required_argument, NULL, OPT_DATA_BATCHES}, {"data", required_argument, NULL, OPT_DATA},
+        {"random-tokens", no_argument, NULL, OPT_RANDOM}, {"seed", required_argument, NULL, OPT_SEED},
+        {"input", required_argument, NULL, OPT_INPUT}, {"resume", no_argument, NULL, OPT_RESUME},
+        {"json", no_argument, NULL, OPT_JSON}, {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    for (size_t k = 0; own[k].name; k++) longopts[n++] = own[k];
+    longopts[n] = (struct option){NULL, 0, NULL, 0};
+    zq_lkd_opts o;
+    zq_lkd_opts_init(&o);
+    cli_qargs q;
+    cli_qargs_init(&q);
+    int json = 0, quiet = 0, rc = 0, c;
+    long v;
+    optind = 0;
+    opterr = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, ":o:p:t:fqh", longopts, NULL)) != -1) {
+        int taken = cli_qargs_option(&q, c, optarg, "lkd");
+        if (taken >= 0) {
+            rc = taken;
+            continue;
+        }
+        switch (c) {
+        case OPT_LAYERS: o.layers = optarg; break;
+        case OPT_STEPS:
+            if (!cli_parse_long(optarg, 0, 10000000, &v)) rc = cli_usage("lkd", "--steps must be 0 or more");
+            o.steps = (int)v;
+            break;
+        case OPT_LR:
+            if (!parse_float(optarg, &o.lr) || !(o.lr > 0)) rc = cli_usage("lkd", "--lr must be a positive number");
+            break;
+        case OPT_WD:
+            if (!parse_float(optarg, &o.weight_decay)) rc = cli_usage("lkd", "--weight-decay must be a number >= 0");
+            break;
+        case OPT_BATCH:
+            if (!cli_parse_long(optarg, 1, 65536, &v)) rc = cli_usage("lkd", "--batch must be 1 or more");
+            o.batch = (int)v;
+            break;
+        case OPT_SEQ:
+            if (!cli_parse_long(optarg, 2, 1 << 20, &v)) rc = cli_usage("lkd", "--seq-len must be 2 or more");
+            o.seq_len = (int)v;
+            break;
+        case OPT_DATA_BATCHES:
+            if (!cli_parse_long(optarg, 1, 1 << 20, &v)) rc = cli_usage("lkd", "--data-batches must be 1 or more");
+            o.data_batches = (int)v;
+            break;
+        case OPT_DATA: o.data = optarg; break;
+        case OPT_RANDOM: o.data = NULL; break;
+        case OPT_SEED:
+            if (!cli_parse_long(optarg, 0, 0x7fffffffL, &v)) rc = cli_usage("lkd", "bad --seed");
+            o.seed = (uint64_t)v;
+            break;
+        case OPT_INPUT:
+            if (!strcmp(optarg, "fp")) o.input_quantized = 0;
+            else if (!strcmp(optarg, "quantized")) o.input_quantized = 1;
+            else rc = cli_usage("lkd", "--input must be fp or quantized");
+            break;
+        case OPT_RESUME: o.resume = 1; break;
+        case OPT_JSON: json = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': printf("%s%s%s", help_head, cli_qopts_help, help_tail); rc = -1; break;
+        case ':': rc = cli_usage("lkd", "option '%s' needs a value", argv[optind - 1]); break;
+        default: rc = cli_usage("lkd", "unknown option '%s'", argv[optind - 1]); break;
+        }
+    }
+    if (rc == 0 && optind != argc - 1) rc = cli_usage("lkd", optind >= argc ? "no INPUT given" : "exactly one INPUT expected");
+    if (rc == 0 && !q.o.output) rc = cli_usage("lkd", "no output given (-o OUT.zq)");
+    if (rc == 0) {
+        cli_qargs_finish(&q);
+        o.q = q.o;
+        o.q.input = argv[optind];
+        cli_progress bar;
+        cli_progress_init(&bar, "lkd", quiet || json, 0);
+        o.progress = progress;
+        o.progress_ctx = &bar;
+        zq_lkd_report rep;
+        zq_error err = {0};
+        double t0 = cli_now();
+        zq_status st = zq_lkd(&o, &rep, &err);
+        cli_progress_end(&bar);
+        if (st != ZQ_OK) {
+            rc = cli_fail(&err);
+        } else if (json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "output", o.q.output);
+            cJSON *arr = cJSON_AddArrayToObject(j, "layers");
+            for (int k = 0; k < rep.n; k++) {
+                cJSON *l = cJSON_CreateObject();
+                cJSON_AddNumberToObject(l, "index", rep.layers[k].index);
+                cJSON_AddNumberToObject(l, "steps", rep.layers[k].steps);
+                cJSON_AddNumberToObject(l, "seconds", rep.layers[k].seconds);
+                cJSON_AddNumberToObject(l, "loss_start", rep.layers[k].loss_start);
+                cJSON_AddNumberToObject(l, "loss_end", rep.layers[k].loss_end);
+                cJSON_AddItemToArray(arr, l);
+            }
+            cJSON_AddNumberToObject(j, "total_bytes", (double)rep.quant.output_bytes);
+            cJSON_AddNumberToObject(j, "seconds", cli_now() - t0);
+            cli_json_print(stdout, j);
+        } else if (!quiet) {
+            for (int k = 0; k < rep.n; k++)
+                printf("layer %d: %d steps in %.2f s, loss %.6g -> %.6g\n", rep.layers[k].index, rep.layers[k].steps,
+                       rep.layers[k].seconds, rep.layers[k].loss_start, rep.layers[k].loss_end);
+            cli_quantize_report(&o.q, &rep.quant, cli_now() - t0, 0);
+        }
+        zq_lkd_report_free(&rep);
+    }
+    cli_qargs_free(&q);
+    return rc < 0 ? 0 : rc;
+}

@@ -1,0 +1,150 @@
+#include "qopts.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+const struct option cli_qopts[] = {
+    {"output", required_argument, NULL, 'o'},   {"preset", required_argument, NULL, 'p'},
+    {"group-size", required_argument, NULL, OPT_GROUP_SIZE}, {"groups", required_argument, NULL, OPT_GROUPS},
+    {"per-row", no_argument, NULL, OPT_PER_ROW}, {"per-tensor", no_argument, NULL, OPT_PER_TENSOR},
+    {"asym", no_argument, NULL, OPT_ASYM},      {"sym", no_argument, NULL, OPT_SYM},
+    {"rule", required_argument, NULL, OPT_RULE}, {"include", required_argument, NULL, OPT_INCLUDE},
+    {"exclude", required_argument, NULL, OPT_EXCLUDE}, {"act", required_argument, NULL, OPT_ACT},
+    {"threads", required_argument, NULL, 't'},  {"compress", optional_argument, NULL, OPT_COMPRESS},
+    {"force", no_argument, NULL, 'f'},          {NULL, 0, NULL, 0}};
+
+const char cli_qopts_help[] =
+    "  -o, --output FILE     the .zq file to write (required)\n"
+    "  -p, --preset NAME     w8a8 (default), w8a16, w4/8a16, w4/8a8, w4a16;\n"
+    "                        w4/8: INT4 in MLP/FC weights, INT8 in attention\n"
+    "      --group-size N    N weights per group along the input dimension\n"
+    "                        (default 128; 1 to 1048576)\n"
+    "      --groups G        the paper's split instead: G blocks of whole output rows\n"
+    "      --per-row         one scale per output row\n"
+    "      --per-tensor      one scale per matrix\n"
+    "      --asym            asymmetric (scale and min) instead of symmetric\n"
+    "      --rule GLOB=SPEC  per-tensor override, last match wins; SPEC is\n"
+    "                        fp16 | int8 | int4, then :gN :row :tensor :blocksN,\n"
+    "                        then :sym or :asym (e.g. 'lm_head.weight=int8:row')\n"
+    "      --include GLOB    also quantize tensors matching GLOB\n"
+    "      --exclude GLOB    keep tensors matching GLOB in FP16\n"
+    "      --act SCHEME      activation scheme to record: int8-token (dynamic,\n"
+    "                        asymmetric), int8-tensor (static), none\n"
+    "  -t, --threads N       worker threads (default: all cores)\n"
+    "      --compress[=L]    zstd-compress every section (level L, default 3)\n"
+    "  -f, --force           overwrite OUT if it exists\n";
+
+void cli_qargs_init(cli_qargs *q)
+{
+    memset(q, 0, sizeof *q);
+    zq_quantize_opts_init(&q->o);
+}
+
+static int push(const char ***arr, size_t *n, const char *v)
+{
+    const char **a = realloc(*arr, (*n + 1) * sizeof *a);
+    if (!a) return 0;
+    a[(*n)++] = v;
+    *arr = a;
+    return 1;
+}
+
+static int push_rule(cli_qargs *q, char *arg)
+{
+    char *eq = strrchr(arg, '=');
+    if (!eq || eq == arg || !eq[1]) return 0;
+    zq_rule *r = realloc(q->rules, (q->nrules + 1) * sizeof *r);
+    if (!r) return 0;
+    *eq = 0;
+    r[q->nrules++] = (zq_rule){arg, eq + 1};
+    q->rules = r;
+    return 1;
+}
+
+int cli_qargs_option(cli_qargs *q, int c, char *arg, const char *cmd)
+{
+    zq_quantize_opts *o = &q->o;
+    long v;
+    switch (c) {
+    case 'o': o->output = arg; return 0;
+    case 'p':
+        if (!zq_preset_find(arg)) return cli_usage(cmd, "unknown preset '%s' (w8a8, w8a16, w4/8a16, w4/8a8, w4a16)", arg);
+        o->preset = arg;
+        return 0;
+    case OPT_GROUP_SIZE:
+        if (!cli_parse_long(arg, 1, ZQ_MAX_GROUP_SIZE, &v))
+            return cli_usage(cmd, "--group-size must be a whole number from 1 to %u, not '%s'", ZQ_MAX_GROUP_SIZE, arg);
+        o->base.gran = ZQ_GRAN_GROUP;
+        o->base.group_size = (uint32_t)v;
+        return 0;
+    case OPT_GROUPS:
+        if (!cli_parse_long(arg, 1, ZQ_MAX_GROUP_SIZE, &v))
+            return cli_usage(cmd, "--groups must be a whole number from 1 to %u, not '%s'", ZQ_MAX_GROUP_SIZE, arg);
+        o->base.gran = ZQ_GRAN_BLOCKS;
+        o->base.blocks = (uint32_t)v;
+        return 0;
+    case OPT_PER_ROW: o->base.gran = ZQ_GRAN_ROW; return 0;
+    case OPT_PER_TENSOR: o->base.gran = ZQ_GRAN_TENSOR; return 0;
+    case OPT_ASYM: o->base.symmetric = 0; return 0;
+    case OPT_SYM: o->base.symmetric = 1; return 0;
+    case OPT_RULE: return push_rule(q, arg) ? 0 : cli_usage(cmd, "--rule takes GLOB=SPEC, not '%s'", arg);
+    case OPT_INCLUDE: return push(&q->include, &q->ninclude, arg) ? 0 : ZQ_ERR_NOMEM;
+    case OPT_EXCLUDE: return push(&q->exclude, &q->nexclude, arg) ? 0 : ZQ_ERR_NOMEM;
+    case OPT_ACT: o->act = arg; return 0;
+    case 't':
+        if (!cli_parse_long(arg, 1, 1024, &v)) return cli_usage(cmd, "--threads must be 1 to 1024, not '%s'", arg);
+        o->threads = (int)v;
+        return 0;
+    case OPT_COMPRESS:
+        o->zstd_level = 3;
+        if (arg && !cli_parse_long(arg, 1, 19, &v)) return cli_usage(cmd, "--compress level must be 1 to 19");
+        if (arg) o->zstd_level = (int)v;
+        return 0;
+    case 'f': o->force = 1; return 0;
+    }
+    return -1;
+}
+
+void cli_qargs_finish(cli_qargs *q)
+{
+    q->o.rules = q->rules;
+    q->o.nrules = q->nrules;
+    q->o.include = q->include;
+    q->o.ninclude = q->ninclude;
+    q->o.exclude = q->exclude;
+    q->o.nexclude = q->nexclude;
+}
+
+void cli_qargs_free(cli_qargs *q)
+{
+    free(q->rules);
+    free(q->include);
+    free(q->exclude);
+}
+
+void cli_quantize_report(const zq_quantize_opts *o, const zq_quantize_report *r, double seconds, int json)
+{
+    double ratio = r->output_bytes ? (double)r->fp16_bytes / (double)r->output_bytes : 0;
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "output", o->output);
+        cJSON_AddNumberToObject(j, "tensors", (double)r->tensors);
+        cJSON_AddNumberToObject(j, "quantized", (double)r->quantized);
+        cJSON_AddNumberToObject(j, "input_bytes", (double)r->input_bytes);
+        cJSON_AddNumberToObject(j, "fp16_bytes", (double)r->fp16_bytes);
+        cJSON_AddNumberToObject(j, "total_bytes", (double)r->output_bytes);
+        cJSON_AddNumberToObject(j, "compression_ratio", ratio);
+        cJSON_AddNumberToObject(j, "seconds", seconds);
+        cJSON_AddNumberToObject(j, "worst_rel_rmse", r->worst_rel_rmse);
+        cJSON_AddStringToObject(j, "worst_tensor", r->worst_tensor);
+        cli_json_print(stdout, j);
+        return;
+    }
+    printf("%s: %zu tensors, %zu quantized, %.2f MB (%.2fx smaller than FP16) in %.2f s\n", o->output, r->tensors,
+           r->quantized, (double)r->output_bytes / 1e6, ratio, seconds);
+    if (r->quantized) printf("worst relative RMSE %.4f in '%s'\n", r->worst_rel_rmse, r->worst_tensor);
+}
+

@@ -1,0 +1,623 @@
+/* The LKD driver. Activations of every data batch at the current depth are
+ * the only state that spans blocks (batches x batch x seq x hidden floats,
+ * whatever the number of layers); each block's tuned weights go to a patch
+ * file as soon as it is done, so a killed run resumes after its last block,
+ * and the final .zq is quantized from the checkpoint with its patches. */
+#include "zquant/lkd.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "atomic.h"
+#include "source_impl.h"
+#include "st_write.h"
+#include "util.h"
+#include "zquant/model.h"
+#include "zquant/net.h"
+#include "zquant/tokenizer.h"
+#include "zquant/train.h"
+
+void zq_lkd_opts_init(zq_lkd_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    zq_quantize_opts_init(&o->q);
+    o->steps = 100;
+    o->lr = 1e-4f;
+    o->weight_decay = 0.01f;
+    o->batch = 4;
+    o->seq_len = 128;
+    o->data_batches = 16;
+    o->seed = 1;
+}
+
+void zq_lkd_report_free(zq_lkd_report *r) { free(r->layers), r->layers = NULL; }
+
+zq_status zq_parse_layers(const char *spec, int n, unsigned char *mask, zq_error *err)
+{
+    memset(mask, 0, (size_t)n);
+    if (!spec || !strcmp(spec, "all")) {
+        memset(mask, 1, (size_t)n);
+        return ZQ_OK;
+    }
+    const char *p = spec;
+    while (*p) {
+        char *end;
+        long a = strtol(p, &end, 10), b = a;
+        if (end == p || a < 0) return zq_fail(err, ZQ_ERR_USAGE, "'%s': layers are like 0-5,8 or all", spec);
+        p = end;
+        if (*p == '-') {
+            b = strtol(p + 1, &end, 10);
+            if (end == p + 1 || b < a) return zq_fail(err, ZQ_ERR_USAGE, "'%s': bad range", spec);
+            p = end;
+        }
+        if (b >= n) return zq_fail(err, ZQ_ERR_USAGE, "'%s': the model has layers 0 to %d", spec, n - 1);
+        for (long k = a; k <= b; k++) mask[k] = 1;
+        if (*p == ',') p++;
+        else if (*p) return zq_fail(err, ZQ_ERR_USAGE, "'%s': layers are like 0-5,8 or all", spec);
+    }
+    return ZQ_OK;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- one block's trainable tensors -------------------------------------------- */
+
+typedef struct {
+    zq_net_tensor u;  /* the block's own buffer: the FP weight, and what the student reads */
+    zq_qspec spec;
+    float *master, *grad, *m, *v, *fq;
+    size_t n;
+} param;
+
+typedef struct {
+    param p[8];
+    int np;
+    zq_block student;
+    zq_block_grads g;
+    long t; /* Adam steps taken */
+} trainee;
+
+/* Where Linear L's weight lives among the block's tensors. */
+static param *owner(trainee *tr, const float *w, size_t *offset)
+{
+    for (int k = 0; k < tr->np; k++)
+        if (w >= tr->p[k].u.w && w < tr->p[k].u.w + tr->p[k].n) {
+            *offset = (size_t)(w - tr->p[k].u.w);
+            return &tr->p[k];
+        }
+    return NULL;
+}
+
+static void wire(trainee *tr, const zq_linear *fp, zq_linear *student, zq_linear_grad *g)
+{
+    size_t off;
+    param *p = fp->w ? owner(tr, fp->w, &off) : NULL;
+    *student = *fp;
+    g->w = g->b = NULL;
+    if (!p) return;
+    student->w = p->fq + off;
+    g->w = p->grad + off;
+}
+
+/* NeoX's fused rows are regrouped in memory; quantization sees the file's order. */
+static void neox_order(const zq_net_tensor *u, int heads, const float *in, float *out, int to_file)
+{
+    int d = u->rows / (3 * heads);
+    for (int h = 0; h < heads; h++)
+        for (int part = 0; part < 3; part++)
+            for (int i = 0; i < d; i++) {
+                size_t file = ((size_t)h * 3 + part) * d + i, mem = ((size_t)part * heads + h) * d + i;
+                memcpy(out + (to_file ? file : mem) * u->cols, in + (to_file ? mem : file) * u->cols,
+                       (size_t)u->cols * sizeof *in);
+            }
+}
+
+static zq_status fake_quantize(trainee *tr, const zq_arch *a, zq_error *err)
+{
+    for (int k = 0; k < tr->np; k++) {
+        param *p = &tr->p[k];
+        if (!p->u.neox_qkv) {
+            ZQ_TRY(zq_fake_quant_matrix(&p->spec, p->master, (uint64_t)p->u.rows, (uint64_t)p->u.cols, p->fq, err));
+            continue;
+        }
+        float *tmp = malloc(p->n * sizeof *tmp), *q = malloc(p->n * sizeof *q);
+        zq_status st = tmp && q ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        if (st == ZQ_OK) {
+            neox_order(&p->u, a->n_heads, p->master, tmp, 1);
+            st = zq_fake_quant_matrix(&p->spec, tmp, (uint64_t)p->u.rows, (uint64_t)p->u.cols, q, err);
+            if (st == ZQ_OK) neox_order(&p->u, a->n_heads, q, p->fq, 0);
+        }
+        free(tmp);
+        free(q);
+        ZQ_TRY(st);
+    }
+    return ZQ_OK;
+}
+
+static void trainee_free(trainee *tr)
+{
+    for (int k = 0; k < tr->np; k++) {
+        free(tr->p[k].master), free(tr->p[k].grad), free(tr->p[k].m), free(tr->p[k].v), free(tr->p[k].fq);
+    }
+    tr->np = 0;
+}
+
+static zq_status trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *fp, const zq_quantize_opts *q,
+                              zq_source *src, const zq_model *model, zq_error *err)
+{
+    memset(tr, 0, sizeof *tr);
+    const zq_net_tensor *units;
+    int nu = zq_net_block_tensors(net, layer, &units);
+    for (int k = 0; k < nu; k++) {
+        param *p = &tr->p[tr->np++];
+        p->u = units[k];
+        p->n = (size_t)units[k].rows * units[k].cols;
+        const zq_tensor_info *info = NULL;
+        for (size_t i = 0; i < zq_source_count(src) && !info; i++)
+            if (!strcmp(zq_source_tensor(src, i)->name, units[k].name)) info = zq_source_tensor(src, i);
+        if (!info) return zq_fail(err, ZQ_ERR_INTERNAL, "tensor '%s' vanished", units[k].name);
+        zq_activation act;
+        ZQ_TRY(zq_quantize_plan(q, model, info, &p->spec, &act, err));
+        p->master = malloc(p->n * sizeof(float));
+        p->grad = calloc(p->n, sizeof(float));
+        p->m = calloc(p->n, sizeof(float));
+        p->v = calloc(p->n, sizeof(float));
+        p->fq = malloc(p->n * sizeof(float));
+        if (!p->master || !p->grad || !p->m || !p->v || !p->fq) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        memcpy(p->master, p->u.w, p->n * sizeof(float));
+    }
+    tr->student = *fp;
+    wire(tr, &fp->q, &tr->student.q, &tr->g.q);
+    wire(tr, &fp->k, &tr->student.k, &tr->g.k);
+    wire(tr, &fp->v, &tr->student.v, &tr->g.v);
+    wire(tr, &fp->o, &tr->student.o, &tr->g.o);
+    wire(tr, &fp->up, &tr->student.up, &tr->g.up);
+    wire(tr, &fp->gate, &tr->student.gate, &tr->g.gate);
+    wire(tr, &fp->down, &tr->student.down, &tr->g.down);
+    return ZQ_OK;
+}
+
+/* AdamW: bias-corrected moments, decoupled weight decay */
+static void adam_step(trainee *tr, float lr, float wd)
+{
+    const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+    tr->t++;
+    float c1 = 1.0f - powf(b1, (float)tr->t), c2 = 1.0f - powf(b2, (float)tr->t);
+    for (int k = 0; k < tr->np; k++) {
+        param *p = &tr->p[k];
+        for (size_t i = 0; i < p->n; i++) {
+            float g = p->grad[i];
+            p->m[i] = b1 * p->m[i] + (1 - b1) * g;
+            p->v[i] = b2 * p->v[i] + (1 - b2) * g * g;
+            p->master[i] -= lr * ((p->m[i] / c1) / (sqrtf(p->v[i] / c2) + eps) + wd * p->master[i]);
+        }
+        memset(p->grad, 0, p->n * sizeof(float));
+    }
+}
+
+/* ---- the work directory: patches and progress --------------------------------- */
+
+typedef struct {
+    char *dir, *state;
+    char *signature;
+} workdir;
+
+static char *patch_path(const workdir *w, int layer)
+{
+    char name[64];
+    snprintf(name, sizeof name, "block-%d.safetensors", layer);
+    return zq_path_join(w->dir, name);
+}
+
+/* The tuned weights of one block, in the checkpoint's names and layouts. */
+static zq_status write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
+{
+    zq_st_entry e[8];
+    int64_t shapes[8][2];
+    for (int k = 0; k < tr->np; k++) {
+        const zq_net_tensor *u = &tr->p[k].u;
+        shapes[k][0] = u->conv1d ? u->cols : u->rows;
+        shapes[k][1] = u->conv1d ? u->rows : u->cols;
+        e[k] = (zq_st_entry){u->name, 2, shapes[k]};
+    }
+    size_t hlen;
+    unsigned char *header = zq_st_header(e, (size_t)tr->np, 4, &hlen);
+    char *path = patch_path(w, layer);
+    zq_atomic f;
+    zq_status st = header && path ? zq_atomic_open(&f, path, 1, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) st = zq_atomic_write(&f, header, hlen, err);
+    for (int k = 0; st == ZQ_OK && k < tr->np; k++) {
+        const param *p = &tr->p[k];
+        float *disk = malloc(p->n * sizeof *disk);
+        if (!disk) { st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory"); break; }
+        if (p->u.conv1d)
+            for (int r = 0; r < p->u.rows; r++)
+                for (int c = 0; c < p->u.cols; c++) disk[(size_t)c * p->u.rows + r] = p->master[(size_t)r * p->u.cols + c];
+        else if (p->u.neox_qkv) neox_order(&p->u, a->n_heads, p->master, disk, 1);
+        else memcpy(disk, p->master, p->n * sizeof *disk);
+        st = zq_atomic_write(&f, disk, p->n * sizeof *disk, err);
+        free(disk);
+    }
+    if (st == ZQ_OK) st = zq_atomic_commit(&f, err);
+    else if (header && path) zq_atomic_abort(&f);
+    free(header);
+    free(path);
+    return st;
+}
+
+/* Reads a block's tuned weights back into its masters (a resumed run). */
+static zq_status read_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
+{
+    char *path = patch_path(w, layer);
+    zq_source *src = NULL;
+    zq_status st = path ? zq_source_open(path, &src, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (int k = 0; st == ZQ_OK && k < tr->np; k++) {
+        param *p = &tr->p[k];
+        long idx = -1;
+        for (size_t i = 0; i < zq_source_count(src); i++)
+            if (!strcmp(zq_source_tensor(src, i)->name, p->u.name)) idx = (long)i;
+        if (idx < 0) { st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': no tensor '%s'", path, p->u.name); break; }
+        if (p->u.conv1d) st = zq_source_read_columns(src, (size_t)idx, 0, (uint64_t)p->u.rows, p->master, err);
+        else if (p->u.neox_qkv) {
+            float *disk = malloc(p->n * sizeof *disk);
+            st = disk ? zq_source_read(src, (size_t)idx, 0, (uint64_t)p->u.rows, 0, (uint64_t)p->u.cols, disk, err)
+                      : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+            if (st == ZQ_OK) neox_order(&p->u, a->n_heads, disk, p->master, 0);
+            free(disk);
+        } else st = zq_source_read(src, (size_t)idx, 0, (uint64_t)p->u.rows, 0, (uint64_t)p->u.cols, p->master, err);
+    }
+    zq_source_close(src);
+    free(path);
+    return st;
+}
+
+static zq_status save_state(const workdir *w, const unsigned char *done, int n, zq_error *err)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "signature", w->signature);
+    cJSON *arr = cJSON_AddArrayToObject(j, "done");
+    for (int k = 0; k < n; k++)
+        if (done[k]) cJSON_AddItemToArray(arr, cJSON_CreateNumber(k));
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    zq_atomic f;
+    zq_status st = text ? zq_atomic_open(&f, w->state, 1, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) st = zq_atomic_write(&f, text, strlen(text), err);
+    if (st == ZQ_OK) st = zq_atomic_commit(&f, err);
+    else if (text) zq_atomic_abort(&f);
+    free(text);
+    return st;
+}
+
+/* done[] from a state file whose signature matches; a missing file is a
+ * fresh start, a different signature an error. */
+static zq_status load_state(const workdir *w, unsigned char *done, int n, zq_error *err)
+{
+    memset(done, 0, (size_t)n);
+    if (access(w->state, F_OK) != 0) return ZQ_OK;
+    char *text;
+    ZQ_TRY(zq_read_small_file(w->state, 1 << 20, &text, NULL, err));
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *sig = cJSON_GetObjectItemCaseSensitive(j, "signature"), *arr = cJSON_GetObjectItemCaseSensitive(j, "done");
+    zq_status st = ZQ_OK;
+    if (!cJSON_IsString(sig) || !cJSON_IsArray(arr)) st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': not an lkd state file", w->state);
+    else if (strcmp(sig->valuestring, w->signature) != 0)
+        st = zq_fail(err, ZQ_ERR_USAGE, "'%s': made with other options; rerun without --resume to start over", w->state);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) if (st == ZQ_OK && cJSON_IsNumber(it) && it->valueint >= 0 && it->valueint < n) done[it->valueint] = 1;
+    cJSON_Delete(j);
+    return st;
+}
+
+static char *make_signature(const zq_lkd_opts *o)
+{
+    cJSON *j = cJSON_CreateObject();
+    char spec[64];
+    zq_qspec_format(&o->q.base, spec, sizeof spec);
+    cJSON_AddStringToObject(j, "input", o->q.input);
+    cJSON_AddStringToObject(j, "preset", o->q.preset ? o->q.preset : "w8a8");
+    cJSON_AddStringToObject(j, "base", spec);
+    cJSON_AddStringToObject(j, "act", o->q.act ? o->q.act : "");
+    cJSON *r = cJSON_AddArrayToObject(j, "rules");
+    for (size_t k = 0; k < o->q.nrules; k++) {
+        cJSON_AddItemToArray(r, cJSON_CreateString(o->q.rules[k].glob));
+        cJSON_AddItemToArray(r, cJSON_CreateString(o->q.rules[k].spec));
+    }
+    for (size_t k = 0; k < o->q.ninclude; k++) cJSON_AddItemToArray(r, cJSON_CreateString(o->q.include[k]));
+    for (size_t k = 0; k < o->q.nexclude; k++) cJSON_AddItemToArray(r, cJSON_CreateString(o->q.exclude[k]));
+    cJSON_AddStringToObject(j, "layers", o->layers ? o->layers : "all");
+    cJSON_AddNumberToObject(j, "steps", o->steps);
+    cJSON_AddNumberToObject(j, "lr", o->lr);
+    cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
+    cJSON_AddNumberToObject(j, "batch", o->batch);
+    cJSON_AddNumberToObject(j, "seq_len", o->seq_len);
+    cJSON_AddNumberToObject(j, "data_batches", o->data_batches);
+    cJSON_AddStringToObject(j, "data", o->data ? o->data : "random");
+    cJSON_AddNumberToObject(j, "seed", (double)o->seed);
+    cJSON_AddBoolToObject(j, "input_quantized", o->input_quantized);
+    cJSON_AddNumberToObject(j, "threads", o->q.threads);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+/* ---- data ------------------------------------------------------------------------ */
+
+static uint64_t next_rand(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ull;
+}
+
+/* nb batches of B x T ids: windows of a token file, or uniform random ids
+ * (the paper's data-free setting) */
+static zq_status make_data(const zq_lkd_opts *o, const zq_arch *a, int32_t **out, int *nb, zq_error *err)
+{
+    size_t per = (size_t)o->batch * o->seq_len;
+    *nb = o->data_batches > 0 ? o->data_batches : 1;
+    if (*nb > o->steps && o->steps > 0) *nb = o->steps;
+    int32_t *ids = malloc((size_t)*nb * per * sizeof *ids);
+    if (!ids) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (o->data) {
+        int32_t *file = NULL;
+        size_t n = 0;
+        zq_status st = zq_tokens_read(o->data, &file, &n, err);
+        if (st == ZQ_OK && n < per) st = zq_fail(err, ZQ_ERR_DATA, "'%s': %zu tokens; one batch needs %zu", o->data, n, per);
+        for (size_t i = 0; st == ZQ_OK && i < n; i++)
+            if (file[i] >= a->vocab) st = zq_fail(err, ZQ_ERR_DATA, "'%s': token %zu (id %d) is outside the vocabulary", o->data, i, file[i]);
+        if (st == ZQ_OK) {
+            if ((size_t)*nb * per > n) *nb = (int)(n / per); /* what the file holds */
+            memcpy(ids, file, (size_t)*nb * per * sizeof *ids);
+        }
+        free(file);
+        if (st != ZQ_OK) free(ids);
+        ZQ_TRY(st);
+    } else {
+        uint64_t s = o->seed * 0x9e3779b97f4a7c15ull + 1;
+        for (size_t i = 0; i < (size_t)*nb * per; i++) ids[i] = (int32_t)(next_rand(&s) % (uint64_t)a->vocab);
+    }
+    *out = ids;
+    return ZQ_OK;
+}
+
+/* ---- the run ------------------------------------------------------------------- */
+
+typedef struct {
+    const zq_lkd_opts *o;
+    const zq_arch *a;
+    zq_workspace *ws;
+    zq_act_quant aq; /* the student's activation quantization */
+    int nb, B, T;
+    size_t per;      /* floats of one batch's activations */
+    float *x, *y, *xq, *out, *dout;
+} run;
+
+static double mse(const float *a, const float *b, size_t n, float *grad)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        s += d * d;
+        if (grad) grad[i] = (float)(2.0 * d / (double)n);
+    }
+    return s / (double)n;
+}
+
+/* mean loss of the student (fake-quantized as it now is) over every batch */
+static double data_loss(run *r, const zq_block *student, const float *in)
+{
+    double s = 0;
+    for (int b = 0; b < r->nb; b++) {
+        zq_block_forward(r->a, student, &r->aq, r->ws, in + (size_t)b * r->per, r->out, r->B, r->T);
+        s += mse(r->out, r->y + (size_t)b * r->per, r->per, NULL);
+    }
+    return s / r->nb;
+}
+
+static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd_layer *rep, zq_error *err)
+{
+    const zq_lkd_opts *o = r->o;
+    double t0 = now();
+    ZQ_TRY(fake_quantize(tr, r->a, err));
+    rep->index = layer;
+    rep->steps = o->steps;
+    rep->loss_start = data_loss(r, &tr->student, in);
+    double loss = rep->loss_start;
+    for (int s = 0; s < o->steps; s++) {
+        int b = s % r->nb;
+        const float *x = in + (size_t)b * r->per;
+        if (s) ZQ_TRY(fake_quantize(tr, r->a, err));
+        zq_block_forward(r->a, &tr->student, &r->aq, r->ws, x, r->out, r->B, r->T);
+        loss = mse(r->out, r->y + (size_t)b * r->per, r->per, r->dout);
+        zq_block_backward(r->a, &tr->student, &r->aq, r->ws, x, r->dout, NULL, &tr->g, r->B, r->T);
+        adam_step(tr, o->lr, o->weight_decay);
+        if (o->progress) {
+            zq_lkd_progress p = {layer, r->a->n_layers, s + 1, o->steps, loss, now() - t0};
+            o->progress(o->progress_ctx, &p);
+        }
+    }
+    ZQ_TRY(fake_quantize(tr, r->a, err));
+    rep->seconds = now() - t0;
+    rep->loss_end = data_loss(r, &tr->student, in);
+    return ZQ_OK;
+}
+
+/* static activation ranges (int8-tensor recipes): the student's inputs,
+ * calibrated on the data before each block is tuned */
+static void calibrate(run *r, const zq_block *student, const float *in)
+{
+    if (r->aq.mode != ZQ_AQ_TENSOR) return;
+    r->aq.mode = ZQ_AQ_CALIBRATE;
+    memset(r->aq.absmax, 0, (size_t)r->aq.n_ids * sizeof(float));
+    for (int b = 0; b < r->nb; b++) zq_block_forward(r->a, student, &r->aq, r->ws, in + (size_t)b * r->per, r->out, r->B, r->T);
+    r->aq.mode = ZQ_AQ_TENSOR;
+}
+
+static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *model, workdir *w, unsigned char *mask,
+                        unsigned char *done, zq_lkd_report *rep, zq_error *err)
+{
+    const zq_arch *a = r->a;
+    for (int k = 0; k < a->n_layers; k++) {
+        zq_block fp;
+        ZQ_TRY(zq_net_block(net, k, &fp, err));
+        for (int b = 0; b < r->nb; b++) /* the teacher's output, once per batch */
+            zq_block_forward(a, &fp, NULL, r->ws, r->x + (size_t)b * r->per, r->y + (size_t)b * r->per, r->B, r->T);
+        const float *in = r->o->input_quantized ? r->xq : r->x;
+        trainee tr;
+        zq_status st = trainee_init(&tr, net, k, &fp, &r->o->q, src, model, err);
+        if (st == ZQ_OK && mask[k]) {
+            if (done[k]) {
+                st = read_patch(w, k, &tr, a, err);
+                if (st == ZQ_OK) st = fake_quantize(&tr, a, err);
+            } else {
+                calibrate(r, &tr.student, in);
+                zq_lkd_layer *l = &rep->layers[rep->n];
+                st = distill(r, &tr, k, in, l, err);
+                if (st == ZQ_OK) st = write_patch(w, k, &tr, a, err);
+                if (st == ZQ_OK) {
+                    rep->n++;
+                    done[k] = 1;
+                    st = save_state(w, done, a->n_layers, err);
+                }
+                /* fault injection for the resume test: die like a killed run */
+                const char *kill_after = getenv("ZQ_TEST_LKD_KILL_AFTER");
+                if (st == ZQ_OK && kill_after && rep->n == atoi(kill_after)) raise(SIGKILL);
+            }
+        } else if (st == ZQ_OK) {
+            st = fake_quantize(&tr, a, err); /* round to nearest */
+        }
+        if (st == ZQ_OK && r->o->input_quantized) { /* the next block's input: this one, quantized */
+            calibrate(r, &tr.student, r->xq);
+            for (int b = 0; b < r->nb; b++) {
+                float *x = r->xq + (size_t)b * r->per;
+                zq_block_forward(a, &tr.student, &r->aq, r->ws, x, r->out, r->B, r->T);
+                memcpy(x, r->out, r->per * sizeof(float));
+            }
+        }
+        trainee_free(&tr);
+        zq_net_release_block(net, k);
+        ZQ_TRY(st);
+        float *t = r->x; /* the FP stream moves one block down */
+        r->x = r->y;
+        r->y = t;
+    }
+    return ZQ_OK;
+}
+
+static zq_status final_quantize(const zq_lkd_opts *o, workdir *w, const unsigned char *done, int n,
+                                zq_lkd_report *rep, zq_error *err)
+{
+    char **paths = calloc((size_t)n + 1, sizeof *paths);
+    size_t np = 0;
+    zq_status st = paths ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (int k = 0; st == ZQ_OK && k < n; k++)
+        if (done[k] && !(paths[np++] = patch_path(w, k))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    zq_source *src = NULL;
+    if (st == ZQ_OK) st = zq_source_open_patched(o->q.input, (const char *const *)paths, np, &src, err);
+    if (st == ZQ_OK) st = zq_quantize_source(&o->q, src, &rep->quant, err);
+    zq_source_close(src);
+    for (size_t k = 0; st == ZQ_OK && k < np; k++) unlink(paths[k]); /* done: the output has it all */
+    if (st == ZQ_OK) {
+        unlink(w->state);
+        rmdir(w->dir);
+    }
+    for (size_t k = 0; k < np; k++) free(paths[k]);
+    free(paths);
+    return st;
+}
+
+zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
+{
+    memset(rep, 0, sizeof *rep);
+    if (o->steps < 0 || o->batch < 1 || o->seq_len < 1 || !(o->lr > 0))
+        return zq_fail(err, ZQ_ERR_USAGE, "steps, batch, seq-len and lr must be positive");
+    if (!o->q.force && access(o->q.output, F_OK) == 0 && !o->resume)
+        return zq_fail(err, ZQ_ERR_EXISTS, "'%s': already exists (use --force to overwrite)", o->q.output);
+    if (o->q.threads) zq_engine_set_threads(o->q.threads);
+    zq_net *net = NULL;
+    zq_source *src = NULL;
+    zq_model model;
+    run r = {0};
+    r.o = o;
+    workdir w = {0};
+    unsigned char *mask = NULL, *done = NULL;
+    int32_t *ids = NULL;
+    zq_status st = zq_net_open(o->q.input, 1, &net, err); /* one block in memory at a time */
+    if (st == ZQ_OK && zq_net_activation(net)) st = zq_fail(err, ZQ_ERR_USAGE, "'%s': lkd needs the FP checkpoint, not a .zq", o->q.input);
+    if (st == ZQ_OK) st = zq_source_open(o->q.input, &src, err);
+    if (st == ZQ_OK) st = zq_model_detect(zq_source_config(src), o->q.input, &model, err);
+    const zq_arch *a = st == ZQ_OK ? zq_net_arch(net) : NULL;
+    if (st == ZQ_OK && o->seq_len > a->max_pos)
+        st = zq_fail(err, ZQ_ERR_USAGE, "--seq-len %d is longer than the model's %d positions", o->seq_len, a->max_pos);
+    if (st == ZQ_OK) {
+        r.a = a;
+        mask = calloc((size_t)a->n_layers, 1);
+        done = calloc((size_t)a->n_layers, 1);
+        rep->layers = calloc((size_t)a->n_layers, sizeof *rep->layers);
+        size_t ol = strlen(o->q.output);
+        w.dir = malloc(ol + 8);
+        if (!mask || !done || !rep->layers || !w.dir) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        else sprintf(w.dir, "%s.lkd", o->q.output);
+    }
+    if (st == ZQ_OK) st = zq_parse_layers(o->layers, a->n_layers, mask, err);
+    if (st == ZQ_OK) {
+        w.state = zq_path_join(w.dir, "state.json");
+        w.signature = make_signature(o);
+        if (!w.state || !w.signature) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        else if (mkdir(w.dir, 0777) != 0 && errno != EEXIST) st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create", w.dir);
+    }
+    if (st == ZQ_OK && o->resume) st = load_state(&w, done, a->n_layers, err);
+    if (st == ZQ_OK) {
+        zq_qspec unused;
+        zq_activation act;
+        st = zq_quantize_plan(&o->q, &model, zq_source_tensor(src, 0), &unused, &act, err);
+        r.aq.mode = act.bits == 8 ? (act.dynamic ? ZQ_AQ_TOKEN : ZQ_AQ_TENSOR) : ZQ_AQ_NONE;
+        r.aq.n_ids = zq_net_linear_ids(net);
+        r.aq.absmax = calloc((size_t)r.aq.n_ids + 1, sizeof(float));
+        if (!r.aq.absmax) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    }
+    if (st == ZQ_OK) st = make_data(o, a, &ids, &r.nb, err);
+    if (st == ZQ_OK) {
+        r.B = o->batch;
+        r.T = o->seq_len;
+        r.per = (size_t)r.B * r.T * a->hidden;
+        r.x = malloc((size_t)r.nb * r.per * sizeof(float));
+        r.y = malloc((size_t)r.nb * r.per * sizeof(float));
+        r.xq = o->input_quantized ? malloc((size_t)r.nb * r.per * sizeof(float)) : NULL;
+        r.out = malloc(r.per * sizeof(float));
+        r.dout = malloc(r.per * sizeof(float));
+        r.ws = zq_workspace_create_ex(a, r.B, r.T, 1);
+        if (!r.x || !r.y || (o->input_quantized && !r.xq) || !r.out || !r.dout || !r.ws)
+            st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory for %d batches of activations", r.nb);
+    }
+    for (int b = 0; st == ZQ_OK && b < r.nb; b++)
+        st = zq_net_embed(net, ids + (size_t)b * r.B * r.T, r.B, r.T, r.x + (size_t)b * r.per, err);
+    if (st == ZQ_OK && r.xq) memcpy(r.xq, r.x, (size_t)r.nb * r.per * sizeof(float));
+    if (st == ZQ_OK) st = layers(&r, net, src, &model, &w, mask, done, rep, err);
+    int n_layers = a ? a->n_layers : 0;
+    zq_net_close(net); /* the quantize pass streams from the files again */
+    net = NULL;
+    if (st == ZQ_OK) st = final_quantize(o, &w, done, n_layers, rep, err);
+    free(ids), free(mask), free(done), free(r.aq.absmax), free(r.x), free(r.y), free(r.xq), free(r.out), free(r.dout);
+    zq_workspace_free(r.ws);
+    zq_source_close(src);
+    zq_net_close(net);
+    free(w.dir), free(w.state), free(w.signature);
+    return st;
+}
