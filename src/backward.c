@@ -199,3 +199,32 @@ void zq_block_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant
     memcpy(d, ws->dx1, n * sizeof(float));
     norm_back(a, x, blk->norm1_w, ws->dh1, d, g->norm1_w, g->norm1_b, BT);
 }
+
+static void rewire_one(const zq_linear *fp, const zq_net_tensor *units, int n, float *const *w_bufs,
+                       float *const *g_bufs, zq_linear *student, zq_linear_grad *g)
+{
+    *student = *fp;
+    g->w = g->b = NULL;
+    for (int k = 0; fp->w && k < n; k++) {
+        const float *base = units[k].w;
+        if (fp->w < base || fp->w >= base + (size_t)units[k].rows * units[k].cols) continue;
+        size_t off = (size_t)(fp->w - base);
+        if (w_bufs) student->w = w_bufs[k] + off;
+        if (g_bufs) g->w = g_bufs[k] + off;
+        return;
+    }
+}
+
+void zq_block_rewire(const zq_block *fp, const zq_net_tensor *units, int n, float *const *w_bufs,
+                     float *const *g_bufs, zq_block *student, zq_block_grads *g)
+{
+    *student = *fp;
+    memset(g, 0, sizeof *g);
+    rewire_one(&fp->q, units, n, w_bufs, g_bufs, &student->q, &g->q);
+    rewire_one(&fp->k, units, n, w_bufs, g_bufs, &student->k, &g->k);
+    rewire_one(&fp->v, units, n, w_bufs, g_bufs, &student->v, &g->v);
+    rewire_one(&fp->o, units, n, w_bufs, g_bufs, &student->o, &g->o);
+    rewire_one(&fp->up, units, n, w_bufs, g_bufs, &student->up, &g->up);
+    rewire_one(&fp->gate, units, n, w_bufs, g_bufs, &student->gate, &g->gate);
+    rewire_one(&fp->down, units, n, w_bufs, g_bufs, &student->down, &g->down);
+}

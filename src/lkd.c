@@ -90,41 +90,9 @@ typedef struct {
     long t; /* Adam steps taken */
 } trainee;
 
-/* Where Linear L's weight lives among the block's tensors. */
-static param *owner(trainee *tr, const float *w, size_t *offset)
-{
-    for (int k = 0; k < tr->np; k++)
-        if (w >= tr->p[k].u.w && w < tr->p[k].u.w + tr->p[k].n) {
-            *offset = (size_t)(w - tr->p[k].u.w);
-            return &tr->p[k];
-        }
-    return NULL;
-}
-
-static void wire(trainee *tr, const zq_linear *fp, zq_linear *student, zq_linear_grad *g)
-{
-    size_t off;
-    param *p = fp->w ? owner(tr, fp->w, &off) : NULL;
-    *student = *fp;
-    g->w = g->b = NULL;
-    if (!p) return;
-    student->w = p->fq + off;
-    g->w = p->grad + off;
-}
-
-/* NeoX's fused rows are regrouped in memory; quantization sees the file's order. */
-static void neox_order(const zq_net_tensor *u, int heads, const float *in, float *out, int to_file)
-{
-    int d = u->rows / (3 * heads);
-    for (int h = 0; h < heads; h++)
-        for (int part = 0; part < 3; part++)
-            for (int i = 0; i < d; i++) {
-                size_t file = ((size_t)h * 3 + part) * d + i, mem = ((size_t)part * heads + h) * d + i;
-                memcpy(out + (to_file ? file : mem) * u->cols, in + (to_file ? mem : file) * u->cols,
-                       (size_t)u->cols * sizeof *in);
-            }
-}
-
+/* Quantization sees a tensor as the checkpoint stores it ([out, in] for
+ * Conv1D too, as quantize transposes it): NeoX's regrouped rows go back to the
+ * file's order first. */
 static zq_status fake_quantize(trainee *tr, const zq_arch *a, zq_error *err)
 {
     for (int k = 0; k < tr->np; k++) {
@@ -136,9 +104,9 @@ static zq_status fake_quantize(trainee *tr, const zq_arch *a, zq_error *err)
         float *tmp = malloc(p->n * sizeof *tmp), *q = malloc(p->n * sizeof *q);
         zq_status st = tmp && q ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         if (st == ZQ_OK) {
-            neox_order(&p->u, a->n_heads, p->master, tmp, 1);
+            zq_net_tensor_layout(&p->u, a->n_heads, p->master, tmp, 1);
             st = zq_fake_quant_matrix(&p->spec, tmp, (uint64_t)p->u.rows, (uint64_t)p->u.cols, q, err);
-            if (st == ZQ_OK) neox_order(&p->u, a->n_heads, q, p->fq, 0);
+            if (st == ZQ_OK) zq_net_tensor_layout(&p->u, a->n_heads, q, p->fq, 0);
         }
         free(tmp);
         free(q);
@@ -179,14 +147,9 @@ static zq_status trainee_init(trainee *tr, zq_net *net, int layer, const zq_bloc
         if (!p->master || !p->grad || !p->m || !p->v || !p->fq) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         memcpy(p->master, p->u.w, p->n * sizeof(float));
     }
-    tr->student = *fp;
-    wire(tr, &fp->q, &tr->student.q, &tr->g.q);
-    wire(tr, &fp->k, &tr->student.k, &tr->g.k);
-    wire(tr, &fp->v, &tr->student.v, &tr->g.v);
-    wire(tr, &fp->o, &tr->student.o, &tr->g.o);
-    wire(tr, &fp->up, &tr->student.up, &tr->g.up);
-    wire(tr, &fp->gate, &tr->student.gate, &tr->g.gate);
-    wire(tr, &fp->down, &tr->student.down, &tr->g.down);
+    float *fq[8], *grads[8];
+    for (int k = 0; k < tr->np; k++) fq[k] = tr->p[k].fq, grads[k] = tr->p[k].grad;
+    zq_block_rewire(fp, units, nu, fq, grads, &tr->student, &tr->g);
     return ZQ_OK;
 }
 
@@ -243,11 +206,7 @@ static zq_status write_patch(const workdir *w, int layer, trainee *tr, const zq_
         const param *p = &tr->p[k];
         float *disk = malloc(p->n * sizeof *disk);
         if (!disk) { st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory"); break; }
-        if (p->u.conv1d)
-            for (int r = 0; r < p->u.rows; r++)
-                for (int c = 0; c < p->u.cols; c++) disk[(size_t)c * p->u.rows + r] = p->master[(size_t)r * p->u.cols + c];
-        else if (p->u.neox_qkv) neox_order(&p->u, a->n_heads, p->master, disk, 1);
-        else memcpy(disk, p->master, p->n * sizeof *disk);
+        zq_net_tensor_layout(&p->u, a->n_heads, p->master, disk, 1);
         st = zq_atomic_write(&f, disk, p->n * sizeof *disk, err);
         free(disk);
     }
@@ -270,14 +229,12 @@ static zq_status read_patch(const workdir *w, int layer, trainee *tr, const zq_a
         for (size_t i = 0; i < zq_source_count(src); i++)
             if (!strcmp(zq_source_tensor(src, i)->name, p->u.name)) idx = (long)i;
         if (idx < 0) { st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': no tensor '%s'", path, p->u.name); break; }
-        if (p->u.conv1d) st = zq_source_read_columns(src, (size_t)idx, 0, (uint64_t)p->u.rows, p->master, err);
-        else if (p->u.neox_qkv) {
-            float *disk = malloc(p->n * sizeof *disk);
-            st = disk ? zq_source_read(src, (size_t)idx, 0, (uint64_t)p->u.rows, 0, (uint64_t)p->u.cols, disk, err)
-                      : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-            if (st == ZQ_OK) neox_order(&p->u, a->n_heads, disk, p->master, 0);
-            free(disk);
-        } else st = zq_source_read(src, (size_t)idx, 0, (uint64_t)p->u.rows, 0, (uint64_t)p->u.cols, p->master, err);
+        float *disk = malloc(p->n * sizeof *disk);
+        const zq_tensor_info *t = zq_source_tensor(src, (size_t)idx);
+        st = disk ? zq_source_read(src, (size_t)idx, 0, t->rows, 0, t->cols, disk, err)
+                  : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        if (st == ZQ_OK) zq_net_tensor_layout(&p->u, a->n_heads, disk, p->master, 0);
+        free(disk);
     }
     zq_source_close(src);
     free(path);
@@ -433,12 +390,11 @@ static double data_loss(run *r, const zq_block *student, const float *in)
 static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd_layer *rep, zq_error *err)
 {
     const zq_lkd_opts *o = r->o;
-    double t0 = now();
     ZQ_TRY(fake_quantize(tr, r->a, err));
     rep->index = layer;
     rep->steps = o->steps;
     rep->loss_start = data_loss(r, &tr->student, in);
-    double loss = rep->loss_start;
+    double loss = rep->loss_start, t0 = now(); /* the steps alone are timed */
     for (int s = 0; s < o->steps; s++) {
         int b = s % r->nb;
         const float *x = in + (size_t)b * r->per;
@@ -452,8 +408,8 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
             o->progress(o->progress_ctx, &p);
         }
     }
-    ZQ_TRY(fake_quantize(tr, r->a, err));
     rep->seconds = now() - t0;
+    ZQ_TRY(fake_quantize(tr, r->a, err));
     rep->loss_end = data_loss(r, &tr->student, in);
     return ZQ_OK;
 }

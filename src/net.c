@@ -504,3 +504,25 @@ void zq_net_close(zq_net *n)
     free(n->path);
     free(n);
 }
+
+void zq_net_tensor_layout(const zq_net_tensor *u, int heads, const float *in, float *out, int to_checkpoint)
+{
+    size_t R = (size_t)u->rows, C = (size_t)u->cols;
+    if (u->conv1d) { /* checkpoint [cols, rows] */
+        for (size_t r = 0; r < R; r++)
+            for (size_t c = 0; c < C; c++) {
+                if (to_checkpoint) out[c * R + r] = in[r * C + c];
+                else out[r * C + c] = in[c * R + r];
+            }
+    } else if (u->neox_qkv) { /* checkpoint row (h*3 + part)*d + i is row (part*heads + h)*d + i here */
+        size_t d = R / (3 * (size_t)heads);
+        for (size_t h = 0; h < (size_t)heads; h++)
+            for (size_t part = 0; part < 3; part++)
+                for (size_t i = 0; i < d; i++) {
+                    size_t file = (h * 3 + part) * d + i, mem = (part * heads + h) * d + i;
+                    memcpy(out + (to_checkpoint ? file : mem) * C, in + (to_checkpoint ? mem : file) * C, C * sizeof *in);
+                }
+    } else {
+        memcpy(out, in, R * C * sizeof *in);
+    }
+}

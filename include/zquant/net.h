@@ -50,6 +50,9 @@ typedef struct {
 /* The Linear weights of a block loaded by zq_net_block; their buffers are
  * the block's own, so writing them changes what the block computes. */
 int zq_net_block_tensors(zq_net *n, int layer, const zq_net_tensor **units);
+/* Converts a [rows, cols] buffer shaped like u between the engine's layout
+ * and the checkpoint's (transposed for Conv1D, NeoX's per-head row order). */
+void zq_net_tensor_layout(const zq_net_tensor *u, int heads, const float *in, float *out, int to_checkpoint);
 void zq_net_release_block(zq_net *n, int layer);
 
 /* x (B*T, hidden) from tokens (B*T), positions 0..T-1 in each sequence. */

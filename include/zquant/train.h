@@ -5,6 +5,7 @@
 #define ZQUANT_TRAIN_H
 
 #include "zquant/engine.h"
+#include "zquant/net.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -18,6 +19,13 @@ typedef struct {
     float *norm1_w, *norm1_b, *norm2_w, *norm2_b;
     zq_linear_grad q, k, v, o, up, gate, down;
 } zq_block_grads;
+
+/* Points a block's Linears at other buffers shaped like its tensors
+ * (units, from zq_net_block_tensors): student gets weights from w_bufs[u]
+ * (or keeps fp's where w_bufs is NULL), g gets gradient slots in g_bufs[u];
+ * a fused q/k/v tensor feeds three Linears. Norms and biases keep fp's. */
+void zq_block_rewire(const zq_block *fp, const zq_net_tensor *units, int n, float *const *w_bufs,
+                     float *const *g_bufs, zq_block *student, zq_block_grads *g);
 
 /* After zq_block_forward(a, blk, aq, ws, x, ...) with a training workspace:
  * dout (B*T, hidden) in; dx (may be NULL) gets the input gradient. */

@@ -102,3 +102,110 @@ GRAD_TEST(gptj)
 GRAD_TEST(llama)
 GRAD_TEST(qwen2)
 GRAD_TEST(bert)
+
+/* ---- against PyTorch autograd (scripts/gen_grad_fixtures.py) ---------------- */
+
+#include "zquant/model.h"
+#include "zquant/quant.h"
+#include "zquant/source.h"
+
+static float *grad_ref(zq_source *s, const char *name, uint64_t n)
+{
+    for (size_t i = 0; i < zq_source_count(s); i++) {
+        const zq_tensor_info *t = zq_source_tensor(s, i);
+        if (strcmp(t->name, name) || t->numel != n) continue;
+        float *p = malloc(n * 4);
+        zq_error err = {0};
+        if (zq_source_read(s, i, 0, t->rows, 0, t->cols, p, &err) == ZQ_OK) return p;
+        free(p);
+    }
+    return NULL;
+}
+
+static double rel_err(const float *a, const float *b, size_t n)
+{
+    double big = 0, diff = 0;
+    for (size_t i = 0; i < n; i++) {
+        big = fabs(b[i]) > big ? fabs(b[i]) : big;
+        diff = fabs(a[i] - b[i]) > diff ? fabs(a[i] - b[i]) : diff;
+    }
+    return big > 0 ? diff / big : diff;
+}
+
+static int check_torch(const char *arch, int quant)
+{
+    char path[160];
+    zq_error err = {0};
+    zq_net *net = NULL;
+    zq_source *ref = NULL;
+    snprintf(path, sizeof path, "tests/fixtures/engine/%s", arch);
+    if (zq_net_open(path, 0, &net, &err) != ZQ_OK) return 1;
+    snprintf(path, sizeof path, "tests/fixtures/engine/%s/%s", arch, quant ? "grads-quant.safetensors" : "grads.safetensors");
+    if (zq_source_open(path, &ref, &err) != ZQ_OK) {
+        fprintf(stderr, "  %s\n", err.msg);
+        zq_net_close(net);
+        return 1;
+    }
+    const zq_arch *a = zq_net_arch(net);
+    size_t n = (size_t)B * T * a->hidden;
+    float *x = grad_ref(ref, "x", n), *R = grad_ref(ref, "R", n), *want_dx = grad_ref(ref, "grad.x", n);
+    float *out = malloc(n * 4), *dx = calloc(n, 4);
+    zq_block fp, student;
+    zq_block_grads g;
+    zq_net_block(net, 0, &fp, &err);
+    const zq_net_tensor *units;
+    int nu = zq_net_block_tensors(net, 0, &units);
+    float *fq[8] = {0}, *grads[8] = {0};
+    zq_model model;
+    zq_model_detect("{}", "", &model, &err);
+    snprintf(model.model_type, sizeof model.model_type, "%s", a->model_type);
+    model.known = 1;
+    for (int k = 0; k < nu; k++) {
+        size_t m = (size_t)units[k].rows * units[k].cols;
+        fq[k] = malloc(m * 4), grads[k] = calloc(m, 4);
+        zq_tensor_info info = {(char *)units[k].name, ZQ_DT_F32, 2, {units[k].rows, units[k].cols}, m, 0, 0};
+        int mlp = zq_model_classify(&model, &info).role == ZQ_ROLE_MLP;
+        /* the fixture's recipe: attention INT8 per row, MLP INT4 in groups of 16 */
+        zq_qspec spec = {quant ? (mlp ? 4 : 8) : 16, 1, mlp ? ZQ_GRAN_GROUP : ZQ_GRAN_ROW, 16, 0};
+        if (quant) zq_fake_quant_matrix(&spec, units[k].w, (uint64_t)units[k].rows, (uint64_t)units[k].cols, fq[k], &err);
+        else memcpy(fq[k], units[k].w, m * 4);
+    }
+    zq_block_rewire(&fp, units, nu, fq, grads, &student, &g);
+    zq_linear *lins[] = {&student.q, &student.k, &student.v, &student.o, &student.up, &student.gate, &student.down};
+    for (int k = 0; k < 7; k++) lins[k]->quantized = quant;
+    zq_act_quant aq = {quant ? ZQ_AQ_TOKEN : ZQ_AQ_NONE, NULL, 0};
+    zq_workspace *ws = zq_workspace_create_ex(a, B, T, 1);
+    int bad = !x || !R || !want_dx;
+    if (!bad) {
+        zq_block_forward(a, &student, &aq, ws, x, out, B, T);
+        zq_block_backward(a, &student, &aq, ws, x, R, dx, &g, B, T);
+    }
+    double tol = quant ? 2e-3 : 1e-4, e = bad ? INFINITY : rel_err(dx, want_dx, n);
+    if (!(e <= tol)) fprintf(stderr, "  %s%s: d/dx relative error %g\n", arch, quant ? " (quantized)" : "", e), bad++;
+    for (int k = 0; k < nu; k++) {
+        size_t m = (size_t)units[k].rows * units[k].cols;
+        char name[300];
+        snprintf(name, sizeof name, "grad.%s", units[k].name);
+        float *want = grad_ref(ref, name, m), *mine = malloc(m * 4);
+        zq_net_tensor_layout(&units[k], a->n_heads, grads[k], mine, 1);
+        e = want ? rel_err(mine, want, m) : INFINITY;
+        if (!(e <= tol)) fprintf(stderr, "  %s%s: d/d%s relative error %g\n", arch, quant ? " (quantized)" : "", units[k].name, e), bad++;
+        free(want), free(mine), free(fq[k]), free(grads[k]);
+    }
+    zq_workspace_free(ws);
+    free(x), free(R), free(want_dx), free(out), free(dx);
+    zq_source_close(ref);
+    zq_net_close(net);
+    return bad;
+}
+
+#define TORCH_TEST(name) \
+    TEST(backward_matches_pytorch_##name) { CHECK(check_torch(#name, 0) == 0); CHECK(check_torch(#name, 1) == 0); }
+
+TORCH_TEST(gpt2)
+TORCH_TEST(opt)
+TORCH_TEST(gpt_neox)
+TORCH_TEST(gptj)
+TORCH_TEST(llama)
+TORCH_TEST(qwen2)
+TORCH_TEST(bert)
