@@ -9,3 +9,5 @@ echo "== quantize"
 /usr/bin/python3 "$here/bench_quantize.py" "$ZQ" "${ZQ_BENCH_RUNS:-5}"
 echo "== eval"
 /usr/bin/python3 "$here/bench_eval.py" "$ZQ" "$(nproc)"
+echo "== lkd"
+/usr/bin/python3 "$here/bench_lkd.py" "$ZQ" "$(nproc)" 3
