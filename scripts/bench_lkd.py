@@ -21,41 +21,14 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import stio  # noqa: E402
+from gen_grad_fixtures import fq_tokens, fq_weight as fq  # noqa: E402  (zquant's quantizers, straight-through)
 
 MODEL = os.path.join("build", "bench", "gpt2-medium-1block")
 B, T, C, H = 4, 512, 1024, 16
 
 
-class STE(torch.autograd.Function):
-    """forward: the quantized value; backward: the gradient unchanged"""
-
-    @staticmethod
-    def forward(ctx, x, q):
-        return q
-
-    @staticmethod
-    def backward(ctx, g):
-        return g, None
-
-
 def fq_weight(w, bits, group=128):
-    """[out, in] weights, groups of 128 along the input, Microsoft's symmetric rule"""
-    o, i = w.shape
-    g = w.detach().reshape(o, i // group, group)
-    scale = (g.abs().amax(-1, keepdim=True) / 2 ** (bits - 1)).half().float()
-    q = torch.clamp(torch.round(g * torch.where(scale > 0, 1 / scale, torch.zeros_like(scale))),
-                    -2 ** (bits - 1), 2 ** (bits - 1) - 1) * scale
-    return STE.apply(w, q.reshape(o, i))
-
-
-def fq_tokens(x):
-    """per-token asymmetric INT8, straight through"""
-    d = x.detach()
-    lo, hi = d.amin(-1, keepdim=True), d.amax(-1, keepdim=True)
-    scale = torch.where(hi > lo, (hi - lo) / 255, torch.ones_like(hi))
-    zp = torch.round(-lo / scale)
-    q = (torch.clamp(torch.round(d / scale) + zp, 0, 255) - zp) * scale
-    return STE.apply(x, q)
+    return fq(w, bits, group)
 
 
 def block(p, x, quant):

@@ -47,7 +47,7 @@ def fq_weight(m, bits, group):
     scale = (g.abs().amax(-1, keepdim=True) / 2 ** (bits - 1)).half().float()
     inv = torch.where(scale > 0, 1 / scale, torch.zeros_like(scale))
     q = torch.clamp(torch.round(g * inv), -2 ** (bits - 1), 2 ** (bits - 1) - 1) * scale
-    return STE.apply(m, q.reshape(o, i).to(DT))
+    return STE.apply(m, q.reshape(o, i).to(m.dtype))
 
 
 def fq_tokens(x):
@@ -59,7 +59,7 @@ def fq_tokens(x):
     inv = torch.where(ok, 1 / torch.where(ok, scale, torch.ones_like(scale)), torch.zeros_like(scale))
     zp = torch.round(-lo * inv)
     q = (torch.clamp(torch.round(d * inv) + zp, 0, 255) - zp) * scale
-    return STE.apply(x, torch.where(ok, q, d).to(DT))
+    return STE.apply(x, torch.where(ok, q, d).to(x.dtype))
 
 
 class Block:

@@ -97,12 +97,6 @@ static void mlp_back(const zq_arch *a, const zq_block *blk, const zq_act_quant *
     if (a->act == ZQ_ACT_SILU_GLU) linear_back(&blk->gate, &g->gate, aq, ws->aq, h, ws->dgate, dh, 1.0f, BT);
 }
 
-typedef struct {
-    const zq_arch *a;
-    zq_workspace *ws;
-    int T;
-} heads_job;
-
 /* One (sequence, key/value head): every query head that shares it, so the
  * accumulation into dk and dv never races. */
 static void head_back_task(void *ctx, size_t task, int worker)

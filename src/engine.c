@@ -323,12 +323,6 @@ static void norm(const zq_arch *a, float *out, const float *x, const float *w, c
     else zq_layernorm(out, x, w, b, rows, a->hidden, a->norm_eps);
 }
 
-typedef struct {
-    const zq_arch *a;
-    zq_workspace *ws;
-    int T;
-} heads_job;
-
 static void head_task(void *ctx, size_t task, int worker)
 {
     heads_job *j = ctx;

@@ -192,15 +192,21 @@ int zq_tok_merge(const zq_tokenizer *t, int32_t *ids, int *count, zq_pair_fn pai
 
 /* ---- llama2.c ------------------------------------------------------------- */
 
-static int llama2c_pair(const zq_tokenizer *t, int a, int b, int *merged, float *score)
+int zq_tok_lookup_pair(const zq_tokenizer *t, int a, int b)
 {
     size_t la = (size_t)t->piece_len[a], lb = (size_t)t->piece_len[b];
     char buf[512], *s = la + lb <= sizeof buf ? buf : malloc(la + lb);
-    if (!s) return 0;
+    if (!s) return -1;
     memcpy(s, t->piece[a], la);
     memcpy(s + la, t->piece[b], lb);
     int m = zq_tok_lookup(t, s, la + lb);
     if (s != buf) free(s);
+    return m;
+}
+
+static int llama2c_pair(const zq_tokenizer *t, int a, int b, int *merged, float *score)
+{
+    int m = zq_tok_lookup_pair(t, a, b);
     if (m < 0) return 0;
     *merged = m;
     *score = t->score[m];

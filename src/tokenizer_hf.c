@@ -268,13 +268,7 @@ static int hf_pair(const zq_tokenizer *t, int a, int b, int *merged, float *scor
 {
     int r = merge_rank(t->hf, a, b);
     if (r < 0) return 0;
-    size_t la = (size_t)t->piece_len[a], lb = (size_t)t->piece_len[b];
-    char buf[512], *s = la + lb <= sizeof buf ? buf : malloc(la + lb);
-    if (!s) return 0;
-    memcpy(s, t->piece[a], la);
-    memcpy(s + la, t->piece[b], lb);
-    int m = zq_tok_lookup(t, s, la + lb);
-    if (s != buf) free(s);
+    int m = zq_tok_lookup_pair(t, a, b);
     if (m < 0) return 0;
     *merged = m;
     *score = -(float)r; /* the lowest rank merges first */

@@ -27,6 +27,8 @@ int zq_tok_add_piece(zq_tokenizer *t, const char *s, size_t n, float score);
 /* Builds the lookup table once every piece is in. */
 int zq_tok_index(zq_tokenizer *t);
 int zq_tok_lookup(const zq_tokenizer *t, const char *s, size_t n);
+/* The id of piece a followed by piece b, or -1. */
+int zq_tok_lookup_pair(const zq_tokenizer *t, int a, int b);
 void zq_tok_free_pieces(zq_tokenizer *t);
 
 /* Whether a and b merge: into *merged, with priority *score (higher first). */

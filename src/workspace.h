@@ -20,4 +20,11 @@ struct zq_workspace {
     float *dq, *dk, *dv, *datt, *dh1, *dh2, *dx1, *dtmp, *dup, *dgate, *dact, *dscores;
 };
 
+/* The attention heads of a batch, handed to the pool. */
+typedef struct {
+    const zq_arch *a;
+    zq_workspace *ws;
+    int T;
+} heads_job;
+
 #endif
