@@ -98,7 +98,7 @@ zq_status zq_atomic_open(zq_atomic *a, const char *path, int force, zq_error *er
 
 /* Starts the disk writing what is already written, in the background, so
  * the final fsync has little left to wait for. */
-void zq_atomic_kick(zq_atomic *a, size_t len)
+static void kick_writeback(zq_atomic *a, size_t len)
 {
     enum { KICK = 32u << 20 };
     a->unkicked += len;
@@ -110,7 +110,7 @@ void zq_atomic_kick(zq_atomic *a, size_t len)
 
 zq_status zq_atomic_write(zq_atomic *a, const void *data, size_t len, zq_error *err)
 {
-    zq_atomic_kick(a, len);
+    kick_writeback(a, len);
     const char *p = data;
     while (len) {
         ssize_t k = write(a->fd, p, len);

@@ -20,9 +20,6 @@ typedef struct {
 zq_status zq_atomic_open(zq_atomic *a, const char *path, int force, zq_error *err);
 zq_status zq_atomic_write(zq_atomic *a, const void *data, size_t len, zq_error *err);
 zq_status zq_atomic_pwrite(zq_atomic *a, const void *data, size_t len, uint64_t offset, zq_error *err);
-/* len more bytes were written before the file position (by pwrite, say):
- * starts their writeback once enough have gathered. */
-void zq_atomic_kick(zq_atomic *a, size_t len);
 zq_status zq_atomic_commit(zq_atomic *a, zq_error *err); /* releases a */
 void zq_atomic_abort(zq_atomic *a);                      /* releases a; safe twice */
 

@@ -122,8 +122,7 @@ typedef struct {
     uint8_t *out;
     size_t out_cap;
     size_t len;
-    uint32_t crc;   /* of out, when the chunk wrote it to the file itself */
-    int placed;
+    uint32_t crc;   /* of out, computed by the worker */
     zq_err_sums sums;
     zq_error err;
 } chunk_slot;
@@ -142,8 +141,6 @@ typedef struct {
     job_kind kind;
     uint64_t rows, cols; /* the matrix the chunks cut: [out, in], or the source's own for a copy */
     uint64_t rows_per_chunk, nchunks;
-    uint64_t chunk_bytes;  /* output of a whole chunk */
-    uint64_t section_base; /* file offset of the section the pass writes */
     uint16_t *scales, *mins;
     float *lo, *hi; /* JOB_STATS: range of each (row, col group) */
     scratch *scr;
@@ -155,9 +152,6 @@ typedef struct {
     chunk_slot *slots;
     uint64_t first;
     size_t n;
-    zq_writer *w;       /* non-NULL: each chunk writes its own output ... */
-    uint64_t base;      /* ... at base + chunk * chunk_bytes */
-    uint64_t chunk_bytes;
 } wave;
 
 static zq_status report_nonfinite(const tensor_job *j, uint64_t r, uint64_t c, zq_error *err)
@@ -227,7 +221,6 @@ static void chunk_task(void *ctx, size_t task, int worker)
     slot->len = 0;
     slot->sums = (zq_err_sums){0, 0};
     slot->err.code = ZQ_OK;
-    slot->placed = 0;
     tensor_job *j = w->j;
     uint64_t chunk = w->first + task, r0 = chunk * j->rows_per_chunk;
     uint64_t nr = j->rows - r0 < j->rows_per_chunk ? j->rows - r0 : j->rows_per_chunk;
@@ -237,12 +230,9 @@ static void chunk_task(void *ctx, size_t task, int worker)
     if (own_rows) zq_source_prefetch_rows(j->src, j->si, r0, nr);
     zq_status st = run_chunk(j, chunk, slot, &j->scr[worker]);
     if (own_rows && j->kind != JOB_STATS) zq_source_release_rows(j->src, j->si, r0, nr);
-    if (st != ZQ_OK || !w->w) return;
-    /* writing and checksumming here spreads the copy into the page cache
-     * over every worker instead of queueing it on the collecting thread */
-    slot->crc = zq_crc32c(0, slot->out, slot->len);
-    uint64_t at = w->base + (w->first + task) * w->chunk_bytes;
-    if (zq_writer_place(w->w, slot->out, slot->len, at, &slot->err) == ZQ_OK) slot->placed = 1;
+    /* checksumming here spreads it over the workers; the collecting thread
+     * only joins CRCs while it copies the bytes into the file */
+    if (st == ZQ_OK) slot->crc = zq_crc32c(0, slot->out, slot->len);
 }
 
 typedef struct {
@@ -261,9 +251,6 @@ static void submit(runner *rn, tensor_job *j, wave *w, int half, uint64_t first)
     w->slots = rn->slots + (size_t)half * rn->nslots;
     w->first = first;
     w->n = (size_t)(j->nchunks - first < rn->nslots ? j->nchunks - first : rn->nslots);
-    w->w = j->kind != JOB_STATS && zq_writer_can_place(rn->w) ? rn->w : NULL;
-    w->base = j->section_base;
-    w->chunk_bytes = j->chunk_bytes;
     zq_pool_submit(rn->pool, w->n, chunk_task, w);
 }
 
@@ -279,8 +266,7 @@ static zq_status collect(runner *rn, const wave *w, zq_err_sums *sums, zq_error 
             return s->err.code;
         }
         if (j->kind == JOB_STATS) continue;
-        if (s->placed) ZQ_TRY(zq_writer_placed(rn->w, s->len, s->crc, err));
-        else ZQ_TRY(zq_writer_write(rn->w, s->out, s->len, err));
+        ZQ_TRY(zq_writer_write_crc(rn->w, s->out, s->len, s->crc, err));
         sums->err2 += s->sums.err2;
         sums->signal2 += s->sums.signal2;
     }
@@ -295,7 +281,6 @@ static zq_status collect(runner *rn, const wave *w, zq_err_sums *sums, zq_error 
 static zq_status run_pass(runner *rn, tensor_job *j, zq_err_sums *sums, zq_error *err)
 {
     j->scr = rn->scr;
-    j->section_base = zq_writer_tell(rn->w);
     wave waves[2];
     int cur = 0;
     if (j->t->transposed && j->kind != JOB_COPY) zq_source_prefetch_rows(j->src, j->si, 0, j->info->rows);
@@ -387,7 +372,6 @@ static zq_status run_tensor(runner *rn, zq_source *src, size_t si, size_t ti, co
     j.nchunks = zq_ceil_div(j.rows, j.rows_per_chunk);
     uint64_t elems = j.rows_per_chunk * j.cols;
     uint64_t out_bytes = quant ? j.rows_per_chunk * t->grid.row_bytes : elems * 2;
-    j.chunk_bytes = out_bytes;
     ZQ_TRY(ensure_scratch(rn, elems, j.cols, out_bytes, err));
 
     zq_status st = ZQ_OK;

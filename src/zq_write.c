@@ -185,26 +185,15 @@ zq_status zq_writer_write(zq_writer *w, const void *data, size_t len, zq_error *
     return emit(w, data, len, err);
 }
 
-int zq_writer_can_place(const zq_writer *w) { return w->open && !w->open->compressed; }
-
-uint64_t zq_writer_tell(const zq_writer *w) { return w->pos; }
-
-zq_status zq_writer_place(zq_writer *w, const void *data, size_t len, uint64_t offset, zq_error *err)
+zq_status zq_writer_write_crc(zq_writer *w, const void *data, size_t len, uint32_t crc32c, zq_error *err)
 {
-    return zq_atomic_pwrite(&w->file, data, len, offset, err);
-}
-
-zq_status zq_writer_placed(zq_writer *w, size_t len, uint32_t crc32c, zq_error *err)
-{
-    if (!zq_writer_can_place(w)) return zq_fail(err, ZQ_ERR_INTERNAL, "placed bytes outside a raw section");
+    if (!w->open) return zq_fail(err, ZQ_ERR_INTERNAL, "write outside a section");
+    if (w->open->compressed) return zq_writer_write(w, data, len, err); /* the CRC is of the stored bytes */
     w->open->crc32c = zq_crc32c_combine(w->open->crc32c, crc32c, len);
     w->open->length += len;
     w->open->size += len;
     w->pos += len;
-    if (lseek(w->file.fd, (off_t)w->pos, SEEK_SET) < 0)
-        return zq_fail_errno(err, ZQ_ERR_IO, "'%s': seek failed", w->file.final);
-    zq_atomic_kick(&w->file, len);
-    return ZQ_OK;
+    return zq_atomic_write(&w->file, data, len, err);
 }
 
 zq_status zq_writer_end_section(zq_writer *w, zq_error *err)

@@ -89,14 +89,8 @@ zq_status zq_writer_add_tensor(zq_writer *w, const zq_tensor *t, zq_error *err);
 zq_status zq_writer_begin_section(zq_writer *w, size_t tensor, zq_section_kind kind, zq_error *err);
 zq_status zq_writer_write(zq_writer *w, const void *data, size_t len, zq_error *err);
 zq_status zq_writer_end_section(zq_writer *w, zq_error *err);
-/* Several threads may write pieces of an uncompressed section themselves:
- * zq_writer_tell gives where the next byte goes, each thread writes its
- * piece with zq_writer_place at its own offset, then the pieces are
- * accounted for in file order with zq_writer_placed (their CRCs join). */
-int zq_writer_can_place(const zq_writer *w);
-uint64_t zq_writer_tell(const zq_writer *w);
-zq_status zq_writer_place(zq_writer *w, const void *data, size_t len, uint64_t offset, zq_error *err);
-zq_status zq_writer_placed(zq_writer *w, size_t len, uint32_t crc32c, zq_error *err);
+/* zq_writer_write for bytes whose CRC-32C another thread already computed. */
+zq_status zq_writer_write_crc(zq_writer *w, const void *data, size_t len, uint32_t crc32c, zq_error *err);
 void zq_writer_set_error_stats(zq_writer *w, size_t tensor, double rel_rmse, double sqnr_db);
 /* Writes the metadata, fsyncs and renames into place. Frees w either way. */
 zq_status zq_writer_commit(zq_writer *w, zq_error *err);
