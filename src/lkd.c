@@ -5,7 +5,6 @@
  * and the final .zq is quantized from the checkpoint with its patches. */
 #include "zquant/lkd.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -16,9 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "source_impl.h"
-#include "st_write.h"
+#include "lkd_impl.h"
 #include "util.h"
 #include "zquant/model.h"
 #include "zquant/net.h"
@@ -71,245 +68,6 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* ---- one block's trainable tensors -------------------------------------------- */
-
-typedef struct {
-    zq_net_tensor u;  /* the block's own buffer: the FP weight, and what the student reads */
-    zq_qspec spec;
-    float *master, *grad, *m, *v, *fq;
-    size_t n;
-} param;
-
-typedef struct {
-    param p[8];
-    int np;
-    zq_block student;
-    zq_block_grads g;
-    long t; /* Adam steps taken */
-} trainee;
-
-/* Quantization sees a tensor as the checkpoint stores it ([out, in] for
- * Conv1D too, as quantize transposes it): NeoX's regrouped rows go back to the
- * file's order first. */
-static zq_status fake_quantize(trainee *tr, const zq_arch *a, zq_error *err)
-{
-    for (int k = 0; k < tr->np; k++) {
-        param *p = &tr->p[k];
-        if (!p->u.neox_qkv) {
-            ZQ_TRY(zq_fake_quant_matrix(&p->spec, p->master, (uint64_t)p->u.rows, (uint64_t)p->u.cols, p->fq, err));
-            continue;
-        }
-        float *tmp = malloc(p->n * sizeof *tmp), *q = malloc(p->n * sizeof *q);
-        zq_status st = tmp && q ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-        if (st == ZQ_OK) {
-            zq_net_tensor_layout(&p->u, a->n_heads, p->master, tmp, 1);
-            st = zq_fake_quant_matrix(&p->spec, tmp, (uint64_t)p->u.rows, (uint64_t)p->u.cols, q, err);
-            if (st == ZQ_OK) zq_net_tensor_layout(&p->u, a->n_heads, q, p->fq, 0);
-        }
-        free(tmp);
-        free(q);
-        ZQ_TRY(st);
-    }
-    return ZQ_OK;
-}
-
-static void trainee_free(trainee *tr)
-{
-    for (int k = 0; k < tr->np; k++) {
-        free(tr->p[k].master), free(tr->p[k].grad), free(tr->p[k].m), free(tr->p[k].v), free(tr->p[k].fq);
-    }
-    tr->np = 0;
-}
-
-static zq_status trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *fp, const zq_quantize_opts *q,
-                              zq_source *src, const zq_model *model, zq_error *err)
-{
-    memset(tr, 0, sizeof *tr);
-    const zq_net_tensor *units;
-    int nu = zq_net_block_tensors(net, layer, &units);
-    for (int k = 0; k < nu; k++) {
-        param *p = &tr->p[tr->np++];
-        p->u = units[k];
-        p->n = (size_t)units[k].rows * units[k].cols;
-        const zq_tensor_info *info = NULL;
-        for (size_t i = 0; i < zq_source_count(src) && !info; i++)
-            if (!strcmp(zq_source_tensor(src, i)->name, units[k].name)) info = zq_source_tensor(src, i);
-        if (!info) return zq_fail(err, ZQ_ERR_INTERNAL, "tensor '%s' vanished", units[k].name);
-        zq_activation act;
-        ZQ_TRY(zq_quantize_plan(q, model, info, &p->spec, &act, err));
-        p->master = malloc(p->n * sizeof(float));
-        p->grad = calloc(p->n, sizeof(float));
-        p->m = calloc(p->n, sizeof(float));
-        p->v = calloc(p->n, sizeof(float));
-        p->fq = malloc(p->n * sizeof(float));
-        if (!p->master || !p->grad || !p->m || !p->v || !p->fq) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-        memcpy(p->master, p->u.w, p->n * sizeof(float));
-    }
-    float *fq[8], *grads[8];
-    for (int k = 0; k < tr->np; k++) fq[k] = tr->p[k].fq, grads[k] = tr->p[k].grad;
-    zq_block_rewire(fp, units, nu, fq, grads, &tr->student, &tr->g);
-    return ZQ_OK;
-}
-
-/* AdamW: bias-corrected moments, decoupled weight decay */
-static void adam_step(trainee *tr, float lr, float wd)
-{
-    const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
-    tr->t++;
-    float c1 = 1.0f - powf(b1, (float)tr->t), c2 = 1.0f - powf(b2, (float)tr->t);
-    for (int k = 0; k < tr->np; k++) {
-        param *p = &tr->p[k];
-        for (size_t i = 0; i < p->n; i++) {
-            float g = p->grad[i];
-            p->m[i] = b1 * p->m[i] + (1 - b1) * g;
-            p->v[i] = b2 * p->v[i] + (1 - b2) * g * g;
-            p->master[i] -= lr * ((p->m[i] / c1) / (sqrtf(p->v[i] / c2) + eps) + wd * p->master[i]);
-        }
-        memset(p->grad, 0, p->n * sizeof(float));
-    }
-}
-
-/* ---- the work directory: patches and progress --------------------------------- */
-
-typedef struct {
-    char *dir, *state;
-    char *signature;
-} workdir;
-
-static char *patch_path(const workdir *w, int layer)
-{
-    char name[64];
-    snprintf(name, sizeof name, "block-%d.safetensors", layer);
-    return zq_path_join(w->dir, name);
-}
-
-/* The tuned weights of one block, in the checkpoint's names and layouts. */
-static zq_status write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
-{
-    zq_st_entry e[8];
-    int64_t shapes[8][2];
-    for (int k = 0; k < tr->np; k++) {
-        const zq_net_tensor *u = &tr->p[k].u;
-        shapes[k][0] = u->conv1d ? u->cols : u->rows;
-        shapes[k][1] = u->conv1d ? u->rows : u->cols;
-        e[k] = (zq_st_entry){u->name, 2, shapes[k]};
-    }
-    size_t hlen;
-    unsigned char *header = zq_st_header(e, (size_t)tr->np, 4, &hlen);
-    char *path = patch_path(w, layer);
-    zq_atomic f;
-    zq_status st = header && path ? zq_atomic_open(&f, path, 1, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    if (st == ZQ_OK) st = zq_atomic_write(&f, header, hlen, err);
-    for (int k = 0; st == ZQ_OK && k < tr->np; k++) {
-        const param *p = &tr->p[k];
-        float *disk = malloc(p->n * sizeof *disk);
-        if (!disk) { st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory"); break; }
-        zq_net_tensor_layout(&p->u, a->n_heads, p->master, disk, 1);
-        st = zq_atomic_write(&f, disk, p->n * sizeof *disk, err);
-        free(disk);
-    }
-    if (st == ZQ_OK) st = zq_atomic_commit(&f, err);
-    else if (header && path) zq_atomic_abort(&f);
-    free(header);
-    free(path);
-    return st;
-}
-
-/* Reads a block's tuned weights back into its masters (a resumed run). */
-static zq_status read_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
-{
-    char *path = patch_path(w, layer);
-    zq_source *src = NULL;
-    zq_status st = path ? zq_source_open(path, &src, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    for (int k = 0; st == ZQ_OK && k < tr->np; k++) {
-        param *p = &tr->p[k];
-        long idx = -1;
-        for (size_t i = 0; i < zq_source_count(src); i++)
-            if (!strcmp(zq_source_tensor(src, i)->name, p->u.name)) idx = (long)i;
-        if (idx < 0) { st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': no tensor '%s'", path, p->u.name); break; }
-        float *disk = malloc(p->n * sizeof *disk);
-        const zq_tensor_info *t = zq_source_tensor(src, (size_t)idx);
-        st = disk ? zq_source_read(src, (size_t)idx, 0, t->rows, 0, t->cols, disk, err)
-                  : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-        if (st == ZQ_OK) zq_net_tensor_layout(&p->u, a->n_heads, disk, p->master, 0);
-        free(disk);
-    }
-    zq_source_close(src);
-    free(path);
-    return st;
-}
-
-static zq_status save_state(const workdir *w, const unsigned char *done, int n, zq_error *err)
-{
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "signature", w->signature);
-    cJSON *arr = cJSON_AddArrayToObject(j, "done");
-    for (int k = 0; k < n; k++)
-        if (done[k]) cJSON_AddItemToArray(arr, cJSON_CreateNumber(k));
-    char *text = cJSON_Print(j);
-    cJSON_Delete(j);
-    zq_atomic f;
-    zq_status st = text ? zq_atomic_open(&f, w->state, 1, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    if (st == ZQ_OK) st = zq_atomic_write(&f, text, strlen(text), err);
-    if (st == ZQ_OK) st = zq_atomic_commit(&f, err);
-    else if (text) zq_atomic_abort(&f);
-    free(text);
-    return st;
-}
-
-/* done[] from a state file whose signature matches; a missing file is a
- * fresh start, a different signature an error. */
-static zq_status load_state(const workdir *w, unsigned char *done, int n, zq_error *err)
-{
-    memset(done, 0, (size_t)n);
-    if (access(w->state, F_OK) != 0) return ZQ_OK;
-    char *text;
-    ZQ_TRY(zq_read_small_file(w->state, 1 << 20, &text, NULL, err));
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    const cJSON *sig = cJSON_GetObjectItemCaseSensitive(j, "signature"), *arr = cJSON_GetObjectItemCaseSensitive(j, "done");
-    zq_status st = ZQ_OK;
-    if (!cJSON_IsString(sig) || !cJSON_IsArray(arr)) st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': not an lkd state file", w->state);
-    else if (strcmp(sig->valuestring, w->signature) != 0)
-        st = zq_fail(err, ZQ_ERR_USAGE, "'%s': made with other options; rerun without --resume to start over", w->state);
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr) if (st == ZQ_OK && cJSON_IsNumber(it) && it->valueint >= 0 && it->valueint < n) done[it->valueint] = 1;
-    cJSON_Delete(j);
-    return st;
-}
-
-static char *make_signature(const zq_lkd_opts *o)
-{
-    cJSON *j = cJSON_CreateObject();
-    char spec[64];
-    zq_qspec_format(&o->q.base, spec, sizeof spec);
-    cJSON_AddStringToObject(j, "input", o->q.input);
-    cJSON_AddStringToObject(j, "preset", o->q.preset ? o->q.preset : "w8a8");
-    cJSON_AddStringToObject(j, "base", spec);
-    cJSON_AddStringToObject(j, "act", o->q.act ? o->q.act : "");
-    cJSON *r = cJSON_AddArrayToObject(j, "rules");
-    for (size_t k = 0; k < o->q.nrules; k++) {
-        cJSON_AddItemToArray(r, cJSON_CreateString(o->q.rules[k].glob));
-        cJSON_AddItemToArray(r, cJSON_CreateString(o->q.rules[k].spec));
-    }
-    for (size_t k = 0; k < o->q.ninclude; k++) cJSON_AddItemToArray(r, cJSON_CreateString(o->q.include[k]));
-    for (size_t k = 0; k < o->q.nexclude; k++) cJSON_AddItemToArray(r, cJSON_CreateString(o->q.exclude[k]));
-    cJSON_AddStringToObject(j, "layers", o->layers ? o->layers : "all");
-    cJSON_AddNumberToObject(j, "steps", o->steps);
-    cJSON_AddNumberToObject(j, "lr", o->lr);
-    cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
-    cJSON_AddNumberToObject(j, "batch", o->batch);
-    cJSON_AddNumberToObject(j, "seq_len", o->seq_len);
-    cJSON_AddNumberToObject(j, "data_batches", o->data_batches);
-    cJSON_AddStringToObject(j, "data", o->data ? o->data : "random");
-    cJSON_AddNumberToObject(j, "seed", (double)o->seed);
-    cJSON_AddBoolToObject(j, "input_quantized", o->input_quantized);
-    cJSON_AddNumberToObject(j, "threads", o->q.threads);
-    char *s = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    return s;
 }
 
 /* ---- data ------------------------------------------------------------------------ */
@@ -390,7 +148,7 @@ static double data_loss(run *r, const zq_block *student, const float *in)
 static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd_layer *rep, zq_error *err)
 {
     const zq_lkd_opts *o = r->o;
-    ZQ_TRY(fake_quantize(tr, r->a, err));
+    ZQ_TRY(lkd_fake_quantize(tr, r->a, err));
     rep->index = layer;
     rep->steps = o->steps;
     rep->loss_start = data_loss(r, &tr->student, in);
@@ -398,18 +156,18 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
     for (int s = 0; s < o->steps; s++) {
         int b = s % r->nb;
         const float *x = in + (size_t)b * r->per;
-        if (s) ZQ_TRY(fake_quantize(tr, r->a, err));
+        if (s) ZQ_TRY(lkd_fake_quantize(tr, r->a, err));
         zq_block_forward(r->a, &tr->student, &r->aq, r->ws, x, r->out, r->B, r->T);
         loss = mse(r->out, r->y + (size_t)b * r->per, r->per, r->dout);
         zq_block_backward(r->a, &tr->student, &r->aq, r->ws, x, r->dout, NULL, &tr->g, r->B, r->T);
-        adam_step(tr, o->lr, o->weight_decay);
+        lkd_adam_step(tr, o->lr, o->weight_decay);
         if (o->progress) {
             zq_lkd_progress p = {layer, r->a->n_layers, s + 1, o->steps, loss, now() - t0};
             o->progress(o->progress_ctx, &p);
         }
     }
     rep->seconds = now() - t0;
-    ZQ_TRY(fake_quantize(tr, r->a, err));
+    ZQ_TRY(lkd_fake_quantize(tr, r->a, err));
     rep->loss_end = data_loss(r, &tr->student, in);
     return ZQ_OK;
 }
@@ -436,27 +194,27 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
             zq_block_forward(a, &fp, NULL, r->ws, r->x + (size_t)b * r->per, r->y + (size_t)b * r->per, r->B, r->T);
         const float *in = r->o->input_quantized ? r->xq : r->x;
         trainee tr;
-        zq_status st = trainee_init(&tr, net, k, &fp, &r->o->q, src, model, err);
+        zq_status st = lkd_trainee_init(&tr, net, k, &fp, &r->o->q, src, model, err);
         if (st == ZQ_OK && mask[k]) {
             if (done[k]) {
-                st = read_patch(w, k, &tr, a, err);
-                if (st == ZQ_OK) st = fake_quantize(&tr, a, err);
+                st = lkd_read_patch(w, k, &tr, a, err);
+                if (st == ZQ_OK) st = lkd_fake_quantize(&tr, a, err);
             } else {
                 calibrate(r, &tr.student, in);
                 zq_lkd_layer *l = &rep->layers[rep->n];
                 st = distill(r, &tr, k, in, l, err);
-                if (st == ZQ_OK) st = write_patch(w, k, &tr, a, err);
+                if (st == ZQ_OK) st = lkd_write_patch(w, k, &tr, a, err);
                 if (st == ZQ_OK) {
                     rep->n++;
                     done[k] = 1;
-                    st = save_state(w, done, a->n_layers, err);
+                    st = lkd_save_state(w, done, a->n_layers, err);
                 }
                 /* fault injection for the resume test: die like a killed run */
                 const char *kill_after = getenv("ZQ_TEST_LKD_KILL_AFTER");
                 if (st == ZQ_OK && kill_after && rep->n == atoi(kill_after)) raise(SIGKILL);
             }
         } else if (st == ZQ_OK) {
-            st = fake_quantize(&tr, a, err); /* round to nearest */
+            st = lkd_fake_quantize(&tr, a, err); /* round to nearest */
         }
         if (st == ZQ_OK && r->o->input_quantized) { /* the next block's input: this one, quantized */
             calibrate(r, &tr.student, r->xq);
@@ -466,7 +224,7 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
                 memcpy(x, r->out, r->per * sizeof(float));
             }
         }
-        trainee_free(&tr);
+        lkd_trainee_free(&tr);
         zq_net_release_block(net, k);
         ZQ_TRY(st);
         float *t = r->x; /* the FP stream moves one block down */
@@ -483,7 +241,7 @@ static zq_status final_quantize(const zq_lkd_opts *o, workdir *w, const unsigned
     size_t np = 0;
     zq_status st = paths ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (int k = 0; st == ZQ_OK && k < n; k++)
-        if (done[k] && !(paths[np++] = patch_path(w, k))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        if (done[k] && !(paths[np++] = lkd_patch_path(w, k))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     zq_source *src = NULL;
     if (st == ZQ_OK) st = zq_source_open_patched(o->q.input, (const char *const *)paths, np, &src, err);
     if (st == ZQ_OK) st = zq_quantize_source(&o->q, src, &rep->quant, err);
@@ -534,11 +292,11 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     if (st == ZQ_OK) st = zq_parse_layers(o->layers, a->n_layers, mask, err);
     if (st == ZQ_OK) {
         w.state = zq_path_join(w.dir, "state.json");
-        w.signature = make_signature(o);
+        w.signature = lkd_make_signature(o);
         if (!w.state || !w.signature) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         else if (mkdir(w.dir, 0777) != 0 && errno != EEXIST) st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create", w.dir);
     }
-    if (st == ZQ_OK && o->resume) st = load_state(&w, done, a->n_layers, err);
+    if (st == ZQ_OK && o->resume) st = lkd_load_state(&w, done, a->n_layers, err);
     if (st == ZQ_OK) {
         zq_qspec unused;
         zq_activation act;
