@@ -194,19 +194,35 @@ void zq_block_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant
     norm_back(a, x, blk->norm1_w, ws->dh1, d, g->norm1_w, g->norm1_b, BT);
 }
 
-static void rewire_one(const zq_linear *fp, const zq_net_tensor *units, int n, float *const *w_bufs,
-                       float *const *g_bufs, zq_linear *student, zq_linear_grad *g)
+/* The buffer among units that holds p, and p's offset in it; -1 if none. */
+static int owner(const float *p, const zq_net_tensor *units, int n, size_t *off)
 {
-    *student = *fp;
-    g->w = g->b = NULL;
-    for (int k = 0; fp->w && k < n; k++) {
-        const float *base = units[k].w;
-        if (fp->w < base || fp->w >= base + (size_t)units[k].rows * units[k].cols) continue;
-        size_t off = (size_t)(fp->w - base);
-        if (w_bufs) student->w = w_bufs[k] + off;
-        if (g_bufs) g->w = g_bufs[k] + off;
-        return;
-    }
+    for (int k = 0; p && k < n; k++)
+        if (p >= units[k].w && p < units[k].w + (size_t)units[k].rows * units[k].cols) {
+            *off = (size_t)(p - units[k].w);
+            return k;
+        }
+    return -1;
+}
+
+/* Redirects *p (a weight the block reads) into w_bufs and sets *g to its
+ * gradient slot in g_bufs, when units hold it. */
+static void rewire_ptr(const float **p, float **g, const zq_net_tensor *units, int n, float *const *w_bufs,
+                       float *const *g_bufs)
+{
+    size_t off;
+    int k = owner(*p, units, n, &off);
+    *g = NULL;
+    if (k < 0) return;
+    if (w_bufs) *p = w_bufs[k] + off;
+    if (g_bufs) *g = g_bufs[k] + off;
+}
+
+static void rewire_linear(zq_linear *l, zq_linear_grad *g, const zq_net_tensor *units, int n, float *const *w_bufs,
+                          float *const *g_bufs)
+{
+    rewire_ptr(&l->w, &g->w, units, n, w_bufs, g_bufs);
+    rewire_ptr(&l->b, &g->b, units, n, w_bufs, g_bufs);
 }
 
 void zq_block_rewire(const zq_block *fp, const zq_net_tensor *units, int n, float *const *w_bufs,
@@ -214,11 +230,15 @@ void zq_block_rewire(const zq_block *fp, const zq_net_tensor *units, int n, floa
 {
     *student = *fp;
     memset(g, 0, sizeof *g);
-    rewire_one(&fp->q, units, n, w_bufs, g_bufs, &student->q, &g->q);
-    rewire_one(&fp->k, units, n, w_bufs, g_bufs, &student->k, &g->k);
-    rewire_one(&fp->v, units, n, w_bufs, g_bufs, &student->v, &g->v);
-    rewire_one(&fp->o, units, n, w_bufs, g_bufs, &student->o, &g->o);
-    rewire_one(&fp->up, units, n, w_bufs, g_bufs, &student->up, &g->up);
-    rewire_one(&fp->gate, units, n, w_bufs, g_bufs, &student->gate, &g->gate);
-    rewire_one(&fp->down, units, n, w_bufs, g_bufs, &student->down, &g->down);
+    rewire_ptr(&student->norm1_w, &g->norm1_w, units, n, w_bufs, g_bufs);
+    rewire_ptr(&student->norm1_b, &g->norm1_b, units, n, w_bufs, g_bufs);
+    rewire_ptr(&student->norm2_w, &g->norm2_w, units, n, w_bufs, g_bufs);
+    rewire_ptr(&student->norm2_b, &g->norm2_b, units, n, w_bufs, g_bufs);
+    rewire_linear(&student->q, &g->q, units, n, w_bufs, g_bufs);
+    rewire_linear(&student->k, &g->k, units, n, w_bufs, g_bufs);
+    rewire_linear(&student->v, &g->v, units, n, w_bufs, g_bufs);
+    rewire_linear(&student->o, &g->o, units, n, w_bufs, g_bufs);
+    rewire_linear(&student->up, &g->up, units, n, w_bufs, g_bufs);
+    rewire_linear(&student->gate, &g->gate, units, n, w_bufs, g_bufs);
+    rewire_linear(&student->down, &g->down, units, n, w_bufs, g_bufs);
 }

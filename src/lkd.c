@@ -194,7 +194,7 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
             zq_block_forward(a, &fp, NULL, r->ws, r->x + (size_t)b * r->per, r->y + (size_t)b * r->per, r->B, r->T);
         const float *in = r->o->input_quantized ? r->xq : r->x;
         trainee tr;
-        zq_status st = lkd_trainee_init(&tr, net, k, &fp, &r->o->q, src, model, err);
+        zq_status st = lkd_trainee_init(&tr, net, k, &fp, &r->o->q, r->o->train_norms, src, model, err);
         if (st == ZQ_OK && mask[k]) {
             if (done[k]) {
                 st = lkd_read_patch(w, k, &tr, a, err);

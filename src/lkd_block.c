@@ -48,12 +48,15 @@ void lkd_trainee_free(trainee *tr)
 }
 
 zq_status lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *fp, const zq_quantize_opts *q,
-                              zq_source *src, const zq_model *model, zq_error *err)
+                          int vectors, zq_source *src, const zq_model *model, zq_error *err)
 {
     memset(tr, 0, sizeof *tr);
     const zq_net_tensor *units;
     int nu = zq_net_block_tensors(net, layer, &units);
+    zq_net_tensor chosen[32];
     for (int k = 0; k < nu; k++) {
+        if (units[k].vector && !vectors) continue;
+        chosen[tr->np] = units[k];
         param *p = &tr->p[tr->np++];
         p->u = units[k];
         p->n = (size_t)units[k].rows * units[k].cols;
@@ -71,9 +74,9 @@ zq_status lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *
         if (!p->master || !p->grad || !p->m || !p->v || !p->fq) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         memcpy(p->master, p->u.w, p->n * sizeof(float));
     }
-    float *fq[8], *grads[8];
+    float *fq[32], *grads[32];
     for (int k = 0; k < tr->np; k++) fq[k] = tr->p[k].fq, grads[k] = tr->p[k].grad;
-    zq_block_rewire(fp, units, nu, fq, grads, &tr->student, &tr->g);
+    zq_block_rewire(fp, chosen, tr->np, fq, grads, &tr->student, &tr->g);
     return ZQ_OK;
 }
 
@@ -89,7 +92,8 @@ void lkd_adam_step(trainee *tr, float lr, float wd)
             float g = p->grad[i];
             p->m[i] = b1 * p->m[i] + (1 - b1) * g;
             p->v[i] = b2 * p->v[i] + (1 - b2) * g * g;
-            p->master[i] -= lr * ((p->m[i] / c1) / (sqrtf(p->v[i] / c2) + eps) + wd * p->master[i]);
+            /* no decay on biases and norms, as the paper's AdamW */
+            p->master[i] -= lr * ((p->m[i] / c1) / (sqrtf(p->v[i] / c2) + eps) + (p->u.vector ? 0 : wd) * p->master[i]);
         }
         memset(p->grad, 0, p->n * sizeof(float));
     }
@@ -107,13 +111,13 @@ char *lkd_patch_path(const workdir *w, int layer)
 /* The tuned weights of one block, in the checkpoint's names and layouts. */
 zq_status lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
 {
-    zq_st_entry e[8];
-    int64_t shapes[8][2];
+    zq_st_entry e[32];
+    int64_t shapes[32][2];
     for (int k = 0; k < tr->np; k++) {
         const zq_net_tensor *u = &tr->p[k].u;
         shapes[k][0] = u->conv1d ? u->cols : u->rows;
         shapes[k][1] = u->conv1d ? u->rows : u->cols;
-        e[k] = (zq_st_entry){u->name, 2, shapes[k]};
+        e[k] = (zq_st_entry){u->name, u->vector ? 1 : 2, shapes[k]};
     }
     size_t hlen;
     unsigned char *header = zq_st_header(e, (size_t)tr->np, 4, &hlen);
@@ -225,6 +229,7 @@ char *lkd_make_signature(const zq_lkd_opts *o)
     cJSON_AddStringToObject(j, "data", o->data ? o->data : "random");
     cJSON_AddNumberToObject(j, "seed", (double)o->seed);
     cJSON_AddBoolToObject(j, "input_quantized", o->input_quantized);
+    cJSON_AddBoolToObject(j, "train_norms", o->train_norms);
     cJSON_AddNumberToObject(j, "threads", o->q.threads);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);

@@ -18,7 +18,7 @@ typedef struct {
 } param;
 
 typedef struct {
-    param p[8];
+    param p[32];
     int np;
     zq_block student;
     zq_block_grads g;
@@ -30,8 +30,9 @@ typedef struct {
     char *signature;
 } workdir;
 
+/* vectors: also train the block's biases and norms */
 zq_status lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *fp, const zq_quantize_opts *q,
-                          zq_source *src, const zq_model *model, zq_error *err);
+                          int vectors, zq_source *src, const zq_model *model, zq_error *err);
 void lkd_trainee_free(trainee *tr);
 /* the student's weights from the masters, as the recipe stores them */
 zq_status lkd_fake_quantize(trainee *tr, const zq_arch *a, zq_error *err);

@@ -18,7 +18,7 @@ typedef struct {
     float *buf[32]; /* what the block owns */
     int nbuf;
     zq_block blk;
-    zq_net_tensor units[8]; /* its Linear weights, by checkpoint tensor */
+    zq_net_tensor units[32]; /* its tensors: Linear weights, then vectors */
     int nunits;
     int loaded;
 } block_slot;
@@ -149,12 +149,25 @@ static zq_status keep(loader *L, float *p)
     return ZQ_OK;
 }
 
+/* Records a loaded tensor of the block under its checkpoint name. */
+static zq_status unit(loader *L, long idx, float *p, int rows, int cols, int conv1d, int vector)
+{
+    if (!p) return ZQ_OK;
+    zq_net_tensor *u = &L->s->units[L->s->nunits];
+    *u = (zq_net_tensor){strdup(name_at(L->n, (size_t)idx)), p, rows, cols, conv1d, 0, vector};
+    if (!u->name) return zq_fail(L->err, ZQ_ERR_NOMEM, "out of memory");
+    L->s->nunits++;
+    return ZQ_OK;
+}
+
 static zq_status vec(loader *L, const char *fmt, int len, int optional, const float **out)
 {
     float *p;
-    ZQ_TRY(load(L->n, nm(L, fmt), (uint64_t)len, 0, optional, &p, NULL, L->err));
+    long idx;
+    ZQ_TRY(load(L->n, nm(L, fmt), (uint64_t)len, 0, optional, &p, &idx, L->err));
     *out = p;
-    return keep(L, p);
+    keep(L, p);
+    return unit(L, idx, p, len, 1, 0, 1);
 }
 
 static zq_status lin(loader *L, const char *wfmt, const char *bfmt, int out_dim, int in_dim, int slot, int conv1d,
@@ -164,13 +177,12 @@ static zq_status lin(loader *L, const char *wfmt, const char *bfmt, int out_dim,
     long idx;
     ZQ_TRY(load(L->n, nm(L, wfmt), (uint64_t)out_dim * in_dim, conv1d, 0, &w, &idx, L->err));
     keep(L, w);
-    zq_net_tensor *u = &L->s->units[L->s->nunits];
-    *u = (zq_net_tensor){strdup(name_at(L->n, (size_t)idx)), w, out_dim, in_dim, conv1d, 0};
-    if (!u->name) return zq_fail(L->err, ZQ_ERR_NOMEM, "out of memory");
-    L->s->nunits++;
+    ZQ_TRY(unit(L, idx, w, out_dim, in_dim, conv1d, 0));
     if (bfmt) {
-        ZQ_TRY(load(L->n, nm(L, bfmt), (uint64_t)out_dim, 0, 1, &b, NULL, L->err));
+        long bidx;
+        ZQ_TRY(load(L->n, nm(L, bfmt), (uint64_t)out_dim, 0, 1, &b, &bidx, L->err));
         keep(L, b);
+        ZQ_TRY(unit(L, bidx, b, out_dim, 1, 0, 1));
     }
     *dst = (zq_linear){w, b, out_dim, in_dim, quantized_at(L->n, (size_t)idx), L->layer * SLOTS + slot};
     return ZQ_OK;
@@ -183,9 +195,10 @@ static zq_status fused_qkv(loader *L, const char *wfmt, const char *bfmt, int co
     const zq_arch *a = &L->n->arch;
     int C = a->hidden, hd = a->head_dim, nh = a->n_heads;
     zq_linear all;
+    int first = L->s->nunits;
     ZQ_TRY(lin(L, wfmt, bfmt, 3 * nh * hd, C, 0, conv1d, &all));
     if (per_head) {
-        L->s->units[L->s->nunits - 1].neox_qkv = 1;
+        for (int k = first; k < L->s->nunits; k++) L->s->units[k].neox_qkv = 1; /* the weight and its bias */
         float *w = (float *)all.w, *bias = (float *)all.b;
         float *tw = malloc((size_t)3 * nh * hd * C * sizeof *tw), *tb = malloc((size_t)3 * nh * hd * sizeof *tb);
         if (!tw || !tb) {

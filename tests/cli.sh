@@ -245,6 +245,12 @@ ZQ_TEST_LKD_KILL_AFTER=2 sh -c '"$0" lkd "$1" -o "$2" -q -p w4/8a8 --steps 10 --
 expect "lkd/resume-other-options" 2 "$ZQ" lkd $M -o "$TMP/killed.zq" -q -p w4/8a8 --steps 11 --seed 5 --resume
 expect "lkd/resume" 0 "$ZQ" lkd $M -o "$TMP/killed.zq" -q -p w4/8a8 --steps 10 --seed 5 --resume
 cmp -s "$TMP/full.zq" "$TMP/killed.zq" && ok "lkd/resume-gives-identical-output" || fail "lkd/resume-gives-identical-output"
+"$ZQ" lkd $M -o "$TMP/norms.zq" -p w4/8a8 --steps 40 --train-norms --json >"$TMP/norms.json"
+"$ZQ" dequantize "$TMP/norms.zq" -o "$TMP/norms.safetensors"
+"$ZQ" dequantize "$TMP/lkd.zq" -o "$TMP/plain.safetensors"
+"$CMP" "$TMP/norms.safetensors" "$TMP/plain.safetensors" 2>"$TMP/err"
+grep -q "layers.0.input_layernorm.weight' differs" "$TMP/err" && ok "lkd/train-norms-tunes-norms" ||
+    fail "lkd/train-norms-tunes-norms" "$(head -c 300 "$TMP/err")"
 expect "lkd/text-data" 0 "$ZQ" lkd $M -o "$TMP/d.zq" -q -p w4/8a8 --steps 5 --data "$REAL/tokens.bin" --input quantized
 expect "lkd/bad-layer" 2 "$ZQ" lkd $M -o "$TMP/x.zq" --layers 7
 expect "lkd/bad-input-mode" 2 "$ZQ" lkd $M -o "$TMP/x.zq" --input sideways

@@ -31,6 +31,7 @@ typedef struct {
     const char *data;       /* token file; NULL: uniformly random tokens */
     uint64_t seed;
     int input_quantized;    /* feed block k the quantized prefix's output */
+    int train_norms;        /* also tune the block's biases and norms */
     int resume;
     void (*progress)(void *ctx, const zq_lkd_progress *p);
     void *progress_ctx;

@@ -45,10 +45,12 @@ typedef struct {
     float *w;
     int rows, cols;
     int conv1d, neox_qkv;
+    int vector; /* a bias or a norm's weight: rows values, cols 1 */
 } zq_net_tensor;
 
-/* The Linear weights of a block loaded by zq_net_block; their buffers are
- * the block's own, so writing them changes what the block computes. */
+/* The tensors of a block loaded by zq_net_block (Linear weights, biases,
+ * norms); their buffers are the block's own, so writing them changes what
+ * the block computes. */
 int zq_net_block_tensors(zq_net *n, int layer, const zq_net_tensor **units);
 /* Converts a [rows, cols] buffer shaped like u between the engine's layout
  * and the checkpoint's (transposed for Conv1D, NeoX's per-head row order). */

@@ -20,10 +20,11 @@ typedef struct {
     zq_linear_grad q, k, v, o, up, gate, down;
 } zq_block_grads;
 
-/* Points a block's Linears at other buffers shaped like its tensors
- * (units, from zq_net_block_tensors): student gets weights from w_bufs[u]
- * (or keeps fp's where w_bufs is NULL), g gets gradient slots in g_bufs[u];
- * a fused q/k/v tensor feeds three Linears. Norms and biases keep fp's. */
+/* Points a block's weights, biases and norms at other buffers shaped like
+ * the tensors in units (some of zq_net_block_tensors'): student reads
+ * w_bufs[u] (or keeps fp's buffers where w_bufs is NULL) and g gets
+ * gradient slots in g_bufs[u]; a fused q/k/v tensor feeds three Linears.
+ * What units do not hold stays fp's, with no gradient. */
 void zq_block_rewire(const zq_block *fp, const zq_net_tensor *units, int n, float *const *w_bufs,
                      float *const *g_bufs, zq_block *student, zq_block_grads *g);
 

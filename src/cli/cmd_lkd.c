@@ -29,6 +29,7 @@ static const char help_head[] =
     "  --seed S              seed for random tokens (default 1)\n"
     "  --input MODE          fp (default: block k sees the FP model's activations)\n"
     "                        or quantized (it sees the quantized prefix's)\n"
+    "  --train-norms         also tune the block's biases and norms (no decay)\n"
     "  --resume              continue a killed run from OUT.zq.lkd/\n"
     "\n"
     "and every quantize option:\n";
@@ -38,7 +39,7 @@ static const char help_tail[] =
     "  -h, --help            this help\n";
 
 enum { OPT_LAYERS = OPT_FIRST_FREE, OPT_STEPS, OPT_LR, OPT_WD, OPT_BATCH, OPT_SEQ, OPT_DATA_BATCHES, OPT_DATA,
-       OPT_RANDOM, OPT_SEED, OPT_INPUT, OPT_RESUME, OPT_JSON };
+       OPT_RANDOM, OPT_SEED, OPT_INPUT, OPT_RESUME, OPT_JSON, OPT_TRAIN_NORMS };
 
 static void progress(void *ctx, const zq_lkd_progress *p)
 {
@@ -73,6 +74,7 @@ int cmd_lkd(int argc, char **argv)
         {"data-batches", required_argument, NULL, OPT_DATA_BATCHES}, {"data", required_argument, NULL, OPT_DATA},
         {"random-tokens", no_argument, NULL, OPT_RANDOM}, {"seed", required_argument, NULL, OPT_SEED},
         {"input", required_argument, NULL, OPT_INPUT}, {"resume", no_argument, NULL, OPT_RESUME},
+        {"train-norms", no_argument, NULL, OPT_TRAIN_NORMS},
         {"json", no_argument, NULL, OPT_JSON}, {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     for (size_t k = 0; own[k].name; k++) longopts[n++] = own[k];
@@ -127,6 +129,7 @@ int cmd_lkd(int argc, char **argv)
             else rc = cli_usage("lkd", "--input must be fp or quantized");
             break;
         case OPT_RESUME: o.resume = 1; break;
+        case OPT_TRAIN_NORMS: o.train_norms = 1; break;
         case OPT_JSON: json = 1; break;
         case 'q': quiet = 1; break;
         case 'h': printf("%s%s%s", help_head, cli_qopts_help, help_tail); rc = -1; break;

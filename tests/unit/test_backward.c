@@ -122,14 +122,17 @@ static float *grad_ref(zq_source *s, const char *name, uint64_t n)
     return NULL;
 }
 
+/* relative to the largest reference value, with a floor: some gradients
+ * are zero in exact arithmetic (a key bias shifts every score of a row
+ * alike) and only rounding noise on either side */
 static double rel_err(const float *a, const float *b, size_t n)
 {
-    double big = 0, diff = 0;
+    double big = 1e-2, diff = 0;
     for (size_t i = 0; i < n; i++) {
         big = fabs(b[i]) > big ? fabs(b[i]) : big;
         diff = fabs(a[i] - b[i]) > diff ? fabs(a[i] - b[i]) : diff;
     }
-    return big > 0 ? diff / big : diff;
+    return diff / big;
 }
 
 static int check_torch(const char *arch, int quant)
@@ -155,7 +158,7 @@ static int check_torch(const char *arch, int quant)
     zq_net_block(net, 0, &fp, &err);
     const zq_net_tensor *units;
     int nu = zq_net_block_tensors(net, 0, &units);
-    float *fq[8] = {0}, *grads[8] = {0};
+    float *fq[32] = {0}, *grads[32] = {0};
     zq_model model;
     zq_model_detect("{}", "", &model, &err);
     snprintf(model.model_type, sizeof model.model_type, "%s", a->model_type);
@@ -167,7 +170,8 @@ static int check_torch(const char *arch, int quant)
         int mlp = zq_model_classify(&model, &info).role == ZQ_ROLE_MLP;
         /* the fixture's recipe: attention INT8 per row, MLP INT4 in groups of 16 */
         zq_qspec spec = {quant ? (mlp ? 4 : 8) : 16, 1, mlp ? ZQ_GRAN_GROUP : ZQ_GRAN_ROW, 16, 0};
-        if (quant) zq_fake_quant_matrix(&spec, units[k].w, (uint64_t)units[k].rows, (uint64_t)units[k].cols, fq[k], &err);
+        if (quant && !units[k].vector)
+            zq_fake_quant_matrix(&spec, units[k].w, (uint64_t)units[k].rows, (uint64_t)units[k].cols, fq[k], &err);
         else memcpy(fq[k], units[k].w, m * 4);
     }
     zq_block_rewire(&fp, units, nu, fq, grads, &student, &g);
