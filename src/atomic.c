@@ -73,7 +73,7 @@ zq_status zq_atomic_open(zq_atomic *a, const char *path, int force, zq_error *er
     char *dir = zq_path_dirname(path);
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    size_t n = strlen(dir) + strlen(base) + 32;
+    size_t n = (dir ? strlen(dir) : 0) + strlen(base) + 32;
     a->tmp = malloc(n);
     a->final = strdup(path);
     if (!dir || !a->tmp || !a->final) {

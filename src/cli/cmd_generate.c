@@ -110,13 +110,18 @@ int cmd_generate(int argc, char **argv)
     }
     if (st == ZQ_OK) {
         size_t cap = 256, len = 0;
-        char *text = malloc(cap);
-        for (int i = n_prompt; text && tok && i < total; i++) {
+        char *text = tok ? malloc(cap) : NULL;
+        for (int i = n_prompt; text && i < total; i++) {
             size_t k;
             const char *p = zq_tokenizer_decode(tok, out[i - 1], out[i], &k);
             if (len + k + 1 > cap) {
-                char *g = realloc(text, cap = 2 * (len + k + 1));
-                if (!g) break;
+                cap = 2 * (len + k + 1);
+                char *g = realloc(text, cap);
+                if (!g) { /* print the ids alone */
+                    free(text);
+                    text = NULL;
+                    break;
+                }
                 text = g;
             }
             memcpy(text + len, p, k);
@@ -127,12 +132,12 @@ int cmd_generate(int argc, char **argv)
             cJSON *j = cJSON_CreateObject();
             cJSON *arr = cJSON_AddArrayToObject(j, "ids");
             for (int i = n_prompt; i < total; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(out[i]));
-            if (tok && text) cJSON_AddStringToObject(j, "text", text);
+            if (text) cJSON_AddStringToObject(j, "text", text);
             cli_json_print(stdout, j);
         } else {
             for (int i = n_prompt; i < total; i++) printf(i > n_prompt ? " %d" : "%d", out[i]);
             printf("\n");
-            if (tok && text) printf("%s\n", text);
+            if (text) printf("%s\n", text);
         }
         free(text);
     }
