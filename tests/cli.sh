@@ -251,6 +251,19 @@ cmp -s "$TMP/full.zq" "$TMP/killed.zq" && ok "lkd/resume-gives-identical-output"
 "$CMP" "$TMP/norms.safetensors" "$TMP/plain.safetensors" 2>"$TMP/err"
 grep -q "layers.0.input_layernorm.weight' differs" "$TMP/err" && ok "lkd/train-norms-tunes-norms" ||
     fail "lkd/train-norms-tunes-norms" "$(head -c 300 "$TMP/err")"
+for arch in gpt2 opt gpt_neox gptj llama qwen2 bert; do # Conv1D, fused and per-head q/k/v, GQA, post-LN
+    E=tests/fixtures/engine/$arch
+    if "$ZQ" lkd $E -o "$TMP/l-$arch.zq" -q -p w4/8a8 --group-size 16 --seq-len 8 --steps 20 2>"$TMP/err" &&
+        "$ZQ" verify "$TMP/l-$arch.zq" >/dev/null 2>>"$TMP/err" &&
+        "$ZQ" eval "$TMP/l-$arch.zq" --tokens $E/tokens.bin --reference $E --json >"$TMP/l.json" 2>>"$TMP/err" &&
+        "$ZQ" quantize $E -o "$TMP/r-$arch.zq" -q -p w4/8a8 --group-size 16 2>>"$TMP/err" &&
+        "$ZQ" eval "$TMP/r-$arch.zq" --tokens $E/tokens.bin --reference $E --json >"$TMP/r.json" 2>>"$TMP/err" &&
+        awk -v l="$(field kl "$TMP/l.json")" -v r="$(field kl "$TMP/r.json")" 'BEGIN { exit !(l < r) }'; then
+        ok "lkd/arch-$arch"
+    else
+        fail "lkd/arch-$arch" "kl lkd $(field kl "$TMP/l.json") rtn $(field kl "$TMP/r.json") $(head -c 200 "$TMP/err")"
+    fi
+done
 expect "lkd/text-data" 0 "$ZQ" lkd $M -o "$TMP/d.zq" -q -p w4/8a8 --steps 5 --data "$REAL/tokens.bin" --input quantized
 expect "lkd/bad-layer" 2 "$ZQ" lkd $M -o "$TMP/x.zq" --layers 7
 expect "lkd/bad-input-mode" 2 "$ZQ" lkd $M -o "$TMP/x.zq" --input sideways
