@@ -230,3 +230,47 @@ TEST(existing_output_is_kept_without_force)
     unlink(out);
     rmdir(dir);
 }
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "../../src/atomic.h"
+#include "zquant/signals.h"
+
+static int files_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += e->d_name[0] != '.' || (e->d_name[1] && strcmp(e->d_name, ".."));
+    if (d) closedir(d);
+    return n;
+}
+
+/* A run killed by SIGTERM or SIGINT while writing leaves neither the output
+ * nor its temp file, and still dies of the signal. */
+TEST(interrupted_write_leaves_nothing)
+{
+    int sigs[2] = {SIGTERM, SIGINT};
+    for (int k = 0; k < 2; k++) {
+        char dir[] = "/tmp/zq-test-XXXXXX";
+        CHECK(mkdtemp(dir) != NULL);
+        char out[64];
+        snprintf(out, sizeof out, "%s/out.zq", dir);
+        pid_t pid = fork();
+        if (pid == 0) {
+            zq_install_signal_cleanup();
+            zq_atomic a;
+            zq_error err = {0};
+            if (zq_atomic_open(&a, out, 0, &err) != ZQ_OK) _exit(3);
+            zq_atomic_write(&a, "partial", 7, &err);
+            raise(sigs[k]);
+            _exit(4); /* not reached */
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == sigs[k]);
+        CHECK(files_in(dir) == 0);
+        rmdir(dir);
+    }
+}
