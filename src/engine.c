@@ -58,90 +58,83 @@ static int parse_act(const char *s, zq_activation_fn *fn)
 
 #define BAD(...) zq_fail(err, ZQ_ERR_FORMAT, __VA_ARGS__)
 
+/* Where each architecture's config.json keeps the sizes every forward pass
+ * needs, and the defaults Hugging Face applies when a key is absent. */
+typedef struct {
+    const char *model_type;
+    zq_arch_kind kind;
+    const char *hidden, *heads, *layers, *inter, *max_pos, *eps, *act;
+    int max_pos_default;
+    double eps_default;
+    const char *act_default;
+} arch_keys;
+
+static const arch_keys arch_table[] = {
+    {"gpt2", ZQ_ARCH_GPT2, "n_embd", "n_head", "n_layer", "n_inner", "n_positions", "layer_norm_epsilon",
+     "activation_function", 1024, 1e-5, "gelu_new"},
+    {"opt", ZQ_ARCH_OPT, "hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
+     "max_position_embeddings", NULL, "activation_function", 2048, 1e-5, "relu"},
+    {"gpt_neox", ZQ_ARCH_NEOX, "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
+     "max_position_embeddings", "layer_norm_eps", "hidden_act", 2048, 1e-5, "gelu"},
+    {"gptj", ZQ_ARCH_GPTJ, "n_embd", "n_head", "n_layer", "n_inner", "n_positions", "layer_norm_epsilon",
+     "activation_function", 2048, 1e-5, "gelu_new"},
+    {"llama", ZQ_ARCH_LLAMA, "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
+     "max_position_embeddings", "rms_norm_eps", "hidden_act", 2048, 1e-6, "silu"},
+    {"mistral", ZQ_ARCH_LLAMA, "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
+     "max_position_embeddings", "rms_norm_eps", "hidden_act", 2048, 1e-6, "silu"},
+    {"qwen2", ZQ_ARCH_LLAMA, "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
+     "max_position_embeddings", "rms_norm_eps", "hidden_act", 2048, 1e-6, "silu"},
+    {"bert", ZQ_ARCH_BERT, "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
+     "max_position_embeddings", "layer_norm_eps", "hidden_act", 512, 1e-12, "gelu"},
+};
+
 static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arch *a, zq_error *err)
 {
-    const char *act = "gelu";
-    a->pre_ln = 1;
-    a->causal = 1;
-    a->final_norm = 1;
+    const arch_keys *k = NULL;
+    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0] && !k; i++)
+        if (!strcmp(arch_table[i].model_type, mt)) k = &arch_table[i];
+    if (!k)
+        return BAD("'%s': model_type '%s' has no forward pass in zquant (gpt2, opt, gpt_neox, gptj, llama, "
+                   "mistral, qwen2, bert)", origin, mt);
+    a->kind = k->kind;
+    a->hidden = get_int(c, k->hidden, 0);
+    a->n_heads = get_int(c, k->heads, 0);
+    a->n_layers = get_int(c, k->layers, 0);
+    a->inter = get_int(c, k->inter, a->kind == ZQ_ARCH_LLAMA ? 0 : 4 * a->hidden);
+    a->max_pos = get_int(c, k->max_pos, k->max_pos_default);
+    a->norm_eps = (float)(k->eps ? get_num(c, k->eps, k->eps_default) : k->eps_default);
+    const char *act = get_str(c, k->act, k->act_default);
+    a->pre_ln = a->causal = a->final_norm = 1;
     a->rope_theta = 10000;
-    if (!strcmp(mt, "gpt2")) {
-        a->kind = ZQ_ARCH_GPT2;
-        a->hidden = get_int(c, "n_embd", 0);
-        a->n_heads = get_int(c, "n_head", 0);
-        a->n_layers = get_int(c, "n_layer", 0);
-        a->inter = get_int(c, "n_inner", 4 * a->hidden);
-        a->max_pos = get_int(c, "n_positions", 1024);
-        a->norm_eps = (float)get_num(c, "layer_norm_epsilon", 1e-5);
-        act = get_str(c, "activation_function", "gelu_new");
-    } else if (!strcmp(mt, "opt")) {
-        a->kind = ZQ_ARCH_OPT;
-        a->hidden = get_int(c, "hidden_size", 0);
-        a->n_heads = get_int(c, "num_attention_heads", 0);
-        a->n_layers = get_int(c, "num_hidden_layers", 0);
-        a->inter = get_int(c, "ffn_dim", 4 * a->hidden);
-        a->max_pos = get_int(c, "max_position_embeddings", 2048);
-        a->norm_eps = 1e-5f;
+    switch (a->kind) { /* what sets each apart */
+    case ZQ_ARCH_GPT2: break;
+    case ZQ_ARCH_OPT:
         a->pre_ln = get_bool(c, "do_layer_norm_before", 1);
         a->final_norm = a->pre_ln && !get_bool(c, "_remove_final_layer_norm", 0);
         a->pos_offset = 2;
         a->emb_dim = get_int(c, "word_embed_proj_dim", a->hidden);
         a->emb_proj = a->emb_dim != a->hidden;
-        act = get_str(c, "activation_function", "relu");
-    } else if (!strcmp(mt, "gpt_neox")) {
-        a->kind = ZQ_ARCH_NEOX;
-        a->hidden = get_int(c, "hidden_size", 0);
-        a->n_heads = get_int(c, "num_attention_heads", 0);
-        a->n_layers = get_int(c, "num_hidden_layers", 0);
-        a->inter = get_int(c, "intermediate_size", 4 * a->hidden);
-        a->max_pos = get_int(c, "max_position_embeddings", 2048);
-        a->norm_eps = (float)get_num(c, "layer_norm_eps", 1e-5);
+        break;
+    case ZQ_ARCH_NEOX:
         a->parallel = get_bool(c, "use_parallel_residual", 1);
         a->rope_theta = (float)get_num(c, "rotary_emb_base", 10000);
-        act = get_str(c, "hidden_act", "gelu");
-    } else if (!strcmp(mt, "gptj")) {
-        a->kind = ZQ_ARCH_GPTJ;
-        a->hidden = get_int(c, "n_embd", 0);
-        a->n_heads = get_int(c, "n_head", 0);
-        a->n_layers = get_int(c, "n_layer", 0);
-        a->inter = get_int(c, "n_inner", 4 * a->hidden);
-        a->max_pos = get_int(c, "n_positions", 2048);
-        a->norm_eps = (float)get_num(c, "layer_norm_epsilon", 1e-5);
-        a->parallel = a->shared_norm = 1;
-        a->rope_interleaved = 1;
-        act = get_str(c, "activation_function", "gelu_new");
-    } else if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2")) {
-        a->kind = ZQ_ARCH_LLAMA;
-        a->hidden = get_int(c, "hidden_size", 0);
-        a->n_heads = get_int(c, "num_attention_heads", 0);
+        break;
+    case ZQ_ARCH_GPTJ:
+        a->parallel = a->shared_norm = a->rope_interleaved = 1;
+        break;
+    case ZQ_ARCH_LLAMA: {
         a->n_kv_heads = get_int(c, "num_key_value_heads", a->n_heads);
-        a->n_layers = get_int(c, "num_hidden_layers", 0);
-        a->inter = get_int(c, "intermediate_size", 0);
-        a->max_pos = get_int(c, "max_position_embeddings", 2048);
-        a->norm_eps = (float)get_num(c, "rms_norm_eps", 1e-6);
         a->rms_norm = 1;
         a->rope_theta = (float)get_num(c, "rope_theta", 10000);
         a->head_dim = get_int(c, "head_dim", 0);
-        act = get_str(c, "hidden_act", "silu");
         const cJSON *rs = cJSON_GetObjectItemCaseSensitive(c, "rope_scaling");
         if (rs && !cJSON_IsNull(rs)) return BAD("'%s': rope_scaling is not supported", origin);
-    } else if (!strcmp(mt, "bert")) {
-        a->kind = ZQ_ARCH_BERT;
-        a->hidden = get_int(c, "hidden_size", 0);
-        a->n_heads = get_int(c, "num_attention_heads", 0);
-        a->n_layers = get_int(c, "num_hidden_layers", 0);
-        a->inter = get_int(c, "intermediate_size", 4 * a->hidden);
-        a->max_pos = get_int(c, "max_position_embeddings", 512);
-        a->norm_eps = (float)get_num(c, "layer_norm_eps", 1e-12);
-        a->pre_ln = 0;
-        a->causal = 0;
-        a->final_norm = 0;
-        a->token_types = 1;
-        a->mlm_head = 1;
-        act = get_str(c, "hidden_act", "gelu");
-    } else {
-        return BAD("'%s': model_type '%s' has no forward pass in zquant (gpt2, opt, gpt_neox, gptj, llama, "
-                   "mistral, qwen2, bert)", origin, mt);
+        break;
+    }
+    case ZQ_ARCH_BERT:
+        a->pre_ln = a->causal = a->final_norm = 0;
+        a->token_types = a->mlm_head = 1;
+        break;
     }
     if (!parse_act(act, &a->act)) return BAD("'%s': activation '%s' is not supported", origin, act);
     if (a->kind == ZQ_ARCH_LLAMA) {
