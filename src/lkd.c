@@ -261,7 +261,7 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     memset(rep, 0, sizeof *rep);
     if (o->steps < 0 || o->batch < 1 || o->seq_len < 1 || !(o->lr > 0))
         return zq_fail(err, ZQ_ERR_USAGE, "steps, batch, seq-len and lr must be positive");
-    if (!o->q.force && access(o->q.output, F_OK) == 0 && !o->resume)
+    if (!o->q.force && access(o->q.output, F_OK) == 0) /* checked now, not after the work */
         return zq_fail(err, ZQ_ERR_EXISTS, "'%s': already exists (use --force to overwrite)", o->q.output);
     if (o->q.threads) zq_engine_set_threads(o->q.threads);
     zq_net *net = NULL;
