@@ -14,6 +14,7 @@ import shutil
 import struct
 import sys
 
+import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -332,6 +333,11 @@ def main():
         with open(os.path.join(d, "tokens.bin"), "wb") as f:
             f.write(struct.pack(f"<{T}I", *ids.tolist()))
         stio.save(os.path.join(d, "logits.safetensors"), {"logits": logits.to(torch.float32).numpy()})
+        if name in ("gpt2", "llama"):  # the same model as HDF5 (float16, as h5py writes it), config inside
+            with h5py.File(os.path.join(OUT, name + ".h5"), "w") as f:
+                for k, v in w.items():
+                    f.create_dataset("/" + k.replace(".", "/"), data=v.to(torch.float16).numpy())
+                f.attrs["config"] = json.dumps(cfg)
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ def block(name, w, cfg, x, quant):
 
 def main():
     gen = torch.Generator().manual_seed(99)
-    for name in sorted(os.listdir(DIR)):
+    for name in sorted(n for n in os.listdir(DIR) if os.path.isdir(os.path.join(DIR, n))):
         d = os.path.join(DIR, name)
         cfg = json.load(open(os.path.join(d, "config.json")))
         raw = stio.load(os.path.join(d, "model.safetensors"))

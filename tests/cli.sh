@@ -194,6 +194,12 @@ awk -v z="$(field kl "$TMP/e8.json")" -v s="$(field kl "$TMP/es.json")" -v w="$(
 expect "eval/sample" 0 "$ZQ" eval "$TMP/s.zq" --sample 2,64 --seed 3 --reference data/models/stories260K --json
 grep -q '"tokens":[[:space:]]*126' "$TMP/out" && ok "eval/sample-count" || fail "eval/sample-count" "$(head -c 300 "$TMP/out")"
 expect "eval/engine-fixture-gpt2" 0 "$ZQ" eval tests/fixtures/engine/gpt2 --tokens tests/fixtures/engine/gpt2/tokens.bin
+for arch in gpt2 llama; do # HDF5 (float16) against the same model in safetensors (F32)
+    E=tests/fixtures/engine/$arch
+    "$ZQ" eval $E.h5 --tokens $E/tokens.bin --reference $E --json >"$TMP/h5.json" 2>"$TMP/err"
+    awk -v k="$(field kl "$TMP/h5.json")" 'BEGIN { exit !(k != "" && k < 1e-4) }' && ok "eval/hdf5-$arch" ||
+        fail "eval/hdf5-$arch" "kl $(field kl "$TMP/h5.json") $(head -c 200 "$TMP/err")"
+done
 expect "eval/engine-fixture-bert" 0 "$ZQ" eval tests/fixtures/engine/bert --tokens tests/fixtures/engine/bert/tokens.bin
 
 # --- eval: bad input ----------------------------------------------------------------
