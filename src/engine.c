@@ -279,6 +279,13 @@ zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int t
 
 zq_workspace *zq_workspace_create(const zq_arch *a, int batch, int seq) { return zq_workspace_create_ex(a, batch, seq, 0); }
 
+void zq_workspace_set_cache(zq_workspace *ws, float *k, float *v, int pos0)
+{
+    ws->kcache = k;
+    ws->vcache = v;
+    ws->pos0 = pos0;
+}
+
 void zq_workspace_free(zq_workspace *ws)
 {
     if (!ws) return;
@@ -325,8 +332,12 @@ static void head_task(void *ctx, size_t task, int worker)
     size_t qo = (size_t)b * j->T * a->n_heads * hd, ko = (size_t)b * j->T * a->n_kv_heads * hd;
     float *scores = ws->train ? ws->probs + ((size_t)b * a->n_heads + h) * j->T * j->T
                               : ws->scores + (size_t)worker * ws->seq * ws->seq;
-    zq_attention_head(ws->att + qo, ws->q + qo, ws->k + ko, ws->v + ko, j->T, a->n_heads, a->n_kv_heads, hd, h,
-                      a->causal, scores);
+    if (ws->kcache) /* the keys so far and these */
+        zq_attention_head(ws->att + qo, ws->q + qo, ws->kcache, ws->vcache, j->T, ws->pos0 + j->T, a->n_heads,
+                          a->n_kv_heads, hd, h, a->causal, scores);
+    else
+        zq_attention_head(ws->att + qo, ws->q + qo, ws->k + ko, ws->v + ko, j->T, j->T, a->n_heads, a->n_kv_heads,
+                          hd, h, a->causal, scores);
 }
 
 /* attention sublayer: ws->ao (BT, C) from its input h */
@@ -337,10 +348,16 @@ static void attention(const zq_arch *a, const zq_block *blk, const zq_act_quant 
     zq_block_linear(&blk->q, aq, ws->aq, h, ws->q, BT);
     zq_block_linear(&blk->k, aq, ws->aq, h, ws->k, BT);
     zq_block_linear(&blk->v, aq, ws->aq, h, ws->v, BT);
+    size_t half = (size_t)(a->rotary_dims / 2), past = (size_t)(ws->kcache ? ws->pos0 : 0);
+    const float *cos_t = ws->cos_t + past * half, *sin_t = ws->sin_t + past * half; /* from position pos0 */
     for (int b = 0; a->rotary_dims && b < B; b++) {
         size_t qo = (size_t)b * T * nh * hd, ko = (size_t)b * T * nkv * hd;
-        zq_rope_apply(ws->q + qo, nh * hd, T, nh, hd, a->rotary_dims, a->rope_interleaved, ws->cos_t, ws->sin_t);
-        zq_rope_apply(ws->k + ko, nkv * hd, T, nkv, hd, a->rotary_dims, a->rope_interleaved, ws->cos_t, ws->sin_t);
+        zq_rope_apply(ws->q + qo, nh * hd, T, nh, hd, a->rotary_dims, a->rope_interleaved, cos_t, sin_t);
+        zq_rope_apply(ws->k + ko, nkv * hd, T, nkv, hd, a->rotary_dims, a->rope_interleaved, cos_t, sin_t);
+    }
+    if (ws->kcache) {
+        memcpy(ws->kcache + past * nkv * hd, ws->k, (size_t)T * nkv * hd * sizeof(float));
+        memcpy(ws->vcache + past * nkv * hd, ws->v, (size_t)T * nkv * hd * sizeof(float));
     }
     /* many small products: one BLAS thread each, heads side by side */
     heads_job job = {a, ws, T};

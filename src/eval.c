@@ -76,8 +76,8 @@ static zq_status run_batch(side *m, side *r, zq_workspace *ws, const int32_t *to
 {
     const zq_arch *a = zq_net_arch(m->net);
     size_t n = (size_t)B * T * a->hidden;
-    ZQ_TRY(zq_net_embed(m->net, tok, B, T, m->x, err));
-    if (r) ZQ_TRY(zq_net_embed(r->net, tok, B, T, r->x, err));
+    ZQ_TRY(zq_net_embed(m->net, tok, B, T, 0, m->x, err));
+    if (r) ZQ_TRY(zq_net_embed(r->net, tok, B, T, 0, r->x, err));
     for (int l = 0; l < a->n_layers; l++) {
         ZQ_TRY(run_block(m, l, ws, B, T, err));
         if (!r) continue;
@@ -129,7 +129,7 @@ static zq_status calibrate(side *m, zq_workspace *ws, const int32_t *tok, size_t
     size_t windows = n / (size_t)ctx;
     for (size_t w = 0; w < windows; w += (size_t)batch) {
         int B = (int)(windows - w < (size_t)batch ? windows - w : (size_t)batch);
-        ZQ_TRY(zq_net_embed(m->net, tok + w * ctx, B, ctx, m->x, err));
+        ZQ_TRY(zq_net_embed(m->net, tok + w * ctx, B, ctx, 0, m->x, err));
         for (int l = 0; l < a->n_layers; l++) ZQ_TRY(run_block(m, l, ws, B, ctx, err));
     }
     m->aq.mode = ZQ_AQ_TENSOR;
@@ -226,16 +226,22 @@ zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_ne
     if (!a->causal) return zq_fail(err, ZQ_ERR_USAGE, "'%s': an encoder does not generate", zq_net_path(net));
     side s;
     zq_workspace *ws = zq_workspace_create(a, 1, total);
-    zq_status st = ws ? side_init(&s, net, ZQ_AQ_NONE, (size_t)total, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    size_t kv = (size_t)total * a->n_kv_heads * a->head_dim; /* one layer's cache */
+    float *kc = malloc(kv * a->n_layers * sizeof *kc), *vc = malloc(kv * a->n_layers * sizeof *vc);
+    zq_status st = ws && kc && vc ? side_init(&s, net, ZQ_AQ_NONE, (size_t)total, err)
+                                  : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     const zq_activation *act = zq_net_activation(net);
     if (st == ZQ_OK && act && act->bits == 8) s.aq.mode = act->dynamic ? ZQ_AQ_TOKEN : ZQ_AQ_NONE;
     uint64_t rng = seed ? seed : 0x9e3779b97f4a7c15ull;
     memcpy(out, prompt, (size_t)n_prompt * sizeof *out);
-    /* no KV cache: each step runs the whole prefix, which keeps one code
-     * path for evaluation and generation */
-    for (int T = n_prompt; st == ZQ_OK && T < total; T++) {
-        st = zq_net_embed(net, out, 1, T, s.x, err);
-        for (int l = 0; st == ZQ_OK && l < a->n_layers; l++) st = run_block(&s, l, ws, 1, T, err);
+    /* the prompt in one pass, then one token at a time against the cache */
+    for (int pos = 0, cur = n_prompt; st == ZQ_OK && cur < total; pos = cur++) {
+        int T = cur - pos;
+        st = zq_net_embed(net, out + pos, 1, T, pos, s.x, err);
+        for (int l = 0; st == ZQ_OK && l < a->n_layers; l++) {
+            zq_workspace_set_cache(ws, kc + (size_t)l * kv, vc + (size_t)l * kv, pos);
+            st = run_block(&s, l, ws, 1, T, err);
+        }
         if (st == ZQ_OK) st = zq_net_head(net, s.x + (size_t)(T - 1) * a->hidden, 1, s.logits, s.scratch, err);
         if (st != ZQ_OK) break;
         int next;
@@ -251,8 +257,10 @@ zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_ne
                 if (c > u) { next = i; break; }
             }
         }
-        out[T] = next;
+        out[cur] = next;
     }
+    free(kc);
+    free(vc);
     if (ws) side_free(&s);
     zq_workspace_free(ws);
     return st;

@@ -321,7 +321,7 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
             st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory for %d batches of activations", r.nb);
     }
     for (int b = 0; st == ZQ_OK && b < r.nb; b++)
-        st = zq_net_embed(net, ids + (size_t)b * r.B * r.T, r.B, r.T, r.x + (size_t)b * r.per, err);
+        st = zq_net_embed(net, ids + (size_t)b * r.B * r.T, r.B, r.T, 0, r.x + (size_t)b * r.per, err);
     if (st == ZQ_OK && r.xq) memcpy(r.xq, r.x, (size_t)r.nb * r.per * sizeof(float));
     if (st == ZQ_OK) st = layers(&r, net, src, &model, &w, mask, done, rep, err);
     int n_layers = a ? a->n_layers : 0;

@@ -393,12 +393,13 @@ static zq_status load_outer(zq_net *n, zq_error *err)
     return ZQ_OK;
 }
 
-zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, float *x, zq_error *err)
+zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, int pos0, float *x, zq_error *err)
 {
     const zq_arch *a = &n->arch;
     int C = a->hidden, E = a->emb_dim;
-    if (T > a->max_pos)
-        return zq_fail(err, ZQ_ERR_USAGE, "'%s': a context of %d tokens is longer than the model's %d", n->path, T, a->max_pos);
+    if (pos0 + T > a->max_pos)
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': a context of %d tokens is longer than the model's %d", n->path,
+                       pos0 + T, a->max_pos);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             int32_t id = tokens[(size_t)b * T + t];
@@ -416,7 +417,7 @@ zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, float *x,
                 memcpy(o, e, (size_t)C * sizeof *o);
             }
             if (n->pos) {
-                const float *p = n->pos + (size_t)(t + a->pos_offset) * C;
+                const float *p = n->pos + (size_t)(pos0 + t + a->pos_offset) * C;
                 for (int c = 0; c < C; c++) o[c] += p[c];
             }
             if (n->types)

@@ -95,16 +95,16 @@ void zq_rope_apply_inverse(float *x, int ld, int T, int heads, int hd, int rot, 
     rope(x, ld, T, heads, hd, rot, interleaved, cos_t, sin_t, -1.0f);
 }
 
-void zq_attention_head(float *out, const float *q, const float *k, const float *v, int T, int nh, int nkv, int hd,
-                       int h, int causal, float *scores)
+void zq_attention_head(float *out, const float *q, const float *k, const float *v, int Tq, int Tk, int nh, int nkv,
+                       int hd, int h, int causal, float *scores)
 {
     const float scale = 1.0f / sqrtf((float)hd);
-    int qld = nh * hd, kld = nkv * hd, g = h / (nh / nkv);
+    int qld = nh * hd, kld = nkv * hd, g = h / (nh / nkv), past = Tk - Tq;
     const float *qh = q + (size_t)h * hd, *kh = k + (size_t)g * hd, *vh = v + (size_t)g * hd;
-    zq_gemm_nt(T, T, hd, qh, qld, kh, kld, 0.0f, scores, T);
-    for (int t = 0; t < T; t++) {
-        float *row = scores + (size_t)t * T;
-        int n = causal ? t + 1 : T;
+    zq_gemm_nt(Tq, Tk, hd, qh, qld, kh, kld, 0.0f, scores, Tk);
+    for (int t = 0; t < Tq; t++) {
+        float *row = scores + (size_t)t * Tk;
+        int n = causal ? past + t + 1 : Tk; /* query t sits at position past + t */
         float mx = -INFINITY;
         for (int j = 0; j < n; j++) {
             row[j] *= scale;
@@ -114,7 +114,7 @@ void zq_attention_head(float *out, const float *q, const float *k, const float *
         for (int j = 0; j < n; j++) sum += row[j] = expf(row[j] - mx);
         float inv = 1.0f / sum;
         for (int j = 0; j < n; j++) row[j] *= inv;
-        for (int j = n; j < T; j++) row[j] = 0;
+        for (int j = n; j < Tk; j++) row[j] = 0;
     }
-    zq_gemm_nn(T, hd, T, scores, T, vh, kld, 0.0f, out + (size_t)h * hd, qld);
+    zq_gemm_nn(Tq, hd, Tk, scores, Tk, vh, kld, 0.0f, out + (size_t)h * hd, qld);
 }

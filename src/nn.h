@@ -21,10 +21,11 @@ void zq_rope_apply(float *x, int ld, int T, int heads, int hd, int rot, int inte
  * gradients */
 void zq_rope_apply_inverse(float *x, int ld, int T, int heads, int hd, int rot, int interleaved, const float *cos_t,
                            const float *sin_t);
-/* one head h of one sequence: out (T, nh*hd), columns of head h =
+/* one head h of one sequence: Tq queries (the last Tq of Tk positions)
+ * against Tk keys; out (Tq, nh*hd), columns of head h =
  * softmax(q_h k_g^T / sqrt(hd) [causal]) v_g with g = h / (nh / nkv) the
- * key/value head it shares; scores: T*T scratch */
-void zq_attention_head(float *out, const float *q, const float *k, const float *v, int T, int nh, int nkv, int hd,
-                       int h, int causal, float *scores);
+ * key/value head it shares; scores: Tq*Tk scratch */
+void zq_attention_head(float *out, const float *q, const float *k, const float *v, int Tq, int Tk, int nh, int nkv,
+                       int hd, int h, int causal, float *scores);
 
 #endif

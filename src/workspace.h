@@ -15,6 +15,10 @@ struct zq_workspace {
     float *xn, *xn2, *mid, *mid2, *q, *k, *v, *att, *ao, *mo, *up, *gate, *act, *aq;
     float *scores;        /* threads x seq x seq scratch */
     float *cos_t, *sin_t; /* seq x rotary/2 */
+    /* decoding with a KV cache (batch 1): this layer's keys and values for
+     * positions [0, pos0) are in kcache/vcache (seq rows each) */
+    float *kcache, *vcache;
+    int pos0;
     /* training only */
     float *probs;         /* B x heads x seq x seq attention probabilities */
     float *dq, *dk, *dv, *datt, *dh1, *dh2, *dx1, *dtmp, *dup, *dgate, *dact, *dscores;

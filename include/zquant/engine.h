@@ -95,6 +95,10 @@ zq_workspace *zq_workspace_create(const zq_arch *a, int batch, int seq);
  * included: batch x heads x seq^2 floats) and its scratch. */
 zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int train);
 void zq_workspace_free(zq_workspace *ws);
+/* Decoding (batch 1): the next forward's tokens sit at positions pos0..;
+ * k and v (seq x kv heads x head dim each) hold the keys and values of the
+ * positions before, and receive the new ones. NULL: no cache. */
+void zq_workspace_set_cache(zq_workspace *ws, float *k, float *v, int pos0);
 
 /* x [B*T, hidden] in, out (may equal x) [B*T, hidden]. Positions start at 0
  * in every sequence. */

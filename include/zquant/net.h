@@ -57,8 +57,9 @@ int zq_net_block_tensors(zq_net *n, int layer, const zq_net_tensor **units);
 void zq_net_tensor_layout(const zq_net_tensor *u, int heads, const float *in, float *out, int to_checkpoint);
 void zq_net_release_block(zq_net *n, int layer);
 
-/* x (B*T, hidden) from tokens (B*T), positions 0..T-1 in each sequence. */
-zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, float *x, zq_error *err);
+/* x (B*T, hidden) from tokens (B*T), at positions pos0..pos0+T-1 in each
+ * sequence. */
+zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, int pos0, float *x, zq_error *err);
 /* logits (rows, vocab) from final hidden states x (rows, hidden) (final norm
  * included); scratch: rows * max(hidden, emb_dim) floats. */
 zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float *scratch, zq_error *err);

@@ -30,7 +30,7 @@ static double forward_error(const char *name)
     float *x = malloc((size_t)T * a->hidden * 4), *logits = malloc((size_t)T * a->vocab * 4);
     float *scratch = malloc((size_t)T * (a->hidden > a->emb_dim ? a->hidden : a->emb_dim) * 4);
     zq_workspace *ws = zq_workspace_create(a, 1, T);
-    CHECK(zq_net_embed(net, ids, 1, T, x, &err) == ZQ_OK);
+    CHECK(zq_net_embed(net, ids, 1, T, 0, x, &err) == ZQ_OK);
     for (int l = 0; l < a->n_layers; l++) {
         zq_block blk;
         CHECK(zq_net_block(net, l, &blk, &err) == ZQ_OK);
