@@ -15,7 +15,7 @@ static const char help_head[] =
     "each listed transformer block is tuned alone so that its quantized self\n"
     "(weights fake-quantized per the recipe with a straight-through estimator,\n"
     "activations quantized as the runtime will) reproduces its FP self's output\n"
-    "(mean squared error, Adam). Blocks not listed are rounded to nearest.\n"
+    "(mean squared error, AdamW). Blocks not listed are rounded to nearest.\n"
     "\n"
     "  --layers LIST         blocks to distil: 0-5,8 or all (default all)\n"
     "  --steps N             Adam steps per block (default 100)\n"
