@@ -29,7 +29,7 @@ ALL_CFLAGS = $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -ffp-contract=off -p
               -Iinclude -Isrc $(PKG_CFLAGS) $(SANFLAGS) -DZQ_VERSION='"$(VERSION)"'
 LDLIBS = $(PKG_LIBS) -lm -pthread $(SANFLAGS)
 
-LIB_SRC := $(wildcard src/*.c)
+LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/unit/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)

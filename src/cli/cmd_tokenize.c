@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../atomic.h"
+#include "io/atomic.h"
 #include "cli.h"
 #include "zquant/tokenizer.h"
 

@@ -235,7 +235,7 @@ TEST(existing_output_is_kept_without_force)
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "../../src/atomic.h"
+#include "../../src/io/atomic.h"
 #include "zquant/signals.h"
 
 static int files_in(const char *dir)

@@ -1,4 +1,4 @@
-#include "source_impl.h"
+#include "io/source_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,9 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "kernels.h"
+#include "simd/kernels.h"
 #include "zquant/fp16.h"
-#include "util.h"
+#include "base/util.h"
 
 #define CONFIG_LIMIT (16u << 20)
 

@@ -1,10 +1,10 @@
-#include "zq_meta.h"
+#include "zq/meta.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 static const char *section_names[ZQ_SEC_COUNT] = {"data", "q", "scale", "min"};
 

@@ -1,4 +1,4 @@
-#include "st_write.h"
+#include "io/st_write.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>

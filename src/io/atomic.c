@@ -1,4 +1,4 @@
-#include "atomic.h"
+#include "io/atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "base/util.h"
 #include "zquant/signals.h"
 
 /* Temp paths a signal handler may have to unlink: fixed storage, because a

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blas.h"
-#include "nn.h"
-#include "pool.h"
+#include "base/blas.h"
+#include "nn/nn.h"
+#include "base/pool.h"
 
 /* ---- config.json -------------------------------------------------------- */
 
@@ -232,7 +232,7 @@ int zq_engine_threads(void)
 
 /* ---- one block ------------------------------------------------------------ */
 
-#include "workspace.h"
+#include "nn/workspace.h"
 
 static float *buf(zq_workspace *ws, size_t floats)
 {

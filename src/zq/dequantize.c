@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atomic.h"
-#include "st_write.h"
-#include "zq_meta.h"
+#include "io/atomic.h"
+#include "io/st_write.h"
+#include "zq/meta.h"
 #include "zquant/fp16.h"
 #include "zquant/zq.h"
 

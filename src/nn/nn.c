@@ -1,8 +1,8 @@
-#include "nn.h"
+#include "nn/nn.h"
 
 #include <math.h>
 
-#include "blas.h"
+#include "base/blas.h"
 
 void zq_layernorm(float *out, const float *x, const float *w, const float *b, int rows, int C, float eps)
 {

@@ -3,7 +3,7 @@
 #ifndef ZQ_WORKSPACE_H
 #define ZQ_WORKSPACE_H
 
-#include "pool.h"
+#include "base/pool.h"
 #include "zquant/engine.h"
 
 struct zq_workspace {

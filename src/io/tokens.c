@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "source_impl.h"
+#include "io/source_impl.h"
 #include "zquant/tokenizer.h"
 
 #define TOKENS_LIMIT ((size_t)1 << 34)

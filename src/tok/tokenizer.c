@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "source_impl.h"
-#include "tokenizer_impl.h"
+#include "io/source_impl.h"
+#include "tok/tokenizer_impl.h"
 
 #define LLAMA2C_BOS 1
 #define TEXT_LIMIT ((size_t)1 << 34)

@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "zq_meta.h"
+#include "zq/meta.h"
 #include "zquant/crc32c.h"
 #include "zquant/fp16.h"
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "source_impl.h"
+#include "io/source_impl.h"
 
 typedef struct {
     hid_t file;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
+#include "simd/kernels.h"
 #include "zquant/fp16.h"
 
 /* Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer,

@@ -6,11 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "lkd_impl.h"
-#include "source_impl.h"
-#include "st_write.h"
-#include "util.h"
+#include "io/atomic.h"
+#include "lkd/lkd_impl.h"
+#include "io/source_impl.h"
+#include "io/st_write.h"
+#include "base/util.h"
 
 /* ---- one block's trainable tensors -------------------------------------------- */
 

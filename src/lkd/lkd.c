@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lkd_impl.h"
-#include "util.h"
+#include "lkd/lkd_impl.h"
+#include "base/util.h"
 #include "zquant/model.h"
 #include "zquant/net.h"
 #include "zquant/tokenizer.h"

@@ -8,9 +8,9 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "atomic.h"
-#include "util.h"
-#include "zq_meta.h"
+#include "io/atomic.h"
+#include "base/util.h"
+#include "zq/meta.h"
 #include "zquant/crc32c.h"
 
 /* Room left beyond the placeholder metadata, for number formats that come out

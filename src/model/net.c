@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "nn.h"
+#include "nn/nn.h"
 #include "zquant/source.h"
 
 #define SLOTS 7 /* Linear ids per layer: q k v o up gate down */

@@ -1,7 +1,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "kernels.h"
+#include "simd/kernels.h"
 #include "zquant/fp16.h"
 
 #define RNE_MAGIC 12582912.0f

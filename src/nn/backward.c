@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
-#include "nn.h"
-#include "workspace.h"
+#include "base/blas.h"
+#include "nn/nn.h"
+#include "nn/workspace.h"
 #include "zquant/train.h"
 
 /* forward: y = xq W^T + b with xq = act_quant(x). dx = dy W; dW += dy^T xq;

@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "source_impl.h"
-#include "util.h"
+#include "io/source_impl.h"
+#include "base/util.h"
 
 #define HEADER_LIMIT (100u << 20)
 #ifndef MADV_POPULATE_READ

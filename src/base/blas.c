@@ -1,4 +1,4 @@
-#include "blas.h"
+#include "base/blas.h"
 
 #include <cblas.h>
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer_impl.h"
+#include "tok/tokenizer_impl.h"
 
 /* GPT-2's pre-tokenizer, as Hugging Face's ByteLevel(use_regex) applies it */
 static const char gpt2_pattern[] =

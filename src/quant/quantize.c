@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "pool.h"
-#include "util.h"
-#include "zq_meta.h"
+#include "simd/kernels.h"
+#include "base/pool.h"
+#include "base/util.h"
+#include "zq/meta.h"
 #include "zquant/crc32c.h"
 #include "zquant/fp16.h"
 #include "zquant/model.h"
