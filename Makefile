@@ -1,20 +1,27 @@
 # zquant: `make` builds build/zquant and build/libzquant.a; `make check` runs
 # every test; `make demo` quantizes the bundled model; `make bench` measures.
-# SANITIZE=1 builds (into build/san) and tests under ASan + UBSan.
+# SANITIZE=1 builds (into build/san) and tests under ASan + UBSan; SIMD=0
+# builds (into build/scalar) without the vector kernels.
 
 VERSION := 0.1.0
 PREFIX ?= /usr/local
 PKGS := openblas hdf5 libcjson libzstd libpcre2-8
 
 ifeq ($(SANITIZE),1)
-BUILD ?= build/san
+BUILD_DIR := build/san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT := -O1
 else
-BUILD ?= build
+BUILD_DIR := build
 SANFLAGS :=
 OPT := -O3
 endif
+# SIMD=0: the scalar kernels alone, the ones that define file contents.
+SIMD ?= 1
+ifeq ($(SIMD),0)
+BUILD_DIR := $(BUILD_DIR)/scalar
+endif
+BUILD ?= $(BUILD_DIR)
 
 # Evaluated when used, so a build that first installs the packages
 # (deps-check) still finds them.
@@ -26,7 +33,7 @@ CC ?= cc
 # computes the same bits as the scalar reference.
 CFLAGS ?= $(OPT) -g
 ALL_CFLAGS = $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -ffp-contract=off -pthread \
-              -Iinclude -Isrc $(PKG_CFLAGS) $(SANFLAGS) -DZQ_VERSION='"$(VERSION)"'
+              -Iinclude -Isrc $(PKG_CFLAGS) $(SANFLAGS) -DZQ_VERSION='"$(VERSION)"' -DZQ_SIMD=$(SIMD)
 LDLIBS = $(PKG_LIBS) -lm -pthread $(SANFLAGS)
 
 LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c))

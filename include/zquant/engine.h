@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "zquant/error.h"
+#include "zquant/quant.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,20 +66,13 @@ typedef struct {
     zq_linear up, gate, down; /* gate only for SwiGLU */
 } zq_block;
 
-/* How activations are quantized on the input of quantized Linears. */
-typedef enum { ZQ_AQ_NONE = 0, ZQ_AQ_TOKEN, ZQ_AQ_TENSOR, ZQ_AQ_CALIBRATE } zq_act_mode;
-
+/* The activation quantization a forward pass emulates: mode, and for
+ * static ranges the largest |input| of each Linear id. */
 typedef struct {
     zq_act_mode mode;
     float *absmax;  /* per Linear id: ZQ_AQ_TENSOR reads it, ZQ_AQ_CALIBRATE raises it */
     int n_ids;
 } zq_act_quant;
-
-/* Fake-quantizes rows of x in place, as the .zq activation scheme says:
- * token: per row, asymmetric uint8 (scale (max-min)/255, zero point
- * round(-min/scale)); tensor: symmetric int8 with scale absmax/127. */
-void zq_fake_quant_tokens(float *x, int rows, int cols);
-void zq_fake_quant_tensor(float *x, size_t n, float absmax);
 
 /* out (rows, L->out) = x W^T + b; when L is quantized and aq says so, its
  * input is first quantized into scratch (rows * L->in floats). */

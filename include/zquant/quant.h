@@ -1,4 +1,5 @@
-/* Weight quantization: specs, group geometry, and the reference quantizer.
+/* Quantization as data: weight formats, specs, the group grid, the
+ * reference quantizer, and activation schemes.
  *
  * A weight matrix is always seen as [out, in] (rows = output features), the
  * layout a GEMM kernel wants; GPT-2's [in, out] Conv1D weights are transposed
@@ -26,6 +27,27 @@ extern "C" {
 
 #define ZQ_MAX_GROUP_SIZE (1u << 20)
 
+/* ---- formats: how a tensor's values are stored ---------------------------- */
+
+typedef struct {
+    const char *name;   /* "int4", "int8", "f16": as .zq metadata and inspect spell it */
+    int bits;           /* 4, 8, 16 */
+    int codes_per_byte; /* 2 or 1; 0: not codes but FP16 values */
+    /* n codes (one per byte, two's complement when symmetric) into a packed
+     * row: INT8 one byte each; INT4 two per byte, element 2k in the low
+     * nibble, 2k+1 in the high one, an odd tail padded with zero. */
+    void (*pack_row)(const uint8_t *codes, size_t n, uint8_t *out);
+    /* The code of column c of a packed row (signed when symmetric). */
+    int (*code_at)(const uint8_t *row, uint64_t c, int symmetric);
+} zq_format;
+
+/* The format of bits-wide weights (4, 8, 16); NULL for any other width. */
+const zq_format *zq_format_of(int bits);
+/* Packed bytes of a row of cols values. */
+uint64_t zq_format_row_bytes(const zq_format *f, uint64_t cols);
+
+/* ---- specs: what to do with one tensor --------------------------------------- */
+
 typedef enum {
     ZQ_GRAN_GROUP = 0, /* group_size weights along the input dimension of a row */
     ZQ_GRAN_ROW,       /* one group per output row */
@@ -41,10 +63,15 @@ typedef struct {
     uint32_t blocks;     /* ZQ_GRAN_BLOCKS */
 } zq_qspec;
 
+/* Whether spec stores codes (else the tensor stays FP16). */
+int zq_qspec_quantized(const zq_qspec *spec);
+
 /* SPEC: "fp16" | "int4" | "int8", then optional ":gN" | ":row" | ":tensor" |
  * ":blocksN", then optional ":sym" | ":asym". Fields not given keep *out's. */
 zq_status zq_qspec_parse(const char *text, zq_qspec *out, zq_error *err);
 void zq_qspec_format(const zq_qspec *spec, char *buf, size_t size);
+
+/* ---- the group grid ----------------------------------------------------------- */
 
 typedef struct {
     uint64_t rows, cols;             /* the [out, in] matrix */
@@ -55,6 +82,22 @@ typedef struct {
 
 void zq_grid_init(zq_grid *g, const zq_qspec *spec, uint64_t rows, uint64_t cols);
 
+/* One group of a grid: rows [row0, row0+nrows) x columns [col0, col0+ncols);
+ * its scale (and min) is number `index` of the row-major [row_groups,
+ * col_groups] table. */
+typedef struct {
+    uint64_t index;
+    uint64_t row0, nrows;
+    uint64_t col0, ncols;
+} zq_group;
+
+/* The group that holds row r in column group gj: every walk over a grid
+ * (quantizing, range statistics, fake quantization, reading back) is a loop
+ * over rows or row groups and column groups calling this. */
+zq_group zq_grid_group(const zq_grid *g, uint64_t r, uint64_t gj);
+
+/* ---- the quantizer -------------------------------------------------------------- */
+
 /* Per-row statistics, accumulated in double so sums do not depend on threads. */
 typedef struct {
     double err2;    /* sum of (w - w')^2 */
@@ -64,7 +107,6 @@ typedef struct {
 /* min and max of x[0..n); returns 0 if a value is NaN or infinite (then
  * *bad_index says where). */
 int zq_range_f32(const float *x, size_t n, float *lo, float *hi, size_t *bad_index);
-int zq_range_f32_ref(const float *x, size_t n, float *lo, float *hi, size_t *bad_index);
 
 /* The fp16 scale (and min) of a group with range [lo, hi]; returns 0 when the
  * scale does not fit in FP16. */
@@ -74,9 +116,6 @@ int zq_group_params(const zq_qspec *spec, float lo, float hi, uint16_t *scale, u
  * two's complement when symmetric), and adds the squared error to *sums. */
 void zq_quantize_run(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min,
                      uint8_t *q, zq_err_sums *sums);
-/* The scalar definitions: the fast paths must match them bit for bit. */
-void zq_quantize_run_ref(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min,
-                         uint8_t *q, zq_err_sums *sums);
 
 /* out = what quantizing the [rows, cols] matrix w with spec and reading it
  * back gives (the straight-through estimator's forward value); bits 16
@@ -84,13 +123,44 @@ void zq_quantize_run_ref(const zq_qspec *spec, const float *x, size_t n, uint16_
 zq_status zq_fake_quant_matrix(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols, float *out,
                                zq_error *err);
 
-/* Packs n codes into a row of `bits`: INT8 one byte each; INT4 two per byte,
- * element 2k in the low nibble, 2k+1 in the high one, an odd tail padded with
- * zero. */
+/* Packs n codes into a row of `bits` (see zq_format.pack_row). */
 void zq_pack_row(int bits, const uint8_t *q, size_t n, uint8_t *out);
 /* Dequantizes one packed row segment [col0, col0+n) sharing one scale/min. */
 void zq_dequantize_run(int bits, int symmetric, const uint8_t *row, uint64_t col0, size_t n, uint16_t scale,
                        uint16_t min, float *out);
+
+/* The vector kernel set in use: "avx2" or "scalar". The scalar kernels
+ * define file contents; vector twins compute the same bits. */
+const char *zq_kernels_name(void);
+
+/* ---- activations ------------------------------------------------------------------ */
+
+/* How the input of a quantized Linear is quantized: the scheme a .zq file
+ * records for the runtime, and what zquant emulates. CALIBRATE is not a
+ * scheme: it only collects the static ranges that TENSOR then uses. */
+typedef enum { ZQ_AQ_NONE = 0, ZQ_AQ_TOKEN, ZQ_AQ_TENSOR, ZQ_AQ_CALIBRATE } zq_act_mode;
+
+/* "int8-token" (dynamic, per token), "int8-tensor" (static), "none". */
+zq_status zq_act_mode_parse(const char *text, zq_act_mode *out, zq_error *err);
+const char *zq_act_mode_name(zq_act_mode m);
+
+/* The scheme as a .zq file records it. */
+typedef struct {
+    int bits;             /* 8, or 16 for no activation quantization */
+    char granularity[16]; /* "token", "tensor" or "none" */
+    int dynamic;          /* ranges computed at run time */
+    int symmetric;
+} zq_activation;
+
+void zq_act_mode_record(zq_act_mode m, zq_activation *rec);
+/* ZQ_AQ_NONE, ZQ_AQ_TOKEN or ZQ_AQ_TENSOR. */
+zq_act_mode zq_act_mode_of(const zq_activation *rec);
+
+/* Fake-quantizes rows of x in place, as the schemes say: token: per row,
+ * asymmetric uint8 (scale (max-min)/255, zero point round(-min/scale));
+ * tensor: symmetric int8 with scale absmax/127. */
+void zq_fake_quant_tokens(float *x, int rows, int cols);
+void zq_fake_quant_tensor(float *x, size_t n, float absmax);
 
 #ifdef __cplusplus
 }

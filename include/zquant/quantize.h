@@ -23,7 +23,8 @@ typedef struct {
 
 typedef struct {
     const char *name; /* "w8a8", "w8a16", "w4/8a16", "w4/8a8", "w4a16" */
-    int attention_bits, mlp_bits, activation_bits;
+    int attention_bits, mlp_bits;
+    zq_act_mode act; /* what the runtime does with activations */
 } zq_preset;
 
 extern const zq_preset zq_presets[]; /* terminated by a NULL name */
@@ -34,7 +35,8 @@ typedef struct {
     const char *output;
     const char *preset;    /* default "w8a8" */
     zq_qspec base;         /* granularity and symmetry for every quantized tensor */
-    const char *act;       /* NULL: from the preset; "int8-token", "int8-tensor", "none" */
+    zq_act_mode act;       /* with act_given, the activation scheme to record; else the preset's */
+    int act_given;
     const zq_rule *rules;  /* in order; the last match wins */
     size_t nrules;
     const char *const *include; /* quantize these too (2-D or not) */
@@ -65,7 +67,7 @@ zq_status zq_quantize(const zq_quantize_opts *o, zq_quantize_report *report, zq_
 zq_status zq_quantize_source(const zq_quantize_opts *o, zq_source *src, zq_quantize_report *report, zq_error *err);
 /* How o would store one tensor, and the activation scheme it records. */
 zq_status zq_quantize_plan(const zq_quantize_opts *o, const zq_model *model, const zq_tensor_info *info,
-                           zq_qspec *spec, zq_activation *act, zq_error *err);
+                           zq_qspec *spec, zq_act_mode *act, zq_error *err);
 
 #ifdef __cplusplus
 }

@@ -66,13 +66,6 @@ typedef struct {
     zq_section sec[ZQ_SEC_COUNT];
 } zq_tensor;
 
-typedef struct {
-    int bits;        /* 8, or 16 for no activation quantization */
-    char granularity[16]; /* "token", "tensor" or "none" */
-    int dynamic;     /* ranges computed at run time */
-    int symmetric;
-} zq_activation;
-
 /* ---- writing ---------------------------------------------------------- */
 
 typedef struct zq_writer zq_writer;

@@ -1,11 +1,12 @@
+/* CRC-32C: the table-driven definition (slicing by 8), the entry point
+ * that runs the active kernel set, and combining checksums of pieces. */
 #include "zquant/crc32c.h"
 
 #include <pthread.h>
 #include <string.h>
 
-#if defined(__x86_64__)
-#include <nmmintrin.h>
-#endif
+#include "base/le.h"
+#include "simd/kernels.h"
 
 #define POLY_REFLECTED 0x82f63b78u
 
@@ -29,8 +30,7 @@ uint32_t zq_crc32c_ref(uint32_t crc, const void *data, size_t len)
     const unsigned char *p = data;
     crc = ~crc;
     while (len >= 8) { /* slicing by 8, little-endian words */
-        uint32_t lo = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-        lo ^= crc;
+        uint32_t lo = zq_load_le32(p) ^ crc;
         crc = table[7][lo & 0xff] ^ table[6][(lo >> 8) & 0xff] ^ table[5][(lo >> 16) & 0xff] ^
               table[4][lo >> 24] ^ table[3][p[4]] ^ table[2][p[5]] ^ table[1][p[6]] ^ table[0][p[7]];
         p += 8;
@@ -40,33 +40,7 @@ uint32_t zq_crc32c_ref(uint32_t crc, const void *data, size_t len)
     return ~crc;
 }
 
-#if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t c = ~crc;
-    while (len >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        c = _mm_crc32_u64(c, w);
-        p += 8;
-        len -= 8;
-    }
-    uint32_t c32 = (uint32_t)c;
-    while (len--) c32 = _mm_crc32_u8(c32, *p++);
-    return ~c32;
-}
-#endif
-
-uint32_t zq_crc32c(uint32_t crc, const void *data, size_t len)
-{
-#if defined(__x86_64__)
-    static int hw = -1;
-    if (hw < 0) hw = __builtin_cpu_supports("sse4.2");
-    if (hw) return crc32c_hw(crc, data, len);
-#endif
-    return zq_crc32c_ref(crc, data, len);
-}
+uint32_t zq_crc32c(uint32_t crc, const void *data, size_t len) { return zq_kernels_active()->crc32c(crc, data, len); }
 
 /* Polynomial arithmetic mod P over GF(2), bit-reflected as the CRC is:
  * appending n zero bytes to a message multiplies its CRC state by x^(8n). */

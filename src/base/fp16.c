@@ -1,11 +1,10 @@
+/* IEEE half and bfloat16 conversions: the scalar definitions, and the
+ * entry points that run the active kernel set. */
 #include "zquant/fp16.h"
 
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define ZQ_X86 1
-#endif
+#include "simd/kernels.h"
 
 static uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
@@ -45,47 +44,24 @@ uint16_t zq_f32_to_f16(float f)
 
 float zq_bf16_to_f32(uint16_t b) { return bits_f32((uint32_t)b << 16); }
 
-#ifdef ZQ_X86
-__attribute__((target("avx2,f16c"))) static void f16_to_f32_f16c(const uint16_t *in, float *out, size_t n)
+void zq_f16_to_f32_n_ref(const uint16_t *in, float *out, size_t n)
 {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(in + i))));
-    for (; i < n; i++) out[i] = zq_f16_to_f32(in[i]);
-}
-
-__attribute__((target("avx2,f16c"))) static void f32_to_f16_f16c(const float *in, uint16_t *out, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(out + i),
-                         _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++) out[i] = zq_f32_to_f16(in[i]);
-}
-
-static int have_f16c(void)
-{
-    static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-    return cached;
-}
-#endif
-
-void zq_f16_to_f32_n(const uint16_t *in, float *out, size_t n)
-{
-#ifdef ZQ_X86
-    if (have_f16c()) { f16_to_f32_f16c(in, out, n); return; }
-#endif
     for (size_t i = 0; i < n; i++) out[i] = zq_f16_to_f32(in[i]);
 }
 
-void zq_f32_to_f16_n(const float *in, uint16_t *out, size_t n)
+void zq_f32_to_f16_n_ref(const float *in, uint16_t *out, size_t n)
 {
-#ifdef ZQ_X86
-    if (have_f16c()) { f32_to_f16_f16c(in, out, n); return; }
-#endif
     for (size_t i = 0; i < n; i++) out[i] = zq_f32_to_f16(in[i]);
 }
+
+void zq_transpose_f16_to_f32_ref(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst)
+{
+    for (size_t k = 0; k < rows; k++)
+        for (size_t c = 0; c < cols; c++) dst[c * rows + k] = zq_f16_to_f32(src[k * src_stride + c]);
+}
+
+void zq_f16_to_f32_n(const uint16_t *in, float *out, size_t n) { zq_kernels_active()->f16_to_f32(in, out, n); }
+void zq_f32_to_f16_n(const float *in, uint16_t *out, size_t n) { zq_kernels_active()->f32_to_f16(in, out, n); }
 
 void zq_bf16_to_f32_n(const uint16_t *in, float *out, size_t n)
 {

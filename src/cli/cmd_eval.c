@@ -109,20 +109,6 @@ static int parse_args(int argc, char **argv, eval_args *a)
     return -1;
 }
 
-static zq_status parse_act(const char *s, zq_act_mode *m, zq_error *err)
-{
-    if (!strcmp(s, "int8-token")) *m = ZQ_AQ_TOKEN;
-    else if (!strcmp(s, "int8-tensor")) *m = ZQ_AQ_TENSOR;
-    else if (!strcmp(s, "none")) *m = ZQ_AQ_NONE;
-    else return zq_fail(err, ZQ_ERR_USAGE, "--act must be int8-token, int8-tensor or none, not '%s'", s);
-    return ZQ_OK;
-}
-
-static const char *act_name(zq_act_mode m)
-{
-    return m == ZQ_AQ_TOKEN ? "int8-token" : m == ZQ_AQ_TENSOR ? "int8-tensor" : "none";
-}
-
 static zq_status load_tokens(const eval_args *a, const char *model, zq_net *net, zq_net *ref, int32_t **ids, size_t *n,
                              zq_error *err)
 {
@@ -159,7 +145,7 @@ static void print_result(const eval_args *a, const char *model, zq_act_mode act,
         cJSON_AddStringToObject(j, "model", model);
         cJSON_AddNumberToObject(j, "tokens", (double)r->tokens);
         cJSON_AddNumberToObject(j, "ctx", ctx);
-        cJSON_AddStringToObject(j, "act", act_name(act));
+        cJSON_AddStringToObject(j, "act", zq_act_mode_name(act));
         cJSON_AddNumberToObject(j, "nll", r->nll);
         cJSON_AddNumberToObject(j, "ppl", ppl);
         if (a->ref) {
@@ -176,7 +162,7 @@ static void print_result(const eval_args *a, const char *model, zq_act_mode act,
         cli_json_print(stdout, j);
         return;
     }
-    printf("%s: %llu tokens, ctx %d, activations %s\n", model, (unsigned long long)r->tokens, ctx, act_name(act));
+    printf("%s: %llu tokens, ctx %d, activations %s\n", model, (unsigned long long)r->tokens, ctx, zq_act_mode_name(act));
     printf("  ppl %.4f (nll %.4f nats/token)\n", ppl, r->nll);
     if (a->ref) {
         printf("  reference %s: ppl %.4f (nll %.4f)\n", a->ref, ref_ppl, r->ref_nll);
@@ -203,8 +189,8 @@ int cmd_eval(int argc, char **argv)
     if (st == ZQ_OK && a.ref) st = zq_net_open(a.ref, 0, &ref, &err);
     if (st == ZQ_OK) {
         const zq_activation *rec = zq_net_activation(net);
-        if (a.act) st = parse_act(a.act, &act, &err);
-        else if (rec && rec->bits == 8) act = rec->dynamic ? ZQ_AQ_TOKEN : ZQ_AQ_TENSOR;
+        if (a.act) st = zq_act_mode_parse(a.act, &act, &err);
+        else if (rec) act = zq_act_mode_of(rec);
         if (!rec && act != ZQ_AQ_NONE) zq_net_mark_all_quantized(net); /* an FP model: every Linear */
     }
     if (st == ZQ_OK) st = load_tokens(&a, model, net, ref, &ids, &n, &err);

@@ -30,14 +30,14 @@ static uint64_t numel(const zq_tensor *t)
 
 static void group_label(const zq_tensor *t, char *buf, size_t size)
 {
-    if (t->spec.bits == 16) snprintf(buf, size, "-");
+    if (!zq_qspec_quantized(&t->spec)) snprintf(buf, size, "-");
     else if (t->grid.group_rows == 1 && t->grid.group_cols >= t->grid.cols) snprintf(buf, size, "row");
     else if (t->grid.group_rows == 1) snprintf(buf, size, "g%llu", (unsigned long long)t->grid.group_cols);
     else if (t->grid.row_groups == 1) snprintf(buf, size, "tensor");
     else snprintf(buf, size, "blocks%llu", (unsigned long long)t->grid.row_groups);
 }
 
-static const char *kind(const zq_tensor *t) { return t->spec.bits == 16 ? "f16" : t->spec.bits == 8 ? "int8" : "int4"; }
+static const char *kind(const zq_tensor *t) { return zq_format_of(t->spec.bits)->name; }
 
 static void print_json(const zq_file *f, uint64_t fp16)
 {
@@ -59,7 +59,7 @@ static void print_json(const zq_file *f, uint64_t fp16)
         for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
         cJSON_AddStringToObject(o, "dtype", kind(t));
         cJSON_AddNumberToObject(o, "bits", t->spec.bits);
-        int q = t->spec.bits != 16;
+        int q = zq_qspec_quantized(&t->spec);
         cJSON_AddNumberToObject(o, "group_size", q ? (double)t->grid.group_cols : 0);
         cJSON_AddNumberToObject(o, "group_rows", q ? (double)t->grid.group_rows : 0);
         cJSON_AddBoolToObject(o, "symmetric", q ? t->spec.symmetric : 1);
@@ -77,11 +77,16 @@ static void print_json(const zq_file *f, uint64_t fp16)
     cli_json_print(stdout, root);
 }
 
+static const char *activation_label(zq_act_mode m)
+{
+    return m == ZQ_AQ_TOKEN ? "int8 token-wise dynamic" : m == ZQ_AQ_TENSOR ? "int8 per-tensor static" : "fp16 (not quantized)";
+}
+
 static void print_table(const zq_file *f, uint64_t fp16)
 {
     const zq_activation *a = zq_file_activation(f);
     printf("%s: model_type %s, activations %s\n", zq_file_path(f), *zq_file_model_type(f) ? zq_file_model_type(f) : "unknown",
-           a->bits == 16 ? "fp16 (not quantized)" : a->dynamic ? "int8 token-wise dynamic" : "int8 per-tensor static");
+           activation_label(zq_act_mode_of(a)));
     printf("%-48s %-16s %-5s %-8s %-5s %12s %10s\n", "tensor", "shape", "kind", "group", "sym", "bytes", "rel_rmse");
     for (size_t i = 0; i < zq_file_count(f); i++) {
         const zq_tensor *t = zq_file_tensor(f, i);
@@ -91,7 +96,7 @@ static void print_table(const zq_file *f, uint64_t fp16)
             at += (size_t)snprintf(shape + at, sizeof shape - at, d ? "x%lld" : "%lld", (long long)t->shape[d]);
         if (t->ndim == 0) snprintf(shape, sizeof shape, "scalar");
         group_label(t, group, sizeof group);
-        int q = t->spec.bits != 16;
+        int q = zq_qspec_quantized(&t->spec);
         char rel[32] = "-";
         if (q) snprintf(rel, sizeof rel, "%.6f", t->rel_rmse);
         printf("%-48s %-16s %-5s %-8s %-5s %12llu %10s\n", t->name, shape, kind(t), group,

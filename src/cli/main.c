@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "zquant/quant.h"
 #include "zquant/signals.h"
 
 typedef struct {
@@ -46,7 +47,7 @@ int main(int argc, char **argv)
     }
     const char *name = argv[1];
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
-        printf("zquant %s\n", ZQ_VERSION);
+        printf("zquant %s\nkernels: %s\n", ZQ_VERSION, zq_kernels_name());
         return 0;
     }
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {

@@ -93,7 +93,12 @@ int cli_qargs_option(cli_qargs *q, int c, char *arg, const char *cmd)
     case OPT_RULE: return push_rule(q, arg) ? 0 : cli_usage(cmd, "--rule takes GLOB=SPEC, not '%s'", arg);
     case OPT_INCLUDE: return push(&q->include, &q->ninclude, arg) ? 0 : ZQ_ERR_NOMEM;
     case OPT_EXCLUDE: return push(&q->exclude, &q->nexclude, arg) ? 0 : ZQ_ERR_NOMEM;
-    case OPT_ACT: o->act = arg; return 0;
+    case OPT_ACT: {
+        zq_error err = {0};
+        if (zq_act_mode_parse(arg, &o->act, &err) != ZQ_OK) return cli_fail(&err);
+        o->act_given = 1;
+        return 0;
+    }
     case 't':
         if (!cli_parse_long(arg, 1, 1024, &v)) return cli_usage(cmd, "--threads must be 1 to 1024, not '%s'", arg);
         o->threads = (int)v;

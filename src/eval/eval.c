@@ -231,7 +231,8 @@ zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_ne
     zq_status st = ws && kc && vc ? side_init(&s, net, ZQ_AQ_NONE, (size_t)total, err)
                                   : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     const zq_activation *act = zq_net_activation(net);
-    if (st == ZQ_OK && act && act->bits == 8) s.aq.mode = act->dynamic ? ZQ_AQ_TOKEN : ZQ_AQ_NONE;
+    /* static ranges would need calibration first; generation runs dynamic ones only */
+    if (st == ZQ_OK && act && zq_act_mode_of(act) == ZQ_AQ_TOKEN) s.aq.mode = ZQ_AQ_TOKEN;
     uint64_t rng = seed ? seed : 0x9e3779b97f4a7c15ull;
     memcpy(out, prompt, (size_t)n_prompt * sizeof *out);
     /* the prompt in one pass, then one token at a time against the cache */

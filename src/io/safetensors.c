@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "io/source_impl.h"
+#include "base/le.h"
 #include "base/util.h"
 
 #define HEADER_LIMIT (100u << 20)
@@ -265,8 +266,7 @@ static zq_status add_file(zq_source *src, const char *path, zq_error *err)
     if (!(f->path = strdup(path))) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     ZQ_TRY(map_file(f, err));
 
-    uint64_t hlen = 0;
-    for (int k = 7; k >= 0; k--) hlen = hlen << 8 | f->map[k];
+    uint64_t hlen = zq_load_le64(f->map);
     if (hlen > f->size - 8)
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': header length %llu runs past the end of the file (%llu bytes)",
                        path, (unsigned long long)hlen, (unsigned long long)f->size);

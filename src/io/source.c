@@ -199,7 +199,7 @@ zq_status zq_source_read_columns(zq_source *src, size_t i, uint64_t col0, uint64
     ZQ_TRY(check_block(src, i, 0, t->rows, col0, ncols, err));
     const unsigned char *raw = src->ops->raw ? src->ops->raw(src, i) : NULL;
     if (raw && t->dtype == ZQ_DT_F16 && (uintptr_t)raw % 2 == 0) {
-        zq_transpose_f16_to_f32((const uint16_t *)raw + col0, t->cols, t->rows, ncols, out);
+        zq_kernels_active()->transpose_f16_to_f32((const uint16_t *)raw + col0, t->cols, t->rows, ncols, out);
         return ZQ_OK;
     }
     enum { KB = 64, CB = 16 }; /* a tile small enough for the stack */

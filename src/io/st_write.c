@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/le.h"
+
 unsigned char *zq_st_header(const zq_st_entry *e, size_t n, size_t esize, size_t *len)
 {
     cJSON *root = cJSON_CreateObject();
@@ -28,7 +30,7 @@ unsigned char *zq_st_header(const zq_st_entry *e, size_t n, size_t esize, size_t
     size_t tl = strlen(text), padded = (tl + 7) / 8 * 8;
     unsigned char *out = malloc(8 + padded);
     if (out) {
-        for (int b = 0; b < 8; b++) out[b] = (unsigned char)((uint64_t)padded >> (8 * b));
+        zq_store_le64(out, padded);
         memcpy(out + 8, text, tl);
         memset(out + 8 + tl, ' ', padded - tl);
         *len = 8 + padded;

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/le.h"
 #include "io/source_impl.h"
 #include "zquant/tokenizer.h"
 
@@ -11,7 +12,7 @@ static zq_status npy_tokens(const char *path, const unsigned char *d, size_t len
                             zq_error *err)
 {
     if (len < 10) return zq_fail(err, ZQ_ERR_FORMAT, "'%s': truncated .npy header", path);
-    size_t hl = d[6] == 1 ? (size_t)(d[8] | d[9] << 8) : len >= 12 ? (size_t)(d[8] | d[9] << 8 | d[10] << 16 | (size_t)d[11] << 24) : 0;
+    size_t hl = d[6] == 1 ? (size_t)zq_load_le(d + 8, 2) : len >= 12 ? (size_t)zq_load_le32(d + 8) : 0;
     size_t start = (d[6] == 1 ? 10 : 12) + hl;
     if (start > len) return zq_fail(err, ZQ_ERR_FORMAT, "'%s': .npy header runs past the end", path);
     char hdr[1024];
@@ -34,8 +35,7 @@ static zq_status npy_tokens(const char *path, const unsigned char *d, size_t len
     if (!*ids) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < count; i++) {
         const unsigned char *p = d + start + i * (size_t)size;
-        uint64_t u = 0;
-        for (int b = size - 1; b >= 0; b--) u = u << 8 | p[b];
+        uint64_t u = zq_load_le(p, size);
         int64_t v = (int64_t)u;
         if (kind == 'i' && size < 8 && (u >> (8 * size - 1)) & 1) v = (int64_t)(u | ~((1ull << (8 * size)) - 1)); /* sign-extend */
         if (v < 0 || v > INT32_MAX) {
@@ -67,7 +67,7 @@ zq_status zq_tokens_read(const char *path, int32_t **ids, size_t *n, zq_error *e
         if (!*ids) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         for (size_t i = 0; st == ZQ_OK && i < *n; i++) {
             const unsigned char *p = (const unsigned char *)d + 4 * i;
-            uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+            uint32_t v = zq_load_le32(p);
             if (v > INT32_MAX) st = zq_fail(err, ZQ_ERR_DATA, "'%s': token %zu is %u, not a token id", path, i, v);
             else (*ids)[i] = (int32_t)v;
         }

@@ -64,7 +64,7 @@ zq_status lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *
         for (size_t i = 0; i < zq_source_count(src) && !info; i++)
             if (!strcmp(zq_source_tensor(src, i)->name, units[k].name)) info = zq_source_tensor(src, i);
         if (!info) return zq_fail(err, ZQ_ERR_INTERNAL, "tensor '%s' vanished", units[k].name);
-        zq_activation act;
+        zq_act_mode act;
         ZQ_TRY(zq_quantize_plan(q, model, info, &p->spec, &act, err));
         p->master = malloc(p->n * sizeof(float));
         p->grad = calloc(p->n, sizeof(float));
@@ -211,7 +211,7 @@ char *lkd_make_signature(const zq_lkd_opts *o)
     cJSON_AddStringToObject(j, "input", o->q.input);
     cJSON_AddStringToObject(j, "preset", o->q.preset ? o->q.preset : "w8a8");
     cJSON_AddStringToObject(j, "base", spec);
-    cJSON_AddStringToObject(j, "act", o->q.act ? o->q.act : "");
+    cJSON_AddStringToObject(j, "act", o->q.act_given ? zq_act_mode_name(o->q.act) : "");
     cJSON *r = cJSON_AddArrayToObject(j, "rules");
     for (size_t k = 0; k < o->q.nrules; k++) {
         cJSON_AddItemToArray(r, cJSON_CreateString(o->q.rules[k].glob));

@@ -299,9 +299,7 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     if (st == ZQ_OK && o->resume) st = lkd_load_state(&w, done, a->n_layers, err);
     if (st == ZQ_OK) {
         zq_qspec unused;
-        zq_activation act;
-        st = zq_quantize_plan(&o->q, &model, zq_source_tensor(src, 0), &unused, &act, err);
-        r.aq.mode = act.bits == 8 ? (act.dynamic ? ZQ_AQ_TOKEN : ZQ_AQ_TENSOR) : ZQ_AQ_NONE;
+        st = zq_quantize_plan(&o->q, &model, zq_source_tensor(src, 0), &unused, &r.aq.mode, err);
         r.aq.n_ids = zq_net_linear_ids(net);
         r.aq.absmax = calloc((size_t)r.aq.n_ids + 1, sizeof(float));
         if (!r.aq.absmax) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");

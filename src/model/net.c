@@ -76,7 +76,7 @@ static uint64_t numel_at(const zq_net *n, size_t i)
 
 static int quantized_at(const zq_net *n, size_t i)
 {
-    return n->all_quantized || (n->zq && zq_file_tensor(n->zq, i)->spec.bits != 16);
+    return n->all_quantized || (n->zq && zq_qspec_quantized(&zq_file_tensor(n->zq, i)->spec));
 }
 
 /* Reads tensor i as float; a Conv1D weight ([in, out] on disk) as [out, in]. */
@@ -84,7 +84,7 @@ static zq_status read_tensor(zq_net *n, size_t i, int conv1d, float *out, zq_err
 {
     if (n->zq) {
         const zq_tensor *t = zq_file_tensor(n->zq, i);
-        if (!conv1d || (t->spec.bits != 16 && t->transposed)) return zq_file_dequantize_matrix(n->zq, i, out, err);
+        if (!conv1d || (zq_qspec_quantized(&t->spec) && t->transposed)) return zq_file_dequantize_matrix(n->zq, i, out, err);
         /* an FP16-kept Conv1D weight is stored as the input had it */
         uint64_t rows = (uint64_t)t->shape[0], cols = (uint64_t)t->shape[1];
         float *tmp = malloc(rows * cols * sizeof *tmp);

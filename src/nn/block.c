@@ -179,40 +179,6 @@ zq_status zq_arch_from_config(const char *config_json, const char *origin, zq_ar
     return st;
 }
 
-/* ---- activation quantization -------------------------------------------- */
-
-void zq_fake_quant_tokens(float *x, int rows, int cols)
-{
-    for (int r = 0; r < rows; r++) {
-        float *v = x + (size_t)r * cols;
-        float lo = v[0], hi = v[0];
-        for (int c = 1; c < cols; c++) {
-            lo = v[c] < lo ? v[c] : lo;
-            hi = v[c] > hi ? v[c] : hi;
-        }
-        float scale = (hi - lo) / 255.0f;
-        if (!(scale > 0)) continue; /* a constant row is exact already */
-        float inv = 1.0f / scale, zp = nearbyintf(-lo * inv);
-        for (int c = 0; c < cols; c++) {
-            float q = nearbyintf(v[c] * inv) + zp;
-            q = q < 0 ? 0 : q > 255 ? 255 : q;
-            v[c] = (q - zp) * scale;
-        }
-    }
-}
-
-void zq_fake_quant_tensor(float *x, size_t n, float absmax)
-{
-    float scale = absmax / 127.0f;
-    if (!(scale > 0)) return;
-    float inv = 1.0f / scale;
-    for (size_t i = 0; i < n; i++) {
-        float q = nearbyintf(x[i] * inv);
-        q = q < -127 ? -127 : q > 127 ? 127 : q;
-        x[i] = q * scale;
-    }
-}
-
 /* ---- threads ----------------------------------------------------------------- */
 
 static int engine_threads;

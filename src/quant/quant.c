@@ -1,105 +1,16 @@
-#include "zquant/quant.h"
-
+/* The reference quantizer: group ranges, scales, codes and their error, the
+ * straight-through fake quantization LKD trains with, and reading codes
+ * back. The _ref functions define every stored bit; the entry points run
+ * the active kernel set (see simd/kernels.h). */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "simd/kernels.h"
 #include "zquant/fp16.h"
+#include "zquant/quant.h"
 
-/* Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer,
- * ties to even, for |x| < 2^22: exact, branch-free and vectorizable. Codes
- * are at most 2^8 in magnitude here. */
-#define RNE_MAGIC 12582912.0f
-
-static float rne(float x) { return (x + RNE_MAGIC) - RNE_MAGIC; }
-
-static int parse_uint(const char *s, uint32_t *v)
-{
-    if (*s < '0' || *s > '9') return 0;
-    unsigned long long x = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') return 0;
-        x = x * 10 + (unsigned)(*s - '0');
-        if (x > 0xffffffffull) return 0;
-    }
-    *v = (uint32_t)x;
-    return 1;
-}
-
-zq_status zq_qspec_parse(const char *text, zq_qspec *out, zq_error *err)
-{
-    zq_qspec s = *out;
-    char buf[128];
-    if (snprintf(buf, sizeof buf, "%s", text) >= (int)sizeof buf)
-        return zq_fail(err, ZQ_ERR_USAGE, "'%s': spec too long", text);
-    char *save = NULL;
-    char *tok = strtok_r(buf, ":", &save);
-    if (!tok) return zq_fail(err, ZQ_ERR_USAGE, "empty quantization spec");
-    if (strcmp(tok, "fp16") == 0 || strcmp(tok, "f16") == 0) s.bits = 16;
-    else if (strcmp(tok, "int8") == 0) s.bits = 8;
-    else if (strcmp(tok, "int4") == 0) s.bits = 4;
-    else return zq_fail(err, ZQ_ERR_USAGE, "'%s': spec must start with int8, int4 or fp16", text);
-    while ((tok = strtok_r(NULL, ":", &save))) {
-        uint32_t v;
-        if (s.bits == 16) return zq_fail(err, ZQ_ERR_USAGE, "'%s': fp16 takes no options", text);
-        if (strcmp(tok, "sym") == 0) s.symmetric = 1;
-        else if (strcmp(tok, "asym") == 0) s.symmetric = 0;
-        else if (strcmp(tok, "row") == 0) s.gran = ZQ_GRAN_ROW;
-        else if (strcmp(tok, "tensor") == 0) s.gran = ZQ_GRAN_TENSOR;
-        else if (tok[0] == 'g' && parse_uint(tok + 1, &v)) {
-            if (v == 0 || v > ZQ_MAX_GROUP_SIZE)
-                return zq_fail(err, ZQ_ERR_USAGE, "'%s': group size must be 1 to %u", text, ZQ_MAX_GROUP_SIZE);
-            s.gran = ZQ_GRAN_GROUP;
-            s.group_size = v;
-        } else if (strncmp(tok, "blocks", 6) == 0 && parse_uint(tok + 6, &v)) {
-            if (v == 0 || v > ZQ_MAX_GROUP_SIZE)
-                return zq_fail(err, ZQ_ERR_USAGE, "'%s': block count must be 1 to %u", text, ZQ_MAX_GROUP_SIZE);
-            s.gran = ZQ_GRAN_BLOCKS;
-            s.blocks = v;
-        } else
-            return zq_fail(err, ZQ_ERR_USAGE, "'%s': unknown spec part '%s' (gN, row, tensor, blocksN, sym, asym)",
-                           text, tok);
-    }
-    *out = s;
-    return ZQ_OK;
-}
-
-void zq_qspec_format(const zq_qspec *s, char *buf, size_t size)
-{
-    if (s->bits == 16) {
-        snprintf(buf, size, "fp16");
-        return;
-    }
-    char gran[32];
-    switch (s->gran) {
-    case ZQ_GRAN_GROUP: snprintf(gran, sizeof gran, "g%u", s->group_size); break;
-    case ZQ_GRAN_ROW: snprintf(gran, sizeof gran, "row"); break;
-    case ZQ_GRAN_TENSOR: snprintf(gran, sizeof gran, "tensor"); break;
-    case ZQ_GRAN_BLOCKS: snprintf(gran, sizeof gran, "blocks%u", s->blocks); break;
-    }
-    snprintf(buf, size, "int%d:%s:%s", s->bits, gran, s->symmetric ? "sym" : "asym");
-}
-
-void zq_grid_init(zq_grid *g, const zq_qspec *s, uint64_t rows, uint64_t cols)
-{
-    g->rows = rows;
-    g->cols = cols;
-    g->group_rows = 1;
-    g->group_cols = cols;
-    switch (s->gran) {
-    case ZQ_GRAN_GROUP: g->group_cols = s->group_size < cols ? s->group_size : cols; break;
-    case ZQ_GRAN_ROW: break;
-    case ZQ_GRAN_TENSOR: g->group_rows = rows; break;
-    case ZQ_GRAN_BLOCKS: g->group_rows = (rows + s->blocks - 1) / s->blocks; break;
-    }
-    if (g->group_rows == 0) g->group_rows = 1;
-    if (g->group_cols == 0) g->group_cols = 1;
-    g->row_groups = (rows + g->group_rows - 1) / g->group_rows;
-    g->col_groups = (cols + g->group_cols - 1) / g->group_cols;
-    g->row_bytes = s->bits == 4 ? (cols + 1) / 2 : cols;
-}
+static float rne(float x) { return (x + ZQ_RNE_MAGIC) - ZQ_RNE_MAGIC; }
 
 int zq_range_f32_ref(const float *x, size_t n, float *lo, float *hi, size_t *bad_index)
 {
@@ -193,58 +104,32 @@ void zq_quantize_run_ref(const zq_qspec *spec, const float *x, size_t n, uint16_
     sums->signal2 += sw;
 }
 
-void zq_pack_row(int bits, const uint8_t *q, size_t n, uint8_t *out)
-{
-    if (bits == 8) {
-        memcpy(out, q, n);
-        return;
-    }
-    if (n >= 32 && zq_have_avx2()) {
-        zq_pack_int4_avx2(q, n, out);
-        return;
-    }
-    size_t k = 0;
-    for (; k + 1 < n; k += 2) out[k / 2] = (uint8_t)((q[k] & 0x0f) | (q[k + 1] & 0x0f) << 4);
-    if (k < n) out[k / 2] = (uint8_t)(q[k] & 0x0f);
-}
-
-void zq_dequantize_run(int bits, int symmetric, const uint8_t *row, uint64_t col0, size_t n, uint16_t scale,
-                       uint16_t min, float *out)
-{
-    const float s = zq_f16_to_f32(scale);
-    const float m = symmetric ? 0.0f : zq_f16_to_f32(min);
-    for (size_t k = 0; k < n; k++) {
-        uint64_t c = col0 + k;
-        int code;
-        if (bits == 8) {
-            code = symmetric ? (int)(int8_t)row[c] : (int)row[c];
-        } else {
-            int nib = (row[c / 2] >> ((c & 1) * 4)) & 0x0f;
-            code = symmetric ? (nib ^ 8) - 8 : nib;
-        }
-        out[k] = (float)code * s + m;
-    }
-}
-
-/* The vector kernels compute the same bits as the references above (same
- * operations, same eight-lane sums); tests/unit/test_quant.c holds them to it. */
 int zq_range_f32(const float *x, size_t n, float *lo, float *hi, size_t *bad_index)
 {
-    if (zq_have_avx2()) return zq_range_f32_avx2(x, n, lo, hi, bad_index);
-    return zq_range_f32_ref(x, n, lo, hi, bad_index);
+    return zq_kernels_active()->range_f32(x, n, lo, hi, bad_index);
 }
 
 void zq_quantize_run(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min, uint8_t *q,
                      zq_err_sums *sums)
 {
-    if (zq_have_avx2()) zq_quantize_run_avx2(spec, x, n, scale, min, q, sums);
-    else zq_quantize_run_ref(spec, x, n, scale, min, q, sums);
+    zq_kernels_active()->quantize_run(spec, x, n, scale, min, q, sums);
+}
+
+void zq_pack_row(int bits, const uint8_t *q, size_t n, uint8_t *out) { zq_format_of(bits)->pack_row(q, n, out); }
+
+void zq_dequantize_run(int bits, int symmetric, const uint8_t *row, uint64_t col0, size_t n, uint16_t scale,
+                       uint16_t min, float *out)
+{
+    const zq_format *f = zq_format_of(bits);
+    const float s = zq_f16_to_f32(scale);
+    const float m = symmetric ? 0.0f : zq_f16_to_f32(min);
+    for (size_t k = 0; k < n; k++) out[k] = (float)f->code_at(row, col0 + k, symmetric) * s + m;
 }
 
 zq_status zq_fake_quant_matrix(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols, float *out,
                                zq_error *err)
 {
-    if (spec->bits == 16) {
+    if (!zq_qspec_quantized(spec)) {
         for (uint64_t i = 0; i < rows * cols; i++) out[i] = zq_f16_to_f32(zq_f32_to_f16(w[i]));
         return ZQ_OK;
     }
@@ -255,12 +140,11 @@ zq_status zq_fake_quant_matrix(const zq_qspec *spec, const float *w, uint64_t ro
     zq_err_sums ignore = {0, 0};
     for (uint64_t gi = 0; gi < g.row_groups; gi++)
         for (uint64_t gj = 0; gj < g.col_groups; gj++) {
-            uint64_t r0 = gi * g.group_rows, r1 = r0 + g.group_rows < rows ? r0 + g.group_rows : rows;
-            uint64_t c0 = gj * g.group_cols, n = cols - c0 < g.group_cols ? cols - c0 : g.group_cols;
+            zq_group q = zq_grid_group(&g, gi * g.group_rows, gj);
             float lo = INFINITY, hi = -INFINITY, l, h;
             size_t bad;
-            for (uint64_t r = r0; r < r1; r++) {
-                if (!zq_range_f32(w + r * cols + c0, (size_t)n, &l, &h, &bad)) {
+            for (uint64_t r = q.row0; r < q.row0 + q.nrows; r++) {
+                if (!zq_range_f32(w + r * cols + q.col0, (size_t)q.ncols, &l, &h, &bad)) {
                     free(codes);
                     return zq_fail(err, ZQ_ERR_DATA, "NaN or Inf in a weight being tuned (row %llu)", (unsigned long long)r);
                 }
@@ -273,11 +157,11 @@ zq_status zq_fake_quant_matrix(const zq_qspec *spec, const float *w, uint64_t ro
                 return zq_fail(err, ZQ_ERR_DATA, "a tuned weight outgrew an FP16 scale");
             }
             float s = zq_f16_to_f32(scale), m = spec->symmetric ? 0.0f : zq_f16_to_f32(min);
-            for (uint64_t r = r0; r < r1; r++) {
-                zq_quantize_run(spec, w + r * cols + c0, (size_t)n, scale, min, codes, &ignore);
-                for (uint64_t k = 0; k < n; k++) {
+            for (uint64_t r = q.row0; r < q.row0 + q.nrows; r++) {
+                zq_quantize_run(spec, w + r * cols + q.col0, (size_t)q.ncols, scale, min, codes, &ignore);
+                for (uint64_t k = 0; k < q.ncols; k++) {
                     int code = spec->symmetric ? (int)(int8_t)codes[k] : (int)codes[k];
-                    out[r * cols + c0 + k] = (float)code * s + m;
+                    out[r * cols + q.col0 + k] = (float)code * s + m;
                 }
             }
         }

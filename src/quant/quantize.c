@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "simd/kernels.h"
 #include "base/pool.h"
 #include "base/util.h"
 #include "zq/meta.h"
@@ -21,10 +20,11 @@
 #include "zquant/source.h"
 
 #define CHUNK_ELEMS (1u << 18)
+#define FP16_BITS 16 /* a spec that keeps the tensor as it is, in FP16 */
 
 const zq_preset zq_presets[] = {
-    {"w8a8", 8, 8, 8},    {"w8a16", 8, 8, 16}, {"w4/8a16", 8, 4, 16},
-    {"w4/8a8", 8, 4, 8},  {"w4a16", 4, 4, 16}, {NULL, 0, 0, 0},
+    {"w8a8", 8, 8, ZQ_AQ_TOKEN},   {"w8a16", 8, 8, ZQ_AQ_NONE}, {"w4/8a16", 8, 4, ZQ_AQ_NONE},
+    {"w4/8a8", 8, 4, ZQ_AQ_TOKEN}, {"w4a16", 4, 4, ZQ_AQ_NONE}, {NULL, 0, 0, ZQ_AQ_NONE},
 };
 
 const zq_preset *zq_preset_find(const char *name)
@@ -58,31 +58,25 @@ static zq_status plan_spec(const zq_quantize_opts *o, const zq_preset *preset, c
 {
     *spec = o->base;
     int role_bits = role.role == ZQ_ROLE_MLP ? preset->mlp_bits : preset->attention_bits;
-    spec->bits = role.role == ZQ_ROLE_OTHER ? 16 : role_bits;
+    spec->bits = role.role == ZQ_ROLE_OTHER ? FP16_BITS : role_bits;
     if (matches_any(o->include, o->ninclude, info->name)) spec->bits = role_bits;
-    if (matches_any(o->exclude, o->nexclude, info->name)) spec->bits = 16;
+    if (matches_any(o->exclude, o->nexclude, info->name)) spec->bits = FP16_BITS;
     for (size_t k = 0; k < o->nrules; k++) {
         if (fnmatch(o->rules[k].glob, info->name, 0) != 0) continue;
         zq_qspec s = *spec;
-        if (s.bits == 16) s.bits = role_bits; /* "g64" alone on an FP16 tensor means: quantize it */
+        if (!zq_qspec_quantized(&s)) s.bits = role_bits; /* "g64" alone on an FP16 tensor means: quantize it */
         ZQ_TRY(zq_qspec_parse(o->rules[k].spec, &s, err));
         *spec = s;
     }
     return ZQ_OK;
 }
 
-static zq_status act_from(const zq_quantize_opts *o, const zq_preset *preset, zq_activation *a, zq_error *err)
+static zq_act_mode act_of(const zq_quantize_opts *o, const zq_preset *preset)
 {
-    const char *act = o->act ? o->act : preset->activation_bits == 8 ? "int8-token" : "none";
-    memset(a, 0, sizeof *a);
-    if (strcmp(act, "int8-token") == 0) *a = (zq_activation){8, "token", 1, 0};
-    else if (strcmp(act, "int8-tensor") == 0) *a = (zq_activation){8, "tensor", 0, 1};
-    else if (strcmp(act, "none") == 0) *a = (zq_activation){16, "none", 0, 0};
-    else return zq_fail(err, ZQ_ERR_USAGE, "'%s': activation scheme must be int8-token, int8-tensor or none", act);
-    return ZQ_OK;
+    return o->act_given ? o->act : preset->act;
 }
 
-static char *recipe_json(const zq_quantize_opts *o, const zq_preset *preset, const zq_activation *act)
+static char *recipe_json(const zq_quantize_opts *o, const zq_preset *preset)
 {
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "preset", preset->name);
@@ -97,7 +91,7 @@ static char *recipe_json(const zq_quantize_opts *o, const zq_preset *preset, con
     zq_qspec_format(&s, buf, sizeof buf);
     cJSON_AddStringToObject(w, "mlp", buf);
     cJSON_AddStringToObject(w, "other", "fp16");
-    cJSON_AddStringToObject(r, "activation", act->bits == 16 ? "none" : act->dynamic ? "int8-token" : "int8-tensor");
+    cJSON_AddStringToObject(r, "activation", zq_act_mode_name(act_of(o, preset)));
     cJSON *rules = cJSON_AddArrayToObject(r, "rules");
     for (size_t k = 0; k < o->nrules; k++) {
         cJSON *x = cJSON_CreateObject();
@@ -185,14 +179,14 @@ static zq_status run_chunk(tensor_job *j, uint64_t chunk, chunk_slot *slot, scra
         return ZQ_OK;
     }
     ZQ_TRY(load_rows(j, s, r0, nr, err));
+    const zq_format *fmt = zq_format_of(t->spec.bits);
     for (uint64_t r = 0; r < nr; r++) {
         const float *x = s->buf + r * j->cols;
-        uint64_t gbase = ((r0 + r) / g->group_rows) * g->col_groups;
         uint8_t *row_out = slot->out + r * g->row_bytes;
         for (uint64_t gj = 0; gj < g->col_groups; gj++) {
-            uint64_t c0 = gj * g->group_cols;
-            size_t n = (size_t)(j->cols - c0 < g->group_cols ? j->cols - c0 : g->group_cols), bad;
-            uint64_t idx = gbase + gj;
+            zq_group grp = zq_grid_group(g, r0 + r, gj);
+            uint64_t c0 = grp.col0, idx = grp.index;
+            size_t n = (size_t)grp.ncols, bad;
             if (j->kind == JOB_STATS || g->group_rows == 1) {
                 float lo, hi;
                 if (!zq_range_f32(x + c0, n, &lo, &hi, &bad)) return report_nonfinite(j, r0 + r, c0 + bad, err);
@@ -205,10 +199,11 @@ static zq_status run_chunk(tensor_job *j, uint64_t chunk, chunk_slot *slot, scra
                     return zq_fail(err, ZQ_ERR_DATA, "'%s': tensor '%s': values near row %llu too large for an FP16 scale",
                                    zq_source_path(j->src), j->info->name, (unsigned long long)(r0 + r));
             }
-            uint8_t *codes = t->spec.bits == 8 ? row_out + c0 : s->codes + c0;
+            /* codes one per byte are the packed row already */
+            uint8_t *codes = fmt->codes_per_byte == 1 ? row_out + c0 : s->codes + c0;
             zq_quantize_run(&t->spec, x + c0, n, j->scales[idx], j->mins[idx], codes, &slot->sums);
         }
-        if (j->kind == JOB_QUANT && t->spec.bits == 4) zq_pack_row(4, s->codes, (size_t)j->cols, row_out);
+        if (j->kind == JOB_QUANT && fmt->codes_per_byte != 1) fmt->pack_row(s->codes, (size_t)j->cols, row_out);
     }
     slot->len = j->kind == JOB_QUANT ? (size_t)(nr * g->row_bytes) : 0;
     return ZQ_OK;
@@ -336,13 +331,13 @@ static zq_status params_from_stats(tensor_job *j, zq_error *err)
     const zq_grid *g = &j->t->grid;
     for (uint64_t gi = 0; gi < g->row_groups; gi++)
         for (uint64_t gj = 0; gj < g->col_groups; gj++) {
+            zq_group grp = zq_grid_group(g, gi * g->group_rows, gj);
             float lo = INFINITY, hi = -INFINITY;
-            uint64_t rend = (gi + 1) * g->group_rows < g->rows ? (gi + 1) * g->group_rows : g->rows;
-            for (uint64_t r = gi * g->group_rows; r < rend; r++) {
+            for (uint64_t r = grp.row0; r < grp.row0 + grp.nrows; r++) {
                 lo = fminf(lo, j->lo[r * g->col_groups + gj]);
                 hi = fmaxf(hi, j->hi[r * g->col_groups + gj]);
             }
-            uint64_t idx = gi * g->col_groups + gj;
+            uint64_t idx = grp.index;
             if (!zq_group_params(&j->t->spec, lo, hi, &j->scales[idx], &j->mins[idx]))
                 return zq_fail(err, ZQ_ERR_DATA, "'%s': tensor '%s': values too large for an FP16 scale",
                                zq_source_path(j->src), j->info->name);
@@ -358,7 +353,7 @@ static zq_status run_tensor(runner *rn, zq_source *src, size_t si, size_t ti, co
     j.si = si;
     j.info = zq_source_tensor(src, si);
     j.t = t;
-    int quant = t->spec.bits != 16;
+    int quant = zq_qspec_quantized(&t->spec);
     if (quant) {
         j.rows = t->grid.rows;
         j.cols = t->grid.cols;
@@ -425,7 +420,7 @@ static zq_status declare_tensors(const zq_quantize_opts *o, const zq_preset *pre
         memcpy(t->shape, info->shape, sizeof t->shape);
         t->source_dtype = info->dtype;
         ZQ_TRY(plan_spec(o, preset, info, role, &t->spec, err));
-        if (t->spec.bits != 16) {
+        if (zq_qspec_quantized(&t->spec)) {
             t->transposed = role.transposed && info->ndim == 2;
             uint64_t rows, cols;
             zq_tensor_matrix(t, &rows, &cols);
@@ -461,7 +456,7 @@ static zq_status run_all(const zq_quantize_opts *o, zq_source *src, zq_writer *w
         rep->tensors++;
         rep->input_bytes += info->numel * zq_dtype_size(info->dtype);
         rep->fp16_bytes += info->numel * 2;
-        if (plan[i].spec.bits == 16) continue;
+        if (!zq_qspec_quantized(&plan[i].spec)) continue;
         rep->quantized++;
         double rel = sums.signal2 > 0 ? sqrt(sums.err2 / sums.signal2) : 0.0;
         double sqnr = sums.err2 > 0 ? 10.0 * log10(sums.signal2 / sums.err2) : INFINITY;
@@ -482,11 +477,10 @@ static zq_status run_all(const zq_quantize_opts *o, zq_source *src, zq_writer *w
     return st;
 }
 
-static zq_status check_opts(const zq_quantize_opts *o, const zq_preset **preset, zq_activation *act, zq_error *err)
+static zq_status check_opts(const zq_quantize_opts *o, const zq_preset **preset, zq_error *err)
 {
     *preset = zq_preset_find(o->preset ? o->preset : "w8a8");
     if (!*preset) return zq_fail(err, ZQ_ERR_USAGE, "'%s': unknown preset (w8a8, w8a16, w4/8a16, w4/8a8, w4a16)", o->preset);
-    ZQ_TRY(act_from(o, *preset, act, err));
     for (size_t k = 0; k < o->nrules; k++) { /* bad specs fail before any work */
         zq_qspec probe = o->base;
         ZQ_TRY(zq_qspec_parse(o->rules[k].spec, &probe, err));
@@ -495,10 +489,11 @@ static zq_status check_opts(const zq_quantize_opts *o, const zq_preset **preset,
 }
 
 zq_status zq_quantize_plan(const zq_quantize_opts *o, const zq_model *model, const zq_tensor_info *info,
-                           zq_qspec *spec, zq_activation *act, zq_error *err)
+                           zq_qspec *spec, zq_act_mode *act, zq_error *err)
 {
     const zq_preset *preset;
-    ZQ_TRY(check_opts(o, &preset, act, err));
+    ZQ_TRY(check_opts(o, &preset, err));
+    *act = act_of(o, preset);
     return plan_spec(o, preset, info, zq_model_classify(model, info), spec, err);
 }
 
@@ -506,12 +501,13 @@ zq_status zq_quantize_source(const zq_quantize_opts *o, zq_source *src, zq_quant
 {
     memset(rep, 0, sizeof *rep);
     const zq_preset *preset;
+    ZQ_TRY(check_opts(o, &preset, err));
     zq_activation act;
-    ZQ_TRY(check_opts(o, &preset, &act, err));
+    zq_act_mode_record(act_of(o, preset), &act);
     zq_model model;
     zq_writer *w = NULL;
     zq_tensor *plan = calloc(zq_source_count(src) + 1, sizeof *plan);
-    char *recipe = recipe_json(o, preset, &act);
+    char *recipe = recipe_json(o, preset);
     zq_status st = plan && recipe ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     if (st == ZQ_OK) st = zq_model_detect(zq_source_config(src), zq_source_path(src), &model, err);
     if (st == ZQ_OK) st = zq_writer_open(o->output, o->force, o->zstd_level, &w, err);
@@ -537,8 +533,7 @@ zq_status zq_quantize(const zq_quantize_opts *o, zq_quantize_report *rep, zq_err
 {
     memset(rep, 0, sizeof *rep);
     const zq_preset *preset;
-    zq_activation act;
-    ZQ_TRY(check_opts(o, &preset, &act, err)); /* before opening anything */
+    ZQ_TRY(check_opts(o, &preset, err)); /* before opening anything */
     zq_source *src = NULL;
     ZQ_TRY(zq_source_open(o->input, &src, err));
     zq_status st = zq_quantize_source(o, src, rep, err);

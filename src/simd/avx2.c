@@ -1,22 +1,23 @@
+/* The AVX2 kernel set (with F16C for halves and SSE4.2 for CRC-32C): the
+ * same operations in the same order as the scalar references, eight lanes at
+ * a time, so every result is bit-identical to theirs. */
+#include "simd/kernels.h"
+
+#ifndef ZQ_SIMD
+#define ZQ_SIMD 1
+#endif
+
+#if ZQ_SIMD && defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
-#include "simd/kernels.h"
 #include "zquant/fp16.h"
 
-#define RNE_MAGIC 12582912.0f
+#define TARGET __attribute__((target("avx2,f16c,sse4.2")))
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-
-int zq_have_avx2(void)
-{
-    static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx2");
-    return cached;
-}
-
-__attribute__((target("avx2"))) int zq_range_f32_avx2(const float *x, size_t n, float *lo, float *hi,
+TARGET static int range_f32(const float *x, size_t n, float *lo, float *hi,
                                                       size_t *bad_index)
 {
     __m256 mn = _mm256_set1_ps(INFINITY), mx = _mm256_set1_ps(-INFINITY);
@@ -54,7 +55,7 @@ __attribute__((target("avx2"))) int zq_range_f32_avx2(const float *x, size_t n, 
     return 1;
 }
 
-__attribute__((target("avx2"))) void zq_quantize_run_avx2(const zq_qspec *spec, const float *x, size_t n,
+TARGET static void quantize_run(const zq_qspec *spec, const float *x, size_t n,
                                                          uint16_t scale, uint16_t min, uint8_t *q,
                                                          zq_err_sums *sums)
 {
@@ -64,7 +65,7 @@ __attribute__((target("avx2"))) void zq_quantize_run_avx2(const zq_qspec *spec, 
     const float qlo = spec->symmetric ? -(float)(1 << (spec->bits - 1)) : 0.0f;
     const float qhi = spec->symmetric ? (float)((1 << (spec->bits - 1)) - 1) : (float)((1 << spec->bits) - 1);
     const __m256 vs = _mm256_set1_ps(s), vm = _mm256_set1_ps(m), vinv = _mm256_set1_ps(inv);
-    const __m256 vlo = _mm256_set1_ps(qlo), vhi = _mm256_set1_ps(qhi), magic = _mm256_set1_ps(RNE_MAGIC);
+    const __m256 vlo = _mm256_set1_ps(qlo), vhi = _mm256_set1_ps(qhi), magic = _mm256_set1_ps(ZQ_RNE_MAGIC);
     /* byte 0 of each 32-bit lane, then the two 128-bit halves side by side */
     const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                                           0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
@@ -87,7 +88,7 @@ __attribute__((target("avx2"))) void zq_quantize_run_avx2(const zq_qspec *spec, 
     _mm256_storeu_ps(w, w2);
     for (; i < n; i++) {
         float v = x[i];
-        float c = ((v - m) * inv + RNE_MAGIC) - RNE_MAGIC;
+        float c = ((v - m) * inv + ZQ_RNE_MAGIC) - ZQ_RNE_MAGIC;
         c = c < qlo ? qlo : c;
         c = c > qhi ? qhi : c;
         float d = v - (c * s + m);
@@ -103,7 +104,7 @@ __attribute__((target("avx2"))) void zq_quantize_run_avx2(const zq_qspec *spec, 
 
 /* Eight rows of eight values in registers, transposed: the classic
  * unpack / shuffle / lane-swap sequence. */
-__attribute__((target("avx2"))) static inline void transpose8x8_regs(__m256 r[8])
+TARGET static inline void transpose8x8_regs(__m256 r[8])
 {
     __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
     __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
@@ -123,7 +124,7 @@ __attribute__((target("avx2"))) static inline void transpose8x8_regs(__m256 r[8]
     r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-__attribute__((target("avx2,f16c"))) static void transpose_f16_8x8(const uint16_t *src, size_t ss, float *dst,
+TARGET static void transpose_f16_8x8(const uint16_t *src, size_t ss, float *dst,
                                                                    size_t ds)
 {
     __m256 r[8];
@@ -132,7 +133,7 @@ __attribute__((target("avx2,f16c"))) static void transpose_f16_8x8(const uint16_
     for (int k = 0; k < 8; k++) _mm256_storeu_ps(dst + k * ds, r[k]);
 }
 
-__attribute__((target("avx2"))) void zq_pack_int4_avx2(const uint8_t *q, size_t n, uint8_t *out)
+TARGET static void pack_int4(const uint8_t *q, size_t n, uint8_t *out)
 {
     const __m256i low = _mm256_set1_epi8(0x0f), weights = _mm256_set1_epi16(0x1001); /* bytes 1, 16 */
     size_t k = 0;
@@ -142,34 +143,71 @@ __attribute__((target("avx2"))) void zq_pack_int4_avx2(const uint8_t *q, size_t 
         __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(pairs, pairs), 0x08);
         _mm_storeu_si128((__m128i *)(out + k / 2), _mm256_castsi256_si128(packed));
     }
-    zq_pack_row(4, q + k, n - k, out + k / 2);
+    zq_pack_int4_ref(q + k, n - k, out + k / 2);
 }
-#else
-void zq_pack_int4_avx2(const uint8_t *q, size_t n, uint8_t *out) { zq_pack_row(4, q, n, out); }
-int zq_have_avx2(void) { return 0; }
-int zq_range_f32_avx2(const float *x, size_t n, float *lo, float *hi, size_t *bad_index)
+TARGET static void f16_to_f32(const uint16_t *in, float *out, size_t n)
 {
-    return zq_range_f32_ref(x, n, lo, hi, bad_index);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(in + i))));
+    for (; i < n; i++) out[i] = zq_f16_to_f32(in[i]);
 }
-void zq_quantize_run_avx2(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min,
-                          uint8_t *q, zq_err_sums *sums)
-{
-    zq_quantize_run_ref(spec, x, n, scale, min, q, sums);
-}
-#endif
 
-void zq_transpose_f16_to_f32(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst)
+TARGET static void f32_to_f16(const float *in, uint16_t *out, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) out[i] = zq_f32_to_f16(in[i]);
+}
+
+TARGET static void transpose_f16_to_f32(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst)
 {
     size_t k = 0;
-#if defined(__x86_64__)
-    if (zq_have_avx2() && __builtin_cpu_supports("f16c"))
-        for (; k + 8 <= rows; k += 8) {
-            size_t c = 0;
-            for (; c + 8 <= cols; c += 8) transpose_f16_8x8(src + k * src_stride + c, src_stride, dst + c * rows + k, rows);
-            for (; c < cols; c++)
-                for (size_t r = k; r < k + 8; r++) dst[c * rows + r] = zq_f16_to_f32(src[r * src_stride + c]);
-        }
-#endif
+    for (; k + 8 <= rows; k += 8) {
+        size_t c = 0;
+        for (; c + 8 <= cols; c += 8) transpose_f16_8x8(src + k * src_stride + c, src_stride, dst + c * rows + k, rows);
+        for (; c < cols; c++)
+            for (size_t r = k; r < k + 8; r++) dst[c * rows + r] = zq_f16_to_f32(src[r * src_stride + c]);
+    }
     for (; k < rows; k++)
         for (size_t c = 0; c < cols; c++) dst[c * rows + k] = zq_f16_to_f32(src[k * src_stride + c]);
 }
+
+TARGET static uint32_t crc32c(uint32_t crc, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t c = ~crc;
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = _mm_crc32_u64(c, w);
+        p += 8;
+        len -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (len--) c32 = _mm_crc32_u8(c32, *p++);
+    return ~c32;
+}
+
+static const zq_kernels avx2 = {"avx2", range_f32, quantize_run, pack_int4, f16_to_f32, f32_to_f16,
+                                transpose_f16_to_f32, crc32c};
+
+/* cpuid, not __builtin_cpu_supports: clang's lacks "f16c". AVX state must
+ * also be enabled by the OS (XCR0 bits 1 and 2). */
+static int cpu_runs_avx2(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    unsigned need = bit_SSE4_2 | bit_OSXSAVE | bit_AVX | bit_F16C;
+    if ((c & need) != need) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 6) != 6) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b & bit_AVX2) != 0;
+}
+
+const zq_kernels *zq_kernels_avx2(void) { return cpu_runs_avx2() ? &avx2 : NULL; }
+#else
+const zq_kernels *zq_kernels_avx2(void) { return NULL; }
+#endif

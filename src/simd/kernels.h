@@ -1,4 +1,8 @@
-/* Vector twins of the reference kernels (x86-64 AVX2), chosen at run time. */
+/* The hot loops as a table of kernels: the scalar set defines every output
+ * bit (file contents, checksums); a vector set computes the same bits faster
+ * and is chosen at run time when the CPU has it. `make SIMD=0` builds the
+ * scalar set alone. tests/unit/test_kernels.c holds each vector kernel to its
+ * scalar twin. */
 #ifndef ZQ_KERNELS_H
 #define ZQ_KERNELS_H
 
@@ -7,15 +11,44 @@
 
 #include "zquant/quant.h"
 
-int zq_have_avx2(void);
-int zq_range_f32_avx2(const float *x, size_t n, float *lo, float *hi, size_t *bad_index);
-void zq_quantize_run_avx2(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min,
-                          uint8_t *q, zq_err_sums *sums);
+typedef struct {
+    const char *name;
+    /* zq_range_f32 */
+    int (*range_f32)(const float *x, size_t n, float *lo, float *hi, size_t *bad_index);
+    /* zq_quantize_run */
+    void (*quantize_run)(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min,
+                         uint8_t *q, zq_err_sums *sums);
+    /* INT4's zq_format.pack_row */
+    void (*pack_int4)(const uint8_t *q, size_t n, uint8_t *out);
+    /* zq_f16_to_f32_n, zq_f32_to_f16_n */
+    void (*f16_to_f32)(const uint16_t *in, float *out, size_t n);
+    void (*f32_to_f16)(const float *in, uint16_t *out, size_t n);
+    /* dst[c * rows + k] = float(src[k * src_stride + c]) for k < rows, c <
+     * cols: a block of halves read across rows, written transposed */
+    void (*transpose_f16_to_f32)(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst);
+    /* zq_crc32c */
+    uint32_t (*crc32c)(uint32_t crc, const void *data, size_t len);
+} zq_kernels;
 
-/* dst[c * rows + k] = float(src[k * src_stride + c]) for k < rows, c <
- * cols: a block of halves read across rows, written transposed. */
-void zq_transpose_f16_to_f32(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst);
-/* zq_pack_row for INT4 (the scalar one defines it). */
-void zq_pack_int4_avx2(const uint8_t *q, size_t n, uint8_t *out);
+extern const zq_kernels zq_kernels_scalar;
+/* The AVX2 (+F16C, SSE4.2) set when this build has it and the CPU and OS
+ * run it; NULL otherwise. */
+const zq_kernels *zq_kernels_avx2(void);
+/* The set in use. */
+const zq_kernels *zq_kernels_active(void);
+
+/* The scalar definitions, each beside the code it belongs to. */
+int zq_range_f32_ref(const float *x, size_t n, float *lo, float *hi, size_t *bad_index);
+void zq_quantize_run_ref(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min, uint8_t *q,
+                         zq_err_sums *sums);
+void zq_pack_int4_ref(const uint8_t *q, size_t n, uint8_t *out);
+void zq_f16_to_f32_n_ref(const uint16_t *in, float *out, size_t n);
+void zq_f32_to_f16_n_ref(const float *in, uint16_t *out, size_t n);
+void zq_transpose_f16_to_f32_ref(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst);
+
+/* Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer,
+ * ties to even, for |x| < 2^22: exact, branch-free and vectorizable. Codes
+ * are at most 2^8 in magnitude here. */
+#define ZQ_RNE_MAGIC 12582912.0f
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/le.h"
 #include "io/source_impl.h"
 #include "tok/tokenizer_impl.h"
 
@@ -217,11 +218,9 @@ static zq_status load_llama2c(zq_tokenizer *t, const char *path, const char *buf
 {
     if (len < 4) return zq_fail(err, ZQ_ERR_FORMAT, "'%s': not a llama2.c tokenizer (too short)", path);
     for (size_t at = 4; at < len;) {
-        float score;
-        int32_t n;
         if (len - at < 8) return zq_fail(err, ZQ_ERR_FORMAT, "'%s': truncated at byte %zu", path, at);
-        memcpy(&score, buf + at, 4);
-        memcpy(&n, buf + at + 4, 4);
+        float score = zq_load_lef32(buf + at);
+        int32_t n = (int32_t)zq_load_le32(buf + at + 4);
         at += 8;
         if (n < 0 || (size_t)n > len - at) return zq_fail(err, ZQ_ERR_FORMAT, "'%s': piece %d runs past the end", path, t->vocab);
         if (!zq_tok_add_piece(t, buf + at, (size_t)n, score)) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");

@@ -4,7 +4,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/le.h"
 #include "base/util.h"
+
+void zq_header_encode(const zq_header *h, unsigned char out[ZQ_HEADER_SIZE])
+{
+    memcpy(out, ZQ_MAGIC, 8);
+    zq_store_le32(out + 8, h->version);
+    zq_store_le32(out + 12, h->metadata_crc32c);
+    zq_store_le64(out + 16, h->metadata_len);
+    zq_store_le64(out + 24, h->data_start);
+}
+
+int zq_header_decode(const unsigned char in[ZQ_HEADER_SIZE], zq_header *h)
+{
+    h->version = zq_load_le32(in + 8);
+    h->metadata_crc32c = zq_load_le32(in + 12);
+    h->metadata_len = zq_load_le64(in + 16);
+    h->data_start = zq_load_le64(in + 24);
+    return memcmp(in, ZQ_MAGIC, 8) == 0;
+}
 
 static const char *section_names[ZQ_SEC_COUNT] = {"data", "q", "scale", "min"};
 
@@ -33,7 +52,7 @@ void zq_tensor_matrix(const zq_tensor *t, uint64_t *rows, uint64_t *cols)
 
 uint64_t zq_section_expected_size(const zq_tensor *t, zq_section_kind k)
 {
-    if (t->spec.bits == 16) return k == ZQ_SEC_DATA ? zq_tensor_numel(t) * 2 : 0;
+    if (!zq_qspec_quantized(&t->spec)) return k == ZQ_SEC_DATA ? zq_tensor_numel(t) * 2 : 0;
     switch (k) {
     case ZQ_SEC_Q: return t->grid.rows * t->grid.row_bytes;
     case ZQ_SEC_SCALE: return t->grid.row_groups * t->grid.col_groups * 2;
@@ -62,9 +81,9 @@ cJSON *zq_tensor_to_json(const zq_tensor *t)
     for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
     cJSON_AddStringToObject(j, "layout", t->transposed ? "in_out" : "out_in");
     cJSON_AddStringToObject(j, "source_dtype", zq_dtype_name(t->source_dtype));
-    cJSON_AddStringToObject(j, "dtype", t->spec.bits == 16 ? "f16" : t->spec.bits == 8 ? "int8" : "int4");
+    cJSON_AddStringToObject(j, "dtype", zq_format_of(t->spec.bits)->name);
     cJSON_AddNumberToObject(j, "bits", t->spec.bits);
-    if (t->spec.bits != 16) {
+    if (zq_qspec_quantized(&t->spec)) {
         char spec[64];
         zq_qspec_format(&t->spec, spec, sizeof spec);
         cJSON_AddStringToObject(j, "spec", spec);
@@ -187,10 +206,10 @@ zq_status zq_tensor_from_json(const cJSON *j, zq_tensor *t, const char *path, ui
     if (t->transposed && t->ndim != 2) return BAD("'%s': tensor '%s': in_out layout needs 2 dimensions", path, name);
     if (!parse_source_dtype(get_str(j, "source_dtype"), &t->source_dtype))
         return BAD("'%s': tensor '%s': bad source_dtype", path, name);
-    if (!get_uint(j, "bits", &v) || (v != 4 && v != 8 && v != 16))
+    if (!get_uint(j, "bits", &v) || v > 64 || !zq_format_of((int)v))
         return BAD("'%s': tensor '%s': bits must be 4, 8 or 16", path, name);
     t->spec.bits = (int)v;
-    if (t->spec.bits != 16) {
+    if (zq_qspec_quantized(&t->spec)) {
         const cJSON *sym = cJSON_GetObjectItemCaseSensitive(j, "symmetric");
         const cJSON *g = cJSON_GetObjectItemCaseSensitive(j, "group");
         uint64_t gr, gc;
@@ -205,7 +224,7 @@ zq_status zq_tensor_from_json(const cJSON *j, zq_tensor *t, const char *path, ui
         t->grid.group_cols = gc;
         t->grid.row_groups = zq_ceil_div(rows, gr);
         t->grid.col_groups = zq_ceil_div(cols, gc);
-        t->grid.row_bytes = t->spec.bits == 4 ? (cols + 1) / 2 : cols;
+        t->grid.row_bytes = zq_format_row_bytes(zq_format_of(t->spec.bits), cols);
         /* keep a spec that formats back to what the grid says */
         t->spec.gran = gr == 1 && gc >= cols ? ZQ_GRAN_ROW : gr == 1 ? ZQ_GRAN_GROUP
                      : gc >= cols && gr >= rows ? ZQ_GRAN_TENSOR : ZQ_GRAN_BLOCKS;

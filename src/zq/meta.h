@@ -1,11 +1,23 @@
-/* The tensor table of a .zq file as JSON: one encoder for the writer, one
- * checking decoder for the reader. */
+/* The .zq codec shared by the writer and the reader: the fixed header, and
+ * the tensor table as JSON (one encoder, one checking decoder). */
 #ifndef ZQ_META_H
 #define ZQ_META_H
 
 #include <cjson/cJSON.h>
 
 #include "zquant/zq.h"
+
+/* The 32-byte header after the magic: see zq.h. */
+typedef struct {
+    uint32_t version;
+    uint32_t metadata_crc32c;
+    uint64_t metadata_len;
+    uint64_t data_start;
+} zq_header;
+
+void zq_header_encode(const zq_header *h, unsigned char out[ZQ_HEADER_SIZE]);
+/* Returns 0 when the magic is not ZQ_MAGIC (the fields are read anyway). */
+int zq_header_decode(const unsigned char in[ZQ_HEADER_SIZE], zq_header *h);
 
 cJSON *zq_tensor_to_json(const zq_tensor *t);
 /* Fills t from j (t->name is malloc'd) and checks every field against the

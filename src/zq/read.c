@@ -30,13 +30,6 @@ struct zq_file {
 
 #define BAD(...) zq_fail(err, ZQ_ERR_FORMAT, __VA_ARGS__)
 
-static uint64_t le(const unsigned char *p, int n)
-{
-    uint64_t v = 0;
-    for (int k = n - 1; k >= 0; k--) v = v << 8 | p[k];
-    return v;
-}
-
 typedef struct {
     uint64_t begin, end;
 } range;
@@ -132,16 +125,17 @@ zq_status zq_file_open(const char *path, int verify, zq_file **out, zq_error *er
     if (fd >= 0) close(fd);
     uint64_t mlen = 0;
     if (st == ZQ_OK) {
-        uint32_t version = (uint32_t)le(f->map + 8, 4);
-        mlen = le(f->map + 16, 8);
-        f->data_start = le(f->map + 24, 8);
-        if (memcmp(f->map, ZQ_MAGIC, 8) != 0) st = BAD("'%s': not a .zq file (bad magic)", path);
-        else if (version != ZQ_FORMAT_VERSION)
-            st = BAD("'%s': format version %u; this zquant reads version %u", path, version, ZQ_FORMAT_VERSION);
+        zq_header h;
+        int magic = zq_header_decode(f->map, &h);
+        mlen = h.metadata_len;
+        f->data_start = h.data_start;
+        if (!magic) st = BAD("'%s': not a .zq file (bad magic)", path);
+        else if (h.version != ZQ_FORMAT_VERSION)
+            st = BAD("'%s': format version %u; this zquant reads version %u", path, h.version, ZQ_FORMAT_VERSION);
         else if (mlen > f->size - ZQ_HEADER_SIZE) st = BAD("'%s': truncated: metadata runs past the end", path);
         else if (f->data_start % ZQ_ALIGN || f->data_start < ZQ_HEADER_SIZE + mlen || f->data_start > f->size)
             st = BAD("'%s': data start %llu is not valid", path, (unsigned long long)f->data_start);
-        else if (zq_crc32c(0, f->map + ZQ_HEADER_SIZE, mlen) != (uint32_t)le(f->map + 12, 4))
+        else if (zq_crc32c(0, f->map + ZQ_HEADER_SIZE, mlen) != h.metadata_crc32c)
             st = zq_fail(err, ZQ_ERR_CORRUPT, "'%s': metadata checksum mismatch", path);
     }
     if (st == ZQ_OK) {
@@ -240,7 +234,7 @@ static zq_status dequantize(zq_file *f, size_t i, float *out, int original_layou
     const void *p;
     size_t len;
     if (zq_tensor_numel(t) == 0) return ZQ_OK;
-    if (t->spec.bits == 16) {
+    if (!zq_qspec_quantized(&t->spec)) {
         ZQ_TRY(zq_file_section(f, i, ZQ_SEC_DATA, &p, &len, err));
         uint64_t n = zq_tensor_numel(t);
         uint16_t tmp[4096];
@@ -261,12 +255,10 @@ static zq_status dequantize(zq_file *f, size_t i, float *out, int original_layou
     const uint16_t *scales = sp, *mins = mp;
     for (uint64_t r = 0; r < g->rows; r++) {
         const uint8_t *packed = (const uint8_t *)qp + r * g->row_bytes;
-        uint64_t gbase = (r / g->group_rows) * g->col_groups;
         for (uint64_t j = 0; j < g->col_groups; j++) {
-            uint64_t c0 = j * g->group_cols;
-            uint64_t n = g->cols - c0 < g->group_cols ? g->cols - c0 : g->group_cols;
-            zq_dequantize_run(t->spec.bits, t->spec.symmetric, packed, c0, (size_t)n, scales[gbase + j],
-                              mins ? mins[gbase + j] : 0, row + c0);
+            zq_group grp = zq_grid_group(g, r, j);
+            zq_dequantize_run(t->spec.bits, t->spec.symmetric, packed, grp.col0, (size_t)grp.ncols, scales[grp.index],
+                              mins ? mins[grp.index] : 0, row + grp.col0);
         }
         if (t->transposed && original_layout)
             for (uint64_t c = 0; c < g->cols; c++) out[c * g->rows + r] = row[c];

@@ -239,18 +239,9 @@ zq_status zq_writer_commit(zq_writer *w, zq_error *err)
         size_t len = strlen(text);
         if (ZQ_HEADER_SIZE + len > w->data_start)
             st = zq_fail(err, ZQ_ERR_INTERNAL, "'%s': metadata outgrew its reserved room", w->file.final);
-        unsigned char header[ZQ_HEADER_SIZE] = {0};
-        memcpy(header, ZQ_MAGIC, 8);
-        uint32_t fields32[2] = {ZQ_FORMAT_VERSION, zq_crc32c(0, text, len)};
-        uint64_t fields64[2] = {len, w->data_start};
-        for (int b = 0; b < 4; b++) {
-            header[8 + b] = (unsigned char)(fields32[0] >> (8 * b));
-            header[12 + b] = (unsigned char)(fields32[1] >> (8 * b));
-        }
-        for (int b = 0; b < 8; b++) {
-            header[16 + b] = (unsigned char)(fields64[0] >> (8 * b));
-            header[24 + b] = (unsigned char)(fields64[1] >> (8 * b));
-        }
+        unsigned char header[ZQ_HEADER_SIZE];
+        zq_header h = {ZQ_FORMAT_VERSION, zq_crc32c(0, text, len), len, w->data_start};
+        zq_header_encode(&h, header);
         if (st == ZQ_OK) st = zq_atomic_pwrite(&w->file, header, sizeof header, 0, err);
         if (st == ZQ_OK) st = zq_atomic_pwrite(&w->file, text, len, ZQ_HEADER_SIZE, err);
         /* the padding up to data start is a hole that reads as zeros; make

@@ -1,0 +1,28 @@
+/* Which kernel set runs: the scalar references, or a vector twin. */
+#include "simd/kernels.h"
+
+#include <pthread.h>
+
+#include "zquant/crc32c.h"
+
+const zq_kernels zq_kernels_scalar = {
+    "scalar",         zq_range_f32_ref,    zq_quantize_run_ref,         zq_pack_int4_ref,
+    zq_f16_to_f32_n_ref, zq_f32_to_f16_n_ref, zq_transpose_f16_to_f32_ref, zq_crc32c_ref,
+};
+
+static const zq_kernels *active;
+static pthread_once_t chosen = PTHREAD_ONCE_INIT;
+
+static void choose(void)
+{
+    const zq_kernels *v = zq_kernels_avx2();
+    active = v ? v : &zq_kernels_scalar;
+}
+
+const zq_kernels *zq_kernels_active(void)
+{
+    pthread_once(&chosen, choose);
+    return active;
+}
+
+const char *zq_kernels_name(void) { return zq_kernels_active()->name; }

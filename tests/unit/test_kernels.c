@@ -1,0 +1,179 @@
+/* Every vector kernel against its scalar twin (simd/kernels.h), bit for bit,
+ * on random inputs of every length up to a few vectors, unaligned starts,
+ * and edge values: signed zeros, subnormals, the largest halves, NaN and
+ * infinities, rounding ties, clamping. On a machine or build without a
+ * vector set (make SIMD=0) there is nothing to compare and the tests say so
+ * in their output. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "simd/kernels.h"
+#include "test.h"
+#include "zquant/fp16.h"
+
+static uint32_t rng = 2463534242u;
+static uint32_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return rng;
+}
+static float uniform(float lo, float hi) { return lo + (hi - lo) * (float)(next() >> 8) / 16777216.0f; }
+static float from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static uint32_t bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+static const zq_kernels *vector_set(const char *test)
+{
+    const zq_kernels *v = zq_kernels_avx2();
+    if (!v) fprintf(stderr, "  %s: no vector kernel set in this build or on this CPU; nothing to compare\n", test);
+    return v;
+}
+
+/* Values a kernel can trip on, mixed into random ones. */
+static float edge(void)
+{
+    static const uint32_t special[] = {0x00000000u, 0x80000000u, 0x00000001u, 0x807fffffu, 0x3f800000u, 0xbf800000u,
+                                       0x477fe000u, 0xc77fe000u, 0x477ff000u, 0x33800000u, 0x7f7fffffu, 0x38800000u};
+    return from_bits(special[next() % (sizeof special / sizeof special[0])]);
+}
+
+static void fill(float *x, size_t n, float scale, int edges)
+{
+    for (size_t i = 0; i < n; i++) x[i] = edges && next() % 5 == 0 ? edge() : uniform(-scale, scale);
+}
+
+TEST(kernel_range_matches_scalar)
+{
+    const zq_kernels *v = vector_set("range");
+    float buf[200];
+    for (int trial = 0; v && trial < 400; trial++) {
+        size_t off = next() % 8, n = next() % 150;
+        float *x = buf + off;
+        fill(x, n, trial % 2 ? 1e-3f : 1e4f, trial % 3 == 0);
+        if (trial % 5 == 1) /* the extreme is a zero of either sign: min/max must pick as the reference does */
+            for (size_t i = 0; i < n; i++) x[i] = next() % 3 ? (next() % 2 ? -0.0f : 0.0f) : (trial % 10 == 1 ? 1 : -1) * x[i] * x[i];
+        if (trial % 7 == 0 && n) x[next() % n] = trial % 14 ? NAN : -INFINITY; /* the first bad index must agree */
+        if (trial % 11 == 0 && n) x[next() % n] = INFINITY;
+        float l1 = 0, h1 = 0, l2 = 0, h2 = 0;
+        size_t b1 = 99999, b2 = 99999;
+        int r1 = zq_kernels_scalar.range_f32(x, n, &l1, &h1, &b1), r2 = v->range_f32(x, n, &l2, &h2, &b2);
+        CHECK(r1 == r2);
+        if (r1) CHECK(bits(l1) == bits(l2) && bits(h1) == bits(h2));
+        else CHECK(b1 == b2);
+    }
+}
+
+TEST(kernel_quantize_matches_scalar)
+{
+    const zq_kernels *v = vector_set("quantize");
+    float buf[300];
+    uint8_t q1[300], q2[300];
+    static const zq_qspec specs[] = {{4, 1, ZQ_GRAN_GROUP, 32, 0}, {4, 0, ZQ_GRAN_GROUP, 32, 0},
+                                     {8, 1, ZQ_GRAN_GROUP, 32, 0}, {8, 0, ZQ_GRAN_GROUP, 32, 0}};
+    for (int trial = 0; v && trial < 800; trial++) {
+        const zq_qspec *s = &specs[trial % 4];
+        size_t off = next() % 8, n = next() % 260;
+        float *x = buf + off;
+        fill(x, n, trial % 3 ? 1.0f : 300.0f, trial % 5 == 0);
+        float lo = 0, hi = 0;
+        size_t bad;
+        if (!zq_range_f32_ref(x, n, &lo, &hi, &bad)) continue;
+        uint16_t scale, min;
+        if (trial % 9 == 0) hi = lo = 0;                     /* a zero scale */
+        if (trial % 13 == 0) hi *= 0.5f, lo *= 0.5f;         /* values past the range: clamped */
+        if (!zq_group_params(s, lo, hi, &scale, &min)) continue;
+        if (trial % 17 == 0 && n) /* exact ties between two codes */
+            for (size_t i = 0; i < n; i++) x[i] = ((float)(int)(next() % 15) - 7.5f) * zq_f16_to_f32(scale);
+        zq_err_sums e1 = {0, 0}, e2 = {0, 0};
+        zq_kernels_scalar.quantize_run(s, x, n, scale, min, q1, &e1);
+        v->quantize_run(s, x, n, scale, min, q2, &e2);
+        CHECK(memcmp(q1, q2, n) == 0);
+        CHECK(e1.err2 == e2.err2 && e1.signal2 == e2.signal2);
+    }
+}
+
+TEST(kernel_pack_int4_matches_scalar)
+{
+    const zq_kernels *v = vector_set("pack_int4");
+    uint8_t codes[300], p1[160], p2[160];
+    for (int trial = 0; v && trial < 300; trial++) {
+        size_t off = next() % 8, n = next() % 290;
+        for (size_t i = 0; i < n + off; i++) codes[i] = (uint8_t)next(); /* high nibbles must be ignored */
+        memset(p1, 0xee, sizeof p1);
+        memset(p2, 0xee, sizeof p2);
+        zq_kernels_scalar.pack_int4(codes + off, n, p1);
+        v->pack_int4(codes + off, n, p2);
+        CHECK(memcmp(p1, p2, sizeof p1) == 0); /* also: neither writes past (n + 1) / 2 bytes */
+    }
+}
+
+/* NaN payloads are the one place the two may differ (hardware quiets a
+ * signalling NaN): NaN never reaches a file, zquant refuses it first. */
+static int same_float(float a, float b) { return bits(a) == bits(b) || (isnan(a) && isnan(b)); }
+
+TEST(kernel_half_conversions_match_scalar)
+{
+    const zq_kernels *v = vector_set("halves");
+    if (!v) return;
+    uint16_t *h = malloc(0x10008 * 2);
+    float *a = malloc(0x10008 * 4), *b = malloc(0x10008 * 4);
+    for (uint32_t k = 0; k < 0x10000; k++) h[k + 3] = (uint16_t)k; /* every half, from an odd address */
+    zq_kernels_scalar.f16_to_f32(h + 3, a, 0x10000);
+    v->f16_to_f32(h + 3, b, 0x10000);
+    int bad = 0;
+    for (uint32_t k = 0; k < 0x10000; k++) bad += !same_float(a[k], b[k]);
+    CHECK(bad == 0);
+    uint16_t *h1 = malloc(0x10000 * 2), *h2 = malloc(0x10000 * 2);
+    for (int trial = 0; trial < 8; trial++) {
+        for (uint32_t k = 0; k < 0x10000; k++) { /* around every rounding boundary of the half grid */
+            uint32_t u = next();
+            a[k] = trial < 4 ? from_bits((u & 0x80001fffu) | ((uint32_t)(100 + (u >> 13) % 60) << 23)) : edge();
+        }
+        zq_kernels_scalar.f32_to_f16(a, h1, 0x10000 - (size_t)trial);
+        v->f32_to_f16(a, h2, 0x10000 - (size_t)trial);
+        bad = 0;
+        for (uint32_t k = 0; k < 0x10000 - (uint32_t)trial; k++)
+            bad += h1[k] != h2[k] && !((h1[k] & 0x7c00) == 0x7c00 && (h1[k] & 0x3ff) && (h2[k] & 0x7c00) == 0x7c00 && (h2[k] & 0x3ff));
+        CHECK(bad == 0);
+    }
+    free(h), free(a), free(b), free(h1), free(h2);
+}
+
+TEST(kernel_transpose_matches_scalar)
+{
+    const zq_kernels *v = vector_set("transpose");
+    uint16_t src[40 * 40];
+    float d1[40 * 40], d2[40 * 40];
+    for (size_t k = 0; k < 40 * 40; k++) src[k] = (uint16_t)next();
+    for (int trial = 0; v && trial < 200; trial++) {
+        size_t rows = next() % 33, cols = next() % 33, stride = cols + next() % 7, col0 = next() % 4;
+        if (rows * stride + col0 > 40 * 40) continue;
+        memset(d1, 0, sizeof d1);
+        memset(d2, 0, sizeof d2);
+        zq_kernels_scalar.transpose_f16_to_f32(src + col0, stride, rows, cols, d1);
+        v->transpose_f16_to_f32(src + col0, stride, rows, cols, d2);
+        int bad = 0;
+        for (size_t k = 0; k < rows * cols; k++) bad += !same_float(d1[k], d2[k]);
+        CHECK(bad == 0);
+    }
+}
+
+TEST(kernel_crc32c_matches_scalar)
+{
+    const zq_kernels *v = vector_set("crc32c");
+    unsigned char buf[600];
+    for (size_t k = 0; k < sizeof buf; k++) buf[k] = (unsigned char)next();
+    for (int trial = 0; v && trial < 300; trial++) {
+        size_t off = next() % 16, n = next() % 580;
+        uint32_t seed = trial % 2 ? next() : 0;
+        CHECK_EQ_U(v->crc32c(seed, buf + off, n), zq_kernels_scalar.crc32c(seed, buf + off, n));
+    }
+}
+
+TEST(active_kernels_are_the_vector_set_when_the_cpu_has_one)
+{
+    const zq_kernels *v = zq_kernels_avx2();
+    CHECK(zq_kernels_active() == (v ? v : &zq_kernels_scalar));
+    CHECK(strcmp(zq_kernels_name(), zq_kernels_active()->name) == 0);
+}
