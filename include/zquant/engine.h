@@ -14,41 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "zquant/arch.h"
 #include "zquant/error.h"
 #include "zquant/quant.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum { ZQ_ARCH_GPT2, ZQ_ARCH_OPT, ZQ_ARCH_NEOX, ZQ_ARCH_GPTJ, ZQ_ARCH_LLAMA, ZQ_ARCH_BERT } zq_arch_kind;
-typedef enum { ZQ_ACT_GELU_TANH, ZQ_ACT_GELU_ERF, ZQ_ACT_RELU, ZQ_ACT_SILU_GLU } zq_activation_fn;
-
-/* Everything the forward pass needs from config.json. */
-typedef struct {
-    zq_arch_kind kind;
-    char model_type[32];
-    int n_layers, hidden, n_heads, n_kv_heads, head_dim, inter, vocab, max_pos;
-    float norm_eps;
-    int rms_norm;          /* RMSNorm instead of LayerNorm */
-    int pre_ln;            /* norm before each sublayer (else after the residual: bert, opt-350m) */
-    int parallel;          /* attention and MLP read the same input (neox, gptj) */
-    int shared_norm;       /* ... through one norm (gptj) */
-    zq_activation_fn act;
-    int rotary_dims;       /* 0: learned absolute positions */
-    int rope_interleaved;  /* rotate pairs (2i, 2i+1) (gptj) instead of halves */
-    float rope_theta;
-    int pos_offset;        /* opt: position ids start at 2 */
-    int causal;
-    int final_norm;
-    int token_types;       /* bert: add token type 0 */
-    int mlm_head;          /* bert: dense + gelu + LayerNorm before the decoder */
-    int emb_proj;          /* opt: project_in / project_out (word_embed_proj_dim) */
-    int emb_dim;           /* width of the token embedding (emb_proj: differs from hidden) */
-} zq_arch;
-
-/* Parses config.json (origin names it in errors). */
-zq_status zq_arch_from_config(const char *config_json, const char *origin, zq_arch *a, zq_error *err);
 
 /* A Linear layer: y = x W^T + b, W [out, in] row-major. quantized: its
  * weight was quantized, so its input is activation-quantized. id numbers

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "zquant/error.h"
-#include "zquant/model.h"
+#include "zquant/arch.h"
 #include "zquant/quant.h"
 #include "zquant/source.h"
 #include "zquant/zq.h"

@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #include "zquant/error.h"
-#include "zquant/model.h"
+#include "zquant/arch.h"
 #include "zquant/quant.h"
 #include "zquant/source.h"
 

@@ -143,7 +143,7 @@ zq_status zq_eval(zq_net *net, zq_net *ref, const int32_t *tokens, size_t n, con
     const zq_arch *a = zq_net_arch(net);
     if (ref) {
         const zq_arch *b = zq_net_arch(ref);
-        if (a->kind != b->kind || a->hidden != b->hidden || a->n_layers != b->n_layers || a->vocab != b->vocab ||
+        if (a->desc != b->desc || a->hidden != b->hidden || a->n_layers != b->n_layers || a->vocab != b->vocab ||
             a->n_heads != b->n_heads || a->inter != b->inter)
             return zq_fail(err, ZQ_ERR_USAGE, "'%s' and '%s': the models' configs do not match", zq_net_path(net),
                            zq_net_path(ref));

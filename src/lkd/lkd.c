@@ -17,7 +17,7 @@
 
 #include "lkd/lkd_impl.h"
 #include "base/util.h"
-#include "zquant/model.h"
+#include "zquant/arch.h"
 #include "zquant/net.h"
 #include "zquant/tokenizer.h"
 #include "zquant/train.h"

@@ -5,7 +5,7 @@
 #define ZQ_LKD_IMPL_H
 
 #include "zquant/lkd.h"
-#include "zquant/model.h"
+#include "zquant/arch.h"
 #include "zquant/net.h"
 #include "zquant/source.h"
 #include "zquant/train.h"

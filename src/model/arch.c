@@ -1,65 +1,242 @@
-#include "zquant/model.h"
+/* The architecture table (see zquant/arch.h), and what the quantizer reads
+ * from it: which tensors are a block's attention and MLP weights, and how
+ * they are laid out. Names follow each architecture's Hugging Face modeling
+ * file; llama.cpp's names follow its llama-arch.cpp. */
+#include "zquant/arch.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    const char *pattern;
-    zq_role role;
-} tensor_rule;
+#define W 0
+#define B ZQ_T_BIAS
+#define OPT ZQ_T_OPTIONAL
+#define C1D ZQ_T_CONV1D
 
-typedef struct {
-    const char *model_type;
-    int transposed; /* every Linear weight stored [in, out] */
-    const tensor_rule *rules;
-} arch;
+static const zq_arch_tensor gpt2_tensors[] = {
+    {ZQ_PART_NORM1, W, "h.%d.ln_1.weight", "blk.%d.attn_norm.weight"},
+    {ZQ_PART_NORM1, B, "h.%d.ln_1.bias", "blk.%d.attn_norm.bias"},
+    {ZQ_PART_NORM2, W, "h.%d.ln_2.weight", "blk.%d.ffn_norm.weight"},
+    {ZQ_PART_NORM2, B, "h.%d.ln_2.bias", "blk.%d.ffn_norm.bias"},
+    {ZQ_PART_QKV, W | C1D, "h.%d.attn.c_attn.weight", "blk.%d.attn_qkv.weight"},
+    {ZQ_PART_QKV, B | OPT, "h.%d.attn.c_attn.bias", "blk.%d.attn_qkv.bias"},
+    {ZQ_PART_O, W | C1D, "h.%d.attn.c_proj.weight", "blk.%d.attn_output.weight"},
+    {ZQ_PART_O, B | OPT, "h.%d.attn.c_proj.bias", "blk.%d.attn_output.bias"},
+    {ZQ_PART_UP, W | C1D, "h.%d.mlp.c_fc.weight", "blk.%d.ffn_up.weight"},
+    {ZQ_PART_UP, B | OPT, "h.%d.mlp.c_fc.bias", "blk.%d.ffn_up.bias"},
+    {ZQ_PART_DOWN, W | C1D, "h.%d.mlp.c_proj.weight", "blk.%d.ffn_down.weight"},
+    {ZQ_PART_DOWN, B | OPT, "h.%d.mlp.c_proj.bias", "blk.%d.ffn_down.bias"},
+    {ZQ_PART_EMBED, W, "wte.weight", "token_embd.weight"},
+    {ZQ_PART_POS, W, "wpe.weight", "position_embd.weight"},
+    {ZQ_PART_FINAL_NORM, W, "ln_f.weight", "output_norm.weight"},
+    {ZQ_PART_FINAL_NORM, B, "ln_f.bias", "output_norm.bias"},
+    {ZQ_PART_HEAD, W | OPT, "lm_head.weight", "output.weight"},
+    {0, 0, NULL, NULL}};
 
-/* Patterns follow each architecture's Hugging Face module names; the leading
- * '*' accepts any wrapper prefix ("transformer.", "model.", "bert.", ...). */
-static const tensor_rule gpt2_rules[] = {
-    {"*h.#.attn.c_attn.weight", ZQ_ROLE_ATTENTION}, {"*h.#.attn.c_proj.weight", ZQ_ROLE_ATTENTION},
-    {"*h.#.mlp.c_fc.weight", ZQ_ROLE_MLP},          {"*h.#.mlp.c_proj.weight", ZQ_ROLE_MLP},
-    {NULL, 0}};
-static const tensor_rule opt_rules[] = {
-    {"*layers.#.self_attn.q_proj.weight", ZQ_ROLE_ATTENTION}, {"*layers.#.self_attn.k_proj.weight", ZQ_ROLE_ATTENTION},
-    {"*layers.#.self_attn.v_proj.weight", ZQ_ROLE_ATTENTION}, {"*layers.#.self_attn.out_proj.weight", ZQ_ROLE_ATTENTION},
-    {"*layers.#.fc1.weight", ZQ_ROLE_MLP},                    {"*layers.#.fc2.weight", ZQ_ROLE_MLP},
-    {NULL, 0}};
-static const tensor_rule neox_rules[] = {
-    {"*layers.#.attention.query_key_value.weight", ZQ_ROLE_ATTENTION},
-    {"*layers.#.attention.dense.weight", ZQ_ROLE_ATTENTION},
-    {"*layers.#.mlp.dense_h_to_4h.weight", ZQ_ROLE_MLP},
-    {"*layers.#.mlp.dense_4h_to_h.weight", ZQ_ROLE_MLP},
-    {NULL, 0}};
-static const tensor_rule gptj_rules[] = {
-    {"*h.#.attn.q_proj.weight", ZQ_ROLE_ATTENTION}, {"*h.#.attn.k_proj.weight", ZQ_ROLE_ATTENTION},
-    {"*h.#.attn.v_proj.weight", ZQ_ROLE_ATTENTION}, {"*h.#.attn.out_proj.weight", ZQ_ROLE_ATTENTION},
-    {"*h.#.mlp.fc_in.weight", ZQ_ROLE_MLP},         {"*h.#.mlp.fc_out.weight", ZQ_ROLE_MLP},
-    {NULL, 0}};
-static const tensor_rule bert_rules[] = {
-    {"*layer.#.attention.self.query.weight", ZQ_ROLE_ATTENTION},
-    {"*layer.#.attention.self.key.weight", ZQ_ROLE_ATTENTION},
-    {"*layer.#.attention.self.value.weight", ZQ_ROLE_ATTENTION},
-    {"*layer.#.attention.output.dense.weight", ZQ_ROLE_ATTENTION},
-    {"*layer.#.intermediate.dense.weight", ZQ_ROLE_MLP},
-    {"*layer.#.output.dense.weight", ZQ_ROLE_MLP},
-    {NULL, 0}};
-static const tensor_rule llama_rules[] = {
-    {"*layers.#.self_attn.q_proj.weight", ZQ_ROLE_ATTENTION}, {"*layers.#.self_attn.k_proj.weight", ZQ_ROLE_ATTENTION},
-    {"*layers.#.self_attn.v_proj.weight", ZQ_ROLE_ATTENTION}, {"*layers.#.self_attn.o_proj.weight", ZQ_ROLE_ATTENTION},
-    {"*layers.#.mlp.gate_proj.weight", ZQ_ROLE_MLP},          {"*layers.#.mlp.up_proj.weight", ZQ_ROLE_MLP},
-    {"*layers.#.mlp.down_proj.weight", ZQ_ROLE_MLP},          {NULL, 0}};
+static const zq_arch_tensor opt_tensors[] = {
+    {ZQ_PART_NORM1, W, "layers.%d.self_attn_layer_norm.weight", NULL},
+    {ZQ_PART_NORM1, B, "layers.%d.self_attn_layer_norm.bias", NULL},
+    {ZQ_PART_NORM2, W, "layers.%d.final_layer_norm.weight", NULL},
+    {ZQ_PART_NORM2, B, "layers.%d.final_layer_norm.bias", NULL},
+    {ZQ_PART_Q, W, "layers.%d.self_attn.q_proj.weight", NULL},
+    {ZQ_PART_Q, B | OPT, "layers.%d.self_attn.q_proj.bias", NULL},
+    {ZQ_PART_K, W, "layers.%d.self_attn.k_proj.weight", NULL},
+    {ZQ_PART_K, B | OPT, "layers.%d.self_attn.k_proj.bias", NULL},
+    {ZQ_PART_V, W, "layers.%d.self_attn.v_proj.weight", NULL},
+    {ZQ_PART_V, B | OPT, "layers.%d.self_attn.v_proj.bias", NULL},
+    {ZQ_PART_O, W, "layers.%d.self_attn.out_proj.weight", NULL},
+    {ZQ_PART_O, B | OPT, "layers.%d.self_attn.out_proj.bias", NULL},
+    {ZQ_PART_UP, W, "layers.%d.fc1.weight", NULL},
+    {ZQ_PART_UP, B | OPT, "layers.%d.fc1.bias", NULL},
+    {ZQ_PART_DOWN, W, "layers.%d.fc2.weight", NULL},
+    {ZQ_PART_DOWN, B | OPT, "layers.%d.fc2.bias", NULL},
+    {ZQ_PART_EMBED, W, "decoder.embed_tokens.weight", NULL},
+    {ZQ_PART_POS, W, "decoder.embed_positions.weight", NULL},
+    {ZQ_PART_FINAL_NORM, W, "decoder.final_layer_norm.weight", NULL},
+    {ZQ_PART_FINAL_NORM, B, "decoder.final_layer_norm.bias", NULL},
+    {ZQ_PART_PROJ_IN, W, "decoder.project_in.weight", NULL},
+    {ZQ_PART_PROJ_OUT, W, "decoder.project_out.weight", NULL},
+    {ZQ_PART_HEAD, W | OPT, "lm_head.weight", NULL},
+    {0, 0, NULL, NULL}};
 
-static const arch arches[] = {
-    {"gpt2", 1, gpt2_rules},   {"opt", 0, opt_rules},      {"gpt_neox", 0, neox_rules},
-    {"gptj", 0, gptj_rules},   {"bert", 0, bert_rules},    {"llama", 0, llama_rules},
-    {"mistral", 0, llama_rules}, {"qwen2", 0, llama_rules},
+static const zq_arch_tensor neox_tensors[] = {
+    {ZQ_PART_NORM1, W, "layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight"},
+    {ZQ_PART_NORM1, B, "layers.%d.input_layernorm.bias", "blk.%d.attn_norm.bias"},
+    {ZQ_PART_NORM2, W, "layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight"},
+    {ZQ_PART_NORM2, B, "layers.%d.post_attention_layernorm.bias", "blk.%d.ffn_norm.bias"},
+    {ZQ_PART_QKV, W | ZQ_T_QKV_PER_HEAD, "layers.%d.attention.query_key_value.weight", "blk.%d.attn_qkv.weight"},
+    {ZQ_PART_QKV, B | OPT | ZQ_T_QKV_PER_HEAD, "layers.%d.attention.query_key_value.bias", "blk.%d.attn_qkv.bias"},
+    {ZQ_PART_O, W, "layers.%d.attention.dense.weight", "blk.%d.attn_output.weight"},
+    {ZQ_PART_O, B | OPT, "layers.%d.attention.dense.bias", "blk.%d.attn_output.bias"},
+    {ZQ_PART_UP, W, "layers.%d.mlp.dense_h_to_4h.weight", "blk.%d.ffn_up.weight"},
+    {ZQ_PART_UP, B | OPT, "layers.%d.mlp.dense_h_to_4h.bias", "blk.%d.ffn_up.bias"},
+    {ZQ_PART_DOWN, W, "layers.%d.mlp.dense_4h_to_h.weight", "blk.%d.ffn_down.weight"},
+    {ZQ_PART_DOWN, B | OPT, "layers.%d.mlp.dense_4h_to_h.bias", "blk.%d.ffn_down.bias"},
+    {ZQ_PART_EMBED, W, "embed_in.weight", "token_embd.weight"},
+    {ZQ_PART_FINAL_NORM, W, "final_layer_norm.weight", "output_norm.weight"},
+    {ZQ_PART_FINAL_NORM, B, "final_layer_norm.bias", "output_norm.bias"},
+    {ZQ_PART_HEAD, W | OPT, "embed_out.weight", "output.weight"},
+    {0, 0, NULL, NULL}};
+
+static const zq_arch_tensor gptj_tensors[] = {
+    {ZQ_PART_NORM1, W, "h.%d.ln_1.weight", NULL},
+    {ZQ_PART_NORM1, B, "h.%d.ln_1.bias", NULL},
+    {ZQ_PART_Q, W, "h.%d.attn.q_proj.weight", NULL},
+    {ZQ_PART_K, W, "h.%d.attn.k_proj.weight", NULL},
+    {ZQ_PART_V, W, "h.%d.attn.v_proj.weight", NULL},
+    {ZQ_PART_O, W, "h.%d.attn.out_proj.weight", NULL},
+    {ZQ_PART_UP, W, "h.%d.mlp.fc_in.weight", NULL},
+    {ZQ_PART_UP, B | OPT, "h.%d.mlp.fc_in.bias", NULL},
+    {ZQ_PART_DOWN, W, "h.%d.mlp.fc_out.weight", NULL},
+    {ZQ_PART_DOWN, B | OPT, "h.%d.mlp.fc_out.bias", NULL},
+    {ZQ_PART_EMBED, W, "wte.weight", NULL},
+    {ZQ_PART_FINAL_NORM, W, "ln_f.weight", NULL},
+    {ZQ_PART_FINAL_NORM, B, "ln_f.bias", NULL},
+    {ZQ_PART_HEAD, W | OPT, "lm_head.weight", NULL},
+    {ZQ_PART_HEAD, B | OPT, "lm_head.bias", NULL},
+    {0, 0, NULL, NULL}};
+
+/* Llama and Mistral rotate halves; llama.cpp's llama architecture rotates
+ * pairs, so its q and k rows are permuted on the way (Qwen2's rotates
+ * halves in llama.cpp too: no permutation). q, k, v biases: Qwen2 has them,
+ * Llama checkpoints may. */
+#define LLAMA_FAMILY(rope)                                                                                  \
+    {ZQ_PART_NORM1, W, "layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight"},                     \
+    {ZQ_PART_NORM2, W, "layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight"},             \
+    {ZQ_PART_Q, W | rope, "layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight"},                     \
+    {ZQ_PART_Q, B | OPT | rope, "layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias"},                  \
+    {ZQ_PART_K, W | rope, "layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight"},                     \
+    {ZQ_PART_K, B | OPT | rope, "layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias"},                  \
+    {ZQ_PART_V, W, "layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight"},                            \
+    {ZQ_PART_V, B | OPT, "layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias"},                          \
+    {ZQ_PART_O, W, "layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight"},                       \
+    {ZQ_PART_UP, W, "layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight"},                                \
+    {ZQ_PART_GATE, W, "layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight"},                          \
+    {ZQ_PART_DOWN, W, "layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight"},                          \
+    {ZQ_PART_EMBED, W, "embed_tokens.weight", "token_embd.weight"},                                         \
+    {ZQ_PART_FINAL_NORM, W, "norm.weight", "output_norm.weight"},                                           \
+    {ZQ_PART_HEAD, W | OPT, "lm_head.weight", "output.weight"},                                             \
+    {0, 0, NULL, NULL}
+
+static const zq_arch_tensor llama_tensors[] = {LLAMA_FAMILY(ZQ_T_ROPE_HALVES)};
+static const zq_arch_tensor qwen2_tensors[] = {LLAMA_FAMILY(0)};
+
+static const zq_arch_tensor bert_tensors[] = {
+    {ZQ_PART_Q, W, "layer.%d.attention.self.query.weight", "blk.%d.attn_q.weight"},
+    {ZQ_PART_Q, B | OPT, "layer.%d.attention.self.query.bias", "blk.%d.attn_q.bias"},
+    {ZQ_PART_K, W, "layer.%d.attention.self.key.weight", "blk.%d.attn_k.weight"},
+    {ZQ_PART_K, B | OPT, "layer.%d.attention.self.key.bias", "blk.%d.attn_k.bias"},
+    {ZQ_PART_V, W, "layer.%d.attention.self.value.weight", "blk.%d.attn_v.weight"},
+    {ZQ_PART_V, B | OPT, "layer.%d.attention.self.value.bias", "blk.%d.attn_v.bias"},
+    {ZQ_PART_O, W, "layer.%d.attention.output.dense.weight", "blk.%d.attn_output.weight"},
+    {ZQ_PART_O, B | OPT, "layer.%d.attention.output.dense.bias", "blk.%d.attn_output.bias"},
+    {ZQ_PART_NORM1, W, "layer.%d.attention.output.LayerNorm.weight", "blk.%d.attn_output_norm.weight"},
+    {ZQ_PART_NORM1, B, "layer.%d.attention.output.LayerNorm.bias", "blk.%d.attn_output_norm.bias"},
+    {ZQ_PART_UP, W, "layer.%d.intermediate.dense.weight", "blk.%d.ffn_up.weight"},
+    {ZQ_PART_UP, B | OPT, "layer.%d.intermediate.dense.bias", "blk.%d.ffn_up.bias"},
+    {ZQ_PART_DOWN, W, "layer.%d.output.dense.weight", "blk.%d.ffn_down.weight"},
+    {ZQ_PART_DOWN, B | OPT, "layer.%d.output.dense.bias", "blk.%d.ffn_down.bias"},
+    {ZQ_PART_NORM2, W, "layer.%d.output.LayerNorm.weight", "blk.%d.layer_output_norm.weight"},
+    {ZQ_PART_NORM2, B, "layer.%d.output.LayerNorm.bias", "blk.%d.layer_output_norm.bias"},
+    {ZQ_PART_EMBED, W, "embeddings.word_embeddings.weight", "token_embd.weight"},
+    {ZQ_PART_POS, W, "embeddings.position_embeddings.weight", "position_embd.weight"},
+    {ZQ_PART_TYPES, W, "embeddings.token_type_embeddings.weight", "token_types.weight"},
+    {ZQ_PART_EMB_NORM, W, "embeddings.LayerNorm.weight", "token_embd_norm.weight"},
+    {ZQ_PART_EMB_NORM, B, "embeddings.LayerNorm.bias", "token_embd_norm.bias"},
+    {ZQ_PART_MLM_DENSE, W, "cls.predictions.transform.dense.weight", NULL},
+    {ZQ_PART_MLM_DENSE, B, "cls.predictions.transform.dense.bias", NULL},
+    {ZQ_PART_MLM_NORM, W, "cls.predictions.transform.LayerNorm.weight", NULL},
+    {ZQ_PART_MLM_NORM, B, "cls.predictions.transform.LayerNorm.bias", NULL},
+    {ZQ_PART_HEAD, B, "cls.predictions.bias", NULL},
+    {ZQ_PART_HEAD, W | OPT, "cls.predictions.decoder.weight", NULL},
+    {0, 0, NULL, NULL}};
+
+#undef W
+#undef B
+#undef OPT
+#undef C1D
+
+#define PRE ZQ_ARCH_PRE_LN | ZQ_ARCH_CAUSAL | ZQ_ARCH_FINAL_NORM
+#define LLAMA_ROW(gguf, tensors, ...)                                                                            \
+    {{__VA_ARGS__}, gguf, PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP, "hidden_size", "num_attention_heads",             \
+     "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", "hidden_act", 0, 2048, \
+     1e-6, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_FULL, NULL, 0,                    \
+     NULL, NULL, NULL, NULL, "rope_scaling", tensors}
+
+const zq_arch_desc zq_arch_table[] = {
+    {{"gpt2"}, "gpt2", PRE, "n_embd", "n_head", "n_layer", "n_inner", "n_positions", "layer_norm_epsilon",
+     "activation_function", 4, 1024, 1e-5, "gelu_new", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0,
+     NULL, NULL, NULL, NULL, NULL, gpt2_tensors},
+    {{"opt"}, NULL, PRE, "hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
+     "max_position_embeddings", NULL, "activation_function", 4, 2048, 1e-5, "relu", 2, NULL, NULL, NULL,
+     ZQ_ROPE_NONE, NULL, 0, NULL, "do_layer_norm_before", "_remove_final_layer_norm", "word_embed_proj_dim", NULL,
+     opt_tensors},
+    {{"gpt_neox"}, "gptneox", PRE | ZQ_ARCH_PARALLEL, "hidden_size", "num_attention_heads", "num_hidden_layers",
+     "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 2048, 1e-5, "gelu", 0,
+     NULL, NULL, "rotary_emb_base", ZQ_ROPE_PCT, "rotary_pct", 0.25, "use_parallel_residual", NULL, NULL, NULL,
+     NULL, neox_tensors},
+    {{"gptj"}, NULL, PRE | ZQ_ARCH_PARALLEL | ZQ_ARCH_SHARED_NORM | ZQ_ARCH_ROPE_PAIRS, "n_embd", "n_head",
+     "n_layer", "n_inner", "n_positions", "layer_norm_epsilon", "activation_function", 4, 2048, 1e-5, "gelu_new",
+     0, NULL, NULL, NULL, ZQ_ROPE_DIM, "rotary_dim", 0, NULL, NULL, NULL, NULL, NULL, gptj_tensors},
+    LLAMA_ROW("llama", llama_tensors, "llama", "mistral"),
+    LLAMA_ROW("qwen2", qwen2_tensors, "qwen2"),
+    {{"bert"}, "bert", ZQ_ARCH_TOKEN_TYPES | ZQ_ARCH_MLM_HEAD, "hidden_size", "num_attention_heads",
+     "num_hidden_layers", "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 512,
+     1e-12, "gelu", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0, NULL, NULL, NULL, NULL, NULL, bert_tensors},
+    {{NULL}, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, NULL, ZQ_ROPE_NONE,
+     NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
-const char *const zq_known_model_types[] = {"gpt2", "opt", "gpt_neox", "gptj", "bert",
-                                             "llama", "mistral", "qwen2", NULL};
+const zq_arch_desc *zq_arch_find(const char *model_type)
+{
+    for (const zq_arch_desc *d = zq_arch_table; d->model_types[0]; d++)
+        for (int k = 0; k < 4 && d->model_types[k]; k++)
+            if (!strcmp(d->model_types[k], model_type)) return d;
+    return NULL;
+}
+
+zq_kind zq_part_kind(zq_part p)
+{
+    switch (p) {
+    case ZQ_PART_Q: case ZQ_PART_K: case ZQ_PART_V: case ZQ_PART_QKV: case ZQ_PART_O: return ZQ_KIND_ATTENTION;
+    case ZQ_PART_UP: case ZQ_PART_GATE: case ZQ_PART_DOWN: return ZQ_KIND_MLP;
+    case ZQ_PART_EMBED: case ZQ_PART_POS: case ZQ_PART_TYPES: case ZQ_PART_PROJ_IN: return ZQ_KIND_EMBEDDING;
+    case ZQ_PART_NORM1: case ZQ_PART_NORM2: case ZQ_PART_EMB_NORM: case ZQ_PART_FINAL_NORM: return ZQ_KIND_NORM;
+    case ZQ_PART_PROJ_OUT: case ZQ_PART_MLM_DENSE: case ZQ_PART_MLM_NORM: case ZQ_PART_HEAD: break;
+    }
+    return ZQ_KIND_HEAD;
+}
+
+int zq_part_in_block(zq_part p) { return p <= ZQ_PART_NORM2; }
+
+/* '%d' in a table name is '#' to zq_pattern_match */
+static int table_pattern(const char *name, int with_prefix, char *buf, size_t size)
+{
+    size_t n = 0;
+    if (with_prefix) buf[n++] = '*', buf[n++] = '.';
+    for (const char *c = name; *c; c++) {
+        if (n + 2 >= size) return 0;
+        if (c[0] == '%' && c[1] == 'd') buf[n++] = '#', c++;
+        else buf[n++] = *c;
+    }
+    buf[n] = 0;
+    return 1;
+}
+
+int zq_arch_tensor_match(const zq_arch_tensor *t, const char *name, int *layer)
+{
+    char pat[256];
+    int l = -1;
+    for (int prefixed = 0; prefixed < 2; prefixed++)
+        if (table_pattern(t->name, prefixed, pat, sizeof pat) && zq_pattern_match(pat, name, &l)) {
+            if (layer) *layer = zq_part_in_block(t->part) ? l : -1;
+            return 1;
+        }
+    return 0;
+}
+
+/* ---- roles ----------------------------------------------------------------------- */
 
 const char *zq_role_name(zq_role role)
 {
@@ -70,13 +247,6 @@ const char *zq_role_name(zq_role role)
     case ZQ_ROLE_OTHER: break;
     }
     return "other";
-}
-
-static const arch *find_arch(const char *model_type)
-{
-    for (size_t k = 0; k < sizeof arches / sizeof arches[0]; k++)
-        if (strcmp(arches[k].model_type, model_type) == 0) return &arches[k];
-    return NULL;
 }
 
 int zq_pattern_match(const char *p, const char *s, int *number)
@@ -116,7 +286,7 @@ zq_status zq_model_detect(const char *config, const char *origin, zq_model *out,
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     if (cJSON_IsString(mt)) {
         snprintf(out->model_type, sizeof out->model_type, "%s", mt->valuestring);
-        out->known = find_arch(out->model_type) != NULL;
+        out->known = zq_arch_find(out->model_type) != NULL;
     }
     static const char *layer_keys[] = {"num_hidden_layers", "n_layer", "num_layers"};
     for (size_t k = 0; k < 3; k++) {
@@ -130,22 +300,25 @@ zq_status zq_model_detect(const char *config, const char *origin, zq_model *out,
     return ZQ_OK;
 }
 
+/* The block Linears' weights are what the quantizer stores in INT8/INT4;
+ * everything else of a known model stays FP16 unless asked. */
 zq_tensor_role zq_model_classify(const zq_model *m, const zq_tensor_info *t)
 {
     zq_tensor_role r = {ZQ_ROLE_OTHER, -1, 0};
-    const arch *a = m->known ? find_arch(m->model_type) : NULL;
-    if (!a) {
+    const zq_arch_desc *d = m->known ? zq_arch_find(m->model_type) : NULL;
+    if (!d) {
         if (t->ndim == 2) r.role = ZQ_ROLE_LINEAR;
         return r;
     }
-    for (const tensor_rule *rule = a->rules; rule->pattern; rule++) {
-        int layer = -1;
-        if (t->ndim == 2 && zq_pattern_match(rule->pattern, t->name, &layer)) {
-            r.role = rule->role;
-            r.layer = layer;
-            r.transposed = a->transposed;
-            return r;
-        }
+    for (const zq_arch_tensor *e = d->tensors; e->name && t->ndim == 2; e++) {
+        zq_kind kind = zq_part_kind(e->part);
+        int layer;
+        if ((e->flags & ZQ_T_BIAS) || !zq_part_in_block(e->part) || kind == ZQ_KIND_NORM) continue;
+        if (!zq_arch_tensor_match(e, t->name, &layer)) continue;
+        r.role = kind == ZQ_KIND_MLP ? ZQ_ROLE_MLP : ZQ_ROLE_ATTENTION;
+        r.layer = layer;
+        r.transposed = (e->flags & ZQ_T_CONV1D) != 0;
+        return r;
     }
     return r;
 }

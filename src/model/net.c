@@ -12,7 +12,6 @@
 #include "nn/nn.h"
 #include "zquant/source.h"
 
-#define SLOTS 7 /* Linear ids per layer: q k v o up gate down */
 
 typedef struct {
     float *buf[32]; /* what the block owns */
@@ -23,6 +22,8 @@ typedef struct {
     int loaded;
 } block_slot;
 
+#define NPARTS (ZQ_PART_HEAD + 1)
+
 struct zq_net {
     char *path;
     zq_arch arch;
@@ -30,16 +31,17 @@ struct zq_net {
     zq_file *zq;
     int cache_all, all_quantized;
     block_slot *blocks;
-    float *emb, *pos, *types, *emb_norm_w, *emb_norm_b, *proj_in, *proj_out;
-    float *final_w, *final_b, *head_w, *head_b, *mlm_w, *mlm_b, *mlm_norm_w, *mlm_norm_b;
-    int head_tied;
+    float *outer[NPARTS][2]; /* the tensors outside blocks: [part][0] weight, [part][1] bias */
 };
+
+#define WEIGHT(n, part) ((n)->outer[part][0])
+#define BIAS(n, part) ((n)->outer[part][1])
 
 const zq_arch *zq_net_arch(const zq_net *n) { return &n->arch; }
 const char *zq_net_path(const zq_net *n) { return n->path; }
 const zq_activation *zq_net_activation(const zq_net *n) { return n->zq ? zq_file_activation(n->zq) : NULL; }
 void zq_net_mark_all_quantized(zq_net *n) { n->all_quantized = 1; }
-int zq_net_linear_ids(const zq_net *n) { return n->arch.n_layers * SLOTS; }
+int zq_net_linear_ids(const zq_net *n) { return n->arch.n_layers * ZQ_LINEAR_SLOTS; }
 
 /* ---- finding and reading tensors ----------------------------------------- */
 
@@ -170,36 +172,40 @@ static zq_status vec(loader *L, const char *fmt, int len, int optional, const fl
     return unit(L, idx, p, len, 1, 0, 1);
 }
 
-static zq_status lin(loader *L, const char *wfmt, const char *bfmt, int out_dim, int in_dim, int slot, int conv1d,
-                     zq_linear *dst)
+/* A Linear part: its weight, and its bias when the table lists one (a
+ * bias is optional: some checkpoints of a family have them). */
+static zq_status lin(loader *L, const zq_arch_tensor *w, const zq_arch_tensor *bias, zq_linear *dst)
 {
-    float *w, *b = NULL;
+    int out_dim, in_dim, conv1d = (w->flags & ZQ_T_CONV1D) != 0;
+    zq_arch_linear_shape(&L->n->arch, w->part, &out_dim, &in_dim);
+    float *wp, *b = NULL;
     long idx;
-    ZQ_TRY(load(L->n, nm(L, wfmt), (uint64_t)out_dim * in_dim, conv1d, 0, &w, &idx, L->err));
-    keep(L, w);
-    ZQ_TRY(unit(L, idx, w, out_dim, in_dim, conv1d, 0));
-    if (bfmt) {
+    ZQ_TRY(load(L->n, nm(L, w->name), (uint64_t)out_dim * in_dim, conv1d, 0, &wp, &idx, L->err));
+    keep(L, wp);
+    ZQ_TRY(unit(L, idx, wp, out_dim, in_dim, conv1d, 0));
+    if (bias) {
         long bidx;
-        ZQ_TRY(load(L->n, nm(L, bfmt), (uint64_t)out_dim, 0, 1, &b, &bidx, L->err));
+        ZQ_TRY(load(L->n, nm(L, bias->name), (uint64_t)out_dim, 0, 1, &b, &bidx, L->err));
         keep(L, b);
         ZQ_TRY(unit(L, bidx, b, out_dim, 1, 0, 1));
     }
-    *dst = (zq_linear){w, b, out_dim, in_dim, quantized_at(L->n, (size_t)idx), L->layer * SLOTS + slot};
+    int slot = w->part == ZQ_PART_QKV ? 0 : (int)w->part;
+    *dst = (zq_linear){wp, b, out_dim, in_dim, quantized_at(L->n, (size_t)idx), L->layer * ZQ_LINEAR_SLOTS + slot};
     return ZQ_OK;
 }
 
 /* A fused [q; k; v] projection: views into one buffer. NeoX interleaves
  * per head ([h][q|k|v][hd]), so its rows are regrouped first. */
-static zq_status fused_qkv(loader *L, const char *wfmt, const char *bfmt, int conv1d, int per_head, zq_block *b)
+static zq_status fused_qkv(loader *L, const zq_arch_tensor *w, const zq_arch_tensor *bias, zq_block *b)
 {
     const zq_arch *a = &L->n->arch;
     int C = a->hidden, hd = a->head_dim, nh = a->n_heads;
     zq_linear all;
     int first = L->s->nunits;
-    ZQ_TRY(lin(L, wfmt, bfmt, 3 * nh * hd, C, 0, conv1d, &all));
-    if (per_head) {
+    ZQ_TRY(lin(L, w, bias, &all));
+    if (w->flags & ZQ_T_QKV_PER_HEAD) {
         for (int k = first; k < L->s->nunits; k++) L->s->units[k].neox_qkv = 1; /* the weight and its bias */
-        float *w = (float *)all.w, *bias = (float *)all.b;
+        float *wp = (float *)all.w, *bp = (float *)all.b;
         float *tw = malloc((size_t)3 * nh * hd * C * sizeof *tw), *tb = malloc((size_t)3 * nh * hd * sizeof *tb);
         if (!tw || !tb) {
             free(tw);
@@ -210,11 +216,11 @@ static zq_status fused_qkv(loader *L, const char *wfmt, const char *bfmt, int co
             for (int part = 0; part < 3; part++)
                 for (int d = 0; d < hd; d++) {
                     size_t from = ((size_t)h * 3 + part) * hd + d, to = ((size_t)part * nh + h) * hd + d;
-                    memcpy(tw + to * C, w + from * C, (size_t)C * sizeof *tw);
-                    if (bias) tb[to] = bias[from];
+                    memcpy(tw + to * C, wp + from * C, (size_t)C * sizeof *tw);
+                    if (bp) tb[to] = bp[from];
                 }
-        memcpy(w, tw, (size_t)3 * nh * hd * C * sizeof *tw);
-        if (bias) memcpy(bias, tb, (size_t)3 * nh * hd * sizeof *tb);
+        memcpy(wp, tw, (size_t)3 * nh * hd * C * sizeof *tw);
+        if (bp) memcpy(bp, tb, (size_t)3 * nh * hd * sizeof *tb);
         free(tw);
         free(tb);
     }
@@ -222,85 +228,39 @@ static zq_status fused_qkv(loader *L, const char *wfmt, const char *bfmt, int co
     zq_linear *dst[3] = {&b->q, &b->k, &b->v};
     for (int p = 0; p < 3; p++)
         *dst[p] = (zq_linear){all.w + p * rows * C, all.b ? all.b + p * rows : NULL, (int)rows, C, all.quantized,
-                              L->layer * SLOTS + p};
+                              L->layer * ZQ_LINEAR_SLOTS + p};
     return ZQ_OK;
 }
 
+static zq_linear *linear_of(zq_block *b, zq_part p)
+{
+    zq_linear *lin[ZQ_LINEAR_SLOTS] = {&b->q, &b->k, &b->v, &b->o, &b->up, &b->gate, &b->down};
+    return p < ZQ_LINEAR_SLOTS ? lin[p] : NULL;
+}
+
+static const zq_arch_tensor *bias_of(const zq_arch_tensor *rows, zq_part p)
+{
+    for (const zq_arch_tensor *e = rows; e->name; e++)
+        if (e->part == p && (e->flags & ZQ_T_BIAS)) return e;
+    return NULL;
+}
+
+/* Every block tensor the architecture's row lists, in its order. */
 static zq_status load_block(zq_net *n, int layer, block_slot *s, zq_error *err)
 {
     const zq_arch *a = &n->arch;
+    const zq_arch_tensor *rows = a->desc->tensors;
     loader L = {n, s, layer, {0}, err};
     zq_block *b = &s->blk;
-    int C = a->hidden, I = a->inter, qd = a->n_heads * a->head_dim, kvd = a->n_kv_heads * a->head_dim;
     memset(b, 0, sizeof *b);
-    switch (a->kind) {
-    case ZQ_ARCH_GPT2:
-        ZQ_TRY(vec(&L, "h.%d.ln_1.weight", C, 0, &b->norm1_w));
-        ZQ_TRY(vec(&L, "h.%d.ln_1.bias", C, 0, &b->norm1_b));
-        ZQ_TRY(vec(&L, "h.%d.ln_2.weight", C, 0, &b->norm2_w));
-        ZQ_TRY(vec(&L, "h.%d.ln_2.bias", C, 0, &b->norm2_b));
-        ZQ_TRY(fused_qkv(&L, "h.%d.attn.c_attn.weight", "h.%d.attn.c_attn.bias", 1, 0, b));
-        ZQ_TRY(lin(&L, "h.%d.attn.c_proj.weight", "h.%d.attn.c_proj.bias", C, qd, 3, 1, &b->o));
-        ZQ_TRY(lin(&L, "h.%d.mlp.c_fc.weight", "h.%d.mlp.c_fc.bias", I, C, 4, 1, &b->up));
-        ZQ_TRY(lin(&L, "h.%d.mlp.c_proj.weight", "h.%d.mlp.c_proj.bias", C, I, 6, 1, &b->down));
-        break;
-    case ZQ_ARCH_OPT:
-        ZQ_TRY(vec(&L, "layers.%d.self_attn_layer_norm.weight", C, 0, &b->norm1_w));
-        ZQ_TRY(vec(&L, "layers.%d.self_attn_layer_norm.bias", C, 0, &b->norm1_b));
-        ZQ_TRY(vec(&L, "layers.%d.final_layer_norm.weight", C, 0, &b->norm2_w));
-        ZQ_TRY(vec(&L, "layers.%d.final_layer_norm.bias", C, 0, &b->norm2_b));
-        ZQ_TRY(lin(&L, "layers.%d.self_attn.q_proj.weight", "layers.%d.self_attn.q_proj.bias", qd, C, 0, 0, &b->q));
-        ZQ_TRY(lin(&L, "layers.%d.self_attn.k_proj.weight", "layers.%d.self_attn.k_proj.bias", kvd, C, 1, 0, &b->k));
-        ZQ_TRY(lin(&L, "layers.%d.self_attn.v_proj.weight", "layers.%d.self_attn.v_proj.bias", kvd, C, 2, 0, &b->v));
-        ZQ_TRY(lin(&L, "layers.%d.self_attn.out_proj.weight", "layers.%d.self_attn.out_proj.bias", C, qd, 3, 0, &b->o));
-        ZQ_TRY(lin(&L, "layers.%d.fc1.weight", "layers.%d.fc1.bias", I, C, 4, 0, &b->up));
-        ZQ_TRY(lin(&L, "layers.%d.fc2.weight", "layers.%d.fc2.bias", C, I, 6, 0, &b->down));
-        break;
-    case ZQ_ARCH_NEOX:
-        ZQ_TRY(vec(&L, "layers.%d.input_layernorm.weight", C, 0, &b->norm1_w));
-        ZQ_TRY(vec(&L, "layers.%d.input_layernorm.bias", C, 0, &b->norm1_b));
-        ZQ_TRY(vec(&L, "layers.%d.post_attention_layernorm.weight", C, 0, &b->norm2_w));
-        ZQ_TRY(vec(&L, "layers.%d.post_attention_layernorm.bias", C, 0, &b->norm2_b));
-        ZQ_TRY(fused_qkv(&L, "layers.%d.attention.query_key_value.weight", "layers.%d.attention.query_key_value.bias",
-                         0, 1, b));
-        ZQ_TRY(lin(&L, "layers.%d.attention.dense.weight", "layers.%d.attention.dense.bias", C, qd, 3, 0, &b->o));
-        ZQ_TRY(lin(&L, "layers.%d.mlp.dense_h_to_4h.weight", "layers.%d.mlp.dense_h_to_4h.bias", I, C, 4, 0, &b->up));
-        ZQ_TRY(lin(&L, "layers.%d.mlp.dense_4h_to_h.weight", "layers.%d.mlp.dense_4h_to_h.bias", C, I, 6, 0, &b->down));
-        break;
-    case ZQ_ARCH_GPTJ:
-        ZQ_TRY(vec(&L, "h.%d.ln_1.weight", C, 0, &b->norm1_w));
-        ZQ_TRY(vec(&L, "h.%d.ln_1.bias", C, 0, &b->norm1_b));
-        ZQ_TRY(lin(&L, "h.%d.attn.q_proj.weight", NULL, qd, C, 0, 0, &b->q));
-        ZQ_TRY(lin(&L, "h.%d.attn.k_proj.weight", NULL, kvd, C, 1, 0, &b->k));
-        ZQ_TRY(lin(&L, "h.%d.attn.v_proj.weight", NULL, kvd, C, 2, 0, &b->v));
-        ZQ_TRY(lin(&L, "h.%d.attn.out_proj.weight", NULL, C, qd, 3, 0, &b->o));
-        ZQ_TRY(lin(&L, "h.%d.mlp.fc_in.weight", "h.%d.mlp.fc_in.bias", I, C, 4, 0, &b->up));
-        ZQ_TRY(lin(&L, "h.%d.mlp.fc_out.weight", "h.%d.mlp.fc_out.bias", C, I, 6, 0, &b->down));
-        break;
-    case ZQ_ARCH_LLAMA:
-        ZQ_TRY(vec(&L, "layers.%d.input_layernorm.weight", C, 0, &b->norm1_w));
-        ZQ_TRY(vec(&L, "layers.%d.post_attention_layernorm.weight", C, 0, &b->norm2_w));
-        /* qwen2 has q/k/v biases; llama and mistral none (optional either way) */
-        ZQ_TRY(lin(&L, "layers.%d.self_attn.q_proj.weight", "layers.%d.self_attn.q_proj.bias", qd, C, 0, 0, &b->q));
-        ZQ_TRY(lin(&L, "layers.%d.self_attn.k_proj.weight", "layers.%d.self_attn.k_proj.bias", kvd, C, 1, 0, &b->k));
-        ZQ_TRY(lin(&L, "layers.%d.self_attn.v_proj.weight", "layers.%d.self_attn.v_proj.bias", kvd, C, 2, 0, &b->v));
-        ZQ_TRY(lin(&L, "layers.%d.self_attn.o_proj.weight", NULL, C, qd, 3, 0, &b->o));
-        ZQ_TRY(lin(&L, "layers.%d.mlp.up_proj.weight", NULL, I, C, 4, 0, &b->up));
-        ZQ_TRY(lin(&L, "layers.%d.mlp.gate_proj.weight", NULL, I, C, 5, 0, &b->gate));
-        ZQ_TRY(lin(&L, "layers.%d.mlp.down_proj.weight", NULL, C, I, 6, 0, &b->down));
-        break;
-    case ZQ_ARCH_BERT:
-        ZQ_TRY(lin(&L, "layer.%d.attention.self.query.weight", "layer.%d.attention.self.query.bias", qd, C, 0, 0, &b->q));
-        ZQ_TRY(lin(&L, "layer.%d.attention.self.key.weight", "layer.%d.attention.self.key.bias", kvd, C, 1, 0, &b->k));
-        ZQ_TRY(lin(&L, "layer.%d.attention.self.value.weight", "layer.%d.attention.self.value.bias", kvd, C, 2, 0, &b->v));
-        ZQ_TRY(lin(&L, "layer.%d.attention.output.dense.weight", "layer.%d.attention.output.dense.bias", C, qd, 3, 0, &b->o));
-        ZQ_TRY(vec(&L, "layer.%d.attention.output.LayerNorm.weight", C, 0, &b->norm1_w));
-        ZQ_TRY(vec(&L, "layer.%d.attention.output.LayerNorm.bias", C, 0, &b->norm1_b));
-        ZQ_TRY(lin(&L, "layer.%d.intermediate.dense.weight", "layer.%d.intermediate.dense.bias", I, C, 4, 0, &b->up));
-        ZQ_TRY(lin(&L, "layer.%d.output.dense.weight", "layer.%d.output.dense.bias", C, I, 6, 0, &b->down));
-        ZQ_TRY(vec(&L, "layer.%d.output.LayerNorm.weight", C, 0, &b->norm2_w));
-        ZQ_TRY(vec(&L, "layer.%d.output.LayerNorm.bias", C, 0, &b->norm2_b));
-        break;
+    for (const zq_arch_tensor *e = rows; e->name; e++) {
+        if (!zq_part_in_block(e->part)) continue;
+        int bias = (e->flags & ZQ_T_BIAS) != 0, optional = (e->flags & ZQ_T_OPTIONAL) != 0;
+        if (e->part == ZQ_PART_NORM1) ZQ_TRY(vec(&L, e->name, a->hidden, optional, bias ? &b->norm1_b : &b->norm1_w));
+        else if (e->part == ZQ_PART_NORM2) ZQ_TRY(vec(&L, e->name, a->hidden, optional, bias ? &b->norm2_b : &b->norm2_w));
+        else if (bias) continue; /* loaded with its weight */
+        else if (e->part == ZQ_PART_QKV) ZQ_TRY(fused_qkv(&L, e, bias_of(rows, e->part), b));
+        else ZQ_TRY(lin(&L, e, bias_of(rows, e->part), linear_of(b, e->part)));
     }
     s->loaded = 1;
     return ZQ_OK;
@@ -344,52 +304,44 @@ void zq_net_release_block(zq_net *n, int layer)
 
 /* ---- embeddings and head ---------------------------------------------------- */
 
+/* Elements a tensor outside the blocks must have; 0 when this model has
+ * no such tensor (a final norm of a post-LN model, OPT's projections when
+ * the embedding is as wide as the blocks). */
+static uint64_t outer_size(const zq_arch *a, const zq_arch_tensor *e)
+{
+    uint64_t C = (uint64_t)a->hidden, V = (uint64_t)a->vocab, E = (uint64_t)a->emb_dim;
+    int bias = (e->flags & ZQ_T_BIAS) != 0;
+    switch (e->part) {
+    case ZQ_PART_EMBED: return V * E;
+    case ZQ_PART_POS: return (uint64_t)(a->max_pos + a->pos_offset) * C;
+    case ZQ_PART_FINAL_NORM: return a->final_norm ? C : 0;
+    case ZQ_PART_PROJ_IN: case ZQ_PART_PROJ_OUT: return a->emb_proj ? C * E : 0;
+    case ZQ_PART_EMB_NORM: case ZQ_PART_MLM_NORM: return C;
+    case ZQ_PART_MLM_DENSE: return bias ? C : C * C;
+    case ZQ_PART_HEAD: return bias ? V : V * E;
+    default: return 0;
+    }
+}
+
 static zq_status load_outer(zq_net *n, zq_error *err)
 {
     const zq_arch *a = &n->arch;
-    uint64_t C = (uint64_t)a->hidden, V = (uint64_t)a->vocab, E = (uint64_t)a->emb_dim;
-    const char *emb = NULL, *pos = NULL, *fw = NULL, *fb = NULL, *head = NULL;
-    switch (a->kind) {
-    case ZQ_ARCH_GPT2: emb = "wte.weight", pos = "wpe.weight", fw = "ln_f.weight", fb = "ln_f.bias", head = "lm_head.weight"; break;
-    case ZQ_ARCH_OPT:
-        emb = "decoder.embed_tokens.weight", pos = "decoder.embed_positions.weight", head = "lm_head.weight";
-        fw = "decoder.final_layer_norm.weight", fb = "decoder.final_layer_norm.bias";
-        break;
-    case ZQ_ARCH_NEOX: emb = "embed_in.weight", fw = "final_layer_norm.weight", fb = "final_layer_norm.bias", head = "embed_out.weight"; break;
-    case ZQ_ARCH_GPTJ: emb = "wte.weight", fw = "ln_f.weight", fb = "ln_f.bias", head = "lm_head.weight"; break;
-    case ZQ_ARCH_LLAMA: emb = "embed_tokens.weight", fw = "norm.weight", head = "lm_head.weight"; break;
-    case ZQ_ARCH_BERT: emb = "embeddings.word_embeddings.weight", pos = "embeddings.position_embeddings.weight"; break;
+    for (const zq_arch_tensor *e = a->desc->tensors; e->name; e++) {
+        if (zq_part_in_block(e->part)) continue;
+        float **dst = &n->outer[e->part][(e->flags & ZQ_T_BIAS) != 0];
+        if (e->part == ZQ_PART_TYPES) {
+            /* only token type 0 is used: the first row of [types, hidden] */
+            long i = find(n, e->name);
+            if (i < 0 || numel_at(n, (size_t)i) % (uint64_t)a->hidden)
+                return zq_fail(err, ZQ_ERR_FORMAT, "'%s': no usable token_type_embeddings", n->path);
+            *dst = malloc(numel_at(n, (size_t)i) * sizeof **dst);
+            if (!*dst) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+            ZQ_TRY(read_tensor(n, (size_t)i, 0, *dst, err));
+            continue;
+        }
+        uint64_t size = outer_size(a, e);
+        if (size) ZQ_TRY(load(n, e->name, size, 0, (e->flags & ZQ_T_OPTIONAL) != 0, dst, NULL, err));
     }
-    ZQ_TRY(load(n, emb, V * E, 0, 0, &n->emb, NULL, err));
-    if (pos) ZQ_TRY(load(n, pos, (uint64_t)(a->max_pos + a->pos_offset) * C, 0, 0, &n->pos, NULL, err));
-    if (a->final_norm) {
-        ZQ_TRY(load(n, fw, C, 0, 0, &n->final_w, NULL, err));
-        if (fb) ZQ_TRY(load(n, fb, C, 0, 0, &n->final_b, NULL, err));
-    }
-    if (a->emb_proj) {
-        ZQ_TRY(load(n, "decoder.project_in.weight", C * E, 0, 0, &n->proj_in, NULL, err));
-        ZQ_TRY(load(n, "decoder.project_out.weight", C * E, 0, 0, &n->proj_out, NULL, err));
-    }
-    if (a->kind == ZQ_ARCH_BERT) {
-        /* only token type 0 is used: the first row of [types, hidden] */
-        long i = find(n, "embeddings.token_type_embeddings.weight");
-        if (i < 0 || numel_at(n, (size_t)i) % C)
-            return zq_fail(err, ZQ_ERR_FORMAT, "'%s': no usable token_type_embeddings", n->path);
-        n->types = malloc(numel_at(n, (size_t)i) * sizeof *n->types);
-        if (!n->types) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-        ZQ_TRY(read_tensor(n, (size_t)i, 0, n->types, err));
-        ZQ_TRY(load(n, "embeddings.LayerNorm.weight", C, 0, 0, &n->emb_norm_w, NULL, err));
-        ZQ_TRY(load(n, "embeddings.LayerNorm.bias", C, 0, 0, &n->emb_norm_b, NULL, err));
-        ZQ_TRY(load(n, "cls.predictions.transform.dense.weight", C * C, 0, 0, &n->mlm_w, NULL, err));
-        ZQ_TRY(load(n, "cls.predictions.transform.dense.bias", C, 0, 0, &n->mlm_b, NULL, err));
-        ZQ_TRY(load(n, "cls.predictions.transform.LayerNorm.weight", C, 0, 0, &n->mlm_norm_w, NULL, err));
-        ZQ_TRY(load(n, "cls.predictions.transform.LayerNorm.bias", C, 0, 0, &n->mlm_norm_b, NULL, err));
-        ZQ_TRY(load(n, "cls.predictions.bias", V, 0, 0, &n->head_b, NULL, err));
-        head = "cls.predictions.decoder.weight";
-    }
-    ZQ_TRY(load(n, head, V * E, 0, 1, &n->head_w, NULL, err));
-    if (a->kind == ZQ_ARCH_GPTJ) ZQ_TRY(load(n, "lm_head.bias", V, 0, 1, &n->head_b, NULL, err));
-    n->head_tied = n->head_w == NULL;
     return ZQ_OK;
 }
 
@@ -406,24 +358,25 @@ zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, int pos0,
             if (id < 0 || id >= a->vocab)
                 return zq_fail(err, ZQ_ERR_DATA, "token id %d is outside the vocabulary (0..%d)", id, a->vocab - 1);
             float *o = x + ((size_t)b * T + t) * C;
-            const float *e = n->emb + (size_t)id * E;
+            const float *e = WEIGHT(n, ZQ_PART_EMBED) + (size_t)id * E;
             if (a->emb_proj) {
                 for (int c = 0; c < C; c++) {
                     float s = 0;
-                    for (int k = 0; k < E; k++) s += n->proj_in[(size_t)c * E + k] * e[k];
+                    for (int k = 0; k < E; k++) s += WEIGHT(n, ZQ_PART_PROJ_IN)[(size_t)c * E + k] * e[k];
                     o[c] = s;
                 }
             } else {
                 memcpy(o, e, (size_t)C * sizeof *o);
             }
-            if (n->pos) {
-                const float *p = n->pos + (size_t)(pos0 + t + a->pos_offset) * C;
+            if (WEIGHT(n, ZQ_PART_POS)) {
+                const float *p = WEIGHT(n, ZQ_PART_POS) + (size_t)(pos0 + t + a->pos_offset) * C;
                 for (int c = 0; c < C; c++) o[c] += p[c];
             }
-            if (n->types)
-                for (int c = 0; c < C; c++) o[c] += n->types[c];
+            if (WEIGHT(n, ZQ_PART_TYPES))
+                for (int c = 0; c < C; c++) o[c] += WEIGHT(n, ZQ_PART_TYPES)[c];
         }
-    if (n->emb_norm_w) zq_layernorm(x, x, n->emb_norm_w, n->emb_norm_b, B * T, C, a->norm_eps);
+    if (WEIGHT(n, ZQ_PART_EMB_NORM))
+        zq_layernorm(x, x, WEIGHT(n, ZQ_PART_EMB_NORM), BIAS(n, ZQ_PART_EMB_NORM), B * T, C, a->norm_eps);
     return ZQ_OK;
 }
 
@@ -434,19 +387,19 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
     int C = a->hidden, E = a->emb_dim, V = a->vocab;
     const float *h = x;
     if (a->final_norm) {
-        if (a->rms_norm) zq_rmsnorm(scratch, x, n->final_w, rows, C, a->norm_eps);
-        else zq_layernorm(scratch, x, n->final_w, n->final_b, rows, C, a->norm_eps);
+        if (a->rms_norm) zq_rmsnorm(scratch, x, WEIGHT(n, ZQ_PART_FINAL_NORM), rows, C, a->norm_eps);
+        else zq_layernorm(scratch, x, WEIGHT(n, ZQ_PART_FINAL_NORM), BIAS(n, ZQ_PART_FINAL_NORM), rows, C, a->norm_eps);
         h = scratch;
     }
     if (a->mlm_head) { /* dense, activation, LayerNorm, then the decoder */
-        zq_linear t = {n->mlm_w, n->mlm_b, C, C, 0, 0};
+        zq_linear t = {WEIGHT(n, ZQ_PART_MLM_DENSE), BIAS(n, ZQ_PART_MLM_DENSE), C, C, 0, 0};
         zq_block_linear(&t, NULL, NULL, h, scratch, rows);
         zq_activate(a->act, scratch, NULL, (size_t)rows * C);
-        zq_layernorm(scratch, scratch, n->mlm_norm_w, n->mlm_norm_b, rows, C, a->norm_eps);
+        zq_layernorm(scratch, scratch, WEIGHT(n, ZQ_PART_MLM_NORM), BIAS(n, ZQ_PART_MLM_NORM), rows, C, a->norm_eps);
         h = scratch;
     }
     if (a->emb_proj) {
-        zq_linear p = {n->proj_out, NULL, E, C, 0, 0};
+        zq_linear p = {WEIGHT(n, ZQ_PART_PROJ_OUT), NULL, E, C, 0, 0};
         float *tmp = malloc((size_t)rows * E * sizeof *tmp);
         if (!tmp) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         zq_block_linear(&p, NULL, NULL, h, tmp, rows);
@@ -454,7 +407,9 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
         free(tmp);
         h = scratch;
     }
-    zq_linear head = {n->head_tied ? n->emb : n->head_w, n->head_b, V, E, 0, 0};
+    /* no head of its own: tied to the embedding */
+    const float *head_w = WEIGHT(n, ZQ_PART_HEAD) ? WEIGHT(n, ZQ_PART_HEAD) : WEIGHT(n, ZQ_PART_EMBED);
+    zq_linear head = {head_w, BIAS(n, ZQ_PART_HEAD), V, E, 0, 0};
     zq_block_linear(&head, NULL, NULL, h, logits, rows);
     return ZQ_OK;
 }
@@ -510,9 +465,7 @@ void zq_net_close(zq_net *n)
     if (!n) return;
     for (int l = 0; n->blocks && l < n->arch.n_layers; l++) drop_block(&n->blocks[l]);
     free(n->blocks);
-    float *bufs[] = {n->emb, n->pos, n->types, n->emb_norm_w, n->emb_norm_b, n->proj_in, n->proj_out, n->final_w,
-                     n->final_b, n->head_w, n->head_b, n->mlm_w, n->mlm_b, n->mlm_norm_w, n->mlm_norm_b};
-    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(bufs[k]);
+    for (int p = 0; p < NPARTS; p++) free(n->outer[p][0]), free(n->outer[p][1]);
     zq_file_close(n->zq);
     zq_source_close(n->src);
     free(n->path);

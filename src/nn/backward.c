@@ -61,22 +61,22 @@ static void norm_back(const zq_arch *a, const float *x, const float *w, const fl
     }
 }
 
-static void activation_back(zq_activation_fn fn, const float *u, const float *gate, const float *dact, float *du,
+static void activation_back(zq_mlp_fn fn, const float *u, const float *gate, const float *dact, float *du,
                             float *dg, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float x = u[i], d = dact[i];
         switch (fn) {
-        case ZQ_ACT_GELU_TANH: {
+        case ZQ_GELU_TANH: {
             float k = 0.7978845608028654f, inner = k * (x + 0.044715f * x * x * x), t = tanhf(inner);
             du[i] = d * (0.5f * (1 + t) + 0.5f * x * (1 - t * t) * k * (1 + 3 * 0.044715f * x * x));
             break;
         }
-        case ZQ_ACT_GELU_ERF:
+        case ZQ_GELU_ERF:
             du[i] = d * (0.5f * (1 + erff(x * 0.7071067811865476f)) + x * 0.3989422804014327f * expf(-0.5f * x * x));
             break;
-        case ZQ_ACT_RELU: du[i] = x > 0 ? d : 0; break;
-        case ZQ_ACT_SILU_GLU: { /* act = silu(g) * u */
+        case ZQ_RELU: du[i] = x > 0 ? d : 0; break;
+        case ZQ_SILU_GLU: { /* act = silu(g) * u */
             float gv = gate[i], s = 1.0f / (1.0f + expf(-gv)), silu = gv * s;
             du[i] = d * silu;
             dg[i] = d * x * s * (1 + gv * (1 - s));
@@ -94,7 +94,7 @@ static void mlp_back(const zq_arch *a, const zq_block *blk, const zq_act_quant *
     linear_back(&blk->down, &g->down, aq, ws->aq, ws->act, dmo, ws->dact, 0.0f, BT);
     activation_back(a->act, ws->up, ws->gate, ws->dact, ws->dup, ws->dgate, n);
     linear_back(&blk->up, &g->up, aq, ws->aq, h, ws->dup, dh, dh_beta, BT);
-    if (a->act == ZQ_ACT_SILU_GLU) linear_back(&blk->gate, &g->gate, aq, ws->aq, h, ws->dgate, dh, 1.0f, BT);
+    if (a->act == ZQ_SILU_GLU) linear_back(&blk->gate, &g->gate, aq, ws->aq, h, ws->dgate, dh, 1.0f, BT);
 }
 
 /* One (sequence, key/value head): every query head that shares it, so the

@@ -1,4 +1,4 @@
-/* Architecture descriptions from config.json, and one block's forward. */
+/* One block's forward. */
 #include "zquant/engine.h"
 
 #include <cjson/cJSON.h>
@@ -11,173 +11,6 @@
 #include "base/blas.h"
 #include "nn/nn.h"
 #include "base/pool.h"
-
-/* ---- config.json -------------------------------------------------------- */
-
-static int num(const cJSON *o, const char *key, double *v)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(j)) return 0;
-    *v = j->valuedouble;
-    return 1;
-}
-
-static int get_int(const cJSON *o, const char *key, int def)
-{
-    double v;
-    return num(o, key, &v) && v >= 0 && v < 1e9 ? (int)v : def;
-}
-
-static double get_num(const cJSON *o, const char *key, double def)
-{
-    double v;
-    return num(o, key, &v) ? v : def;
-}
-
-static int get_bool(const cJSON *o, const char *key, int def)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsBool(j) ? cJSON_IsTrue(j) : def;
-}
-
-static const char *get_str(const cJSON *o, const char *key, const char *def)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(j) ? j->valuestring : def;
-}
-
-static int parse_act(const char *s, zq_activation_fn *fn)
-{
-    if (!strcmp(s, "gelu_new") || !strcmp(s, "gelu_pytorch_tanh") || !strcmp(s, "gelu_fast")) *fn = ZQ_ACT_GELU_TANH;
-    else if (!strcmp(s, "gelu")) *fn = ZQ_ACT_GELU_ERF;
-    else if (!strcmp(s, "relu")) *fn = ZQ_ACT_RELU;
-    else if (!strcmp(s, "silu") || !strcmp(s, "swish")) *fn = ZQ_ACT_SILU_GLU;
-    else return 0;
-    return 1;
-}
-
-#define BAD(...) zq_fail(err, ZQ_ERR_FORMAT, __VA_ARGS__)
-
-/* Where each architecture's config.json keeps the sizes every forward pass
- * needs, and the defaults Hugging Face applies when a key is absent. */
-typedef struct {
-    const char *model_type;
-    zq_arch_kind kind;
-    const char *hidden, *heads, *layers, *inter, *max_pos, *eps, *act;
-    int max_pos_default;
-    double eps_default;
-    const char *act_default;
-} arch_keys;
-
-static const arch_keys arch_table[] = {
-    {"gpt2", ZQ_ARCH_GPT2, "n_embd", "n_head", "n_layer", "n_inner", "n_positions", "layer_norm_epsilon",
-     "activation_function", 1024, 1e-5, "gelu_new"},
-    {"opt", ZQ_ARCH_OPT, "hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
-     "max_position_embeddings", NULL, "activation_function", 2048, 1e-5, "relu"},
-    {"gpt_neox", ZQ_ARCH_NEOX, "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
-     "max_position_embeddings", "layer_norm_eps", "hidden_act", 2048, 1e-5, "gelu"},
-    {"gptj", ZQ_ARCH_GPTJ, "n_embd", "n_head", "n_layer", "n_inner", "n_positions", "layer_norm_epsilon",
-     "activation_function", 2048, 1e-5, "gelu_new"},
-    {"llama", ZQ_ARCH_LLAMA, "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
-     "max_position_embeddings", "rms_norm_eps", "hidden_act", 2048, 1e-6, "silu"},
-    {"mistral", ZQ_ARCH_LLAMA, "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
-     "max_position_embeddings", "rms_norm_eps", "hidden_act", 2048, 1e-6, "silu"},
-    {"qwen2", ZQ_ARCH_LLAMA, "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
-     "max_position_embeddings", "rms_norm_eps", "hidden_act", 2048, 1e-6, "silu"},
-    {"bert", ZQ_ARCH_BERT, "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
-     "max_position_embeddings", "layer_norm_eps", "hidden_act", 512, 1e-12, "gelu"},
-};
-
-static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arch *a, zq_error *err)
-{
-    const arch_keys *k = NULL;
-    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0] && !k; i++)
-        if (!strcmp(arch_table[i].model_type, mt)) k = &arch_table[i];
-    if (!k)
-        return BAD("'%s': model_type '%s' has no forward pass in zquant (gpt2, opt, gpt_neox, gptj, llama, "
-                   "mistral, qwen2, bert)", origin, mt);
-    a->kind = k->kind;
-    a->hidden = get_int(c, k->hidden, 0);
-    a->n_heads = get_int(c, k->heads, 0);
-    a->n_layers = get_int(c, k->layers, 0);
-    a->inter = get_int(c, k->inter, a->kind == ZQ_ARCH_LLAMA ? 0 : 4 * a->hidden);
-    a->max_pos = get_int(c, k->max_pos, k->max_pos_default);
-    a->norm_eps = (float)(k->eps ? get_num(c, k->eps, k->eps_default) : k->eps_default);
-    const char *act = get_str(c, k->act, k->act_default);
-    a->pre_ln = a->causal = a->final_norm = 1;
-    a->rope_theta = 10000;
-    switch (a->kind) { /* what sets each apart */
-    case ZQ_ARCH_GPT2: break;
-    case ZQ_ARCH_OPT:
-        a->pre_ln = get_bool(c, "do_layer_norm_before", 1);
-        a->final_norm = a->pre_ln && !get_bool(c, "_remove_final_layer_norm", 0);
-        a->pos_offset = 2;
-        a->emb_dim = get_int(c, "word_embed_proj_dim", a->hidden);
-        a->emb_proj = a->emb_dim != a->hidden;
-        break;
-    case ZQ_ARCH_NEOX:
-        a->parallel = get_bool(c, "use_parallel_residual", 1);
-        a->rope_theta = (float)get_num(c, "rotary_emb_base", 10000);
-        break;
-    case ZQ_ARCH_GPTJ:
-        a->parallel = a->shared_norm = a->rope_interleaved = 1;
-        break;
-    case ZQ_ARCH_LLAMA: {
-        a->n_kv_heads = get_int(c, "num_key_value_heads", a->n_heads);
-        a->rms_norm = 1;
-        a->rope_theta = (float)get_num(c, "rope_theta", 10000);
-        a->head_dim = get_int(c, "head_dim", 0);
-        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(c, "rope_scaling");
-        if (rs && !cJSON_IsNull(rs)) return BAD("'%s': rope_scaling is not supported", origin);
-        break;
-    }
-    case ZQ_ARCH_BERT:
-        a->pre_ln = a->causal = a->final_norm = 0;
-        a->token_types = a->mlm_head = 1;
-        break;
-    }
-    if (!parse_act(act, &a->act)) return BAD("'%s': activation '%s' is not supported", origin, act);
-    if (a->kind == ZQ_ARCH_LLAMA) {
-        if (a->act != ZQ_ACT_SILU_GLU) return BAD("'%s': llama-style MLPs need silu", origin);
-    } else if (a->act == ZQ_ACT_SILU_GLU) {
-        return BAD("'%s': silu is only supported in llama-style gated MLPs", origin);
-    }
-    a->vocab = get_int(c, "vocab_size", 0);
-    if (!a->n_kv_heads) a->n_kv_heads = a->n_heads;
-    if (a->hidden <= 0 || a->n_heads <= 0 || a->n_layers <= 0 || a->vocab <= 0 || a->inter <= 0)
-        return BAD("'%s': config lacks the model's sizes (hidden, heads, layers, vocab, intermediate)", origin);
-    if (!a->head_dim) {
-        if (a->hidden % a->n_heads) return BAD("'%s': hidden size %d is not a multiple of %d heads", origin, a->hidden, a->n_heads);
-        a->head_dim = a->hidden / a->n_heads;
-    }
-    if (a->n_heads % a->n_kv_heads) return BAD("'%s': %d heads do not share %d key/value heads evenly", origin, a->n_heads, a->n_kv_heads);
-    if (!a->emb_dim) a->emb_dim = a->hidden;
-    if (a->kind == ZQ_ARCH_LLAMA) a->rotary_dims = a->head_dim;
-    if (a->kind == ZQ_ARCH_NEOX) a->rotary_dims = (int)(a->head_dim * get_num(c, "rotary_pct", 0.25));
-    if (a->kind == ZQ_ARCH_GPTJ) {
-        const cJSON *rd = cJSON_GetObjectItemCaseSensitive(c, "rotary_dim");
-        a->rotary_dims = cJSON_IsNumber(rd) ? rd->valueint : a->head_dim;
-    }
-    if (a->rotary_dims % 2 || a->rotary_dims > a->head_dim)
-        return BAD("'%s': rotary dimensions %d do not fit heads of %d", origin, a->rotary_dims, a->head_dim);
-    snprintf(a->model_type, sizeof a->model_type, "%s", mt);
-    return ZQ_OK;
-}
-
-zq_status zq_arch_from_config(const char *config_json, const char *origin, zq_arch *a, zq_error *err)
-{
-    memset(a, 0, sizeof *a);
-    if (!config_json) return BAD("'%s': no config.json: the forward pass needs the model's sizes", origin);
-    cJSON *c = cJSON_Parse(config_json);
-    if (!cJSON_IsObject(c)) {
-        cJSON_Delete(c);
-        return BAD("'%s': config is not a JSON object", origin);
-    }
-    const char *mt = get_str(c, "model_type", NULL);
-    zq_status st = mt ? fill(c, mt, origin, a, err) : BAD("'%s': config has no model_type", origin);
-    cJSON_Delete(c);
-    return st;
-}
 
 /* ---- threads ----------------------------------------------------------------- */
 
@@ -341,7 +174,7 @@ static void mlp(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, z
 {
     size_t n = (size_t)BT * a->inter;
     zq_block_linear(&blk->up, aq, ws->aq, h, ws->up, BT);
-    if (a->act == ZQ_ACT_SILU_GLU) {
+    if (a->act == ZQ_SILU_GLU) {
         zq_block_linear(&blk->gate, aq, ws->aq, h, ws->gate, BT);
         memcpy(ws->act, ws->gate, n * sizeof(float));
         zq_activate(a->act, ws->act, ws->up, n);

@@ -31,22 +31,22 @@ void zq_rmsnorm(float *out, const float *x, const float *w, int rows, int C, flo
     }
 }
 
-void zq_activate(zq_activation_fn fn, float *x, const float *up, size_t n)
+void zq_activate(zq_mlp_fn fn, float *x, const float *up, size_t n)
 {
     switch (fn) {
-    case ZQ_ACT_GELU_TANH: /* GPT-2's "gelu_new" */
+    case ZQ_GELU_TANH: /* GPT-2's "gelu_new" */
         for (size_t i = 0; i < n; i++) {
             float v = x[i];
             x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
         }
         break;
-    case ZQ_ACT_GELU_ERF:
+    case ZQ_GELU_ERF:
         for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.7071067811865476f));
         break;
-    case ZQ_ACT_RELU:
+    case ZQ_RELU:
         for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
         break;
-    case ZQ_ACT_SILU_GLU:
+    case ZQ_SILU_GLU:
         for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i])) * up[i];
         break;
     }

@@ -11,7 +11,7 @@
 void zq_layernorm(float *out, const float *x, const float *w, const float *b, int rows, int C, float eps);
 void zq_rmsnorm(float *out, const float *x, const float *w, int rows, int C, float eps);
 /* in place over n values; SwiGLU: gate[i] = silu(gate[i]) * up[i] */
-void zq_activate(zq_activation_fn fn, float *x, const float *up, size_t n);
+void zq_activate(zq_mlp_fn fn, float *x, const float *up, size_t n);
 /* cos/sin (T, rot/2) of positions 0..T-1 */
 void zq_rope_table(float *cos_t, float *sin_t, int T, int rot, float theta);
 /* rotates the first rot dims of each of `heads` heads of hd dims in x (T, ld) */

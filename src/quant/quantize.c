@@ -16,7 +16,7 @@
 #include "zq/meta.h"
 #include "zquant/crc32c.h"
 #include "zquant/fp16.h"
-#include "zquant/model.h"
+#include "zquant/arch.h"
 #include "zquant/source.h"
 
 #define CHUNK_ELEMS (1u << 18)

@@ -105,7 +105,7 @@ GRAD_TEST(bert)
 
 /* ---- against PyTorch autograd (scripts/gen_grad_fixtures.py) ---------------- */
 
-#include "zquant/model.h"
+#include "zquant/arch.h"
 #include "zquant/quant.h"
 #include "zquant/source.h"
 

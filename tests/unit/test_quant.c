@@ -4,7 +4,7 @@
 
 #include "test.h"
 #include "zquant/fp16.h"
-#include "zquant/model.h"
+#include "zquant/arch.h"
 #include "zquant/quant.h"
 
 static void quantize_group(const zq_qspec *s, const float *x, size_t n, uint8_t *q, float *deq, zq_err_sums *sums)

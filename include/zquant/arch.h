@@ -1,0 +1,168 @@
+/* What zquant knows about each architecture, in one table: per model type,
+ * where config.json keeps the sizes, what sets its block apart, and every
+ * tensor with its Hugging Face name, where it goes in the model, how it is
+ * laid out and what llama.cpp calls it. The quantizer's roles, the loader
+ * and the exporters all read this table; adding an architecture is adding a
+ * row (and a block forward/backward if its block is new). */
+#ifndef ZQUANT_ARCH_H
+#define ZQUANT_ARCH_H
+
+#include "zquant/error.h"
+#include "zquant/source.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- the table ------------------------------------------------------------- */
+
+/* Where a tensor goes. The first seven are a block's Linears, numbered as
+ * their activation-calibration slots. */
+typedef enum {
+    ZQ_PART_Q, ZQ_PART_K, ZQ_PART_V, ZQ_PART_O, ZQ_PART_UP, ZQ_PART_GATE, ZQ_PART_DOWN,
+    ZQ_PART_QKV,                   /* q, k and v fused in one Linear */
+    ZQ_PART_NORM1, ZQ_PART_NORM2,  /* a block's norms */
+    ZQ_PART_EMBED, ZQ_PART_POS, ZQ_PART_TYPES, ZQ_PART_EMB_NORM, ZQ_PART_PROJ_IN, /* before the blocks */
+    ZQ_PART_FINAL_NORM, ZQ_PART_PROJ_OUT, ZQ_PART_MLM_DENSE, ZQ_PART_MLM_NORM, ZQ_PART_HEAD /* after them */
+} zq_part;
+
+#define ZQ_LINEAR_SLOTS 7 /* ZQ_PART_Q .. ZQ_PART_DOWN */
+
+/* What a tensor is for: attention, MLP, embedding, norm, or the LM head. */
+typedef enum { ZQ_KIND_ATTENTION, ZQ_KIND_MLP, ZQ_KIND_EMBEDDING, ZQ_KIND_NORM, ZQ_KIND_HEAD } zq_kind;
+zq_kind zq_part_kind(zq_part p);
+/* A block part (layer-numbered name), or one outside the blocks. */
+int zq_part_in_block(zq_part p);
+
+enum {
+    ZQ_T_BIAS = 1,         /* the part's bias, not its weight */
+    ZQ_T_OPTIONAL = 2,     /* may be absent (a tied head, a bias some variants have) */
+    ZQ_T_CONV1D = 4,       /* stored [in, out] (GPT-2's Conv1D), not [out, in] */
+    ZQ_T_QKV_PER_HEAD = 8, /* fused rows grouped per head, [h][q|k|v][d] (NeoX) */
+    ZQ_T_ROPE_HALVES = 16  /* rows of q or k rotated by halves (Hugging Face); llama.cpp rotates pairs */
+};
+
+typedef struct {
+    zq_part part;
+    unsigned flags;   /* ZQ_T_* */
+    const char *name; /* Hugging Face's, after any wrapper prefix; %d: the block */
+    const char *gguf; /* llama.cpp's, NULL where it has none */
+} zq_arch_tensor;
+
+/* How rotary positions are configured. */
+typedef enum { ZQ_ROPE_NONE, ZQ_ROPE_FULL, ZQ_ROPE_PCT, ZQ_ROPE_DIM } zq_rope_kind;
+
+enum {
+    ZQ_ARCH_PRE_LN = 1,       /* norm before each sublayer (else after the residual) */
+    ZQ_ARCH_PARALLEL = 2,     /* attention and MLP read the same input */
+    ZQ_ARCH_SHARED_NORM = 4,  /* ... through one norm */
+    ZQ_ARCH_RMS_NORM = 8,     /* RMSNorm instead of LayerNorm */
+    ZQ_ARCH_GATED_MLP = 16,   /* SwiGLU: down(silu(gate(x)) * up(x)) */
+    ZQ_ARCH_ROPE_PAIRS = 32,  /* rotate pairs (2i, 2i+1) instead of halves */
+    ZQ_ARCH_CAUSAL = 64,
+    ZQ_ARCH_FINAL_NORM = 128,
+    ZQ_ARCH_TOKEN_TYPES = 256, /* add token type 0's embedding */
+    ZQ_ARCH_MLM_HEAD = 512     /* dense + activation + LayerNorm before the decoder */
+};
+
+typedef struct {
+    const char *model_types[4]; /* config.json's model_type values this row describes */
+    const char *gguf_arch;      /* llama.cpp's general.architecture, NULL: none */
+    unsigned flags;             /* ZQ_ARCH_*, as Hugging Face defaults them */
+    /* config.json keys of the sizes every forward pass needs, and Hugging
+     * Face's defaults for those that may be absent */
+    const char *hidden_key, *heads_key, *layers_key, *inter_key, *max_pos_key, *eps_key, *act_key;
+    int inter_per_hidden; /* no intermediate size: this many times hidden; 0: required */
+    int max_pos_default;
+    double eps_default;
+    const char *act_default;
+    int pos_offset; /* learned positions start at this row (OPT: 2) */
+    /* keys only some architectures have; NULL where this one has none */
+    const char *kv_heads_key, *head_dim_key, *rope_theta_key;
+    zq_rope_kind rope;
+    const char *rope_key; /* ZQ_ROPE_PCT: fraction of a head, ZQ_ROPE_DIM: dimensions */
+    double rope_default;  /* ZQ_ROPE_PCT: the fraction when absent (ZQ_ROPE_DIM: a whole head) */
+    const char *parallel_key, *pre_ln_key, *no_final_norm_key, *emb_dim_key;
+    const char *unsupported_key; /* a key zquant cannot honour when set (rope_scaling) */
+    const zq_arch_tensor *tensors; /* terminated by a NULL name */
+} zq_arch_desc;
+
+/* The row for a config.json model_type, NULL when zquant has none. */
+const zq_arch_desc *zq_arch_find(const char *model_type);
+/* The rows, terminated by NULL model_types[0]. */
+extern const zq_arch_desc zq_arch_table[];
+
+/* Whether name (a checkpoint's) is the row entry t for some block (its
+ * number in *layer) or outside blocks: equal to t's name, or ending in "."
+ * followed by it, so any wrapper prefix ("model.", "transformer.") fits. */
+int zq_arch_tensor_match(const zq_arch_tensor *t, const char *name, int *layer);
+
+/* ---- a model's configuration, for the forward pass -------------------------- */
+
+typedef enum { ZQ_GELU_TANH, ZQ_GELU_ERF, ZQ_RELU, ZQ_SILU_GLU } zq_mlp_fn;
+
+typedef struct {
+    const zq_arch_desc *desc;
+    char model_type[32];
+    int n_layers, hidden, n_heads, n_kv_heads, head_dim, inter, vocab, max_pos;
+    float norm_eps;
+    int rms_norm;          /* RMSNorm instead of LayerNorm */
+    int pre_ln;            /* norm before each sublayer (else after the residual: bert, opt-350m) */
+    int parallel;          /* attention and MLP read the same input (neox, gptj) */
+    int shared_norm;       /* ... through one norm (gptj) */
+    zq_mlp_fn act;
+    int rotary_dims;       /* 0: learned absolute positions */
+    int rope_interleaved;  /* rotate pairs (2i, 2i+1) (gptj) instead of halves */
+    float rope_theta;
+    int pos_offset;        /* opt: position ids start at 2 */
+    int causal;
+    int final_norm;
+    int token_types;       /* bert: add token type 0 */
+    int mlm_head;          /* bert: dense + gelu + LayerNorm before the decoder */
+    int emb_proj;          /* opt: project_in / project_out (word_embed_proj_dim) */
+    int emb_dim;           /* width of the token embedding (emb_proj: differs from hidden) */
+} zq_arch;
+
+/* Parses config.json (origin names it in errors). */
+zq_status zq_arch_from_config(const char *config_json, const char *origin, zq_arch *a, zq_error *err);
+
+/* The [out, in] shape of a block Linear part of this model. */
+void zq_arch_linear_shape(const zq_arch *a, zq_part p, int *out, int *in);
+
+/* ---- roles, for the quantizer ---------------------------------------------------- */
+
+typedef enum {
+    ZQ_ROLE_OTHER = 0, /* embeddings, norms, biases, LM head: FP16 unless asked */
+    ZQ_ROLE_ATTENTION,
+    ZQ_ROLE_MLP,
+    ZQ_ROLE_LINEAR /* a 2-D weight of a model zquant does not know */
+} zq_role;
+
+const char *zq_role_name(zq_role role);
+
+typedef struct {
+    zq_role role;
+    int layer;      /* transformer block index, -1 when not in a block */
+    int transposed; /* stored [in, out] (GPT-2 Conv1D) instead of [out, in] */
+} zq_tensor_role;
+
+/* Quantization needs less than the forward pass: the model type and, when
+ * given, the depth; a config without sizes or of an unknown type is fine. */
+typedef struct {
+    char model_type[64]; /* from config.json, "" when unknown */
+    int known;           /* zquant has a row for it */
+    int n_layers;        /* from config.json, 0 when absent */
+} zq_model;
+
+/* config may be NULL (no config.json): the model is then unknown. */
+zq_status zq_model_detect(const char *config, const char *origin, zq_model *out, zq_error *err);
+zq_tensor_role zq_model_classify(const zq_model *m, const zq_tensor_info *t);
+
+/* '*' matches any run of characters, '#' a run of digits (its value goes to
+ * *number when not NULL); everything else matches itself. */
+int zq_pattern_match(const char *pattern, const char *s, int *number);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

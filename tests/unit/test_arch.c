@@ -1,0 +1,97 @@
+/* The architecture table against the roles the fixture generator declares
+ * for each model (scripts/gen_fixtures.py writes them beside the weights),
+ * and against itself. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
+#include "test.h"
+#include "zquant/arch.h"
+#include "zquant/source.h"
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = malloc((size_t)n + 1);
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
+    if (s) s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+static int roles_match(const char *model)
+{
+    char path[256];
+    snprintf(path, sizeof path, "tests/fixtures/models/%s.roles.json", model);
+    char *text = slurp(path);
+    cJSON *want = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    snprintf(path, sizeof path, "tests/fixtures/models/%s", model);
+    zq_source *src = NULL;
+    zq_error err = {0};
+    zq_model m;
+    int bad = !want || zq_source_open(path, &src, &err) != ZQ_OK ||
+              zq_model_detect(zq_source_config(src), path, &m, &err) != ZQ_OK || !m.known;
+    for (size_t i = 0; !bad && i < zq_source_count(src); i++) {
+        const zq_tensor_info *t = zq_source_tensor(src, i);
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(want, t->name);
+        const char *expect = cJSON_IsString(w) ? w->valuestring : "other";
+        zq_tensor_role r = zq_model_classify(&m, t);
+        if (strcmp(zq_role_name(r.role), expect)) {
+            fprintf(stderr, "  %s: '%s' is %s, the generator says %s\n", model, t->name, zq_role_name(r.role), expect);
+            bad++;
+        }
+    }
+    cJSON_Delete(want);
+    zq_source_close(src);
+    return bad;
+}
+
+TEST(table_roles_match_the_fixtures)
+{
+    const char *models[] = {"gpt2", "opt", "gpt_neox", "gptj", "llama", "bert"};
+    for (size_t k = 0; k < sizeof models / sizeof models[0]; k++) CHECK(roles_match(models[k]) == 0);
+}
+
+TEST(table_rows_are_consistent)
+{
+    for (const zq_arch_desc *d = zq_arch_table; d->model_types[0]; d++) {
+        int embed = 0;
+        for (const zq_arch_tensor *e = d->tensors; e->name; e++) {
+            embed += e->part == ZQ_PART_EMBED;
+            /* a block tensor is numbered by its block, and only such */
+            CHECK((strstr(e->name, "%d") != NULL) == zq_part_in_block(e->part));
+            if (e->gguf) CHECK((strstr(e->gguf, "%d") != NULL) == zq_part_in_block(e->part));
+            int weights = 0;
+            for (const zq_arch_tensor *f = d->tensors; f->name; f++) {
+                if (f != e) CHECK(strcmp(f->name, e->name) != 0);
+                weights += f->part == e->part && !(f->flags & ZQ_T_BIAS);
+            }
+            CHECK(weights == 1 || (weights == 0 && e->part == ZQ_PART_HEAD)); /* a bias has its weight */
+            /* whoever exports to llama.cpp has a name for every tensor it reads */
+            if (d->gguf_arch && zq_part_kind(e->part) != ZQ_KIND_HEAD) CHECK(e->gguf != NULL);
+        }
+        CHECK(embed == 1);
+        for (int k = 0; k < 4 && d->model_types[k]; k++) CHECK(zq_arch_find(d->model_types[k]) == d);
+    }
+    CHECK(zq_arch_find("frobnicator") == NULL);
+}
+
+TEST(table_names_take_any_wrapper_prefix)
+{
+    const zq_arch_desc *d = zq_arch_find("llama");
+    const zq_arch_tensor *q = NULL, *norm = NULL;
+    for (const zq_arch_tensor *e = d->tensors; e->name; e++) {
+        if (e->part == ZQ_PART_Q && !(e->flags & ZQ_T_BIAS)) q = e;
+        if (e->part == ZQ_PART_FINAL_NORM) norm = e;
+    }
+    int layer = -1;
+    CHECK(q && zq_arch_tensor_match(q, "model.layers.12.self_attn.q_proj.weight", &layer) && layer == 12);
+    CHECK(zq_arch_tensor_match(q, "layers.3.self_attn.q_proj.weight", &layer) && layer == 3);
+    CHECK(!zq_arch_tensor_match(q, "model.layers.x.self_attn.q_proj.weight", NULL));
+    CHECK(norm && zq_arch_tensor_match(norm, "model.norm.weight", &layer) && layer == -1);
+    CHECK(!zq_arch_tensor_match(norm, "model.layers.0.input_layernorm.weight", NULL));
+}
