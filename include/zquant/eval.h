@@ -1,13 +1,13 @@
 /* What quantization costs: perplexity, and against an FP reference the KL
  * divergence of next-token distributions, top-1 agreement and each block's
- * relative output error. Also sampling and greedy decoding. */
+ * relative output error. */
 #ifndef ZQUANT_EVAL_H
 #define ZQUANT_EVAL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "zquant/engine.h"
+#include "zquant/block.h"
 #include "zquant/error.h"
 #include "zquant/net.h"
 
@@ -41,11 +41,6 @@ typedef struct {
 zq_status zq_eval(zq_net *net, zq_net *ref, const int32_t *tokens, size_t n, const zq_eval_opts *opts,
                   zq_eval_result *res, zq_error *err);
 void zq_eval_result_free(zq_eval_result *res);
-
-/* Continues prompt (n_prompt >= 1 tokens) by n_new tokens into out: greedy
- * when temperature is 0, else sampled with the seed. */
-zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_new, float temperature, uint64_t seed,
-                      int32_t *out, zq_error *err);
 
 #ifdef __cplusplus
 }

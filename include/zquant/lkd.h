@@ -8,7 +8,9 @@
 
 #include <stdint.h>
 
+#include "zquant/block.h"
 #include "zquant/error.h"
+#include "zquant/net.h"
 #include "zquant/quantize.h"
 
 #ifdef __cplusplus
@@ -55,6 +57,14 @@ zq_status zq_parse_layers(const char *spec, int n_layers, unsigned char *mask, z
 
 zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *report, zq_error *err);
 void zq_lkd_report_free(zq_lkd_report *r);
+
+/* Points a block's weights, biases and norms at other buffers shaped like
+ * the tensors in units (some of zq_net_block_tensors'): student reads
+ * w_bufs[u] (or keeps fp's buffers where w_bufs is NULL) and g gets
+ * gradient slots in g_bufs[u]; a fused q/k/v tensor feeds three Linears.
+ * What units do not hold stays fp's, with no gradient. */
+void zq_block_rewire(const zq_block *fp, const zq_net_tensor *units, int n, float *const *w_bufs,
+                     float *const *g_bufs, zq_block *student, zq_block_grads *g);
 
 #ifdef __cplusplus
 }

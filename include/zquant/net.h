@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "zquant/engine.h"
+#include "zquant/block.h"
 #include "zquant/error.h"
 #include "zquant/zq.h"
 

@@ -125,9 +125,10 @@ zq_status zq_fake_quant_matrix(const zq_qspec *spec, const float *w, uint64_t ro
 
 /* Packs n codes into a row of `bits` (see zq_format.pack_row). */
 void zq_pack_row(int bits, const uint8_t *q, size_t n, uint8_t *out);
-/* Dequantizes one packed row segment [col0, col0+n) sharing one scale/min. */
-void zq_dequantize_run(int bits, int symmetric, const uint8_t *row, uint64_t col0, size_t n, uint16_t scale,
-                       uint16_t min, float *out);
+/* Decodes one packed row segment [col0, col0+n) sharing one scale/min into
+ * floats: zq_quantize_run read back. */
+void zq_decode_run(int bits, int symmetric, const uint8_t *row, uint64_t col0, size_t n, uint16_t scale,
+                   uint16_t min, float *out);
 
 /* The vector kernel set in use: "avx2" or "scalar". The scalar kernels
  * define file contents; vector twins compute the same bits. */

@@ -43,6 +43,9 @@ zq_status zq_tokenize_documents(const zq_tokenizer *t, const char *path, int32_t
 
 /* Raw little-endian uint32 ids, or a .npy array of any integer dtype. */
 zq_status zq_tokens_read(const char *path, int32_t **ids, size_t *n, zq_error *err);
+/* Writes ids as raw little-endian uint32, atomically; an existing path is
+ * kept unless force. */
+zq_status zq_tokens_write(const char *path, const int32_t *ids, size_t n, int force, zq_error *err);
 
 #ifdef __cplusplus
 }

@@ -118,10 +118,10 @@ zq_status zq_file_section(zq_file *f, size_t i, zq_section_kind kind, const void
 /* Checks one section's CRC. */
 zq_status zq_file_verify_section(zq_file *f, size_t i, zq_section_kind kind, zq_error *err);
 /* The tensor as float, in its original shape and layout (numel floats). */
-zq_status zq_file_dequantize(zq_file *f, size_t i, float *out, zq_error *err);
+zq_status zq_file_read_float(zq_file *f, size_t i, float *out, zq_error *err);
 /* The same, but a quantized tensor comes as the [out, in] matrix it is
  * packed as (what a runtime multiplies with); an FP16 one as stored. */
-zq_status zq_file_dequantize_matrix(zq_file *f, size_t i, float *out, zq_error *err);
+zq_status zq_file_read_matrix(zq_file *f, size_t i, float *out, zq_error *err);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "zquant/eval.h"
+#include "zquant/generate.h"
 #include "zquant/tokenizer.h"
 
 static const char help[] =

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "zquant/eval.h"
+#include "zquant/generate.h"
 #include "zquant/tokenizer.h"
 
 static const char help[] =

@@ -2,7 +2,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/atomic.h"
 #include "cli.h"
 #include "zquant/tokenizer.h"
 
@@ -50,18 +49,7 @@ int cmd_tokenize(int argc, char **argv)
     size_t n = 0;
     zq_status st = zq_tokenizer_load(tok_path, &t, &err);
     if (st == ZQ_OK) st = zq_tokenize_documents(t, argv[optind], &ids, &n, &err);
-    zq_atomic f;
-    if (st == ZQ_OK) st = zq_atomic_open(&f, out, force, &err);
-    if (st == ZQ_OK) {
-        unsigned char *le = malloc(n * 4);
-        if (!le) st = zq_fail(&err, ZQ_ERR_NOMEM, "out of memory");
-        for (size_t i = 0; le && i < n; i++)
-            for (int b = 0; b < 4; b++) le[4 * i + (size_t)b] = (unsigned char)((uint32_t)ids[i] >> (8 * b));
-        if (st == ZQ_OK) st = zq_atomic_write(&f, le, n * 4, &err);
-        free(le);
-        if (st == ZQ_OK) st = zq_atomic_commit(&f, &err);
-        else zq_atomic_abort(&f);
-    }
+    if (st == ZQ_OK) st = zq_tokens_write(out, ids, n, force, &err);
     free(ids);
     zq_tokenizer_free(t);
     return st == ZQ_OK ? 0 : cli_fail(&err);

@@ -27,8 +27,6 @@ struct zq_source {
 /* Appends a tensor entry (name copied); returns its index through *index. */
 zq_status zq_source_add(zq_source *src, const char *name, zq_dtype dtype, int ndim,
                         const int64_t *shape, size_t *index, zq_error *err);
-/* Reads a whole small file (config, index) into a NUL-terminated buffer. */
-zq_status zq_read_small_file(const char *path, size_t limit, char **out, size_t *len, zq_error *err);
 
 zq_status zq_safetensors_open(zq_source *src, const char *file, zq_error *err);
 zq_status zq_safetensors_open_sharded(zq_source *src, const char *folder, const char *index_path,

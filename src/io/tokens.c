@@ -1,9 +1,11 @@
-/* Token files: raw little-endian uint32 ids, or .npy arrays of integers. */
+/* Token files: raw little-endian uint32 ids (read and written), or .npy
+ * arrays of integers (read). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/le.h"
-#include "io/source_impl.h"
+#include "base/util.h"
+#include "io/atomic.h"
 #include "zquant/tokenizer.h"
 
 #define TOKENS_LIMIT ((size_t)1 << 34)
@@ -79,5 +81,19 @@ zq_status zq_tokens_read(const char *path, int32_t **ids, size_t *n, zq_error *e
         *ids = NULL;
         *n = 0;
     }
+    return st;
+}
+
+zq_status zq_tokens_write(const char *path, const int32_t *ids, size_t n, int force, zq_error *err)
+{
+    unsigned char *le = malloc(n * 4 + 1);
+    if (!le) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) zq_store_le32(le + 4 * i, (uint32_t)ids[i]);
+    zq_atomic f;
+    zq_status st = zq_atomic_open(&f, path, force, err);
+    if (st == ZQ_OK) st = zq_atomic_write(&f, le, n * 4, err);
+    if (st == ZQ_OK) st = zq_atomic_commit(&f, err);
+    else zq_atomic_abort(&f);
+    free(le);
     return st;
 }

@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +19,6 @@
 #include "zquant/arch.h"
 #include "zquant/net.h"
 #include "zquant/tokenizer.h"
-#include "zquant/train.h"
 
 void zq_lkd_opts_init(zq_lkd_opts *o)
 {
@@ -209,9 +207,6 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
                     done[k] = 1;
                     st = lkd_save_state(w, done, a->n_layers, err);
                 }
-                /* fault injection for the resume test: die like a killed run */
-                const char *kill_after = getenv("ZQ_TEST_LKD_KILL_AFTER");
-                if (st == ZQ_OK && kill_after && rep->n == atoi(kill_after)) raise(SIGKILL);
             }
         } else if (st == ZQ_OK) {
             st = lkd_fake_quantize(&tr, a, err); /* round to nearest */

@@ -8,7 +8,6 @@
 #include "zquant/arch.h"
 #include "zquant/net.h"
 #include "zquant/source.h"
-#include "zquant/train.h"
 
 typedef struct {
     zq_net_tensor u;  /* the block's own buffer: the FP weight, and what the student reads */

@@ -86,12 +86,12 @@ static zq_status read_tensor(zq_net *n, size_t i, int conv1d, float *out, zq_err
 {
     if (n->zq) {
         const zq_tensor *t = zq_file_tensor(n->zq, i);
-        if (!conv1d || (zq_qspec_quantized(&t->spec) && t->transposed)) return zq_file_dequantize_matrix(n->zq, i, out, err);
+        if (!conv1d || (zq_qspec_quantized(&t->spec) && t->transposed)) return zq_file_read_matrix(n->zq, i, out, err);
         /* an FP16-kept Conv1D weight is stored as the input had it */
         uint64_t rows = (uint64_t)t->shape[0], cols = (uint64_t)t->shape[1];
         float *tmp = malloc(rows * cols * sizeof *tmp);
         if (!tmp) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-        zq_status st = zq_file_dequantize(n->zq, i, tmp, err);
+        zq_status st = zq_file_read_float(n->zq, i, tmp, err);
         for (uint64_t r = 0; st == ZQ_OK && r < rows; r++)
             for (uint64_t c = 0; c < cols; c++) out[c * rows + r] = tmp[r * cols + c];
         free(tmp);
@@ -387,13 +387,12 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
     int C = a->hidden, E = a->emb_dim, V = a->vocab;
     const float *h = x;
     if (a->final_norm) {
-        if (a->rms_norm) zq_rmsnorm(scratch, x, WEIGHT(n, ZQ_PART_FINAL_NORM), rows, C, a->norm_eps);
-        else zq_layernorm(scratch, x, WEIGHT(n, ZQ_PART_FINAL_NORM), BIAS(n, ZQ_PART_FINAL_NORM), rows, C, a->norm_eps);
+        zq_norm_forward(a, scratch, x, WEIGHT(n, ZQ_PART_FINAL_NORM), BIAS(n, ZQ_PART_FINAL_NORM), rows, NULL);
         h = scratch;
     }
     if (a->mlm_head) { /* dense, activation, LayerNorm, then the decoder */
         zq_linear t = {WEIGHT(n, ZQ_PART_MLM_DENSE), BIAS(n, ZQ_PART_MLM_DENSE), C, C, 0, 0};
-        zq_block_linear(&t, NULL, NULL, h, scratch, rows);
+        zq_linear_forward(&t, NULL, NULL, h, scratch, rows);
         zq_activate(a->act, scratch, NULL, (size_t)rows * C);
         zq_layernorm(scratch, scratch, WEIGHT(n, ZQ_PART_MLM_NORM), BIAS(n, ZQ_PART_MLM_NORM), rows, C, a->norm_eps);
         h = scratch;
@@ -402,7 +401,7 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
         zq_linear p = {WEIGHT(n, ZQ_PART_PROJ_OUT), NULL, E, C, 0, 0};
         float *tmp = malloc((size_t)rows * E * sizeof *tmp);
         if (!tmp) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-        zq_block_linear(&p, NULL, NULL, h, tmp, rows);
+        zq_linear_forward(&p, NULL, NULL, h, tmp, rows);
         memcpy(scratch, tmp, (size_t)rows * E * sizeof *tmp);
         free(tmp);
         h = scratch;
@@ -410,7 +409,7 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
     /* no head of its own: tied to the embedding */
     const float *head_w = WEIGHT(n, ZQ_PART_HEAD) ? WEIGHT(n, ZQ_PART_HEAD) : WEIGHT(n, ZQ_PART_EMBED);
     zq_linear head = {head_w, BIAS(n, ZQ_PART_HEAD), V, E, 0, 0};
-    zq_block_linear(&head, NULL, NULL, h, logits, rows);
+    zq_linear_forward(&head, NULL, NULL, h, logits, rows);
     return ZQ_OK;
 }
 

@@ -1,31 +1,65 @@
-/* The elementwise and row-wise pieces of a transformer block. Shapes in
- * comments: (rows, cols), row-major. */
+/* The layers a block is made of, each a forward and a backward side by side
+ * (linear.c, norm.c, attention.c, mlp.c), composed in block.c. Backward
+ * passes accumulate (+=) into caller-zeroed gradients and read what their
+ * forward kept in the workspace. Shapes in comments: (rows, cols),
+ * row-major; BT = batch * seq. */
 #ifndef ZQ_NN_H
 #define ZQ_NN_H
 
 #include <stddef.h>
 
-#include "zquant/engine.h"
+#include "zquant/block.h"
 
-/* out (rows, C) = norm(x) * w (+ b); b may be NULL */
+/* ---- linear.c ---------------------------------------------------------- */
+
+/* After zq_linear_forward(L, aq, scratch, x, ...): dx = dy W (into dx with
+ * dx_beta 0, added with 1; NULL: not wanted), g->w += dy^T xq (xq: x as
+ * quantized), g->b += column sums of dy. */
+void zq_linear_backward(const zq_linear *L, const zq_linear_grad *g, const zq_act_quant *aq, float *scratch,
+                        const float *x, const float *dy, float *dx, float dx_beta, int rows);
+
+/* ---- norm.c ------------------------------------------------------------------ */
+
+/* Per row of a norm's input: the mean (0 for RMSNorm) and 1/std, in double,
+ * as the forward computed them. */
+typedef struct {
+    double *mean, *rstd; /* (rows) */
+} zq_norm_stats;
+
+/* out (rows, hidden) = norm(x) * w (+ b): RMSNorm or LayerNorm as a says;
+ * keep (NULL in inference) receives the statistics the backward needs. */
+void zq_norm_forward(const zq_arch *a, float *out, const float *x, const float *w, const float *b, int rows,
+                     zq_norm_stats *keep);
+/* dx += the input gradient; dw, db += the parameter gradients (NULL: not
+ * wanted); x is the forward's input. */
+void zq_norm_backward(const zq_arch *a, const zq_norm_stats *st, const float *x, const float *w, const float *dy,
+                      float *dx, float *dw, float *db, int rows);
+/* LayerNorm of any width (BERT's embedding and MLM-head norms). */
 void zq_layernorm(float *out, const float *x, const float *w, const float *b, int rows, int C, float eps);
-void zq_rmsnorm(float *out, const float *x, const float *w, int rows, int C, float eps);
-/* in place over n values; SwiGLU: gate[i] = silu(gate[i]) * up[i] */
+
+/* ---- mlp.c ---------------------------------------------------------------------- */
+
+/* in place over n values; SwiGLU: x[i] = silu(x[i]) * up[i] */
 void zq_activate(zq_mlp_fn fn, float *x, const float *up, size_t n);
+/* ws->mo (BT, hidden) = mlp(h); the pre-activations stay in ws->up and
+ * ws->gate, the activation in ws->act */
+void zq_mlp_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws, const float *h,
+                    int BT);
+/* dh (into with dh_beta 0, added with 1) from dmo, given the input h */
+void zq_mlp_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
+                     const zq_block_grads *g, const float *h, const float *dmo, float *dh, float dh_beta, int BT);
+
+/* ---- attention.c ------------------------------------------------------------------ */
+
 /* cos/sin (T, rot/2) of positions 0..T-1 */
 void zq_rope_table(float *cos_t, float *sin_t, int T, int rot, float theta);
-/* rotates the first rot dims of each of `heads` heads of hd dims in x (T, ld) */
-void zq_rope_apply(float *x, int ld, int T, int heads, int hd, int rot, int interleaved, const float *cos_t,
-                   const float *sin_t);
-/* the transpose of zq_rope_apply (rotation by the opposite angles), for
- * gradients */
-void zq_rope_apply_inverse(float *x, int ld, int T, int heads, int hd, int rot, int interleaved, const float *cos_t,
-                           const float *sin_t);
-/* one head h of one sequence: Tq queries (the last Tq of Tk positions)
- * against Tk keys; out (Tq, nh*hd), columns of head h =
- * softmax(q_h k_g^T / sqrt(hd) [causal]) v_g with g = h / (nh / nkv) the
- * key/value head it shares; scores: Tq*Tk scratch */
-void zq_attention_head(float *out, const float *q, const float *k, const float *v, int Tq, int Tk, int nh, int nkv,
-                       int hd, int h, int causal, float *scores);
+/* ws->ao (BT, hidden) = attention(h), through the KV cache when set; the
+ * probabilities stay in a training workspace */
+void zq_attention_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
+                          const float *h, int B, int T);
+/* dh (into with dh_beta 0, added with 1) from dao, given the input h */
+void zq_attention_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
+                           const zq_block_grads *g, const float *h, const float *dao, float *dh, float dh_beta, int B,
+                           int T);
 
 #endif

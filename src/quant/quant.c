@@ -117,8 +117,8 @@ void zq_quantize_run(const zq_qspec *spec, const float *x, size_t n, uint16_t sc
 
 void zq_pack_row(int bits, const uint8_t *q, size_t n, uint8_t *out) { zq_format_of(bits)->pack_row(q, n, out); }
 
-void zq_dequantize_run(int bits, int symmetric, const uint8_t *row, uint64_t col0, size_t n, uint16_t scale,
-                       uint16_t min, float *out)
+void zq_decode_run(int bits, int symmetric, const uint8_t *row, uint64_t col0, size_t n, uint16_t scale,
+                   uint16_t min, float *out)
 {
     const zq_format *f = zq_format_of(bits);
     const float s = zq_f16_to_f32(scale);

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "base/le.h"
-#include "io/source_impl.h"
+#include "base/util.h"
 #include "tok/tokenizer_impl.h"
 
 #define LLAMA2C_BOS 1

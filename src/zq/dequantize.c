@@ -51,7 +51,7 @@ zq_status zq_dequantize_file(const char *zq_path, const char *out_path, int dtyp
             st = zq_fail(err, ZQ_ERR_NOMEM, "'%s': tensor '%s': out of memory", zq_path, zq_file_tensor(f, i)->name);
             break;
         }
-        st = zq_file_dequantize(f, i, buf, err);
+        st = zq_file_read_float(f, i, buf, err);
         if (st == ZQ_OK && dtype_f16) {
             uint16_t *h = malloc(n * 2);
             if (!h) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");

@@ -257,7 +257,7 @@ static zq_status dequantize(zq_file *f, size_t i, float *out, int original_layou
         const uint8_t *packed = (const uint8_t *)qp + r * g->row_bytes;
         for (uint64_t j = 0; j < g->col_groups; j++) {
             zq_group grp = zq_grid_group(g, r, j);
-            zq_dequantize_run(t->spec.bits, t->spec.symmetric, packed, grp.col0, (size_t)grp.ncols, scales[grp.index],
+            zq_decode_run(t->spec.bits, t->spec.symmetric, packed, grp.col0, (size_t)grp.ncols, scales[grp.index],
                               mins ? mins[grp.index] : 0, row + grp.col0);
         }
         if (t->transposed && original_layout)
@@ -269,12 +269,12 @@ static zq_status dequantize(zq_file *f, size_t i, float *out, int original_layou
     return ZQ_OK;
 }
 
-zq_status zq_file_dequantize(zq_file *f, size_t i, float *out, zq_error *err)
+zq_status zq_file_read_float(zq_file *f, size_t i, float *out, zq_error *err)
 {
     return dequantize(f, i, out, 1, err);
 }
 
-zq_status zq_file_dequantize_matrix(zq_file *f, size_t i, float *out, zq_error *err)
+zq_status zq_file_read_matrix(zq_file *f, size_t i, float *out, zq_error *err)
 {
     return dequantize(f, i, out, 0, err);
 }

@@ -4,7 +4,8 @@
 
 #include "test.h"
 #include "zquant/net.h"
-#include "zquant/train.h"
+#include "zquant/block.h"
+#include "zquant/lkd.h"
 
 #define B 2
 #define T 5

@@ -17,7 +17,7 @@ static void quantize_group(const zq_qspec *s, const float *x, size_t n, uint8_t 
     zq_quantize_run(s, x, n, scale, min, q, sums);
     uint8_t packed[64];
     zq_pack_row(s->bits, q, n, packed);
-    zq_dequantize_run(s->bits, s->symmetric, packed, 0, n, scale, min, deq);
+    zq_decode_run(s->bits, s->symmetric, packed, 0, n, scale, min, deq);
 }
 
 TEST(int8_symmetric_by_hand)

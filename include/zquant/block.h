@@ -1,15 +1,15 @@
-/* A transformer forward pass on the CPU (OpenBLAS sgemm), for the
- * architectures zquant quantizes: gpt2, opt, gpt_neox, gptj, llama (mistral,
- * qwen2) and bert. Weights come from an FP checkpoint or from a .zq file
- * (dequantized exactly as a GPU runtime would); the paper's activation
- * quantization is emulated on the input of every quantized Linear.
+/* One transformer block on the CPU (OpenBLAS sgemm), forward and backward,
+ * for every architecture of zquant/arch.h: gpt2, opt, gpt_neox, gptj,
+ * llama (mistral, qwen2) and bert. The paper's activation quantization is
+ * emulated on the input of every quantized Linear; the backward pass lets
+ * gradients through every quantizer unchanged (straight-through).
  *
- * One block's forward is a function of (block weights, input activations)
- * with workspace owned by the caller, so a model is run block by block and
- * only one block's activations (and, when the model is larger than the
- * memory budget, one block's weights) are held at a time. */
-#ifndef ZQUANT_ENGINE_H
-#define ZQUANT_ENGINE_H
+ * A block's forward is a function of (block weights, input activations)
+ * with workspace owned by the caller, so a model runs block by block and
+ * only one block's activations are held at a time. A training workspace
+ * also keeps what the backward pass reads. */
+#ifndef ZQUANT_BLOCK_H
+#define ZQUANT_BLOCK_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -48,7 +48,8 @@ typedef struct {
 
 /* out (rows, L->out) = x W^T + b; when L is quantized and aq says so, its
  * input is first quantized into scratch (rows * L->in floats). */
-void zq_block_linear(const zq_linear *L, const zq_act_quant *aq, float *scratch, const float *x, float *out, int rows);
+void zq_linear_forward(const zq_linear *L, const zq_act_quant *aq, float *scratch, const float *x, float *out,
+                       int rows);
 
 /* Threads for the engine's own loops and for BLAS (0: one per core). */
 void zq_engine_set_threads(int n);
@@ -70,6 +71,22 @@ void zq_workspace_set_cache(zq_workspace *ws, float *k, float *v, int pos0);
  * in every sequence. */
 void zq_block_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
                       const float *x, float *out, int batch, int seq);
+
+/* Gradient buffers shaped like the weights, accumulated (+=) into:
+ * callers zero them. NULL: not wanted. */
+typedef struct {
+    float *w, *b;
+} zq_linear_grad;
+
+typedef struct {
+    float *norm1_w, *norm1_b, *norm2_w, *norm2_b;
+    zq_linear_grad q, k, v, o, up, gate, down;
+} zq_block_grads;
+
+/* After zq_block_forward(a, blk, aq, ws, x, ...) with a training workspace:
+ * dout (B*T, hidden) in; dx (may be NULL) gets the input gradient. */
+void zq_block_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
+                       const float *x, const float *dout, float *dx, zq_block_grads *g, int B, int T);
 
 #ifdef __cplusplus
 }

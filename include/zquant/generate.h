@@ -1,0 +1,23 @@
+/* Text generation with a model on the CPU: greedy or sampled decoding with a
+ * KV cache, the activation quantization a .zq file records emulated. */
+#ifndef ZQUANT_GENERATE_H
+#define ZQUANT_GENERATE_H
+
+#include <stdint.h>
+
+#include "zquant/error.h"
+#include "zquant/net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Continues prompt (n_prompt >= 1 tokens) by n_new tokens into out: greedy
+ * when temperature is 0, else sampled with the seed. */
+zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_new, float temperature, uint64_t seed,
+                      int32_t *out, zq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,23 @@
+/* A model being run block by block for evaluation or generation: its
+ * activation quantization, hidden states and logits. */
+#ifndef ZQ_RUN_H
+#define ZQ_RUN_H
+
+#include "zquant/net.h"
+
+/* Rows of logits computed at once: bounds memory for large vocabularies. */
+#define HEAD_ROWS 64
+
+typedef struct {
+    zq_net *net;
+    zq_act_quant aq;
+    float *x, *logits, *scratch; /* (rows, hidden), (HEAD_ROWS, vocab), (HEAD_ROWS, max(hidden, emb)) */
+} zq_run;
+
+zq_status zq_run_init(zq_run *s, zq_net *net, zq_act_mode mode, size_t rows, zq_error *err);
+void zq_run_free(zq_run *s);
+/* s->x through block `layer` (loaded, then released if the net streams) */
+zq_status zq_run_block(zq_run *s, int layer, zq_workspace *ws, int B, int T, zq_error *err);
+int zq_argmax(const float *z, int V);
+
+#endif

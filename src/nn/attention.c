@@ -1,0 +1,195 @@
+/* The attention sublayer, forward and backward: q, k, v projections, rotary
+ * positions, softmax(q k^T / sqrt(d)) v per head (grouped-query: several
+ * query heads share a key/value head), the output projection. Heads run
+ * side by side on the workspace's pool; a training forward keeps each
+ * head's probabilities for the backward. */
+#include <math.h>
+#include <string.h>
+
+#include "base/blas.h"
+#include "nn/nn.h"
+#include "nn/workspace.h"
+
+/* ---- rotary positions ------------------------------------------------------- */
+
+void zq_rope_table(float *cos_t, float *sin_t, int T, int rot, float theta)
+{
+    int half = rot / 2;
+    for (int i = 0; i < half; i++) {
+        /* as Hugging Face computes it: float32 inv_freq, float32 angle */
+        float inv_freq = (float)(1.0 / pow((double)theta, (double)(2 * i) / rot));
+        for (int t = 0; t < T; t++) {
+            float ang = (float)t * inv_freq;
+            cos_t[(size_t)t * half + i] = cosf(ang);
+            sin_t[(size_t)t * half + i] = sinf(ang);
+        }
+    }
+}
+
+/* Rotates the first rot dims of each of `heads` heads of hd dims in x
+ * (T, ld), by +angle (sign 1) or, for gradients, its transpose (sign -1):
+ * pairs (2i, 2i+1) when interleaved, else halves (i, i + rot/2). */
+static void rope(float *x, int ld, int T, int heads, int hd, int rot, int interleaved, const float *cos_t,
+                 const float *sin_t, float sign)
+{
+    int half = rot / 2;
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < heads; h++) {
+            float *v = x + (size_t)t * ld + (size_t)h * hd;
+            const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
+            for (int i = 0; i < half; i++) {
+                int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
+                float x1 = v[a], x2 = v[b], sn = sign * s[i];
+                v[a] = x1 * c[i] - x2 * sn;
+                v[b] = x2 * c[i] + x1 * sn;
+            }
+        }
+}
+
+/* q and k of every sequence, from position `past` on */
+static void rope_qk(const zq_arch *a, zq_workspace *ws, float *q, float *k, int B, int T, size_t past, float sign)
+{
+    int hd = a->head_dim, nh = a->n_heads, nkv = a->n_kv_heads;
+    size_t half = (size_t)(a->rotary_dims / 2);
+    const float *cos_t = ws->cos_t + past * half, *sin_t = ws->sin_t + past * half;
+    for (int b = 0; a->rotary_dims && b < B; b++) {
+        size_t qo = (size_t)b * T * nh * hd, ko = (size_t)b * T * nkv * hd;
+        rope(q + qo, nh * hd, T, nh, hd, a->rotary_dims, a->rope_interleaved, cos_t, sin_t, sign);
+        rope(k + ko, nkv * hd, T, nkv, hd, a->rotary_dims, a->rope_interleaved, cos_t, sin_t, sign);
+    }
+}
+
+/* ---- one head -------------------------------------------------------------------- */
+
+/* Head h of one sequence: Tq queries (the last Tq of Tk positions) against
+ * Tk keys; out (Tq, nh*hd), columns of head h = softmax(q_h k_g^T /
+ * sqrt(hd) [causal]) v_g with g = h / (nh / nkv) the key/value head it
+ * shares; scores: Tq*Tk, left holding the probabilities */
+static void attention_head(float *out, const float *q, const float *k, const float *v, int Tq, int Tk, int nh, int nkv,
+                           int hd, int h, int causal, float *scores)
+{
+    const float scale = 1.0f / sqrtf((float)hd);
+    int qld = nh * hd, kld = nkv * hd, g = h / (nh / nkv), past = Tk - Tq;
+    const float *qh = q + (size_t)h * hd, *kh = k + (size_t)g * hd, *vh = v + (size_t)g * hd;
+    zq_gemm_nt(Tq, Tk, hd, qh, qld, kh, kld, 0.0f, scores, Tk);
+    for (int t = 0; t < Tq; t++) {
+        float *row = scores + (size_t)t * Tk;
+        int n = causal ? past + t + 1 : Tk; /* query t sits at position past + t */
+        float mx = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            row[j] *= scale;
+            mx = row[j] > mx ? row[j] : mx;
+        }
+        float sum = 0;
+        for (int j = 0; j < n; j++) sum += row[j] = expf(row[j] - mx);
+        float inv = 1.0f / sum;
+        for (int j = 0; j < n; j++) row[j] *= inv;
+        for (int j = n; j < Tk; j++) row[j] = 0;
+    }
+    zq_gemm_nn(Tq, hd, Tk, scores, Tk, vh, kld, 0.0f, out + (size_t)h * hd, qld);
+}
+
+/* The heads of a batch, handed to the pool. */
+typedef struct {
+    const zq_arch *a;
+    zq_workspace *ws;
+    int T;
+} heads_job;
+
+/* many small products: one BLAS thread each, heads side by side */
+static void run_heads(zq_workspace *ws, size_t ntasks, zq_task_fn fn, heads_job *job)
+{
+    zq_blas_set_threads(1);
+    zq_pool_submit(ws->pool, ntasks, fn, job);
+    zq_pool_wait(ws->pool);
+    zq_blas_set_threads(ws->threads);
+}
+
+/* One (sequence, head). */
+static void head_forward(void *ctx, size_t task, int worker)
+{
+    heads_job *j = ctx;
+    const zq_arch *a = j->a;
+    zq_workspace *ws = j->ws;
+    int b = (int)(task / (size_t)a->n_heads), h = (int)(task % (size_t)a->n_heads), hd = a->head_dim;
+    size_t qo = (size_t)b * j->T * a->n_heads * hd, ko = (size_t)b * j->T * a->n_kv_heads * hd;
+    float *scores = ws->train ? ws->probs + ((size_t)b * a->n_heads + h) * j->T * j->T
+                              : ws->scores + (size_t)worker * ws->seq * ws->seq;
+    if (ws->kcache) /* the keys so far and these */
+        attention_head(ws->att + qo, ws->q + qo, ws->kcache, ws->vcache, j->T, ws->pos0 + j->T, a->n_heads,
+                       a->n_kv_heads, hd, h, a->causal, scores);
+    else
+        attention_head(ws->att + qo, ws->q + qo, ws->k + ko, ws->v + ko, j->T, j->T, a->n_heads, a->n_kv_heads, hd, h,
+                       a->causal, scores);
+}
+
+/* One (sequence, key/value head): every query head that shares it, so the
+ * accumulation into dk and dv never races. */
+static void head_backward(void *ctx, size_t task, int worker)
+{
+    heads_job *j = ctx;
+    const zq_arch *a = j->a;
+    zq_workspace *ws = j->ws;
+    int T = j->T, hd = a->head_dim, nh = a->n_heads, nkv = a->n_kv_heads, group = nh / nkv;
+    int b = (int)(task / (size_t)nkv), kvh = (int)(task % (size_t)nkv);
+    int qld = nh * hd, kld = nkv * hd;
+    size_t qo = (size_t)b * T * qld, ko = (size_t)b * T * kld;
+    float *dS = ws->dscores + (size_t)worker * ws->seq * ws->seq;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *k = ws->k + ko + (size_t)kvh * hd, *v = ws->v + ko + (size_t)kvh * hd;
+    float *dk = ws->dk + ko + (size_t)kvh * hd, *dv = ws->dv + ko + (size_t)kvh * hd;
+    for (int r = 0; r < T; r++) {
+        memset(dk + (size_t)r * kld, 0, (size_t)hd * sizeof(float));
+        memset(dv + (size_t)r * kld, 0, (size_t)hd * sizeof(float));
+    }
+    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+        const float *P = ws->probs + ((size_t)b * nh + h) * T * T;
+        const float *dO = ws->datt + qo + (size_t)h * hd, *q = ws->q + qo + (size_t)h * hd;
+        float *dq = ws->dq + qo + (size_t)h * hd;
+        zq_gemm_tn(T, hd, T, P, T, dO, qld, 1.0f, dv, kld); /* dV += P^T dO */
+        zq_gemm_nt(T, T, hd, dO, qld, v, kld, 0.0f, dS, T); /* dP = dO V^T */
+        for (int t = 0; t < T; t++) { /* dS = P (dP - rowsum(dP P)) * scale */
+            float *row = dS + (size_t)t * T;
+            const float *p = P + (size_t)t * T;
+            float dot = 0;
+            for (int s = 0; s < T; s++) dot += row[s] * p[s];
+            for (int s = 0; s < T; s++) row[s] = p[s] * (row[s] - dot) * scale;
+        }
+        zq_gemm_nn(T, hd, T, dS, T, k, kld, 0.0f, dq, qld); /* dQ = dS K */
+        zq_gemm_tn(T, hd, T, dS, T, q, qld, 1.0f, dk, kld); /* dK += dS^T Q */
+    }
+}
+
+/* ---- the sublayer ----------------------------------------------------------------- */
+
+void zq_attention_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
+                          const float *h, int B, int T)
+{
+    int BT = B * T, hd = a->head_dim, nkv = a->n_kv_heads;
+    zq_linear_forward(&blk->q, aq, ws->aq, h, ws->q, BT);
+    zq_linear_forward(&blk->k, aq, ws->aq, h, ws->k, BT);
+    zq_linear_forward(&blk->v, aq, ws->aq, h, ws->v, BT);
+    size_t past = (size_t)(ws->kcache ? ws->pos0 : 0);
+    rope_qk(a, ws, ws->q, ws->k, B, T, past, 1.0f);
+    if (ws->kcache) {
+        memcpy(ws->kcache + past * nkv * hd, ws->k, (size_t)T * nkv * hd * sizeof(float));
+        memcpy(ws->vcache + past * nkv * hd, ws->v, (size_t)T * nkv * hd * sizeof(float));
+    }
+    heads_job job = {a, ws, T};
+    run_heads(ws, (size_t)B * a->n_heads, head_forward, &job);
+    zq_linear_forward(&blk->o, aq, ws->aq, ws->att, ws->ao, BT);
+}
+
+void zq_attention_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
+                           const zq_block_grads *g, const float *h, const float *dao, float *dh, float dh_beta, int B,
+                           int T)
+{
+    int BT = B * T;
+    zq_linear_backward(&blk->o, &g->o, aq, ws->aq, ws->att, dao, ws->datt, 0.0f, BT);
+    heads_job job = {a, ws, T};
+    run_heads(ws, (size_t)B * a->n_kv_heads, head_backward, &job);
+    rope_qk(a, ws, ws->dq, ws->dk, B, T, 0, -1.0f); /* a rotation: its transpose turns back */
+    zq_linear_backward(&blk->q, &g->q, aq, ws->aq, h, ws->dq, dh, dh_beta, BT);
+    zq_linear_backward(&blk->k, &g->k, aq, ws->aq, h, ws->dk, dh, 1.0f, BT);
+    zq_linear_backward(&blk->v, &g->v, aq, ws->aq, h, ws->dv, dh, 1.0f, BT);
+}

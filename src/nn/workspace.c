@@ -1,0 +1,92 @@
+/* Block workspaces, sized once for B sequences of T tokens, and the number
+ * of threads the engine (its pool and BLAS) runs on. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "base/blas.h"
+#include "nn/workspace.h"
+
+static int engine_threads;
+
+void zq_engine_set_threads(int n)
+{
+    engine_threads = n;
+    zq_blas_set_threads(zq_engine_threads());
+}
+
+int zq_engine_threads(void)
+{
+    if (engine_threads > 0) return engine_threads;
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c > 0 ? (int)c : 1;
+}
+
+static void *own(zq_workspace *ws, size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) ws->failed = 1;
+    else ws->owned[ws->nowned++] = p;
+    return p;
+}
+
+static float *floats(zq_workspace *ws, size_t n) { return own(ws, n * sizeof(float)); }
+
+static void norm_stats(zq_workspace *ws, zq_norm_stats *st, size_t rows)
+{
+    st->mean = own(ws, rows * sizeof(double));
+    st->rstd = own(ws, rows * sizeof(double));
+}
+
+zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int train)
+{
+    zq_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws) return NULL;
+    size_t bt = (size_t)batch * seq, C = (size_t)a->hidden, qd = (size_t)a->n_heads * a->head_dim;
+    size_t kvd = (size_t)a->n_kv_heads * a->head_dim, I = (size_t)a->inter;
+    size_t widest = C > qd ? C : qd;
+    widest = widest > I ? widest : I;
+    ws->batch = batch;
+    ws->seq = seq;
+    ws->train = train;
+    ws->threads = zq_engine_threads();
+    ws->pool = zq_pool_create(ws->threads);
+    ws->xn = floats(ws, bt * C), ws->xn2 = floats(ws, bt * C), ws->mid = floats(ws, bt * C), ws->mid2 = floats(ws, bt * C);
+    ws->q = floats(ws, bt * qd), ws->k = floats(ws, bt * kvd), ws->v = floats(ws, bt * kvd), ws->att = floats(ws, bt * qd);
+    ws->ao = floats(ws, bt * C), ws->mo = floats(ws, bt * C);
+    ws->up = floats(ws, bt * I), ws->gate = floats(ws, bt * I), ws->act = floats(ws, bt * I), ws->aq = floats(ws, bt * widest);
+    ws->scores = floats(ws, (size_t)ws->threads * seq * seq);
+    size_t half = (size_t)(a->rotary_dims ? a->rotary_dims / 2 : 1);
+    ws->cos_t = floats(ws, (size_t)seq * half), ws->sin_t = floats(ws, (size_t)seq * half);
+    if (train) {
+        norm_stats(ws, &ws->norm1, bt);
+        norm_stats(ws, &ws->norm2, bt);
+        ws->probs = floats(ws, bt * a->n_heads * seq);
+        ws->dq = floats(ws, bt * qd), ws->dk = floats(ws, bt * kvd), ws->dv = floats(ws, bt * kvd), ws->datt = floats(ws, bt * qd);
+        ws->dh1 = floats(ws, bt * C), ws->dh2 = floats(ws, bt * C), ws->dx1 = floats(ws, bt * C), ws->dtmp = floats(ws, bt * C);
+        ws->dup = floats(ws, bt * I), ws->dgate = floats(ws, bt * I), ws->dact = floats(ws, bt * I);
+        ws->dscores = floats(ws, (size_t)ws->threads * seq * seq);
+    }
+    if (ws->failed || !ws->pool) {
+        zq_workspace_free(ws);
+        return NULL;
+    }
+    if (a->rotary_dims) zq_rope_table(ws->cos_t, ws->sin_t, seq, a->rotary_dims, a->rope_theta);
+    return ws;
+}
+
+zq_workspace *zq_workspace_create(const zq_arch *a, int batch, int seq) { return zq_workspace_create_ex(a, batch, seq, 0); }
+
+void zq_workspace_set_cache(zq_workspace *ws, float *k, float *v, int pos0)
+{
+    ws->kcache = k;
+    ws->vcache = v;
+    ws->pos0 = pos0;
+}
+
+void zq_workspace_free(zq_workspace *ws)
+{
+    if (!ws) return;
+    for (int k = 0; k < ws->nowned; k++) free(ws->owned[k]);
+    zq_pool_free(ws->pool);
+    free(ws);
+}
