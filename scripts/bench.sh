@@ -4,7 +4,7 @@
 set -eu
 ZQ=${1:-build/zquant}
 here=$(dirname "$0")
-ZQ_DEPS_EXTRA="python3-numpy python3-torch" "$here/deps.sh"
+ZQ_DEPS_EXTRA="python3-numpy python3-torch python3-h5py" "$here/deps.sh"
 echo "== quantize"
 /usr/bin/python3 "$here/bench_quantize.py" "$ZQ" "${ZQ_BENCH_RUNS:-5}"
 echo "== eval"

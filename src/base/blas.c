@@ -1,3 +1,4 @@
+/* The only file that includes cblas.h: zquant's three GEMM shapes, row-major. */
 #include "base/blas.h"
 
 #include <cblas.h>

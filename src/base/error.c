@@ -1,3 +1,4 @@
+/* Recording failures as values: the first message wins, errno appended on request. */
 #include "zquant/error.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* A fixed set of worker threads running numbered tasks (see pool.h). */
 #include "base/pool.h"
 
 #include <pthread.h>

@@ -1,3 +1,4 @@
+/* Paths and whole small files (see util.h). */
 #include "base/util.h"
 
 #include <stdio.h>

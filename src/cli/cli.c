@@ -1,3 +1,5 @@
+/* What every subcommand shares: error lines, exit codes, the progress bar,
+ * number parsing, JSON output, finding a tokenizer beside a model. */
 #include "cli.h"
 
 #include <cjson/cJSON.h>

@@ -1,3 +1,4 @@
+/* zquant dequantize: a .zq file back to a plain safetensors checkpoint. */
 #include <getopt.h>
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* zquant eval: perplexity, and KL / top-1 against the FP reference. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <math.h>

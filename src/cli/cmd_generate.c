@@ -1,3 +1,4 @@
+/* zquant generate: continue a prompt, print ids and text. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* zquant inspect: the tensors of a .zq file, their formats and errors. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>

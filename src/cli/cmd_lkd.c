@@ -1,3 +1,4 @@
+/* zquant lkd: layer-by-layer distillation, then quantization. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdlib.h>

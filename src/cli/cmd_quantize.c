@@ -1,3 +1,4 @@
+/* zquant quantize: an FP checkpoint in, a .zq file out. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>

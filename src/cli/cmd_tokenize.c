@@ -1,3 +1,4 @@
+/* zquant tokenize: text to a token file. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* zquant verify: structure and every checksum of a .zq file. */
 #include <cjson/cJSON.h>
 #include <string.h>
 

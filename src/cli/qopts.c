@@ -1,3 +1,4 @@
+/* The quantization options quantize and lkd share, parsed into zq_quantize_opts. */
 #include "qopts.h"
 
 #include <cjson/cJSON.h>

@@ -1,8 +1,9 @@
+/* Output files that appear whole or not at all: a temp file beside the
+ * target, fsync, rename; on any error or signal the temp file goes. */
 #include "io/atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,50 +11,11 @@
 #include <unistd.h>
 
 #include "base/util.h"
-#include "zquant/signals.h"
-
-/* Temp paths a signal handler may have to unlink: fixed storage, because a
- * handler can neither allocate nor take locks. */
-#define MAX_PENDING 8
-#define PENDING_PATH 4096
-static char pending[MAX_PENDING][PENDING_PATH];
-static volatile sig_atomic_t pending_used[MAX_PENDING];
-
-static void on_signal(int sig)
-{
-    for (int k = 0; k < MAX_PENDING; k++)
-        if (pending_used[k]) unlink(pending[k]);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-void zq_install_signal_cleanup(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-}
-
-static int claim_slot(const char *path)
-{
-    if (strlen(path) >= PENDING_PATH) return -1;
-    for (int k = 0; k < MAX_PENDING; k++) {
-        if (!pending_used[k]) {
-            memcpy(pending[k], path, strlen(path) + 1);
-            pending_used[k] = 1;
-            return k;
-        }
-    }
-    return -1;
-}
+#include "io/cleanup.h"
 
 static void release(zq_atomic *a)
 {
-    if (a->slot >= 0) pending_used[a->slot] = 0;
+    zq_cleanup_remove(a->slot);
     a->slot = -1;
     if (a->fd >= 0) close(a->fd);
     a->fd = -1;
@@ -92,7 +54,7 @@ zq_status zq_atomic_open(zq_atomic *a, const char *path, int force, zq_error *er
     mode_t mask = umask(0); /* mkostemp makes 0600; outputs are ordinary files */
     umask(mask);
     fchmod(a->fd, 0666 & ~mask);
-    a->slot = claim_slot(a->tmp);
+    a->slot = zq_cleanup_add(a->tmp);
     return ZQ_OK;
 }
 

@@ -1,3 +1,6 @@
+/* Opening a checkpoint whatever its form (file, folder, shards, HDF5),
+ * reading blocks of tensors as float or FP16, and patched sources (a
+ * checkpoint with some tensors replaced, as LKD writes them). */
 #include "io/source_impl.h"
 
 #include <errno.h>

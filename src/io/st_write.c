@@ -1,3 +1,4 @@
+/* The safetensors header, for writers that stream the data after it. */
 #include "io/st_write.h"
 
 #include <cjson/cJSON.h>

@@ -1,3 +1,5 @@
+/* zq_dequantize_file: a .zq file to a safetensors checkpoint of floats, one
+ * tensor in memory at a time. */
 #include "zquant/dequantize.h"
 
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* The .zq header and tensor-table codec (see meta.h). */
 #include "zq/meta.h"
 
 #include <math.h>
