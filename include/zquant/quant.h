@@ -93,8 +93,19 @@ typedef struct {
 
 /* The group that holds row r in column group gj: every walk over a grid
  * (quantizing, range statistics, fake quantization, reading back) is a loop
- * over rows or row groups and column groups calling this. */
-zq_group zq_grid_group(const zq_grid *g, uint64_t r, uint64_t gj);
+ * over rows or row groups and column groups calling this. Inline: it runs
+ * once per group, in the quantizer's innermost loop. */
+static inline zq_group zq_grid_group(const zq_grid *g, uint64_t r, uint64_t gj)
+{
+    zq_group q;
+    uint64_t gi = r / g->group_rows;
+    q.index = gi * g->col_groups + gj;
+    q.row0 = gi * g->group_rows;
+    q.nrows = g->rows - q.row0 < g->group_rows ? g->rows - q.row0 : g->group_rows;
+    q.col0 = gj * g->group_cols;
+    q.ncols = g->cols - q.col0 < g->group_cols ? g->cols - q.col0 : g->group_cols;
+    return q;
+}
 
 /* ---- the quantizer -------------------------------------------------------------- */
 

@@ -8,11 +8,13 @@
 static void row_stats(const float *x, int C, float eps, int rms, double *mean_out, double *rstd_out)
 {
     double mean = 0, var = 0;
-    if (!rms) {
+    if (rms) {
+        for (int c = 0; c < C; c++) var += (double)x[c] * x[c]; /* (x - 0)^2, without the subtraction */
+    } else {
         for (int c = 0; c < C; c++) mean += x[c];
         mean /= C;
+        for (int c = 0; c < C; c++) var += (x[c] - mean) * (x[c] - mean);
     }
-    for (int c = 0; c < C; c++) var += (x[c] - mean) * (x[c] - mean);
     *mean_out = mean;
     *rstd_out = 1.0 / sqrt(var / C + eps);
 }

@@ -64,15 +64,3 @@ void zq_grid_init(zq_grid *g, const zq_qspec *s, uint64_t rows, uint64_t cols)
     const zq_format *f = zq_format_of(s->bits);
     g->row_bytes = f ? zq_format_row_bytes(f, cols) : 0;
 }
-
-zq_group zq_grid_group(const zq_grid *g, uint64_t r, uint64_t gj)
-{
-    zq_group q;
-    uint64_t gi = r / g->group_rows;
-    q.index = gi * g->col_groups + gj;
-    q.row0 = gi * g->group_rows;
-    q.nrows = g->rows - q.row0 < g->group_rows ? g->rows - q.row0 : g->group_rows;
-    q.col0 = gj * g->group_cols;
-    q.ncols = g->cols - q.col0 < g->group_cols ? g->cols - q.col0 : g->group_cols;
-    return q;
-}

@@ -1,8 +1,6 @@
 /* Which kernel set runs: the scalar references, or a vector twin. */
 #include "simd/kernels.h"
 
-#include <pthread.h>
-
 #include "zquant/crc32c.h"
 
 const zq_kernels zq_kernels_scalar = {
@@ -11,9 +9,10 @@ const zq_kernels zq_kernels_scalar = {
 };
 
 static const zq_kernels *active;
-static pthread_once_t chosen = PTHREAD_ONCE_INIT;
 
-static void choose(void)
+/* Chosen once as the program loads, before any thread can ask: the hot
+ * loops then read one pointer. */
+__attribute__((constructor)) static void choose(void)
 {
     const zq_kernels *v = zq_kernels_avx2();
     active = v ? v : &zq_kernels_scalar;
@@ -21,7 +20,7 @@ static void choose(void)
 
 const zq_kernels *zq_kernels_active(void)
 {
-    pthread_once(&chosen, choose);
+    if (!active) choose(); /* a caller in another constructor, still single-threaded */
     return active;
 }
 
