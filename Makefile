@@ -76,7 +76,7 @@ $(BUILD)/zquant: $(CLI_OBJ) $(BUILD)/libzquant.a
 $(BUILD)/unit_tests: $(TEST_OBJ) $(BUILD)/libzquant.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libzquant.a $(LDLIBS)
 
-check: $(BUILD)/zquant $(BUILD)/unit_tests $(BUILD)/st_compare $(BUILD)/kill_after.so
+check: $(BUILD)/zquant $(BUILD)/unit_tests $(BUILD)/st_compare $(BUILD)/fault.so
 	ZQ_BUILD=$(BUILD) tests/run.sh
 
 demo: $(BUILD)/zquant
@@ -103,6 +103,6 @@ $(BUILD)/st_compare: $(BUILD)/tests/tools/st_compare.o $(BUILD)/libzquant.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libzquant.a $(LDLIBS)
 
 # preloaded by tests that kill a run at an exact point: no sanitizer inside
-$(BUILD)/kill_after.so: tests/tools/kill_after.c
+$(BUILD)/fault.so: tests/tools/fault.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -shared -fPIC -o $@ $< -ldl

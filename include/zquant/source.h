@@ -34,6 +34,12 @@ typedef struct {
 
 typedef struct zq_source zq_source;
 
+/* Every file zquant reads as an input (checkpoints, configs, .zq files,
+ * tokenizers, token and text files) is remembered for the life of the
+ * process: no output may replace one (the same device and inode, whatever
+ * the path). A long-running program can forget them between jobs. */
+void zq_forget_inputs(void);
+
 /* PATH is a .safetensors file, a folder, or a .h5/.hdf5 file. */
 zq_status zq_source_open(const char *path, zq_source **out, zq_error *err);
 void zq_source_close(zq_source *src); /* accepts NULL */

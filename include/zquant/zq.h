@@ -85,8 +85,9 @@ zq_status zq_writer_end_section(zq_writer *w, zq_error *err);
 /* zq_writer_write for bytes whose CRC-32C another thread already computed. */
 zq_status zq_writer_write_crc(zq_writer *w, const void *data, size_t len, uint32_t crc32c, zq_error *err);
 void zq_writer_set_error_stats(zq_writer *w, size_t tensor, double rel_rmse, double sqnr_db);
-/* Writes the metadata, fsyncs and renames into place. Frees w either way. */
-zq_status zq_writer_commit(zq_writer *w, zq_error *err);
+/* Writes the metadata, fsyncs and renames into place. Frees w either way;
+ * size (may be NULL) gets the file's length in bytes. */
+zq_status zq_writer_commit(zq_writer *w, uint64_t *size, zq_error *err);
 /* Removes the temp file; accepts NULL. */
 void zq_writer_abort(zq_writer *w);
 

@@ -6,7 +6,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "base/files.h"
 #include "io/source_impl.h"
 
 typedef struct {
@@ -184,6 +186,11 @@ zq_status zq_hdf5_open(zq_source *src, const char *file, zq_error *err)
     im->file = -1;
     src->impl = im;
     src->ops = &h5_ops;
+    int fd;
+    struct stat sb;
+    ZQ_TRY(zq_open_regular(file, &fd, &sb, err)); /* before libhdf5 opens it: a FIFO would block */
+    close(fd);
+    zq_note_input(file, &sb);
     if (H5Fis_hdf5(file) <= 0) return zq_fail(err, ZQ_ERR_FORMAT, "'%s': not an HDF5 file", file);
     im->file = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (im->file < 0) return zq_fail(err, ZQ_ERR_FORMAT, "'%s': cannot open as HDF5", file);

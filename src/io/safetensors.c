@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/cleanup.h"
 #include "io/source_impl.h"
+#include "base/files.h"
 #include "base/le.h"
 #include "base/util.h"
 
@@ -27,6 +29,7 @@ typedef struct {
     unsigned char *map;
     uint64_t size;
     uint64_t data_start;
+    int map_slot; /* in the table a SIGBUS handler reads */
 } st_file;
 
 typedef struct {
@@ -91,6 +94,7 @@ static void close_st(zq_source *src)
     st_impl *im = src->impl;
     if (!im) return;
     for (size_t k = 0; k < im->nfiles; k++) {
+        zq_cleanup_unmap(im->files[k].map_slot);
         if (im->files[k].map) munmap(im->files[k].map, im->files[k].size);
         free(im->files[k].path);
     }
@@ -228,17 +232,10 @@ static zq_status check_spans(zq_source *src, const char *path, span *spans, size
 
 static zq_status map_file(st_file *f, zq_error *err)
 {
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot open", f->path);
+    int fd;
     struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        close(fd);
-        return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot stat", f->path);
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': not a regular file", f->path);
-    }
+    ZQ_TRY(zq_open_regular(f->path, &fd, &sb, err));
+    zq_note_input(f->path, &sb);
     f->size = (uint64_t)sb.st_size;
     if (f->size < 8) {
         close(fd);
@@ -249,6 +246,7 @@ static zq_status map_file(st_file *f, zq_error *err)
     close(fd);
     if (m == MAP_FAILED) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot mmap", f->path);
     f->map = m;
+    f->map_slot = zq_cleanup_map(m, f->size, f->path);
     madvise(m, f->size, MADV_SEQUENTIAL);
     return ZQ_OK;
 }
@@ -263,6 +261,7 @@ static zq_status add_file(zq_source *src, const char *path, zq_error *err)
     im->files = files;
     st_file *f = &files[im->nfiles++];
     memset(f, 0, sizeof *f);
+    f->map_slot = -1;
     if (!(f->path = strdup(path))) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     ZQ_TRY(map_file(f, err));
 
@@ -308,7 +307,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 zq_status zq_safetensors_open_sharded(zq_source *src, const char *folder, const char *index_path, zq_error *err)
 {
     char *text = NULL;
-    ZQ_TRY(zq_read_small_file(index_path, HEADER_LIMIT, &text, NULL, err));
+    ZQ_TRY(zq_read_input_file(index_path, HEADER_LIMIT, &text, NULL, err));
     cJSON *root = cJSON_Parse(text);
     free(text);
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");

@@ -13,6 +13,7 @@
 
 #include "simd/kernels.h"
 #include "zquant/fp16.h"
+#include "base/files.h"
 #include "base/util.h"
 
 #define CONFIG_LIMIT (16u << 20)
@@ -71,7 +72,7 @@ static zq_status load_config_beside(zq_source *src, const char *dir, zq_error *e
     char *path = zq_path_join(dir, "config.json");
     if (!path) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     zq_status st = ZQ_OK;
-    if (access(path, F_OK) == 0) st = zq_read_small_file(path, CONFIG_LIMIT, &src->config, NULL, err);
+    if (access(path, F_OK) == 0) st = zq_read_input_file(path, CONFIG_LIMIT, &src->config, NULL, err);
     free(path);
     return st;
 }

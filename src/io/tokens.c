@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "base/le.h"
-#include "base/util.h"
+#include "base/files.h"
 #include "io/atomic.h"
 #include "zquant/tokenizer.h"
 
@@ -57,7 +57,7 @@ zq_status zq_tokens_read(const char *path, int32_t **ids, size_t *n, zq_error *e
     size_t len;
     *ids = NULL;
     *n = 0;
-    ZQ_TRY(zq_read_small_file(path, TOKENS_LIMIT, &d, &len, err));
+    ZQ_TRY(zq_read_input_file(path, TOKENS_LIMIT, &d, &len, err));
     zq_status st = ZQ_OK;
     if (len >= 6 && memcmp(d, "\x93NUMPY", 6) == 0) {
         st = npy_tokens(path, (const unsigned char *)d, len, ids, n, err);

@@ -5,17 +5,16 @@
  * and the final .zq is quantized from the checkpoint with its patches. */
 #include "zquant/lkd.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lkd/lkd_impl.h"
 #include "base/util.h"
+#include "io/atomic.h"
 #include "zquant/arch.h"
 #include "zquant/net.h"
 #include "zquant/tokenizer.h"
@@ -256,8 +255,7 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     memset(rep, 0, sizeof *rep);
     if (o->steps < 0 || o->batch < 1 || o->seq_len < 1 || !(o->lr > 0))
         return zq_fail(err, ZQ_ERR_USAGE, "steps, batch, seq-len and lr must be positive");
-    if (!o->q.force && access(o->q.output, F_OK) == 0) /* checked now, not after the work */
-        return zq_fail(err, ZQ_ERR_EXISTS, "'%s': already exists (use --force to overwrite)", o->q.output);
+
     if (o->q.threads) zq_engine_set_threads(o->q.threads);
     zq_net *net = NULL;
     zq_source *src = NULL;
@@ -271,6 +269,8 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     if (st == ZQ_OK && zq_net_activation(net)) st = zq_fail(err, ZQ_ERR_USAGE, "'%s': lkd needs the FP checkpoint, not a .zq", o->q.input);
     if (st == ZQ_OK) st = zq_source_open(o->q.input, &src, err);
     if (st == ZQ_OK) st = zq_model_detect(zq_source_config(src), o->q.input, &model, err);
+    int stream;
+    if (st == ZQ_OK) st = zq_output_check(o->q.output, o->q.force, &stream, err); /* now, not after the work */
     const zq_arch *a = st == ZQ_OK ? zq_net_arch(net) : NULL;
     if (st == ZQ_OK && o->seq_len > a->max_pos)
         st = zq_fail(err, ZQ_ERR_USAGE, "--seq-len %d is longer than the model's %d positions", o->seq_len, a->max_pos);
@@ -279,18 +279,10 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
         mask = calloc((size_t)a->n_layers, 1);
         done = calloc((size_t)a->n_layers, 1);
         rep->layers = calloc((size_t)a->n_layers, sizeof *rep->layers);
-        size_t ol = strlen(o->q.output);
-        w.dir = malloc(ol + 8);
-        if (!mask || !done || !rep->layers || !w.dir) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-        else sprintf(w.dir, "%s.lkd", o->q.output);
+        if (!mask || !done || !rep->layers) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     }
     if (st == ZQ_OK) st = zq_parse_layers(o->layers, a->n_layers, mask, err);
-    if (st == ZQ_OK) {
-        w.state = zq_path_join(w.dir, "state.json");
-        w.signature = lkd_make_signature(o);
-        if (!w.state || !w.signature) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-        else if (mkdir(w.dir, 0777) != 0 && errno != EEXIST) st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create", w.dir);
-    }
+    if (st == ZQ_OK) st = lkd_workdir_open(&w, o, stream, err);
     if (st == ZQ_OK && o->resume) st = lkd_load_state(&w, done, a->n_layers, err);
     if (st == ZQ_OK) {
         zq_qspec unused;
@@ -325,6 +317,6 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     zq_workspace_free(r.ws);
     zq_source_close(src);
     zq_net_close(net);
-    free(w.dir), free(w.state), free(w.signature);
+    lkd_workdir_close(&w);
     return st;
 }

@@ -37,7 +37,10 @@ void lkd_trainee_free(trainee *tr);
 zq_status lkd_fake_quantize(trainee *tr, const zq_arch *a, zq_error *err);
 void lkd_adam_step(trainee *tr, float lr, float wd);
 
-char *lkd_make_signature(const zq_lkd_opts *o);
+/* OUT.lkd/ beside the output; for a device or FIFO output (stream), a
+ * fresh one in $TMPDIR, which cannot be resumed. */
+zq_status lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_error *err);
+void lkd_workdir_close(workdir *w);
 char *lkd_patch_path(const workdir *w, int layer);
 zq_status lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err);
 zq_status lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err);

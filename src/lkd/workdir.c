@@ -1,11 +1,14 @@
 /* The work directory that makes an LKD run resumable: each block's tuned
  * weights as a patch file, and a state file saying which blocks are done. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/files.h"
 #include "base/util.h"
 #include "io/atomic.h"
 #include "io/st_write.h"
@@ -113,7 +116,7 @@ zq_status lkd_load_state(const workdir *w, unsigned char *done, int n, zq_error 
     return st;
 }
 
-char *lkd_make_signature(const zq_lkd_opts *o)
+static char *make_signature(const zq_lkd_opts *o)
 {
     cJSON *j = cJSON_CreateObject();
     char spec[64];
@@ -146,3 +149,27 @@ char *lkd_make_signature(const zq_lkd_opts *o)
     return s;
 }
 
+zq_status lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_error *err)
+{
+    memset(w, 0, sizeof *w);
+    if (stream) {
+        if (o->resume) return zq_fail(err, ZQ_ERR_USAGE, "'%s': --resume needs a file as output", o->q.output);
+        const char *tmpdir = getenv("TMPDIR");
+        w->dir = zq_path_join(tmpdir && *tmpdir ? tmpdir : "/tmp", "zquant-lkd-XXXXXX");
+        if (w->dir && !mkdtemp(w->dir)) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create", w->dir);
+    } else if ((w->dir = malloc(strlen(o->q.output) + 8))) {
+        sprintf(w->dir, "%s.lkd", o->q.output);
+        if (mkdir(w->dir, 0777) != 0 && errno != EEXIST) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create", w->dir);
+    }
+    w->state = w->dir ? zq_path_join(w->dir, "state.json") : NULL;
+    w->signature = make_signature(o);
+    if (!w->dir || !w->state || !w->signature) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    return ZQ_OK;
+}
+
+void lkd_workdir_close(workdir *w)
+{
+    free(w->dir);
+    free(w->state);
+    free(w->signature);
+}

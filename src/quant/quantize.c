@@ -515,15 +515,10 @@ zq_status zq_quantize_source(const zq_quantize_opts *o, zq_source *src, zq_quant
     if (st == ZQ_OK) st = declare_tensors(o, preset, src, &model, w, plan, err);
     if (st == ZQ_OK) st = run_all(o, src, w, plan, rep, err);
     if (st == ZQ_OK) {
-        st = zq_writer_commit(w, err);
+        st = zq_writer_commit(w, &rep->output_bytes, err);
         w = NULL;
     }
     zq_writer_abort(w);
-    if (st == ZQ_OK) {
-        FILE *f = fopen(o->output, "rb");
-        if (f && fseek(f, 0, SEEK_END) == 0) rep->output_bytes = (uint64_t)ftell(f);
-        if (f) fclose(f);
-    }
     free(recipe);
     free(plan);
     return st;

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "base/le.h"
-#include "base/util.h"
+#include "base/files.h"
 #include "tok/tokenizer_impl.h"
 
 #define LLAMA2C_BOS 1
@@ -236,7 +236,7 @@ zq_status zq_tokenizer_load(const char *path, zq_tokenizer **out, zq_error *err)
     *out = NULL;
     char *buf;
     size_t len;
-    ZQ_TRY(zq_read_small_file(path, (size_t)256 << 20, &buf, &len, err));
+    ZQ_TRY(zq_read_input_file(path, (size_t)256 << 20, &buf, &len, err));
     zq_tokenizer *t = calloc(1, sizeof *t);
     zq_status st = t ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     size_t pl = strlen(path);
@@ -315,7 +315,7 @@ zq_status zq_tokenize_documents(const zq_tokenizer *t, const char *path, int32_t
     size_t len, cap = 0;
     *ids = NULL;
     *n = 0;
-    ZQ_TRY(zq_read_small_file(path, TEXT_LIMIT, &text, &len, err));
+    ZQ_TRY(zq_read_input_file(path, TEXT_LIMIT, &text, &len, err));
     static const char sep[] = "<|endoftext|>";
     zq_status st = ZQ_OK;
     size_t doc = 0;

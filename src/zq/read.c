@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "base/files.h"
+#include "io/cleanup.h"
 #include "zq/meta.h"
 #include "zquant/crc32c.h"
 #include "zquant/fp16.h"
@@ -17,6 +19,7 @@
 struct zq_file {
     char *path;
     unsigned char *map;
+    int map_slot; /* in the table a SIGBUS handler reads */
     uint64_t size;
     uint64_t data_start;
     char *metadata;
@@ -110,17 +113,19 @@ zq_status zq_file_open(const char *path, int verify, zq_file **out, zq_error *er
         free(f);
         return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     }
+    f->map_slot = -1;
     zq_status st = ZQ_OK;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = -1;
     struct stat sb;
-    if (fd < 0) st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot open", path);
-    else if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) st = BAD("'%s': not a regular file", path);
-    else if ((uint64_t)sb.st_size < ZQ_HEADER_SIZE) st = BAD("'%s': truncated: shorter than the 32-byte header", path);
+    st = zq_open_regular(path, &fd, &sb, err);
+    if (st == ZQ_OK) zq_note_input(path, &sb);
+    if (st == ZQ_OK && (uint64_t)sb.st_size < ZQ_HEADER_SIZE)
+        st = BAD("'%s': truncated: shorter than the 32-byte header", path);
     if (st == ZQ_OK) {
         f->size = (uint64_t)sb.st_size;
         void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot mmap", path);
-        else f->map = m;
+        else f->map = m, f->map_slot = zq_cleanup_map(m, f->size, path);
     }
     if (fd >= 0) close(fd);
     uint64_t mlen = 0;
@@ -167,6 +172,7 @@ void zq_file_close(zq_file *f)
     }
     free(f->inflated);
     free(f->tensors);
+    zq_cleanup_unmap(f->map_slot);
     if (f->map) munmap(f->map, f->size);
     free(f->metadata);
     free(f->config);

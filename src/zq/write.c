@@ -223,7 +223,7 @@ static void free_writer(zq_writer *w)
     free(w);
 }
 
-zq_status zq_writer_commit(zq_writer *w, zq_error *err)
+zq_status zq_writer_commit(zq_writer *w, uint64_t *size, zq_error *err)
 {
     zq_status st = ZQ_OK;
     if (w->open) st = zq_fail(err, ZQ_ERR_INTERNAL, "'%s': commit with a section open", w->file.final);
@@ -244,12 +244,18 @@ zq_status zq_writer_commit(zq_writer *w, zq_error *err)
         zq_header_encode(&h, header);
         if (st == ZQ_OK) st = zq_atomic_pwrite(&w->file, header, sizeof header, 0, err);
         if (st == ZQ_OK) st = zq_atomic_pwrite(&w->file, text, len, ZQ_HEADER_SIZE, err);
-        /* the padding up to data start is a hole that reads as zeros; make
-         * sure the file is at least that long even with no sections */
-        if (st == ZQ_OK && w->pos < w->data_start && ftruncate(w->file.fd, (off_t)w->data_start) != 0)
-            st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot extend", w->file.final);
+        /* the padding between the metadata and the data is written, not left
+         * a hole: a file with no sections still reaches its data start, and a
+         * device or FIFO output has no holes */
+        static const unsigned char zeros[ZQ_ALIGN];
+        for (uint64_t at = ZQ_HEADER_SIZE + len; st == ZQ_OK && at < w->data_start;) {
+            size_t k = w->data_start - at < ZQ_ALIGN ? (size_t)(w->data_start - at) : ZQ_ALIGN;
+            st = zq_atomic_pwrite(&w->file, zeros, k, at, err);
+            at += k;
+        }
     }
     free(text);
+    if (size) *size = w->pos > w->data_start ? w->pos : w->data_start;
     if (st == ZQ_OK) st = zq_atomic_commit(&w->file, err);
     else zq_atomic_abort(&w->file);
     free_writer(w);

@@ -274,3 +274,47 @@ TEST(interrupted_write_leaves_nothing)
         rmdir(dir);
     }
 }
+
+/* A .zq file truncated by someone else while mapped: the read faults
+ * (SIGBUS) and the handler of zq_install_signal_cleanup turns it into a
+ * one-line error and exit code 4, temp files removed. */
+TEST(shrinking_zq_input_is_a_clean_error)
+{
+    char dir[] = "/tmp/zq-test-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char in[64], out[64];
+    snprintf(in, sizeof in, "%s/in.zq", dir);
+    snprintf(out, sizeof out, "%s/out.zq", dir);
+    zq_quantize_opts o;
+    zq_quantize_opts_init(&o);
+    o.input = FIX "llama";
+    o.output = in;
+    zq_quantize_report rep;
+    zq_error err = {0};
+    CHECK(zq_quantize(&o, &rep, &err) == ZQ_OK);
+    int pipefd[2];
+    CHECK(pipe(pipefd) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], 2);
+        zq_install_signal_cleanup();
+        zq_file *f = NULL;
+        zq_atomic a;
+        if (zq_file_open(in, 1, &f, &err) != ZQ_OK || zq_atomic_open(&a, out, 0, &err) != ZQ_OK) _exit(10);
+        if (truncate(in, 4096) != 0) _exit(11);
+        static float buf[1 << 16];
+        for (size_t i = 0; i < zq_file_count(f); i++) zq_file_read_float(f, i, buf, &err); /* faults */
+        _exit(12); /* not reached */
+    }
+    close(pipefd[1]);
+    char msg[512] = {0};
+    ssize_t got = read(pipefd[0], msg, sizeof msg - 1);
+    close(pipefd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == ZQ_ERR_IO);
+    CHECK(got > 0 && strstr(msg, "in.zq': the file shrank") && strchr(msg, '\n') == msg + strlen(msg) - 1);
+    unlink(in);
+    CHECK(files_in(dir) == 0); /* the temp file of out.zq went too */
+    rmdir(dir);
+}

@@ -1,0 +1,144 @@
+/* Input files: regular files only, read whole when small, and remembered
+ * (see files.h). */
+#include "base/files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+zq_status zq_open_regular(const char *path, int *fd, struct stat *st, zq_error *err)
+{
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+     * writer before the check below could refuse it */
+    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (*fd < 0) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot open", path);
+    if (fstat(*fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        close(*fd);
+        *fd = -1;
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': not a regular file", path);
+    }
+    fcntl(*fd, F_SETFL, fcntl(*fd, F_GETFL) & ~O_NONBLOCK);
+    return ZQ_OK;
+}
+
+/* ---- the inputs of this process ------------------------------------------- */
+
+/* A file is its device and inode; the change time tells a file from a
+ * later one that reuses the inode of a deleted input (reading an input
+ * never changes it). */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    struct timespec ctime;
+    char *path;
+} input;
+
+static int same_file(const input *in, const struct stat *st)
+{
+    return in->dev == st->st_dev && in->ino == st->st_ino && in->ctime.tv_sec == st->st_ctim.tv_sec &&
+           in->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+static input *inputs;
+static size_t ninputs, cap_inputs;
+static pthread_mutex_t inputs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void zq_note_input(const char *path, const struct stat *st)
+{
+    pthread_mutex_lock(&inputs_lock);
+    int known = 0;
+    for (size_t k = 0; k < ninputs && !known; k++) known = same_file(&inputs[k], st);
+    if (!known && ninputs == cap_inputs) {
+        size_t cap = cap_inputs ? 2 * cap_inputs : 16;
+        input *g = realloc(inputs, cap * sizeof *g);
+        if (g) inputs = g, cap_inputs = cap;
+    }
+    /* out of memory: the file goes unremembered; its own check then cannot
+     * protect it, nothing else breaks */
+    if (!known && ninputs < cap_inputs) {
+        char *copy = strdup(path);
+        if (copy) inputs[ninputs++] = (input){st->st_dev, st->st_ino, st->st_ctim, copy};
+    }
+    pthread_mutex_unlock(&inputs_lock);
+}
+
+const char *zq_input_same_as(const struct stat *st)
+{
+    const char *found = NULL;
+    pthread_mutex_lock(&inputs_lock);
+    for (size_t k = 0; k < ninputs && !found; k++)
+        if (same_file(&inputs[k], st)) found = inputs[k].path;
+    pthread_mutex_unlock(&inputs_lock);
+    return found;
+}
+
+void zq_forget_inputs(void)
+{
+    pthread_mutex_lock(&inputs_lock);
+    for (size_t k = 0; k < ninputs; k++) free(inputs[k].path);
+    free(inputs);
+    inputs = NULL;
+    ninputs = cap_inputs = 0;
+    pthread_mutex_unlock(&inputs_lock);
+}
+
+/* ---- small files, whole ---------------------------------------------------------- */
+
+static zq_status read_whole(const char *path, size_t limit, int note, char **out, size_t *len, zq_error *err)
+{
+    int fd;
+    struct stat st;
+    ZQ_TRY(zq_open_regular(path, &fd, &st, err));
+    if ((uint64_t)st.st_size > limit) {
+        close(fd);
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': larger than %zu bytes", path, limit);
+    }
+    /* the size is a hint: the file may change under us, reads decide */
+    size_t cap = (size_t)st.st_size + 1, n = 0;
+    char *buf = malloc(cap + 1);
+    zq_status status = buf ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "'%s': out of memory", path);
+    while (status == ZQ_OK) {
+        if (n == cap) {
+            if (cap > limit) {
+                status = zq_fail(err, ZQ_ERR_FORMAT, "'%s': larger than %zu bytes", path, limit);
+                break;
+            }
+            char *g = realloc(buf, 2 * cap + 1);
+            if (!g) {
+                status = zq_fail(err, ZQ_ERR_NOMEM, "'%s': out of memory", path);
+                break;
+            }
+            buf = g, cap *= 2;
+        }
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) status = zq_fail_errno(err, ZQ_ERR_IO, "'%s': read error", path);
+        if (got <= 0) break;
+        n += (size_t)got;
+    }
+    close(fd);
+    if (status == ZQ_OK && n > limit) status = zq_fail(err, ZQ_ERR_FORMAT, "'%s': larger than %zu bytes", path, limit);
+    if (status != ZQ_OK) {
+        free(buf);
+        return status;
+    }
+    buf[n] = 0;
+    if (note) zq_note_input(path, &st);
+    *out = buf;
+    if (len) *len = n;
+    return ZQ_OK;
+}
+
+zq_status zq_read_small_file(const char *path, size_t limit, char **out, size_t *len, zq_error *err)
+{
+    return read_whole(path, limit, 0, out, len, err);
+}
+
+zq_status zq_read_input_file(const char *path, size_t limit, char **out, size_t *len, zq_error *err)
+{
+    return read_whole(path, limit, 1, out, len, err);
+}

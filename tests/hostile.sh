@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# zquant under hostile use: outputs that are inputs, devices, FIFOs and
+# symlinks, inputs that shrink or are not files, memory limits, malformed
+# configs, tokenizers and token files, corrupted LKD work files. Prints
+# "ok NAME" / "FAIL NAME" per test and a last line "N passed, N failed".
+set -u
+BUILD=${ZQ_BUILD:-build}
+ZQ="$PWD/$BUILD/zquant"
+FAULT="$PWD/$BUILD/fault.so"
+M=data/models/stories260K
+TMP=$(mktemp -d /tmp/zq-hostile-XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+passed=0
+failed=0
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 # the fault shim preloads before ASan
+
+ok() { echo "ok   hostile/$1"; passed=$((passed + 1)); }
+fail() { echo "FAIL hostile/$1${2:+: $2}"; failed=$((failed + 1)); }
+check() { # NAME 'CONDITION': ok when the shell condition (evaluated whole) holds
+    if eval "$2"; then ok "$1"; else fail "$1" "$(head -c 300 "$TMP/err" 2>/dev/null)"; fi
+}
+# run CMD...: exit code in $rc, stdout in $TMP/out, stderr in $TMP/err; at
+# most 20 s, so a hang fails instead of stalling the suite
+run() {
+    timeout 20 "$@" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+}
+one_line() { [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "^zquant: " "$TMP/err"; }
+no_temp_files() { [ -z "$(find "$1" -name '.*.tmp-*' 2>/dev/null)" ]; }
+
+cp -r $M "$TMP/model"
+"$ZQ" quantize $M -o "$TMP/ref.zq" -q
+
+# --- 1. devices, FIFOs and symlinks as outputs --------------------------------------
+# A device node of our own where we may make one (as root: a regression
+# that replaced the device must not take the machine's /dev/null with it);
+# /dev/null otherwise, which a user cannot replace anyway.
+NULLDEV=/dev/null
+[ "$(id -u)" -eq 0 ] && mknod "$TMP/null" c 1 3 2>/dev/null && NULLDEV="$TMP/null"
+run "$ZQ" quantize $M -o "$NULLDEV" -f
+check output/device-written-into '[ "$rc" -eq 0 ] && [ -c "$NULLDEV" ]'
+mkfifo "$TMP/out.fifo"
+(timeout 20 cat "$TMP/out.fifo" >"$TMP/from-fifo.zq" &)
+run "$ZQ" quantize $M -o "$TMP/out.fifo" -q
+sleep 0.2
+check output/fifo-gets-the-file '[ "$rc" -eq 0 ] && [ -p "$TMP/out.fifo" ] && cmp -s "$TMP/from-fifo.zq" "$TMP/ref.zq"'
+"$ZQ" quantize $M -o /dev/stdout -q | cmp -s - "$TMP/ref.zq"
+piped="${PIPESTATUS[0]}${PIPESTATUS[1]}"
+check output/pipe-gets-the-file '[ "$piped" = 00 ]'
+ln -s real.zq "$TMP/link.zq"
+run "$ZQ" quantize $M -o "$TMP/link.zq" -q
+check output/dangling-symlink-followed '[ "$rc" -eq 0 ] && [ -L "$TMP/link.zq" ] && cmp -s "$TMP/real.zq" "$TMP/ref.zq"'
+run "$ZQ" quantize $M -o "$TMP/link.zq" -q -p w4/8a8
+check output/symlink-target-kept-without-force '[ "$rc" -eq 8 ] && cmp -s "$TMP/real.zq" "$TMP/ref.zq"'
+run "$ZQ" quantize $M -o "$TMP/link.zq" -q -p w4/8a8 -f
+check output/symlink-target-replaced-link-kept '[ "$rc" -eq 0 ] && [ -L "$TMP/link.zq" ] && ! cmp -s "$TMP/real.zq" "$TMP/ref.zq"'
+mkdir "$TMP/adir"
+run "$ZQ" quantize $M -o "$TMP/adir" -f -q
+check output/directory-refused '[ "$rc" -eq 4 ] && one_line && grep -q "is a directory" "$TMP/err"'
+run "$ZQ" lkd $M -o "$NULLDEV" -p w4/8a8 --steps 1 -q
+check output/lkd-to-device '[ "$rc" -eq 0 ] && [ ! -e "$NULLDEV.lkd" ] && [ -c "$NULLDEV" ]'
+
+# --- 2. an output that is an input, whatever its spelling ----------------------------
+before=$(cat "$TMP"/model/* | sha256sum)
+ln "$TMP/model/model.safetensors" "$TMP/hardlink.safetensors"
+ln -s model/config.json "$TMP/config-alias.json"
+for out in "$TMP/model/model.safetensors" "$TMP/model/./model.safetensors" "$TMP/hardlink.safetensors" \
+    "$TMP/model/config.json" "$TMP/config-alias.json"; do
+    run "$ZQ" quantize "$TMP/model" -o "$out" -f -q
+    check "output-is-input/quantize-$(basename "$out")" '[ "$rc" -eq 2 ] && one_line && grep -q "is the input" "$TMP/err"'
+done
+run "$ZQ" lkd "$TMP/model" -o "$TMP/hardlink.safetensors" -f --steps 1 -q
+check output-is-input/lkd '[ "$rc" -eq 2 ] && grep -q "is the input" "$TMP/err"'
+cp "$TMP/ref.zq" "$TMP/in.zq"
+run "$ZQ" dequantize "$TMP/in.zq" -o "$TMP/in.zq" -f
+check output-is-input/dequantize '[ "$rc" -eq 2 ] && cmp -s "$TMP/in.zq" "$TMP/ref.zq"'
+printf 'Once upon a time\n' >"$TMP/story.txt"
+run "$ZQ" tokenize "$TMP/story.txt" --tokenizer "$TMP/model/tokenizer.bin" -o "$TMP/story.txt" -f
+check output-is-input/tokenize-text '[ "$rc" -eq 2 ] && grep -q "Once upon" "$TMP/story.txt"'
+run "$ZQ" tokenize "$TMP/story.txt" --tokenizer "$TMP/model/tokenizer.bin" -o "$TMP/model/tokenizer.bin" -f
+check output-is-input/tokenize-tokenizer '[ "$rc" -eq 2 ]'
+check output-is-input/inputs-unchanged '[ "$(cat "$TMP"/model/* | sha256sum)" = "$before" ] && no_temp_files "$TMP"'
+
+# --- 3. an input that shrinks while it is read -----------------------------------------
+cp -r $M "$TMP/shrink"
+ZQ_TRUNCATE="$TMP/shrink/model.safetensors:9000" LD_PRELOAD="$FAULT" run "$ZQ" quantize "$TMP/shrink" -o "$TMP/shrink.zq"
+check truncated-input/clean-error '[ "$rc" -eq 4 ] && one_line && grep -q "shrank" "$TMP/err"'
+check truncated-input/nothing-left '[ ! -e "$TMP/shrink.zq" ] && no_temp_files "$TMP"'
+
+# --- 4. checkpoints with no tensors, or only empty ones --------------------------------------
+python3_free_st() { # NAME JSON: a safetensors file with that header and no data
+    local h=$2 n=${#2}
+    printf "$(printf '\\x%02x' $((n & 255)) $(((n >> 8) & 255)) 0 0 0 0 0 0)" >"$TMP/$1"
+    printf '%s' "$h" >>"$TMP/$1"
+}
+python3_free_st empty.safetensors '{}'
+python3_free_st zero.safetensors '{"a":{"dtype":"F16","shape":[0,4],"data_offsets":[0,0]},"b":{"dtype":"F32","shape":[3,0],"data_offsets":[0,0]}}'
+for f in empty zero; do
+    run "$ZQ" quantize "$TMP/$f.safetensors" -o "$TMP/$f.zq" -q
+    r1=$rc
+    run "$ZQ" verify "$TMP/$f.zq"
+    r2=$rc
+    run "$ZQ" dequantize "$TMP/$f.zq" -o "$TMP/$f-back.safetensors"
+    check "no-tensors/$f-written-and-read-back" '[ "$r1$r2$rc" = 000 ]'
+done
+"$ZQ" inspect --json "$TMP/zero.zq" | grep -q '"shape":[[:space:]]*\[0, 4\]' && ok no-tensors/zero-size-shape-kept ||
+    fail no-tensors/zero-size-shape-kept
+
+# --- 10. inputs that are not regular files ------------------------------------------------------
+mkfifo "$TMP/in.fifo"
+run "$ZQ" quantize "$TMP/in.fifo" -o "$TMP/x.zq"
+check not-regular/quantize-fifo '[ "$rc" -eq 3 ] && grep -q "not a regular file" "$TMP/err"'
+run "$ZQ" verify "$TMP/in.fifo"
+check not-regular/verify-fifo '[ "$rc" -eq 3 ]'
+run "$ZQ" eval $M --tokens "$TMP/in.fifo"
+check not-regular/eval-tokens-fifo '[ "$rc" -eq 3 ]'
+run "$ZQ" tokenize "$TMP/in.fifo" --tokenizer $M/tokenizer.bin -o "$TMP/t.bin"
+check not-regular/tokenize-text-fifo '[ "$rc" -eq 3 ]'
+run "$ZQ" tokenize "$TMP/story.txt" --tokenizer "$TMP/in.fifo" -o "$TMP/t.bin"
+check not-regular/tokenizer-fifo '[ "$rc" -eq 3 ]'
+run "$ZQ" quantize /dev/zero -o "$TMP/x.zq"
+check not-regular/quantize-device '[ "$rc" -eq 3 ]'
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

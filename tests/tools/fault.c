@@ -1,0 +1,63 @@
+/* A test's fault injector, preloaded (LD_PRELOAD) into a zquant run so the
+ * library needs no hooks:
+ *   ZQ_KILL_AFTER="SUFFIX:N"  after the Nth successful rename() onto a path
+ *                             ending in SUFFIX, die of SIGKILL, as if killed
+ *                             from outside at that exact point;
+ *   ZQ_TRUNCATE="PATH:BYTES"  when zquant first asks the kernel to read
+ *                             mapped pages ahead (madvise MADV_POPULATE_READ),
+ *                             truncate PATH to BYTES first, as another
+ *                             process could at any time. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* "WHAT:N" from the environment: WHAT into buf, N returned; -1 if unset */
+static long armed(const char *var, char *buf, size_t size)
+{
+    const char *arm = getenv(var);
+    const char *colon = arm ? strrchr(arm, ':') : NULL;
+    if (!colon) return -1;
+    snprintf(buf, size, "%.*s", (int)(colon - arm), arm);
+    return atol(colon + 1);
+}
+
+int rename(const char *from, const char *to)
+{
+    static int (*real)(const char *, const char *);
+    static int seen;
+    if (!real) real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+    int rc = real(from, to);
+    char suffix[256];
+    long n = armed("ZQ_KILL_AFTER", suffix, sizeof suffix);
+    if (rc == 0 && n > 0 && ends_with(to, suffix) && ++seen == n) raise(SIGKILL);
+    return rc;
+}
+
+int madvise(void *addr, size_t len, int advice)
+{
+    static int (*real)(void *, size_t, int);
+    static int done;
+    if (!real) real = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "madvise");
+    char path[4096];
+    long bytes = armed("ZQ_TRUNCATE", path, sizeof path);
+    if (advice == MADV_POPULATE_READ && bytes >= 0 && !done) {
+        done = 1;
+        if (truncate(path, bytes) != 0) perror("fault: truncate");
+    }
+    return real(addr, len, advice);
+}
