@@ -26,14 +26,17 @@ BUILD ?= $(BUILD_DIR)
 # Evaluated when used, so a build that first installs the packages
 # (deps-check) still finds them.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# OpenBLAS is loaded at run time (base/blas.c says why): headers, no -l.
+PKG_LIBS = $(shell pkg-config --libs $(filter-out openblas,$(PKGS)) 2>/dev/null) -ldl
+OPENBLAS_PATH = $(shell pkg-config --variable=libdir openblas 2>/dev/null)libopenblas.so.0
 
 CC ?= cc
 # -ffp-contract=off: no fused multiply-add behind our back, so every build
 # computes the same bits as the scalar reference.
 CFLAGS ?= $(OPT) -g
 ALL_CFLAGS = $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -ffp-contract=off -pthread \
-              -Iinclude $(PKG_CFLAGS) $(SANFLAGS) -DZQ_VERSION='"$(VERSION)"' -DZQ_SIMD=$(SIMD)
+              -Iinclude $(PKG_CFLAGS) $(SANFLAGS) -DZQ_VERSION='"$(VERSION)"' -DZQ_SIMD=$(SIMD) \
+              -DZQ_OPENBLAS_PATH='"$(OPENBLAS_PATH)"'
 LDLIBS = $(PKG_LIBS) -lm -pthread $(SANFLAGS)
 
 LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c))

@@ -121,5 +121,30 @@ check not-regular/tokenizer-fifo '[ "$rc" -eq 3 ]'
 run "$ZQ" quantize /dev/zero -o "$TMP/x.zq"
 check not-regular/quantize-device '[ "$rc" -eq 3 ]'
 
+# --- 6. memory limits: the out-of-memory code within seconds, never a hang --------------------
+# (a sanitizer build reserves terabytes of shadow memory and cannot run
+# under any address-space limit: these tests are for the real binary)
+if (ulimit -v $((4096 * 1024)) && "$ZQ" --version >/dev/null 2>&1); then
+    # a 400 MB checkpoint (sparse: no disk used), larger than most limits below
+    mkdir "$TMP/big"
+    python3_free_st big/model.safetensors '{"w":{"dtype":"F16","shape":[2000,100000],"data_offsets":[0,400000000]}}'
+    truncate -s $(($(stat -c %s "$TMP/big/model.safetensors") + 400000000)) "$TMP/big/model.safetensors"
+    for limit in 60 100 150 200 300; do
+        for cmd in "quantize $M -o $TMP/lim.zq -f -q" "eval $M --tokens tests/fixtures/real/tokens.bin --max-tokens 600" \
+            "generate $M -n 4" "lkd $M -o $TMP/lim-lkd.zq -f -q --steps 1 --seq-len 16" "quantize $TMP/big -o $TMP/big.zq -f -q"; do
+            (ulimit -v $((limit * 1024)) && timeout 20 $ZQ $cmd >"$TMP/out" 2>"$TMP/err")
+            rc=$?
+            name="memory-limit/${limit}MB-${cmd%% *}"
+            [ "${cmd#*big}" != "$cmd" ] && name="$name-big"
+            check "$name" '[ "$rc" -eq 0 ] || { [ "$rc" -eq 5 ] && one_line; }'
+        done
+    done
+    (ulimit -v $((100 * 1024)) && $ZQ eval $M --tokens tests/fixtures/real/tokens.bin >"$TMP/out" 2>"$TMP/err")
+    rc=$?
+    check memory-limit/too-small-for-blas-says-so '[ "$rc" -eq 5 ] && grep -q "ulimit -v" "$TMP/err"'
+else
+    echo "skip hostile/memory-limit: this build cannot run under an address-space limit (sanitizers)"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

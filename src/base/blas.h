@@ -1,4 +1,12 @@
 /* The only door to BLAS. Row-major throughout; W is [out, in]. */
+
+#include "zquant/error.h"
+
+/* Loads OpenBLAS with the engine's threads (zq_engine_threads) if it is not
+ * loaded yet; under an address-space limit without room for them all, the
+ * engine drops to one thread; an out-of-memory error when not even that
+ * fits. Every product needs it done first. */
+zq_status zq_blas_load(zq_error *err);
 #ifndef ZQ_BLAS_H
 #define ZQ_BLAS_H
 

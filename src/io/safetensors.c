@@ -244,7 +244,8 @@ static zq_status map_file(st_file *f, zq_error *err)
     }
     void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (m == MAP_FAILED) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot mmap", f->path);
+    if (m == MAP_FAILED) /* ENOMEM: no address space left for it (ulimit -v) */
+        return zq_fail_errno(err, errno == ENOMEM ? ZQ_ERR_NOMEM : ZQ_ERR_IO, "'%s': cannot map it into memory", f->path);
     f->map = m;
     f->map_slot = zq_cleanup_map(m, f->size, f->path);
     madvise(m, f->size, MADV_SEQUENTIAL);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/blas.h"
 #include "nn/nn.h"
 #include "zquant/source.h"
 
@@ -424,6 +425,7 @@ static size_t phys_memory(void)
 zq_status zq_net_open(const char *path, size_t budget, zq_net **out, zq_error *err)
 {
     *out = NULL;
+    ZQ_TRY(zq_blas_load(err)); /* before the weights take the room */
     zq_net *n = calloc(1, sizeof *n);
     if (!n || !(n->path = strdup(path))) {
         free(n);

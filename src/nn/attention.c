@@ -96,9 +96,14 @@ typedef struct {
     int T;
 } heads_job;
 
-/* many small products: one BLAS thread each, heads side by side */
+/* many small products: one BLAS thread each, heads side by side (one
+ * engine thread: one after the other, on the caller's) */
 static void run_heads(zq_workspace *ws, size_t ntasks, zq_task_fn fn, heads_job *job)
 {
+    if (!ws->pool) {
+        for (size_t t = 0; t < ntasks; t++) fn(job, t, 0);
+        return;
+    }
     zq_blas_set_threads(1);
     zq_pool_submit(ws->pool, ntasks, fn, job);
     zq_pool_wait(ws->pool);

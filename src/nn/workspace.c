@@ -1,25 +1,8 @@
-/* Block workspaces, sized once for B sequences of T tokens, and the number
- * of threads the engine (its pool and BLAS) runs on. */
+/* Block workspaces, sized once for B sequences of T tokens. */
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "base/blas.h"
 #include "nn/workspace.h"
-
-static int engine_threads;
-
-void zq_engine_set_threads(int n)
-{
-    engine_threads = n;
-    zq_blas_set_threads(zq_engine_threads());
-}
-
-int zq_engine_threads(void)
-{
-    if (engine_threads > 0) return engine_threads;
-    long c = sysconf(_SC_NPROCESSORS_ONLN);
-    return c > 0 ? (int)c : 1;
-}
 
 static void *own(zq_workspace *ws, size_t bytes)
 {
@@ -39,6 +22,8 @@ static void norm_stats(zq_workspace *ws, zq_norm_stats *st, size_t rows)
 
 zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int train)
 {
+    zq_error ignore = {0};
+    if (zq_blas_load(&ignore) != ZQ_OK) return NULL; /* it may lower the thread count: first */
     zq_workspace *ws = calloc(1, sizeof *ws);
     if (!ws) return NULL;
     size_t bt = (size_t)batch * seq, C = (size_t)a->hidden, qd = (size_t)a->n_heads * a->head_dim;
@@ -49,7 +34,7 @@ zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int t
     ws->seq = seq;
     ws->train = train;
     ws->threads = zq_engine_threads();
-    ws->pool = zq_pool_create(ws->threads);
+    ws->pool = ws->threads > 1 ? zq_pool_create(ws->threads) : NULL; /* one thread: the caller's */
     ws->xn = floats(ws, bt * C), ws->xn2 = floats(ws, bt * C), ws->mid = floats(ws, bt * C), ws->mid2 = floats(ws, bt * C);
     ws->q = floats(ws, bt * qd), ws->k = floats(ws, bt * kvd), ws->v = floats(ws, bt * kvd), ws->att = floats(ws, bt * qd);
     ws->ao = floats(ws, bt * C), ws->mo = floats(ws, bt * C);
@@ -66,7 +51,7 @@ zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int t
         ws->dup = floats(ws, bt * I), ws->dgate = floats(ws, bt * I), ws->dact = floats(ws, bt * I);
         ws->dscores = floats(ws, (size_t)ws->threads * seq * seq);
     }
-    if (ws->failed || !ws->pool) {
+    if (ws->failed || (ws->threads > 1 && !ws->pool)) {
         zq_workspace_free(ws);
         return NULL;
     }

@@ -1,6 +1,7 @@
 /* Reading a .zq file: mmap, check the header and the metadata, then hand out
  * pointers into the mapping (sections are 64-byte aligned, ready to upload). */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
@@ -124,7 +125,8 @@ zq_status zq_file_open(const char *path, int verify, zq_file **out, zq_error *er
     if (st == ZQ_OK) {
         f->size = (uint64_t)sb.st_size;
         void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot mmap", path);
+        if (m == MAP_FAILED) /* ENOMEM: no address space left for it (ulimit -v) */
+            st = zq_fail_errno(err, errno == ENOMEM ? ZQ_ERR_NOMEM : ZQ_ERR_IO, "'%s': cannot map it into memory", path);
         else f->map = m, f->map_slot = zq_cleanup_map(m, f->size, path);
     }
     if (fd >= 0) close(fd);
