@@ -106,6 +106,31 @@ done
 "$ZQ" inspect --json "$TMP/zero.zq" | grep -q '"shape":[[:space:]]*\[0, 4\]' && ok no-tensors/zero-size-shape-kept ||
     fail no-tensors/zero-size-shape-kept
 
+# --- 7. config numbers out of range: one line naming the key, never a crash --------------------
+while IFS='|' read -r arch key value; do
+    rm -rf "$TMP/cfg" && cp -r tests/fixtures/engine/$arch "$TMP/cfg"
+    sed -i "s|^{|{\"$key\": $value,|" "$TMP/cfg/config.json" # the first of a duplicate key is what cJSON reads
+    run "$ZQ" eval "$TMP/cfg" --tokens "$TMP/cfg/tokens.bin"
+    check "config/$arch-$key=$value" '[ "$rc" -eq 3 ] && one_line && grep -q "$key" "$TMP/err"'
+done <<'CASES'
+gpt2|n_embd|2000000000
+gpt2|n_embd|-64
+gpt2|n_head|0
+gpt2|n_layer|1e9
+gpt2|n_positions|"long"
+gpt2|layer_norm_epsilon|-1e-5
+gpt_neox|rotary_pct|1e300
+gpt_neox|rotary_pct|-0.5
+gpt_neox|rotary_emb_base|0
+gptj|rotary_dim|-2
+llama|num_key_value_heads|-2
+llama|head_dim|3000000000
+llama|vocab_size|1e12
+llama|rms_norm_eps|"1e-6"
+opt|do_layer_norm_before|"yes"
+opt|word_embed_proj_dim|0
+CASES
+
 # --- 10. inputs that are not regular files ------------------------------------------------------
 mkfifo "$TMP/in.fifo"
 run "$ZQ" quantize "$TMP/in.fifo" -o "$TMP/x.zq"
@@ -139,7 +164,7 @@ if (ulimit -v $((4096 * 1024)) && "$ZQ" --version >/dev/null 2>&1); then
             check "$name" '[ "$rc" -eq 0 ] || { [ "$rc" -eq 5 ] && one_line; }'
         done
     done
-    (ulimit -v $((100 * 1024)) && $ZQ eval $M --tokens tests/fixtures/real/tokens.bin >"$TMP/out" 2>"$TMP/err")
+    (ulimit -v $((100 * 1024)) && timeout 20 $ZQ eval $M --tokens tests/fixtures/real/tokens.bin >"$TMP/out" 2>"$TMP/err")
     rc=$?
     check memory-limit/too-small-for-blas-says-so '[ "$rc" -eq 5 ] && grep -q "ulimit -v" "$TMP/err"'
 else

@@ -1,41 +1,91 @@
 /* config.json to the sizes and switches the forward pass needs, read as
  * the architecture's row of the table says. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "zquant/arch.h"
 
-static int num(const cJSON *o, const char *key, double *v)
+/* Limits on every size a config may give: far above any real model, low
+ * enough that the products the engine forms (widths times heads, rows times
+ * columns) cannot overflow. */
+#define MAX_WIDTH (1 << 20)  /* hidden, intermediate, embedding widths */
+#define MAX_HEADS (1 << 14)
+#define MAX_HEAD_DIM (1 << 16)
+#define MAX_ATTENTION (1 << 22) /* heads x head_dim, and 3 of them fused */
+#define MAX_LAYERS 100000
+#define MAX_COUNT (1 << 24)  /* vocabulary, positions */
+
+/* Reads config.json's numbers, each checked as it is read: a key that is
+ * absent (or null) takes its default, any other value must be in range or
+ * the first such key is the error. */
+typedef struct {
+    const cJSON *c;
+    const char *origin;
+    zq_error *err;
+    zq_status st;
+} reader;
+
+static const cJSON *item(reader *r, const char *key)
 {
-    const cJSON *j = key ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
-    if (!cJSON_IsNumber(j)) return 0;
-    *v = j->valuedouble;
-    return 1;
+    const cJSON *j = key ? cJSON_GetObjectItemCaseSensitive(r->c, key) : NULL;
+    return cJSON_IsNull(j) ? NULL : j;
 }
 
-static int get_int(const cJSON *o, const char *key, int def)
+static void bad_key(reader *r, const char *key, const cJSON *j, const char *must)
 {
-    double v;
-    return num(o, key, &v) && v >= 0 && v < 1e9 ? (int)v : def;
+    char *shown = cJSON_PrintUnformatted(j);
+    if (r->st == ZQ_OK)
+        r->st = zq_fail(r->err, ZQ_ERR_FORMAT, "'%s': config key '%s' is %.40s: it must be %s", r->origin, key,
+                        shown ? shown : "?", must);
+    free(shown);
 }
 
-static double get_num(const cJSON *o, const char *key, double def)
+static int get_int(reader *r, const char *key, int def, int lo, int hi)
 {
-    double v;
-    return num(o, key, &v) ? v : def;
+    const cJSON *j = item(r, key);
+    if (!j) return def;
+    double v = cJSON_IsNumber(j) ? j->valuedouble : -1e300;
+    if (!(v >= lo && v <= hi) || v != (double)(long long)v) {
+        char must[96];
+        snprintf(must, sizeof must, "a whole number from %d to %d", lo, hi);
+        bad_key(r, key, j, must);
+        return def;
+    }
+    return (int)v;
+}
+
+/* lo_open: the value must be above lo, not equal to it */
+static double get_num(reader *r, const char *key, double def, double lo, double hi, int lo_open)
+{
+    const cJSON *j = item(r, key);
+    if (!j) return def;
+    double v = cJSON_IsNumber(j) ? j->valuedouble : NAN;
+    if (!(v >= lo && v <= hi) || (lo_open && v == lo)) {
+        char must[96];
+        snprintf(must, sizeof must, lo_open ? "a number above %g, at most %g" : "a number from %g to %g", lo, hi);
+        bad_key(r, key, j, must);
+        return def;
+    }
+    return v;
 }
 
 /* A key the row does not name keeps the row's default. */
-static int get_flag(const cJSON *o, const char *key, int def)
+static int get_flag(reader *r, const char *key, int def)
 {
-    const cJSON *j = key ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+    const cJSON *j = item(r, key);
+    if (!j) return def;
+    if (!cJSON_IsBool(j)) bad_key(r, key, j, "true or false");
     return cJSON_IsBool(j) ? cJSON_IsTrue(j) : def;
 }
 
-static const char *get_str(const cJSON *o, const char *key, const char *def)
+static const char *get_str(reader *r, const char *key, const char *def)
 {
-    const cJSON *j = key ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+    const cJSON *j = item(r, key);
+    if (!j) return def;
+    if (!cJSON_IsString(j)) bad_key(r, key, j, "a string");
     return cJSON_IsString(j) ? j->valuestring : def;
 }
 
@@ -57,28 +107,33 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
     if (!d)
         return BAD("'%s': model_type '%s' has no forward pass in zquant (gpt2, opt, gpt_neox, gptj, llama, "
                    "mistral, qwen2, bert)", origin, mt);
+    reader r = {c, origin, err, ZQ_OK};
     a->desc = d;
-    a->hidden = get_int(c, d->hidden_key, 0);
-    a->n_heads = get_int(c, d->heads_key, 0);
-    a->n_layers = get_int(c, d->layers_key, 0);
-    a->inter = get_int(c, d->inter_key, d->inter_per_hidden * a->hidden);
-    a->max_pos = get_int(c, d->max_pos_key, d->max_pos_default);
-    a->norm_eps = (float)get_num(c, d->eps_key, d->eps_default);
-    const char *act = get_str(c, d->act_key, d->act_default);
-    a->pre_ln = get_flag(c, d->pre_ln_key, (d->flags & ZQ_ARCH_PRE_LN) != 0);
+    a->hidden = get_int(&r, d->hidden_key, 0, 1, MAX_WIDTH);
+    a->n_heads = get_int(&r, d->heads_key, 0, 1, MAX_HEADS);
+    a->n_layers = get_int(&r, d->layers_key, 0, 1, MAX_LAYERS);
+    a->inter = get_int(&r, d->inter_key, d->inter_per_hidden * a->hidden, 1, 4 * MAX_WIDTH);
+    a->max_pos = get_int(&r, d->max_pos_key, d->max_pos_default, 1, MAX_COUNT);
+    a->norm_eps = (float)get_num(&r, d->eps_key, d->eps_default, 0, 1, 1);
+    const char *act = get_str(&r, d->act_key, d->act_default);
+    a->pre_ln = get_flag(&r, d->pre_ln_key, (d->flags & ZQ_ARCH_PRE_LN) != 0);
     a->causal = (d->flags & ZQ_ARCH_CAUSAL) != 0;
-    a->final_norm = (d->flags & ZQ_ARCH_FINAL_NORM) && a->pre_ln && !get_flag(c, d->no_final_norm_key, 0);
-    a->parallel = get_flag(c, d->parallel_key, (d->flags & ZQ_ARCH_PARALLEL) != 0);
+    a->final_norm = (d->flags & ZQ_ARCH_FINAL_NORM) && a->pre_ln && !get_flag(&r, d->no_final_norm_key, 0);
+    a->parallel = get_flag(&r, d->parallel_key, (d->flags & ZQ_ARCH_PARALLEL) != 0);
     a->shared_norm = (d->flags & ZQ_ARCH_SHARED_NORM) != 0;
     a->rope_interleaved = (d->flags & ZQ_ARCH_ROPE_PAIRS) != 0;
     a->rms_norm = (d->flags & ZQ_ARCH_RMS_NORM) != 0;
     a->token_types = (d->flags & ZQ_ARCH_TOKEN_TYPES) != 0;
     a->mlm_head = (d->flags & ZQ_ARCH_MLM_HEAD) != 0;
     a->pos_offset = d->pos_offset;
-    a->rope_theta = (float)get_num(c, d->rope_theta_key, 10000);
-    a->n_kv_heads = get_int(c, d->kv_heads_key, a->n_heads);
-    a->head_dim = get_int(c, d->head_dim_key, 0);
-    a->emb_dim = get_int(c, d->emb_dim_key, a->hidden);
+    a->rope_theta = (float)get_num(&r, d->rope_theta_key, 10000, 0, 1e12, 1);
+    a->n_kv_heads = get_int(&r, d->kv_heads_key, a->n_heads, 1, MAX_HEADS);
+    a->head_dim = get_int(&r, d->head_dim_key, 0, 1, MAX_HEAD_DIM);
+    a->emb_dim = get_int(&r, d->emb_dim_key, a->hidden, 1, MAX_WIDTH);
+    a->vocab = get_int(&r, "vocab_size", 0, 1, MAX_COUNT);
+    double rope_pct = d->rope == ZQ_ROPE_PCT ? get_num(&r, d->rope_key, d->rope_default, 0, 1, 0) : 0;
+    int rope_dim = d->rope == ZQ_ROPE_DIM ? get_int(&r, d->rope_key, -1, 0, MAX_HEAD_DIM) : 0;
+    ZQ_TRY(r.st);
     a->emb_proj = a->emb_dim != a->hidden;
     const cJSON *unsupported = d->unsupported_key ? cJSON_GetObjectItemCaseSensitive(c, d->unsupported_key) : NULL;
     if (unsupported && !cJSON_IsNull(unsupported)) return BAD("'%s': %s is not supported", origin, d->unsupported_key);
@@ -88,25 +143,20 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
     } else if (a->act == ZQ_SILU_GLU) {
         return BAD("'%s': silu is only supported in llama-style gated MLPs", origin);
     }
-    a->vocab = get_int(c, "vocab_size", 0);
-    if (!a->n_kv_heads) a->n_kv_heads = a->n_heads;
-    if (a->hidden <= 0 || a->n_heads <= 0 || a->n_layers <= 0 || a->vocab <= 0 || a->inter <= 0)
+    if (!a->hidden || !a->n_heads || !a->n_layers || !a->vocab || !a->inter)
         return BAD("'%s': config lacks the model's sizes (hidden, heads, layers, vocab, intermediate)", origin);
     if (!a->head_dim) {
         if (a->hidden % a->n_heads) return BAD("'%s': hidden size %d is not a multiple of %d heads", origin, a->hidden, a->n_heads);
         a->head_dim = a->hidden / a->n_heads;
     }
+    if ((long long)a->n_heads * a->head_dim > MAX_ATTENTION)
+        return BAD("'%s': %d heads of %d dimensions are wider than %d", origin, a->n_heads, a->head_dim, MAX_ATTENTION);
     if (a->n_heads % a->n_kv_heads) return BAD("'%s': %d heads do not share %d key/value heads evenly", origin, a->n_heads, a->n_kv_heads);
-    if (!a->emb_dim) a->emb_dim = a->hidden;
     switch (d->rope) {
     case ZQ_ROPE_NONE: break;
     case ZQ_ROPE_FULL: a->rotary_dims = a->head_dim; break;
-    case ZQ_ROPE_PCT: a->rotary_dims = (int)(a->head_dim * get_num(c, d->rope_key, d->rope_default)); break;
-    case ZQ_ROPE_DIM: {
-        const cJSON *rd = cJSON_GetObjectItemCaseSensitive(c, d->rope_key);
-        a->rotary_dims = cJSON_IsNumber(rd) ? rd->valueint : a->head_dim;
-        break;
-    }
+    case ZQ_ROPE_PCT: a->rotary_dims = (int)(a->head_dim * rope_pct); break;
+    case ZQ_ROPE_DIM: a->rotary_dims = rope_dim >= 0 ? rope_dim : a->head_dim; break;
     }
     if (a->rotary_dims % 2 || a->rotary_dims > a->head_dim)
         return BAD("'%s': rotary dimensions %d do not fit heads of %d", origin, a->rotary_dims, a->head_dim);
@@ -123,7 +173,8 @@ zq_status zq_arch_from_config(const char *config_json, const char *origin, zq_ar
         cJSON_Delete(c);
         return BAD("'%s': config is not a JSON object", origin);
     }
-    const char *mt = get_str(c, "model_type", NULL);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(c, "model_type");
+    const char *mt = cJSON_IsString(type) ? type->valuestring : NULL;
     zq_status st = mt ? fill(c, mt, origin, a, err) : BAD("'%s': config has no model_type", origin);
     cJSON_Delete(c);
     return st;
