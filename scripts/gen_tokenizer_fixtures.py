@@ -7,6 +7,11 @@ and writes them in Hugging Face's tokenizer.json format:
                   printable characters (bytes_to_unicode), <|endoftext|>
   sentencepiece/  Llama style: normalizer Prepend("▁") + Replace(" ", "▁"),
                   no pre-tokenizer, byte_fallback to <0xXX>, <s> as BOS
+  splits/         a Sequence of two Split pre-tokenizers (digits in runs of
+                  at most three, as DeepSeek splits numbers, then GPT-2's
+                  regex), each applied to every piece the one before made,
+                  then ByteLevel without a regex of its own; trained on
+                  numbers too, so that how digits split changes the ids
 
 and encodes input.txt (stories and awkward strings) with an independent
 reference of each algorithm: OpenAI's GPT-2 encoder.py procedure (merge every
@@ -96,6 +101,22 @@ def bpe(symbols, ranks):
     return word
 
 
+def split_isolated(pattern, piece):
+    """Hugging Face's Split, behavior Isolated: every match is a piece and so
+    is every stretch between two; empty matches make none."""
+    out, gap = [], 0
+    for m in regex.finditer(pattern, piece):
+        if m.end() == m.start():
+            continue
+        if m.start() > gap:
+            out.append(piece[gap:m.start()])
+        out.append(m.group())
+        gap = m.end()
+    if gap < len(piece):
+        out.append(piece[gap:])
+    return out
+
+
 def docs_of(path, n):
     text = open(path, encoding="utf-8").read()
     return [d.strip() for d in text.split("<|endoftext|>") if d.strip()][:n]
@@ -131,6 +152,49 @@ def byte_level(train, test, out):
     for d in test:
         ids.append(eot)
         for w in regex.findall(GPT2_PAT, d):
+            ids += [vocab[s] for s in bpe([b2u[b] for b in w.encode()], ranks)]
+    write(out, tok, test, ids)
+
+
+DIGITS_PAT = r"\p{N}{1,3}"
+
+
+def splits(train, test, out):
+    b2u = bytes_to_unicode()
+
+    def pieces(doc):
+        ps = [doc]
+        for pat in (DIGITS_PAT, GPT2_PAT):
+            ps = [q for p in ps for q in split_isolated(pat, p)]
+        return ps
+
+    # numbers to learn merges of digits from, so splitting them matters
+    numbers = [f"Tom counted {i * 7919 % 100000} stars and {i * 104729 % 1000000} coins in {1900 + i % 120}."
+               for i in range(400)]
+    words = collections.Counter()
+    for d in train + numbers:
+        for w in pieces(d):
+            words[tuple(b2u[b] for b in w.encode())] += 1
+    merges = learn(words, MERGES)
+    vocab = {b2u[b]: i for i, b in enumerate(sorted(b2u))}
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    bos = len(vocab)
+    test = test + ["Call 0123456789 or 31415926535; in 19842024 we counted 7919791979 coins."]
+    ranks = {m: i for i, m in enumerate(merges)}
+    split = lambda pat: {"type": "Split", "pattern": {"Regex": pat}, "behavior": "Isolated", "invert": False}  # noqa: E731
+    tok = {"version": "1.0", "added_tokens": [{"id": bos, "content": "<|begin_of_text|>", "special": True}],
+           "normalizer": None,
+           "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+               split(DIGITS_PAT), split(GPT2_PAT),
+               {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]},
+           "decoder": {"type": "ByteLevel"},
+           "model": {"type": "BPE", "dropout": None, "unk_token": None, "byte_fallback": False,
+                     "vocab": vocab, "merges": [f"{a} {b}" for a, b in merges]}}
+    ids = []
+    for d in test:
+        ids.append(bos)
+        for w in pieces(d):
             ids += [vocab[s] for s in bpe([b2u[b] for b in w.encode()], ranks)]
     write(out, tok, test, ids)
 
@@ -187,6 +251,7 @@ def main(text, out):
     test = docs_of(text, 330)[300:] + AWKWARD
     byte_level(train, test, os.path.join(out, "bytelevel"))
     sentencepiece(train, test, os.path.join(out, "sentencepiece"))
+    splits(train, test, os.path.join(out, "splits"))
 
 
 if __name__ == "__main__":

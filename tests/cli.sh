@@ -219,7 +219,7 @@ expect "eval/two-sources" 2 "$ZQ" eval data/models/stories260K --tokens "$REAL/t
 expect "eval/unknown-model-type" 3 "$ZQ" eval "$TMP/unknown" --tokens "$REAL/tokens.bin"
 expect "generate/encoder" 2 "$ZQ" generate tests/fixtures/engine/bert -n 4
 expect "generate/too-long" 2 "$ZQ" generate data/models/stories260K -n 600
-for kind in bytelevel sentencepiece; do
+for kind in bytelevel sentencepiece splits; do
     TK=tests/fixtures/tokenizers/$kind
     "$ZQ" tokenize "$TK/input.txt" --tokenizer "$TK/tokenizer.json" -o "$TMP/$kind.bin" 2>"$TMP/err" &&
         cmp -s "$TMP/$kind.bin" "$TK/expected.bin" && ok "tokenize/tokenizer.json-$kind" ||

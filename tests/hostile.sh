@@ -131,6 +131,18 @@ opt|do_layer_norm_before|"yes"
 opt|word_embed_proj_dim|0
 CASES
 
+# --- 8. tokenizer.json pre-tokenizers zquant cannot apply as Hugging Face does: refused -------------
+TK=tests/fixtures/tokenizers/splits/tokenizer.json
+for case in 'after-bytelevel|{"type":"Sequence","pretokenizers":[{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},{"type":"Split","pattern":{"Regex":"x"},"behavior":"Isolated","invert":false}]}' \
+    'with-metaspace|{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"x"},"behavior":"Isolated","invert":false},{"type":"Metaspace","replacement":"\u2581"}]}' \
+    'removed-behavior|{"type":"Split","pattern":{"Regex":"x"},"behavior":"Removed","invert":false}' \
+    'bad-regex|{"type":"Split","pattern":{"Regex":"(x"},"behavior":"Isolated","invert":false}'; do
+    # the case's pre_tokenizer in front; the fixture's own stays as an unused key
+    sed "s|\"pre_tokenizer\": {|\"pre_tokenizer\": ${case#*|}, \"unused_pre\": {|" "$TK" >"$TMP/tok-${case%%|*}.json"
+    run "$ZQ" tokenize "$TMP/story.txt" --tokenizer "$TMP/tok-${case%%|*}.json" -o "$TMP/t.bin"
+    check "tokenizer/refused-${case%%|*}" '[ "$rc" -eq 3 ] && one_line'
+done
+
 # --- 10. inputs that are not regular files ------------------------------------------------------
 mkfifo "$TMP/in.fifo"
 run "$ZQ" quantize "$TMP/in.fifo" -o "$TMP/x.zq"

@@ -16,9 +16,12 @@ static const char gpt2_pattern[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 static const char meta[] = "\xe2\x96\x81"; /* U+2581, SentencePiece's space */
 
+#define MAX_SPLITS 8
+
 struct zq_hf {
     int byte_level;
-    pcre2_code *split;
+    pcre2_code *splits[MAX_SPLITS]; /* applied in order, each to every piece the last made */
+    int nsplits;
     int prepend, replace_space, metaspace_split;
     int byte_fallback, ignore_merges, unk;
     int byte_id[256];
@@ -33,7 +36,7 @@ struct zq_hf {
 void zq_hf_free(zq_hf *hf)
 {
     if (!hf) return;
-    pcre2_code_free(hf->split);
+    for (int k = 0; k < hf->nsplits; k++) pcre2_code_free(hf->splits[k]);
     free(hf->mkey);
     free(hf->mrank);
     free(hf);
@@ -99,13 +102,18 @@ static int is(const cJSON *o, const char *type)
     return s && strcmp(s, type) == 0;
 }
 
-static zq_status compile(zq_hf *hf, const char *pattern, const char *path, zq_error *err)
+/* Adds a splitting regex after those already there. */
+static zq_status add_split(zq_hf *hf, const char *pattern, const char *path, zq_error *err)
 {
+    if (hf->nsplits == MAX_SPLITS) return BAD("'%s': more than %d splitting pre-tokenizers", path, MAX_SPLITS);
+    if (hf->byte_level) return BAD("'%s': a Split after ByteLevel is not supported", path);
+    if (hf->replace_space) return BAD("'%s': Split together with Metaspace is not supported", path);
     int code;
     PCRE2_SIZE at;
-    hf->split = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &code, &at, NULL);
-    if (!hf->split) return BAD("'%s': pre-tokenizer regex does not compile (at %zu)", path, (size_t)at);
-    pcre2_jit_compile(hf->split, PCRE2_JIT_COMPLETE); /* faster when available; fine without */
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &code, &at, NULL);
+    if (!re) return BAD("'%s': pre-tokenizer regex does not compile (at %zu)", path, (size_t)at);
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* faster when available; fine without */
+    hf->splits[hf->nsplits++] = re;
     return ZQ_OK;
 }
 
@@ -119,11 +127,12 @@ static zq_status pre_tokenizer(zq_hf *hf, const cJSON *p, const char *path, zq_e
         return ZQ_OK;
     }
     if (is(p, "ByteLevel")) {
-        hf->byte_level = 1;
         const cJSON *use = cJSON_GetObjectItemCaseSensitive(p, "use_regex");
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "add_prefix_space")))
             return BAD("'%s': ByteLevel add_prefix_space is not supported", path);
-        if ((!use || cJSON_IsTrue(use)) && !hf->split) return compile(hf, gpt2_pattern, path, err);
+        if (hf->byte_level) return BAD("'%s': two ByteLevel pre-tokenizers are not supported", path);
+        if (!use || cJSON_IsTrue(use)) ZQ_TRY(add_split(hf, gpt2_pattern, path, err));
+        hf->byte_level = 1; /* bytes map to characters after every split */
         return ZQ_OK;
     }
     if (is(p, "Split")) {
@@ -131,11 +140,12 @@ static zq_status pre_tokenizer(zq_hf *hf, const cJSON *p, const char *path, zq_e
         const char *behavior = str(p, "behavior");
         if (!regex || !behavior || strcmp(behavior, "Isolated") != 0 || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "invert")))
             return BAD("'%s': only Split with an Isolated regex pattern is supported", path);
-        return compile(hf, regex, path, err);
+        return add_split(hf, regex, path, err);
     }
     if (is(p, "Metaspace")) {
         const char *scheme = str(p, "prepend_scheme");
         const cJSON *aps = cJSON_GetObjectItemCaseSensitive(p, "add_prefix_space");
+        if (hf->nsplits) return BAD("'%s': Metaspace together with Split is not supported", path);
         hf->prepend = scheme ? strcmp(scheme, "never") != 0 : !aps || cJSON_IsTrue(aps);
         hf->replace_space = 1;
         const cJSON *split = cJSON_GetObjectItemCaseSensitive(p, "split");
@@ -329,6 +339,36 @@ static zq_status encode_piece(const zq_tokenizer *t, const char *w, size_t len, 
     return encode_word(t, *buf, m, ids, n, cap, err);
 }
 
+/* Splits [s, s+len) with regex k, as Hugging Face's Split with behavior
+ * Isolated does: every match is a piece, and so is every stretch between
+ * two (empty matches make none); each piece goes through the next regex,
+ * after the last to BPE. */
+static zq_status split_and_encode(const zq_tokenizer *t, int k, const char *s, size_t len, char **buf, size_t *bcap,
+                                  int32_t **ids, size_t *n, size_t *cap, zq_error *err)
+{
+    const zq_hf *hf = t->hf;
+    if (k == hf->nsplits) return encode_piece(t, s, len, buf, bcap, ids, n, cap, err);
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(hf->splits[k], NULL);
+    if (!md) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    zq_status st = ZQ_OK;
+    size_t gap = 0, at = 0; /* where the unsplit stretch starts, where the search goes on */
+    while (st == ZQ_OK && at < len) {
+        if (pcre2_match(hf->splits[k], (PCRE2_SPTR)s, len, at, 0, md, NULL) < 0) break;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        if (ov[1] == ov[0]) { /* empty: search on from the next character */
+            at = ov[0] + 1;
+            while (at < len && ((unsigned char)s[at] & 0xc0) == 0x80) at++;
+            continue;
+        }
+        if (ov[0] > gap) st = split_and_encode(t, k + 1, s + gap, ov[0] - gap, buf, bcap, ids, n, cap, err);
+        if (st == ZQ_OK) st = split_and_encode(t, k + 1, s + ov[0], ov[1] - ov[0], buf, bcap, ids, n, cap, err);
+        gap = at = ov[1];
+    }
+    if (st == ZQ_OK && gap < len) st = split_and_encode(t, k + 1, s + gap, len - gap, buf, bcap, ids, n, cap, err);
+    pcre2_match_data_free(md);
+    return st;
+}
+
 zq_status zq_hf_encode(const zq_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n, size_t *cap,
                        zq_error *err)
 {
@@ -347,20 +387,8 @@ zq_status zq_hf_encode(const zq_tokenizer *t, const char *text, size_t len, int3
         else norm[m++] = text[i];
     }
     zq_status st = ZQ_OK;
-    if (hf->split) { /* the regex's matches are the words */
-        pcre2_match_data *md = pcre2_match_data_create_from_pattern(hf->split, NULL);
-        size_t at = 0;
-        while (st == ZQ_OK && md && at < m) {
-            int rc = pcre2_match(hf->split, (PCRE2_SPTR)norm, m, at, 0, md, NULL);
-            if (rc < 0) break;
-            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-            if (ov[0] > at) st = encode_piece(t, norm + at, ov[0] - at, &buf, &bcap, ids, n, cap, err);
-            if (st == ZQ_OK) st = encode_piece(t, norm + ov[0], ov[1] - ov[0], &buf, &bcap, ids, n, cap, err);
-            at = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
-        }
-        if (!md) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-        if (st == ZQ_OK && at < m) st = encode_piece(t, norm + at, m - at, &buf, &bcap, ids, n, cap, err);
-        pcre2_match_data_free(md);
+    if (hf->nsplits) {
+        st = split_and_encode(t, 0, norm, m, &buf, &bcap, ids, n, cap, err);
     } else if (hf->metaspace_split) { /* a word starts at each "▁" */
         size_t start = 0;
         for (size_t i = 3; st == ZQ_OK && i + 3 <= m; i++)
