@@ -143,6 +143,16 @@ for case in 'after-bytelevel|{"type":"Sequence","pretokenizers":[{"type":"ByteLe
     check "tokenizer/refused-${case%%|*}" '[ "$rc" -eq 3 ] && one_line'
 done
 
+# --- 9. names that are not UTF-8 never reach .zq metadata or --json output ----------------------------
+python3_free_st bad-name.safetensors $'{"bad\xffname":{"dtype":"F16","shape":[0],"data_offsets":[0,0]}}'
+python3_free_st surrogate.safetensors '{"bad\ud800name":{"dtype":"F16","shape":[0],"data_offsets":[0,0]}}'
+mkdir "$TMP/badcfg" && cp "$TMP/zero.safetensors" "$TMP/badcfg/model.safetensors"
+printf '{"model_type": "llama", "note": "caf\xe9"}' >"$TMP/badcfg/config.json"
+for f in bad-name.safetensors surrogate.safetensors badcfg; do
+    run "$ZQ" quantize "$TMP/$f" -o "$TMP/utf8.zq" -f -q
+    check "utf8/refused-$f" '[ "$rc" -eq 3 ] && one_line && [ ! -e "$TMP/utf8.zq" ]'
+done
+
 # --- 10. inputs that are not regular files ------------------------------------------------------
 mkfifo "$TMP/in.fifo"
 run "$ZQ" quantize "$TMP/in.fifo" -o "$TMP/x.zq"

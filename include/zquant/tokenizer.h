@@ -37,6 +37,11 @@ zq_status zq_tokenizer_encode(const zq_tokenizer *t, const char *text, size_t le
  * tokens as their byte); *len receives the length. */
 const char *zq_tokenizer_decode(const zq_tokenizer *t, int32_t prev, int32_t id, size_t *len);
 
+/* Decoded text made valid UTF-8 (a model can end on part of a character):
+ * each byte that does not start a valid character becomes U+FFFD.
+ * malloc'd, NUL-terminated. */
+char *zq_text_utf8(const char *text, size_t len);
+
 /* A text file of documents separated by lines holding <|endoftext|>: each
  * stripped, encoded with BOS first, concatenated. */
 zq_status zq_tokenize_documents(const zq_tokenizer *t, const char *path, int32_t **ids, size_t *n, zq_error *err);

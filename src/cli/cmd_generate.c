@@ -133,7 +133,9 @@ int cmd_generate(int argc, char **argv)
             cJSON *j = cJSON_CreateObject();
             cJSON *arr = cJSON_AddArrayToObject(j, "ids");
             for (int i = n_prompt; i < total; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(out[i]));
-            if (text) cJSON_AddStringToObject(j, "text", text);
+            char *valid = text ? zq_text_utf8(text, len) : NULL; /* JSON is UTF-8 */
+            if (valid) cJSON_AddStringToObject(j, "text", valid);
+            free(valid);
             cli_json_print(stdout, j);
         } else {
             for (int i = n_prompt; i < total; i++) printf(i > n_prompt ? " %d" : "%d", out[i]);

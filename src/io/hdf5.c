@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/files.h"
+#include "base/utf8.h"
 #include "io/source_impl.h"
 
 typedef struct {
@@ -56,6 +57,10 @@ static zq_status add_dataset(visit_ctx *cx, hid_t ds, const char *path)
     int64_t shape[ZQ_MAX_DIMS];
     H5Sget_simple_extent_dims(space, dims, NULL);
     for (int d = 0; d < ndim; d++) shape[d] = (int64_t)dims[d];
+    if (!zq_utf8_valid(path, strlen(path))) { /* names go into .zq metadata and --json output */
+        st = zq_fail(cx->err, ZQ_ERR_FORMAT, "'%s': a dataset name is not valid UTF-8", src->path);
+        goto out;
+    }
     char *name = strdup(path[0] == '/' ? path + 1 : path);
     if (!name) { st = zq_fail(cx->err, ZQ_ERR_NOMEM, "out of memory"); goto out; }
     for (char *c = name; *c; c++)

@@ -15,6 +15,7 @@
 #include "io/source_impl.h"
 #include "base/files.h"
 #include "base/le.h"
+#include "base/utf8.h"
 #include "base/util.h"
 
 #define HEADER_LIMIT (100u << 20)
@@ -281,6 +282,10 @@ static zq_status add_file(zq_source *src, const char *path, zq_error *err)
         cJSON_Delete(root);
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': header is not a JSON object", path);
     }
+    if (zq_json_bad_utf8(root->child)) { /* names go into .zq metadata and --json output */
+        cJSON_Delete(root);
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': header is not valid UTF-8 (a tensor name or metadata string)", path);
+    }
     size_t n = (size_t)cJSON_GetArraySize(root);
     span *spans = calloc(n ? n : 1, sizeof *spans);
     zq_status st = spans ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
@@ -312,7 +317,7 @@ zq_status zq_safetensors_open_sharded(zq_source *src, const char *folder, const 
     cJSON *root = cJSON_Parse(text);
     free(text);
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
-    if (!cJSON_IsObject(map)) {
+    if (!cJSON_IsObject(map) || zq_json_bad_utf8(map)) {
         cJSON_Delete(root);
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': not JSON with a \"weight_map\" object", index_path);
     }

@@ -3,6 +3,8 @@
  * checkpoint with some tensors replaced, as LKD writes them). */
 #include "io/source_impl.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,10 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/files.h"
+#include "base/utf8.h"
+#include "base/util.h"
 #include "simd/kernels.h"
 #include "zquant/fp16.h"
-#include "base/files.h"
-#include "base/util.h"
 
 #define CONFIG_LIMIT (16u << 20)
 
@@ -77,6 +80,17 @@ static zq_status load_config_beside(zq_source *src, const char *dir, zq_error *e
     return st;
 }
 
+/* The config goes into .zq metadata and --json output as it is: it must be
+ * valid UTF-8 throughout (one that is not JSON at all is reported where
+ * it is used). */
+static zq_status check_config(const zq_source *src, zq_error *err)
+{
+    cJSON *c = src->config ? cJSON_Parse(src->config) : NULL;
+    int bad = c && zq_json_bad_utf8(c->child);
+    cJSON_Delete(c);
+    return bad ? zq_fail(err, ZQ_ERR_FORMAT, "'%s': its config is not valid UTF-8", src->path) : ZQ_OK;
+}
+
 static zq_status open_folder(zq_source *src, const char *dir, zq_error *err)
 {
     char *index = zq_path_join(dir, "model.safetensors.index.json");
@@ -122,6 +136,7 @@ zq_status zq_source_open(const char *path, zq_source **out, zq_error *err)
             free(dir);
         }
     }
+    if (st == ZQ_OK) st = check_config(src, err);
     if (st != ZQ_OK) {
         zq_source_close(src);
         return st;

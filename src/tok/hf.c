@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/utf8.h"
 #include "tok/tokenizer_impl.h"
 
 /* GPT-2's pre-tokenizer, as Hugging Face's ByteLevel(use_regex) applies it */
@@ -240,6 +241,10 @@ zq_status zq_hf_load(zq_tokenizer *t, const char *path, const char *json, zq_err
     if (!cJSON_IsObject(root) || !cJSON_IsObject(model)) {
         cJSON_Delete(root);
         return BAD("'%s': not a tokenizer.json (no \"model\")", path);
+    }
+    if (zq_json_bad_utf8(root->child)) {
+        cJSON_Delete(root);
+        return BAD("'%s': not valid UTF-8", path);
     }
     zq_hf *hf = calloc(1, sizeof *hf);
     zq_status st = hf ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");

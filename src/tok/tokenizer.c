@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/le.h"
+#include "base/utf8.h"
 #include "base/files.h"
 #include "tok/tokenizer_impl.h"
 
@@ -305,6 +306,23 @@ const char *zq_tokenizer_decode(const zq_tokenizer *t, int32_t prev, int32_t id,
         return one;
     }
     return p;
+}
+
+char *zq_text_utf8(const char *text, size_t len)
+{
+    char *out = malloc(3 * len + 1), *o = out;
+    for (size_t i = 0; out && i < len;) {
+        size_t k = zq_utf8_char((const unsigned char *)text + i, len - i);
+        if (k) {
+            memcpy(o, text + i, k);
+            o += k, i += k;
+        } else {
+            memcpy(o, "\xef\xbf\xbd", 3); /* U+FFFD */
+            o += 3, i++;
+        }
+    }
+    if (out) *o = 0;
+    return out;
 }
 
 static int is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }

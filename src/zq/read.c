@@ -12,6 +12,7 @@
 #include <zstd.h>
 
 #include "base/files.h"
+#include "base/utf8.h"
 #include "io/cleanup.h"
 #include "zq/meta.h"
 #include "zquant/crc32c.h"
@@ -81,7 +82,7 @@ static zq_status parse_metadata(zq_file *f, zq_error *err)
     const cJSON *tensors = cJSON_GetObjectItemCaseSensitive(root, "tensors");
     const cJSON *config = cJSON_GetObjectItemCaseSensitive(root, "config");
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
-    if (!cJSON_IsObject(root) || !cJSON_IsArray(tensors) || !cJSON_IsObject(config)) {
+    if (!cJSON_IsObject(root) || !cJSON_IsArray(tensors) || !cJSON_IsObject(config) || zq_json_bad_utf8(root->child)) {
         cJSON_Delete(root);
         return BAD("'%s': metadata is not the JSON zquant writes", f->path);
     }
