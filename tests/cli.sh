@@ -246,7 +246,7 @@ awk -v l="$(field kl "$TMP/el.json")" -v r="$(field kl "$TMP/e48.json")" 'BEGIN 
 "$ZQ" lkd $M -o "$TMP/full.zq" -q -p w4/8a8 --steps 10 --seed 5
 # a run killed (SIGKILL) as its second block is recorded done; the inner
 # shell reports the kill
-ZQ_KILL_AFTER=state.json:2 LD_PRELOAD="$PWD/$BUILD/fault.so" ASAN_OPTIONS=verify_asan_link_order=0 \
+ZQ_KILL_AFTER=/block-1.json:1 LD_PRELOAD="$PWD/$BUILD/fault.so" ASAN_OPTIONS=verify_asan_link_order=0 \
     sh -c '"$0" lkd "$1" -o "$2" -q -p w4/8a8 --steps 10 --seed 5; true' "$ZQ" $M "$TMP/killed.zq" 2>/dev/null
 [ ! -e "$TMP/killed.zq" ] && [ -e "$TMP/killed.zq.lkd/block-1.safetensors" ] && ok "lkd/killed-run-leaves-no-output" ||
     fail "lkd/killed-run-leaves-no-output"

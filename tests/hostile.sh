@@ -153,6 +153,29 @@ for f in bad-name.safetensors surrogate.safetensors badcfg; do
     check "utf8/refused-$f" '[ "$rc" -eq 3 ] && one_line && [ ! -e "$TMP/utf8.zq" ]'
 done
 
+# --- 11. LKD work files that do not check out are distilled again, never trusted -----------------------
+LKD=(-p w4/8a8 --steps 4 --seq-len 16 --seed 3)
+"$ZQ" lkd $M -o "$TMP/lkd-full.zq" "${LKD[@]}" -q
+flip() { # FILE OFFSET-FROM-END: one byte changed
+    local size
+    size=$(stat -c %s "$1")
+    printf '\x5a' | dd of="$1" bs=1 seek=$((size - $2)) conv=notrunc status=none
+}
+for damage in patch-data sidecar patch-truncated sidecar-missing; do
+    out="$TMP/lkd-$damage.zq"
+    ZQ_KILL_AFTER=/block-2.json:1 LD_PRELOAD="$FAULT" sh -c '"$0" lkd "$@" 2>/dev/null; true' "$ZQ" $M -o "$out" "${LKD[@]}" -q
+    case $damage in
+    patch-data) flip "$out.lkd/block-1.safetensors" 100 ;;
+    sidecar) flip "$out.lkd/block-1.json" 5 ;;
+    patch-truncated) truncate -s 1000 "$out.lkd/block-1.safetensors" ;;
+    sidecar-missing) rm "$out.lkd/block-1.json" ;;
+    esac
+    "$ZQ" lkd $M -o "$out" "${LKD[@]}" --json --resume >"$TMP/lkd.json" 2>"$TMP/err"
+    rc=$?
+    check "lkd-resume/$damage-redone" '[ "$rc" -eq 0 ] && tr -d " \n\t" <"$TMP/lkd.json" | grep -q "\"discarded\":\[1\]"'
+    check "lkd-resume/$damage-same-bytes" 'cmp -s "$out" "$TMP/lkd-full.zq" && [ ! -e "$out.lkd" ]'
+done
+
 # --- 10. inputs that are not regular files ------------------------------------------------------
 mkfifo "$TMP/in.fifo"
 run "$ZQ" quantize "$TMP/in.fifo" -o "$TMP/x.zq"

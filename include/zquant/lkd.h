@@ -49,6 +49,8 @@ typedef struct {
 typedef struct {
     zq_lkd_layer *layers; /* the distilled ones, in order; malloc'd */
     int n;
+    int *discarded; /* resuming: blocks whose work files did not check out, distilled again; malloc'd */
+    int n_discarded;
     zq_quantize_report quant;
 } zq_lkd_report;
 

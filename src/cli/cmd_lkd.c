@@ -153,6 +153,8 @@ int cmd_lkd(int argc, char **argv)
         double t0 = cli_now();
         zq_status st = zq_lkd(&o, &rep, &err);
         cli_progress_end(&bar);
+        for (int k = 0; st == ZQ_OK && !json && k < rep.n_discarded; k++)
+            fprintf(stderr, "zquant lkd: block %d's work files did not check out: distilled again\n", rep.discarded[k]);
         if (st != ZQ_OK) {
             rc = cli_fail(&err);
         } else if (json) {
@@ -168,6 +170,8 @@ int cmd_lkd(int argc, char **argv)
                 cJSON_AddNumberToObject(l, "loss_end", rep.layers[k].loss_end);
                 cJSON_AddItemToArray(arr, l);
             }
+            cJSON *dis = cJSON_AddArrayToObject(j, "discarded");
+            for (int k = 0; k < rep.n_discarded; k++) cJSON_AddItemToArray(dis, cJSON_CreateNumber(rep.discarded[k]));
             cJSON_AddNumberToObject(j, "total_bytes", (double)rep.quant.output_bytes);
             cJSON_AddNumberToObject(j, "seconds", cli_now() - t0);
             cli_json_print(stdout, j);

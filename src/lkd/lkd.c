@@ -32,7 +32,11 @@ void zq_lkd_opts_init(zq_lkd_opts *o)
     o->seed = 1;
 }
 
-void zq_lkd_report_free(zq_lkd_report *r) { free(r->layers), r->layers = NULL; }
+void zq_lkd_report_free(zq_lkd_report *r)
+{
+    free(r->layers), r->layers = NULL;
+    free(r->discarded), r->discarded = NULL;
+}
 
 zq_status zq_parse_layers(const char *spec, int n, unsigned char *mask, zq_error *err)
 {
@@ -204,7 +208,6 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
                 if (st == ZQ_OK) {
                     rep->n++;
                     done[k] = 1;
-                    st = lkd_save_state(w, done, a->n_layers, err);
                 }
             }
         } else if (st == ZQ_OK) {
@@ -228,6 +231,20 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
     return ZQ_OK;
 }
 
+/* Which of the blocks to distil a killed run already did: those whose work
+ * files check out; damaged ones are done again, and reported. */
+static zq_status resume_state(const workdir *w, const unsigned char *mask, unsigned char *done, zq_lkd_report *rep,
+                              int n, zq_error *err)
+{
+    for (int k = 0; k < n; k++) {
+        int ok = 0, damaged = 0;
+        if (mask[k]) ZQ_TRY(lkd_block_done(w, k, &ok, &damaged, err));
+        done[k] = (unsigned char)ok;
+        if (damaged) rep->discarded[rep->n_discarded++] = k;
+    }
+    return ZQ_OK;
+}
+
 static zq_status final_quantize(const zq_lkd_opts *o, workdir *w, const unsigned char *done, int n,
                                 zq_lkd_report *rep, zq_error *err)
 {
@@ -240,11 +257,7 @@ static zq_status final_quantize(const zq_lkd_opts *o, workdir *w, const unsigned
     if (st == ZQ_OK) st = zq_source_open_patched(o->q.input, (const char *const *)paths, np, &src, err);
     if (st == ZQ_OK) st = zq_quantize_source(&o->q, src, &rep->quant, err);
     zq_source_close(src);
-    for (size_t k = 0; st == ZQ_OK && k < np; k++) unlink(paths[k]); /* done: the output has it all */
-    if (st == ZQ_OK) {
-        unlink(w->state);
-        rmdir(w->dir);
-    }
+    if (st == ZQ_OK) lkd_workdir_remove(w, n); /* done: the output has it all */
     for (size_t k = 0; k < np; k++) free(paths[k]);
     free(paths);
     return st;
@@ -279,11 +292,12 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
         mask = calloc((size_t)a->n_layers, 1);
         done = calloc((size_t)a->n_layers, 1);
         rep->layers = calloc((size_t)a->n_layers, sizeof *rep->layers);
-        if (!mask || !done || !rep->layers) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        rep->discarded = calloc((size_t)a->n_layers, sizeof *rep->discarded);
+        if (!mask || !done || !rep->layers || !rep->discarded) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     }
     if (st == ZQ_OK) st = zq_parse_layers(o->layers, a->n_layers, mask, err);
     if (st == ZQ_OK) st = lkd_workdir_open(&w, o, stream, err);
-    if (st == ZQ_OK && o->resume) st = lkd_load_state(&w, done, a->n_layers, err);
+    if (st == ZQ_OK && o->resume) st = resume_state(&w, mask, done, rep, a->n_layers, err);
     if (st == ZQ_OK) {
         zq_qspec unused;
         st = zq_quantize_plan(&o->q, &model, zq_source_tensor(src, 0), &unused, &r.aq.mode, err);

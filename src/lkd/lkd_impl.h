@@ -25,8 +25,8 @@ typedef struct {
 } trainee;
 
 typedef struct {
-    char *dir, *state;
-    char *signature;
+    char *dir;
+    char *signature; /* the options that shape the tuned weights, as JSON */
 } workdir;
 
 /* vectors: also train the block's biases and norms */
@@ -41,10 +41,19 @@ void lkd_adam_step(trainee *tr, float lr, float wd);
  * fresh one in $TMPDIR, which cannot be resumed. */
 zq_status lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_error *err);
 void lkd_workdir_close(workdir *w);
+/* A distilled block is two files: block-K.safetensors, its tuned weights in
+ * the checkpoint's names and layouts (a patch), and block-K.json, written
+ * after it, with the options' signature, the patch's length and CRC-32C,
+ * and a CRC-32C of its own. Blocks are independent files: processes
+ * distilling different blocks never write the same one. */
 char *lkd_patch_path(const workdir *w, int layer);
 zq_status lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err);
 zq_status lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err);
-zq_status lkd_save_state(const workdir *w, const unsigned char *done, int n, zq_error *err);
-zq_status lkd_load_state(const workdir *w, unsigned char *done, int n, zq_error *err);
+/* Whether block `layer` is done: its two files there and checking out. A
+ * damaged or half-written pair is not done (*damaged set when files were
+ * there); a sound pair made with other options is an error. */
+zq_status lkd_block_done(const workdir *w, int layer, int *done, int *damaged, zq_error *err);
+/* Removes a finished run's work files. */
+void lkd_workdir_remove(const workdir *w, int n_layers);
 
 #endif

@@ -1,5 +1,6 @@
-/* The work directory that makes an LKD run resumable: each block's tuned
- * weights as a patch file, and a state file saying which blocks are done. */
+/* The work directory that makes an LKD run resumable: for each distilled
+ * block, its tuned weights as a patch file and a sidecar that vouches for
+ * it (see lkd_impl.h). Nothing is trusted that does not check out. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -13,12 +14,112 @@
 #include "io/atomic.h"
 #include "io/st_write.h"
 #include "lkd/lkd_impl.h"
+#include "zquant/crc32c.h"
 
-char *lkd_patch_path(const workdir *w, int layer)
+static char *block_path(const workdir *w, int layer, const char *ext)
 {
     char name[64];
-    snprintf(name, sizeof name, "block-%d.safetensors", layer);
+    snprintf(name, sizeof name, "block-%d.%s", layer, ext);
     return zq_path_join(w->dir, name);
+}
+
+char *lkd_patch_path(const workdir *w, int layer) { return block_path(w, layer, "safetensors"); }
+
+/* The sidecar's fields but its own checksum, as the text that checksum is of. */
+static char *sidecar_body(const workdir *w, int layer, uint64_t bytes, uint32_t crc)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "layer", layer);
+    cJSON_AddStringToObject(j, "signature", w->signature);
+    cJSON_AddNumberToObject(j, "patch_bytes", (double)bytes);
+    cJSON_AddNumberToObject(j, "patch_crc32c", crc);
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return text;
+}
+
+static zq_status write_sidecar(const workdir *w, int layer, uint64_t bytes, uint32_t crc, zq_error *err)
+{
+    char *body = sidecar_body(w, layer, bytes, crc), *path = block_path(w, layer, "json");
+    char *text = NULL;
+    if (body && path && (text = malloc(strlen(body) + 32)))
+        sprintf(text, "%s\n%u\n", body, zq_crc32c(0, body, strlen(body)));
+    zq_atomic f;
+    zq_status st = text ? zq_atomic_open(&f, path, 1, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) st = zq_atomic_write(&f, text, strlen(text), err);
+    if (st == ZQ_OK) st = zq_atomic_commit(&f, err);
+    else if (text) zq_atomic_abort(&f);
+    free(body), free(path), free(text);
+    return st;
+}
+
+/* The CRC-32C of a whole file, read in pieces (a block's weights can be
+ * large); 0 when it cannot be read or its length is not `bytes`. */
+static int file_crc(const char *path, uint64_t bytes, uint32_t *crc)
+{
+    int fd;
+    struct stat st;
+    zq_error ignore = {0};
+    if (zq_open_regular(path, &fd, &st, &ignore) != ZQ_OK) return 0;
+    enum { CHUNK = 1 << 20 };
+    char *buf = malloc(CHUNK);
+    uint64_t total = 0;
+    uint32_t c = 0;
+    ssize_t got = 0;
+    while (buf && (got = read(fd, buf, CHUNK)) > 0) {
+        c = zq_crc32c(c, buf, (size_t)got);
+        total += (uint64_t)got;
+    }
+    free(buf);
+    close(fd);
+    *crc = c;
+    return buf && got == 0 && total == bytes && (uint64_t)st.st_size == bytes;
+}
+
+zq_status lkd_block_done(const workdir *w, int layer, int *done, int *damaged, zq_error *err)
+{
+    *done = *damaged = 0;
+    char *path = block_path(w, layer, "json"), *patch = lkd_patch_path(w, layer);
+    if (!path || !patch) {
+        free(path), free(patch);
+        return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    }
+    char *text = NULL;
+    zq_error ignore = {0};
+    int there = access(path, F_OK) == 0 || access(patch, F_OK) == 0;
+    zq_status st = ZQ_OK;
+    cJSON *j = NULL;
+    if (zq_read_small_file(path, 1 << 20, &text, NULL, &ignore) == ZQ_OK) {
+        char *nl = strchr(text, '\n');
+        unsigned long long crc = 0;
+        if (nl) *nl = 0, crc = strtoull(nl + 1, NULL, 10);
+        if (nl && crc == zq_crc32c(0, text, strlen(text))) j = cJSON_Parse(text);
+    }
+    const cJSON *sig = cJSON_GetObjectItemCaseSensitive(j, "signature"), *l = cJSON_GetObjectItemCaseSensitive(j, "layer");
+    const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(j, "patch_bytes");
+    const cJSON *pcrc = cJSON_GetObjectItemCaseSensitive(j, "patch_crc32c");
+    if (cJSON_IsString(sig) && cJSON_IsNumber(l) && l->valueint == layer && cJSON_IsNumber(bytes) && cJSON_IsNumber(pcrc)) {
+        uint32_t c;
+        if (strcmp(sig->valuestring, w->signature) != 0)
+            st = zq_fail(err, ZQ_ERR_USAGE, "'%s': made with other options; rerun without --resume to start over", path);
+        else if (file_crc(patch, (uint64_t)bytes->valuedouble, &c) && c == (uint32_t)pcrc->valuedouble)
+            *done = 1;
+    }
+    *damaged = there && !*done;
+    cJSON_Delete(j);
+    free(text), free(path), free(patch);
+    return st;
+}
+
+void lkd_workdir_remove(const workdir *w, int n_layers)
+{
+    for (int k = 0; k < n_layers; k++) {
+        char *a = lkd_patch_path(w, k), *b = block_path(w, k, "json");
+        if (a) unlink(a);
+        if (b) unlink(b);
+        free(a), free(b);
+    }
+    rmdir(w->dir);
 }
 
 /* The tuned weights of one block, in the checkpoint's names and layouts. */
@@ -37,17 +138,22 @@ zq_status lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arc
     char *path = lkd_patch_path(w, layer);
     zq_atomic f;
     zq_status st = header && path ? zq_atomic_open(&f, path, 1, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    uint32_t crc = header ? zq_crc32c(0, header, hlen) : 0;
+    uint64_t bytes = hlen;
     if (st == ZQ_OK) st = zq_atomic_write(&f, header, hlen, err);
     for (int k = 0; st == ZQ_OK && k < tr->np; k++) {
         const param *p = &tr->p[k];
         float *disk = malloc(p->n * sizeof *disk);
         if (!disk) { st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory"); break; }
         zq_net_tensor_layout(&p->u, a->n_heads, p->master, disk, 1);
+        crc = zq_crc32c(crc, disk, p->n * sizeof *disk);
+        bytes += p->n * sizeof *disk;
         st = zq_atomic_write(&f, disk, p->n * sizeof *disk, err);
         free(disk);
     }
     if (st == ZQ_OK) st = zq_atomic_commit(&f, err);
     else if (header && path) zq_atomic_abort(&f);
+    if (st == ZQ_OK) st = write_sidecar(w, layer, bytes, crc, err); /* after: it vouches for a whole patch */
     free(header);
     free(path);
     return st;
@@ -74,45 +180,6 @@ zq_status lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_arch
     }
     zq_source_close(src);
     free(path);
-    return st;
-}
-
-zq_status lkd_save_state(const workdir *w, const unsigned char *done, int n, zq_error *err)
-{
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "signature", w->signature);
-    cJSON *arr = cJSON_AddArrayToObject(j, "done");
-    for (int k = 0; k < n; k++)
-        if (done[k]) cJSON_AddItemToArray(arr, cJSON_CreateNumber(k));
-    char *text = cJSON_Print(j);
-    cJSON_Delete(j);
-    zq_atomic f;
-    zq_status st = text ? zq_atomic_open(&f, w->state, 1, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    if (st == ZQ_OK) st = zq_atomic_write(&f, text, strlen(text), err);
-    if (st == ZQ_OK) st = zq_atomic_commit(&f, err);
-    else if (text) zq_atomic_abort(&f);
-    free(text);
-    return st;
-}
-
-/* done[] from a state file whose signature matches; a missing file is a
- * fresh start, a different signature an error. */
-zq_status lkd_load_state(const workdir *w, unsigned char *done, int n, zq_error *err)
-{
-    memset(done, 0, (size_t)n);
-    if (access(w->state, F_OK) != 0) return ZQ_OK;
-    char *text;
-    ZQ_TRY(zq_read_small_file(w->state, 1 << 20, &text, NULL, err));
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    const cJSON *sig = cJSON_GetObjectItemCaseSensitive(j, "signature"), *arr = cJSON_GetObjectItemCaseSensitive(j, "done");
-    zq_status st = ZQ_OK;
-    if (!cJSON_IsString(sig) || !cJSON_IsArray(arr)) st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': not an lkd state file", w->state);
-    else if (strcmp(sig->valuestring, w->signature) != 0)
-        st = zq_fail(err, ZQ_ERR_USAGE, "'%s': made with other options; rerun without --resume to start over", w->state);
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr) if (st == ZQ_OK && cJSON_IsNumber(it) && it->valueint >= 0 && it->valueint < n) done[it->valueint] = 1;
-    cJSON_Delete(j);
     return st;
 }
 
@@ -161,15 +228,13 @@ zq_status lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_erro
         sprintf(w->dir, "%s.lkd", o->q.output);
         if (mkdir(w->dir, 0777) != 0 && errno != EEXIST) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create", w->dir);
     }
-    w->state = w->dir ? zq_path_join(w->dir, "state.json") : NULL;
     w->signature = make_signature(o);
-    if (!w->dir || !w->state || !w->signature) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (!w->dir || !w->signature) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     return ZQ_OK;
 }
 
 void lkd_workdir_close(workdir *w)
 {
     free(w->dir);
-    free(w->state);
     free(w->signature);
 }
