@@ -176,6 +176,19 @@ for damage in patch-data sidecar patch-truncated sidecar-missing; do
     check "lkd-resume/$damage-same-bytes" 'cmp -s "$out" "$TMP/lkd-full.zq" && [ ! -e "$out.lkd" ]'
 done
 
+# --- 12. .npy token files: the header's shape and the data must agree --------------------------------
+NPY=tests/fixtures/real/tokens-int64.npy # shape (1024,), int64
+head -c $(($(stat -c %s $NPY) - 8)) $NPY >"$TMP/short.npy"
+cp $NPY "$TMP/long.npy" && printf '\0\0\0\0\0\0\0\0' >>"$TMP/long.npy"
+sed 's/(1024,)/(1025,)/' $NPY >"$TMP/shape.npy"
+sed 's/(1024,)/(32,32)/' $NPY >"$TMP/2d.npy" # the same length: the header keeps its size
+for f in short long shape; do
+    run "$ZQ" eval $M --tokens "$TMP/$f.npy"
+    check "npy/refused-$f" '[ "$rc" -eq 3 ] && one_line && grep -q "shape" "$TMP/err"'
+done
+run "$ZQ" eval $M --tokens "$TMP/2d.npy" --ctx 32
+check npy/two-dimensions-read '[ "$rc" -eq 0 ] && grep -q "992 tokens" "$TMP/out"'
+
 # --- 10. inputs that are not regular files ------------------------------------------------------
 mkfifo "$TMP/in.fifo"
 run "$ZQ" quantize "$TMP/in.fifo" -o "$TMP/x.zq"

@@ -1,38 +1,81 @@
 /* Token files: raw little-endian uint32 ids (read and written), or .npy
  * arrays of integers (read). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/le.h"
 #include "base/files.h"
+#include "base/le.h"
 #include "io/atomic.h"
 #include "zquant/tokenizer.h"
 
 #define TOKENS_LIMIT ((size_t)1 << 34)
 
+/* The text after 'key': in a .npy header dict, NULL if absent. */
+static const char *npy_field(const char *hdr, const char *key)
+{
+    char quoted[32];
+    snprintf(quoted, sizeof quoted, "'%s'", key);
+    const char *p = strstr(hdr, quoted);
+    if (!p) return NULL;
+    p += strlen(quoted);
+    while (*p == ' ') p++;
+    if (*p++ != ':') return NULL;
+    while (*p == ' ') p++;
+    return p;
+}
+
+/* The element count of a shape tuple such as (3, 1024) or (7,) or (). */
+static int npy_count(const char *p, uint64_t *count)
+{
+    if (!p || *p++ != '(') return 0;
+    *count = 1;
+    for (;;) {
+        while (*p == ' ') p++;
+        if (*p == ')') return 1;
+        char *end;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p || (v && *count > UINT64_MAX / v)) return 0;
+        *count *= v;
+        p = end;
+        while (*p == ' ') p++;
+        if (*p == ',') p++;
+        else if (*p != ')') return 0;
+    }
+}
+
 static zq_status npy_tokens(const char *path, const unsigned char *d, size_t len, int32_t **ids, size_t *n,
                             zq_error *err)
 {
-    if (len < 10) return zq_fail(err, ZQ_ERR_FORMAT, "'%s': truncated .npy header", path);
-    size_t hl = d[6] == 1 ? (size_t)zq_load_le(d + 8, 2) : len >= 12 ? (size_t)zq_load_le32(d + 8) : 0;
-    size_t start = (d[6] == 1 ? 10 : 12) + hl;
-    if (start > len) return zq_fail(err, ZQ_ERR_FORMAT, "'%s': .npy header runs past the end", path);
-    char hdr[1024];
-    size_t hn = hl < sizeof hdr - 1 ? hl : sizeof hdr - 1;
-    memcpy(hdr, d + (d[6] == 1 ? 10 : 12), hn);
-    hdr[hn] = 0;
-    char *descr = strstr(hdr, "'descr'");
+    if (len < 10 || d[6] < 1 || d[6] > 3 || (d[6] > 1 && len < 12))
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': truncated or unknown .npy header", path);
+    size_t at = d[6] == 1 ? 10 : 12;
+    size_t hl = d[6] == 1 ? (size_t)zq_load_le(d + 8, 2) : (size_t)zq_load_le32(d + 8);
+    if (hl > len - at) return zq_fail(err, ZQ_ERR_FORMAT, "'%s': .npy header runs past the end", path);
+    size_t start = at + hl;
+    char *hdr = malloc(hl + 1);
+    if (!hdr) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    memcpy(hdr, d + at, hl);
+    hdr[hl] = 0;
+    const char *descr = npy_field(hdr, "descr"), *order = npy_field(hdr, "fortran_order");
     char kind = 0;
     int size = 0;
-    if (descr) {
-        char *q = strchr(descr + 7, '\'');
-        if (q && (q[1] == '<' || q[1] == '|') && (q[2] == 'i' || q[2] == 'u')) kind = q[2], size = q[3] - '0';
-    }
+    if (descr && descr[0] == '\'' && (descr[1] == '<' || descr[1] == '|') && (descr[2] == 'i' || descr[2] == 'u') &&
+        descr[4] == '\'')
+        kind = descr[2], size = descr[3] - '0';
+    uint64_t count = 0;
+    zq_status st = ZQ_OK;
     if (!kind || (size != 1 && size != 2 && size != 4 && size != 8))
-        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': .npy dtype must be a little-endian integer", path);
-    if (strstr(hdr, "'fortran_order': True"))
-        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': Fortran-ordered .npy is not supported", path);
-    size_t count = (len - start) / (size_t)size;
+        st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': .npy dtype must be a little-endian integer", path);
+    else if (!order || strncmp(order, "False", 5) != 0)
+        st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': Fortran-ordered .npy is not supported", path);
+    else if (!npy_count(npy_field(hdr, "shape"), &count))
+        st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': .npy header has no readable shape", path);
+    else if (count > (len - start) / (uint64_t)size || (len - start) != count * (uint64_t)size)
+        st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': the .npy header's shape holds %llu values, the file %zu bytes of them",
+                     path, (unsigned long long)count, len - start);
+    free(hdr);
+    ZQ_TRY(st);
     *ids = malloc((count ? count : 1) * sizeof **ids);
     if (!*ids) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < count; i++) {
