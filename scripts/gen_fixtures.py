@@ -231,6 +231,24 @@ def bad_corpus(d, good):
     with h5py.File(os.path.join(d, "int-dataset.h5"), "w") as f:
         f.create_dataset("w", data=np.arange(6, dtype=np.int32).reshape(2, 3))
     cases["int-dataset.h5"] = (3, "not a float dataset")
+    # a folder whose two shards both hold the first tensor (the index names one)
+    two = os.path.join(d, "in-two-shards")
+    os.makedirs(two, exist_ok=True)
+    names = [k for k in header if k != "__metadata__"]
+    shard = {n: "model-00001-of-00002.safetensors" if i % 2 == 0 else "model-00002-of-00002.safetensors"
+             for i, n in enumerate(names)}
+    for part in sorted(set(shard.values())):
+        mine = [n for n in names if shard[n] == part or n == first]
+        h, data = {}, b""
+        for n in mine:
+            a, b = header[n]["data_offsets"]
+            h[n] = {"dtype": header[n]["dtype"], "shape": header[n]["shape"], "data_offsets": [len(data), len(data) + b - a]}
+            data += body[a:b]
+        with open(os.path.join(two, part), "wb") as f:
+            f.write(with_header(h, data))
+    with open(os.path.join(two, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {}, "weight_map": shard}, f, indent=1)
+    cases["in-two-shards"] = (3, "is in two shards")
     with open(os.path.join(d, "EXPECTED"), "w") as f:
         f.write("# file|exit code|fragment of the one-line error\n")
         for name in sorted(cases):

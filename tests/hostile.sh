@@ -189,6 +189,16 @@ done
 run "$ZQ" eval $M --tokens "$TMP/2d.npy" --ctx 32
 check npy/two-dimensions-read '[ "$rc" -eq 0 ] && grep -q "992 tokens" "$TMP/out"'
 
+# --- 14. messages that say what is wrong ---------------------------------------------------------------
+run "$ZQ" lkd $M -o "$TMP/x.zq" --batch 100000
+check messages/lkd-batch-upper-bound '[ "$rc" -eq 2 ] && grep -q "from 1 to 65536" "$TMP/err"'
+run "$ZQ" lkd $M -o "$TMP/x.zq" --seq-len 99999999
+check messages/lkd-seq-len-upper-bound '[ "$rc" -eq 2 ] && grep -q "from 2 to 1048576" "$TMP/err"'
+cp -r tests/fixtures/models/llama-sharded "$TMP/twice"
+sed -i 's|^\(  "model.norm.weight": \)"\(.*\)",$|&\n\1"model-00002-of-00002.safetensors",|' "$TMP/twice/model.safetensors.index.json"
+run "$ZQ" quantize "$TMP/twice" -o "$TMP/x.zq"
+check messages/index-lists-a-tensor-twice '[ "$rc" -eq 3 ] && one_line && grep -q "listed twice" "$TMP/err"'
+
 # --- 10. inputs that are not regular files ------------------------------------------------------
 mkfifo "$TMP/in.fifo"
 run "$ZQ" quantize "$TMP/in.fifo" -o "$TMP/x.zq"

@@ -80,6 +80,12 @@ int cli_parse_long(const char *s, long lo, long hi, long *out)
     return 1;
 }
 
+int cli_number(const char *cmd, const char *opt, const char *arg, long lo, long hi, long *out)
+{
+    if (cli_parse_long(arg, lo, hi, out)) return 0;
+    return cli_usage(cmd, "%s must be a whole number from %ld to %ld, not '%s'", opt, lo, hi, arg);
+}
+
 void cli_json_print(FILE *out, void *root)
 {
     char *text = cJSON_Print(root);

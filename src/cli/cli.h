@@ -46,6 +46,9 @@ int cli_parse_file_json(int argc, char **argv, const char *cmd, const char *help
 char *cli_find_tokenizer(const char *model);
 
 int cli_parse_long(const char *s, long lo, long hi, long *out);
+/* An option's whole-number value in [lo, hi] into *out: 0, or the usage
+ * error's exit code after "OPT must be a whole number from LO to HI". */
+int cli_number(const char *cmd, const char *opt, const char *arg, long lo, long hi, long *out);
 void cli_json_print(FILE *out, void *cjson_root); /* prints and frees */
 
 #endif

@@ -80,23 +80,23 @@ static int parse_args(int argc, char **argv, eval_args *a)
             break;
         }
         case OPT_SEED:
-            if (!cli_parse_long(optarg, 0, 0x7fffffffL, &a->seed)) return cli_usage("eval", "bad --seed '%s'", optarg);
+            if (cli_number("eval", "--seed", optarg, 0, 0x7fffffffL, &a->seed)) return ZQ_ERR_USAGE;
             break;
         case OPT_CTX:
-            if (!cli_parse_long(optarg, 2, 1 << 20, &a->ctx)) return cli_usage("eval", "--ctx must be at least 2, not '%s'", optarg);
+            if (cli_number("eval", "--ctx", optarg, 2, 1 << 20, &a->ctx)) return ZQ_ERR_USAGE;
             break;
         case OPT_BATCH:
-            if (!cli_parse_long(optarg, 1, 4096, &a->batch)) return cli_usage("eval", "--batch must be 1 to 4096");
+            if (cli_number("eval", "--batch", optarg, 1, 4096, &a->batch)) return ZQ_ERR_USAGE;
             break;
         case OPT_ACT: a->act = optarg; break;
         case OPT_CALIB: a->calib = optarg; break;
         case OPT_REF: a->ref = optarg; break;
         case OPT_PER_LAYER: a->per_layer = 1; break;
         case OPT_MAX:
-            if (!cli_parse_long(optarg, 2, 0x7fffffffL, &a->max_tokens)) return cli_usage("eval", "bad --max-tokens '%s'", optarg);
+            if (cli_number("eval", "--max-tokens", optarg, 2, 0x7fffffffL, &a->max_tokens)) return ZQ_ERR_USAGE;
             break;
         case 't':
-            if (!cli_parse_long(optarg, 1, 1024, &a->threads)) return cli_usage("eval", "--threads must be 1 to 1024");
+            if (cli_number("eval", "--threads", optarg, 1, 1024, &a->threads)) return ZQ_ERR_USAGE;
             break;
         case OPT_JSON: a->json = 1; break;
         case 'h': fputs(help, stdout); return 0;

@@ -57,7 +57,7 @@ int cmd_generate(int argc, char **argv)
     while (rc < 0 && (c = getopt_long(argc, argv, ":n:t:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'n':
-            if (!cli_parse_long(optarg, 1, 1 << 20, &n_new)) rc = cli_usage("generate", "-n must be at least 1");
+            if (cli_number("generate", "-n", optarg, 1, 1 << 20, &n_new)) rc = ZQ_ERR_USAGE;
             break;
         case 'p':
             free(prompt);
@@ -71,11 +71,11 @@ int cmd_generate(int argc, char **argv)
             break;
         }
         case 's':
-            if (!cli_parse_long(optarg, 0, 0x7fffffffL, &seed)) rc = cli_usage("generate", "bad --seed");
+            if (cli_number("generate", "--seed", optarg, 0, 0x7fffffffL, &seed)) rc = ZQ_ERR_USAGE;
             break;
         case 'k': tok_path = optarg; break;
         case 't':
-            if (!cli_parse_long(optarg, 1, 1024, &threads)) rc = cli_usage("generate", "--threads must be 1 to 1024");
+            if (cli_number("generate", "--threads", optarg, 1, 1024, &threads)) rc = ZQ_ERR_USAGE;
             break;
         case 'j': json = 1; break;
         case 'h': fputs(help, stdout); rc = 0; break;

@@ -97,8 +97,7 @@ int cmd_lkd(int argc, char **argv)
         switch (c) {
         case OPT_LAYERS: o.layers = optarg; break;
         case OPT_STEPS:
-            if (!cli_parse_long(optarg, 0, 10000000, &v)) rc = cli_usage("lkd", "--steps must be 0 or more");
-            o.steps = (int)v;
+            if (!(rc = cli_number("lkd", "--steps", optarg, 0, 10000000, &v))) o.steps = (int)v;
             break;
         case OPT_LR:
             if (!parse_float(optarg, &o.lr) || !(o.lr > 0)) rc = cli_usage("lkd", "--lr must be a positive number");
@@ -107,22 +106,18 @@ int cmd_lkd(int argc, char **argv)
             if (!parse_float(optarg, &o.weight_decay)) rc = cli_usage("lkd", "--weight-decay must be a number >= 0");
             break;
         case OPT_BATCH:
-            if (!cli_parse_long(optarg, 1, 65536, &v)) rc = cli_usage("lkd", "--batch must be 1 or more");
-            o.batch = (int)v;
+            if (!(rc = cli_number("lkd", "--batch", optarg, 1, 65536, &v))) o.batch = (int)v;
             break;
         case OPT_SEQ:
-            if (!cli_parse_long(optarg, 2, 1 << 20, &v)) rc = cli_usage("lkd", "--seq-len must be 2 or more");
-            o.seq_len = (int)v;
+            if (!(rc = cli_number("lkd", "--seq-len", optarg, 2, 1 << 20, &v))) o.seq_len = (int)v;
             break;
         case OPT_DATA_BATCHES:
-            if (!cli_parse_long(optarg, 1, 1 << 20, &v)) rc = cli_usage("lkd", "--data-batches must be 1 or more");
-            o.data_batches = (int)v;
+            if (!(rc = cli_number("lkd", "--data-batches", optarg, 1, 1 << 20, &v))) o.data_batches = (int)v;
             break;
         case OPT_DATA: o.data = optarg; break;
         case OPT_RANDOM: o.data = NULL; break;
         case OPT_SEED:
-            if (!cli_parse_long(optarg, 0, 0x7fffffffL, &v)) rc = cli_usage("lkd", "bad --seed");
-            o.seed = (uint64_t)v;
+            if (!(rc = cli_number("lkd", "--seed", optarg, 0, 0x7fffffffL, &v))) o.seed = (uint64_t)v;
             break;
         case OPT_INPUT:
             if (!strcmp(optarg, "fp")) o.input_quantized = 0;

@@ -76,14 +76,12 @@ int cli_qargs_option(cli_qargs *q, int c, char *arg, const char *cmd)
         o->preset = arg;
         return 0;
     case OPT_GROUP_SIZE:
-        if (!cli_parse_long(arg, 1, ZQ_MAX_GROUP_SIZE, &v))
-            return cli_usage(cmd, "--group-size must be a whole number from 1 to %u, not '%s'", ZQ_MAX_GROUP_SIZE, arg);
+        if (cli_number(cmd, "--group-size", arg, 1, ZQ_MAX_GROUP_SIZE, &v)) return ZQ_ERR_USAGE;
         o->base.gran = ZQ_GRAN_GROUP;
         o->base.group_size = (uint32_t)v;
         return 0;
     case OPT_GROUPS:
-        if (!cli_parse_long(arg, 1, ZQ_MAX_GROUP_SIZE, &v))
-            return cli_usage(cmd, "--groups must be a whole number from 1 to %u, not '%s'", ZQ_MAX_GROUP_SIZE, arg);
+        if (cli_number(cmd, "--groups", arg, 1, ZQ_MAX_GROUP_SIZE, &v)) return ZQ_ERR_USAGE;
         o->base.gran = ZQ_GRAN_BLOCKS;
         o->base.blocks = (uint32_t)v;
         return 0;
@@ -101,12 +99,12 @@ int cli_qargs_option(cli_qargs *q, int c, char *arg, const char *cmd)
         return 0;
     }
     case 't':
-        if (!cli_parse_long(arg, 1, 1024, &v)) return cli_usage(cmd, "--threads must be 1 to 1024, not '%s'", arg);
+        if (cli_number(cmd, "--threads", arg, 1, 1024, &v)) return ZQ_ERR_USAGE;
         o->threads = (int)v;
         return 0;
     case OPT_COMPRESS:
         o->zstd_level = 3;
-        if (arg && !cli_parse_long(arg, 1, 19, &v)) return cli_usage(cmd, "--compress level must be 1 to 19");
+        if (arg && cli_number(cmd, "--compress", arg, 1, 19, &v)) return ZQ_ERR_USAGE;
         if (arg) o->zstd_level = (int)v;
         return 0;
     case 'f': o->force = 1; return 0;

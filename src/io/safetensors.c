@@ -303,12 +303,66 @@ static zq_status add_file(zq_source *src, const char *path, zq_error *err)
     return st;
 }
 
+static const zq_source *sort_src; /* qsort has no context argument */
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(sort_src->tensors[*(const size_t *)a].name, sort_src->tensors[*(const size_t *)b].name);
+}
+
+/* A name twice (in one header, or in two shards) would leave which tensor
+ * is meant to chance: refused, naming where each is. */
+static zq_status check_unique(zq_source *src, zq_error *err)
+{
+    st_impl *im = src->impl;
+    size_t *order = malloc((src->count ? src->count : 1) * sizeof *order);
+    if (!order) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < src->count; i++) order[i] = i;
+    sort_src = src;
+    qsort(order, src->count, sizeof *order, by_name);
+    zq_status st = ZQ_OK;
+    for (size_t k = 1; k < src->count && st == ZQ_OK; k++) {
+        size_t a = order[k - 1], b = order[k];
+        if (strcmp(src->tensors[a].name, src->tensors[b].name)) continue;
+        const char *fa = im->files[im->locs[a].file].path, *fb = im->files[im->locs[b].file].path;
+        st = strcmp(fa, fb) ? zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' is in two shards, '%s' and '%s'",
+                                      src->path, src->tensors[a].name, fa, fb)
+                            : zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' appears twice in its header", fa,
+                                      src->tensors[a].name);
+    }
+    free(order);
+    return st;
+}
+
 zq_status zq_safetensors_open(zq_source *src, const char *file, zq_error *err)
 {
-    return add_file(src, file, err);
+    ZQ_TRY(add_file(src, file, err));
+    return check_unique(src, err);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int by_key(const void *a, const void *b)
+{
+    return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+}
+
+/* A tensor the index lists twice (JSON keeps both) has no one shard. */
+static zq_status check_index_unique(const cJSON *map, const char *index_path, zq_error *err)
+{
+    size_t n = (size_t)cJSON_GetArraySize(map), k = 0;
+    const cJSON **e = malloc((n ? n : 1) * sizeof *e);
+    if (!e) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (const cJSON *it = map->child; it; it = it->next) e[k++] = it;
+    qsort(e, n, sizeof *e, by_key);
+    zq_status st = ZQ_OK;
+    for (k = 1; k < n && st == ZQ_OK; k++)
+        if (!strcmp(e[k]->string, e[k - 1]->string))
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' is listed twice, in '%s' and in '%s'", index_path,
+                         e[k]->string, e[k - 1]->valuestring, e[k]->valuestring);
+    free(e);
+    return st;
+}
 
 zq_status zq_safetensors_open_sharded(zq_source *src, const char *folder, const char *index_path, zq_error *err)
 {
@@ -333,6 +387,7 @@ zq_status zq_safetensors_open_sharded(zq_source *src, const char *folder, const 
         else
             shards[nshards++] = e->valuestring;
     }
+    if (st == ZQ_OK) st = check_index_unique(map, index_path, err);
     if (st == ZQ_OK) {
         qsort(shards, nshards, sizeof *shards, cmp_str);
         for (size_t k = 0; k < nshards && st == ZQ_OK; k++) {
@@ -342,6 +397,7 @@ zq_status zq_safetensors_open_sharded(zq_source *src, const char *folder, const 
             free(p);
         }
     }
+    if (st == ZQ_OK) st = check_unique(src, err);
     /* every tensor the index names must be in the shard it names */
     st_impl *im = src->impl;
     cJSON_ArrayForEach(e, map) {
