@@ -106,6 +106,14 @@ done
 "$ZQ" inspect --json "$TMP/zero.zq" | grep -q '"shape":[[:space:]]*\[0, 4\]' && ok no-tensors/zero-size-shape-kept ||
     fail no-tensors/zero-size-shape-kept
 
+# --- 5. libhdf5 crashing on a file: a clean error, zquant itself unharmed --------------------------------
+for fn in H5Ovisit2 H5Dread; do
+    ZQ_CRASH_IN=$fn LD_PRELOAD="$FAULT" run "$ZQ" quantize tests/fixtures/models/llama.h5 -o "$TMP/h5.zq"
+    check "hdf5-isolated/crash-in-$fn" '[ "$rc" -eq 3 ] && one_line && grep -q "libhdf5 crashed" "$TMP/err" && [ ! -e "$TMP/h5.zq" ]'
+done
+ZQ_CRASH_IN=H5Dread LD_PRELOAD="$FAULT" run "$ZQ" eval tests/fixtures/engine/llama.h5 --tokens tests/fixtures/engine/llama/tokens.bin
+check hdf5-isolated/crash-while-evaluating '[ "$rc" -eq 3 ] && one_line && grep -q "libhdf5 crashed" "$TMP/err"'
+
 # --- 7. config numbers out of range: one line naming the key, never a crash --------------------
 while IFS='|' read -r arch key value; do
     rm -rf "$TMP/cfg" && cp -r tests/fixtures/engine/$arch "$TMP/cfg"

@@ -1,14 +1,14 @@
-/* HDF5: every float dataset is a tensor named by its path ("/a/b/c" becomes
- * "a.b.c"). HDF5 converts on read: h5py's float16 (an IEEE half declared as a
- * custom float type), float32 and float64 all arrive as native float. The
- * serial library is not thread-safe, so reads take a lock. */
+/* HDF5 through libhdf5, in the process that runs it: zquant runs it only in
+ * the helper process of hdf5_isolated.c, because libhdf5 can crash on a
+ * crafted file. Every float dataset is a tensor named by its path ("/a/b/c"
+ * becomes "a.b.c"). HDF5 converts on read: h5py's float16 (an IEEE half
+ * declared as a custom float type), float32 and float64 all arrive as
+ * native float. The serial library is not thread-safe: reads take a lock. */
 #include <hdf5.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "base/files.h"
 #include "base/utf8.h"
 #include "io/source_impl.h"
 
@@ -182,7 +182,7 @@ static zq_status read_config_attr(zq_source *src, h5_impl *im, zq_error *err)
     return st;
 }
 
-zq_status zq_hdf5_open(zq_source *src, const char *file, zq_error *err)
+zq_status zq_hdf5_open_here(zq_source *src, const char *file, zq_error *err)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors come back as values, not stderr noise */
     h5_impl *im = calloc(1, sizeof *im);
@@ -191,11 +191,6 @@ zq_status zq_hdf5_open(zq_source *src, const char *file, zq_error *err)
     im->file = -1;
     src->impl = im;
     src->ops = &h5_ops;
-    int fd;
-    struct stat sb;
-    ZQ_TRY(zq_open_regular(file, &fd, &sb, err)); /* before libhdf5 opens it: a FIFO would block */
-    close(fd);
-    zq_note_input(file, &sb);
     if (H5Fis_hdf5(file) <= 0) return zq_fail(err, ZQ_ERR_FORMAT, "'%s': not an HDF5 file", file);
     im->file = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (im->file < 0) return zq_fail(err, ZQ_ERR_FORMAT, "'%s': cannot open as HDF5", file);

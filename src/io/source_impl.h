@@ -31,7 +31,10 @@ zq_status zq_source_add(zq_source *src, const char *name, zq_dtype dtype, int nd
 zq_status zq_safetensors_open(zq_source *src, const char *file, zq_error *err);
 zq_status zq_safetensors_open_sharded(zq_source *src, const char *folder, const char *index_path,
                                       zq_error *err);
+/* An HDF5 file read by a helper process (hdf5_isolated.c) that runs
+ * libhdf5's own reader (zq_hdf5_open_here, hdf5.c) on it. */
 zq_status zq_hdf5_open(zq_source *src, const char *file, zq_error *err);
+zq_status zq_hdf5_open_here(zq_source *src, const char *file, zq_error *err);
 
 /* Converts n elements of dtype at p (any alignment) to float. */
 void zq_convert_to_f32(zq_dtype dt, const void *p, float *out, size_t n);

@@ -6,10 +6,13 @@
  *   ZQ_TRUNCATE="PATH:BYTES"  when zquant first asks the kernel to read
  *                             mapped pages ahead (madvise MADV_POPULATE_READ),
  *                             truncate PATH to BYTES first, as another
- *                             process could at any time. */
+ *                             process could at any time;
+ *   ZQ_CRASH_IN=FUNCTION      crash (SIGSEGV) inside libhdf5's H5Ovisit2 or
+ *                             H5Dread, as libhdf5 does on some crafted files. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,4 +63,27 @@ int madvise(void *addr, size_t len, int advice)
         if (truncate(path, bytes) != 0) perror("fault: truncate");
     }
     return real(addr, len, advice);
+}
+
+/* libhdf5's entry points, by their ABI (hid_t is int64_t in 1.10) */
+static void crash_if(const char *fn)
+{
+    const char *want = getenv("ZQ_CRASH_IN");
+    if (want && strcmp(want, fn) == 0) raise(SIGSEGV);
+}
+
+int H5Ovisit2(int64_t obj, int idx, int order, void *op, void *data, unsigned fields)
+{
+    static int (*real)(int64_t, int, int, void *, void *, unsigned);
+    if (!real) real = (int (*)(int64_t, int, int, void *, void *, unsigned))dlsym(RTLD_NEXT, "H5Ovisit2");
+    crash_if("H5Ovisit2");
+    return real(obj, idx, order, op, data, fields);
+}
+
+int H5Dread(int64_t ds, int64_t mem_type, int64_t mem_space, int64_t file_space, int64_t plist, void *buf)
+{
+    static int (*real)(int64_t, int64_t, int64_t, int64_t, int64_t, void *);
+    if (!real) real = (int (*)(int64_t, int64_t, int64_t, int64_t, int64_t, void *))dlsym(RTLD_NEXT, "H5Dread");
+    crash_if("H5Dread");
+    return real(ds, mem_type, mem_space, file_space, plist, buf);
 }
