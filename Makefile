@@ -47,7 +47,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
-.PHONY: all check bench demo install clean deps deps-check
+.PHONY: all check bench demo install clean deps deps-check fuzz
 
 all: $(BUILD)/zquant $(BUILD)/libzquant.a
 
@@ -79,8 +79,8 @@ $(BUILD)/zquant: $(CLI_OBJ) $(BUILD)/libzquant.a
 $(BUILD)/unit_tests: $(TEST_OBJ) $(BUILD)/libzquant.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libzquant.a $(LDLIBS)
 
-check: $(BUILD)/zquant $(BUILD)/unit_tests $(BUILD)/st_compare $(BUILD)/fault.so
-	ZQ_BUILD=$(BUILD) tests/run.sh
+check: $(BUILD)/zquant $(BUILD)/unit_tests $(BUILD)/st_compare $(BUILD)/fault.so $(REPLAYS)
+	ZQ_BUILD=$(BUILD) ZQ_FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh
 
 demo: $(BUILD)/zquant
 	scripts/demo.sh $(BUILD)/zquant
@@ -109,3 +109,37 @@ $(BUILD)/st_compare: $(BUILD)/tests/tools/st_compare.o $(BUILD)/libzquant.a
 $(BUILD)/fault.so: tests/tools/fault.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -shared -fPIC -o $@ $< -ldl
+
+# ---- fuzzing: one harness per parser (tests/fuzz/fuzz_*.c) ------------------
+# Built with clang, ASan and UBSan, the library instrumented for libFuzzer.
+# make check replays every committed corpus input through them (which also
+# proves clang builds zquant); make fuzz mutates, FUZZ_SECONDS per harness.
+FUZZ_CC ?= clang
+FUZZ_BUILD := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -ffp-contract=off -pthread -fno-omit-frame-pointer \
+              -fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize=fuzzer-no-link \
+              -Iinclude -Isrc $(PKG_CFLAGS) -DZQ_VERSION='"$(VERSION)"' -DZQ_SIMD=1 \
+              -DZQ_OPENBLAS_PATH='"$(OPENBLAS_PATH)"'
+FUZZ_LIBS = $(PKG_LIBS) -lm -pthread -fsanitize=address,undefined
+HARNESSES := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+REPLAYS := $(HARNESSES:%=$(FUZZ_BUILD)/replay_%)
+
+$(FUZZ_BUILD)/%.o: %.c | deps-check
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libzquant.a: $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/replay_%: $(FUZZ_BUILD)/tests/fuzz/%.o $(FUZZ_BUILD)/tests/fuzz/replay.o $(FUZZ_BUILD)/libzquant.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
+$(FUZZ_BUILD)/%: $(FUZZ_BUILD)/tests/fuzz/%.o $(FUZZ_BUILD)/libzquant.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(FUZZ_LIBS)
+
+fuzz: $(HARNESSES:%=$(FUZZ_BUILD)/%)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_BUILD)
+
+-include $(wildcard $(FUZZ_BUILD)/src/*/*.d $(FUZZ_BUILD)/tests/fuzz/*.d)

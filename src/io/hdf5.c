@@ -12,6 +12,8 @@
 #include "base/utf8.h"
 #include "io/source_impl.h"
 
+#define CONFIG_LIMIT (16u << 20)
+
 typedef struct {
     hid_t file;
     char **paths; /* dataset path of each tensor */
@@ -170,6 +172,8 @@ static zq_status read_config_attr(zq_source *src, h5_impl *im, zq_error *err)
         else if (!(src->config = strdup(s))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         if (s) H5free_memory(s);
         H5Tclose(mt);
+    } else if (H5Tget_size(type) > CONFIG_LIMIT) {
+        st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': attribute 'config' is larger than %u bytes", src->path, CONFIG_LIMIT);
     } else {
         size_t n = H5Tget_size(type);
         src->config = calloc(n + 1, 1);

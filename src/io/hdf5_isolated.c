@@ -5,13 +5,18 @@
  * a socket: first the tensors and the config, then one block of floats per
  * request. When the helper dies, the call that was waiting on it gets an
  * error naming the file and the signal; no libhdf5 code runs in the caller.
- * (The trust boundary is the process: a file that makes libhdf5 loop
- * forever still makes the command wait.) */
+ * libhdf5 also trusts sizes a file gives (fuzzing found a config attribute
+ * that made it allocate 4 GB and spend seconds filling it): the helper may
+ * map at most 3 GB beyond what it starts with, so such a file fails fast.
+ * (The trust boundary is the process: a file that made libhdf5 loop
+ * forever would still make the command wait.) */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +28,8 @@ enum { TAG_TENSOR = 1, TAG_CONFIG, TAG_DONE, TAG_ERROR, TAG_DATA };
 
 /* Bytes of floats per request: bounds what the helper holds at once. */
 #define BLOCK_BYTES ((uint64_t)16 << 20)
+/* What libhdf5 may allocate in the helper, beyond what it starts with. */
+#define HELPER_HEADROOM ((uint64_t)3 << 30)
 
 typedef struct {
     int sock;
@@ -216,6 +223,24 @@ static zq_status receive_listing(zq_source *src, remote *r, zq_error *err)
     }
 }
 
+/* In the helper: its address space may grow by HELPER_HEADROOM, no more
+ * (nor past a limit it already has). */
+static void bound_memory(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long pages = 0;
+    if (!f) return;
+    int got = fscanf(f, "%llu", &pages);
+    fclose(f);
+    struct rlimit lim;
+    if (got != 1 || getrlimit(RLIMIT_AS, &lim) != 0) return;
+    rlim_t want = (rlim_t)(pages * (unsigned long long)sysconf(_SC_PAGESIZE) + HELPER_HEADROOM);
+    if (lim.rlim_cur == RLIM_INFINITY || want < lim.rlim_cur) {
+        lim.rlim_cur = want;
+        setrlimit(RLIMIT_AS, &lim);
+    }
+}
+
 zq_status zq_hdf5_open(zq_source *src, const char *file, zq_error *err)
 {
     int fd;
@@ -241,6 +266,7 @@ zq_status zq_hdf5_open(zq_source *src, const char *file, zq_error *err)
         int keep = pair[1];
         if (keep > 3) close_range(3, (unsigned)keep - 1, 0);
         close_range((unsigned)keep + 1, ~0u, 0);
+        bound_memory();
         serve(file, keep);
     }
     close(pair[1]);
