@@ -3,7 +3,7 @@
 # missing. Works as root or through sudo. Set ZQ_DEPS_EXTRA to add more
 # (the benchmarks add python3-numpy).
 set -eu
-pkgs="build-essential pkg-config libopenblas-dev libhdf5-dev libcjson-dev libzstd-dev libpcre2-dev ${ZQ_DEPS_EXTRA:-}"
+pkgs="build-essential pkg-config clang libopenblas-dev libhdf5-dev libcjson-dev libzstd-dev libpcre2-dev ${ZQ_DEPS_EXTRA:-}"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
