@@ -79,7 +79,7 @@ $(BUILD)/zquant: $(CLI_OBJ) $(BUILD)/libzquant.a
 $(BUILD)/unit_tests: $(TEST_OBJ) $(BUILD)/libzquant.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libzquant.a $(LDLIBS)
 
-check: $(BUILD)/zquant $(BUILD)/unit_tests $(BUILD)/st_compare $(BUILD)/fault.so $(REPLAYS)
+check: $(BUILD)/zquant $(BUILD)/unit_tests $(BUILD)/st_compare $(BUILD)/fault.so
 	ZQ_BUILD=$(BUILD) ZQ_FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh
 
 demo: $(BUILD)/zquant
@@ -124,6 +124,13 @@ FUZZ_CFLAGS = -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -ffp-contract=off -pth
 FUZZ_LIBS = $(PKG_LIBS) -lm -pthread -fsanitize=address,undefined
 HARNESSES := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 REPLAYS := $(HARNESSES:%=$(FUZZ_BUILD)/replay_%)
+
+# here, not on the check rule above: a prerequisite list is expanded where
+# it is read, and REPLAYS is only defined from this point on
+check: $(REPLAYS)
+# keep the harness objects: make would delete them after check as intermediates,
+# and its 'rm' line would follow the test runner's closing line
+.SECONDARY: $(HARNESSES:%=$(FUZZ_BUILD)/tests/fuzz/%.o) $(FUZZ_BUILD)/tests/fuzz/replay.o
 
 $(FUZZ_BUILD)/%.o: %.c | deps-check
 	@mkdir -p $(dir $@)
