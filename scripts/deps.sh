@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs the Debian packages zquant builds and tests with, if any is
 # missing. Works as root or through sudo. Set ZQ_DEPS_EXTRA to add more
-# (the benchmarks add python3-numpy).
+# (the benchmarks add python3-numpy). nodejs and npm install llama.cpp for
+# the export tests (scripts/llama_cpp_setup.sh).
 set -eu
-pkgs="build-essential pkg-config clang libopenblas-dev libhdf5-dev libcjson-dev libzstd-dev libpcre2-dev ${ZQ_DEPS_EXTRA:-}"
+pkgs="build-essential pkg-config clang nodejs npm libopenblas-dev libhdf5-dev libcjson-dev libzstd-dev libpcre2-dev ${ZQ_DEPS_EXTRA:-}"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

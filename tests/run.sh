@@ -7,7 +7,7 @@ BUILD=${ZQ_BUILD:-build}
 export ZQ_BUILD=$BUILD
 total_pass=0
 total_fail=0
-for suite in "$BUILD/unit_tests" "tests/cli.sh" "tests/hostile.sh" "tests/fuzz.sh"; do
+for suite in "$BUILD/unit_tests" "tests/cli.sh" "tests/hostile.sh" "tests/export.sh" "tests/fuzz.sh"; do
     out=$("$suite" 2>&1)
     rc=$?
     printf '%s\n' "$out" | sed '$d'

@@ -97,6 +97,11 @@ extern const zq_arch_desc zq_arch_table[];
  * followed by it, so any wrapper prefix ("model.", "transformer.") fits. */
 int zq_arch_tensor_match(const zq_arch_tensor *t, const char *name, int *layer);
 
+/* Whether name is a buffer some checkpoints save beside the parameters
+ * (GPT-2's causal mask "attn.bias", rotary "inv_freq", "position_ids"):
+ * every runtime recomputes it, so exporters leave it out. */
+int zq_arch_is_buffer(const char *name);
+
 /* ---- a model's configuration, for the forward pass -------------------------- */
 
 typedef enum { ZQ_GELU_TANH, ZQ_GELU_ERF, ZQ_RELU, ZQ_SILU_GLU } zq_mlp_fn;

@@ -22,6 +22,11 @@ typedef struct {
     const int32_t *calib; /* ZQ_AQ_TENSOR: calibration tokens (NULL: the evaluated ones) */
     size_t ncalib;
     int per_layer;
+    /* when set, each predicted position's log-probabilities go to this file
+     * as float32 little-endian [positions, vocab], in evaluation order
+     * (written atomically; an existing file is replaced only with force) */
+    const char *logprobs_path;
+    int logprobs_force;
     void (*progress)(void *ctx, uint64_t done, uint64_t total, const char *what);
     void *progress_ctx;
 } zq_eval_opts;

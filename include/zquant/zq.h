@@ -116,6 +116,9 @@ uint64_t zq_file_size(const zq_file *f);
 /* Bytes of a section, decompressed if needed (kept until close). */
 zq_status zq_file_section(zq_file *f, size_t i, zq_section_kind kind, const void **data, size_t *len,
                           zq_error *err);
+/* Frees tensor i's decompressed sections (a streaming reader's memory
+ * stays at one tensor); the pointers zq_file_section gave for it die. */
+void zq_file_release(zq_file *f, size_t i);
 /* Checks one section's CRC. */
 zq_status zq_file_verify_section(zq_file *f, size_t i, zq_section_kind kind, zq_error *err);
 /* The tensor as float, in its original shape and layout (numel floats). */

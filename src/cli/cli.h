@@ -22,6 +22,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_lkd(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* A progress bar on stderr, drawn only when stderr is a terminal. */
 typedef struct {

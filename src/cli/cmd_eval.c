@@ -35,18 +35,22 @@ static const char help[] =
     "  --reference FP       also run the FP model: ppl of both, KL(P_fp || P_model),\n"
     "                       top-1 agreement\n"
     "  --per-layer          with --reference: each block's relative output error\n"
+    "  --logprobs FILE      write each predicted position's log-probabilities:\n"
+    "                       float32 little-endian [positions, vocab] (for comparing\n"
+    "                       with another runtime); with -f an existing FILE is replaced\n"
+    "  -f, --force          replace the --logprobs file if it exists\n"
     "  --max-tokens N       evaluate only the first N tokens\n"
     "  -t, --threads N      threads (default: all cores)\n"
     "  --json               machine-readable output on stdout\n"
     "  -h, --help           this help\n";
 
 enum { OPT_TOKENS = 256, OPT_TEXT, OPT_TOKENIZER, OPT_SAMPLE, OPT_SEED, OPT_CTX, OPT_BATCH, OPT_ACT, OPT_CALIB,
-       OPT_REF, OPT_PER_LAYER, OPT_MAX, OPT_JSON };
+       OPT_REF, OPT_PER_LAYER, OPT_MAX, OPT_JSON, OPT_LOGPROBS };
 
 typedef struct {
-    const char *tokens, *text, *tokenizer, *act, *calib, *ref;
+    const char *tokens, *text, *tokenizer, *act, *calib, *ref, *logprobs;
     long sample_n, sample_len, seed, ctx, batch, max_tokens, threads;
-    int per_layer, json;
+    int per_layer, json, force;
 } eval_args;
 
 static int parse_args(int argc, char **argv, eval_args *a)
@@ -59,6 +63,7 @@ static int parse_args(int argc, char **argv, eval_args *a)
         {"calib", required_argument, NULL, OPT_CALIB}, {"reference", required_argument, NULL, OPT_REF},
         {"per-layer", no_argument, NULL, OPT_PER_LAYER}, {"max-tokens", required_argument, NULL, OPT_MAX},
         {"threads", required_argument, NULL, 't'}, {"json", no_argument, NULL, OPT_JSON},
+        {"logprobs", required_argument, NULL, OPT_LOGPROBS}, {"force", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     a->seed = 1;
@@ -66,7 +71,7 @@ static int parse_args(int argc, char **argv, eval_args *a)
     int c;
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":t:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:fh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_TOKENS: a->tokens = optarg; break;
         case OPT_TEXT: a->text = optarg; break;
@@ -99,6 +104,8 @@ static int parse_args(int argc, char **argv, eval_args *a)
             if (cli_number("eval", "--threads", optarg, 1, 1024, &a->threads)) return ZQ_ERR_USAGE;
             break;
         case OPT_JSON: a->json = 1; break;
+        case OPT_LOGPROBS: a->logprobs = optarg; break;
+        case 'f': a->force = 1; break;
         case 'h': fputs(help, stdout); return 0;
         case ':': return cli_usage("eval", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage("eval", "unknown option '%s'", argv[optind - 1]);
@@ -204,7 +211,8 @@ int cmd_eval(int argc, char **argv)
         if (a.sample_n && !a.ctx) ctx = (int)a.sample_len;
         cli_progress prog;
         cli_progress_init(&prog, "eval", a.json, 0);
-        zq_eval_opts o = {ctx, (int)a.batch, act, calib, ncalib, a.per_layer, cli_progress_update, &prog};
+        zq_eval_opts o = {ctx, (int)a.batch, act, calib, ncalib, a.per_layer, a.logprobs, a.force,
+                          cli_progress_update, &prog};
         st = zq_eval(net, ref, ids, n, &o, &res, &err);
         cli_progress_end(&prog);
         if (st == ZQ_OK) print_result(&a, model, act, ctx, &res);

@@ -18,6 +18,7 @@ static const command commands[] = {
     {"lkd", cmd_lkd, "layer-by-layer distillation, then quantize (what makes INT4 usable)"},
     {"inspect", cmd_inspect, "list the tensors of a .zq file, their bits and errors"},
     {"verify", cmd_verify, "check the structure and checksums of a .zq file"},
+    {"export", cmd_export, "a .zq file as GGUF (llama.cpp) or compressed-tensors (vLLM)"},
     {"dequantize", cmd_dequantize, "write a .zq file back out as a plain safetensors checkpoint"},
     {"eval", cmd_eval, "perplexity, and KL / top-1 against the FP model"},
     {"generate", cmd_generate, "continue a prompt, greedy or sampled, and print the ids"},

@@ -15,12 +15,18 @@ const struct option cli_qopts[] = {
     {"rule", required_argument, NULL, OPT_RULE}, {"include", required_argument, NULL, OPT_INCLUDE},
     {"exclude", required_argument, NULL, OPT_EXCLUDE}, {"act", required_argument, NULL, OPT_ACT},
     {"threads", required_argument, NULL, 't'},  {"compress", optional_argument, NULL, OPT_COMPRESS},
-    {"force", no_argument, NULL, 'f'},          {NULL, 0, NULL, 0}};
+    {"force", no_argument, NULL, 'f'},          {"for", required_argument, NULL, OPT_FOR},
+    {NULL, 0, NULL, 0}};
 
 const char cli_qopts_help[] =
     "  -o, --output FILE     the .zq file to write (required)\n"
     "  -p, --preset NAME     w8a8 (default), w8a16, w4/8a16, w4/8a8, w4a16;\n"
     "                        w4/8: INT4 in MLP/FC weights, INT8 in attention\n"
+    "      --for RUNTIME     llama.cpp or vllm: only layouts that runtime executes,\n"
+    "                        so `zquant export` takes every tensor (llama.cpp:\n"
+    "                        groups of 32, inputs not a multiple of 32 kept FP16;\n"
+    "                        vllm: INT8 per row with INT8 activations, else\n"
+    "                        groups of 128 or per row)\n"
     "      --group-size N    N weights per group along the input dimension\n"
     "                        (default 128; 1 to 1048576)\n"
     "      --groups G        the paper's split instead: G blocks of whole output rows\n"
@@ -75,18 +81,24 @@ int cli_qargs_option(cli_qargs *q, int c, char *arg, const char *cmd)
         if (!zq_preset_find(arg)) return cli_usage(cmd, "unknown preset '%s' (w8a8, w8a16, w4/8a16, w4/8a8, w4a16)", arg);
         o->preset = arg;
         return 0;
+    case OPT_FOR:
+        o->runtime = zq_runtime_parse(arg);
+        if (!o->runtime) return cli_usage(cmd, "--for takes llama.cpp or vllm, not '%s'", arg);
+        return 0;
     case OPT_GROUP_SIZE:
         if (cli_number(cmd, "--group-size", arg, 1, ZQ_MAX_GROUP_SIZE, &v)) return ZQ_ERR_USAGE;
         o->base.gran = ZQ_GRAN_GROUP;
         o->base.group_size = (uint32_t)v;
+        q->gran_given = 1;
         return 0;
     case OPT_GROUPS:
         if (cli_number(cmd, "--groups", arg, 1, ZQ_MAX_GROUP_SIZE, &v)) return ZQ_ERR_USAGE;
         o->base.gran = ZQ_GRAN_BLOCKS;
         o->base.blocks = (uint32_t)v;
+        q->gran_given = 1;
         return 0;
-    case OPT_PER_ROW: o->base.gran = ZQ_GRAN_ROW; return 0;
-    case OPT_PER_TENSOR: o->base.gran = ZQ_GRAN_TENSOR; return 0;
+    case OPT_PER_ROW: o->base.gran = ZQ_GRAN_ROW, q->gran_given = 1; return 0;
+    case OPT_PER_TENSOR: o->base.gran = ZQ_GRAN_TENSOR, q->gran_given = 1; return 0;
     case OPT_ASYM: o->base.symmetric = 0; return 0;
     case OPT_SYM: o->base.symmetric = 1; return 0;
     case OPT_RULE: return push_rule(q, arg) ? 0 : cli_usage(cmd, "--rule takes GLOB=SPEC, not '%s'", arg);
@@ -120,6 +132,7 @@ void cli_qargs_finish(cli_qargs *q)
     q->o.ninclude = q->ninclude;
     q->o.exclude = q->exclude;
     q->o.nexclude = q->nexclude;
+    if (q->o.runtime == ZQ_RUNTIME_LLAMA_CPP && !q->gran_given) q->o.base.group_size = 32; /* ggml's block */
 }
 
 void cli_qargs_free(cli_qargs *q)

@@ -7,7 +7,7 @@
 #include "zquant/quantize.h"
 
 enum { OPT_GROUP_SIZE = 256, OPT_GROUPS, OPT_PER_ROW, OPT_PER_TENSOR, OPT_ASYM, OPT_SYM, OPT_RULE, OPT_INCLUDE,
-       OPT_EXCLUDE, OPT_ACT, OPT_COMPRESS, OPT_FIRST_FREE };
+       OPT_EXCLUDE, OPT_ACT, OPT_COMPRESS, OPT_FOR, OPT_FIRST_FREE };
 
 extern const struct option cli_qopts[]; /* terminated by a zero entry */
 extern const char cli_qopts_help[];     /* their lines for --help */
@@ -17,12 +17,14 @@ typedef struct {
     zq_rule *rules;
     const char **include, **exclude;
     size_t nrules, ninclude, nexclude;
+    int gran_given; /* a granularity option was given: --for keeps it */
 } cli_qargs;
 
 void cli_qargs_init(cli_qargs *q);
 /* -1: not one of these options; 0: taken; else the usage error's exit code */
 int cli_qargs_option(cli_qargs *q, int c, char *arg, const char *cmd);
-/* Points q->o at the collected lists (call after parsing). */
+/* Points q->o at the collected lists and applies --for's default group
+ * size (call after parsing). */
 void cli_qargs_finish(cli_qargs *q);
 void cli_qargs_free(cli_qargs *q);
 

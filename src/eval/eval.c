@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/le.h"
 #include "eval/run.h"
+#include "io/atomic.h"
 
 /* log-softmax pieces of one row: max and log-sum-exp */
 static double logsumexp(const float *z, int V)
@@ -23,7 +25,15 @@ typedef struct {
     double nll, ref_nll, kl;
     uint64_t count, agree;
     double *lerr, *lref; /* per layer: sum (x - x_ref)^2, sum x_ref^2 */
+    zq_atomic *logprobs;  /* NULL: not asked for */
+    unsigned char *lpbuf; /* one position's, little-endian */
 } sums;
+
+static zq_status put_logprobs(sums *acc, const float *z, int V, double lse, zq_error *err)
+{
+    for (int i = 0; i < V; i++) zq_store_lef32(acc->lpbuf + 4 * (size_t)i, (float)(z[i] - lse));
+    return zq_atomic_write(acc->logprobs, acc->lpbuf, 4 * (size_t)V, err);
+}
 
 /* One batch of B windows of T tokens through both models. */
 static zq_status run_batch(zq_run *m, zq_run *r, zq_workspace *ws, const int32_t *tok, int B, int T, int per_layer,
@@ -58,6 +68,7 @@ static zq_status run_batch(zq_run *m, zq_run *r, zq_workspace *ws, const int32_t
                 const float *zm = m->logits + (size_t)k * V;
                 double lse = logsumexp(zm, V);
                 acc->nll += lse - zm[target];
+                if (acc->logprobs) ZQ_TRY(put_logprobs(acc, zm, V, lse, err));
                 acc->count++;
                 if (!r) continue;
                 const float *zr = r->logits + (size_t)k * V;
@@ -117,7 +128,14 @@ zq_status zq_eval(zq_net *net, zq_net *ref, const int32_t *tokens, size_t n, con
     sums acc = {0};
     acc.lerr = calloc((size_t)a->n_layers, sizeof(double));
     acc.lref = calloc((size_t)a->n_layers, sizeof(double));
+    zq_atomic lp;
     zq_status st = ws && acc.lerr && acc.lref ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK && o->logprobs_path) {
+        acc.lpbuf = malloc(4 * (size_t)a->vocab);
+        st = acc.lpbuf ? zq_atomic_open(&lp, o->logprobs_path, o->logprobs_force, err)
+                       : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        if (st == ZQ_OK) acc.logprobs = &lp;
+    }
     if (st == ZQ_OK) st = zq_run_init(&m, net, o->act == ZQ_AQ_TENSOR ? ZQ_AQ_NONE : o->act, (size_t)batch * ctx, err);
     if (st == ZQ_OK && ref) st = zq_run_init(&r, ref, ZQ_AQ_NONE, (size_t)batch * ctx, err);
     if (st == ZQ_OK && o->act == ZQ_AQ_TENSOR)
@@ -147,6 +165,9 @@ zq_status zq_eval(zq_net *net, zq_net *ref, const int32_t *tokens, size_t n, con
                 res->layer_rel_err[l] = acc.lref[l] > 0 ? sqrt(acc.lerr[l] / acc.lref[l]) : 0;
         }
     }
+    if (acc.logprobs && st == ZQ_OK) st = zq_atomic_commit(&lp, err);
+    else if (acc.logprobs) zq_atomic_abort(&lp);
+    free(acc.lpbuf);
     zq_run_free(&m);
     if (ref) zq_run_free(&r);
     free(acc.lerr);

@@ -7,13 +7,13 @@
 
 #include "base/le.h"
 
-unsigned char *zq_st_header(const zq_st_entry *e, size_t n, size_t esize, size_t *len)
+unsigned char *zq_st_header(const zq_st_entry *e, size_t n, size_t *len)
 {
     cJSON *root = cJSON_CreateObject();
     uint64_t at = 0;
     for (size_t i = 0; i < n; i++) {
         cJSON *o = cJSON_AddObjectToObject(root, e[i].name);
-        cJSON_AddStringToObject(o, "dtype", esize == 2 ? "F16" : "F32");
+        cJSON_AddStringToObject(o, "dtype", e[i].dtype);
         cJSON *shape = cJSON_AddArrayToObject(o, "shape");
         uint64_t numel = 1;
         for (int d = 0; d < e[i].ndim; d++) {
@@ -22,8 +22,8 @@ unsigned char *zq_st_header(const zq_st_entry *e, size_t n, size_t esize, size_t
         }
         cJSON *offs = cJSON_AddArrayToObject(o, "data_offsets");
         cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)at));
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(at + numel * esize)));
-        at += numel * esize;
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(at + numel * e[i].esize)));
+        at += numel * e[i].esize;
     }
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);

@@ -131,10 +131,10 @@ zq_status lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arc
         const zq_net_tensor *u = &tr->p[k].u;
         shapes[k][0] = u->conv1d ? u->cols : u->rows;
         shapes[k][1] = u->conv1d ? u->rows : u->cols;
-        e[k] = (zq_st_entry){u->name, u->vector ? 1 : 2, shapes[k]};
+        e[k] = (zq_st_entry){u->name, u->vector ? 1 : 2, shapes[k], ZQ_ST_F32};
     }
     size_t hlen;
-    unsigned char *header = zq_st_header(e, (size_t)tr->np, 4, &hlen);
+    unsigned char *header = zq_st_header(e, (size_t)tr->np, &hlen);
     char *path = lkd_patch_path(w, layer);
     zq_atomic f;
     zq_status st = header && path ? zq_atomic_open(&f, path, 1, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");

@@ -188,6 +188,17 @@ const zq_arch_desc zq_arch_table[] = {
      NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
+int zq_arch_is_buffer(const char *name)
+{
+    static const char *suffixes[] = {".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq", "position_ids"};
+    size_t n = strlen(name);
+    for (size_t k = 0; k < sizeof suffixes / sizeof *suffixes; k++) {
+        size_t m = strlen(suffixes[k]);
+        if (n >= m && !strcmp(name + n - m, suffixes[k])) return 1;
+    }
+    return 0;
+}
+
 const zq_arch_desc *zq_arch_find(const char *model_type)
 {
     for (const zq_arch_desc *d = zq_arch_table; d->model_types[0]; d++)

@@ -53,6 +53,64 @@ static int matches_any(const char *const *globs, size_t n, const char *name)
     return 0;
 }
 
+static zq_act_mode act_of(const zq_quantize_opts *o, const zq_preset *preset)
+{
+    return o->act_given ? o->act : preset->act;
+}
+
+zq_runtime zq_runtime_parse(const char *name)
+{
+    if (!strcmp(name, "llama.cpp") || !strcmp(name, "gguf")) return ZQ_RUNTIME_LLAMA_CPP;
+    if (!strcmp(name, "vllm")) return ZQ_RUNTIME_VLLM;
+    return ZQ_RUNTIME_ANY;
+}
+
+const char *zq_runtime_name(zq_runtime r)
+{
+    return r == ZQ_RUNTIME_LLAMA_CPP ? "llama.cpp" : r == ZQ_RUNTIME_VLLM ? "vllm" : "any";
+}
+
+/* Makes spec one the runtime executes for a tensor info, or says why the
+ * options ask for one it cannot. */
+static zq_status fit_runtime(const zq_quantize_opts *o, zq_act_mode act, const zq_tensor_info *info,
+                             zq_tensor_role role, zq_qspec *spec, zq_error *err)
+{
+    const char *rt = zq_runtime_name(o->runtime);
+    if (info->ndim != 2) { /* neither runtime stores a vector's codes */
+        spec->bits = FP16_BITS;
+        return ZQ_OK;
+    }
+    uint64_t in = (uint64_t)info->shape[role.transposed ? 0 : 1];
+    if (o->runtime == ZQ_RUNTIME_LLAMA_CPP) {
+        if (in % 32) spec->bits = FP16_BITS; /* no ggml block fits */
+        else if (spec->bits == 8 && !spec->symmetric)
+            return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for %s: asymmetric INT8 has no GGUF type (drop --asym)",
+                           info->name, rt);
+        else if (spec->gran == ZQ_GRAN_GROUP && spec->group_size % 32)
+            return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for %s: groups of %u do not line up with GGUF's blocks of 32",
+                           info->name, rt, spec->group_size);
+        return ZQ_OK;
+    }
+    if (!spec->symmetric)
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for %s: vLLM's kernels take symmetric weights (drop --asym)",
+                       info->name, rt);
+    if (act == ZQ_AQ_TENSOR)
+        return zq_fail(err, ZQ_ERR_USAGE, "--for %s: static int8-tensor activation scales are calibrated by zquant "
+                       "eval, not stored; use int8-token", rt);
+    if (act == ZQ_AQ_TOKEN && spec->bits == 8) { /* vLLM's INT8 W8A8: one scale per output row */
+        if (spec->gran == ZQ_GRAN_GROUP) spec->gran = ZQ_GRAN_ROW;
+        return ZQ_OK;
+    }
+    if (spec->gran == ZQ_GRAN_GROUP && spec->group_size != 32 && spec->group_size != 64 && spec->group_size != 128)
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for %s: vLLM's INT4/INT8 weight-only kernels take groups of 32, 64 "
+                       "or 128, not %u", info->name, rt, spec->group_size);
+    if (spec->gran == ZQ_GRAN_GROUP && in % spec->group_size) spec->gran = ZQ_GRAN_ROW;
+    if (spec->gran == ZQ_GRAN_TENSOR || spec->gran == ZQ_GRAN_BLOCKS)
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for %s: weight-only INT%d takes groups along the input or one per "
+                       "row", info->name, rt, spec->bits);
+    return ZQ_OK;
+}
+
 static zq_status plan_spec(const zq_quantize_opts *o, const zq_preset *preset, const zq_tensor_info *info,
                            zq_tensor_role role, zq_qspec *spec, zq_error *err)
 {
@@ -68,18 +126,15 @@ static zq_status plan_spec(const zq_quantize_opts *o, const zq_preset *preset, c
         ZQ_TRY(zq_qspec_parse(o->rules[k].spec, &s, err));
         *spec = s;
     }
+    if (o->runtime && zq_qspec_quantized(spec)) return fit_runtime(o, act_of(o, preset), info, role, spec, err);
     return ZQ_OK;
-}
-
-static zq_act_mode act_of(const zq_quantize_opts *o, const zq_preset *preset)
-{
-    return o->act_given ? o->act : preset->act;
 }
 
 static char *recipe_json(const zq_quantize_opts *o, const zq_preset *preset)
 {
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "preset", preset->name);
+    if (o->runtime) cJSON_AddStringToObject(r, "for", zq_runtime_name(o->runtime));
     cJSON *w = cJSON_AddObjectToObject(r, "weights");
     zq_qspec s = o->base;
     char buf[64];

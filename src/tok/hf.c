@@ -79,14 +79,15 @@ static int merge_rank(const zq_hf *hf, int a, int b)
     }
 }
 
-static void merge_put(zq_hf *hf, int a, int b, int rank)
+static int merge_put(zq_hf *hf, int a, int b, int rank)
 {
     uint64_t key = ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) + 1;
     size_t k = mix(key) & (hf->msize - 1);
     while (hf->mkey[k] && hf->mkey[k] != key) k = (k + 1) & (hf->msize - 1);
-    if (hf->mkey[k]) return; /* a repeated merge keeps its first rank */
+    if (hf->mkey[k]) return 0; /* a repeated merge keeps its first rank */
     hf->mkey[k] = key;
     hf->mrank[k] = rank;
+    return 1;
 }
 
 #define BAD(...) zq_fail(err, ZQ_ERR_FORMAT, __VA_ARGS__)
@@ -211,25 +212,26 @@ static zq_status merges(zq_tokenizer *t, zq_hf *hf, const cJSON *list, const cha
     hf->mkey = calloc(hf->msize, sizeof *hf->mkey);
     hf->mrank = calloc(hf->msize, sizeof *hf->mrank);
     if (!hf->mkey || !hf->mrank) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    int rank = 0;
+    int rank = 0, at = -1;
     const cJSON *it;
     cJSON_ArrayForEach(it, list) {
+        at++;
         const char *a, *b;
         size_t la, lb;
         if (cJSON_IsString(it)) { /* "a b" */
             const char *sp = strchr(it->valuestring, ' ');
-            if (!sp) return BAD("'%s': merge %d is not \"left right\"", path, rank);
+            if (!sp) return BAD("'%s': merge %d is not \"left right\"", path, at);
             a = it->valuestring, la = (size_t)(sp - a), b = sp + 1, lb = strlen(b);
         } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 && cJSON_IsString(cJSON_GetArrayItem(it, 0)) &&
                    cJSON_IsString(cJSON_GetArrayItem(it, 1))) { /* ["a", "b"] */
             a = cJSON_GetArrayItem(it, 0)->valuestring, b = cJSON_GetArrayItem(it, 1)->valuestring;
             la = strlen(a), lb = strlen(b);
         } else {
-            return BAD("'%s': merge %d is neither \"left right\" nor a pair", path, rank);
+            return BAD("'%s': merge %d is neither \"left right\" nor a pair", path, at);
         }
         int ia = zq_tok_lookup(t, a, la), ib = zq_tok_lookup(t, b, lb);
-        if (ia < 0 || ib < 0) return BAD("'%s': merge %d names a piece that is not in the vocabulary", path, rank);
-        merge_put(hf, ia, ib, rank++);
+        if (ia < 0 || ib < 0) return BAD("'%s': merge %d names a piece that is not in the vocabulary", path, at);
+        rank += merge_put(hf, ia, ib, rank); /* ranks stay 0..n-1 */
     }
     return ZQ_OK;
 }
@@ -277,6 +279,32 @@ zq_status zq_hf_load(zq_tokenizer *t, const char *path, const char *json, zq_err
     t->table = NULL;
     cJSON_Delete(root);
     return st;
+}
+
+int zq_hf_byte_level(const zq_tokenizer *t)
+{
+    return t->hf && t->hf->byte_level;
+}
+
+int zq_hf_unk(const zq_tokenizer *t)
+{
+    return t->hf ? t->hf->unk : -1;
+}
+
+size_t zq_hf_merges(const zq_tokenizer *t, int32_t (*pairs)[2])
+{
+    const zq_hf *hf = t->hf;
+    size_t n = 0;
+    for (size_t k = 0; hf && k < hf->msize; k++) {
+        if (!hf->mkey[k]) continue;
+        uint64_t key = hf->mkey[k] - 1;
+        if (pairs) {
+            pairs[hf->mrank[k]][0] = (int32_t)(key >> 32);
+            pairs[hf->mrank[k]][1] = (int32_t)(uint32_t)key;
+        }
+        n++;
+    }
+    return n;
 }
 
 static int hf_pair(const zq_tokenizer *t, int a, int b, int *merged, float *score)

@@ -44,6 +44,15 @@ zq_status zq_hf_encode(const zq_tokenizer *t, const char *text, size_t len, int3
                        zq_error *err);
 const char *zq_hf_decode(const zq_tokenizer *t, int32_t prev, int32_t id, size_t *len);
 
+/* For writers of other formats (GGUF): whether the pieces are GPT-2
+ * byte-level, the unknown piece (-1: none), and the merges. zq_hf_merges
+ * returns how many there are and, when pairs is not NULL, fills pairs[rank]
+ * with the left and right ids of each (ranks are 0..n-1: a repeated merge
+ * keeps its first rank and later ones are not counted). */
+int zq_hf_byte_level(const zq_tokenizer *t);
+int zq_hf_unk(const zq_tokenizer *t);
+size_t zq_hf_merges(const zq_tokenizer *t, int32_t (*pairs)[2]);
+
 /* Makes room for `more` ids. */
 int zq_tok_reserve(int32_t **ids, size_t n, size_t *cap, size_t more);
 

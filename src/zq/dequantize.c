@@ -19,9 +19,9 @@ static unsigned char *build_header(const zq_file *f, size_t esize, size_t *len)
     if (!e) return NULL;
     for (size_t i = 0; i < n; i++) {
         const zq_tensor *t = zq_file_tensor(f, i);
-        e[i] = (zq_st_entry){t->name, t->ndim, t->shape};
+        e[i] = (zq_st_entry){t->name, t->ndim, t->shape, esize == 2 ? "F16" : "F32", esize};
     }
-    unsigned char *h = zq_st_header(e, n, esize, len);
+    unsigned char *h = zq_st_header(e, n, len);
     free(e);
     return h;
 }

@@ -171,7 +171,7 @@ void zq_file_close(zq_file *f)
     if (!f) return;
     for (size_t i = 0; i < f->count; i++) {
         free(f->tensors[i].name);
-        for (int k = 0; k < ZQ_SEC_COUNT; k++) free(f->inflated[i * ZQ_SEC_COUNT + k]);
+        if (f->inflated) zq_file_release(f, i);
     }
     free(f->inflated);
     free(f->tensors);
@@ -235,6 +235,14 @@ zq_status zq_file_section(zq_file *f, size_t i, zq_section_kind kind, const void
     }
     *data = *slot;
     return ZQ_OK;
+}
+
+void zq_file_release(zq_file *f, size_t i)
+{
+    for (int k = 0; k < ZQ_SEC_COUNT; k++) {
+        free(f->inflated[i * ZQ_SEC_COUNT + k]);
+        f->inflated[i * ZQ_SEC_COUNT + k] = NULL;
+    }
 }
 
 static zq_status dequantize(zq_file *f, size_t i, float *out, int original_layout, zq_error *err)

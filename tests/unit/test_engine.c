@@ -104,7 +104,7 @@ TEST(streamed_weights_give_the_same_result)
     for (int k = 0; ids && k < 2; k++) {
         zq_net *net = NULL;
         CHECK(zq_net_open("data/models/stories260K", k ? 1 : 0, &net, &err) == ZQ_OK);
-        zq_eval_opts o = {128, 2, ZQ_AQ_NONE, NULL, 0, 0, NULL, NULL};
+        zq_eval_opts o = {.ctx = 128, .batch = 2, .act = ZQ_AQ_NONE};
         zq_eval_result r;
         CHECK(net && zq_eval(net, NULL, ids, n, &o, &r, &err) == ZQ_OK);
         nll[k] = r.nll;

@@ -1,0 +1,121 @@
+/* zquant export: a .zq file to GGUF (llama.cpp) or compressed-tensors (vLLM). */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "zquant/export.h"
+
+static const char help[] =
+    "usage: zquant export MODEL.zq -o OUT.gguf [options]\n"
+    "       zquant export MODEL.zq -o OUT_DIR --format compressed-tensors [options]\n"
+    "\n"
+    "Writes the quantized model for the runtimes people deploy: a GGUF file for\n"
+    "llama.cpp, or a Hugging Face folder with a compressed-tensors\n"
+    "quantization_config for vLLM. The codes and scales in MODEL.zq are\n"
+    "carried over exactly; a tensor the target cannot hold stops the export\n"
+    "before anything is written (quantize --for llama.cpp|vllm avoids that).\n"
+    "\n"
+    "  -o, --output PATH   the .gguf file or the folder to write (required)\n"
+    "      --format F      gguf or compressed-tensors (default: gguf when PATH\n"
+    "                      ends in .gguf, else compressed-tensors)\n"
+    "      --from DIR      the original model folder: its tokenizer becomes the\n"
+    "                      GGUF vocabulary; its tokenizer and generation files are\n"
+    "                      copied into a compressed-tensors folder\n"
+    "                      (default: the folder MODEL.zq is in)\n"
+    "      --tokenizer F   GGUF: the tokenizer.bin or tokenizer.json to use\n"
+    "      --no-vocab      GGUF: write no vocabulary (llama.cpp's no_vocab)\n"
+    "      --name NAME     GGUF general.name (default: MODEL.zq's file name)\n"
+    "  -f, --force         replace PATH if it exists\n"
+    "      --json          print the report as JSON on stdout\n"
+    "  -q, --quiet         no progress bar, no summary\n"
+    "  -h, --help          this help\n";
+
+enum { OPT_FORMAT = 256, OPT_FROM, OPT_TOKENIZER, OPT_NO_VOCAB, OPT_NAME, OPT_JSON };
+
+/* The model folder: --from, else the .zq file's own folder. */
+static char *model_dir(const char *from, const char *input)
+{
+    if (from) return strdup(from);
+    const char *slash = strrchr(input, '/');
+    return slash ? strndup(input, (size_t)(slash - input)) : strdup(".");
+}
+
+static void report(const zq_export_opts *o, const zq_export_report *r, double seconds, int json)
+{
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "output", o->output);
+        cJSON_AddStringToObject(j, "format", zq_export_format_name(r->format));
+        cJSON_AddNumberToObject(j, "tensors", (double)r->tensors);
+        cJSON_AddNumberToObject(j, "quantized", (double)r->quantized);
+        cJSON_AddNumberToObject(j, "bytes", (double)r->bytes);
+        cJSON_AddNumberToObject(j, "files", (double)r->files);
+        cJSON_AddStringToObject(j, "types", r->summary);
+        cJSON_AddStringToObject(j, "note", r->note);
+        cJSON_AddNumberToObject(j, "seconds", seconds);
+        cli_json_print(stdout, j);
+        return;
+    }
+    printf("%s: %s, %zu tensors (%zu quantized), %.2f MB in %.2f s\n", o->output, zq_export_format_name(r->format),
+           r->tensors, r->quantized, (double)r->bytes / 1e6, seconds);
+    printf("  %s\n", r->summary);
+    if (r->note[0]) printf("  note: %s\n", r->note);
+}
+
+int cmd_export(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'},      {"format", required_argument, NULL, OPT_FORMAT},
+        {"from", required_argument, NULL, OPT_FROM},   {"tokenizer", required_argument, NULL, OPT_TOKENIZER},
+        {"no-vocab", no_argument, NULL, OPT_NO_VOCAB}, {"name", required_argument, NULL, OPT_NAME},
+        {"force", no_argument, NULL, 'f'},             {"json", no_argument, NULL, OPT_JSON},
+        {"quiet", no_argument, NULL, 'q'},             {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    zq_export_opts o = {0};
+    const char *from = NULL;
+    int json = 0, quiet = 0, c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:fqh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': o.output = optarg; break;
+        case OPT_FORMAT:
+            o.format = zq_export_format_parse(optarg);
+            if (o.format == ZQ_EXPORT_AUTO)
+                return cli_usage("export", "--format must be gguf or compressed-tensors, not '%s'", optarg);
+            break;
+        case OPT_FROM: from = optarg; break;
+        case OPT_TOKENIZER: o.tokenizer = optarg; break;
+        case OPT_NO_VOCAB: o.no_vocab = 1; break;
+        case OPT_NAME: o.name = optarg; break;
+        case 'f': o.force = 1; break;
+        case OPT_JSON: json = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(help, stdout); return 0;
+        case ':': return cli_usage("export", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage("export", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1) return cli_usage("export", "expected one MODEL.zq");
+    if (!o.output) return cli_usage("export", "no output given (-o OUT.gguf or -o OUT_DIR)");
+    if (o.tokenizer && o.no_vocab) return cli_usage("export", "--tokenizer and --no-vocab contradict each other");
+    o.input = argv[optind];
+    char *dir = model_dir(from, o.input), *tok = NULL;
+    if (!o.tokenizer && !o.no_vocab && dir) o.tokenizer = tok = cli_find_tokenizer(dir);
+    o.model_dir = dir;
+    cli_progress bar;
+    cli_progress_init(&bar, "export", quiet || json, 1);
+    o.progress = cli_progress_update;
+    o.progress_ctx = &bar;
+    zq_export_report r;
+    zq_error err = {0};
+    double t0 = cli_now();
+    zq_status st = zq_export(&o, &r, &err);
+    cli_progress_end(&bar);
+    if (st == ZQ_OK && !quiet) report(&o, &r, cli_now() - t0, json);
+    free(dir);
+    free(tok);
+    return st == ZQ_OK ? 0 : cli_fail(&err);
+}

@@ -1,0 +1,387 @@
+/* A .zq file as a GGUF v3 file for llama.cpp. Every tensor is first
+ * planned (its GGUF name from the architecture table, its ggml type, its
+ * size), so a tensor GGUF cannot hold exactly stops the export before a
+ * byte is written; then the header and the tensors are streamed, one
+ * tensor's sections in memory at a time.
+ *
+ * What maps exactly: symmetric INT8 codes are Q8_0's, symmetric INT4 codes
+ * are Q4_0's (stored +8), scale-and-minimum INT4 is Q4_1, as long as each
+ * 32-wide block along the input lies in one zquant group (groups a multiple
+ * of 32 wide, or one group per row) - then the block's scale is that
+ * group's FP16 scale, copied. Llama's q and k rows are reordered from
+ * Hugging Face's rotate-halves layout to llama.cpp's rotate-pairs one;
+ * whole rows move with their scales, nothing is rounded again. */
+#include "export/export_impl.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/le.h"
+#include "base/util.h"
+#include "io/atomic.h"
+#include "zq/meta.h"
+#include "zquant/fp16.h"
+
+#define GGUF_VERSION 3u
+#define GGUF_ALIGN 32u
+#define QK 32u /* values per ggml block */
+
+enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q4_1 = 3, GGML_Q8_0 = 8, GGML_NTYPES = 9 };
+/* llama.cpp's general.file_type for a file whose weights are mostly this type */
+static const int ftype_of[GGML_NTYPES] = {[GGML_F32] = 0, [GGML_F16] = 1, [GGML_Q4_0] = 2, [GGML_Q4_1] = 3,
+                                          [GGML_Q8_0] = 7};
+static const char *const type_name[GGML_NTYPES] = {[GGML_F32] = "F32", [GGML_F16] = "F16", [GGML_Q4_0] = "Q4_0",
+                                                   [GGML_Q4_1] = "Q4_1", [GGML_Q8_0] = "Q8_0"};
+
+static uint64_t type_row_bytes(int type, uint64_t n)
+{
+    switch (type) {
+    case GGML_F32: return 4 * n;
+    case GGML_F16: return 2 * n;
+    case GGML_Q4_0: return n / QK * 18;
+    case GGML_Q4_1: return n / QK * 20;
+    default: return n / QK * 34; /* Q8_0 */
+    }
+}
+
+typedef struct {
+    size_t index; /* in the .zq */
+    char name[128];
+    int type;
+    int ndim;
+    uint64_t rows, cols; /* as written: rows of cols values (a vector: rows of one value) */
+    uint64_t bytes, offset;
+    int heads; /* > 0: rows reordered from rotate-halves to rotate-pairs, per head */
+    int conv1d; /* an FP16 matrix stored [in, out], written [out, in] */
+} gg_tensor;
+
+/* The source row that GGUF row gr comes from: within a head of hd rows,
+ * GGUF row 2i+j is Hugging Face's row j*hd/2 + i. */
+static uint64_t source_row(const gg_tensor *g, uint64_t gr)
+{
+    if (!g->heads) return gr;
+    uint64_t hd = g->rows / (uint64_t)g->heads, h = gr / hd, r = gr % hd;
+    return h * hd + (r % 2) * (hd / 2) + r / 2;
+}
+
+/* The ggml type a quantized tensor's codes are, or a refusal. */
+static zq_status quantized_type(const zq_file *f, const zq_tensor *t, int *type, zq_error *err)
+{
+    const zq_grid *g = &t->grid;
+    const char *path = zq_file_path(f);
+    if (g->cols % QK)
+        return zq_fail(err, ZQ_ERR_FORMAT,
+                       "'%s': tensor '%s': %llu inputs per row is not a multiple of 32, which GGUF's quantized types "
+                       "need; %s (it keeps such tensors FP16)",
+                       path, t->name, (unsigned long long)g->cols, ZQ_HINT_GGUF);
+    if (g->col_groups > 1 && g->group_cols % QK)
+        return zq_fail(err, ZQ_ERR_FORMAT,
+                       "'%s': tensor '%s': groups of %llu along the input do not line up with GGUF's blocks of 32; %s "
+                       "(groups of 32)",
+                       path, t->name, (unsigned long long)g->group_cols, ZQ_HINT_GGUF);
+    if (t->spec.bits == 8 && !t->spec.symmetric)
+        return zq_fail(err, ZQ_ERR_FORMAT,
+                       "'%s': tensor '%s': asymmetric INT8 has no GGUF type (Q8_0 is symmetric); %s (symmetric)", path,
+                       t->name, ZQ_HINT_GGUF);
+    *type = t->spec.bits == 8 ? GGML_Q8_0 : t->spec.symmetric ? GGML_Q4_0 : GGML_Q4_1;
+    return ZQ_OK;
+}
+
+static zq_status plan_tensor(const zq_file *f, const zq_arch *a, size_t i, gg_tensor *g, int *skip, zq_error *err)
+{
+    const zq_tensor *t = zq_file_tensor(f, i);
+    const char *path = zq_file_path(f);
+    int layer = -1;
+    const zq_arch_tensor *row = zq_export_row(a->desc, t->name, &layer);
+    *skip = !row && zq_arch_is_buffer(t->name);
+    if (*skip) return ZQ_OK;
+    if (!row || !row->gguf)
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' has no llama.cpp name for a %s model", path, t->name,
+                       a->model_type);
+    memset(g, 0, sizeof *g);
+    g->index = i;
+    snprintf(g->name, sizeof g->name, row->gguf, layer);
+    if (row->flags & ZQ_T_ROPE_HALVES) g->heads = row->part == ZQ_PART_K ? a->n_kv_heads : a->n_heads;
+    g->ndim = t->ndim;
+    if (zq_qspec_quantized(&t->spec)) {
+        ZQ_TRY(quantized_type(f, t, &g->type, err));
+        g->rows = t->grid.rows, g->cols = t->grid.cols, g->ndim = 2;
+    } else if (t->ndim == 1) {
+        g->type = GGML_F32, g->rows = (uint64_t)t->shape[0], g->cols = 1;
+    } else if (t->ndim == 2) {
+        g->conv1d = (row->flags & ZQ_T_CONV1D) != 0;
+        g->type = GGML_F16;
+        g->rows = (uint64_t)t->shape[g->conv1d], g->cols = (uint64_t)t->shape[!g->conv1d];
+    } else {
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' has %d dimensions; GGUF export writes vectors and matrices",
+                       path, t->name, t->ndim);
+    }
+    if (g->heads && (g->rows % (uint64_t)g->heads || (g->rows / (uint64_t)g->heads) % 2))
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': %llu rows do not split into %d heads of an even size",
+                       path, t->name, (unsigned long long)g->rows, g->heads);
+    g->bytes = g->rows * type_row_bytes(g->type, g->cols);
+    return ZQ_OK;
+}
+
+/* ---- the header ------------------------------------------------------------ */
+
+static void arch_keys(gguf_kv *kv, const zq_arch *a, const char *arch)
+{
+    char key[128];
+#define KEY(suffix) (snprintf(key, sizeof key, "%s." suffix, arch), key)
+    gguf_kv_u32(kv, KEY("context_length"), (uint32_t)a->max_pos);
+    gguf_kv_u32(kv, KEY("embedding_length"), (uint32_t)a->hidden);
+    gguf_kv_u32(kv, KEY("block_count"), (uint32_t)a->n_layers);
+    gguf_kv_u32(kv, KEY("feed_forward_length"), (uint32_t)a->inter);
+    gguf_kv_u32(kv, KEY("attention.head_count"), (uint32_t)a->n_heads);
+    if (a->n_kv_heads != a->n_heads) gguf_kv_u32(kv, KEY("attention.head_count_kv"), (uint32_t)a->n_kv_heads);
+    if (a->rms_norm) gguf_kv_f32(kv, KEY("attention.layer_norm_rms_epsilon"), a->norm_eps);
+    else gguf_kv_f32(kv, KEY("attention.layer_norm_epsilon"), a->norm_eps);
+    if (a->rotary_dims) {
+        gguf_kv_u32(kv, KEY("rope.dimension_count"), (uint32_t)a->rotary_dims);
+        gguf_kv_f32(kv, KEY("rope.freq_base"), a->rope_theta);
+    }
+    gguf_kv_u32(kv, KEY("vocab_size"), (uint32_t)a->vocab);
+#undef KEY
+}
+
+/* general.*: what the file is and what made it. */
+static void general_keys(gguf_kv *kv, const zq_export_opts *o, zq_file *f, const char *arch, int ftype)
+{
+    const char *base = strrchr(o->input, '/') ? strrchr(o->input, '/') + 1 : o->input;
+    gguf_kv_str(kv, "general.architecture", arch);
+    gguf_kv_str(kv, "general.name", o->name ? o->name : base);
+    gguf_kv_str(kv, "general.quantized_by", "zquant " ZQ_VERSION);
+    cJSON *meta = cJSON_Parse(zq_file_metadata(f));
+    char *recipe = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(meta, "recipe"));
+    char desc[2048];
+    snprintf(desc, sizeof desc, "exported by zquant from %s; recipe %s", base, recipe ? recipe : "{}");
+    gguf_kv_str(kv, "general.description", desc);
+    free(recipe);
+    cJSON_Delete(meta);
+    gguf_kv_u32(kv, "general.file_type", (uint32_t)ftype);
+    gguf_kv_u32(kv, "general.quantization_version", 2);
+    gguf_kv_u32(kv, "general.alignment", GGUF_ALIGN);
+}
+
+static void put_tensor_info(gguf_kv *kv, const gg_tensor *g)
+{
+    gguf_put_str(kv, g->name, strlen(g->name));
+    gguf_put_int(kv, (uint64_t)g->ndim, 4);
+    gguf_put_int(kv, g->ndim == 1 ? g->rows : g->cols, 8); /* ne[0]: the contiguous dimension */
+    if (g->ndim == 2) gguf_put_int(kv, g->rows, 8);
+    gguf_put_int(kv, (uint64_t)g->type, 4);
+    gguf_put_int(kv, g->offset, 8);
+}
+
+/* ---- the data ---------------------------------------------------------------- */
+
+/* One GGUF row of a quantized tensor from source row sr of its .zq codes. */
+static void quantized_row(const zq_tensor *t, int type, const uint8_t *codes, const uint16_t *scale,
+                          const uint16_t *min, uint64_t sr, unsigned char *out)
+{
+    const zq_grid *g = &t->grid;
+    const uint8_t *packed = codes + sr * g->row_bytes;
+    for (uint64_t b = 0; b < g->cols / QK; b++) {
+        zq_group grp = zq_grid_group(g, sr, b * QK / g->group_cols);
+        zq_store_le16(out, scale[grp.index]);
+        if (type == GGML_Q8_0) {
+            memcpy(out + 2, packed + b * QK, QK);
+            out += 34;
+            continue;
+        }
+        /* zquant: element 2k low nibble of byte k; ggml: element j low and
+         * j+16 high nibble of byte j; Q4_0 stores two's complement codes + 8 */
+        const uint8_t *src = packed + b * QK / 2;
+        uint8_t nib[QK], flip = type == GGML_Q4_0 ? 8 : 0;
+        for (unsigned k = 0; k < QK / 2; k++) {
+            nib[2 * k] = (src[k] & 15) ^ flip;
+            nib[2 * k + 1] = (src[k] >> 4) ^ flip;
+        }
+        unsigned char *qs = out + 2;
+        if (type == GGML_Q4_1) {
+            zq_store_le16(out + 2, min[grp.index]);
+            qs += 2;
+        }
+        for (unsigned j = 0; j < QK / 2; j++) qs[j] = (unsigned char)(nib[j] | nib[j + QK / 2] << 4);
+        out = qs + QK / 2;
+    }
+}
+
+static void fp_row(const gg_tensor *g, const uint16_t *data, uint64_t sr, unsigned char *out)
+{
+    if (g->type == GGML_F32) { /* a vector, one value per row */
+        zq_store_lef32(out, zq_f16_to_f32(data[sr]));
+    } else if (g->conv1d) {
+        for (uint64_t c = 0; c < g->cols; c++) zq_store_le16(out + 2 * c, data[c * g->rows + sr]);
+    } else {
+        memcpy(out, data + sr * g->cols, g->cols * 2); /* FP16 is little-endian in both */
+    }
+}
+
+typedef struct {
+    zq_atomic *out;
+    unsigned char *buf;
+    size_t len, cap;
+} sink;
+
+static zq_status sink_flush(sink *s, zq_error *err)
+{
+    zq_status st = s->len ? zq_atomic_write(s->out, s->buf, s->len, err) : ZQ_OK;
+    s->len = 0;
+    return st;
+}
+
+static zq_status write_tensor(zq_file *f, const gg_tensor *g, sink *s, zq_error *err)
+{
+    const zq_tensor *t = zq_file_tensor(f, g->index);
+    const void *q = NULL, *sc = NULL, *mn = NULL, *data = NULL;
+    size_t len;
+    if (zq_qspec_quantized(&t->spec)) {
+        ZQ_TRY(zq_file_section(f, g->index, ZQ_SEC_Q, &q, &len, err));
+        ZQ_TRY(zq_file_section(f, g->index, ZQ_SEC_SCALE, &sc, &len, err));
+        if (!t->spec.symmetric) ZQ_TRY(zq_file_section(f, g->index, ZQ_SEC_MIN, &mn, &len, err));
+    } else if (g->rows) {
+        ZQ_TRY(zq_file_section(f, g->index, ZQ_SEC_DATA, &data, &len, err));
+    }
+    uint64_t row_bytes = type_row_bytes(g->type, g->cols);
+    for (uint64_t gr = 0; gr < g->rows; gr++) {
+        if (s->len + row_bytes > s->cap) ZQ_TRY(sink_flush(s, err));
+        unsigned char *dst = s->buf + s->len;
+        if (row_bytes > s->cap) { /* a row longer than the buffer: write it alone */
+            unsigned char *one = malloc(row_bytes);
+            if (!one) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+            if (q) quantized_row(t, g->type, q, sc, mn, source_row(g, gr), one);
+            else fp_row(g, data, source_row(g, gr), one);
+            zq_status st = zq_atomic_write(s->out, one, row_bytes, err);
+            free(one);
+            ZQ_TRY(st);
+            continue;
+        }
+        if (q) quantized_row(t, g->type, q, sc, mn, source_row(g, gr), dst);
+        else fp_row(g, data, source_row(g, gr), dst);
+        s->len += row_bytes;
+    }
+    static const unsigned char zeros[GGUF_ALIGN];
+    size_t pad = (size_t)(zq_align_up(g->bytes, GGUF_ALIGN) - g->bytes);
+    if (s->len + pad > s->cap) ZQ_TRY(sink_flush(s, err));
+    memcpy(s->buf + s->len, zeros, pad);
+    s->len += pad;
+    zq_file_release(f, g->index);
+    return ZQ_OK;
+}
+
+/* ---- the whole file ------------------------------------------------------------ */
+
+static zq_status plan(zq_file *f, const zq_arch *a, gg_tensor *gt, size_t *n,
+                      zq_export_report *r, int *ftype, int *embed_rows, zq_error *err)
+{
+    uint64_t by_type[GGML_NTYPES] = {0}, offset = 0;
+    size_t count[GGML_NTYPES] = {0};
+    *n = 0;
+    *embed_rows = a->vocab;
+    for (size_t i = 0; i < zq_file_count(f); i++) {
+        int skip;
+        ZQ_TRY(plan_tensor(f, a, i, &gt[*n], &skip, err));
+        if (skip) continue;
+        gg_tensor *g = &gt[*n];
+        int layer;
+        const zq_arch_tensor *row = zq_export_row(a->desc, zq_file_tensor(f, i)->name, &layer);
+        if (row->part == ZQ_PART_EMBED && !(row->flags & ZQ_T_BIAS)) *embed_rows = (int)g->rows;
+        g->offset = offset;
+        offset += zq_align_up(g->bytes, GGUF_ALIGN);
+        by_type[g->type] += g->bytes;
+        count[g->type]++;
+        r->quantized += g->type >= GGML_Q4_0;
+        (*n)++;
+    }
+    r->tensors = *n;
+    int best = GGML_F16;
+    for (int k = GGML_Q4_0; k < GGML_NTYPES; k++)
+        if (by_type[k] && by_type[k] > (best >= GGML_Q4_0 ? by_type[best] : 0)) best = k;
+    *ftype = ftype_of[best];
+    size_t at = 0;
+    r->summary[0] = 0;
+    for (int k = GGML_NTYPES - 1; k >= 0; k--)
+        if (count[k])
+            at += (size_t)snprintf(r->summary + at, at < sizeof r->summary ? sizeof r->summary - at : 0, "%s%s x %zu",
+                                   at ? ", " : "", type_name[k], count[k]);
+    return ZQ_OK;
+}
+
+static zq_status header(const zq_export_opts *o, zq_file *f, const zq_arch *a, const gg_tensor *gt, size_t n,
+                        int ftype, int embed_rows, gguf_kv *kv, zq_error *err)
+{
+    const char *arch = a->desc->gguf_arch;
+    gguf_kv meta = {0};
+    general_keys(&meta, o, f, arch, ftype);
+    arch_keys(&meta, a, arch);
+    if (o->tokenizer) {
+        zq_status st = zq_gguf_vocab(&meta, o->tokenizer, zq_file_config(f), a->model_type, embed_rows, err);
+        if (st != ZQ_OK) {
+            gguf_kv_free(&meta);
+            return st;
+        }
+    } else {
+        gguf_kv_str(&meta, "tokenizer.ggml.model", "no_vocab");
+    }
+    gguf_put_int(kv, 0x46554747u, 4); /* "GGUF" */
+    gguf_put_int(kv, GGUF_VERSION, 4);
+    gguf_put_int(kv, n, 8);
+    gguf_put_int(kv, meta.count, 8);
+    gguf_put_bytes(kv, meta.p, meta.len);
+    int oom = meta.oom;
+    gguf_kv_free(&meta);
+    for (size_t i = 0; i < n; i++) put_tensor_info(kv, &gt[i]);
+    while (kv->len % GGUF_ALIGN) gguf_put_int(kv, 0, 1);
+    return oom || kv->oom ? zq_fail(err, ZQ_ERR_NOMEM, "out of memory") : ZQ_OK;
+}
+
+zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *r, zq_error *err)
+{
+    zq_arch a;
+    ZQ_TRY(zq_arch_from_config(zq_file_config(f), zq_file_path(f), &a, err));
+    if (!a.desc->gguf_arch)
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': llama.cpp has no architecture for %s models", o->input, a.model_type);
+    for (const zq_arch_tensor *t = a.desc->tensors; t->name; t++)
+        if (t->flags & ZQ_T_QKV_PER_HEAD || t->part == ZQ_PART_MLM_DENSE)
+            return zq_fail(err, ZQ_ERR_FORMAT, "'%s': GGUF export of %s models is not supported yet (llama, mistral, "
+                           "qwen2 and gpt2 are)", o->input, a.model_type);
+    if (!o->tokenizer && !o->no_vocab)
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': no tokenizer for the GGUF vocabulary: give --tokenizer or --from "
+                       "the model folder (or --no-vocab)", o->input);
+    gg_tensor *gt = calloc(zq_file_count(f) + 1, sizeof *gt);
+    if (!gt) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    size_t n;
+    int ftype, embed_rows;
+    gguf_kv head = {0};
+    zq_status st = plan(f, &a, gt, &n, r, &ftype, &embed_rows, err);
+    if (st == ZQ_OK) st = header(o, f, &a, gt, n, ftype, embed_rows, &head, err);
+    zq_atomic out;
+    if (st == ZQ_OK) st = zq_atomic_open(&out, o->output, o->force, err);
+    if (st != ZQ_OK) {
+        gguf_kv_free(&head);
+        free(gt);
+        return st;
+    }
+    sink s = {&out, malloc(1 << 20), 0, 1 << 20};
+    st = s.buf ? zq_atomic_write(&out, head.p, head.len, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    uint64_t total = 0, done = 0;
+    for (size_t i = 0; i < n; i++) total += gt[i].bytes;
+    for (size_t i = 0; st == ZQ_OK && i < n; i++) {
+        st = write_tensor(f, &gt[i], &s, err);
+        done += gt[i].bytes;
+        if (o->progress) o->progress(o->progress_ctx, done, total, gt[i].name);
+    }
+    if (st == ZQ_OK) st = sink_flush(&s, err);
+    r->bytes = head.len + (n ? gt[n - 1].offset + zq_align_up(gt[n - 1].bytes, GGUF_ALIGN) : 0);
+    r->files = 1;
+    free(s.buf);
+    gguf_kv_free(&head);
+    free(gt);
+    if (st == ZQ_OK) return zq_atomic_commit(&out, err);
+    zq_atomic_abort(&out);
+    return st;
+}

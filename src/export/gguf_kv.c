@@ -1,0 +1,101 @@
+/* GGUF metadata in a growing buffer; an allocation failure is remembered
+ * and reported once, when the buffer is used. */
+#include "export/gguf_kv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/le.h"
+
+void gguf_kv_free(gguf_kv *kv)
+{
+    free(kv->p);
+    memset(kv, 0, sizeof *kv);
+}
+
+static unsigned char *room(gguf_kv *kv, size_t n)
+{
+    if (kv->oom) return NULL;
+    if (kv->len + n > kv->cap) {
+        size_t cap = kv->cap ? kv->cap : 4096;
+        while (cap < kv->len + n) cap *= 2;
+        unsigned char *p = realloc(kv->p, cap);
+        if (!p) {
+            kv->oom = 1;
+            return NULL;
+        }
+        kv->p = p;
+        kv->cap = cap;
+    }
+    unsigned char *at = kv->p + kv->len;
+    kv->len += n;
+    return at;
+}
+
+void gguf_put_int(gguf_kv *kv, uint64_t v, int bytes)
+{
+    unsigned char *at = room(kv, (size_t)bytes);
+    if (at) zq_store_le(at, v, bytes);
+}
+
+void gguf_put_f32(gguf_kv *kv, float f)
+{
+    unsigned char *at = room(kv, 4);
+    if (at) zq_store_lef32(at, f);
+}
+
+void gguf_put_bytes(gguf_kv *kv, const void *p, size_t n)
+{
+    unsigned char *at = room(kv, n);
+    if (at && n) memcpy(at, p, n);
+}
+
+void gguf_put_str(gguf_kv *kv, const char *s, size_t n)
+{
+    gguf_put_int(kv, n, 8);
+    gguf_put_bytes(kv, s, n);
+}
+
+static void key(gguf_kv *kv, const char *k, int type)
+{
+    gguf_put_str(kv, k, strlen(k));
+    gguf_put_int(kv, (uint64_t)type, 4);
+    kv->count++;
+}
+
+void gguf_kv_u32(gguf_kv *kv, const char *k, uint32_t v)
+{
+    key(kv, k, GGUF_U32);
+    gguf_put_int(kv, v, 4);
+}
+
+void gguf_kv_i32(gguf_kv *kv, const char *k, int32_t v)
+{
+    key(kv, k, GGUF_I32);
+    gguf_put_int(kv, (uint32_t)v, 4);
+}
+
+void gguf_kv_f32(gguf_kv *kv, const char *k, float v)
+{
+    key(kv, k, GGUF_F32);
+    gguf_put_f32(kv, v);
+}
+
+void gguf_kv_bool(gguf_kv *kv, const char *k, int v)
+{
+    key(kv, k, GGUF_BOOL);
+    gguf_put_int(kv, v ? 1 : 0, 1);
+}
+
+void gguf_kv_str(gguf_kv *kv, const char *k, const char *v)
+{
+    key(kv, k, GGUF_STRING);
+    gguf_put_str(kv, v, strlen(v));
+}
+
+void gguf_kv_array(gguf_kv *kv, const char *k, int elem_type, uint64_t count)
+{
+    key(kv, k, GGUF_ARRAY);
+    gguf_put_int(kv, (uint64_t)elem_type, 4);
+    gguf_put_int(kv, count, 8);
+}

@@ -1,0 +1,178 @@
+/* A tokenizer into GGUF's tokenizer.ggml.* keys, so llama.cpp splits text
+ * as zquant does. A llama2.c tokenizer.bin is a SentencePiece vocabulary
+ * ("llama": pieces with ▁ for spaces and merge scores); a tokenizer.json
+ * is either GPT-2 byte-level BPE ("gpt2": the pieces and the merges as they
+ * are) or SentencePiece-style BPE with byte fallback ("llama": each merged
+ * piece scored minus the rank of its first merge, so llama.cpp's
+ * highest-score-first merging takes BPE's lowest rank first). */
+#include "export/export_impl.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/files.h"
+#include "tok/tokenizer_impl.h"
+
+enum { TOK_NORMAL = 1, TOK_UNKNOWN = 2, TOK_CONTROL = 3, TOK_USER = 4, TOK_UNUSED = 5, TOK_BYTE = 6 };
+
+#define SPM_SPACE "\xe2\x96\x81" /* U+2581, SentencePiece's space */
+
+static int is_byte_piece(const char *s, int n)
+{
+    return n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>';
+}
+
+/* A llama2.c piece as SentencePiece spells it: spaces as ▁; BOS and EOS,
+ * stored with newlines around them for printing, as <s> and </s>. */
+static char *spm_piece(const zq_tokenizer *t, int id)
+{
+    if (id == 1) return strdup("<s>");
+    if (id == 2) return strdup("</s>");
+    const char *s = t->piece[id];
+    int n = t->piece_len[id], spaces = 0;
+    for (int k = 0; k < n; k++) spaces += s[k] == ' ';
+    char *out = malloc((size_t)n + 2 * (size_t)spaces + 1), *o = out;
+    if (!out) return NULL;
+    for (int k = 0; k < n; k++) {
+        if (s[k] == ' ') {
+            memcpy(o, SPM_SPACE, 3);
+            o += 3;
+        } else {
+            *o++ = s[k];
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+/* The special flag of each added token of a tokenizer.json. */
+static zq_status added_types(const char *path, int32_t *type, int vocab, zq_error *err)
+{
+    char *text;
+    ZQ_TRY(zq_read_input_file(path, (size_t)256 << 20, &text, NULL, err));
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "added_tokens")) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        if (!cJSON_IsNumber(id) || id->valueint < 0 || id->valueint >= vocab) continue;
+        type[id->valueint] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special")) ? TOK_CONTROL : TOK_USER;
+    }
+    cJSON_Delete(root);
+    return ZQ_OK;
+}
+
+/* An integer id from config.json (a list: its first), or fallback. */
+static int config_id(const char *config, const char *key, int fallback)
+{
+    cJSON *root = cJSON_Parse(config);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (cJSON_IsArray(v)) v = cJSON_GetArrayItem(v, 0);
+    int id = cJSON_IsNumber(v) ? v->valueint : fallback;
+    cJSON_Delete(root);
+    return id;
+}
+
+/* llama.cpp's name for the pre-tokenizer of a byte-level BPE model. */
+static const char *bpe_pre(const char *model_type)
+{
+    if (!strcmp(model_type, "gpt2")) return "gpt-2";
+    if (!strcmp(model_type, "qwen2")) return "qwen2";
+    if (!strcmp(model_type, "llama") || !strcmp(model_type, "mistral")) return "llama-bpe";
+    return "default";
+}
+
+static void put_merges(gguf_kv *kv, const zq_tokenizer *t, const int32_t (*pairs)[2], size_t n)
+{
+    gguf_kv_array(kv, "tokenizer.ggml.merges", GGUF_STRING, n);
+    char *buf = NULL;
+    size_t cap = 0;
+    for (size_t r = 0; r < n; r++) {
+        int a = pairs[r][0], b = pairs[r][1];
+        size_t len = (size_t)t->piece_len[a] + 1 + (size_t)t->piece_len[b];
+        if (len > cap) {
+            char *p = realloc(buf, len);
+            if (!p) {
+                kv->oom = 1;
+                break;
+            }
+            buf = p, cap = len;
+        }
+        memcpy(buf, t->piece[a], (size_t)t->piece_len[a]);
+        buf[t->piece_len[a]] = ' ';
+        memcpy(buf + t->piece_len[a] + 1, t->piece[b], (size_t)t->piece_len[b]);
+        gguf_put_str(kv, buf, len);
+    }
+    free(buf);
+}
+
+zq_status zq_gguf_vocab(gguf_kv *kv, const char *path, const char *config, const char *model_type, int rows,
+                        zq_error *err)
+{
+    zq_tokenizer *t;
+    ZQ_TRY(zq_tokenizer_load(path, &t, err));
+    int n = t->vocab, json = t->hf != NULL, byte_level = zq_hf_byte_level(t);
+    if (n > rows) {
+        zq_tokenizer_free(t);
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': %d tokens, but the model's embedding has %d rows: not its tokenizer",
+                       path, n, rows);
+    }
+    int32_t *type = malloc((size_t)rows * sizeof *type);
+    float *score = calloc((size_t)rows, sizeof *score);
+    size_t nmerges = json ? zq_hf_merges(t, NULL) : 0;
+    int32_t (*pairs)[2] = malloc((nmerges ? nmerges : 1) * sizeof *pairs);
+    zq_status st = type && score && pairs ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (int id = 0; st == ZQ_OK && id < rows; id++) {
+        type[id] = id >= n ? TOK_UNUSED : is_byte_piece(t->piece[id], t->piece_len[id]) ? TOK_BYTE : TOK_NORMAL;
+        if (id < n && !json) score[id] = t->score[id];
+    }
+    if (st == ZQ_OK && json) {
+        zq_hf_merges(t, pairs);
+        st = added_types(path, type, n, err);
+        int unk = zq_hf_unk(t);
+        if (unk >= 0) type[unk] = TOK_UNKNOWN;
+        for (size_t r = nmerges; r-- > 0;) { /* the first merge that makes a piece wins */
+            int m = zq_tok_lookup_pair(t, pairs[r][0], pairs[r][1]);
+            if (m >= 0) score[m] = -(float)r;
+        }
+    } else if (st == ZQ_OK) {
+        type[0] = TOK_UNKNOWN;
+        type[1] = type[2] = TOK_CONTROL;
+    }
+    if (st == ZQ_OK) {
+        gguf_kv_str(kv, "tokenizer.ggml.model", byte_level ? "gpt2" : "llama");
+        if (byte_level) gguf_kv_str(kv, "tokenizer.ggml.pre", bpe_pre(model_type));
+        gguf_kv_array(kv, "tokenizer.ggml.tokens", GGUF_STRING, (uint64_t)rows);
+        for (int id = 0; id < rows && !kv->oom; id++) {
+            char pad[32];
+            char *p = id >= n ? NULL : json ? t->piece[id] : spm_piece(t, id);
+            if (id >= n) snprintf(pad, sizeof pad, "[PAD%d]", id);
+            if (id < n && !p) kv->oom = 1;
+            else gguf_put_str(kv, p ? p : pad, p ? strlen(p) : strlen(pad));
+            if (!json) free(p);
+        }
+        if (!byte_level) {
+            gguf_kv_array(kv, "tokenizer.ggml.scores", GGUF_F32, (uint64_t)rows);
+            for (int id = 0; id < rows; id++) gguf_put_f32(kv, score[id]);
+        }
+        gguf_kv_array(kv, "tokenizer.ggml.token_type", GGUF_I32, (uint64_t)rows);
+        for (int id = 0; id < rows; id++) gguf_put_int(kv, (uint32_t)type[id], 4);
+        if (byte_level) put_merges(kv, t, (const int32_t(*)[2])pairs, nmerges);
+        int bos = json ? config_id(config, "bos_token_id", zq_tokenizer_bos(t)) : 1;
+        int eos = json ? config_id(config, "eos_token_id", -1) : 2;
+        int unk = json ? zq_hf_unk(t) : 0;
+        if (bos >= 0 && bos < rows) gguf_kv_u32(kv, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+        if (eos >= 0 && eos < rows) gguf_kv_u32(kv, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
+        if (unk >= 0) gguf_kv_u32(kv, "tokenizer.ggml.unknown_token_id", (uint32_t)unk);
+        /* zquant puts BOS before every document of SentencePiece models (eval --text) */
+        gguf_kv_bool(kv, "tokenizer.ggml.add_bos_token", !byte_level);
+        gguf_kv_bool(kv, "tokenizer.ggml.add_eos_token", 0);
+    }
+    free(type);
+    free(score);
+    free(pairs);
+    zq_tokenizer_free(t);
+    return st;
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# zquant export, checked by the runtimes' own rules: GGUF files are loaded
+# and run by llama.cpp itself (node-llama-cpp's prebuilt CPU build, set up
+# by scripts/llama_cpp_setup.sh from the npm registry); compressed-tensors
+# folders are decoded by an independent numpy decoder (scripts/ct_decode.py)
+# and their config checked against compressed-tensors' rules. Prints
+# "ok NAME" / "FAIL NAME" per test and a last line "N passed, N failed".
+set -u
+BUILD=${ZQ_BUILD:-build}
+ZQ="$BUILD/zquant"
+NODE_DIR=${ZQ_NODE_DIR:-build/node}
+M=data/models/stories260K
+TEXT=data/text/tinystories/valid-excerpt.txt
+ENGINE=tests/fixtures/engine
+TMP=$(mktemp -d /tmp/zq-export-XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+passed=0
+failed=0
+
+ok() { echo "ok   export/$1"; passed=$((passed + 1)); }
+fail() { echo "FAIL export/$1${2:+: $2}"; failed=$((failed + 1)); }
+run() { "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?; }
+check() { if eval "$2"; then ok "$1"; else fail "$1" "exit $rc: $(head -c 300 "$TMP/err")"; fi; }
+# field NAME < JSON: a number or array from one-line JSON
+field() { sed -n "s/.*\"$1\":\(\[[^]]*\]\|[-0-9.e+]*\).*/\1/p"; }
+# within A B REL: |A - B| <= REL * |B|
+within() { awk -v a="$1" -v b="$2" -v r="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(d <= r * m) }'; }
+below() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
+
+# --- llama.cpp itself ---------------------------------------------------------------
+if scripts/llama_cpp_setup.sh "$NODE_DIR" >"$TMP/out" 2>"$TMP/err"; then ok llama.cpp/setup; else fail llama.cpp/setup "$(tail -c 300 "$TMP/err")"; fi
+LLAMA="node $NODE_DIR/check.mjs"
+
+# llama_vs_zquant NAME ZQ GGUF TOKENS CTX: llama.cpp's NLL of the GGUF within
+# 0.5% of zquant's weight-only NLL of the .zq, KL below 0.002 nats/token
+llama_vs_zquant() {
+    local name=$1 zq=$2 gguf=$3 tokens=$4 ctx=$5
+    "$ZQ" eval "$zq" --tokens "$tokens" --ctx "$ctx" --act none --logprobs "$TMP/lp.bin" -f --json >"$TMP/zq.json" 2>"$TMP/err"
+    local zn=$(tr -d ' \t\n' <"$TMP/zq.json" | field nll)
+    $LLAMA "$gguf" --tokens "$tokens" --ctx "$ctx" --logprobs "$TMP/lp.bin" >"$TMP/ll.json" 2>>"$TMP/err"
+    local ln=$(field nll <"$TMP/ll.json") kl=$(field kl <"$TMP/ll.json")
+    if [ -n "$zn" ] && [ -n "$ln" ] && within "$ln" "$zn" 0.005 && below "$kl" 0.002; then
+        ok "$name (nll zquant $zn, llama.cpp $ln, KL $kl)"
+    else
+        fail "$name" "nll zquant '$zn' llama.cpp '$ln' KL '$kl': $(head -c 300 "$TMP/err")"
+    fi
+}
+
+"$ZQ" tokenize "$TEXT" --tokenizer "$M/tokenizer.bin" -o "$TMP/ids.bin" 2>"$TMP/err"
+head -c 40000 "$TMP/ids.bin" >"$TMP/ids10k.bin" # the first 10,000 tokens
+
+# The bundled model: FP16, and quantized for llama.cpp at w8a16 and w4/8a16.
+for preset in f16 w8a16 w4/8a16; do
+    n=${preset//\//_}
+    opts=(-p "$preset")
+    [ "$preset" = f16 ] && opts=(-p w8a16 --exclude '*')
+    run "$ZQ" quantize "$M" -o "$TMP/s_$n.zq" "${opts[@]}" --for llama.cpp -q
+    run "$ZQ" export "$TMP/s_$n.zq" -o "$TMP/s_$n.gguf" --from "$M" --json
+    check "gguf/stories260K-$n/export" '[ "$rc" -eq 0 ] && [ -s "$TMP/s_$n.gguf" ]'
+    llama_vs_zquant "gguf/stories260K-$n/llama.cpp-logits" "$TMP/s_$n.zq" "$TMP/s_$n.gguf" "$TMP/ids10k.bin" 512
+    "$ZQ" generate "$TMP/s_$n.zq" -n 20 --json 2>/dev/null | tr -d ' \t\n' | field ids >"$TMP/zq_gen"
+    $LLAMA "$TMP/s_$n.gguf" --generate 20 2>/dev/null | field generated >"$TMP/ll_gen"
+    check "gguf/stories260K-$n/greedy-20" '[ -n "$(cat "$TMP/zq_gen")" ] && [ "$(cat "$TMP/zq_gen")" = "$(cat "$TMP/ll_gen")" ]'
+done
+# llama.cpp's tokenizer, from the GGUF vocabulary, on the whole bundled text
+$LLAMA "$TMP/s_f16.gguf" --text "$TEXT" --ids-out "$TMP/ll_ids.bin" >"$TMP/out" 2>"$TMP/err"
+check gguf/stories260K/tokenizer-same-ids '[ -s "$TMP/ids.bin" ] && cmp -s "$TMP/ids.bin" "$TMP/ll_ids.bin"'
+
+# The engine fixtures (tiny random models of each GGUF architecture): GPT-2's
+# Conv1D, Qwen2's biases, Llama's grouped-query RoPE rows, every ggml type.
+# Their 50-token vocabulary gets a byte-level tokenizer.json of 50 pieces.
+{
+    printf '{"model":{"type":"BPE","merges":[],"vocab":{'
+    for i in $(seq 0 49); do printf '%s"\\u%04x":%d' "$([ "$i" -gt 0 ] && echo ,)" $((i + 33)) "$i"; done
+    printf '}},"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},"decoder":{"type":"ByteLevel"},"added_tokens":[]}\n'
+} >"$TMP/tok50.json"
+for i in $(seq 1 256); do printf "\\x$(printf %02x $(((i * 37 + i / 7) % 50)))\\x00\\x00\\x00"; done >"$TMP/rand.bin"
+for model in gpt2 qwen2 llama; do
+    for spec in "f16|-p w8a16 --exclude *" "q8_0|-p w8a16" "q4_0|-p w4a16" "q4_1|-p w4a16 --asym" "mixed|-p w4/8a16"; do
+        name=${spec%%|*}
+        read -r -a opts <<<"${spec#*|}"
+        set -f
+        run "$ZQ" quantize "$ENGINE/$model" -o "$TMP/$model.zq" "${opts[@]}" --for llama.cpp -f -q
+        set +f
+        run "$ZQ" export "$TMP/$model.zq" -o "$TMP/$model.gguf" --tokenizer "$TMP/tok50.json" -f -q
+        if [ "$rc" -ne 0 ]; then fail "gguf/$model-$name/export" "$(head -c 300 "$TMP/err")"; continue; fi
+        llama_vs_zquant "gguf/$model-$name/llama.cpp-logits" "$TMP/$model.zq" "$TMP/$model.gguf" "$TMP/rand.bin" 16
+    done
+done
+
+# --- refusals: nothing is written ----------------------------------------------------
+"$ZQ" quantize "$M" -o "$TMP/default.zq" -q
+run "$ZQ" export "$TMP/default.zq" -o "$TMP/no.gguf" --from "$M"
+check refuse/gguf-width-not-32 '[ "$rc" -eq 3 ] && grep -q "down_proj.*not a multiple of 32.*--for llama.cpp" "$TMP/err" && [ ! -e "$TMP/no.gguf" ]'
+"$ZQ" quantize "$ENGINE/llama" -o "$TMP/g16.zq" -q --group-size 16 --exclude '*down_proj*'
+run "$ZQ" export "$TMP/g16.zq" -o "$TMP/no.gguf" --no-vocab
+check refuse/gguf-groups-not-32 '[ "$rc" -eq 3 ] && grep -q "groups of 16" "$TMP/err" && [ ! -e "$TMP/no.gguf" ]'
+"$ZQ" quantize "$ENGINE/llama" -o "$TMP/a8.zq" -q --asym --group-size 32
+run "$ZQ" export "$TMP/a8.zq" -o "$TMP/no.gguf" --no-vocab
+check refuse/gguf-asym-int8 '[ "$rc" -eq 3 ] && grep -q "asymmetric INT8" "$TMP/err" && [ ! -e "$TMP/no.gguf" ]'
+"$ZQ" quantize "$ENGINE/opt" -o "$TMP/opt.zq" -q --group-size 32
+run "$ZQ" export "$TMP/opt.zq" -o "$TMP/no.gguf" --no-vocab
+check refuse/gguf-no-llama.cpp-arch '[ "$rc" -eq 3 ] && grep -q "no architecture for opt" "$TMP/err" && [ ! -e "$TMP/no.gguf" ]'
+run "$ZQ" export "$TMP/s_f16.zq" -o "$TMP/no.gguf"
+check refuse/gguf-no-tokenizer '[ "$rc" -eq 2 ] && grep -q "no tokenizer" "$TMP/err" && [ ! -e "$TMP/no.gguf" ]'
+cp "$TMP/s_f16.gguf" "$TMP/keep.gguf"
+run "$ZQ" export "$TMP/s_w8a16.zq" -o "$TMP/keep.gguf" --from "$M"
+check refuse/exists '[ "$rc" -eq 8 ] && cmp -s "$TMP/keep.gguf" "$TMP/s_f16.gguf"'
+run "$ZQ" export "$TMP/s_w8a16.zq" -o "$TMP/s_w8a16.zq" -f --format gguf --from "$M"
+check refuse/output-is-input '[ "$rc" -eq 2 ]'
+run "$ZQ" export "$TMP/s_w8a16.zq" -o "$TMP/x.gguf" --format safetensors
+check refuse/unknown-format '[ "$rc" -eq 2 ] && [ ! -e "$TMP/x.gguf" ]'
+run "$ZQ" quantize "$M" -o "$TMP/x.zq" --for llama.cpp --asym -q
+check refuse/quantize-for-llama.cpp-asym-int8 '[ "$rc" -eq 2 ] && grep -q "asymmetric INT8" "$TMP/err" && [ ! -e "$TMP/x.zq" ]'
+check refuse/no-temp-files '[ -z "$(find "$TMP" -name "*.tmp*" -o -name ".*zq-*")" ]'
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
