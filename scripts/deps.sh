@@ -1,10 +1,11 @@
 #!/bin/sh
 # Installs the Debian packages zquant builds and tests with, if any is
-# missing. Works as root or through sudo. Set ZQ_DEPS_EXTRA to add more
-# (the benchmarks add python3-numpy). nodejs and npm install llama.cpp for
-# the export tests (scripts/llama_cpp_setup.sh).
+# missing. Works as root or through sudo. Set ZQ_DEPS_EXTRA to add more.
+# Node.js runs llama.cpp in the export tests (scripts/llama_cpp_setup.sh
+# adds Debian's npm where the Node.js in use has none); /usr/bin/python3 with
+# numpy decodes compressed-tensors exports (scripts/ct_decode.py).
 set -eu
-pkgs="build-essential pkg-config clang nodejs npm libopenblas-dev libhdf5-dev libcjson-dev libzstd-dev libpcre2-dev ${ZQ_DEPS_EXTRA:-}"
+pkgs="build-essential pkg-config clang nodejs python3-numpy libopenblas-dev libhdf5-dev libcjson-dev libzstd-dev libpcre2-dev ${ZQ_DEPS_EXTRA:-}"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -88,6 +88,75 @@ for model in gpt2 qwen2 llama; do
     done
 done
 
+# --- compressed-tensors, decoded by scripts/ct_decode.py ------------------------------
+CT=scripts/ct_decode.py # numpy, /usr/bin/python3
+run $CT golden
+check ct/packing-golden '[ "$rc" -eq 0 ]'
+# ct_case NAME ZQ: export, config rules, every tensor equal to zquant dequantize
+ct_case() {
+    local name=$1 zq=$2
+    shift 2
+    run "$ZQ" export "$zq" -o "$TMP/ct" --format compressed-tensors -f -q "$@"
+    check "ct/$name/export" '[ "$rc" -eq 0 ] && [ -s "$TMP/ct/config.json" ]'
+    run $CT check "$TMP/ct"
+    check "ct/$name/config-rules" '[ "$rc" -eq 0 ]'
+    "$ZQ" dequantize "$zq" -o "$TMP/deq.safetensors" -f
+    run $CT compare "$TMP/ct" "$TMP/deq.safetensors"
+    check "ct/$name/decoded-equals-dequantize" '[ "$rc" -eq 0 ]'
+}
+for preset in w8a8 w8a16 w4/8a16 w4a16 w4/8a8; do
+    n=${preset//\//_}
+    "$ZQ" quantize "$M" -o "$TMP/v_$n.zq" -p "$preset" --for vllm -f -q
+    ct_case "stories260K-$n" "$TMP/v_$n.zq" --from "$M"
+done
+run "$ZQ" export "$TMP/v_w4_8a8.zq" -o "$TMP/ct" --format compressed-tensors -f --from "$M"
+check ct/w4_8a8-says-int4-runs-a16 'grep -q "note: INT4 layers are written as W4A16" "$TMP/out" && grep -q "\"format\":[[:space:]]*\"mixed-precision\"" "$TMP/ct/config.json"'
+check ct/tokenizer-copied 'cmp -s "$M/tokenizer.bin" "$TMP/ct/tokenizer.bin"'
+for model in gpt2 qwen2 llama; do
+    "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e8.zq" -p w8a8 --for vllm -f -q
+    ct_case "$model-w8a8" "$TMP/e8.zq"
+    "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e4.zq" -p w4a16 --group-size 32 --for vllm -f -q
+    ct_case "$model-w4a16-g32" "$TMP/e4.zq"
+done
+# sharded as Hugging Face shards: an index, every tensor once
+"$ZQ" quantize "$M" -o "$TMP/sh.zq" -p w4a16 --for vllm -q
+ct_case stories260K-sharded "$TMP/sh.zq" --max-shard-size 100KB
+check ct/sharded/index '[ -s "$TMP/ct/model.safetensors.index.json" ] && [ -s "$TMP/ct/model-00002-of-00002.safetensors" ] && [ ! -e "$TMP/ct/model.safetensors" ]'
+# scale and minimum: exact as an integer zero point when every minimum is a
+# whole number of scales (zquant's asymmetric scale is range / 2^bits: weights
+# on a grid of 1/8 spanning 16 steps per row give scales of 1/8 and minimums
+# of -k/8)
+/usr/bin/python3 - "$ENGINE/llama" "$TMP/grid" <<'PY'
+import json, os, shutil, struct, sys
+import numpy as np
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(dst, exist_ok=True)
+shutil.copy(os.path.join(src, "config.json"), dst)
+with open(os.path.join(src, "model.safetensors"), "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+rng = np.random.default_rng(7)
+out, data, at = {}, b"", 0
+for name, info in sorted(header.items()):
+    shape = info["shape"]
+    if len(shape) == 2 and "proj" in name:
+        q = rng.integers(0, 17, size=shape)
+        q[:, 0], q[:, 1] = 0, 16  # each row spans 16 steps
+        w = ((q - rng.integers(0, 16, size=(shape[0], 1))) * 0.125).astype(np.float16)
+    else:
+        w = (rng.standard_normal(shape) * 0.1 + (1 if len(shape) == 1 else 0)).astype(np.float16)
+    b = w.tobytes()
+    out[name] = {"dtype": "F16", "shape": shape, "data_offsets": [at, at + len(b)]}
+    data += b
+    at += len(b)
+h = json.dumps(out).encode()
+h += b" " * (-len(h) % 8)
+open(os.path.join(dst, "model.safetensors"), "wb").write(struct.pack("<Q", len(h)) + h + data)
+PY
+"$ZQ" quantize "$TMP/grid" -o "$TMP/grid.zq" -p w4a16 --per-row --asym -q
+ct_case asym-zero-point "$TMP/grid.zq"
+check ct/asym-zero-point/written '[ -n "$(grep -l weight_zero_point "$TMP/ct/model.safetensors")" ]'
+
 # --- refusals: nothing is written ----------------------------------------------------
 "$ZQ" quantize "$M" -o "$TMP/default.zq" -q
 run "$ZQ" export "$TMP/default.zq" -o "$TMP/no.gguf" --from "$M"
@@ -112,6 +181,27 @@ run "$ZQ" export "$TMP/s_w8a16.zq" -o "$TMP/x.gguf" --format safetensors
 check refuse/unknown-format '[ "$rc" -eq 2 ] && [ ! -e "$TMP/x.gguf" ]'
 run "$ZQ" quantize "$M" -o "$TMP/x.zq" --for llama.cpp --asym -q
 check refuse/quantize-for-llama.cpp-asym-int8 '[ "$rc" -eq 2 ] && grep -q "asymmetric INT8" "$TMP/err" && [ ! -e "$TMP/x.zq" ]'
+run "$ZQ" export "$TMP/default.zq" -o "$TMP/noct" --format compressed-tensors
+check refuse/ct-w8a8-groups '[ "$rc" -eq 3 ] && grep -q "one scale per output row.*--for vllm" "$TMP/err" && [ ! -e "$TMP/noct" ]'
+"$ZQ" quantize "$M" -o "$TMP/asym.zq" -p w4a16 --asym -q
+run "$ZQ" export "$TMP/asym.zq" -o "$TMP/noct" --format compressed-tensors
+check refuse/ct-asym-minimums '[ "$rc" -eq 3 ] && grep -q "not whole numbers of scales" "$TMP/err" && [ ! -e "$TMP/noct" ]'
+"$ZQ" quantize "$ENGINE/llama" -o "$TMP/g16w4.zq" -p w4a16 --group-size 16 -q
+run "$ZQ" export "$TMP/g16w4.zq" -o "$TMP/noct" --format compressed-tensors
+check refuse/ct-marlin-groups '[ "$rc" -eq 3 ] && grep -q "groups of 16" "$TMP/err" && [ ! -e "$TMP/noct" ]'
+"$ZQ" quantize "$M" -o "$TMP/fused.zq" -p w8a16 --for vllm --rule '*.q_proj.weight=int4' -q
+run "$ZQ" export "$TMP/fused.zq" -o "$TMP/noct" --format compressed-tensors
+check refuse/ct-fused-differ '[ "$rc" -eq 3 ] && grep -q "fused into one layer" "$TMP/err" && [ ! -e "$TMP/noct" ]'
+mkdir -p "$TMP/keepdir" && echo keep >"$TMP/keepdir/x"
+run "$ZQ" export "$TMP/v_w8a8.zq" -o "$TMP/keepdir" --format compressed-tensors
+check refuse/ct-exists '[ "$rc" -eq 8 ] && [ "$(cat "$TMP/keepdir/x")" = keep ]'
+run "$ZQ" export "$TMP/v_w8a8.zq" -o "$TMP/keepdir" --format compressed-tensors -f --from "$M"
+check ct/force-replaces '[ "$rc" -eq 0 ] && [ ! -e "$TMP/keepdir/x" ] && [ -s "$TMP/keepdir/model.safetensors" ]'
+cp -r "$M" "$TMP/model"
+run "$ZQ" export "$TMP/v_w8a8.zq" -o "$TMP/model" --format compressed-tensors -f --from "$TMP/model"
+check refuse/ct-output-holds-input '[ "$rc" -eq 2 ] && grep -q "holds the input" "$TMP/err" && cmp -s "$M/model.safetensors" "$TMP/model/model.safetensors"'
+run "$ZQ" quantize "$M" -o "$TMP/x.zq" -p w4a16 --for vllm --group-size 48 -q
+check refuse/quantize-for-vllm-groups '[ "$rc" -eq 2 ] && grep -q "groups of 32, 64 or 128" "$TMP/err" && [ ! -e "$TMP/x.zq" ]'
 check refuse/no-temp-files '[ -z "$(find "$TMP" -name "*.tmp*" -o -name ".*zq-*")" ]'
 
 echo "$passed passed, $failed failed"

@@ -38,6 +38,7 @@ typedef struct {
      * generation files are copied; NULL: none */
     const char *model_dir;
     const char *name; /* general.name; NULL: the input's file name */
+    uint64_t shard_bytes; /* compressed-tensors: safetensors shards of at most this; 0: 5 GB as Hugging Face */
     int force;
     void (*progress)(void *ctx, uint64_t done, uint64_t total, const char *tensor);
     void *progress_ctx;

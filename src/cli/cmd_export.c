@@ -1,6 +1,7 @@
 /* zquant export: a .zq file to GGUF (llama.cpp) or compressed-tensors (vLLM). */
 #include <cjson/cJSON.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,12 +28,29 @@ static const char help[] =
     "      --tokenizer F   GGUF: the tokenizer.bin or tokenizer.json to use\n"
     "      --no-vocab      GGUF: write no vocabulary (llama.cpp's no_vocab)\n"
     "      --name NAME     GGUF general.name (default: MODEL.zq's file name)\n"
+    "      --max-shard-size SIZE  compressed-tensors: safetensors shards of at most\n"
+    "                      SIZE bytes, or with a suffix KB, MB, GB (powers of 1000;\n"
+    "                      default 5GB, as Hugging Face)\n"
     "  -f, --force         replace PATH if it exists\n"
     "      --json          print the report as JSON on stdout\n"
     "  -q, --quiet         no progress bar, no summary\n"
     "  -h, --help          this help\n";
 
-enum { OPT_FORMAT = 256, OPT_FROM, OPT_TOKENIZER, OPT_NO_VOCAB, OPT_NAME, OPT_JSON };
+enum { OPT_FORMAT = 256, OPT_FROM, OPT_TOKENIZER, OPT_NO_VOCAB, OPT_NAME, OPT_JSON, OPT_SHARD };
+
+/* "5GB", "500MB", "64KB" or bytes (powers of 1000, as Hugging Face
+ * counts shards); 0 when it is none of these. */
+static uint64_t parse_size(const char *s)
+{
+    static const struct { const char *suffix; uint64_t unit; } units[] = {
+        {"GB", 1000000000u}, {"MB", 1000000u}, {"KB", 1000u}, {"B", 1u}, {"", 1u}};
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *s == '-') return 0;
+    for (size_t k = 0; k < sizeof units / sizeof *units; k++)
+        if (!strcmp(end, units[k].suffix)) return v <= UINT64_MAX / units[k].unit ? v * units[k].unit : 0;
+    return 0;
+}
 
 /* The model folder: --from, else the .zq file's own folder. */
 static char *model_dir(const char *from, const char *input)
@@ -72,6 +90,7 @@ int cmd_export(int argc, char **argv)
         {"no-vocab", no_argument, NULL, OPT_NO_VOCAB}, {"name", required_argument, NULL, OPT_NAME},
         {"force", no_argument, NULL, 'f'},             {"json", no_argument, NULL, OPT_JSON},
         {"quiet", no_argument, NULL, 'q'},             {"help", no_argument, NULL, 'h'},
+        {"max-shard-size", required_argument, NULL, OPT_SHARD},
         {NULL, 0, NULL, 0}};
     zq_export_opts o = {0};
     const char *from = NULL;
@@ -90,6 +109,10 @@ int cmd_export(int argc, char **argv)
         case OPT_TOKENIZER: o.tokenizer = optarg; break;
         case OPT_NO_VOCAB: o.no_vocab = 1; break;
         case OPT_NAME: o.name = optarg; break;
+        case OPT_SHARD:
+            if (!(o.shard_bytes = parse_size(optarg)))
+                return cli_usage("export", "--max-shard-size takes a size like 500MB or 5GB, not '%s'", optarg);
+            break;
         case 'f': o.force = 1; break;
         case OPT_JSON: json = 1; break;
         case 'q': quiet = 1; break;

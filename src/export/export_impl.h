@@ -21,6 +21,11 @@ const zq_arch_tensor *zq_export_row(const zq_arch_desc *d, const char *name, int
 zq_status zq_gguf_vocab(gguf_kv *kv, const char *path, const char *config, const char *model_type, int rows,
                         zq_error *err);
 
+/* compressed-tensors' packing: n signed values (n <= 32/bits), each stored
+ * as value + 2^(bits-1) in bits k*bits .. k*bits+bits-1 of one word; the
+ * rest of the word zero. */
+uint32_t zq_ct_pack(const int *values, int n, int bits);
+
 zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *r, zq_error *err);
 zq_status zq_export_ct(const zq_export_opts *o, zq_file *f, zq_export_report *r, zq_error *err);
 

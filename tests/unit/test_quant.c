@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "export/export_impl.h"
 #include "test.h"
 #include "zquant/fp16.h"
 #include "zquant/arch.h"
@@ -166,4 +167,15 @@ TEST(fake_quant_matrix_matches_the_hand_worked_rows)
     s.gran = ZQ_GRAN_TENSOR; /* one scale for both rows: max 2 -> 1/4 */
     CHECK(zq_fake_quant_matrix(&s, w, 2, 5, out, &err) == ZQ_OK);
     CHECK(out[0] == 1.0f && out[1] == -0.25f && out[3] == 0.0f && out[7] == 1.75f);
+}
+
+/* compressed-tensors' documented golden word, and 8-bit packing */
+TEST(ct_packing_golden)
+{
+    const int v4[8] = {-8, -7, 0, 1, 2, 3, 7, -1};
+    CHECK_EQ_U(zq_ct_pack(v4, 8, 4), 0x7FBA9810u);
+    const int v8[4] = {-128, 0, 127, -1};
+    CHECK_EQ_U(zq_ct_pack(v8, 4, 8), 0x7FFF8000u);
+    const int tail[3] = {-8, 7, 0}; /* a row's last word: the rest stays zero */
+    CHECK_EQ_U(zq_ct_pack(tail, 3, 4), 0x8F0u);
 }

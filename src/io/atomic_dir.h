@@ -1,0 +1,26 @@
+/* Output folders appear whole or not at all, like output files (atomic.h):
+ * the files are written into a temp folder beside the target, each fsynced,
+ * and the folder is renamed into place; an existing target (with force) is
+ * moved aside first and removed after. A folder that holds one of the run's
+ * inputs is never the output. */
+#ifndef ZQ_ATOMIC_DIR_H
+#define ZQ_ATOMIC_DIR_H
+
+#include "zquant/error.h"
+
+typedef struct {
+    char *final; /* the folder as the caller named it */
+    char *tmp;   /* the temp folder the files go to */
+} zq_atomic_dir;
+
+/* inputs: paths (files or folders, NULL-terminated) the output must not
+ * contain or be. */
+zq_status zq_atomic_dir_open(zq_atomic_dir *d, const char *path, int force, const char *const *inputs,
+                             zq_error *err);
+/* The path of name inside the temp folder (malloc'd): write it with
+ * zq_atomic, which fsyncs it. */
+char *zq_atomic_dir_file(const zq_atomic_dir *d, const char *name);
+zq_status zq_atomic_dir_commit(zq_atomic_dir *d, zq_error *err); /* releases d */
+void zq_atomic_dir_abort(zq_atomic_dir *d);                      /* releases d; safe twice */
+
+#endif
