@@ -8,6 +8,7 @@
 set -u
 BUILD=${ZQ_BUILD:-build}
 ZQ="$BUILD/zquant"
+CMP="$BUILD/st_compare"
 NODE_DIR=${ZQ_NODE_DIR:-build/node}
 M=data/models/stories260K
 TEXT=data/text/tinystories/valid-excerpt.txt
@@ -57,11 +58,22 @@ for preset in f16 w8a16 w4/8a16; do
     run "$ZQ" quantize "$M" -o "$TMP/s_$n.zq" "${opts[@]}" --for llama.cpp -q
     run "$ZQ" export "$TMP/s_$n.zq" -o "$TMP/s_$n.gguf" --from "$M" --json
     check "gguf/stories260K-$n/export" '[ "$rc" -eq 0 ] && [ -s "$TMP/s_$n.gguf" ]'
+    "$ZQ" dequantize "$TMP/s_$n.zq" -o "$TMP/deq.safetensors" -f
+    run "$CMP" "$TMP/deq.safetensors" "$TMP/s_$n.gguf"
+    check "gguf/stories260K-$n/read-back-equals-dequantize" '[ "$rc" -eq 0 ]'
     llama_vs_zquant "gguf/stories260K-$n/llama.cpp-logits" "$TMP/s_$n.zq" "$TMP/s_$n.gguf" "$TMP/ids10k.bin" 512
     "$ZQ" generate "$TMP/s_$n.zq" -n 20 --json 2>/dev/null | tr -d ' \t\n' | field ids >"$TMP/zq_gen"
     $LLAMA "$TMP/s_$n.gguf" --generate 20 2>/dev/null | field generated >"$TMP/ll_gen"
     check "gguf/stories260K-$n/greedy-20" '[ -n "$(cat "$TMP/zq_gen")" ] && [ "$(cat "$TMP/zq_gen")" = "$(cat "$TMP/ll_gen")" ]'
 done
+# zquant reads its GGUF back: eval gives the .zq's weight-only figures exactly
+a=$("$ZQ" eval "$TMP/s_w4_8a16.zq" --tokens "$TMP/ids10k.bin" --ctx 512 --act none --json | tr -d ' \t\n' | field nll)
+b=$("$ZQ" eval "$TMP/s_w4_8a16.gguf" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' \t\n' | field nll)
+check gguf/eval-reads-gguf '[ -n "$a" ] && [ "$a" = "$b" ]'
+run "$ZQ" inspect "$TMP/s_w4_8a16.gguf"
+check gguf/inspect '[ "$rc" -eq 0 ] && grep -q "^blk.0.ffn_up.weight *Q4_0 *172x64 " "$TMP/out" && grep -q "architecture llama" "$TMP/out"'
+run "$ZQ" inspect "$TMP/s_w4_8a16.gguf" --json
+check gguf/inspect-json '[ "$rc" -eq 0 ] && tr -d " \t\n" <"$TMP/out" | grep -q "\"name\":\"blk.0.attn_q.weight\",\"type\":\"Q8_0\",\"shape\":\[64,64\],\"bytes\":4352"'
 # llama.cpp's tokenizer, from the GGUF vocabulary, on the whole bundled text
 $LLAMA "$TMP/s_f16.gguf" --text "$TEXT" --ids-out "$TMP/ll_ids.bin" >"$TMP/out" 2>"$TMP/err"
 check gguf/stories260K/tokenizer-same-ids '[ -s "$TMP/ids.bin" ] && cmp -s "$TMP/ids.bin" "$TMP/ll_ids.bin"'
@@ -84,6 +96,9 @@ for model in gpt2 qwen2 llama; do
         set +f
         run "$ZQ" export "$TMP/$model.zq" -o "$TMP/$model.gguf" --tokenizer "$TMP/tok50.json" -f -q
         if [ "$rc" -ne 0 ]; then fail "gguf/$model-$name/export" "$(head -c 300 "$TMP/err")"; continue; fi
+        "$ZQ" dequantize "$TMP/$model.zq" -o "$TMP/deq.safetensors" -f
+        run "$CMP" "$TMP/deq.safetensors" "$TMP/$model.gguf"
+        check "gguf/$model-$name/read-back-equals-dequantize" '[ "$rc" -eq 0 ]'
         llama_vs_zquant "gguf/$model-$name/llama.cpp-logits" "$TMP/$model.zq" "$TMP/$model.gguf" "$TMP/rand.bin" 16
     done
 done
@@ -103,6 +118,8 @@ ct_case() {
     "$ZQ" dequantize "$zq" -o "$TMP/deq.safetensors" -f
     run $CT compare "$TMP/ct" "$TMP/deq.safetensors"
     check "ct/$name/decoded-equals-dequantize" '[ "$rc" -eq 0 ]'
+    run "$CMP" "$TMP/deq.safetensors" "$TMP/ct"
+    check "ct/$name/read-back-equals-dequantize" '[ "$rc" -eq 0 ]'
 }
 for preset in w8a8 w8a16 w4/8a16 w4a16 w4/8a8; do
     n=${preset//\//_}
@@ -112,6 +129,11 @@ done
 run "$ZQ" export "$TMP/v_w4_8a8.zq" -o "$TMP/ct" --format compressed-tensors -f --from "$M"
 check ct/w4_8a8-says-int4-runs-a16 'grep -q "note: INT4 layers are written as W4A16" "$TMP/out" && grep -q "\"format\":[[:space:]]*\"mixed-precision\"" "$TMP/ct/config.json"'
 check ct/tokenizer-copied 'cmp -s "$M/tokenizer.bin" "$TMP/ct/tokenizer.bin"'
+a=$("$ZQ" eval "$TMP/v_w4_8a8.zq" --tokens "$TMP/ids10k.bin" --ctx 512 --act none --json | tr -d ' \t\n' | field nll)
+b=$("$ZQ" eval "$TMP/ct" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' \t\n' | field nll)
+check ct/eval-reads-ct '[ -n "$a" ] && [ "$a" = "$b" ]'
+run "$ZQ" inspect "$TMP/ct"
+check ct/inspect '[ "$rc" -eq 0 ] && grep -q "^model.layers.0.mlp.up_proj.weight_packed *I32 *172x8 " "$TMP/out" && grep -q "^model.layers.0.self_attn.q_proj.weight *I8 *64x64 " "$TMP/out"'
 for model in gpt2 qwen2 llama; do
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e8.zq" -p w8a8 --for vllm -f -q
     ct_case "$model-w8a8" "$TMP/e8.zq"

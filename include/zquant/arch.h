@@ -85,6 +85,9 @@ typedef struct {
     const char *parallel_key, *pre_ln_key, *no_final_norm_key, *emb_dim_key;
     const char *unsupported_key; /* a key zquant cannot honour when set (rope_scaling) */
     const zq_arch_tensor *tensors; /* terminated by a NULL name */
+    /* what Hugging Face's checkpoints put before the names of tensors that
+     * are not the LM head ("model."); NULL: nothing */
+    const char *prefix;
 } zq_arch_desc;
 
 /* The row for a config.json model_type, NULL when zquant has none. */

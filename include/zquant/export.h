@@ -55,6 +55,27 @@ typedef struct {
 
 zq_status zq_export(const zq_export_opts *o, zq_export_report *report, zq_error *err);
 
+/* ---- what an exported file holds, as stored ---------------------------------- */
+
+typedef struct {
+    char *name;
+    char type[16];         /* ggml's ("Q4_0") or safetensors' ("I32") */
+    int ndim;
+    int64_t shape[4];      /* outermost first, as PyTorch prints it */
+    uint64_t bytes;
+} zq_stored_tensor;
+
+typedef struct {
+    zq_export_format format;
+    char summary[256]; /* GGUF: version, architecture, file type; CT: format and config groups */
+    zq_stored_tensor *t;
+    size_t n;
+} zq_stored_listing;
+
+/* PATH: a GGUF file or a compressed-tensors folder. */
+zq_status zq_list_stored(const char *path, zq_stored_listing *out, zq_error *err);
+void zq_stored_listing_free(zq_stored_listing *l);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,7 +16,10 @@ extern "C" {
 
 #define ZQ_MAX_DIMS 8
 
-typedef enum { ZQ_DT_F16, ZQ_DT_BF16, ZQ_DT_F32, ZQ_DT_F64 } zq_dtype;
+/* The integer types hold packed codes, scales' zero points and shapes of
+ * quantized checkpoints (compressed-tensors); read as float they are their
+ * values. */
+typedef enum { ZQ_DT_F16, ZQ_DT_BF16, ZQ_DT_F32, ZQ_DT_F64, ZQ_DT_I8, ZQ_DT_I32, ZQ_DT_I64 } zq_dtype;
 
 const char *zq_dtype_name(zq_dtype dt); /* "F16", ... as safetensors spells them */
 size_t zq_dtype_size(zq_dtype dt);
@@ -40,7 +43,9 @@ typedef struct zq_source zq_source;
  * the path). A long-running program can forget them between jobs. */
 void zq_forget_inputs(void);
 
-/* PATH is a .safetensors file, a folder, or a .h5/.hdf5 file. */
+/* PATH is a .safetensors file, a folder, a .h5/.hdf5 file, or a .gguf file
+ * (llama.cpp's; its tensors decoded to float under Hugging Face names). A
+ * compressed-tensors folder (vLLM's) reads as its decoded weights. */
 zq_status zq_source_open(const char *path, zq_source **out, zq_error *err);
 void zq_source_close(zq_source *src); /* accepts NULL */
 /* PATH with some tensors replaced: each patch (a safetensors file) supplies

@@ -2,15 +2,19 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
+#include "zquant/export.h"
 #include "zquant/zq.h"
 
 static const char help[] =
-    "usage: zquant inspect FILE.zq [--json]\n"
+    "usage: zquant inspect FILE.zq|FILE.gguf|CT_DIR [--json]\n"
     "\n"
-    "Lists every tensor (name, shape, kind, bits, group, stored bytes, relative\n"
-    "RMSE of its quantization) and the totals against FP16.\n"
+    "Lists every tensor of a .zq file (name, shape, kind, bits, group, stored\n"
+    "bytes, relative RMSE of its quantization) and the totals against FP16; of\n"
+    "a GGUF file or a compressed-tensors folder (zquant export's outputs), each\n"
+    "tensor as stored: name, type, shape, bytes.\n"
     "\n"
     "      --json      machine-readable output on stdout\n"
     "  -h, --help      this help\n";
@@ -108,11 +112,60 @@ static void print_table(const zq_file *f, uint64_t fp16)
            (unsigned long long)fp16, ratio);
 }
 
+/* A GGUF file or compressed-tensors folder, tensor by tensor as stored. */
+static int inspect_export(const char *path, int json)
+{
+    zq_stored_listing l;
+    zq_error err = {0};
+    if (zq_list_stored(path, &l, &err) != ZQ_OK) return cli_fail(&err);
+    uint64_t total = 0;
+    cJSON *root = json ? cJSON_CreateObject() : NULL, *arr = NULL;
+    if (json) {
+        cJSON_AddStringToObject(root, "file", path);
+        cJSON_AddStringToObject(root, "format", zq_export_format_name(l.format));
+        cJSON_AddStringToObject(root, "summary", l.summary);
+        arr = cJSON_AddArrayToObject(root, "tensors");
+    } else {
+        printf("%s: %s\n%-56s %-6s %-16s %12s\n", path, l.summary, "tensor", "type", "shape", "bytes");
+    }
+    for (size_t k = 0; k < l.n; k++) {
+        const zq_stored_tensor *t = &l.t[k];
+        total += t->bytes;
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", t->name);
+            cJSON_AddStringToObject(o, "type", t->type);
+            cJSON *shape = cJSON_AddArrayToObject(o, "shape");
+            for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
+            cJSON_AddNumberToObject(o, "bytes", (double)t->bytes);
+            cJSON_AddItemToArray(arr, o);
+            continue;
+        }
+        char shape[64] = "";
+        size_t at = 0;
+        for (int d = 0; d < t->ndim && at < sizeof shape; d++)
+            at += (size_t)snprintf(shape + at, sizeof shape - at, d ? "x%lld" : "%lld", (long long)t->shape[d]);
+        printf("%-56s %-6s %-16s %12llu\n", t->name, t->type, shape, (unsigned long long)t->bytes);
+    }
+    if (json) {
+        cJSON_AddNumberToObject(root, "tensor_bytes", (double)total);
+        cli_json_print(stdout, root);
+    } else {
+        printf("%zu tensors, %llu bytes of tensor data\n", l.n, (unsigned long long)total);
+    }
+    zq_stored_listing_free(&l);
+    return 0;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
     const char *path;
     int json, rc = cli_parse_file_json(argc, argv, "inspect", help, &path, &json);
     if (rc >= 0) return rc;
+    size_t len = strlen(path);
+    struct stat sb;
+    if ((len > 5 && !strcmp(path + len - 5, ".gguf")) || (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)))
+        return inspect_export(path, json);
     zq_file *f = NULL;
     zq_error err = {0};
     if (zq_file_open(path, 0, &f, &err) != ZQ_OK) return cli_fail(&err);

@@ -21,30 +21,18 @@
 #include "base/le.h"
 #include "base/util.h"
 #include "io/atomic.h"
+#include "io/gguf_read.h"
 #include "zq/meta.h"
 #include "zquant/fp16.h"
 
 #define GGUF_VERSION 3u
 #define GGUF_ALIGN 32u
-#define QK 32u /* values per ggml block */
+#define QK GGML_QK
 
-enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q4_1 = 3, GGML_Q8_0 = 8, GGML_NTYPES = 9 };
+#define GGML_NTYPES 9 /* the types zquant writes are below this */
 /* llama.cpp's general.file_type for a file whose weights are mostly this type */
 static const int ftype_of[GGML_NTYPES] = {[GGML_F32] = 0, [GGML_F16] = 1, [GGML_Q4_0] = 2, [GGML_Q4_1] = 3,
                                           [GGML_Q8_0] = 7};
-static const char *const type_name[GGML_NTYPES] = {[GGML_F32] = "F32", [GGML_F16] = "F16", [GGML_Q4_0] = "Q4_0",
-                                                   [GGML_Q4_1] = "Q4_1", [GGML_Q8_0] = "Q8_0"};
-
-static uint64_t type_row_bytes(int type, uint64_t n)
-{
-    switch (type) {
-    case GGML_F32: return 4 * n;
-    case GGML_F16: return 2 * n;
-    case GGML_Q4_0: return n / QK * 18;
-    case GGML_Q4_1: return n / QK * 20;
-    default: return n / QK * 34; /* Q8_0 */
-    }
-}
 
 typedef struct {
     size_t index; /* in the .zq */
@@ -121,7 +109,7 @@ static zq_status plan_tensor(const zq_file *f, const zq_arch *a, size_t i, gg_te
     if (g->heads && (g->rows % (uint64_t)g->heads || (g->rows / (uint64_t)g->heads) % 2))
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': %llu rows do not split into %d heads of an even size",
                        path, t->name, (unsigned long long)g->rows, g->heads);
-    g->bytes = g->rows * type_row_bytes(g->type, g->cols);
+    g->bytes = g->rows * zq_ggml_row_bytes(g->type, g->cols);
     return ZQ_OK;
 }
 
@@ -246,7 +234,7 @@ static zq_status write_tensor(zq_file *f, const gg_tensor *g, sink *s, zq_error 
     } else if (g->rows) {
         ZQ_TRY(zq_file_section(f, g->index, ZQ_SEC_DATA, &data, &len, err));
     }
-    uint64_t row_bytes = type_row_bytes(g->type, g->cols);
+    uint64_t row_bytes = zq_ggml_row_bytes(g->type, g->cols);
     for (uint64_t gr = 0; gr < g->rows; gr++) {
         if (s->len + row_bytes > s->cap) ZQ_TRY(sink_flush(s, err));
         unsigned char *dst = s->buf + s->len;
@@ -307,7 +295,7 @@ static zq_status plan(zq_file *f, const zq_arch *a, gg_tensor *gt, size_t *n,
     for (int k = GGML_NTYPES - 1; k >= 0; k--)
         if (count[k])
             at += (size_t)snprintf(r->summary + at, at < sizeof r->summary ? sizeof r->summary - at : 0, "%s%s x %zu",
-                                   at ? ", " : "", type_name[k], count[k]);
+                                   at ? ", " : "", zq_ggml_type_name(k), count[k]);
     return ZQ_OK;
 }
 

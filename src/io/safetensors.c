@@ -132,7 +132,8 @@ static zq_status ensure_impl(zq_source *src, zq_error *err)
 static int parse_dtype(const char *s, zq_dtype *dt)
 {
     static const struct { const char *name; zq_dtype dt; } known[] = {
-        {"F16", ZQ_DT_F16}, {"BF16", ZQ_DT_BF16}, {"F32", ZQ_DT_F32}, {"F64", ZQ_DT_F64}};
+        {"F16", ZQ_DT_F16}, {"BF16", ZQ_DT_BF16}, {"F32", ZQ_DT_F32}, {"F64", ZQ_DT_F64},
+        {"I8", ZQ_DT_I8},   {"I32", ZQ_DT_I32},   {"I64", ZQ_DT_I64}};
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
         if (strcmp(s, known[k].name) == 0) { *dt = known[k].dt; return 1; }
     return 0;
@@ -163,7 +164,7 @@ static zq_status parse_entry(zq_source *src, st_impl *im, const char *path, cons
     zq_dtype dtype;
     if (!parse_dtype(dt->valuestring, &dtype))
         return zq_fail(err, ZQ_ERR_FORMAT,
-                       "'%s': tensor '%s': dtype '%s' is not supported (zquant reads F16, BF16, F32 and F64)",
+                       "'%s': tensor '%s': dtype '%s' is not supported (zquant reads F16, BF16, F32, F64, I8, I32 and I64)",
                        path, name, dt->valuestring);
     int ndim = cJSON_GetArraySize(shape);
     if (ndim > ZQ_MAX_DIMS)

@@ -23,14 +23,14 @@
 
 const char *zq_dtype_name(zq_dtype dt)
 {
-    static const char *names[] = {"F16", "BF16", "F32", "F64"};
-    return (unsigned)dt < 4 ? names[dt] : "?";
+    static const char *names[] = {"F16", "BF16", "F32", "F64", "I8", "I32", "I64"};
+    return (unsigned)dt < 7 ? names[dt] : "?";
 }
 
 size_t zq_dtype_size(zq_dtype dt)
 {
-    static const size_t sizes[] = {2, 2, 4, 8};
-    return (unsigned)dt < 4 ? sizes[dt] : 0;
+    static const size_t sizes[] = {2, 2, 4, 8, 1, 4, 8};
+    return (unsigned)dt < 7 ? sizes[dt] : 0;
 }
 
 zq_status zq_source_add(zq_source *src, const char *name, zq_dtype dtype, int ndim,
@@ -105,6 +105,7 @@ static zq_status open_folder(zq_source *src, const char *dir, zq_error *err)
     free(index);
     free(single);
     if (st == ZQ_OK) st = load_config_beside(src, dir, err);
+    if (st == ZQ_OK && zq_ct_config(src->config)) st = zq_ct_source_wrap(src, err);
     return st;
 }
 
@@ -128,6 +129,8 @@ zq_status zq_source_open(const char *path, zq_source **out, zq_error *err)
             st = dir ? load_config_beside(src, dir, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
             free(dir);
         }
+    } else if (ends_with(path, ".gguf")) {
+        st = zq_gguf_source_open(src, path, err);
     } else {
         st = zq_safetensors_open(src, path, err);
         if (st == ZQ_OK) {
@@ -257,6 +260,15 @@ void zq_convert_to_f32(zq_dtype dt, const void *p, float *out, size_t n)
     case ZQ_DT_F32: memcpy(out, p, n * 4); break;
     case ZQ_DT_F64:
         for (size_t k = 0; k < n; k++) out[k] = (float)((const double *)p)[k];
+        break;
+    case ZQ_DT_I8:
+        for (size_t k = 0; k < n; k++) out[k] = (float)((const int8_t *)p)[k];
+        break;
+    case ZQ_DT_I32:
+        for (size_t k = 0; k < n; k++) out[k] = (float)((const int32_t *)p)[k];
+        break;
+    case ZQ_DT_I64:
+        for (size_t k = 0; k < n; k++) out[k] = (float)((const int64_t *)p)[k];
         break;
     }
 }

@@ -162,30 +162,30 @@ static const zq_arch_tensor bert_tensors[] = {
     {{__VA_ARGS__}, gguf, PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP, "hidden_size", "num_attention_heads",             \
      "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", "hidden_act", 0, 2048, \
      1e-6, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_FULL, NULL, 0,                    \
-     NULL, NULL, NULL, NULL, "rope_scaling", tensors}
+     NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model."}
 
 const zq_arch_desc zq_arch_table[] = {
     {{"gpt2"}, "gpt2", PRE, "n_embd", "n_head", "n_layer", "n_inner", "n_positions", "layer_norm_epsilon",
      "activation_function", 4, 1024, 1e-5, "gelu_new", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0,
-     NULL, NULL, NULL, NULL, NULL, gpt2_tensors},
+     NULL, NULL, NULL, NULL, NULL, gpt2_tensors, NULL},
     {{"opt"}, NULL, PRE, "hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
      "max_position_embeddings", NULL, "activation_function", 4, 2048, 1e-5, "relu", 2, NULL, NULL, NULL,
      ZQ_ROPE_NONE, NULL, 0, NULL, "do_layer_norm_before", "_remove_final_layer_norm", "word_embed_proj_dim", NULL,
-     opt_tensors},
+     opt_tensors, NULL},
     {{"gpt_neox"}, "gptneox", PRE | ZQ_ARCH_PARALLEL, "hidden_size", "num_attention_heads", "num_hidden_layers",
      "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 2048, 1e-5, "gelu", 0,
      NULL, NULL, "rotary_emb_base", ZQ_ROPE_PCT, "rotary_pct", 0.25, "use_parallel_residual", NULL, NULL, NULL,
-     NULL, neox_tensors},
+     NULL, neox_tensors, NULL},
     {{"gptj"}, NULL, PRE | ZQ_ARCH_PARALLEL | ZQ_ARCH_SHARED_NORM | ZQ_ARCH_ROPE_PAIRS, "n_embd", "n_head",
      "n_layer", "n_inner", "n_positions", "layer_norm_epsilon", "activation_function", 4, 2048, 1e-5, "gelu_new",
-     0, NULL, NULL, NULL, ZQ_ROPE_DIM, "rotary_dim", 0, NULL, NULL, NULL, NULL, NULL, gptj_tensors},
+     0, NULL, NULL, NULL, ZQ_ROPE_DIM, "rotary_dim", 0, NULL, NULL, NULL, NULL, NULL, gptj_tensors, NULL},
     LLAMA_ROW("llama", llama_tensors, "llama", "mistral"),
     LLAMA_ROW("qwen2", qwen2_tensors, "qwen2"),
     {{"bert"}, "bert", ZQ_ARCH_TOKEN_TYPES | ZQ_ARCH_MLM_HEAD, "hidden_size", "num_attention_heads",
      "num_hidden_layers", "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 512,
-     1e-12, "gelu", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0, NULL, NULL, NULL, NULL, NULL, bert_tensors},
+     1e-12, "gelu", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0, NULL, NULL, NULL, NULL, NULL, bert_tensors, NULL},
     {{NULL}, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, NULL, ZQ_ROPE_NONE,
-     NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL},
+     NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 int zq_arch_is_buffer(const char *name)

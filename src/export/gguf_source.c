@@ -1,0 +1,204 @@
+/* A GGUF file read back as a checkpoint, so `zquant eval out.gguf` and
+ * `zquant generate` run what llama.cpp runs: each tensor decoded to float
+ * under its Hugging Face name and in Hugging Face's layout (the export's
+ * inverse: the architecture table's names, llama's q/k rows back to
+ * rotate-halves order, GPT-2's Conv1D matrices back to [in, out]), and a
+ * config.json made from the GGUF keys. */
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "export/export_impl.h"
+#include "io/gguf_read.h"
+#include "io/source_impl.h"
+
+typedef struct {
+    const zq_gguf_tensor *t;
+    int heads;  /* > 0: GGUF rows are rotate-pairs ordered, per head */
+    int conv1d; /* Hugging Face's layout is the transpose */
+    float *whole; /* decoded whole (vectors, Conv1D), until released */
+} gs_tensor;
+
+typedef struct {
+    zq_gguf *g;
+    gs_tensor *t;
+    pthread_mutex_t lock;
+} gs_impl;
+
+/* Whether name is pattern with %d standing for a block number (into *layer). */
+static int name_match(const char *pattern, const char *name, int *layer)
+{
+    const char *d = strstr(pattern, "%d");
+    *layer = -1;
+    if (!d) return !strcmp(pattern, name);
+    size_t pre = (size_t)(d - pattern);
+    if (strncmp(pattern, name, pre)) return 0;
+    const char *p = name + pre;
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p || *p == '-' || *p == '+' || v > 100000) return 0;
+    *layer = (int)v;
+    return !strcmp(end, d + 2);
+}
+
+/* The GGUF row holding Hugging Face row r (export: GGUF 2i+j <- HF j*hd/2+i). */
+static uint64_t gguf_row(const gs_tensor *x, uint64_t rows, uint64_t r)
+{
+    if (!x->heads) return r;
+    uint64_t hd = rows / (uint64_t)x->heads, h = r / hd, k = r % hd, half = hd / 2;
+    return h * hd + 2 * (k % half) + k / half;
+}
+
+static zq_status decode_whole(gs_impl *im, size_t i, zq_error *err)
+{
+    gs_tensor *x = &im->t[i];
+    pthread_mutex_lock(&im->lock);
+    if (!x->whole) {
+        uint64_t rows = x->t->ndim > 1 ? x->t->ne[1] : 1, n = x->t->ne[0];
+        x->whole = malloc(rows * n * sizeof *x->whole);
+        for (uint64_t r = 0; x->whole && r < rows; r++)
+            zq_ggml_decode_row(x->t->type, x->t->data + r * zq_ggml_row_bytes(x->t->type, n), n, x->whole + r * n);
+    }
+    pthread_mutex_unlock(&im->lock);
+    return x->whole ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+}
+
+static zq_status read_gguf(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint64_t col0, uint64_t ncols,
+                           float *out, zq_error *err)
+{
+    gs_impl *im = src->impl;
+    gs_tensor *x = &im->t[i];
+    const zq_tensor_info *info = &src->tensors[i];
+    uint64_t n0 = x->t->ne[0];
+    if (x->t->ndim == 1 || x->conv1d) {
+        ZQ_TRY(decode_whole(im, i, err));
+        for (uint64_t r = 0; r < nrows; r++)
+            for (uint64_t c = 0; c < ncols; c++) {
+                uint64_t hr = row0 + r, hc = col0 + c;
+                out[r * ncols + c] = x->t->ndim == 1 ? x->whole[gguf_row(x, info->numel, hc)]
+                                                     : x->whole[hc * n0 + hr]; /* HF [in, out] */
+            }
+        return ZQ_OK;
+    }
+    float *row = malloc(n0 * sizeof *row);
+    if (!row) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (uint64_t r = 0; r < nrows; r++) {
+        uint64_t gr = gguf_row(x, info->rows, row0 + r);
+        zq_ggml_decode_row(x->t->type, x->t->data + gr * zq_ggml_row_bytes(x->t->type, n0), n0, row);
+        memcpy(out + r * ncols, row + col0, ncols * sizeof *row);
+    }
+    free(row);
+    return ZQ_OK;
+}
+
+static void release_gguf(zq_source *src, size_t i, uint64_t row0, uint64_t nrows)
+{
+    gs_impl *im = src->impl;
+    (void)row0, (void)nrows;
+    pthread_mutex_lock(&im->lock);
+    free(im->t[i].whole);
+    im->t[i].whole = NULL;
+    pthread_mutex_unlock(&im->lock);
+}
+
+static void close_gguf(zq_source *src)
+{
+    gs_impl *im = src->impl;
+    if (!im) return;
+    for (size_t i = 0; im->t && i < src->count; i++) free(im->t[i].whole);
+    free(im->t);
+    zq_gguf_close(im->g);
+    pthread_mutex_destroy(&im->lock);
+    free(im);
+    src->impl = NULL;
+}
+
+static const zq_source_ops gguf_ops = {read_gguf, release_gguf, close_gguf, NULL, NULL};
+
+/* config.json as the architecture row names its keys, from the GGUF keys. */
+static char *make_config(const zq_gguf *g, const zq_arch_desc *d, const char *arch, uint64_t vocab, int tied)
+{
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "model_type", d->model_types[0]);
+    struct {
+        const char *hf, *gguf;
+    } keys[] = {{d->hidden_key, "embedding_length"},      {d->heads_key, "attention.head_count"},
+                {d->layers_key, "block_count"},           {d->inter_key, "feed_forward_length"},
+                {d->max_pos_key, "context_length"},       {d->kv_heads_key, "attention.head_count_kv"},
+                {d->eps_key, (d->flags & ZQ_ARCH_RMS_NORM) ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon"},
+                {d->rope_theta_key, "rope.freq_base"}};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        char key[128];
+        snprintf(key, sizeof key, "%s.%s", arch, keys[k].gguf);
+        uint64_t u;
+        double f;
+        if (!keys[k].hf) continue;
+        if (zq_gguf_uint(g, key, &u)) cJSON_AddNumberToObject(c, keys[k].hf, (double)u);
+        else if (zq_gguf_float(g, key, &f)) cJSON_AddNumberToObject(c, keys[k].hf, (double)(float)f);
+    }
+    cJSON_AddNumberToObject(c, "vocab_size", (double)vocab);
+    cJSON_AddBoolToObject(c, "tie_word_embeddings", tied);
+    char *text = cJSON_PrintUnformatted(c);
+    cJSON_Delete(c);
+    return text;
+}
+
+zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
+{
+    gs_impl *im = calloc(1, sizeof *im);
+    if (!im) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&im->lock, NULL);
+    src->impl = im;
+    src->ops = &gguf_ops;
+    ZQ_TRY(zq_gguf_open(path, &im->g, err));
+    zq_gguf *g = im->g;
+    char *arch = zq_gguf_string(g, "general.architecture");
+    const zq_arch_desc *d = NULL;
+    for (const zq_arch_desc *r = zq_arch_table; arch && r->model_types[0] && !d; r++)
+        if (r->gguf_arch && !strcmp(r->gguf_arch, arch)) d = r;
+    zq_status st = d ? ZQ_OK : zq_fail(err, ZQ_ERR_FORMAT, "'%s': GGUF architecture '%s' is not one zquant reads", path,
+                                       arch ? arch : "(none)");
+    im->t = calloc(g->nt + 1, sizeof *im->t);
+    if (st == ZQ_OK && !im->t) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    char key[128];
+    uint64_t heads = 0, kv_heads = 0, vocab = 0;
+    snprintf(key, sizeof key, "%s.attention.head_count", arch ? arch : "");
+    zq_gguf_uint(g, key, &heads);
+    snprintf(key, sizeof key, "%s.attention.head_count_kv", arch ? arch : "");
+    if (!zq_gguf_uint(g, key, &kv_heads)) kv_heads = heads;
+    for (size_t k = 0; st == ZQ_OK && k < g->nt; k++) {
+        const zq_gguf_tensor *t = &g->t[k];
+        const zq_arch_tensor *row = NULL;
+        int layer = -1;
+        for (const zq_arch_tensor *e = d->tensors; e->name && !row; e++)
+            if (e->gguf && name_match(e->gguf, t->name, &layer)) row = e;
+        if (!row || t->ndim > 2) {
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' is not one zquant knows in a %s model", path, t->name, arch);
+            break;
+        }
+        char name[256], plain[200];
+        snprintf(plain, sizeof plain, row->name, layer);
+        snprintf(name, sizeof name, "%s%s", row->part == ZQ_PART_HEAD || !d->prefix ? "" : d->prefix, plain);
+        gs_tensor *x = &im->t[src->count];
+        x->t = t;
+        x->conv1d = t->ndim == 2 && (row->flags & ZQ_T_CONV1D);
+        if (row->flags & ZQ_T_ROPE_HALVES) x->heads = (int)(row->part == ZQ_PART_K ? kv_heads : heads);
+        uint64_t rows = t->ndim == 2 ? t->ne[1] : t->ne[0];
+        if (x->heads && (rows % (uint64_t)x->heads || (rows / (uint64_t)x->heads) % 2)) {
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': %llu rows do not split into %d heads of an even size",
+                         path, t->name, (unsigned long long)rows, x->heads);
+            break;
+        }
+        int64_t shape[2] = {(int64_t)(x->conv1d || t->ndim == 1 ? t->ne[0] : t->ne[1]),
+                            (int64_t)(x->conv1d ? t->ne[1] : t->ne[0])};
+        if (row->part == ZQ_PART_EMBED && !(row->flags & ZQ_T_BIAS)) vocab = t->ne[1];
+        size_t index;
+        st = zq_source_add(src, name, ZQ_DT_F32, t->ndim, shape, &index, err);
+    }
+    int tied = !zq_gguf_tensor_named(g, "output.weight");
+    if (st == ZQ_OK && !(src->config = make_config(g, d, arch, vocab, tied))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    free(arch);
+    return st;
+}
