@@ -66,6 +66,15 @@ for preset in f16 w8a16 w4/8a16; do
     $LLAMA "$TMP/s_$n.gguf" --generate 20 2>/dev/null | field generated >"$TMP/ll_gen"
     check "gguf/stories260K-$n/greedy-20" '[ -n "$(cat "$TMP/zq_gen")" ] && [ "$(cat "$TMP/zq_gen")" = "$(cat "$TMP/ll_gen")" ]'
 done
+# quantize / lkd -o OUT.gguf: the .zq beside it, exported for llama.cpp; the
+# codes LKD tuned reach llama.cpp unchanged
+run "$ZQ" lkd "$M" -o "$TMP/lkd.gguf" -p w4/8a16 --steps 20 -q
+check gguf/lkd-chain '[ "$rc" -eq 0 ] && [ -s "$TMP/lkd.gguf" ] && [ -s "$TMP/lkd.gguf.zq" ] && grep -q "\"for\":\"llama.cpp\"" "$TMP/lkd.gguf.zq"'
+llama_vs_zquant gguf/lkd-chain/llama.cpp-logits "$TMP/lkd.gguf.zq" "$TMP/lkd.gguf" "$TMP/ids10k.bin" 512
+run "$ZQ" quantize "$M" -o "$TMP/lkd.gguf" -q
+check refuse/chain-exists '[ "$rc" -eq 2 ] && grep -q "already exists" "$TMP/err"'
+run "$ZQ" quantize "$ENGINE/llama" -o "$TMP/notok.gguf" -q
+check refuse/chain-no-tokenizer '[ "$rc" -eq 2 ] && grep -q "no tokenizer" "$TMP/err" && [ ! -e "$TMP/notok.gguf.zq" ]'
 # zquant reads its GGUF back: eval gives the .zq's weight-only figures exactly
 a=$("$ZQ" eval "$TMP/s_w4_8a16.zq" --tokens "$TMP/ids10k.bin" --ctx 512 --act none --json | tr -d ' \t\n' | field nll)
 b=$("$ZQ" eval "$TMP/s_w4_8a16.gguf" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' \t\n' | field nll)
