@@ -11,3 +11,5 @@ echo "== eval"
 /usr/bin/python3 "$here/bench_eval.py" "$ZQ" "$(nproc)"
 echo "== lkd"
 /usr/bin/python3 "$here/bench_lkd.py" "$ZQ" "$(nproc)" 3
+echo "== export"
+/usr/bin/python3 "$here/bench_export.py" "$ZQ" "${ZQ_BENCH_RUNS:-5}"

@@ -274,7 +274,7 @@ static uint64_t entry_bytes(const ct_entry *e)
 
 typedef struct {
     zq_atomic *out;
-    unsigned char buf[1 << 16];
+    unsigned char buf[1 << 20];
     size_t len;
 } sink;
 
@@ -290,13 +290,6 @@ static zq_status put(sink *s, const void *p, size_t n, zq_error *err)
     return ZQ_OK;
 }
 
-static zq_status put_u32(sink *s, uint32_t v, zq_error *err)
-{
-    unsigned char b[4];
-    zq_store_le32(b, v);
-    return put(s, b, 4, err);
-}
-
 uint32_t zq_ct_pack(const int *values, int n, int bits)
 {
     uint32_t w = 0, offset = 1u << (bits - 1), mask = (1u << bits) - 1;
@@ -304,22 +297,27 @@ uint32_t zq_ct_pack(const int *values, int n, int bits)
     return w;
 }
 
-/* One row of codes as int32 words of 32/bits values. Scale-and-minimum codes
- * are unsigned (0 .. 2^bits - 1): as signed values they are code - 2^(bits-1),
- * which the packing's offset turns back into the code. */
-static zq_status put_packed_row(sink *s, const zq_tensor *t, const uint8_t *row, zq_error *err)
+/* One row of codes as int32 words of 32/bits values, into out. A .zq row
+ * read as little-endian words is already compressed-tensors' layout (INT4:
+ * element 2k in the low nibble of byte k, so element k of a word sits at
+ * bits 4k; INT8: a byte each); symmetric codes are two's complement and
+ * compressed-tensors stores code + 2^(bits-1), which flips each value's top
+ * bit. Scale-and-minimum codes are unsigned, stored as they are. The last
+ * word of a row whose width is not a whole number of words is packed value
+ * by value, its padding zero. */
+static void pack_row(const zq_tensor *t, const uint8_t *row, unsigned char *out)
 {
-    const zq_format *fmt = zq_format_of(t->spec.bits);
-    int bits = t->spec.bits, pf = 32 / bits, shift = t->spec.symmetric ? 0 : 1 << (bits - 1);
-    int v[8];
-    for (uint64_t c0 = 0; c0 < t->grid.cols; c0 += (uint64_t)pf) {
-        int m = 0;
-        for (; m < pf && c0 + (uint64_t)m < t->grid.cols; m++)
-            v[m] = fmt->code_at(row, c0 + (uint64_t)m, t->spec.symmetric) - shift;
-        uint32_t w = zq_ct_pack(v, m, bits);
-        ZQ_TRY(put_u32(s, w, err));
-    }
-    return ZQ_OK;
+    int bits = t->spec.bits, pf = 32 / bits;
+    uint64_t whole = t->grid.cols / (uint64_t)pf;
+    uint32_t flip = !t->spec.symmetric ? 0 : bits == 4 ? 0x88888888u : 0x80808080u;
+    for (uint64_t w = 0; w < whole; w++) zq_store_le32(out + 4 * w, zq_load_le32(row + 4 * w) ^ flip);
+    int rest = (int)(t->grid.cols - whole * (uint64_t)pf), v[8];
+    if (!rest) return;
+    const zq_format *fmt = zq_format_of(bits);
+    for (int k = 0; k < rest; k++)
+        v[k] = fmt->code_at(row, whole * (uint64_t)pf + (uint64_t)k, t->spec.symmetric) -
+               (t->spec.symmetric ? 0 : 1 << (bits - 1));
+    zq_store_le32(out + 4 * whole, zq_ct_pack(v, rest, bits));
 }
 
 static zq_status write_entry(zq_file *f, const ct_entry *e, const ct_plan *p, sink *s, zq_error *err)
@@ -345,38 +343,51 @@ static zq_status write_entry(zq_file *f, const ct_entry *e, const ct_plan *p, si
     const uint8_t *codes = q;
     const uint16_t *scales = sc, *mins = mn;
     uint64_t groups = p->s.group ? g->cols / p->s.group : 1;
-    switch (e->piece) {
-    case PIECE_CODES: /* INT8 codes are int8 bytes; the checkpoint's layout */
-        if (!p->conv1d) return put(s, codes, g->rows * g->row_bytes, err);
-        for (uint64_t c = 0; c < g->cols; c++)
-            for (uint64_t r = 0; r < g->rows; r++) ZQ_TRY(put(s, codes + r * g->row_bytes + c, 1, err));
-        return ZQ_OK;
-    case PIECE_PACKED:
-        for (uint64_t r = 0; r < g->rows; r++) ZQ_TRY(put_packed_row(s, t, codes + r * g->row_bytes, err));
-        return ZQ_OK;
-    case PIECE_SCALE: /* [out, groups]: a row's group scales, FP16 */
-        for (uint64_t r = 0; r < g->rows; r++)
-            for (uint64_t j = 0; j < groups; j++) {
-                unsigned char b[2];
-                zq_store_le16(b, scales[zq_grid_group(g, r, j).index]); /* CT group j is zquant's */
-                ZQ_TRY(put(s, b, 2, err));
+    /* one row (or, for a transposed matrix, the whole piece) at a time */
+    uint64_t bytes = entry_bytes(e), row = e->piece == PIECE_CODES && p->conv1d ? bytes : bytes / (uint64_t)e->shape[0];
+    unsigned char *buf = malloc(row ? row : 1);
+    if (!buf) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    zq_status st = ZQ_OK;
+    if (e->piece == PIECE_CODES && !p->conv1d) { /* INT8 codes are int8 bytes */
+        st = put(s, codes, g->rows * g->row_bytes, err);
+    } else if (e->piece == PIECE_CODES) { /* the checkpoint's [in, out] layout */
+        /* in small tiles: power-of-two strides map a big tile's lines onto a
+         * few cache sets */
+        enum { TILE = 16 };
+        const uint64_t rows = g->rows, cols = g->cols, stride = g->row_bytes; /* not reloaded through buf */
+        for (uint64_t r0 = 0; r0 < rows; r0 += TILE)
+            for (uint64_t c0 = 0; c0 < cols; c0 += TILE) {
+                uint64_t r1 = r0 + TILE < rows ? r0 + TILE : rows, c1 = c0 + TILE < cols ? c0 + TILE : cols;
+                for (uint64_t c = c0; c < c1; c++)
+                    for (uint64_t r = r0; r < r1; r++) buf[c * rows + r] = codes[r * stride + c];
             }
-        return ZQ_OK;
-    default: { /* PIECE_ZERO: zp = k - 2^(bits-1) for min = -k * scale, stored as k, packed along the output */
+        st = put(s, buf, bytes, err);
+    } else if (e->piece == PIECE_PACKED) {
+        for (uint64_t r = 0; st == ZQ_OK && r < g->rows; r++) {
+            pack_row(t, codes + r * g->row_bytes, buf);
+            st = put(s, buf, row, err);
+        }
+    } else if (e->piece == PIECE_SCALE) { /* [out, groups]: CT group j is zquant's */
+        for (uint64_t r = 0; st == ZQ_OK && r < g->rows; r++) {
+            for (uint64_t j = 0; j < groups; j++) zq_store_le16(buf + 2 * j, scales[zq_grid_group(g, r, j).index]);
+            st = put(s, buf, row, err);
+        }
+    } else { /* PIECE_ZERO: zp = k - 2^(bits-1) for min = -k * scale, stored as k, packed along the output */
         int bits = t->spec.bits, pf = 32 / bits;
-        for (uint64_t r0 = 0; r0 < g->rows; r0 += (uint64_t)pf)
+        for (uint64_t r0 = 0; st == ZQ_OK && r0 < g->rows; r0 += (uint64_t)pf) {
             for (uint64_t j = 0; j < groups; j++) {
                 uint32_t w = 0;
                 for (int k = 0; k < pf && r0 + (uint64_t)k < g->rows; k++) {
                     uint64_t gi = zq_grid_group(g, r0 + (uint64_t)k, j).index;
-                    uint32_t kk = (uint32_t)lround(-(double)zq_f16_to_f32(mins[gi]) / zq_f16_to_f32(scales[gi]));
-                    w |= kk << (k * bits);
+                    w |= (uint32_t)lround(-(double)zq_f16_to_f32(mins[gi]) / zq_f16_to_f32(scales[gi])) << (k * bits);
                 }
-                ZQ_TRY(put_u32(s, w, err));
+                zq_store_le32(buf + 4 * j, w);
             }
-        return ZQ_OK;
+            st = put(s, buf, row, err);
+        }
     }
-    }
+    free(buf);
+    return st;
 }
 
 /* One safetensors file of entries [first, last). */

@@ -181,19 +181,18 @@ static void quantized_row(const zq_tensor *t, int type, const uint8_t *codes, co
             continue;
         }
         /* zquant: element 2k low nibble of byte k; ggml: element j low and
-         * j+16 high nibble of byte j; Q4_0 stores two's complement codes + 8 */
-        const uint8_t *src = packed + b * QK / 2;
-        uint8_t nib[QK], flip = type == GGML_Q4_0 ? 8 : 0;
-        for (unsigned k = 0; k < QK / 2; k++) {
-            nib[2 * k] = (src[k] & 15) ^ flip;
-            nib[2 * k + 1] = (src[k] >> 4) ^ flip;
-        }
-        unsigned char *qs = out + 2;
+         * j+16 high nibble of byte j; Q4_0 stores two's complement codes + 8,
+         * which flips each nibble's top bit */
+        const uint8_t *lo = packed + b * QK / 2, *hi = lo + QK / 4;
+        unsigned char *qs = out + 2, flip = type == GGML_Q4_0 ? 0x88 : 0;
         if (type == GGML_Q4_1) {
             zq_store_le16(out + 2, min[grp.index]);
             qs += 2;
         }
-        for (unsigned j = 0; j < QK / 2; j++) qs[j] = (unsigned char)(nib[j] | nib[j + QK / 2] << 4);
+        for (unsigned k = 0; k < QK / 4; k++) {
+            qs[2 * k] = (unsigned char)(((lo[k] & 15) | (hi[k] & 15) << 4) ^ flip);
+            qs[2 * k + 1] = (unsigned char)(((lo[k] >> 4) | (hi[k] & 0xF0)) ^ flip);
+        }
         out = qs + QK / 2;
     }
 }

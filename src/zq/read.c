@@ -107,6 +107,8 @@ static zq_status parse_metadata(zq_file *f, zq_error *err)
     return st;
 }
 
+static void drop_pages(zq_file *f, size_t i);
+
 zq_status zq_file_open(const char *path, int verify, zq_file **out, zq_error *err)
 {
     *out = NULL;
@@ -155,9 +157,11 @@ zq_status zq_file_open(const char *path, int verify, zq_file **out, zq_error *er
             st = parse_metadata(f, err);
         }
     }
-    for (size_t i = 0; st == ZQ_OK && verify && i < f->count; i++)
+    for (size_t i = 0; st == ZQ_OK && verify && i < f->count; i++) {
         for (int k = 0; k < ZQ_SEC_COUNT && st == ZQ_OK; k++)
             if (f->tensors[i].sec[k].present) st = zq_file_verify_section(f, i, (zq_section_kind)k, err);
+        drop_pages(f, i);
+    }
     if (st != ZQ_OK) {
         zq_file_close(f);
         return st;
@@ -237,8 +241,23 @@ zq_status zq_file_section(zq_file *f, size_t i, zq_section_kind kind, const void
     return ZQ_OK;
 }
 
+/* Tensor i's mapped sections leave this process's memory (they come back
+ * from the page cache if read again): a pass over the whole file, such as
+ * verifying or exporting it, keeps one tensor resident, not the file. */
+static void drop_pages(zq_file *f, size_t i)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    for (int k = 0; k < ZQ_SEC_COUNT; k++) {
+        const zq_section *s = &f->tensors[i].sec[k];
+        if (!s->present || !s->length || s->offset + s->length > f->size) continue;
+        uint64_t a = s->offset / page * page, b = s->offset + s->length;
+        madvise(f->map + a, b - a, MADV_DONTNEED);
+    }
+}
+
 void zq_file_release(zq_file *f, size_t i)
 {
+    drop_pages(f, i);
     for (int k = 0; k < ZQ_SEC_COUNT; k++) {
         free(f->inflated[i * ZQ_SEC_COUNT + k]);
         f->inflated[i * ZQ_SEC_COUNT + k] = NULL;
