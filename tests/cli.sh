@@ -279,8 +279,13 @@ expect "lkd/not-from-zq" 2 "$ZQ" lkd "$TMP/s.zq" -o "$TMP/x.zq"
 expect "lkd/data-outside-vocab" 7 "$ZQ" lkd $M -o "$TMP/x.zq" --data "$TMP/oov.bin" --batch 1 --seq-len 2
 expect "lkd/exists" 8 "$ZQ" lkd $M -o "$TMP/lkd.zq" --steps 1
 [ ! -e "$TMP/x.zq" ] && ok "lkd/no-output-on-error" || fail "lkd/no-output-on-error"
-for cmd in eval generate tokenize lkd; do
+for cmd in eval generate tokenize lkd export; do
     "$ZQ" "$cmd" --help >"$TMP/h" 2>&1 && grep -q "^usage: zquant $cmd" "$TMP/h" && ok "help/$cmd" || fail "help/$cmd"
+done
+
+# every command zquant lists has its man page
+for cmd in $("$ZQ" help 2>&1 | sed -n 's/^  \([a-z]*\)  .*/\1/p'); do
+    [ -f "man/zquant-$cmd.1" ] && grep -q "zquant-$cmd (1)" man/zquant.1 && ok "man/$cmd" || fail "man/$cmd"
 done
 
 echo "$passed passed, $failed failed"

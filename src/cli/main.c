@@ -16,7 +16,7 @@ typedef struct {
 static const command commands[] = {
     {"quantize", cmd_quantize, "FP16 checkpoint in, packed INT8/INT4 .zq file out"},
     {"lkd", cmd_lkd, "layer-by-layer distillation, then quantize (what makes INT4 usable)"},
-    {"inspect", cmd_inspect, "list the tensors of a .zq file, their bits and errors"},
+    {"inspect", cmd_inspect, "list the tensors of a .zq file (bits, errors) or of an export"},
     {"verify", cmd_verify, "check the structure and checksums of a .zq file"},
     {"export", cmd_export, "a .zq file as GGUF (llama.cpp) or compressed-tensors (vLLM)"},
     {"dequantize", cmd_dequantize, "write a .zq file back out as a plain safetensors checkpoint"},
