@@ -87,6 +87,44 @@ check gguf/inspect-json '[ "$rc" -eq 0 ] && tr -d " \t\n" <"$TMP/out" | grep -q 
 $LLAMA "$TMP/s_f16.gguf" --text "$TEXT" --ids-out "$TMP/ll_ids.bin" >"$TMP/out" 2>"$TMP/err"
 check gguf/stories260K/tokenizer-same-ids '[ -s "$TMP/ids.bin" ] && cmp -s "$TMP/ids.bin" "$TMP/ll_ids.bin"'
 
+# tokenizer.json vocabularies: a tiny random llama with each fixture
+# tokenizer's vocabulary; llama.cpp must split the fixture text into the ids
+# of the independent reference (scripts/gen_tokenizer_fixtures.py)
+for tok in bytelevel sentencepiece; do
+    /usr/bin/python3 - "$TMP/tiny-$tok" "tests/fixtures/tokenizers/$tok/tokenizer.json" <<'PY'
+import json, os, struct, sys
+import numpy as np
+out, tok = sys.argv[1], json.load(open(sys.argv[2]))
+vocab = 1 + max(list(tok["model"]["vocab"].values()) + [t["id"] for t in tok["added_tokens"]])
+h, inter = 32, 64
+cfg = {"model_type": "llama", "hidden_size": h, "num_attention_heads": 2, "num_key_value_heads": 2,
+       "num_hidden_layers": 1, "intermediate_size": inter, "vocab_size": vocab, "max_position_embeddings": 64,
+       "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": True}
+shapes = {"model.embed_tokens.weight": [vocab, h], "model.norm.weight": [h],
+          "model.layers.0.input_layernorm.weight": [h], "model.layers.0.post_attention_layernorm.weight": [h],
+          "model.layers.0.self_attn.q_proj.weight": [h, h], "model.layers.0.self_attn.k_proj.weight": [h, h],
+          "model.layers.0.self_attn.v_proj.weight": [h, h], "model.layers.0.self_attn.o_proj.weight": [h, h],
+          "model.layers.0.mlp.gate_proj.weight": [inter, h], "model.layers.0.mlp.up_proj.weight": [inter, h],
+          "model.layers.0.mlp.down_proj.weight": [h, inter]}
+rng = np.random.default_rng(3)
+os.makedirs(out, exist_ok=True)
+json.dump(cfg, open(os.path.join(out, "config.json"), "w"))
+header, data = {}, b""
+for name, shape in shapes.items():
+    w = (rng.standard_normal(shape) * 0.1 + (1 if len(shape) == 1 else 0)).astype(np.float16).tobytes()
+    header[name] = {"dtype": "F16", "shape": shape, "data_offsets": [len(data), len(data) + len(w)]}
+    data += w
+text = json.dumps(header).encode()
+text += b" " * (-len(text) % 8)
+open(os.path.join(out, "model.safetensors"), "wb").write(struct.pack("<Q", len(text)) + text + data)
+PY
+    "$ZQ" quantize "$TMP/tiny-$tok" -o "$TMP/tiny-$tok.zq" -p w8a16 --for llama.cpp -q -f
+    run "$ZQ" export "$TMP/tiny-$tok.zq" -o "$TMP/tiny-$tok.gguf" --tokenizer "tests/fixtures/tokenizers/$tok/tokenizer.json" -f
+    check "gguf/tokenizer-json-$tok/export" '[ "$rc" -eq 0 ] && ! grep -q "note:" "$TMP/out"'
+    $LLAMA "$TMP/tiny-$tok.gguf" --text "tests/fixtures/tokenizers/$tok/input.txt" --ids-out "$TMP/ll_ids.bin" >"$TMP/out" 2>"$TMP/err"
+    check "gguf/tokenizer-json-$tok/llama.cpp-ids" 'cmp -s "tests/fixtures/tokenizers/$tok/expected.bin" "$TMP/ll_ids.bin"'
+done
+
 # The engine fixtures (tiny random models of each GGUF architecture): GPT-2's
 # Conv1D, Qwen2's biases, Llama's grouped-query RoPE rows, every ggml type.
 # Their 50-token vocabulary gets a byte-level tokenizer.json of 50 pieces.

@@ -17,9 +17,10 @@
 const zq_arch_tensor *zq_export_row(const zq_arch_desc *d, const char *name, int *layer);
 
 /* tokenizer.ggml.* keys from a tokenizer.bin or tokenizer.json; rows: the
- * embedding's rows (the vocabulary is padded to them). */
+ * embedding's rows (the vocabulary is padded to them). note gets what the
+ * user must know (a pre-tokenizer llama.cpp has no name for), else stays. */
 zq_status zq_gguf_vocab(gguf_kv *kv, const char *path, const char *config, const char *model_type, int rows,
-                        zq_error *err);
+                        char *note, size_t note_size, zq_error *err);
 
 /* compressed-tensors' packing: n signed values (n <= 32/bits), each stored
  * as value + 2^(bits-1) in bits k*bits .. k*bits+bits-1 of one word; the

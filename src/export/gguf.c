@@ -299,14 +299,15 @@ static zq_status plan(zq_file *f, const zq_arch *a, gg_tensor *gt, size_t *n,
 }
 
 static zq_status header(const zq_export_opts *o, zq_file *f, const zq_arch *a, const gg_tensor *gt, size_t n,
-                        int ftype, int embed_rows, gguf_kv *kv, zq_error *err)
+                        int ftype, int embed_rows, gguf_kv *kv, zq_export_report *r, zq_error *err)
 {
     const char *arch = a->desc->gguf_arch;
     gguf_kv meta = {0};
     general_keys(&meta, o, f, arch, ftype);
     arch_keys(&meta, a, arch);
     if (o->tokenizer) {
-        zq_status st = zq_gguf_vocab(&meta, o->tokenizer, zq_file_config(f), a->model_type, embed_rows, err);
+        zq_status st = zq_gguf_vocab(&meta, o->tokenizer, zq_file_config(f), a->model_type, embed_rows, r->note,
+                                     sizeof r->note, err);
         if (st != ZQ_OK) {
             gguf_kv_free(&meta);
             return st;
@@ -345,7 +346,7 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
     int ftype, embed_rows;
     gguf_kv head = {0};
     zq_status st = plan(f, &a, gt, &n, r, &ftype, &embed_rows, err);
-    if (st == ZQ_OK) st = header(o, f, &a, gt, n, ftype, embed_rows, &head, err);
+    if (st == ZQ_OK) st = header(o, f, &a, gt, n, ftype, embed_rows, &head, r, err);
     zq_atomic out;
     if (st == ZQ_OK) st = zq_atomic_open(&out, o->output, o->force, err);
     if (st != ZQ_OK) {

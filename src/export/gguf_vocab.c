@@ -47,8 +47,46 @@ static char *spm_piece(const zq_tokenizer *t, int id)
     return out;
 }
 
-/* The special flag of each added token of a tokenizer.json. */
-static zq_status added_types(const char *path, int32_t *type, int vocab, zq_error *err)
+/* The Split regexes llama.cpp knows by name, as tokenizer.json spells them. */
+static const struct {
+    const char *pre, *regex;
+} known_splits[] = {
+    {"llama-bpe", "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    {"qwen2", "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+};
+
+/* llama.cpp's name for a byte-level tokenizer's pre-tokenizer: GPT-2's
+ * regex (ByteLevel's own), or one Split regex it knows; NULL otherwise. */
+static const char *pre_of(const cJSON *pre)
+{
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(pre, "type");
+    if (!cJSON_IsString(type)) return NULL;
+    if (!strcmp(type->valuestring, "ByteLevel"))
+        return cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(pre, "use_regex")) ? NULL : "gpt-2";
+    if (strcmp(type->valuestring, "Sequence")) return NULL;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(pre, "pretokenizers"), *it;
+    const char *name = NULL;
+    int splits = 0;
+    cJSON_ArrayForEach(it, list) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(it, "type");
+        if (!cJSON_IsString(t)) return NULL;
+        if (!strcmp(t->valuestring, "ByteLevel")) {
+            if (!cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(it, "use_regex"))) splits++, name = "gpt-2";
+            continue;
+        }
+        if (strcmp(t->valuestring, "Split")) return NULL;
+        const cJSON *re = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(it, "pattern"), "Regex");
+        splits++;
+        name = NULL;
+        for (size_t k = 0; cJSON_IsString(re) && k < sizeof known_splits / sizeof *known_splits; k++)
+            if (!strcmp(re->valuestring, known_splits[k].regex)) name = known_splits[k].pre;
+    }
+    return splits == 1 ? name : NULL;
+}
+
+/* From a tokenizer.json: the special flag of each added token, and the
+ * pre-tokenizer llama.cpp should apply (into pre). */
+static zq_status json_extras(const char *path, int32_t *type, int vocab, char *pre, size_t pre_size, zq_error *err)
 {
     char *text;
     ZQ_TRY(zq_read_input_file(path, (size_t)256 << 20, &text, NULL, err));
@@ -60,6 +98,8 @@ static zq_status added_types(const char *path, int32_t *type, int vocab, zq_erro
         if (!cJSON_IsNumber(id) || id->valueint < 0 || id->valueint >= vocab) continue;
         type[id->valueint] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special")) ? TOK_CONTROL : TOK_USER;
     }
+    const char *name = pre_of(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"));
+    snprintf(pre, pre_size, "%s", name ? name : "");
     cJSON_Delete(root);
     return ZQ_OK;
 }
@@ -75,7 +115,8 @@ static int config_id(const char *config, const char *key, int fallback)
     return id;
 }
 
-/* llama.cpp's name for the pre-tokenizer of a byte-level BPE model. */
+/* llama.cpp's usual pre-tokenizer for a byte-level BPE model of this type,
+ * for a tokenizer.json whose own pre-tokenizer it has no name for. */
 static const char *bpe_pre(const char *model_type)
 {
     if (!strcmp(model_type, "gpt2")) return "gpt-2";
@@ -109,8 +150,9 @@ static void put_merges(gguf_kv *kv, const zq_tokenizer *t, const int32_t (*pairs
 }
 
 zq_status zq_gguf_vocab(gguf_kv *kv, const char *path, const char *config, const char *model_type, int rows,
-                        zq_error *err)
+                        char *note, size_t note_size, zq_error *err)
 {
+    char pre[32] = "";
     zq_tokenizer *t;
     ZQ_TRY(zq_tokenizer_load(path, &t, err));
     int n = t->vocab, json = t->hf != NULL, byte_level = zq_hf_byte_level(t);
@@ -130,7 +172,12 @@ zq_status zq_gguf_vocab(gguf_kv *kv, const char *path, const char *config, const
     }
     if (st == ZQ_OK && json) {
         zq_hf_merges(t, pairs);
-        st = added_types(path, type, n, err);
+        st = json_extras(path, type, n, pre, sizeof pre, err);
+        if (st == ZQ_OK && byte_level && !pre[0]) {
+            snprintf(pre, sizeof pre, "%s", bpe_pre(model_type));
+            snprintf(note, note_size, "llama.cpp has no name for %s's pre-tokenizer: '%s' is assumed, and text may "
+                     "split differently", path, pre);
+        }
         int unk = zq_hf_unk(t);
         if (unk >= 0) type[unk] = TOK_UNKNOWN;
         for (size_t r = nmerges; r-- > 0;) { /* the first merge that makes a piece wins */
@@ -143,7 +190,7 @@ zq_status zq_gguf_vocab(gguf_kv *kv, const char *path, const char *config, const
     }
     if (st == ZQ_OK) {
         gguf_kv_str(kv, "tokenizer.ggml.model", byte_level ? "gpt2" : "llama");
-        if (byte_level) gguf_kv_str(kv, "tokenizer.ggml.pre", bpe_pre(model_type));
+        if (byte_level) gguf_kv_str(kv, "tokenizer.ggml.pre", pre);
         gguf_kv_array(kv, "tokenizer.ggml.tokens", GGUF_STRING, (uint64_t)rows);
         for (int id = 0; id < rows && !kv->oom; id++) {
             char pad[32];
