@@ -37,13 +37,8 @@ void cli_progress_update(void *ctx, uint64_t done, uint64_t total, const char *i
 void cli_progress_end(cli_progress *p);
 double cli_now(void);
 
-/* quantize/lkd -o OUT.gguf: the .zq goes to OUT.gguf.zq (kept: every zquant
- * tool reads it, and lkd's work files stay resumable beside it), then is
- * exported. cli_gguf_chain_begin: 1 with *zq_out, *tokenizer malloc'd when
- * output is a .gguf, 0 when it is not, else minus the usage exit code. */
-int cli_gguf_chain_begin(const char *cmd, const char *input, const char *output, int force, char **zq_out,
-                         char **tokenizer);
-/* Exports zq to gguf; returns the exit code. */
+/* Exports zq to gguf with the given tokenizer, as quantize/lkd -o OUT.gguf
+ * finish (see qopts.h); returns the exit code. */
 int cli_gguf_chain_end(const char *zq, const char *gguf, const char *tokenizer, int force, int quiet);
 
 /* Parses a whole decimal number in [lo, hi]; returns 0 on anything else. */

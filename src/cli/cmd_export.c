@@ -4,7 +4,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "zquant/export.h"
@@ -142,27 +141,6 @@ int cmd_export(int argc, char **argv)
     free(dir);
     free(tok);
     return st == ZQ_OK ? 0 : cli_fail(&err);
-}
-
-int cli_gguf_chain_begin(const char *cmd, const char *input, const char *output, int force, char **zq_out,
-                         char **tokenizer)
-{
-    size_t n = strlen(output);
-    *zq_out = *tokenizer = NULL;
-    if (n <= 5 || strcmp(output + n - 5, ".gguf")) return 0;
-    if (!force && access(output, F_OK) == 0)
-        return -cli_usage(cmd, "'%s' already exists (use --force to overwrite)", output);
-    *tokenizer = cli_find_tokenizer(input);
-    if (!*tokenizer)
-        return -cli_usage(cmd, "-o %s: no tokenizer.bin or tokenizer.json beside '%s' for the GGUF vocabulary; quantize "
-                          "to a .zq and run zquant export --tokenizer", output, input);
-    *zq_out = malloc(n + 4);
-    if (!*zq_out) {
-        free(*tokenizer);
-        return -ZQ_ERR_NOMEM;
-    }
-    sprintf(*zq_out, "%s.zq", output);
-    return 1;
 }
 
 int cli_gguf_chain_end(const char *zq, const char *gguf, const char *tokenizer, int force, int quiet)

@@ -135,16 +135,8 @@ int cmd_lkd(int argc, char **argv)
     }
     if (rc == 0 && optind != argc - 1) rc = cli_usage("lkd", optind >= argc ? "no INPUT given" : "exactly one INPUT expected");
     if (rc == 0 && !q.o.output) rc = cli_usage("lkd", "no output given (-o OUT.zq)");
-    char *gguf = NULL, *zq_out = NULL, *tokenizer = NULL;
-    if (rc == 0) {
-        int chain = cli_gguf_chain_begin("lkd", argv[optind], q.o.output, q.o.force, &zq_out, &tokenizer);
-        if (chain < 0) rc = -chain;
-        if (chain > 0) {
-            gguf = (char *)q.o.output;
-            q.o.output = zq_out;
-            if (!q.o.runtime) q.o.runtime = ZQ_RUNTIME_LLAMA_CPP;
-        }
-    }
+    cli_chain chain = {0};
+    if (rc == 0) rc = cli_chain_begin(&q, "lkd", argv[optind], &chain);
     if (rc == 0) {
         cli_qargs_finish(&q);
         o.q = q.o;
@@ -186,11 +178,10 @@ int cmd_lkd(int argc, char **argv)
                        rep.layers[k].seconds, rep.layers[k].loss_start, rep.layers[k].loss_end);
             cli_quantize_report(&o.q, &rep.quant, cli_now() - t0, 0);
         }
-        if (st == ZQ_OK && gguf) rc = cli_gguf_chain_end(zq_out, gguf, tokenizer, q.o.force, quiet || json);
+        if (st == ZQ_OK) rc = cli_chain_end(&chain, q.o.force, quiet || json);
         zq_lkd_report_free(&rep);
     }
-    free(zq_out);
-    free(tokenizer);
+    cli_chain_free(&chain);
     cli_qargs_free(&q);
     return rc < 0 ? 0 : rc;
 }

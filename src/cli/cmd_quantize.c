@@ -55,16 +55,8 @@ int cmd_quantize(int argc, char **argv)
     if (rc == 0 && optind != argc - 1)
         rc = cli_usage("quantize", optind >= argc ? "no INPUT given" : "exactly one INPUT expected");
     if (rc == 0 && !q.o.output) rc = cli_usage("quantize", "no output given (-o OUT.zq)");
-    char *gguf = NULL, *zq_out = NULL, *tokenizer = NULL;
-    if (rc == 0) {
-        int chain = cli_gguf_chain_begin("quantize", argv[optind], q.o.output, q.o.force, &zq_out, &tokenizer);
-        if (chain < 0) rc = -chain;
-        if (chain > 0) {
-            gguf = (char *)q.o.output;
-            q.o.output = zq_out;
-            if (!q.o.runtime) q.o.runtime = ZQ_RUNTIME_LLAMA_CPP;
-        }
-    }
+    cli_chain chain = {0};
+    if (rc == 0) rc = cli_chain_begin(&q, "quantize", argv[optind], &chain);
     if (rc == 0) {
         cli_qargs_finish(&q);
         q.o.input = argv[optind];
@@ -79,10 +71,9 @@ int cmd_quantize(int argc, char **argv)
         cli_progress_end(&prog);
         if (st != ZQ_OK) rc = cli_fail(&err);
         else if (!quiet || json) cli_quantize_report(&q.o, &rep, cli_now() - t0, json);
-        if (st == ZQ_OK && gguf) rc = cli_gguf_chain_end(zq_out, gguf, tokenizer, q.o.force, quiet || json);
+        if (st == ZQ_OK) rc = cli_chain_end(&chain, q.o.force, quiet || json);
     }
-    free(zq_out);
-    free(tokenizer);
+    cli_chain_free(&chain);
     cli_qargs_free(&q);
     return rc < 0 ? 0 : rc;
 }

@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -165,3 +166,35 @@ void cli_quantize_report(const zq_quantize_opts *o, const zq_quantize_report *r,
     if (r->quantized) printf("worst relative RMSE %.4f in '%s'\n", r->worst_rel_rmse, r->worst_tensor);
 }
 
+
+int cli_chain_begin(cli_qargs *q, const char *cmd, const char *input, cli_chain *c)
+{
+    const char *out = q->o.output;
+    size_t n = strlen(out);
+    memset(c, 0, sizeof *c);
+    if (n <= 5 || strcmp(out + n - 5, ".gguf")) return 0;
+    if (!q->o.force && access(out, F_OK) == 0)
+        return cli_usage(cmd, "'%s' already exists (use --force to overwrite)", out);
+    c->tokenizer = cli_find_tokenizer(input);
+    if (!c->tokenizer)
+        return cli_usage(cmd, "-o %s: no tokenizer.bin or tokenizer.json beside '%s' for the GGUF vocabulary; write a "
+                         ".zq and run zquant export --tokenizer", out, input);
+    if (!(c->zq = malloc(n + 4))) return ZQ_ERR_NOMEM;
+    sprintf(c->zq, "%s.zq", out);
+    c->gguf = out;
+    q->o.output = c->zq;
+    if (!q->o.runtime) q->o.runtime = ZQ_RUNTIME_LLAMA_CPP;
+    return 0;
+}
+
+int cli_chain_end(const cli_chain *c, int force, int quiet)
+{
+    return c->gguf ? cli_gguf_chain_end(c->zq, c->gguf, c->tokenizer, force, quiet) : 0;
+}
+
+void cli_chain_free(cli_chain *c)
+{
+    free(c->zq);
+    free(c->tokenizer);
+    memset(c, 0, sizeof *c);
+}

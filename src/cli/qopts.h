@@ -28,6 +28,22 @@ int cli_qargs_option(cli_qargs *q, int c, char *arg, const char *cmd);
 void cli_qargs_finish(cli_qargs *q);
 void cli_qargs_free(cli_qargs *q);
 
+/* quantize/lkd -o OUT.gguf: the .zq goes to OUT.gguf.zq (kept: every zquant
+ * tool reads it, and lkd's work files stay resumable beside it), made --for
+ * llama.cpp unless --for says otherwise, then exported with the tokenizer
+ * beside the input. */
+typedef struct {
+    const char *gguf; /* NULL: the output is not a .gguf */
+    char *zq, *tokenizer;
+} cli_chain;
+
+/* Call after parsing, before cli_qargs_finish: 0, or the usage error's
+ * exit code (an existing OUT.gguf, no tokenizer). */
+int cli_chain_begin(cli_qargs *q, const char *cmd, const char *input, cli_chain *c);
+/* After the .zq is written: the export's exit code (0 when no chain). */
+int cli_chain_end(const cli_chain *c, int force, int quiet);
+void cli_chain_free(cli_chain *c);
+
 void cli_quantize_report(const zq_quantize_opts *o, const zq_quantize_report *r, double seconds, int json);
 
 #endif
