@@ -116,6 +116,10 @@ uint64_t zq_file_size(const zq_file *f);
 /* Bytes of a section, decompressed if needed (kept until close). */
 zq_status zq_file_section(zq_file *f, size_t i, zq_section_kind kind, const void **data, size_t *len,
                           zq_error *err);
+/* The pages of tensor i's section k below byte upto leave this process's
+ * memory (a stored section; a decompressed one stays until release): a
+ * reader streaming a large tensor keeps only what it is working on. */
+void zq_file_drop(zq_file *f, size_t i, zq_section_kind k, uint64_t upto);
 /* Frees tensor i's decompressed sections (a streaming reader's memory
  * stays at one tensor); the pointers zq_file_section gave for it die. */
 void zq_file_release(zq_file *f, size_t i);

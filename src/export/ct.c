@@ -35,6 +35,7 @@
 
 #define CT_VERSION "0.12.2" /* the compressed-tensors whose rules this follows */
 #define DEFAULT_SHARD_BYTES 5000000000ull /* Hugging Face's "5GB" */
+#define DROP_BYTES ((size_t)16 << 20)     /* a large tensor's source leaves memory in steps of this */
 
 typedef struct {
     int bits, symmetric;
@@ -326,10 +327,15 @@ static zq_status write_entry(zq_file *f, const ct_entry *e, const ct_plan *p, si
     const zq_grid *g = &t->grid;
     const void *q = NULL, *sc = NULL, *mn = NULL;
     size_t len;
-    if (e->piece == PIECE_DATA) {
+    if (e->piece == PIECE_DATA || (e->piece == PIECE_CODES && !p->conv1d)) { /* the stored bytes as they are */
+        zq_section_kind k = e->piece == PIECE_DATA ? ZQ_SEC_DATA : ZQ_SEC_Q;
         if (!zq_tensor_numel(t)) return ZQ_OK;
-        ZQ_TRY(zq_file_section(f, e->tensor, ZQ_SEC_DATA, &q, &len, err));
-        return put(s, q, len, err);
+        ZQ_TRY(zq_file_section(f, e->tensor, k, &q, &len, err));
+        for (size_t at = 0; at < len; at += DROP_BYTES) { /* INT8 codes are int8 bytes */
+            ZQ_TRY(put(s, (const unsigned char *)q + at, len - at < DROP_BYTES ? len - at : DROP_BYTES, err));
+            zq_file_drop(f, e->tensor, k, at);
+        }
+        return ZQ_OK;
     }
     if (e->piece == PIECE_SHAPE) {
         unsigned char b[16];
@@ -348,9 +354,7 @@ static zq_status write_entry(zq_file *f, const ct_entry *e, const ct_plan *p, si
     unsigned char *buf = malloc(row ? row : 1);
     if (!buf) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     zq_status st = ZQ_OK;
-    if (e->piece == PIECE_CODES && !p->conv1d) { /* INT8 codes are int8 bytes */
-        st = put(s, codes, g->rows * g->row_bytes, err);
-    } else if (e->piece == PIECE_CODES) { /* the checkpoint's [in, out] layout */
+    if (e->piece == PIECE_CODES) { /* the checkpoint's [in, out] layout */
         /* in small tiles: power-of-two strides map a big tile's lines onto a
          * few cache sets */
         enum { TILE = 16 };
@@ -366,6 +370,7 @@ static zq_status write_entry(zq_file *f, const ct_entry *e, const ct_plan *p, si
         for (uint64_t r = 0; st == ZQ_OK && r < g->rows; r++) {
             pack_row(t, codes + r * g->row_bytes, buf);
             st = put(s, buf, row, err);
+            if (r * g->row_bytes % DROP_BYTES < g->row_bytes) zq_file_drop(f, e->tensor, ZQ_SEC_Q, r * g->row_bytes);
         }
     } else if (e->piece == PIECE_SCALE) { /* [out, groups]: CT group j is zquant's */
         for (uint64_t r = 0; st == ZQ_OK && r < g->rows; r++) {

@@ -234,8 +234,14 @@ static zq_status write_tensor(zq_file *f, const gg_tensor *g, sink *s, zq_error 
         ZQ_TRY(zq_file_section(f, g->index, ZQ_SEC_DATA, &data, &len, err));
     }
     uint64_t row_bytes = zq_ggml_row_bytes(g->type, g->cols);
+    uint64_t head_rows = g->heads ? g->rows / (uint64_t)g->heads : 1; /* rows move only within a head */
     for (uint64_t gr = 0; gr < g->rows; gr++) {
-        if (s->len + row_bytes > s->cap) ZQ_TRY(sink_flush(s, err));
+        if (s->len + row_bytes > s->cap) {
+            ZQ_TRY(sink_flush(s, err));
+            uint64_t done = gr / head_rows * head_rows; /* source rows no later row reads */
+            if (q) zq_file_drop(f, g->index, ZQ_SEC_Q, done * t->grid.row_bytes);
+            else if (!g->conv1d && g->type == GGML_F16) zq_file_drop(f, g->index, ZQ_SEC_DATA, done * g->cols * 2);
+        }
         unsigned char *dst = s->buf + s->len;
         if (row_bytes > s->cap) { /* a row longer than the buffer: write it alone */
             unsigned char *one = malloc(row_bytes);

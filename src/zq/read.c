@@ -208,7 +208,15 @@ zq_status zq_file_verify_section(zq_file *f, size_t i, zq_section_kind kind, zq_
 {
     const zq_section *s = &f->tensors[i].sec[kind];
     if (!s->present) return ZQ_OK;
-    if (zq_crc32c(0, f->map + s->offset, s->length) != s->crc32c)
+    /* in steps, each step's pages dropped after: verifying a file keeps a
+     * step resident, not its largest tensor */
+    enum { STEP = 16u << 20 };
+    uint32_t crc = 0;
+    for (uint64_t at = 0; at < s->length; at += STEP) {
+        crc = zq_crc32c(crc, f->map + s->offset + at, s->length - at < STEP ? s->length - at : STEP);
+        zq_file_drop(f, i, kind, at);
+    }
+    if (crc != s->crc32c)
         return zq_fail(err, ZQ_ERR_CORRUPT, "'%s': tensor '%s': section '%s' checksum mismatch", f->path,
                        f->tensors[i].name, zq_section_name(kind));
     return ZQ_OK;
@@ -241,18 +249,21 @@ zq_status zq_file_section(zq_file *f, size_t i, zq_section_kind kind, const void
     return ZQ_OK;
 }
 
+void zq_file_drop(zq_file *f, size_t i, zq_section_kind k, uint64_t upto)
+{
+    const zq_section *s = &f->tensors[i].sec[k];
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), n = upto < s->length ? upto : s->length;
+    if (!s->present || !n || s->offset + s->length > f->size) return;
+    uint64_t a = s->offset / page * page; /* a page shared with what follows comes back if read */
+    madvise(f->map + a, s->offset + n - a, MADV_DONTNEED);
+}
+
 /* Tensor i's mapped sections leave this process's memory (they come back
  * from the page cache if read again): a pass over the whole file, such as
  * verifying or exporting it, keeps one tensor resident, not the file. */
 static void drop_pages(zq_file *f, size_t i)
 {
-    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    for (int k = 0; k < ZQ_SEC_COUNT; k++) {
-        const zq_section *s = &f->tensors[i].sec[k];
-        if (!s->present || !s->length || s->offset + s->length > f->size) continue;
-        uint64_t a = s->offset / page * page, b = s->offset + s->length;
-        madvise(f->map + a, b - a, MADV_DONTNEED);
-    }
+    for (int k = 0; k < ZQ_SEC_COUNT; k++) zq_file_drop(f, i, (zq_section_kind)k, UINT64_MAX);
 }
 
 void zq_file_release(zq_file *f, size_t i)
