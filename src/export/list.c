@@ -59,13 +59,15 @@ static zq_status list_ct(const char *dir, zq_stored_listing *l, zq_error *err)
     char *index = zq_path_join(dir, "model.safetensors.index.json"), *single = zq_path_join(dir, "model.safetensors");
     char *config_path = zq_path_join(dir, "config.json");
     zq_status st = index && single && config_path ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    if (st == ZQ_OK) /* the stored tensors, not the decoded ones zq_source_open gives */
-        st = access(index, F_OK) == 0 ? zq_safetensors_open_sharded(&src, dir, index, err)
-                                       : zq_safetensors_open(&src, single, err);
     char *config = NULL;
+    if (st == ZQ_OK && access(config_path, F_OK) != 0)
+        st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': a folder without config.json is not a compressed-tensors export", dir);
     if (st == ZQ_OK) st = zq_read_input_file(config_path, 16u << 20, &config, NULL, err);
     if (st == ZQ_OK && !zq_ct_config(config))
         st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': config.json has no compressed-tensors quantization_config", dir);
+    if (st == ZQ_OK) /* the stored tensors, not the decoded ones zq_source_open gives */
+        st = access(index, F_OK) == 0 ? zq_safetensors_open_sharded(&src, dir, index, err)
+                                       : zq_safetensors_open(&src, single, err);
     if (st == ZQ_OK && !(l->t = calloc(src.count + 1, sizeof *l->t))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (size_t k = 0; st == ZQ_OK && k < src.count; k++, l->n++) {
         const zq_tensor_info *t = &src.tensors[k];
