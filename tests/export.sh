@@ -126,7 +126,8 @@ PY
 done
 
 # The engine fixtures (tiny random models of each GGUF architecture): GPT-2's
-# Conv1D, Qwen2's biases, Llama's grouped-query RoPE rows, every ggml type.
+# Conv1D, Qwen2's biases, Llama's grouped-query RoPE rows, GPT-NeoX's fused
+# per-head q/k/v rows and partial rotary, every ggml type.
 # Their 50-token vocabulary gets a byte-level tokenizer.json of 50 pieces.
 {
     printf '{"model":{"type":"BPE","merges":[],"vocab":{'
@@ -134,7 +135,7 @@ done
     printf '}},"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},"decoder":{"type":"ByteLevel"},"added_tokens":[]}\n'
 } >"$TMP/tok50.json"
 for i in $(seq 1 256); do printf "\\x$(printf %02x $(((i * 37 + i / 7) % 50)))\\x00\\x00\\x00"; done >"$TMP/rand.bin"
-for model in gpt2 qwen2 llama; do
+for model in gpt2 qwen2 llama gpt_neox; do
     for spec in "f16|-p w8a16 --exclude *" "q8_0|-p w8a16" "q4_0|-p w4a16" "q4_1|-p w4a16 --asym" "mixed|-p w4/8a16"; do
         name=${spec%%|*}
         read -r -a opts <<<"${spec#*|}"
@@ -181,7 +182,7 @@ b=$("$ZQ" eval "$TMP/ct" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' \
 check ct/eval-reads-ct '[ -n "$a" ] && [ "$a" = "$b" ]'
 run "$ZQ" inspect "$TMP/ct"
 check ct/inspect '[ "$rc" -eq 0 ] && grep -q "^model.layers.0.mlp.up_proj.weight_packed *I32 *172x8 " "$TMP/out" && grep -q "^model.layers.0.self_attn.q_proj.weight *I8 *64x64 " "$TMP/out"'
-for model in gpt2 qwen2 llama; do
+for model in gpt2 qwen2 llama gpt_neox; do
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e8.zq" -p w8a8 --for vllm -f -q
     ct_case "$model-w8a8" "$TMP/e8.zq"
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e4.zq" -p w4a16 --group-size 32 --for vllm -f -q
@@ -239,6 +240,9 @@ check refuse/gguf-asym-int8 '[ "$rc" -eq 3 ] && grep -q "asymmetric INT8" "$TMP/
 "$ZQ" quantize "$ENGINE/opt" -o "$TMP/opt.zq" -q --group-size 32
 run "$ZQ" export "$TMP/opt.zq" -o "$TMP/no.gguf" --no-vocab
 check refuse/gguf-no-llama.cpp-arch '[ "$rc" -eq 3 ] && grep -q "no architecture for opt" "$TMP/err" && [ ! -e "$TMP/no.gguf" ]'
+"$ZQ" quantize "$ENGINE/bert" -o "$TMP/bert.zq" -q --group-size 32
+run "$ZQ" export "$TMP/bert.zq" -o "$TMP/no.gguf" --no-vocab
+check refuse/gguf-bert-not-yet '[ "$rc" -eq 3 ] && grep -q "bert models is not supported yet" "$TMP/err" && [ ! -e "$TMP/no.gguf" ]'
 run "$ZQ" export "$TMP/s_f16.zq" -o "$TMP/no.gguf"
 check refuse/gguf-no-tokenizer '[ "$rc" -eq 2 ] && grep -q "no tokenizer" "$TMP/err" && [ ! -e "$TMP/no.gguf" ]'
 cp "$TMP/s_f16.gguf" "$TMP/keep.gguf"

@@ -12,6 +12,7 @@
  * Hugging Face's rotate-halves layout to llama.cpp's rotate-pairs one;
  * whole rows move with their scales, nothing is rounded again. */
 #include "export/export_impl.h"
+#include "export/gguf_rows.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -41,18 +42,9 @@ typedef struct {
     int ndim;
     uint64_t rows, cols; /* as written: rows of cols values (a vector: rows of one value) */
     uint64_t bytes, offset;
-    int heads; /* > 0: rows reordered from rotate-halves to rotate-pairs, per head */
+    gguf_rows order; /* where llama.cpp wants each row */
     int conv1d; /* an FP16 matrix stored [in, out], written [out, in] */
 } gg_tensor;
-
-/* The source row that GGUF row gr comes from: within a head of hd rows,
- * GGUF row 2i+j is Hugging Face's row j*hd/2 + i. */
-static uint64_t source_row(const gg_tensor *g, uint64_t gr)
-{
-    if (!g->heads) return gr;
-    uint64_t hd = g->rows / (uint64_t)g->heads, h = gr / hd, r = gr % hd;
-    return h * hd + (r % 2) * (hd / 2) + r / 2;
-}
 
 /* The ggml type a quantized tensor's codes are, or a refusal. */
 static zq_status quantized_type(const zq_file *f, const zq_tensor *t, int *type, zq_error *err)
@@ -91,7 +83,6 @@ static zq_status plan_tensor(const zq_file *f, const zq_arch *a, size_t i, gg_te
     memset(g, 0, sizeof *g);
     g->index = i;
     snprintf(g->name, sizeof g->name, row->gguf, layer);
-    if (row->flags & ZQ_T_ROPE_HALVES) g->heads = row->part == ZQ_PART_K ? a->n_kv_heads : a->n_heads;
     g->ndim = t->ndim;
     if (zq_qspec_quantized(&t->spec)) {
         ZQ_TRY(quantized_type(f, t, &g->type, err));
@@ -106,9 +97,7 @@ static zq_status plan_tensor(const zq_file *f, const zq_arch *a, size_t i, gg_te
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' has %d dimensions; GGUF export writes vectors and matrices",
                        path, t->name, t->ndim);
     }
-    if (g->heads && (g->rows % (uint64_t)g->heads || (g->rows / (uint64_t)g->heads) % 2))
-        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': %llu rows do not split into %d heads of an even size",
-                       path, t->name, (unsigned long long)g->rows, g->heads);
+    ZQ_TRY(gguf_rows_init(&g->order, row, g->rows, a->n_heads, a->n_kv_heads, path, t->name, err));
     g->bytes = g->rows * zq_ggml_row_bytes(g->type, g->cols);
     return ZQ_OK;
 }
@@ -132,6 +121,7 @@ static void arch_keys(gguf_kv *kv, const zq_arch *a, const char *arch)
         gguf_kv_f32(kv, KEY("rope.freq_base"), a->rope_theta);
     }
     gguf_kv_u32(kv, KEY("vocab_size"), (uint32_t)a->vocab);
+    if (a->desc->parallel_key) gguf_kv_bool(kv, KEY("use_parallel_residual"), a->parallel);
 #undef KEY
 }
 
@@ -234,11 +224,10 @@ static zq_status write_tensor(zq_file *f, const gg_tensor *g, sink *s, zq_error 
         ZQ_TRY(zq_file_section(f, g->index, ZQ_SEC_DATA, &data, &len, err));
     }
     uint64_t row_bytes = zq_ggml_row_bytes(g->type, g->cols);
-    uint64_t head_rows = g->heads ? g->rows / (uint64_t)g->heads : 1; /* rows move only within a head */
     for (uint64_t gr = 0; gr < g->rows; gr++) {
         if (s->len + row_bytes > s->cap) {
             ZQ_TRY(sink_flush(s, err));
-            uint64_t done = gr / head_rows * head_rows; /* source rows no later row reads */
+            uint64_t done = gguf_rows_done(&g->order, gr); /* source rows no later row reads */
             if (q) zq_file_drop(f, g->index, ZQ_SEC_Q, done * t->grid.row_bytes);
             else if (!g->conv1d && g->type == GGML_F16) zq_file_drop(f, g->index, ZQ_SEC_DATA, done * g->cols * 2);
         }
@@ -246,15 +235,15 @@ static zq_status write_tensor(zq_file *f, const gg_tensor *g, sink *s, zq_error 
         if (row_bytes > s->cap) { /* a row longer than the buffer: write it alone */
             unsigned char *one = malloc(row_bytes);
             if (!one) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-            if (q) quantized_row(t, g->type, q, sc, mn, source_row(g, gr), one);
-            else fp_row(g, data, source_row(g, gr), one);
+            if (q) quantized_row(t, g->type, q, sc, mn, gguf_rows_source(&g->order, gr), one);
+            else fp_row(g, data, gguf_rows_source(&g->order, gr), one);
             zq_status st = zq_atomic_write(s->out, one, row_bytes, err);
             free(one);
             ZQ_TRY(st);
             continue;
         }
-        if (q) quantized_row(t, g->type, q, sc, mn, source_row(g, gr), dst);
-        else fp_row(g, data, source_row(g, gr), dst);
+        if (q) quantized_row(t, g->type, q, sc, mn, gguf_rows_source(&g->order, gr), dst);
+        else fp_row(g, data, gguf_rows_source(&g->order, gr), dst);
         s->len += row_bytes;
     }
     static const unsigned char zeros[GGUF_ALIGN];
@@ -340,9 +329,9 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
     if (!a.desc->gguf_arch)
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': llama.cpp has no architecture for %s models", o->input, a.model_type);
     for (const zq_arch_tensor *t = a.desc->tensors; t->name; t++)
-        if (t->flags & ZQ_T_QKV_PER_HEAD || t->part == ZQ_PART_MLM_DENSE)
+        if (t->part == ZQ_PART_MLM_DENSE)
             return zq_fail(err, ZQ_ERR_FORMAT, "'%s': GGUF export of %s models is not supported yet (llama, mistral, "
-                           "qwen2 and gpt2 are)", o->input, a.model_type);
+                           "qwen2, gpt2 and gpt_neox are)", o->input, a.model_type);
     if (!o->tokenizer && !o->no_vocab)
         return zq_fail(err, ZQ_ERR_USAGE, "'%s': no tokenizer for the GGUF vocabulary: give --tokenizer or --from "
                        "the model folder (or --no-vocab)", o->input);

@@ -11,12 +11,13 @@
 #include <string.h>
 
 #include "export/export_impl.h"
+#include "export/gguf_rows.h"
 #include "io/gguf_read.h"
 #include "io/source_impl.h"
 
 typedef struct {
     const zq_gguf_tensor *t;
-    int heads;  /* > 0: GGUF rows are rotate-pairs ordered, per head */
+    gguf_rows order; /* where llama.cpp keeps each Hugging Face row */
     int conv1d; /* Hugging Face's layout is the transpose */
     float *whole; /* decoded whole (vectors, Conv1D), until released */
 } gs_tensor;
@@ -43,14 +44,6 @@ static int name_match(const char *pattern, const char *name, int *layer)
     return !strcmp(end, d + 2);
 }
 
-/* The GGUF row holding Hugging Face row r (export: GGUF 2i+j <- HF j*hd/2+i). */
-static uint64_t gguf_row(const gs_tensor *x, uint64_t rows, uint64_t r)
-{
-    if (!x->heads) return r;
-    uint64_t hd = rows / (uint64_t)x->heads, h = r / hd, k = r % hd, half = hd / 2;
-    return h * hd + 2 * (k % half) + k / half;
-}
-
 static zq_status decode_whole(gs_impl *im, size_t i, zq_error *err)
 {
     gs_tensor *x = &im->t[i];
@@ -70,14 +63,13 @@ static zq_status read_gguf(zq_source *src, size_t i, uint64_t row0, uint64_t nro
 {
     gs_impl *im = src->impl;
     gs_tensor *x = &im->t[i];
-    const zq_tensor_info *info = &src->tensors[i];
     uint64_t n0 = x->t->ne[0];
     if (x->t->ndim == 1 || x->conv1d) {
         ZQ_TRY(decode_whole(im, i, err));
         for (uint64_t r = 0; r < nrows; r++)
             for (uint64_t c = 0; c < ncols; c++) {
                 uint64_t hr = row0 + r, hc = col0 + c;
-                out[r * ncols + c] = x->t->ndim == 1 ? x->whole[gguf_row(x, info->numel, hc)]
+                out[r * ncols + c] = x->t->ndim == 1 ? x->whole[gguf_rows_target(&x->order, hc)]
                                                      : x->whole[hc * n0 + hr]; /* HF [in, out] */
             }
         return ZQ_OK;
@@ -85,7 +77,7 @@ static zq_status read_gguf(zq_source *src, size_t i, uint64_t row0, uint64_t nro
     float *row = malloc(n0 * sizeof *row);
     if (!row) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (uint64_t r = 0; r < nrows; r++) {
-        uint64_t gr = gguf_row(x, info->rows, row0 + r);
+        uint64_t gr = gguf_rows_target(&x->order, row0 + r);
         zq_ggml_decode_row(x->t->type, x->t->data + gr * zq_ggml_row_bytes(x->t->type, n0), n0, row);
         memcpy(out + r * ncols, row + col0, ncols * sizeof *row);
     }
@@ -184,13 +176,9 @@ zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
         gs_tensor *x = &im->t[src->count];
         x->t = t;
         x->conv1d = t->ndim == 2 && (row->flags & ZQ_T_CONV1D);
-        if (row->flags & ZQ_T_ROPE_HALVES) x->heads = (int)(row->part == ZQ_PART_K ? kv_heads : heads);
         uint64_t rows = t->ndim == 2 ? t->ne[1] : t->ne[0];
-        if (x->heads && (rows % (uint64_t)x->heads || (rows / (uint64_t)x->heads) % 2)) {
-            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': %llu rows do not split into %d heads of an even size",
-                         path, t->name, (unsigned long long)rows, x->heads);
-            break;
-        }
+        st = gguf_rows_init(&x->order, row, rows, (int)heads, (int)kv_heads, path, t->name, err);
+        if (st != ZQ_OK) break;
         int64_t shape[2] = {(int64_t)(x->conv1d || t->ndim == 1 ? t->ne[0] : t->ne[1]),
                             (int64_t)(x->conv1d ? t->ne[1] : t->ne[0])};
         if (row->part == ZQ_PART_EMBED && !(row->flags & ZQ_T_BIAS)) vocab = t->ne[1];

@@ -175,7 +175,7 @@ const zq_arch_desc zq_arch_table[] = {
     {{"gpt_neox"}, "gptneox", PRE | ZQ_ARCH_PARALLEL, "hidden_size", "num_attention_heads", "num_hidden_layers",
      "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 2048, 1e-5, "gelu", 0,
      NULL, NULL, "rotary_emb_base", ZQ_ROPE_PCT, "rotary_pct", 0.25, "use_parallel_residual", NULL, NULL, NULL,
-     NULL, neox_tensors, NULL},
+     NULL, neox_tensors, "gpt_neox."},
     {{"gptj"}, NULL, PRE | ZQ_ARCH_PARALLEL | ZQ_ARCH_SHARED_NORM | ZQ_ARCH_ROPE_PAIRS, "n_embd", "n_head",
      "n_layer", "n_inner", "n_positions", "layer_norm_epsilon", "activation_function", 4, 2048, 1e-5, "gelu_new",
      0, NULL, NULL, NULL, ZQ_ROPE_DIM, "rotary_dim", 0, NULL, NULL, NULL, NULL, NULL, gptj_tensors, NULL},

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "export/export_impl.h"
+#include "export/gguf_rows.h"
 #include "test.h"
 #include "zquant/fp16.h"
 #include "zquant/arch.h"
@@ -178,4 +179,29 @@ TEST(ct_packing_golden)
     CHECK_EQ_U(zq_ct_pack(v8, 4, 8), 0x7FFF8000u);
     const int tail[3] = {-8, 7, 0}; /* a row's last word: the rest stays zero */
     CHECK_EQ_U(zq_ct_pack(tail, 3, 4), 0x8F0u);
+}
+
+/* GGUF's row orders: every row lands once, and the reader's map is the
+ * writer's inverse (rotate pairs per head; NeoX's q/k/v regrouped). */
+TEST(gguf_row_orders_are_inverse_permutations)
+{
+    const zq_arch_tensor rope = {ZQ_PART_K, ZQ_T_ROPE_HALVES, "k", "k"}, qkv = {ZQ_PART_QKV, ZQ_T_QKV_PER_HEAD, "x", "x"};
+    const zq_arch_tensor *cases[] = {&rope, &qkv};
+    for (int c = 0; c < 2; c++) {
+        gguf_rows m;
+        zq_error err = {0};
+        uint64_t rows = c == 0 ? 4 * 8 : 3 * 4 * 6; /* k: 4 kv heads of 8; qkv: 4 heads of 6 */
+        CHECK(gguf_rows_init(&m, cases[c], rows, 4, 4, "t", "t", &err) == ZQ_OK);
+        int seen[96] = {0};
+        for (uint64_t r = 0; r < rows; r++) {
+            uint64_t s = gguf_rows_source(&m, r);
+            CHECK(s < rows && !seen[s]++);
+            CHECK(gguf_rows_target(&m, s) == r);
+        }
+    }
+    gguf_rows m; /* the documented pair: GGUF row 2i+j is HF row j*hd/2+i */
+    zq_error err = {0};
+    CHECK(gguf_rows_init(&m, &rope, 8, 1, 1, "t", "t", &err) == ZQ_OK);
+    CHECK(gguf_rows_source(&m, 1) == 4 && gguf_rows_source(&m, 2) == 1 && gguf_rows_source(&m, 7) == 7);
+    CHECK(gguf_rows_init(&m, &rope, 10, 4, 4, "t", "t", &err) == ZQ_ERR_FORMAT); /* 4 heads do not split 10 rows */
 }
