@@ -61,7 +61,7 @@ static zq_status npy_tokens(const char *path, const unsigned char *d, size_t len
     char kind = 0;
     int size = 0;
     if (descr && descr[0] == '\'' && (descr[1] == '<' || descr[1] == '|') && (descr[2] == 'i' || descr[2] == 'u') &&
-        descr[4] == '\'')
+        descr[3] && descr[4] == '\'') /* descr[3] first: the header may end right after 'i */
         kind = descr[2], size = descr[3] - '0';
     uint64_t count = 0;
     zq_status st = ZQ_OK;
