@@ -279,6 +279,25 @@ expect "lkd/not-from-zq" 2 "$ZQ" lkd "$TMP/s.zq" -o "$TMP/x.zq"
 expect "lkd/data-outside-vocab" 7 "$ZQ" lkd $M -o "$TMP/x.zq" --data "$TMP/oov.bin" --batch 1 --seq-len 2
 expect "lkd/exists" 8 "$ZQ" lkd $M -o "$TMP/lkd.zq" --steps 1
 [ ! -e "$TMP/x.zq" ] && ok "lkd/no-output-on-error" || fail "lkd/no-output-on-error"
+
+# --- LKD across processes: one work directory, blocks in parallel --------------------
+"$ZQ" lkd $M -o "$TMP/serial.zq" -p w4/8a8 --steps 5 -q
+make -s -f scripts/lkd-parallel.mk -j2 ZQUANT="$ZQ" MODEL=$M OUT="$TMP/par.zq" RANGES="0-2 3-4" \
+    LKD_OPTS="-p w4/8a8 --steps 5" >/dev/null 2>"$TMP/err"
+cmp -s "$TMP/serial.zq" "$TMP/par.zq" && ok "lkd-parallel/make-j2-same-bytes" || fail "lkd-parallel/make-j2-same-bytes" "$(head -c 300 "$TMP/err")"
+( "$ZQ" lkd $M --work "$TMP/ov" --layers 0-3 -p w4/8a8 --steps 5 -q &
+  "$ZQ" lkd $M --work "$TMP/ov" --layers 2-4 -p w4/8a8 --steps 5 -q; wait ) 2>"$TMP/err"
+"$ZQ" lkd $M --work "$TMP/ov" -o "$TMP/ov.zq" -p w4/8a8 --steps 5 -q 2>>"$TMP/err"
+cmp -s "$TMP/serial.zq" "$TMP/ov.zq" && ok "lkd-parallel/overlapping-ranges-same-bytes" || fail "lkd-parallel/overlapping-ranges-same-bytes" "$(head -c 300 "$TMP/err")"
+"$ZQ" lkd $M --work "$TMP/part" --layers 1,3 -p w4/8a8 --steps 5 -q
+"$ZQ" lkd $M --work "$TMP/part" -o "$TMP/part.zq" -p w4/8a8 --steps 5 >"$TMP/out" 2>"$TMP/err"
+rc=$?
+[ "$rc" -eq 2 ] && grep -q "blocks 0, 2, 4 not distilled there yet" "$TMP/err" && [ ! -e "$TMP/part.zq" ] &&
+    ok "lkd-parallel/assemble-names-missing" || fail "lkd-parallel/assemble-names-missing" "exit $rc: $(head -c 300 "$TMP/err")"
+"$ZQ" lkd $M --work "$TMP/part" --layers 0-4 -p w4/8a8 --steps 6 -q >"$TMP/out" 2>"$TMP/err"
+rc=$?
+[ "$rc" -eq 2 ] && grep -q "made with other options" "$TMP/err" &&
+    ok "lkd-parallel/other-options-refused" || fail "lkd-parallel/other-options-refused" "exit $rc: $(head -c 300 "$TMP/err")"
 for cmd in eval generate tokenize lkd export; do
     "$ZQ" "$cmd" --help >"$TMP/h" 2>&1 && grep -q "^usage: zquant $cmd" "$TMP/h" && ok "help/$cmd" || fail "help/$cmd"
 done

@@ -35,6 +35,11 @@ typedef struct {
     int input_quantized;    /* feed block k the quantized prefix's output */
     int train_norms;        /* also tune the block's biases and norms */
     int resume;
+    /* A work directory shared by several processes (make -j, hosts on one
+     * filesystem): with no output, distil the listed blocks not yet done
+     * there and stop; with an output, assemble it from the blocks there,
+     * each of which must be done. NULL: OUT.lkd/, distil then assemble. */
+    const char *work;
     void (*progress)(void *ctx, const zq_lkd_progress *p);
     void *progress_ctx;
 } zq_lkd_opts;

@@ -11,6 +11,8 @@
 
 static const char help_head[] =
     "usage: zquant lkd INPUT -o OUT.zq|OUT.gguf [--layers LIST] [options]\n"
+    "       zquant lkd INPUT --work DIR [--layers LIST] [options]     (distil only)\n"
+    "       zquant lkd INPUT --work DIR -o OUT.zq [options]            (assemble)\n"
     "\n"
     "Layer-by-layer knowledge distillation (ZeroQuant's LKD), then quantization:\n"
     "each listed transformer block is tuned alone so that its quantized self\n"
@@ -32,6 +34,10 @@ static const char help_head[] =
     "                        or quantized (it sees the quantized prefix's)\n"
     "  --train-norms         also tune the block's biases and norms (no decay)\n"
     "  --resume              continue a killed run from OUT.zq.lkd/\n"
+    "  --work DIR            a work directory processes share (make -j, hosts on\n"
+    "                        one filesystem): without -o, distil the --layers\n"
+    "                        not yet done there; with -o, assemble OUT from it\n"
+    "                        once every block is done (else say which are not)\n"
     "\n"
     "and every quantize option:\n";
 static const char help_tail[] =
@@ -40,7 +46,7 @@ static const char help_tail[] =
     "  -h, --help            this help\n";
 
 enum { OPT_LAYERS = OPT_FIRST_FREE, OPT_STEPS, OPT_LR, OPT_WD, OPT_BATCH, OPT_SEQ, OPT_DATA_BATCHES, OPT_DATA,
-       OPT_RANDOM, OPT_SEED, OPT_INPUT, OPT_RESUME, OPT_JSON, OPT_TRAIN_NORMS };
+       OPT_RANDOM, OPT_SEED, OPT_INPUT, OPT_RESUME, OPT_JSON, OPT_TRAIN_NORMS, OPT_WORK };
 
 static void progress(void *ctx, const zq_lkd_progress *p)
 {
@@ -75,7 +81,7 @@ int cmd_lkd(int argc, char **argv)
         {"data-batches", required_argument, NULL, OPT_DATA_BATCHES}, {"data", required_argument, NULL, OPT_DATA},
         {"random-tokens", no_argument, NULL, OPT_RANDOM}, {"seed", required_argument, NULL, OPT_SEED},
         {"input", required_argument, NULL, OPT_INPUT}, {"resume", no_argument, NULL, OPT_RESUME},
-        {"train-norms", no_argument, NULL, OPT_TRAIN_NORMS},
+        {"train-norms", no_argument, NULL, OPT_TRAIN_NORMS}, {"work", required_argument, NULL, OPT_WORK},
         {"json", no_argument, NULL, OPT_JSON}, {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     for (size_t k = 0; own[k].name; k++) longopts[n++] = own[k];
@@ -125,6 +131,7 @@ int cmd_lkd(int argc, char **argv)
             else rc = cli_usage("lkd", "--input must be fp or quantized");
             break;
         case OPT_RESUME: o.resume = 1; break;
+        case OPT_WORK: o.work = optarg; break;
         case OPT_TRAIN_NORMS: o.train_norms = 1; break;
         case OPT_JSON: json = 1; break;
         case 'q': quiet = 1; break;
@@ -134,9 +141,9 @@ int cmd_lkd(int argc, char **argv)
         }
     }
     if (rc == 0 && optind != argc - 1) rc = cli_usage("lkd", optind >= argc ? "no INPUT given" : "exactly one INPUT expected");
-    if (rc == 0 && !q.o.output) rc = cli_usage("lkd", "no output given (-o OUT.zq)");
+    if (rc == 0 && !q.o.output && !o.work) rc = cli_usage("lkd", "no output given (-o OUT.zq, or --work DIR to distil blocks only)");
     cli_chain chain = {0};
-    if (rc == 0) rc = cli_chain_begin(&q, "lkd", argv[optind], &chain);
+    if (rc == 0 && q.o.output) rc = cli_chain_begin(&q, "lkd", argv[optind], &chain);
     if (rc == 0) {
         cli_qargs_finish(&q);
         o.q = q.o;
@@ -156,7 +163,8 @@ int cmd_lkd(int argc, char **argv)
             rc = cli_fail(&err);
         } else if (json) {
             cJSON *j = cJSON_CreateObject();
-            cJSON_AddStringToObject(j, "output", o.q.output);
+            if (o.q.output) cJSON_AddStringToObject(j, "output", o.q.output);
+            else cJSON_AddNullToObject(j, "output");
             cJSON *arr = cJSON_AddArrayToObject(j, "layers");
             for (int k = 0; k < rep.n; k++) {
                 cJSON *l = cJSON_CreateObject();
@@ -176,7 +184,8 @@ int cmd_lkd(int argc, char **argv)
             for (int k = 0; k < rep.n; k++)
                 printf("layer %d: %d steps in %.2f s, loss %.6g -> %.6g\n", rep.layers[k].index, rep.layers[k].steps,
                        rep.layers[k].seconds, rep.layers[k].loss_start, rep.layers[k].loss_end);
-            cli_quantize_report(&o.q, &rep.quant, cli_now() - t0, 0);
+            if (o.q.output) cli_quantize_report(&o.q, &rep.quant, cli_now() - t0, 0);
+            else printf("%s: %d blocks distilled here; assemble with -o OUT.zq --work %s\n", o.work, rep.n, o.work);
         }
         if (st == ZQ_OK) rc = cli_chain_end(&chain, q.o.force, quiet || json);
         zq_lkd_report_free(&rep);

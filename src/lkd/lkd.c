@@ -184,36 +184,57 @@ static void calibrate(run *r, const zq_block *student, const float *in)
     r->aq.mode = ZQ_AQ_TENSOR;
 }
 
+/* Distils block k (listed, not done) unless, sharing the work directory,
+ * another process did it meanwhile: then its patch is read. The block's
+ * lock is held throughout. */
+static zq_status distill_or_read(run *r, trainee *tr, workdir *w, int k, const float *in, unsigned char *done,
+                                 zq_lkd_report *rep, zq_error *err)
+{
+    int fd = lkd_block_lock(w, k, err), ok = 0, damaged = 0;
+    if (fd < 0) return err->code;
+    zq_status st = r->o->resume || r->o->work ? lkd_block_done(w, k, &ok, &damaged, err) : ZQ_OK;
+    if (st == ZQ_OK && ok) {
+        st = lkd_read_patch(w, k, tr, r->a, err);
+        if (st == ZQ_OK) st = lkd_fake_quantize(tr, r->a, err);
+    } else if (st == ZQ_OK) {
+        calibrate(r, &tr->student, in);
+        zq_lkd_layer *l = &rep->layers[rep->n];
+        st = distill(r, tr, k, in, l, err);
+        if (st == ZQ_OK) st = lkd_write_patch(w, k, tr, r->a, err);
+        if (st == ZQ_OK) rep->n++;
+    }
+    if (st == ZQ_OK) done[k] = 1;
+    lkd_block_unlock(fd);
+    return st;
+}
+
 static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *model, workdir *w, unsigned char *mask,
                         unsigned char *done, zq_lkd_report *rep, zq_error *err)
 {
     const zq_arch *a = r->a;
-    for (int k = 0; k < a->n_layers; k++) {
+    int last = -1, quantized_in = r->o->input_quantized;
+    for (int k = 0; k < a->n_layers; k++)
+        if (mask[k]) last = k;
+    /* with FP inputs a block not distilled here needs only the FP stream
+     * through it, and none is needed past the last listed block */
+    for (int k = 0; k < a->n_layers && (quantized_in || k <= last); k++) {
         zq_block fp;
         ZQ_TRY(zq_net_block(net, k, &fp, err));
         for (int b = 0; b < r->nb; b++) /* the teacher's output, once per batch */
             zq_block_forward(a, &fp, NULL, r->ws, r->x + (size_t)b * r->per, r->y + (size_t)b * r->per, r->B, r->T);
-        const float *in = r->o->input_quantized ? r->xq : r->x;
+        const float *in = quantized_in ? r->xq : r->x;
         trainee tr;
-        zq_status st = lkd_trainee_init(&tr, net, k, &fp, &r->o->q, r->o->train_norms, src, model, err);
-        if (st == ZQ_OK && mask[k]) {
-            if (done[k]) {
-                st = lkd_read_patch(w, k, &tr, a, err);
-                if (st == ZQ_OK) st = lkd_fake_quantize(&tr, a, err);
-            } else {
-                calibrate(r, &tr.student, in);
-                zq_lkd_layer *l = &rep->layers[rep->n];
-                st = distill(r, &tr, k, in, l, err);
-                if (st == ZQ_OK) st = lkd_write_patch(w, k, &tr, a, err);
-                if (st == ZQ_OK) {
-                    rep->n++;
-                    done[k] = 1;
-                }
-            }
-        } else if (st == ZQ_OK) {
+        int student = mask[k] || quantized_in;
+        zq_status st = student ? lkd_trainee_init(&tr, net, k, &fp, &r->o->q, r->o->train_norms, src, model, err) : ZQ_OK;
+        if (st == ZQ_OK && mask[k] && done[k] && quantized_in) {
+            st = lkd_read_patch(w, k, &tr, a, err);
+            if (st == ZQ_OK) st = lkd_fake_quantize(&tr, a, err);
+        } else if (st == ZQ_OK && mask[k] && !done[k]) {
+            st = distill_or_read(r, &tr, w, k, in, done, rep, err);
+        } else if (st == ZQ_OK && quantized_in && !mask[k]) {
             st = lkd_fake_quantize(&tr, a, err); /* round to nearest */
         }
-        if (st == ZQ_OK && r->o->input_quantized) { /* the next block's input: this one, quantized */
+        if (st == ZQ_OK && quantized_in) { /* the next block's input: this one, quantized */
             calibrate(r, &tr.student, r->xq);
             for (int b = 0; b < r->nb; b++) {
                 float *x = r->xq + (size_t)b * r->per;
@@ -221,7 +242,7 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
                 memcpy(x, r->out, r->per * sizeof(float));
             }
         }
-        lkd_trainee_free(&tr);
+        if (student) lkd_trainee_free(&tr);
         zq_net_release_block(net, k);
         ZQ_TRY(st);
         float *t = r->x; /* the FP stream moves one block down */
@@ -257,9 +278,46 @@ static zq_status final_quantize(const zq_lkd_opts *o, workdir *w, const unsigned
     if (st == ZQ_OK) st = zq_source_open_patched(o->q.input, (const char *const *)paths, np, &src, err);
     if (st == ZQ_OK) st = zq_quantize_source(&o->q, src, &rep->quant, err);
     zq_source_close(src);
-    if (st == ZQ_OK) lkd_workdir_remove(w, n); /* done: the output has it all */
+    if (st == ZQ_OK && !o->work) lkd_workdir_remove(w, n); /* done: the output has it all */
     for (size_t k = 0; k < np; k++) free(paths[k]);
     free(paths);
+    return st;
+}
+
+/* --work DIR -o OUT: the output from the blocks distilled there, every
+ * listed one of which must be done; which are not is the error. */
+static zq_status assemble(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
+{
+    zq_source *src = NULL;
+    zq_model model;
+    workdir w = {0};
+    unsigned char *mask = NULL, *done = NULL;
+    int stream, n = 0;
+    zq_status st = zq_output_check(o->q.output, o->q.force, &stream, err);
+    if (st == ZQ_OK) st = zq_source_open(o->q.input, &src, err);
+    if (st == ZQ_OK) st = zq_model_detect(zq_source_config(src), o->q.input, &model, err);
+    if (st == ZQ_OK && (n = model.n_layers) <= 0)
+        st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': its config does not say how many blocks it has", o->q.input);
+    zq_source_close(src);
+    if (st == ZQ_OK && (!(mask = calloc((size_t)n, 1)) || !(done = calloc((size_t)n, 1))))
+        st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) st = zq_parse_layers(o->layers, n, mask, err);
+    if (st == ZQ_OK) st = lkd_workdir_open(&w, o, 0, err);
+    char missing[512] = "";
+    size_t at = 0;
+    for (int k = 0; st == ZQ_OK && k < n; k++) {
+        int ok = 0, damaged = 0;
+        if (mask[k]) st = lkd_block_done(&w, k, &ok, &damaged, err);
+        done[k] = (unsigned char)ok;
+        if (st == ZQ_OK && mask[k] && !ok && at < sizeof missing)
+            at += (size_t)snprintf(missing + at, sizeof missing - at, "%s%d%s", at ? ", " : "", k, damaged ? " (damaged)" : "");
+    }
+    if (st == ZQ_OK && at)
+        st = zq_fail(err, ZQ_ERR_USAGE, "'%s': block%s %s not distilled there yet (zquant lkd %s --work %s --layers ...)",
+                     o->work, strchr(missing, ',') ? "s" : "", missing, o->q.input, o->work);
+    if (st == ZQ_OK) st = final_quantize(o, &w, done, n, rep, err);
+    free(mask), free(done);
+    lkd_workdir_close(&w);
     return st;
 }
 
@@ -268,6 +326,8 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     memset(rep, 0, sizeof *rep);
     if (o->steps < 0 || o->batch < 1 || o->seq_len < 1 || !(o->lr > 0))
         return zq_fail(err, ZQ_ERR_USAGE, "steps, batch, seq-len and lr must be positive");
+    if (!o->q.output && !o->work) return zq_fail(err, ZQ_ERR_USAGE, "no output and no work directory");
+    if (o->work && o->q.output) return assemble(o, rep, err);
 
     if (o->q.threads) zq_engine_set_threads(o->q.threads);
     zq_net *net = NULL;
@@ -282,8 +342,8 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     if (st == ZQ_OK && zq_net_activation(net)) st = zq_fail(err, ZQ_ERR_USAGE, "'%s': lkd needs the FP checkpoint, not a .zq", o->q.input);
     if (st == ZQ_OK) st = zq_source_open(o->q.input, &src, err);
     if (st == ZQ_OK) st = zq_model_detect(zq_source_config(src), o->q.input, &model, err);
-    int stream;
-    if (st == ZQ_OK) st = zq_output_check(o->q.output, o->q.force, &stream, err); /* now, not after the work */
+    int stream = 0;
+    if (st == ZQ_OK && o->q.output) st = zq_output_check(o->q.output, o->q.force, &stream, err); /* now, not after the work */
     const zq_arch *a = st == ZQ_OK ? zq_net_arch(net) : NULL;
     if (st == ZQ_OK && o->seq_len > a->max_pos)
         st = zq_fail(err, ZQ_ERR_USAGE, "--seq-len %d is longer than the model's %d positions", o->seq_len, a->max_pos);
@@ -297,7 +357,7 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     }
     if (st == ZQ_OK) st = zq_parse_layers(o->layers, a->n_layers, mask, err);
     if (st == ZQ_OK) st = lkd_workdir_open(&w, o, stream, err);
-    if (st == ZQ_OK && o->resume) st = resume_state(&w, mask, done, rep, a->n_layers, err);
+    if (st == ZQ_OK && (o->resume || o->work)) st = resume_state(&w, mask, done, rep, a->n_layers, err);
     if (st == ZQ_OK) {
         zq_qspec unused;
         st = zq_quantize_plan(&o->q, &model, zq_source_tensor(src, 0), &unused, &r.aq.mode, err);
@@ -326,7 +386,7 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     int n_layers = a ? a->n_layers : 0;
     zq_net_close(net); /* the quantize pass streams from the files again */
     net = NULL;
-    if (st == ZQ_OK) st = final_quantize(o, &w, done, n_layers, rep, err);
+    if (st == ZQ_OK && o->q.output) st = final_quantize(o, &w, done, n_layers, rep, err);
     free(ids), free(mask), free(done), free(r.aq.absmax), free(r.x), free(r.y), free(r.xq), free(r.out), free(r.dout);
     zq_workspace_free(r.ws);
     zq_source_close(src);

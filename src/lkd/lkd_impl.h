@@ -37,8 +37,8 @@ void lkd_trainee_free(trainee *tr);
 zq_status lkd_fake_quantize(trainee *tr, const zq_arch *a, zq_error *err);
 void lkd_adam_step(trainee *tr, float lr, float wd);
 
-/* OUT.lkd/ beside the output; for a device or FIFO output (stream), a
- * fresh one in $TMPDIR, which cannot be resumed. */
+/* --work DIR, or OUT.lkd/ beside the output; for a device or FIFO output
+ * (stream), a fresh one in $TMPDIR, which cannot be resumed. */
 zq_status lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_error *err);
 void lkd_workdir_close(workdir *w);
 /* A distilled block is two files: block-K.safetensors, its tuned weights in
@@ -53,6 +53,11 @@ zq_status lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_arch
  * damaged or half-written pair is not done (*damaged set when files were
  * there); a sound pair made with other options is an error. */
 zq_status lkd_block_done(const workdir *w, int layer, int *done, int *damaged, zq_error *err);
+/* Holds block `layer` for this process (a lock file beside its files, held
+ * until lkd_block_unlock): processes sharing a directory never distil the
+ * same block at once; the second waits, then finds it done. -1 on failure. */
+int lkd_block_lock(const workdir *w, int layer, zq_error *err);
+void lkd_block_unlock(int fd);
 /* Removes a finished run's work files. */
 void lkd_workdir_remove(const workdir *w, int n_layers);
 

@@ -3,9 +3,11 @@
  * it (see lkd_impl.h). Nothing is trusted that does not check out. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,7 +103,8 @@ zq_status lkd_block_done(const workdir *w, int layer, int *done, int *damaged, z
     if (cJSON_IsString(sig) && cJSON_IsNumber(l) && l->valueint == layer && cJSON_IsNumber(bytes) && cJSON_IsNumber(pcrc)) {
         uint32_t c;
         if (strcmp(sig->valuestring, w->signature) != 0)
-            st = zq_fail(err, ZQ_ERR_USAGE, "'%s': made with other options; rerun without --resume to start over", path);
+            st = zq_fail(err, ZQ_ERR_USAGE, "'%s': made with other options (a work directory is resumed or shared with the same ones; rerun "
+                         "without --resume, or give another --work, to start over)", path);
         else if (file_crc(patch, (uint64_t)bytes->valuedouble, &c) && c == (uint32_t)pcrc->valuedouble)
             *done = 1;
     }
@@ -111,13 +114,34 @@ zq_status lkd_block_done(const workdir *w, int layer, int *done, int *damaged, z
     return st;
 }
 
+int lkd_block_lock(const workdir *w, int layer, zq_error *err)
+{
+    char *path = block_path(w, layer, "lock");
+    int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
+    if (fd < 0) zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create the block's lock", path ? path : w->dir);
+    while (fd >= 0 && flock(fd, LOCK_EX) != 0) /* waits while another process distils the block */
+        if (errno != EINTR) {
+            zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot lock", path);
+            close(fd);
+            fd = -1;
+        }
+    free(path);
+    return fd;
+}
+
+void lkd_block_unlock(int fd)
+{
+    if (fd >= 0) close(fd); /* releases the lock */
+}
+
 void lkd_workdir_remove(const workdir *w, int n_layers)
 {
     for (int k = 0; k < n_layers; k++) {
-        char *a = lkd_patch_path(w, k), *b = block_path(w, k, "json");
+        char *a = lkd_patch_path(w, k), *b = block_path(w, k, "json"), *c = block_path(w, k, "lock");
         if (a) unlink(a);
         if (b) unlink(b);
-        free(a), free(b);
+        if (c) unlink(c);
+        free(a), free(b), free(c);
     }
     rmdir(w->dir);
 }
@@ -199,7 +223,9 @@ static char *make_signature(const zq_lkd_opts *o)
     }
     for (size_t k = 0; k < o->q.ninclude; k++) cJSON_AddItemToArray(r, cJSON_CreateString(o->q.include[k]));
     for (size_t k = 0; k < o->q.nexclude; k++) cJSON_AddItemToArray(r, cJSON_CreateString(o->q.exclude[k]));
-    cJSON_AddStringToObject(j, "layers", o->layers ? o->layers : "all");
+    /* with FP inputs a block's tuning does not depend on which others are
+     * distilled, so processes given different --layers share a directory */
+    if (o->input_quantized) cJSON_AddStringToObject(j, "layers", o->layers ? o->layers : "all");
     cJSON_AddNumberToObject(j, "steps", o->steps);
     cJSON_AddNumberToObject(j, "lr", o->lr);
     cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
@@ -219,7 +245,10 @@ static char *make_signature(const zq_lkd_opts *o)
 zq_status lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_error *err)
 {
     memset(w, 0, sizeof *w);
-    if (stream) {
+    if (o->work) {
+        if (!(w->dir = strdup(o->work))) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        if (mkdir(w->dir, 0777) != 0 && errno != EEXIST) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create", w->dir);
+    } else if (stream) {
         if (o->resume) return zq_fail(err, ZQ_ERR_USAGE, "'%s': --resume needs a file as output", o->q.output);
         const char *tmpdir = getenv("TMPDIR");
         w->dir = zq_path_join(tmpdir && *tmpdir ? tmpdir : "/tmp", "zquant-lkd-XXXXXX");

@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""LKD across processes: one serial `zquant lkd` run against the same blocks
+split over 2 processes sharing a work directory (scripts/lkd-parallel.mk
+with make -j2), for the bundled model (5 blocks) and a synthetic 8-block
+GPT-2-shaped model (hidden 256), on this machine. Prints wall seconds, the
+speedup, the peak RSS of each process, and whether the outputs are the same
+bytes (they must be: each process runs with the same --threads).
+
+usage: bench_lkd_parallel.py ZQUANT_BINARY [STEPS]"""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run(cmd):
+    t0 = time.perf_counter()
+    p = subprocess.Popen(["/usr/bin/time", "-f", "rss %M"] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, err = p.communicate()
+    if p.returncode:
+        sys.exit(f"bench: {' '.join(cmd)} failed: {err.decode()[-500:]}")
+    rss = [int(line.split()[1]) / 1024 for line in err.decode().splitlines() if line.startswith("rss ")]
+    return time.perf_counter() - t0, rss
+
+
+def case(zq, model, ranges, steps, threads):
+    out = os.path.join("build", "bench", "lkdpar")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    opts = ["-p", "w4/8a8", "--steps", str(steps), "-t", str(threads), "-q"]
+    serial = os.path.join(out, "serial.zq")
+    t1, rss1 = run([zq, "lkd", model, "-o", serial] + opts)
+    work = os.path.join(out, "work")
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(["/usr/bin/time", "-f", "rss %M", zq, "lkd", model, "--work", work, "--layers", r] + opts,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for r in ranges]
+    rss2 = []
+    for p in procs:
+        _, err = p.communicate()
+        if p.returncode:
+            sys.exit(f"bench: a --work process failed: {err.decode()[-500:]}")
+        rss2 += [int(line.split()[1]) / 1024 for line in err.decode().splitlines() if line.startswith("rss ")]
+    par = os.path.join(out, "par.zq")
+    subprocess.run([zq, "lkd", model, "--work", work, "-o", par] + opts, check=True, stdout=subprocess.DEVNULL)
+    t2 = time.perf_counter() - t0
+    same = open(serial, "rb").read() == open(par, "rb").read()
+    print(f"{os.path.basename(model):<14} {steps} steps, -t {threads}: serial {t1:6.2f} s (RSS {max(rss1):5.0f} MB); "
+          f"{len(ranges)} processes {' '.join(ranges)} + assemble {t2:6.2f} s (RSS {', '.join(f'{r:.0f}' for r in rss2)} MB); "
+          f"speedup {t1 / t2:4.2f}x; same bytes: {'yes' if same else 'NO'}")
+    return same
+
+
+def main(zq, steps=100):
+    synth = os.path.join("build", "bench", "synth8")
+    if not os.path.exists(os.path.join(synth, "model.safetensors")):
+        subprocess.check_call([sys.executable, os.path.join(HERE, "make_synth_gpt2.py"), synth, "8", "256"])
+    ok = True
+    for threads in (1, 2):
+        ok &= case(zq, "data/models/stories260K", ["0-2", "3-4"], steps, threads)
+        ok &= case(zq, synth, ["0-3", "4-7"], max(steps // 5, 1), threads)
+    print("outputs identical to the serial run:", "yes" if ok else "NO")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    main(sys.argv[1], *(int(x) for x in sys.argv[2:]))
