@@ -1,7 +1,9 @@
 # zquant: `make` builds build/zquant and build/libzquant.a; `make check` runs
 # every test; `make demo` quantizes the bundled model; `make bench` measures.
 # SANITIZE=1 builds (into build/san) and tests under ASan + UBSan; SIMD=0
-# builds (into build/scalar) without the vector kernels.
+# builds (into build/scalar) without the vector kernels; MPI=1 builds (into
+# build/mpi) a zquant whose lkd splits blocks over MPI ranks (OpenMPI via
+# pkg-config; the default build has no MPI dependency).
 
 VERSION := 0.1.0
 PREFIX ?= /usr/local
@@ -21,6 +23,11 @@ SIMD ?= 1
 ifeq ($(SIMD),0)
 BUILD_DIR := $(BUILD_DIR)/scalar
 endif
+MPI ?= 0
+ifeq ($(MPI),1)
+BUILD_DIR := $(BUILD_DIR)/mpi
+PKGS += ompi-c
+endif
 BUILD ?= $(BUILD_DIR)
 
 # Evaluated when used, so a build that first installs the packages
@@ -36,7 +43,7 @@ CC ?= cc
 CFLAGS ?= $(OPT) -g
 ALL_CFLAGS = $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -ffp-contract=off -pthread \
               -Iinclude $(PKG_CFLAGS) $(SANFLAGS) -DZQ_VERSION='"$(VERSION)"' -DZQ_SIMD=$(SIMD) \
-              -DZQ_OPENBLAS_PATH='"$(OPENBLAS_PATH)"'
+              -DZQ_OPENBLAS_PATH='"$(OPENBLAS_PATH)"' -DZQ_MPI=$(MPI)
 LDLIBS = $(PKG_LIBS) -lm -pthread $(SANFLAGS)
 
 LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c))
@@ -79,8 +86,17 @@ $(BUILD)/zquant: $(CLI_OBJ) $(BUILD)/libzquant.a
 $(BUILD)/unit_tests: $(TEST_OBJ) $(BUILD)/libzquant.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libzquant.a $(LDLIBS)
 
+# The MPI build for tests/mpi.sh, where OpenMPI is installed (deps.sh does).
+ifneq ($(MPI),1)
+MPI_BUILD := $(BUILD)/mpi
+check: mpi-build
+mpi-build: | deps-check
+	@if pkg-config --exists ompi-c; then $(MAKE) --no-print-directory MPI=1 BUILD=$(MPI_BUILD) $(MPI_BUILD)/zquant; fi
+.PHONY: mpi-build
+endif
+
 check: $(BUILD)/zquant $(BUILD)/unit_tests $(BUILD)/st_compare $(BUILD)/fault.so
-	ZQ_BUILD=$(BUILD) ZQ_FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh
+	ZQ_BUILD=$(BUILD) ZQ_MPI_BUILD=$(MPI_BUILD) ZQ_FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh
 
 demo: $(BUILD)/zquant
 	scripts/demo.sh $(BUILD)/zquant

@@ -40,6 +40,11 @@ typedef struct {
      * there and stop; with an output, assemble it from the blocks there,
      * each of which must be done. NULL: OUT.lkd/, distil then assemble. */
     const char *work;
+    /* With work and no output: distil only share number `share` of
+     * `shares` of the listed blocks (contiguous runs, as even as the count
+     * allows), as one of several processes (MPI ranks) would; shares 0 or
+     * 1: all of them. */
+    int share, shares;
     void (*progress)(void *ctx, const zq_lkd_progress *p);
     void *progress_ctx;
 } zq_lkd_opts;

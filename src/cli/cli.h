@@ -37,6 +37,15 @@ void cli_progress_update(void *ctx, uint64_t done, uint64_t total, const char *i
 void cli_progress_end(cli_progress *p);
 double cli_now(void);
 
+/* MPI (see mpi.c): this process's rank among size; size 1 without MPI. */
+typedef struct {
+    int rank, size, active;
+} cli_mpi;
+void cli_mpi_start(cli_mpi *m);
+/* Every rank's exit code in, the highest failing rank out (-1: none). */
+int cli_mpi_failed_rank(const cli_mpi *m, int rc);
+void cli_mpi_end(cli_mpi *m);
+
 /* Exports zq to gguf with the given tokenizer, as quantize/lkd -o OUT.gguf
  * finish (see qopts.h); returns the exit code. */
 int cli_gguf_chain_end(const char *zq, const char *gguf, const char *tokenizer, int force, int quiet);

@@ -69,6 +69,85 @@ static int parse_float(const char *s, float *v)
     return *s && !*end && *v >= 0;
 }
 
+/* One zquant lkd job in this process; progress_bar: draw it (on a TTY). */
+static int run_lkd(zq_lkd_opts *o, int progress_bar, int quiet, int json, const cli_chain *chain)
+{
+    int rc = 0;
+    cli_progress bar;
+    cli_progress_init(&bar, "lkd", !progress_bar, 0);
+    o->progress = progress;
+    o->progress_ctx = &bar;
+    zq_lkd_report rep;
+    zq_error err = {0};
+    double t0 = cli_now();
+    zq_status st = zq_lkd(o, &rep, &err);
+    cli_progress_end(&bar);
+    for (int k = 0; st == ZQ_OK && !json && k < rep.n_discarded; k++)
+        fprintf(stderr, "zquant lkd: block %d's work files did not check out: distilled again\n", rep.discarded[k]);
+    if (st != ZQ_OK) {
+        rc = cli_fail(&err);
+    } else if (json) {
+        cJSON *j = cJSON_CreateObject();
+        if (o->q.output) cJSON_AddStringToObject(j, "output", o->q.output);
+        else cJSON_AddNullToObject(j, "output");
+        cJSON *arr = cJSON_AddArrayToObject(j, "layers");
+        for (int k = 0; k < rep.n; k++) {
+            cJSON *l = cJSON_CreateObject();
+            cJSON_AddNumberToObject(l, "index", rep.layers[k].index);
+            cJSON_AddNumberToObject(l, "steps", rep.layers[k].steps);
+            cJSON_AddNumberToObject(l, "seconds", rep.layers[k].seconds);
+            cJSON_AddNumberToObject(l, "loss_start", rep.layers[k].loss_start);
+            cJSON_AddNumberToObject(l, "loss_end", rep.layers[k].loss_end);
+            cJSON_AddItemToArray(arr, l);
+        }
+        cJSON *dis = cJSON_AddArrayToObject(j, "discarded");
+        for (int k = 0; k < rep.n_discarded; k++) cJSON_AddItemToArray(dis, cJSON_CreateNumber(rep.discarded[k]));
+        cJSON_AddNumberToObject(j, "total_bytes", (double)rep.quant.output_bytes);
+        cJSON_AddNumberToObject(j, "seconds", cli_now() - t0);
+        cli_json_print(stdout, j);
+    } else if (!quiet) {
+        for (int k = 0; k < rep.n; k++)
+            printf("layer %d: %d steps in %.2f s, loss %.6g -> %.6g\n", rep.layers[k].index, rep.layers[k].steps,
+                   rep.layers[k].seconds, rep.layers[k].loss_start, rep.layers[k].loss_end);
+        if (o->q.output) cli_quantize_report(&o->q, &rep.quant, cli_now() - t0, 0);
+        else printf("%s: %d blocks distilled here; assemble with -o OUT.zq --work %s\n", o->work, rep.n, o->work);
+    }
+    if (st == ZQ_OK && chain) rc = cli_chain_end(chain, o->q.force, quiet || json);
+    zq_lkd_report_free(&rep);
+    return rc;
+}
+
+/* Under MPI (a binary built with MPI=1, started by mpirun): each rank
+ * distils its share of the blocks into one work directory, then rank 0
+ * assembles the output. A rank that fails fails the job; a rerun resumes. */
+static int run_ranks(zq_lkd_opts *o, const cli_mpi *m, int quiet, int json, const cli_chain *chain)
+{
+    if (o->input_quantized)
+        return cli_usage("lkd", "--input quantized over MPI ranks (data parallel) is not implemented yet; run it in one "
+                         "process");
+    const char *out = o->q.output;
+    char *work = NULL;
+    if (!o->work && (work = malloc(strlen(out) + 8))) sprintf(work, "%s.lkd", out);
+    if (!o->work) o->work = work;
+    if (!o->work) return ZQ_ERR_NOMEM;
+    o->q.output = NULL;
+    o->share = m->rank;
+    o->shares = m->size;
+    int rc = run_lkd(o, m->rank == 0 && !quiet && !json, 1, 0, NULL); /* progress from rank 0 only */
+    int failed = cli_mpi_failed_rank(m, rc);
+    if (failed >= 0 && !rc) {
+        if (m->rank == 0) fprintf(stderr, "zquant: lkd: rank %d failed (its message is above); rerun to resume\n", failed);
+        rc = ZQ_ERR_IO;
+    }
+    if (failed < 0 && m->rank == 0 && out) {
+        o->q.output = out;
+        o->shares = 0;
+        rc = run_lkd(o, 0, quiet, json, chain);
+    }
+    free(work);
+    return rc;
+}
+
 int cmd_lkd(int argc, char **argv)
 {
     struct option longopts[48];
@@ -144,52 +223,15 @@ int cmd_lkd(int argc, char **argv)
     if (rc == 0 && !q.o.output && !o.work) rc = cli_usage("lkd", "no output given (-o OUT.zq, or --work DIR to distil blocks only)");
     cli_chain chain = {0};
     if (rc == 0 && q.o.output) rc = cli_chain_begin(&q, "lkd", argv[optind], &chain);
+    cli_mpi mpi;
+    cli_mpi_start(&mpi);
     if (rc == 0) {
         cli_qargs_finish(&q);
         o.q = q.o;
         o.q.input = argv[optind];
-        cli_progress bar;
-        cli_progress_init(&bar, "lkd", quiet || json, 0);
-        o.progress = progress;
-        o.progress_ctx = &bar;
-        zq_lkd_report rep;
-        zq_error err = {0};
-        double t0 = cli_now();
-        zq_status st = zq_lkd(&o, &rep, &err);
-        cli_progress_end(&bar);
-        for (int k = 0; st == ZQ_OK && !json && k < rep.n_discarded; k++)
-            fprintf(stderr, "zquant lkd: block %d's work files did not check out: distilled again\n", rep.discarded[k]);
-        if (st != ZQ_OK) {
-            rc = cli_fail(&err);
-        } else if (json) {
-            cJSON *j = cJSON_CreateObject();
-            if (o.q.output) cJSON_AddStringToObject(j, "output", o.q.output);
-            else cJSON_AddNullToObject(j, "output");
-            cJSON *arr = cJSON_AddArrayToObject(j, "layers");
-            for (int k = 0; k < rep.n; k++) {
-                cJSON *l = cJSON_CreateObject();
-                cJSON_AddNumberToObject(l, "index", rep.layers[k].index);
-                cJSON_AddNumberToObject(l, "steps", rep.layers[k].steps);
-                cJSON_AddNumberToObject(l, "seconds", rep.layers[k].seconds);
-                cJSON_AddNumberToObject(l, "loss_start", rep.layers[k].loss_start);
-                cJSON_AddNumberToObject(l, "loss_end", rep.layers[k].loss_end);
-                cJSON_AddItemToArray(arr, l);
-            }
-            cJSON *dis = cJSON_AddArrayToObject(j, "discarded");
-            for (int k = 0; k < rep.n_discarded; k++) cJSON_AddItemToArray(dis, cJSON_CreateNumber(rep.discarded[k]));
-            cJSON_AddNumberToObject(j, "total_bytes", (double)rep.quant.output_bytes);
-            cJSON_AddNumberToObject(j, "seconds", cli_now() - t0);
-            cli_json_print(stdout, j);
-        } else if (!quiet) {
-            for (int k = 0; k < rep.n; k++)
-                printf("layer %d: %d steps in %.2f s, loss %.6g -> %.6g\n", rep.layers[k].index, rep.layers[k].steps,
-                       rep.layers[k].seconds, rep.layers[k].loss_start, rep.layers[k].loss_end);
-            if (o.q.output) cli_quantize_report(&o.q, &rep.quant, cli_now() - t0, 0);
-            else printf("%s: %d blocks distilled here; assemble with -o OUT.zq --work %s\n", o.work, rep.n, o.work);
-        }
-        if (st == ZQ_OK) rc = cli_chain_end(&chain, q.o.force, quiet || json);
-        zq_lkd_report_free(&rep);
+        rc = mpi.size > 1 ? run_ranks(&o, &mpi, quiet, json, &chain) : run_lkd(&o, !quiet && !json, quiet, json, &chain);
     }
+    cli_mpi_end(&mpi);
     cli_chain_free(&chain);
     cli_qargs_free(&q);
     return rc < 0 ? 0 : rc;

@@ -284,6 +284,21 @@ static zq_status final_quantize(const zq_lkd_opts *o, workdir *w, const unsigned
     return st;
 }
 
+/* Keeps share `share` of `shares` of the listed blocks: the listed ones
+ * numbered [share*n/shares, (share+1)*n/shares) in order. Blocks of a
+ * transformer cost the same, so equal counts balance the work. */
+static void keep_share(unsigned char *mask, int n_layers, int share, int shares)
+{
+    int listed = 0, at = 0;
+    for (int k = 0; k < n_layers; k++) listed += mask[k];
+    int lo = (int)((long)share * listed / shares), hi = (int)((long)(share + 1) * listed / shares);
+    for (int k = 0; k < n_layers; k++) {
+        if (!mask[k]) continue;
+        mask[k] = at >= lo && at < hi;
+        at++;
+    }
+}
+
 /* --work DIR -o OUT: the output from the blocks distilled there, every
  * listed one of which must be done; which are not is the error. */
 static zq_status assemble(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
@@ -327,6 +342,8 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     if (o->steps < 0 || o->batch < 1 || o->seq_len < 1 || !(o->lr > 0))
         return zq_fail(err, ZQ_ERR_USAGE, "steps, batch, seq-len and lr must be positive");
     if (!o->q.output && !o->work) return zq_fail(err, ZQ_ERR_USAGE, "no output and no work directory");
+    if (o->shares > 1 && (!o->work || o->q.output || o->share < 0 || o->share >= o->shares))
+        return zq_fail(err, ZQ_ERR_USAGE, "a share of the blocks is distilled into a work directory, without output");
     if (o->work && o->q.output) return assemble(o, rep, err);
 
     if (o->q.threads) zq_engine_set_threads(o->q.threads);
@@ -356,6 +373,7 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
         if (!mask || !done || !rep->layers || !rep->discarded) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     }
     if (st == ZQ_OK) st = zq_parse_layers(o->layers, a->n_layers, mask, err);
+    if (st == ZQ_OK && o->shares > 1) keep_share(mask, a->n_layers, o->share, o->shares);
     if (st == ZQ_OK) st = lkd_workdir_open(&w, o, stream, err);
     if (st == ZQ_OK && (o->resume || o->work)) st = resume_state(&w, mask, done, rep, a->n_layers, err);
     if (st == ZQ_OK) {
