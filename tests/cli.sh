@@ -6,13 +6,8 @@ BUILD=${ZQ_BUILD:-build}
 ZQ="$BUILD/zquant"
 CMP="$BUILD/st_compare"
 FIX=tests/fixtures
-TMP=$(mktemp -d /tmp/zq-cli-XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-
-ok() { echo "ok   cli/$1"; passed=$((passed + 1)); }
-fail() { echo "FAIL cli/$1${2:+: $2}"; failed=$((failed + 1)); }
+SUITE=cli
+. tests/suite.sh
 # expect NAME CODE CMD...: runs CMD, checks its exit code
 expect() {
     local name=$1 code=$2
@@ -307,5 +302,4 @@ for cmd in $("$ZQ" help 2>&1 | sed -n 's/^  \([a-z]*\)  .*/\1/p'); do
     [ -f "man/zquant-$cmd.1" ] && grep -q "zquant-$cmd (1)" man/zquant.1 && ok "man/$cmd" || fail "man/$cmd"
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

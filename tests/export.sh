@@ -13,13 +13,8 @@ NODE_DIR=${ZQ_NODE_DIR:-build/node}
 M=data/models/stories260K
 TEXT=data/text/tinystories/valid-excerpt.txt
 ENGINE=tests/fixtures/engine
-TMP=$(mktemp -d /tmp/zq-export-XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-
-ok() { echo "ok   export/$1"; passed=$((passed + 1)); }
-fail() { echo "FAIL export/$1${2:+: $2}"; failed=$((failed + 1)); }
+SUITE=export
+. tests/suite.sh
 run() { "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?; }
 check() { if eval "$2"; then ok "$1"; else fail "$1" "exit $rc: $(head -c 300 "$TMP/err")"; fi; }
 # field NAME < JSON: a number or array from one-line JSON
@@ -277,5 +272,4 @@ run "$ZQ" quantize "$M" -o "$TMP/x.zq" -p w4a16 --for vllm --group-size 48 -q
 check refuse/quantize-for-vllm-groups '[ "$rc" -eq 2 ] && grep -q "groups of 32, 64 or 128" "$TMP/err" && [ ! -e "$TMP/x.zq" ]'
 check refuse/no-temp-files '[ -z "$(find "$TMP" -name "*.tmp*" -o -name ".*zq-*")" ]'
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

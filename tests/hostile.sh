@@ -8,14 +8,10 @@ BUILD=${ZQ_BUILD:-build}
 ZQ="$PWD/$BUILD/zquant"
 FAULT="$PWD/$BUILD/fault.so"
 M=data/models/stories260K
-TMP=$(mktemp -d /tmp/zq-hostile-XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
+SUITE=hostile
+. tests/suite.sh
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 # the fault shim preloads before ASan
 
-ok() { echo "ok   hostile/$1"; passed=$((passed + 1)); }
-fail() { echo "FAIL hostile/$1${2:+: $2}"; failed=$((failed + 1)); }
 check() { # NAME 'CONDITION': ok when the shell condition (evaluated whole) holds
     if eval "$2"; then ok "$1"; else fail "$1" "$(head -c 300 "$TMP/err" 2>/dev/null)"; fi
 }
@@ -248,5 +244,4 @@ else
     echo "skip hostile/memory-limit: this build cannot run under an address-space limit (sanitizers)"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -8,17 +8,13 @@ BUILD=${ZQ_BUILD:-build}
 ZQ="$BUILD/zquant"
 ZQMPI=${ZQ_MPI_BUILD:-$BUILD/mpi}/zquant
 M=data/models/stories260K
-TMP=$(mktemp -d /tmp/zq-mpi-XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-ok() { echo "ok   mpi/$1"; passed=$((passed + 1)); }
-fail() { echo "FAIL mpi/$1${2:+: $2}"; failed=$((failed + 1)); }
+SUITE=mpi
+. tests/suite.sh
 
 if ! command -v mpirun >/dev/null 2>&1 || [ ! -x "$ZQMPI" ]; then
     echo "skip mpi: no mpirun or no $ZQMPI (scripts/deps.sh installs OpenMPI; make check builds it)"
-    echo "0 passed, 0 failed"
-    exit 0
+    finish
+    exit
 fi
 # root in CI containers; two ranks on whatever cores there are
 MPIRUN=(mpirun -n 2 --oversubscribe --allow-run-as-root -x LD_PRELOAD -x ZQ_KILL_AFTER -x ASAN_OPTIONS)
@@ -45,5 +41,4 @@ rc=$?
 [ "$rc" -eq 2 ] && grep -q "over MPI ranks (data parallel) is not implemented" "$TMP/err" && [ ! -e "$TMP/q.zq" ] &&
     ok "input-quantized-refused" || fail "input-quantized-refused" "exit $rc: $(tail -c 300 "$TMP/err")"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
