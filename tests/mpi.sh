@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # zquant lkd over MPI ranks (a binary built with MPI=1, run by mpirun -n 2
-# --oversubscribe): the same bytes as one serial run, a killed rank failing
-# the job, a rerun resuming to the same bytes. Skipped (with a line saying
+# --oversubscribe): blocks over ranks give the same bytes as one serial run,
+# a killed rank fails the job, a rerun resumes to the same bytes; data
+# parallel --input quantized matches the serial run's losses and KL. Skipped (with a line saying
 # so) where OpenMPI is not installed. "N passed, N failed" last.
 set -u
 BUILD=${ZQ_BUILD:-build}
@@ -35,10 +36,31 @@ rc=$?
 [ "$rc" -eq 0 ] && cmp -s "$TMP/serial.zq" "$TMP/killed.zq" && ok "rerun-resumes-to-same-bytes" ||
     fail "rerun-resumes-to-same-bytes" "exit $rc: $(tail -c 300 "$TMP/err")"
 
-# a rank's error fails the job with that rank's message
-"${MPIRUN[@]}" "$ZQMPI" lkd $M -o "$TMP/q.zq" -q -p w4/8a8 --steps 10 --input quantized >"$TMP/out" 2>"$TMP/err"
+# --input quantized: data parallel, each rank half of every batch, gradients
+# summed in rank order: per-block losses within 1e-5 and the result's KL on
+# the bundled text within 1e-3 of the serial run's (relative)
+"$ZQ" lkd $M -o "$TMP/q1.zq" -p w4/8a8 --steps 10 --input quantized --json >"$TMP/q1.json"
+"${MPIRUN[@]}" "$ZQMPI" lkd $M -o "$TMP/q2.zq" -p w4/8a8 --steps 10 --input quantized --json >"$TMP/q2.json" 2>"$TMP/err"
+losses() { tr -d ' \t\n' <"$1" | grep -o '"loss_[a-z]*":[-0-9.e+]*' | cut -d: -f2; }
+if paste <(losses "$TMP/q1.json") <(losses "$TMP/q2.json") | awk 'NF != 2 { bad = 1 } { d = $1 - $2; if (d < 0) d = -d;
+    if (d > 1e-5 * $1) bad = 1 } END { exit bad || NR != 10 }'; then ok "data-parallel/block-losses-match"
+else fail "data-parallel/block-losses-match" "$(paste <(losses "$TMP/q1.json") <(losses "$TMP/q2.json") | head -3 | tr '\n' ' ')"; fi
+head -c 40000 data/text/tinystories/valid-excerpt.txt >"$TMP/text.txt"
+kl() { "$ZQ" eval "$1" --text "$TMP/text.txt" --tokenizer $M/tokenizer.bin --reference $M --json | tr -d ' \t\n' |
+    sed -n 's/.*"kl":\([-0-9.e+]*\).*/\1/p'; }
+k1=$(kl "$TMP/q1.zq") k2=$(kl "$TMP/q2.zq")
+awk -v a="$k1" -v b="$k2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 1e-3 * a) }' &&
+    ok "data-parallel/kl-matches ($k1 vs $k2)" || fail "data-parallel/kl-matches" "serial '$k1' mpi '$k2'"
+ZQ_KILL_AFTER=/block-1.json:1 LD_PRELOAD="$PWD/$BUILD/fault.so" ASAN_OPTIONS=verify_asan_link_order=0 \
+    "${MPIRUN[@]}" "$ZQMPI" lkd $M -o "$TMP/qk.zq" -q -p w4/8a8 --steps 10 --input quantized >"$TMP/out" 2>"$TMP/err"
 rc=$?
-[ "$rc" -eq 2 ] && grep -q "over MPI ranks (data parallel) is not implemented" "$TMP/err" && [ ! -e "$TMP/q.zq" ] &&
-    ok "input-quantized-refused" || fail "input-quantized-refused" "exit $rc: $(tail -c 300 "$TMP/err")"
+"${MPIRUN[@]}" "$ZQMPI" lkd $M -o "$TMP/qk.zq" -q -p w4/8a8 --steps 10 --input quantized --resume >"$TMP/out" 2>"$TMP/err"
+rc2=$?
+[ "$rc" -ne 0 ] && [ "$rc2" -eq 0 ] && cmp -s "$TMP/q2.zq" "$TMP/qk.zq" && ok "data-parallel/killed-then-resumed-same-bytes" ||
+    fail "data-parallel/killed-then-resumed-same-bytes" "exits $rc, $rc2: $(tail -c 300 "$TMP/err")"
+"${MPIRUN[@]}" "$ZQMPI" lkd $M -o "$TMP/q3.zq" -q -p w4/8a8 --steps 10 --input quantized --batch 3 >"$TMP/out" 2>"$TMP/err"
+rc=$?
+[ "$rc" -eq 2 ] && grep -q "does not split over 2 processes" "$TMP/err" && [ ! -e "$TMP/q3.zq" ] &&
+    ok "data-parallel/uneven-batch-refused" || fail "data-parallel/uneven-batch-refused" "exit $rc: $(tail -c 300 "$TMP/err")"
 
 finish

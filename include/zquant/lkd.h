@@ -6,6 +6,7 @@
 #ifndef ZQUANT_LKD_H
 #define ZQUANT_LKD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "zquant/block.h"
@@ -45,6 +46,17 @@ typedef struct {
      * allows), as one of several processes (MPI ranks) would; shares 0 or
      * 1: all of them. */
     int share, shares;
+    /* Data parallel (with input_quantized, as MPI ranks run it): this
+     * process is rank data_rank of data_ranks, each taking an equal slice of
+     * every batch (the batch must divide); the callbacks combine values
+     * across them and give every rank the same result: sums in rank order,
+     * so nothing depends on timing. Rank 0 alone writes the work files and
+     * the output. data_ranks 0 or 1: one process. */
+    int data_rank, data_ranks;
+    void (*sum_f32)(void *ctx, float *buf, size_t n);
+    void (*sum_f64)(void *ctx, double *buf, size_t n);
+    void (*max_f32)(void *ctx, float *buf, size_t n);
+    void *reduce_ctx;
     void (*progress)(void *ctx, const zq_lkd_progress *p);
     void *progress_ctx;
 } zq_lkd_opts;

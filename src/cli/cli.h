@@ -2,6 +2,7 @@
 #ifndef ZQ_CLI_H
 #define ZQ_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -45,6 +46,10 @@ void cli_mpi_start(cli_mpi *m);
 /* Every rank's exit code in, the highest failing rank out (-1: none). */
 int cli_mpi_failed_rank(const cli_mpi *m, int rc);
 void cli_mpi_end(cli_mpi *m);
+/* zq_lkd_opts' reductions across ranks (ctx: the cli_mpi); one process: none. */
+void cli_mpi_sum_f32(void *ctx, float *buf, size_t n);
+void cli_mpi_sum_f64(void *ctx, double *buf, size_t n);
+void cli_mpi_max_f32(void *ctx, float *buf, size_t n);
 
 /* Exports zq to gguf with the given tokenizer, as quantize/lkd -o OUT.gguf
  * finish (see qopts.h); returns the exit code. */

@@ -120,11 +120,23 @@ static int run_lkd(zq_lkd_opts *o, int progress_bar, int quiet, int json, const 
 /* Under MPI (a binary built with MPI=1, started by mpirun): each rank
  * distils its share of the blocks into one work directory, then rank 0
  * assembles the output. A rank that fails fails the job; a rerun resumes. */
-static int run_ranks(zq_lkd_opts *o, const cli_mpi *m, int quiet, int json, const cli_chain *chain)
+static int run_ranks(zq_lkd_opts *o, cli_mpi *m, int quiet, int json, const cli_chain *chain)
 {
-    if (o->input_quantized)
-        return cli_usage("lkd", "--input quantized over MPI ranks (data parallel) is not implemented yet; run it in one "
-                         "process");
+    if (o->input_quantized) { /* data parallel: every rank runs every block on its slice of each batch */
+        o->data_rank = m->rank;
+        o->data_ranks = m->size;
+        o->sum_f32 = cli_mpi_sum_f32;
+        o->sum_f64 = cli_mpi_sum_f64;
+        o->max_f32 = cli_mpi_max_f32;
+        o->reduce_ctx = m;
+        int rc = run_lkd(o, m->rank == 0 && !quiet && !json, quiet || m->rank, json && !m->rank, m->rank ? NULL : chain);
+        int failed = cli_mpi_failed_rank(m, rc);
+        if (failed >= 0 && !rc) {
+            if (m->rank == 0) fprintf(stderr, "zquant: lkd: rank %d failed (its message is above)\n", failed);
+            rc = ZQ_ERR_IO;
+        }
+        return rc;
+    }
     const char *out = o->q.output;
     char *work = NULL;
     if (!o->work && (work = malloc(strlen(out) + 8))) sprintf(work, "%s.lkd", out);

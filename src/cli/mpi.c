@@ -36,8 +36,40 @@ void cli_mpi_end(cli_mpi *m)
     if (m->active) MPI_Finalize();
     m->active = 0;
 }
+
+/* Sums in rank order, the same on every rank: each rank's values gathered,
+ * then added 0, 1, 2, ... (MPI_Allreduce may add in any order). */
+#define SUM_IN_ORDER(name, type, mpi_type)                                                     \
+    void name(void *ctx, type *buf, size_t n)                                                  \
+    {                                                                                          \
+        const cli_mpi *m = ctx;                                                                \
+        enum { CHUNK = 1 << 20 };                                                              \
+        type *all = malloc((size_t)m->size * CHUNK * sizeof *all);                             \
+        if (!all) MPI_Abort(MPI_COMM_WORLD, ZQ_ERR_NOMEM);                                     \
+        for (size_t at = 0; at < n; at += CHUNK) {                                             \
+            int k = (int)(n - at < CHUNK ? n - at : CHUNK);                                    \
+            MPI_Allgather(buf + at, k, mpi_type, all, k, mpi_type, MPI_COMM_WORLD);            \
+            for (int i = 0; i < k; i++) {                                                      \
+                type s = all[i];                                                               \
+                for (int r = 1; r < m->size; r++) s += all[(size_t)r * k + i];                 \
+                buf[at + i] = s;                                                               \
+            }                                                                                  \
+        }                                                                                      \
+        free(all);                                                                             \
+    }
+SUM_IN_ORDER(cli_mpi_sum_f32, float, MPI_FLOAT)
+SUM_IN_ORDER(cli_mpi_sum_f64, double, MPI_DOUBLE)
+
+void cli_mpi_max_f32(void *ctx, float *buf, size_t n)
+{
+    (void)ctx; /* a maximum does not depend on the order */
+    MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_MAX, MPI_COMM_WORLD);
+}
 #else
 void cli_mpi_start(cli_mpi *m) { m->rank = 0, m->size = 1, m->active = 0; }
 int cli_mpi_failed_rank(const cli_mpi *m, int rc) { return rc ? m->rank : -1; }
 void cli_mpi_end(cli_mpi *m) { (void)m; }
+void cli_mpi_sum_f32(void *ctx, float *buf, size_t n) { (void)ctx, (void)buf, (void)n; }
+void cli_mpi_sum_f64(void *ctx, double *buf, size_t n) { (void)ctx, (void)buf, (void)n; }
+void cli_mpi_max_f32(void *ctx, float *buf, size_t n) { (void)ctx, (void)buf, (void)n; }
 #endif

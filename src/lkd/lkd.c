@@ -119,8 +119,9 @@ typedef struct {
     const zq_arch *a;
     zq_workspace *ws;
     zq_act_quant aq; /* the student's activation quantization */
-    int nb, B, T;
-    size_t per;      /* floats of one batch's activations */
+    int nb, B, T;    /* B: this rank's slice of a batch */
+    int ranks;       /* data-parallel processes (1: none) */
+    size_t per;      /* floats of one batch's activations (this rank's slice) */
     float *x, *y, *xq, *out, *dout;
 } run;
 
@@ -143,7 +144,12 @@ static double data_loss(run *r, const zq_block *student, const float *in)
         zq_block_forward(r->a, student, &r->aq, r->ws, in + (size_t)b * r->per, r->out, r->B, r->T);
         s += mse(r->out, r->y + (size_t)b * r->per, r->per, NULL);
     }
-    return s / r->nb;
+    s /= r->nb;
+    if (r->ranks > 1) { /* every slice is the same size: the mean of the ranks' means */
+        r->o->sum_f64(r->o->reduce_ctx, &s, 1);
+        s /= r->ranks;
+    }
+    return s;
 }
 
 static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd_layer *rep, zq_error *err)
@@ -160,7 +166,14 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
         if (s) ZQ_TRY(lkd_fake_quantize(tr, r->a, err));
         zq_block_forward(r->a, &tr->student, &r->aq, r->ws, x, r->out, r->B, r->T);
         loss = mse(r->out, r->y + (size_t)b * r->per, r->per, r->dout);
+        if (r->ranks > 1) /* the whole batch's mean: each slice's gradient over all of it */
+            for (size_t i = 0; i < r->per; i++) r->dout[i] /= (float)r->ranks;
         zq_block_backward(r->a, &tr->student, &r->aq, r->ws, x, r->dout, NULL, &tr->g, r->B, r->T);
+        if (r->ranks > 1) {
+            for (int k = 0; k < tr->np; k++) o->sum_f32(o->reduce_ctx, tr->p[k].grad, tr->p[k].n);
+            o->sum_f64(o->reduce_ctx, &loss, 1);
+            loss /= r->ranks;
+        }
         lkd_adam_step(tr, o->lr, o->weight_decay);
         if (o->progress) {
             zq_lkd_progress p = {layer, r->a->n_layers, s + 1, o->steps, loss, now() - t0};
@@ -181,6 +194,7 @@ static void calibrate(run *r, const zq_block *student, const float *in)
     r->aq.mode = ZQ_AQ_CALIBRATE;
     memset(r->aq.absmax, 0, (size_t)r->aq.n_ids * sizeof(float));
     for (int b = 0; b < r->nb; b++) zq_block_forward(r->a, student, &r->aq, r->ws, in + (size_t)b * r->per, r->out, r->B, r->T);
+    if (r->ranks > 1) r->o->max_f32(r->o->reduce_ctx, r->aq.absmax, (size_t)r->aq.n_ids);
     r->aq.mode = ZQ_AQ_TENSOR;
 }
 
@@ -190,9 +204,10 @@ static void calibrate(run *r, const zq_block *student, const float *in)
 static zq_status distill_or_read(run *r, trainee *tr, workdir *w, int k, const float *in, unsigned char *done,
                                  zq_lkd_report *rep, zq_error *err)
 {
-    int fd = lkd_block_lock(w, k, err), ok = 0, damaged = 0;
-    if (fd < 0) return err->code;
-    zq_status st = r->o->resume || r->o->work ? lkd_block_done(w, k, &ok, &damaged, err) : ZQ_OK;
+    /* data-parallel ranks are one job: they share every block, unlocked */
+    int parallel = r->ranks > 1, fd = parallel ? -1 : lkd_block_lock(w, k, err), ok = 0, damaged = 0;
+    if (!parallel && fd < 0) return err->code;
+    zq_status st = !parallel && (r->o->resume || r->o->work) ? lkd_block_done(w, k, &ok, &damaged, err) : ZQ_OK;
     if (st == ZQ_OK && ok) {
         st = lkd_read_patch(w, k, tr, r->a, err);
         if (st == ZQ_OK) st = lkd_fake_quantize(tr, r->a, err);
@@ -200,7 +215,7 @@ static zq_status distill_or_read(run *r, trainee *tr, workdir *w, int k, const f
         calibrate(r, &tr->student, in);
         zq_lkd_layer *l = &rep->layers[rep->n];
         st = distill(r, tr, k, in, l, err);
-        if (st == ZQ_OK) st = lkd_write_patch(w, k, tr, r->a, err);
+        if (st == ZQ_OK && r->o->data_rank == 0) st = lkd_write_patch(w, k, tr, r->a, err);
         if (st == ZQ_OK) rep->n++;
     }
     if (st == ZQ_OK) done[k] = 1;
@@ -344,6 +359,10 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     if (!o->q.output && !o->work) return zq_fail(err, ZQ_ERR_USAGE, "no output and no work directory");
     if (o->shares > 1 && (!o->work || o->q.output || o->share < 0 || o->share >= o->shares))
         return zq_fail(err, ZQ_ERR_USAGE, "a share of the blocks is distilled into a work directory, without output");
+    if (o->data_ranks > 1 && (!o->input_quantized || o->batch % o->data_ranks || o->data_rank < 0 ||
+                              o->data_rank >= o->data_ranks || !o->sum_f32 || !o->sum_f64 || !o->max_f32))
+        return zq_fail(err, ZQ_ERR_USAGE, "data-parallel LKD splits each batch of --input quantized runs evenly: "
+                       "--batch %d does not split over %d processes", o->batch, o->data_ranks);
     if (o->work && o->q.output) return assemble(o, rep, err);
 
     if (o->q.threads) zq_engine_set_threads(o->q.threads);
@@ -385,7 +404,8 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     }
     if (st == ZQ_OK) st = make_data(o, a, &ids, &r.nb, err);
     if (st == ZQ_OK) {
-        r.B = o->batch;
+        r.ranks = o->data_ranks > 1 ? o->data_ranks : 1;
+        r.B = o->batch / r.ranks;
         r.T = o->seq_len;
         r.per = (size_t)r.B * r.T * a->hidden;
         r.x = malloc((size_t)r.nb * r.per * sizeof(float));
@@ -398,13 +418,14 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
             st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory for %d batches of activations", r.nb);
     }
     for (int b = 0; st == ZQ_OK && b < r.nb; b++)
-        st = zq_net_embed(net, ids + (size_t)b * r.B * r.T, r.B, r.T, 0, r.x + (size_t)b * r.per, err);
+        st = zq_net_embed(net, ids + ((size_t)b * o->batch + (size_t)o->data_rank * r.B) * r.T, r.B, r.T, 0,
+                          r.x + (size_t)b * r.per, err); /* this rank's slice of batch b */
     if (st == ZQ_OK && r.xq) memcpy(r.xq, r.x, (size_t)r.nb * r.per * sizeof(float));
     if (st == ZQ_OK) st = layers(&r, net, src, &model, &w, mask, done, rep, err);
     int n_layers = a ? a->n_layers : 0;
     zq_net_close(net); /* the quantize pass streams from the files again */
     net = NULL;
-    if (st == ZQ_OK && o->q.output) st = final_quantize(o, &w, done, n_layers, rep, err);
+    if (st == ZQ_OK && o->q.output && o->data_rank == 0) st = final_quantize(o, &w, done, n_layers, rep, err);
     free(ids), free(mask), free(done), free(r.aq.absmax), free(r.x), free(r.y), free(r.xq), free(r.out), free(r.dout);
     zq_workspace_free(r.ws);
     zq_source_close(src);
