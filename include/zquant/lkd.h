@@ -66,6 +66,7 @@ void zq_lkd_opts_init(zq_lkd_opts *o);
 typedef struct {
     int index, steps;
     double seconds, loss_start, loss_end; /* loss: mean squared error over the data */
+    double *curve; /* each step's loss on its batch (steps values); malloc'd, freed with the report */
 } zq_lkd_layer;
 
 typedef struct {

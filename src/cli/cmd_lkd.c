@@ -41,7 +41,8 @@ static const char help_head[] =
     "\n"
     "and every quantize option:\n";
 static const char help_tail[] =
-    "      --json            report layers[].{index,steps,seconds,loss_start,loss_end}\n"
+    "      --json            report layers[].{index,steps,seconds,loss_start,loss_end,\n"
+    "                        curve[]: each step's loss}\n"
     "  -q, --quiet           no progress\n"
     "  -h, --help            this help\n";
 
@@ -98,6 +99,9 @@ static int run_lkd(zq_lkd_opts *o, int progress_bar, int quiet, int json, const 
             cJSON_AddNumberToObject(l, "seconds", rep.layers[k].seconds);
             cJSON_AddNumberToObject(l, "loss_start", rep.layers[k].loss_start);
             cJSON_AddNumberToObject(l, "loss_end", rep.layers[k].loss_end);
+            cJSON *curve = cJSON_AddArrayToObject(l, "curve");
+            for (int i = 0; i < rep.layers[k].steps; i++)
+                cJSON_AddItemToArray(curve, cJSON_CreateNumber(rep.layers[k].curve[i]));
             cJSON_AddItemToArray(arr, l);
         }
         cJSON *dis = cJSON_AddArrayToObject(j, "discarded");

@@ -34,6 +34,7 @@ void zq_lkd_opts_init(zq_lkd_opts *o)
 
 void zq_lkd_report_free(zq_lkd_report *r)
 {
+    for (int k = 0; r->layers && k < r->n; k++) free(r->layers[k].curve);
     free(r->layers), r->layers = NULL;
     free(r->discarded), r->discarded = NULL;
 }
@@ -159,6 +160,9 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
     rep->index = layer;
     rep->steps = o->steps;
     rep->loss_start = data_loss(r, &tr->student, in);
+    free(rep->curve);
+    rep->curve = calloc((size_t)o->steps + 1, sizeof *rep->curve);
+    if (!rep->curve) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     double loss = rep->loss_start, t0 = now(); /* the steps alone are timed */
     for (int s = 0; s < o->steps; s++) {
         int b = s % r->nb;
@@ -175,6 +179,7 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
             loss /= r->ranks;
         }
         lkd_adam_step(tr, o->lr, o->weight_decay);
+        rep->curve[s] = loss;
         if (o->progress) {
             zq_lkd_progress p = {layer, r->a->n_layers, s + 1, o->steps, loss, now() - t0};
             o->progress(o->progress_ctx, &p);
@@ -217,6 +222,7 @@ static zq_status distill_or_read(run *r, trainee *tr, workdir *w, int k, const f
         st = distill(r, tr, k, in, l, err);
         if (st == ZQ_OK && r->o->data_rank == 0) st = lkd_write_patch(w, k, tr, r->a, err);
         if (st == ZQ_OK) rep->n++;
+        else free(l->curve), l->curve = NULL; /* not reported: the report frees only the first n */
     }
     if (st == ZQ_OK) done[k] = 1;
     lkd_block_unlock(fd);
