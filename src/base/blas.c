@@ -49,6 +49,8 @@ int zq_engine_threads(void)
 }
 
 static __typeof__(cblas_sgemm) *sgemm;
+typedef void (*lapack_fn)(const char *uplo, const int *n, float *a, const int *lda, int *info);
+static lapack_fn potrf, potri; /* LAPACK's spotrf_, spotri_ */
 static void (*set_threads)(int);
 static int loaded_threads; /* more would start threads the limit has no room for */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -93,8 +95,11 @@ static zq_status load(zq_error *err)
     if (!h) h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
     if (!h) return zq_fail(err, ZQ_ERR_IO, "cannot load OpenBLAS (%s): %s", ZQ_OPENBLAS_PATH, dlerror());
     sgemm = (__typeof__(cblas_sgemm) *)dlsym(h, "cblas_sgemm");
+    potrf = (lapack_fn)dlsym(h, "spotrf_");
+    potri = (lapack_fn)dlsym(h, "spotri_");
     set_threads = (void (*)(int))dlsym(h, "openblas_set_num_threads");
-    if (!sgemm || !set_threads) return zq_fail(err, ZQ_ERR_IO, "'%s' lacks cblas_sgemm", ZQ_OPENBLAS_PATH);
+    if (!sgemm || !set_threads || !potrf || !potri)
+        return zq_fail(err, ZQ_ERR_IO, "'%s' lacks cblas_sgemm or LAPACK's spotrf/spotri", ZQ_OPENBLAS_PATH);
     /* one product large enough for every thread, now: each has allocated
      * its buffer before anything else of ours takes the room (under a limit,
      * the one thread's) */
@@ -125,6 +130,22 @@ static void need_blas(void)
     if (zq_blas_load(&err) == ZQ_OK) return;
     fprintf(stderr, "zquant: %s\n", err.msg);
     abort();
+}
+
+int zq_cholesky_inverse_upper(float *H, int n)
+{
+    need_blas();
+    int info = 0;
+    /* Fortran is column-major: a symmetric H reads the same; a lower
+     * triangle there is the upper one here */
+    potrf("L", &n, H, &n, &info);
+    if (!info) potri("L", &n, H, &n, &info); /* H^-1, upper triangle here */
+    for (int r = 0; !info && r < n; r++)
+        for (int c = 0; c < r; c++) H[(size_t)r * n + c] = H[(size_t)c * n + r];
+    if (!info) potrf("L", &n, H, &n, &info); /* H^-1 = L L^T there: U = L^T here */
+    for (int r = 0; !info && r < n; r++)
+        for (int c = 0; c < r; c++) H[(size_t)r * n + c] = 0.0f;
+    return info == 0;
 }
 
 void zq_gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)

@@ -17,5 +17,10 @@ void zq_gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, in
 /* C[M,N] = A[K,M]^T . B[K,N] + beta C  (a Linear's weight gradient) */
 void zq_gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 void zq_blas_set_threads(int n);
+/* H [n, n] symmetric positive definite, row-major, in; out: the upper
+ * Cholesky factor U of its inverse (H^-1 = U^T U), zeros below the
+ * diagonal (LAPACK's spotrf/spotri through OpenBLAS). 0 when H is not
+ * positive definite. */
+int zq_cholesky_inverse_upper(float *H, int n);
 
 #endif

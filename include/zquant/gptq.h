@@ -1,0 +1,34 @@
+/* GPTQ (Frantar et al., 2023) for one weight matrix: columns quantized one
+ * after another, each one's rounding error spread over the columns not yet
+ * quantized through the Cholesky factor of the inverse Hessian of the
+ * layer's input, so the layer's output moves as little as possible. The
+ * result is ordinary zquant codes and FP16 scales on the spec's grid. */
+#ifndef ZQUANT_GPTQ_H
+#define ZQUANT_GPTQ_H
+
+#include <stdint.h>
+
+#include "zquant/error.h"
+#include "zquant/quant.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* W [rows, cols] (row-major, rows = outputs) is updated in place (to the
+ * error-compensated weights, column by column before each is quantized);
+ * H [cols, cols] = 2 X^T X / n of the input X is consumed. damp: the
+ * fraction of H's mean diagonal added to it (GPTQ: 0.01); block: columns
+ * per lazy update (GPTQ: 128). A column whose H diagonal is 0 (an input
+ * that never varies) gets weight 0. Groups run along the input
+ * (ZQ_GRAN_GROUP, or one per row): a group's scale (and min) comes from the
+ * updated weights when its first column is reached. codes: rows * cols bytes
+ * as zq_quantize_run writes them; scale, min: [rows, col_groups] FP16 (min
+ * unused when symmetric). */
+zq_status zq_gptq(const zq_qspec *spec, float *W, uint64_t rows, uint64_t cols, float *H, float damp, int block,
+                  uint8_t *codes, uint16_t *scale, uint16_t *min, zq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
