@@ -16,14 +16,17 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run(cmd):
-    t0 = time.perf_counter()
-    p = subprocess.Popen(["/usr/bin/time", "-f", "rss %M"] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(cmd):
+    """cmd under /usr/bin/time, which reports its peak RSS."""
+    return subprocess.Popen(["/usr/bin/time", "-f", "rss %M"] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def finish(p):
+    """Waits for p; its peak RSS in MB."""
     _, err = p.communicate()
     if p.returncode:
-        sys.exit(f"bench: {' '.join(cmd)} failed: {err.decode()[-500:]}")
-    rss = [int(line.split()[1]) / 1024 for line in err.decode().splitlines() if line.startswith("rss ")]
-    return time.perf_counter() - t0, rss
+        sys.exit(f"bench: {' '.join(p.args)} failed: {err.decode()[-500:]}")
+    return [int(line.split()[1]) / 1024 for line in err.decode().splitlines() if line.startswith("rss ")]
 
 
 def case(zq, model, ranges, steps, threads):
@@ -32,17 +35,13 @@ def case(zq, model, ranges, steps, threads):
     os.makedirs(out)
     opts = ["-p", "w4/8a8", "--steps", str(steps), "-t", str(threads), "-q"]
     serial = os.path.join(out, "serial.zq")
-    t1, rss1 = run([zq, "lkd", model, "-o", serial] + opts)
+    t0 = time.perf_counter()
+    rss1 = finish(start([zq, "lkd", model, "-o", serial] + opts))
+    t1 = time.perf_counter() - t0
     work = os.path.join(out, "work")
     t0 = time.perf_counter()
-    procs = [subprocess.Popen(["/usr/bin/time", "-f", "rss %M", zq, "lkd", model, "--work", work, "--layers", r] + opts,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for r in ranges]
-    rss2 = []
-    for p in procs:
-        _, err = p.communicate()
-        if p.returncode:
-            sys.exit(f"bench: a --work process failed: {err.decode()[-500:]}")
-        rss2 += [int(line.split()[1]) / 1024 for line in err.decode().splitlines() if line.startswith("rss ")]
+    procs = [start([zq, "lkd", model, "--work", work, "--layers", r] + opts) for r in ranges]
+    rss2 = [rss for p in procs for rss in finish(p)]
     par = os.path.join(out, "par.zq")
     subprocess.run([zq, "lkd", model, "--work", work, "-o", par] + opts, check=True, stdout=subprocess.DEVNULL)
     t2 = time.perf_counter() - t0

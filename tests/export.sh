@@ -15,8 +15,6 @@ TEXT=data/text/tinystories/valid-excerpt.txt
 ENGINE=tests/fixtures/engine
 SUITE=export
 . tests/suite.sh
-run() { "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?; }
-check() { if eval "$2"; then ok "$1"; else fail "$1" "exit $rc: $(head -c 300 "$TMP/err")"; fi; }
 # field NAME < JSON: a number or array from one-line JSON
 field() { sed -n "s/.*\"$1\":\(\[[^]]*\]\|[-0-9.e+]*\).*/\1/p"; }
 # within A B REL: |A - B| <= REL * |B|

@@ -12,15 +12,6 @@ SUITE=hostile
 . tests/suite.sh
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 # the fault shim preloads before ASan
 
-check() { # NAME 'CONDITION': ok when the shell condition (evaluated whole) holds
-    if eval "$2"; then ok "$1"; else fail "$1" "$(head -c 300 "$TMP/err" 2>/dev/null)"; fi
-}
-# run CMD...: exit code in $rc, stdout in $TMP/out, stderr in $TMP/err; at
-# most 20 s, so a hang fails instead of stalling the suite
-run() {
-    timeout 20 "$@" >"$TMP/out" 2>"$TMP/err"
-    rc=$?
-}
 one_line() { [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "^zquant: " "$TMP/err"; }
 no_temp_files() { [ -z "$(find "$1" -name '.*.tmp-*' 2>/dev/null)" ]; }
 

@@ -141,11 +141,13 @@ static int run_ranks(zq_lkd_opts *o, cli_mpi *m, int quiet, int json, const cli_
         }
         return rc;
     }
-    const char *out = o->q.output;
+    const char *out = o->q.output; /* the CLI asks for -o or --work */
     char *work = NULL;
-    if (!o->work && (work = malloc(strlen(out) + 8))) sprintf(work, "%s.lkd", out);
-    if (!o->work) o->work = work;
-    if (!o->work) return ZQ_ERR_NOMEM;
+    if (!o->work) { /* the work directory a single run would use */
+        if (!(work = malloc(strlen(out) + 8))) return ZQ_ERR_NOMEM;
+        sprintf(work, "%s.lkd", out);
+        o->work = work;
+    }
     o->q.output = NULL;
     o->share = m->rank;
     o->shares = m->size;

@@ -69,9 +69,20 @@ static int same_scheme(const ct_scheme *a, const ct_scheme *b)
     return a->bits == b->bits && a->symmetric == b->symmetric && a->group == b->group && a->w8a8 == b->w8a8;
 }
 
-/* Whether every minimum is -k scales with k a code (0 .. 2^bits - 1), as
- * an integer zero point needs. */
-static int mins_are_zero_points(zq_file *f, size_t i, zq_error *err, int *ok)
+/* A scale-and-minimum group as an integer zero point: min = -k * scale with
+ * k a code (0 .. 2^bits - 1), exactly; then w = (q - 2^(bits-1) - zp) * scale
+ * with zp = k - 2^(bits-1), stored (+ 2^(bits-1)) as k. */
+static int zero_point(uint16_t scale, uint16_t min, int bits, uint32_t *k)
+{
+    float sc = zq_f16_to_f32(scale), mn = zq_f16_to_f32(min);
+    double v = sc > 0 ? -(double)mn / sc : -1;
+    if (!(v == floor(v) && v >= 0 && v < (double)(1 << bits) && (float)(-v * sc) == mn)) return 0;
+    *k = (uint32_t)v;
+    return 1;
+}
+
+/* Whether every group of tensor i has an integer zero point. */
+static zq_status mins_are_zero_points(zq_file *f, size_t i, int *ok, zq_error *err)
 {
     const zq_tensor *t = zq_file_tensor(f, i);
     const void *sp, *mp;
@@ -79,12 +90,9 @@ static int mins_are_zero_points(zq_file *f, size_t i, zq_error *err, int *ok)
     ZQ_TRY(zq_file_section(f, i, ZQ_SEC_SCALE, &sp, &len, err));
     ZQ_TRY(zq_file_section(f, i, ZQ_SEC_MIN, &mp, &len, err));
     const uint16_t *s = sp, *m = mp;
+    uint32_t k;
     *ok = 1;
-    for (uint64_t g = 0; *ok && g < t->grid.row_groups * t->grid.col_groups; g++) {
-        float sc = zq_f16_to_f32(s[g]), mn = zq_f16_to_f32(m[g]);
-        double k = sc > 0 ? -(double)mn / sc : 0;
-        *ok = sc > 0 && k == floor(k) && k >= 0 && k < (double)(1 << t->spec.bits) && (float)(-k * sc) == mn;
-    }
+    for (uint64_t g = 0; *ok && g < t->grid.row_groups * t->grid.col_groups; g++) *ok = zero_point(s[g], m[g], t->spec.bits, &k);
     zq_file_release(f, i);
     return ZQ_OK;
 }
@@ -119,7 +127,7 @@ static zq_status plan_quantized(zq_file *f, size_t i, zq_act_mode act, ct_plan *
                        "128 or one per row; %s", path, t->name, (unsigned long long)p->s.group, ZQ_HINT_CT);
     if (!t->spec.symmetric) {
         int ok;
-        ZQ_TRY(mins_are_zero_points(f, i, err, &ok));
+        ZQ_TRY(mins_are_zero_points(f, i, &ok, err));
         if (!ok)
             return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': its minimums are not whole numbers of scales, so no "
                            "integer zero point holds them; %s (symmetric)", path, t->name, ZQ_HINT_CT);
@@ -377,14 +385,16 @@ static zq_status write_entry(zq_file *f, const ct_entry *e, const ct_plan *p, si
             for (uint64_t j = 0; j < groups; j++) zq_store_le16(buf + 2 * j, scales[zq_grid_group(g, r, j).index]);
             st = put(s, buf, row, err);
         }
-    } else { /* PIECE_ZERO: zp = k - 2^(bits-1) for min = -k * scale, stored as k, packed along the output */
+    } else { /* PIECE_ZERO: each group's k (see zero_point), packed along the output */
         int bits = t->spec.bits, pf = 32 / bits;
         for (uint64_t r0 = 0; st == ZQ_OK && r0 < g->rows; r0 += (uint64_t)pf) {
             for (uint64_t j = 0; j < groups; j++) {
                 uint32_t w = 0;
                 for (int k = 0; k < pf && r0 + (uint64_t)k < g->rows; k++) {
                     uint64_t gi = zq_grid_group(g, r0 + (uint64_t)k, j).index;
-                    w |= (uint32_t)lround(-(double)zq_f16_to_f32(mins[gi]) / zq_f16_to_f32(scales[gi])) << (k * bits);
+                    uint32_t zp = 0;
+                    zero_point(scales[gi], mins[gi], bits, &zp); /* exact: plan_quantized checked every group */
+                    w |= zp << (k * bits);
                 }
                 zq_store_le32(buf + 4 * j, w);
             }

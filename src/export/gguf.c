@@ -44,6 +44,7 @@ typedef struct {
     uint64_t bytes, offset;
     gguf_rows order; /* where llama.cpp wants each row */
     int conv1d; /* an FP16 matrix stored [in, out], written [out, in] */
+    int embed;  /* the token embedding: its rows are the vocabulary's size */
 } gg_tensor;
 
 /* The ggml type a quantized tensor's codes are, or a refusal. */
@@ -84,6 +85,7 @@ static zq_status plan_tensor(const zq_file *f, const zq_arch *a, size_t i, gg_te
     g->index = i;
     snprintf(g->name, sizeof g->name, row->gguf, layer);
     g->ndim = t->ndim;
+    g->embed = row->part == ZQ_PART_EMBED && !(row->flags & ZQ_T_BIAS);
     if (zq_qspec_quantized(&t->spec)) {
         ZQ_TRY(quantized_type(f, t, &g->type, err));
         g->rows = t->grid.rows, g->cols = t->grid.cols, g->ndim = 2;
@@ -231,17 +233,7 @@ static zq_status write_tensor(zq_file *f, const gg_tensor *g, sink *s, zq_error 
             if (q) zq_file_drop(f, g->index, ZQ_SEC_Q, done * t->grid.row_bytes);
             else if (!g->conv1d && g->type == GGML_F16) zq_file_drop(f, g->index, ZQ_SEC_DATA, done * g->cols * 2);
         }
-        unsigned char *dst = s->buf + s->len;
-        if (row_bytes > s->cap) { /* a row longer than the buffer: write it alone */
-            unsigned char *one = malloc(row_bytes);
-            if (!one) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-            if (q) quantized_row(t, g->type, q, sc, mn, gguf_rows_source(&g->order, gr), one);
-            else fp_row(g, data, gguf_rows_source(&g->order, gr), one);
-            zq_status st = zq_atomic_write(s->out, one, row_bytes, err);
-            free(one);
-            ZQ_TRY(st);
-            continue;
-        }
+        unsigned char *dst = s->buf + s->len; /* the sink holds the longest row (see zq_export_gguf) */
         if (q) quantized_row(t, g->type, q, sc, mn, gguf_rows_source(&g->order, gr), dst);
         else fp_row(g, data, gguf_rows_source(&g->order, gr), dst);
         s->len += row_bytes;
@@ -269,9 +261,7 @@ static zq_status plan(zq_file *f, const zq_arch *a, gg_tensor *gt, size_t *n,
         ZQ_TRY(plan_tensor(f, a, i, &gt[*n], &skip, err));
         if (skip) continue;
         gg_tensor *g = &gt[*n];
-        int layer;
-        const zq_arch_tensor *row = zq_export_row(a->desc, zq_file_tensor(f, i)->name, &layer);
-        if (row->part == ZQ_PART_EMBED && !(row->flags & ZQ_T_BIAS)) *embed_rows = (int)g->rows;
+        if (g->embed) *embed_rows = (int)g->rows;
         g->offset = offset;
         offset += zq_align_up(g->bytes, GGUF_ALIGN);
         by_type[g->type] += g->bytes;
@@ -349,7 +339,12 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
         free(gt);
         return st;
     }
-    sink s = {&out, malloc(1 << 20), 0, 1 << 20};
+    size_t cap = 1 << 20; /* at least the longest row, so a row is always built in place */
+    for (size_t i = 0; i < n; i++) {
+        size_t need = (size_t)zq_ggml_row_bytes(gt[i].type, gt[i].cols) + GGUF_ALIGN; /* a row, then padding */
+        cap = need > cap ? need : cap;
+    }
+    sink s = {&out, malloc(cap), 0, cap};
     st = s.buf ? zq_atomic_write(&out, head.p, head.len, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     uint64_t total = 0, done = 0;
     for (size_t i = 0; i < n; i++) total += gt[i].bytes;

@@ -69,12 +69,6 @@ void gguf_kv_u32(gguf_kv *kv, const char *k, uint32_t v)
     gguf_put_int(kv, v, 4);
 }
 
-void gguf_kv_i32(gguf_kv *kv, const char *k, int32_t v)
-{
-    key(kv, k, GGUF_I32);
-    gguf_put_int(kv, (uint32_t)v, 4);
-}
-
 void gguf_kv_f32(gguf_kv *kv, const char *k, float v)
 {
     key(kv, k, GGUF_F32);

@@ -7,8 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { GGUF_U8 = 0, GGUF_I8, GGUF_U16, GGUF_I16, GGUF_U32, GGUF_I32, GGUF_F32, GGUF_BOOL, GGUF_STRING,
-       GGUF_ARRAY, GGUF_U64, GGUF_I64, GGUF_F64 };
+#include "io/gguf_read.h" /* the format's value and tensor types */
 
 typedef struct {
     unsigned char *p;
@@ -27,7 +26,6 @@ void gguf_put_bytes(gguf_kv *kv, const void *p, size_t n);
 
 /* One key with its value. */
 void gguf_kv_u32(gguf_kv *kv, const char *key, uint32_t v);
-void gguf_kv_i32(gguf_kv *kv, const char *key, int32_t v);
 void gguf_kv_f32(gguf_kv *kv, const char *key, float v);
 void gguf_kv_bool(gguf_kv *kv, const char *key, int v);
 void gguf_kv_str(gguf_kv *kv, const char *key, const char *v);

@@ -11,7 +11,6 @@
 #include "base/files.h"
 #include "base/le.h"
 #include "base/util.h"
-#include "export/gguf_kv.h"
 #include "io/cleanup.h"
 #include "zquant/fp16.h"
 

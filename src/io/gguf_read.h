@@ -10,6 +10,10 @@
 
 #include "zquant/error.h"
 
+/* The types of GGUF's key-value metadata. */
+enum { GGUF_U8 = 0, GGUF_I8, GGUF_U16, GGUF_I16, GGUF_U32, GGUF_I32, GGUF_F32, GGUF_BOOL, GGUF_STRING,
+       GGUF_ARRAY, GGUF_U64, GGUF_I64, GGUF_F64 };
+/* ggml's tensor types that zquant writes or reads. */
 enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q4_1 = 3, GGML_Q8_0 = 8, GGML_BF16 = 30 };
 #define GGML_QK 32 /* values per block of the quantized types */
 
