@@ -11,9 +11,10 @@
 static const char help[] =
     "usage: zquant generate MODEL [-n N] [--greedy | --temperature T --seed S] [options]\n"
     "\n"
-    "Continues a prompt with MODEL (a model folder, .safetensors, .h5 or .zq; a .zq\n"
-    "runs with the activation quantization it records) and prints the generated\n"
-    "token ids on one line, then the text when a tokenizer is found.\n"
+    "Continues a prompt with MODEL (a model folder, .safetensors, .h5, .gguf, a\n"
+    "compressed-tensors folder or .zq; a .zq runs with the activation quantization\n"
+    "it records) and prints the generated token ids on one line, then the text\n"
+    "when a tokenizer is found.\n"
     "\n"
     "  -n N                 tokens to generate (default 32)\n"
     "  --prompt-ids LIST    comma-separated prompt ids (default: BOS, id 1)\n"
