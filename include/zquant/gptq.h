@@ -24,9 +24,16 @@ extern "C" {
  * (ZQ_GRAN_GROUP, or one per row): a group's scale (and min) comes from the
  * updated weights when its first column is reached. codes: rows * cols bytes
  * as zq_quantize_run writes them; scale, min: [rows, col_groups] FP16 (min
- * unused when symmetric). */
+ * unused when symmetric).
+ *
+ * act_order: columns are taken in decreasing order of H's diagonal (the
+ * inputs that matter most first, while most columns are left to absorb
+ * their error). The groups stay the contiguous runs of the grid, so every
+ * group's scale is fixed before any update, from the weights as given
+ * (round to nearest's scales): a group's columns are reached out of order
+ * and its scale cannot wait for its first one. */
 zq_status zq_gptq(const zq_qspec *spec, float *W, uint64_t rows, uint64_t cols, float *H, float damp, int block,
-                  uint8_t *codes, uint16_t *scale, uint16_t *min, zq_error *err);
+                  int act_order, uint8_t *codes, uint16_t *scale, uint16_t *min, zq_error *err);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,9 @@
  * Cholesky factor U, then per block of columns: each column quantized with
  * zquant's rounding rule, its error e = (w - q) / U[j][j] subtracted from the
  * block's later columns as e * U[j][k], and the block's errors applied to
- * every later column at once as one GEMM. */
+ * every later column at once as one GEMM. With act_order the matrix and H
+ * are permuted first and the loop runs on the permuted columns; `orig`
+ * maps each back to its grid column. */
 #include "zquant/gptq.h"
 
 #include <math.h>
@@ -12,54 +14,65 @@
 #include "base/blas.h"
 #include "zquant/fp16.h"
 
-zq_status zq_gptq(const zq_qspec *spec, float *W, uint64_t rows, uint64_t cols, float *H, float damp, int block,
-                  uint8_t *codes, uint16_t *scale, uint16_t *min, zq_error *err)
+static zq_status group_params(const zq_qspec *spec, const zq_grid *g, const float *W, uint64_t cols, uint64_t r,
+                              uint64_t gj, uint16_t *scale, uint16_t *min, zq_error *err)
 {
-    if (!zq_qspec_quantized(spec) || (spec->gran != ZQ_GRAN_GROUP && spec->gran != ZQ_GRAN_ROW))
-        return zq_fail(err, ZQ_ERR_USAGE, "GPTQ quantizes INT4/INT8 with groups along the input or one per row");
-    if (block < 1 || cols > (uint64_t)INT32_MAX / 2) return zq_fail(err, ZQ_ERR_USAGE, "GPTQ: bad block or size");
-    ZQ_TRY(zq_blas_load(err));
-    zq_grid g;
-    zq_grid_init(&g, spec, rows, cols);
-    int n = (int)cols;
-    double mean = 0;
+    zq_group grp = zq_grid_group(g, r, gj);
+    float lo, hi;
+    size_t bad;
+    if (!zq_range_f32(W + r * cols + grp.col0, (size_t)grp.ncols, &lo, &hi, &bad) ||
+        !zq_group_params(spec, lo, hi, &scale[grp.index], &min[grp.index]))
+        return zq_fail(err, ZQ_ERR_DATA, "GPTQ: row %llu, group %llu: values that FP16 cannot scale",
+                       (unsigned long long)r, (unsigned long long)gj);
+    return ZQ_OK;
+}
+
+/* An input that is always 0 (H's diagonal 0): its weights do not matter,
+ * so they become 0, and its diagonal 1 so that H stays invertible. */
+static void zero_dead(float *W, uint64_t rows, int n, float *H)
+{
     for (int i = 0; i < n; i++) {
         float *d = &H[(size_t)i * n + i];
-        if (*d == 0.0f) { /* an input that is always 0: its weights do not matter */
-            *d = 1.0f;
-            for (uint64_t r = 0; r < rows; r++) W[r * cols + (uint64_t)i] = 0.0f;
-        }
-        mean += *d;
+        if (*d != 0.0f) continue;
+        *d = 1.0f;
+        for (uint64_t r = 0; r < rows; r++) W[r * (uint64_t)n + (uint64_t)i] = 0.0f;
     }
+}
+
+/* Dampens H and replaces it by U (H^-1 = U^T U). */
+static zq_status prepare(float *W, uint64_t rows, int n, float *H, float damp, zq_error *err)
+{
+    zero_dead(W, rows, n, H);
+    double mean = 0;
+    for (int i = 0; i < n; i++) mean += H[(size_t)i * n + i];
     float add = (float)(damp * mean / n);
     for (int i = 0; i < n; i++) H[(size_t)i * n + i] += add;
     if (!zq_cholesky_inverse_upper(H, n))
         return zq_fail(err, ZQ_ERR_DATA, "GPTQ: the Hessian is not positive definite even dampened (raise --damp)");
-    const float *U = H;
+    return ZQ_OK;
+}
+
+/* The column loop. orig NULL: columns in grid order, each group's scale
+ * computed when its first column comes; else column j is grid column
+ * orig[j] and every scale is already set. */
+static zq_status columns(const zq_qspec *spec, const zq_grid *g, float *W, uint64_t rows, uint64_t cols, const float *U,
+                         int block, const uint32_t *orig, uint8_t *codes, uint16_t *scale, uint16_t *min, zq_error *err)
+{
     float *E = malloc(rows * (size_t)block * sizeof *E); /* the block's scaled errors, negated, [rows, block] */
     if (!E) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    for (uint64_t i1 = 0; i1 < cols; i1 += (uint64_t)block) {
+    zq_status st = ZQ_OK;
+    for (uint64_t i1 = 0; st == ZQ_OK && i1 < cols; i1 += (uint64_t)block) {
         uint64_t i2 = i1 + (uint64_t)block < cols ? i1 + (uint64_t)block : cols, nb = i2 - i1;
-        for (uint64_t j = i1; j < i2; j++) {
-            uint64_t gj = j / g.group_cols;
-            if (j % g.group_cols == 0) /* a group starts: its scale from the weights as they now are */
-                for (uint64_t r = 0; r < rows; r++) {
-                    zq_group grp = zq_grid_group(&g, r, gj);
-                    float lo, hi;
-                    size_t bad;
-                    if (!zq_range_f32(W + r * cols + grp.col0, (size_t)grp.ncols, &lo, &hi, &bad) ||
-                        !zq_group_params(spec, lo, hi, &scale[grp.index], &min[grp.index])) {
-                        free(E);
-                        return zq_fail(err, ZQ_ERR_DATA, "GPTQ: row %llu, group %llu: values that FP16 cannot scale",
-                                       (unsigned long long)r, (unsigned long long)gj);
-                    }
-                }
+        for (uint64_t j = i1; st == ZQ_OK && j < i2; j++) {
+            uint64_t col = orig ? orig[j] : j, gj = col / g->group_cols;
+            if (!orig && j % g->group_cols == 0) /* a group starts: its scale from the weights as they now are */
+                for (uint64_t r = 0; st == ZQ_OK && r < rows; r++) st = group_params(spec, g, W, cols, r, gj, scale, min, err);
             float d = U[j * cols + j];
-            for (uint64_t r = 0; r < rows; r++) {
-                uint64_t gi = zq_grid_group(&g, r, gj).index;
+            for (uint64_t r = 0; st == ZQ_OK && r < rows; r++) {
+                uint64_t gi = zq_grid_group(g, r, gj).index;
                 float w = W[r * cols + j];
                 zq_err_sums sums = {0};
-                uint8_t *c = &codes[r * cols + j];
+                uint8_t *c = &codes[r * cols + col];
                 zq_quantize_run(spec, &w, 1, scale[gi], min[gi], c, &sums);
                 int q = spec->symmetric ? (int)(int8_t)*c : (int)*c;
                 float deq = (float)q * zq_f16_to_f32(scale[gi]) + (spec->symmetric ? 0.0f : zq_f16_to_f32(min[gi]));
@@ -69,10 +82,67 @@ zq_status zq_gptq(const zq_qspec *spec, float *W, uint64_t rows, uint64_t cols, 
                 for (uint64_t k = j + 1; k < i2; k++) row[k] -= e * U[j * cols + k];
             }
         }
-        if (i2 < cols) /* W[:, i2:] -= errors . U[i1:i2, i2:] */
+        if (st == ZQ_OK && i2 < cols) /* W[:, i2:] -= errors . U[i1:i2, i2:] */
             zq_gemm_nn((int)rows, (int)(cols - i2), (int)nb, E, block, U + i1 * cols + i2, (int)cols, 1.0f, W + i2,
                        (int)cols);
     }
     free(E);
-    return ZQ_OK;
+    return st;
+}
+
+typedef struct {
+    float diag;
+    uint32_t col;
+} ranked;
+
+static int by_diag_desc(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->diag != y->diag) return x->diag > y->diag ? -1 : 1;
+    return (x->col > y->col) - (x->col < y->col); /* ties in column order: the same on every machine */
+}
+
+/* act_order: scales fixed from W (its dead columns zeroed), then the loop on W and H
+ * permuted by decreasing diagonal, and W put back in grid order. */
+static zq_status act_order_run(const zq_qspec *spec, const zq_grid *g, float *W, uint64_t rows, uint64_t cols,
+                               float *H, float damp, int block, uint8_t *codes, uint16_t *scale, uint16_t *min,
+                               zq_error *err)
+{
+    zero_dead(W, rows, (int)cols, H);
+    for (uint64_t r = 0; r < rows; r++)
+        for (uint64_t gj = 0; gj < g->col_groups; gj++) ZQ_TRY(group_params(spec, g, W, cols, r, gj, scale, min, err));
+    uint32_t *perm = malloc(cols * sizeof *perm);
+    ranked *rank = malloc(cols * sizeof *rank);
+    float *Wp = malloc(rows * cols * sizeof *Wp), *Hp = malloc(cols * cols * sizeof *Hp);
+    zq_status st = perm && rank && Wp && Hp ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) {
+        for (uint64_t i = 0; i < cols; i++) rank[i] = (ranked){H[i * cols + i], (uint32_t)i};
+        qsort(rank, cols, sizeof *rank, by_diag_desc);
+        for (uint64_t i = 0; i < cols; i++) perm[i] = rank[i].col;
+        for (uint64_t i = 0; i < cols; i++)
+            for (uint64_t j = 0; j < cols; j++) Hp[i * cols + j] = H[(uint64_t)perm[i] * cols + perm[j]];
+        for (uint64_t r = 0; r < rows; r++)
+            for (uint64_t j = 0; j < cols; j++) Wp[r * cols + j] = W[r * cols + perm[j]];
+        st = prepare(Wp, rows, (int)cols, Hp, damp, err);
+    }
+    if (st == ZQ_OK) st = columns(spec, g, Wp, rows, cols, Hp, block, perm, codes, scale, min, err);
+    if (st == ZQ_OK)
+        for (uint64_t r = 0; r < rows; r++)
+            for (uint64_t j = 0; j < cols; j++) W[r * cols + perm[j]] = Wp[r * cols + j];
+    free(perm), free(rank), free(Wp), free(Hp);
+    return st;
+}
+
+zq_status zq_gptq(const zq_qspec *spec, float *W, uint64_t rows, uint64_t cols, float *H, float damp, int block,
+                  int act_order, uint8_t *codes, uint16_t *scale, uint16_t *min, zq_error *err)
+{
+    if (!zq_qspec_quantized(spec) || (spec->gran != ZQ_GRAN_GROUP && spec->gran != ZQ_GRAN_ROW))
+        return zq_fail(err, ZQ_ERR_USAGE, "GPTQ quantizes INT4/INT8 with groups along the input or one per row");
+    if (block < 1 || cols > (uint64_t)INT32_MAX / 2) return zq_fail(err, ZQ_ERR_USAGE, "GPTQ: bad block or size");
+    ZQ_TRY(zq_blas_load(err));
+    zq_grid g;
+    zq_grid_init(&g, spec, rows, cols);
+    if (act_order) return act_order_run(spec, &g, W, rows, cols, H, damp, block, codes, scale, min, err);
+    ZQ_TRY(prepare(W, rows, (int)cols, H, damp, err));
+    return columns(spec, &g, W, rows, cols, H, block, NULL, codes, scale, min, err);
 }
