@@ -44,6 +44,10 @@ typedef struct {
     zq_act_mode mode;
     float *absmax;  /* per Linear id: ZQ_AQ_TENSOR reads it, ZQ_AQ_CALIBRATE raises it */
     int n_ids;
+    /* When set, shown every quantized Linear's input (rows x L->in) as the
+     * Linear computes with it, quantized: GPTQ gathers its Hessians here. */
+    void (*observe)(void *ctx, const zq_linear *L, const float *x, int rows);
+    void *observe_ctx;
 } zq_act_quant;
 
 /* out (rows, L->out) = x W^T + b; when L is quantized and aq says so, its

@@ -23,6 +23,12 @@ typedef struct {
     double loss, seconds; /* the layer's distillation so far */
 } zq_lkd_progress;
 
+/* Where each block's quantized weights start before distillation. */
+typedef enum {
+    ZQ_INIT_RTN = 0, /* round to nearest (the quantize default) */
+    ZQ_INIT_GPTQ     /* GPTQ on the data, with the quantized prefix's inputs */
+} zq_lkd_init;
+
 typedef struct {
     zq_quantize_opts q;     /* input, output, recipe, threads, force, compression */
     const char *layers;     /* "0-5,8", "all" or NULL (all) */
@@ -32,6 +38,14 @@ typedef struct {
     int batch, seq_len;     /* sequences per step and their length (4, 128) */
     int data_batches;       /* distinct batches, cycled over the steps (16) */
     const char *data;       /* token file; NULL: uniformly random tokens */
+    const int32_t *data_ids; /* or the tokens themselves (n_data_ids of them) */
+    int generated;          /* or (neither given) sequences sampled from the FP model itself */
+    size_t n_data_ids;
+    zq_lkd_init init;       /* ZQ_INIT_GPTQ needs input_quantized */
+    float damp;             /* GPTQ: fraction of the Hessian's mean diagonal added (0.01) */
+    int act_order;          /* GPTQ: columns in decreasing Hessian diagonal order */
+    int learn_clip;         /* also train a multiplier of every group's scale */
+    float clip_lr;          /* its learning rate (default 1e-3) */
     uint64_t seed;
     int input_quantized;    /* feed block k the quantized prefix's output */
     int train_norms;        /* also tune the block's biases and norms */

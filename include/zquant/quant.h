@@ -133,6 +133,16 @@ void zq_quantize_run(const zq_qspec *spec, const float *x, size_t n, uint16_t sc
  * rounds to FP16. */
 zq_status zq_fake_quant_matrix(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols, float *out,
                                zq_error *err);
+/* Every group's FP16 scale and min, [row_groups, col_groups], as quantize
+ * computes them from w's ranges. */
+zq_status zq_matrix_group_params(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols, uint16_t *scales,
+                                 uint16_t *mins, zq_error *err);
+/* The same with each group's FP16 scale (and min) given, [row_groups,
+ * col_groups] as the file stores them (GPTQ's, or learned ones): w is
+ * rounded onto that grid, clamped where it falls outside. NULL scales:
+ * from w's own ranges, as above. */
+zq_status zq_fake_quant_matrix_with(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols,
+                                    const uint16_t *scales, const uint16_t *mins, float *out, zq_error *err);
 
 /* Packs n codes into a row of `bits` (see zq_format.pack_row). */
 void zq_pack_row(int bits, const uint8_t *q, size_t n, uint8_t *out);

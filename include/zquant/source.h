@@ -53,6 +53,14 @@ void zq_source_close(zq_source *src); /* accepts NULL */
 zq_status zq_source_open_patched(const char *path, const char *const *patches, size_t npatches, zq_source **out,
                                  zq_error *err);
 
+/* Scales chosen for a tensor rather than taken from its values (GPTQ's,
+ * written by lkd beside the tuned weights in a patch): the F16 tables
+ * TENSOR#scale and TENSOR#min, [row_groups, col_groups] of the grid
+ * quantize uses, malloc'd, *n entries each. *scale NULL (and *n 0) when
+ * there are none; *min NULL when only scales are given. */
+zq_status zq_source_group_params(zq_source *src, const char *tensor, uint16_t **scale, uint16_t **min, size_t *n,
+                                 zq_error *err);
+
 const char *zq_source_path(const zq_source *src);
 size_t zq_source_count(const zq_source *src);
 const zq_tensor_info *zq_source_tensor(const zq_source *src, size_t i);

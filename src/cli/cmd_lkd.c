@@ -29,10 +29,21 @@ static const char help_head[] =
     "  --data-batches N      distinct batches, cycled over the steps (default 16)\n"
     "  --data FILE           token file (raw uint32 or .npy) for the inputs\n"
     "  --random-tokens       uniformly random ids instead (the default; data-free)\n"
+    "  --generated           sequences sampled from the FP model itself instead\n"
+    "                        (temperature 1, from BOS; data-free, and far better\n"
+    "                        than random ids: see zquant-lkd(1); costs one\n"
+    "                        token-by-token generation of the data first)\n"
     "  --seed S              seed for random tokens (default 1)\n"
     "  --input MODE          fp (default: block k sees the FP model's activations)\n"
     "                        or quantized (it sees the quantized prefix's)\n"
     "  --train-norms         also tune the block's biases and norms (no decay)\n"
+    "  --init M              where each block starts: rtn (round to nearest, the\n"
+    "                        default) or gptq (GPTQ on the same data, see\n"
+    "                        quantize --method gptq; its scales stay fixed)\n"
+    "  --damp X, --act-order GPTQ's, as quantize takes them\n"
+    "  --learn-clip          also train a multiplier of every group's scale\n"
+    "                        (learned clipping; the trained scales are written)\n"
+    "  --clip-lr X           its learning rate (default 1e-3)\n"
     "  --resume              continue a killed run from OUT.zq.lkd/\n"
     "  --work DIR            a work directory processes share (make -j, hosts on\n"
     "                        one filesystem): without -o, distil the --layers\n"
@@ -47,7 +58,8 @@ static const char help_tail[] =
     "  -h, --help            this help\n";
 
 enum { OPT_LAYERS = OPT_FIRST_FREE, OPT_STEPS, OPT_LR, OPT_WD, OPT_BATCH, OPT_SEQ, OPT_DATA_BATCHES, OPT_DATA,
-       OPT_RANDOM, OPT_SEED, OPT_INPUT, OPT_RESUME, OPT_JSON, OPT_TRAIN_NORMS, OPT_WORK };
+       OPT_RANDOM, OPT_SEED, OPT_INPUT, OPT_RESUME, OPT_JSON, OPT_TRAIN_NORMS, OPT_WORK, OPT_INIT, OPT_DAMP,
+       OPT_ACT_ORDER, OPT_LEARN_CLIP, OPT_CLIP_LR, OPT_GENERATED };
 
 static void progress(void *ctx, const zq_lkd_progress *p)
 {
@@ -179,6 +191,9 @@ int cmd_lkd(int argc, char **argv)
         {"random-tokens", no_argument, NULL, OPT_RANDOM}, {"seed", required_argument, NULL, OPT_SEED},
         {"input", required_argument, NULL, OPT_INPUT}, {"resume", no_argument, NULL, OPT_RESUME},
         {"train-norms", no_argument, NULL, OPT_TRAIN_NORMS}, {"work", required_argument, NULL, OPT_WORK},
+        {"init", required_argument, NULL, OPT_INIT}, {"damp", required_argument, NULL, OPT_DAMP},
+        {"act-order", no_argument, NULL, OPT_ACT_ORDER}, {"learn-clip", no_argument, NULL, OPT_LEARN_CLIP},
+        {"clip-lr", required_argument, NULL, OPT_CLIP_LR}, {"generated", no_argument, NULL, OPT_GENERATED},
         {"json", no_argument, NULL, OPT_JSON}, {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     for (size_t k = 0; own[k].name; k++) longopts[n++] = own[k];
@@ -217,8 +232,9 @@ int cmd_lkd(int argc, char **argv)
         case OPT_DATA_BATCHES:
             if (!(rc = cli_number("lkd", "--data-batches", optarg, 1, 1 << 20, &v))) o.data_batches = (int)v;
             break;
-        case OPT_DATA: o.data = optarg; break;
-        case OPT_RANDOM: o.data = NULL; break;
+        case OPT_DATA: o.data = optarg, o.generated = 0; break;
+        case OPT_RANDOM: o.data = NULL, o.generated = 0; break;
+        case OPT_GENERATED: o.data = NULL, o.generated = 1; break;
         case OPT_SEED:
             if (!(rc = cli_number("lkd", "--seed", optarg, 0, 0x7fffffffL, &v))) o.seed = (uint64_t)v;
             break;
@@ -230,6 +246,18 @@ int cmd_lkd(int argc, char **argv)
         case OPT_RESUME: o.resume = 1; break;
         case OPT_WORK: o.work = optarg; break;
         case OPT_TRAIN_NORMS: o.train_norms = 1; break;
+        case OPT_INIT:
+            if (!strcmp(optarg, "rtn") || !strcmp(optarg, "gptq")) o.init = strcmp(optarg, "rtn") ? ZQ_INIT_GPTQ : ZQ_INIT_RTN;
+            else rc = cli_usage("lkd", "--init must be rtn or gptq");
+            break;
+        case OPT_DAMP:
+            if (!parse_float(optarg, &o.damp) || !(o.damp > 0) || o.damp > 1) rc = cli_usage("lkd", "--damp must be a number in (0, 1]");
+            break;
+        case OPT_ACT_ORDER: o.act_order = 1; break;
+        case OPT_LEARN_CLIP: o.learn_clip = 1; break;
+        case OPT_CLIP_LR:
+            if (!parse_float(optarg, &o.clip_lr) || !(o.clip_lr > 0)) rc = cli_usage("lkd", "--clip-lr must be a positive number");
+            break;
         case OPT_JSON: json = 1; break;
         case 'q': quiet = 1; break;
         case 'h': printf("%s%s%s", help_head, cli_qopts_help, help_tail); rc = -1; break;

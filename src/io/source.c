@@ -321,6 +321,57 @@ static void close_patched(zq_source *src)
 
 static const zq_source_ops patched_ops = {read_patched, release_patched, close_patched, raw_patched, prefetch_patched};
 
+/* The F16 table tensor `name` holds in src (any of a patched source's
+ * parts, the last first), read back as FP16; *out NULL when none has it. */
+static zq_status read_f16_table(zq_source *src, const char *name, uint16_t **out, size_t *n, zq_error *err)
+{
+    *out = NULL;
+    if (src->ops == &patched_ops) {
+        patched *p = src->impl;
+        for (size_t k = p->nparts; k-- > 0 && !*out;) ZQ_TRY(read_f16_table(p->parts[k], name, out, n, err));
+        return ZQ_OK;
+    }
+    for (size_t i = 0; i < src->count; i++) {
+        const zq_tensor_info *t = &src->tensors[i];
+        if (strcmp(t->name, name) != 0) continue;
+        float *f = malloc((size_t)t->numel * sizeof *f + 1);
+        uint16_t *h = malloc((size_t)t->numel * sizeof *h + 1);
+        zq_status st = f && h ? zq_source_read(src, i, 0, t->rows, 0, t->cols, f, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        for (uint64_t k = 0; st == ZQ_OK && k < t->numel; k++) h[k] = zq_f32_to_f16(f[k]);
+        free(f);
+        if (st != ZQ_OK) {
+            free(h);
+            return st;
+        }
+        *out = h;
+        *n = (size_t)t->numel;
+        return ZQ_OK;
+    }
+    return ZQ_OK;
+}
+
+zq_status zq_source_group_params(zq_source *src, const char *tensor, uint16_t **scale, uint16_t **min, size_t *n,
+                                 zq_error *err)
+{
+    char name[1024];
+    size_t ns = 0, nm = 0;
+    *scale = *min = NULL;
+    *n = 0;
+    snprintf(name, sizeof name, "%s#scale", tensor);
+    ZQ_TRY(read_f16_table(src, name, scale, &ns, err));
+    snprintf(name, sizeof name, "%s#min", tensor);
+    zq_status st = *scale ? read_f16_table(src, name, min, &nm, err) : ZQ_OK;
+    if (st == ZQ_OK && *min && nm != ns)
+        st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': %zu scales but %zu mins", src->path, tensor, ns, nm);
+    if (st != ZQ_OK) {
+        free(*scale), free(*min);
+        *scale = *min = NULL;
+        return st;
+    }
+    *n = ns;
+    return ZQ_OK;
+}
+
 zq_status zq_source_open_patched(const char *path, const char *const *patches, size_t npatches, zq_source **out,
                                  zq_error *err)
 {

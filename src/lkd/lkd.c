@@ -5,6 +5,7 @@
  * and the final .zq is quantized from the checkpoint with its patches. */
 #include "zquant/lkd.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "base/util.h"
 #include "io/atomic.h"
 #include "zquant/arch.h"
+#include "zquant/generate.h"
 #include "zquant/net.h"
 #include "zquant/tokenizer.h"
 
@@ -30,6 +32,8 @@ void zq_lkd_opts_init(zq_lkd_opts *o)
     o->seq_len = 128;
     o->data_batches = 16;
     o->seed = 1;
+    o->damp = 0.01f;
+    o->clip_lr = 1e-3f;
 }
 
 void zq_lkd_report_free(zq_lkd_report *r)
@@ -82,27 +86,60 @@ static uint64_t next_rand(uint64_t *s)
     return *s * 2685821657736338717ull;
 }
 
-/* nb batches of B x T ids: windows of a token file, or uniform random ids
- * (the paper's data-free setting) */
-static zq_status make_data(const zq_lkd_opts *o, const zq_arch *a, int32_t **out, int *nb, zq_error *err)
+/* The BOS id sequences start with: the config's, else llama2.c's 1. */
+static int32_t bos_id(const char *config, const zq_arch *a)
+{
+    cJSON *j = config ? cJSON_Parse(config) : NULL;
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "bos_token_id");
+    int32_t id = cJSON_IsNumber(b) && b->valuedouble >= 0 && b->valuedouble < a->vocab ? (int32_t)b->valuedouble
+                 : a->vocab > 1 ? 1 : 0;
+    cJSON_Delete(j);
+    return id;
+}
+
+/* n sequences of T tokens sampled from the FP model itself (temperature 1,
+ * from BOS): data-free, yet text-like where random ids are not. The model
+ * is opened again with its blocks cached while it fits in memory, as
+ * sampling visits every block once per token. */
+static zq_status generate_data(const zq_lkd_opts *o, int32_t bos, size_t n, int T, int32_t *ids, zq_error *err)
+{
+    zq_net *net = NULL;
+    ZQ_TRY(zq_net_open(o->q.input, 0, &net, err));
+    zq_status st = ZQ_OK;
+    for (size_t s = 0; st == ZQ_OK && s < n; s++)
+        st = zq_generate(net, &bos, 1, T - 1, 1.0f, o->seed * 1000003u + s + 1, ids + s * (size_t)T, err);
+    zq_net_close(net);
+    return st;
+}
+
+/* nb batches of B x T ids: windows of a token file, sequences the model
+ * samples, or uniform random ids (the paper's data-free setting) */
+static zq_status make_data(const zq_lkd_opts *o, const zq_arch *a, int32_t bos, int32_t **out, int *nb, zq_error *err)
 {
     size_t per = (size_t)o->batch * o->seq_len;
     *nb = o->data_batches > 0 ? o->data_batches : 1;
     if (*nb > o->steps && o->steps > 0) *nb = o->steps;
     int32_t *ids = malloc((size_t)*nb * per * sizeof *ids);
     if (!ids) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    if (o->data) {
+    if (o->data || o->data_ids) {
         int32_t *file = NULL;
-        size_t n = 0;
-        zq_status st = zq_tokens_read(o->data, &file, &n, err);
-        if (st == ZQ_OK && n < per) st = zq_fail(err, ZQ_ERR_DATA, "'%s': %zu tokens; one batch needs %zu", o->data, n, per);
+        size_t n = o->n_data_ids;
+        zq_status st = o->data ? zq_tokens_read(o->data, &file, &n, err) : ZQ_OK;
+        if (st == ZQ_OK && !o->data && !(file = malloc(n * sizeof *file + 1))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        if (st == ZQ_OK && !o->data) memcpy(file, o->data_ids, n * sizeof *file);
+        const char *from = o->data ? o->data : "the calibration text";
+        if (st == ZQ_OK && n < per) st = zq_fail(err, ZQ_ERR_DATA, "'%s': %zu tokens; one batch needs %zu", from, n, per);
         for (size_t i = 0; st == ZQ_OK && i < n; i++)
-            if (file[i] >= a->vocab) st = zq_fail(err, ZQ_ERR_DATA, "'%s': token %zu (id %d) is outside the vocabulary", o->data, i, file[i]);
+            if (file[i] >= a->vocab) st = zq_fail(err, ZQ_ERR_DATA, "'%s': token %zu (id %d) is outside the vocabulary", from, i, file[i]);
         if (st == ZQ_OK) {
             if ((size_t)*nb * per > n) *nb = (int)(n / per); /* what the file holds */
             memcpy(ids, file, (size_t)*nb * per * sizeof *ids);
         }
         free(file);
+        if (st != ZQ_OK) free(ids);
+        ZQ_TRY(st);
+    } else if (o->generated) {
+        zq_status st = generate_data(o, bos, (size_t)*nb * o->batch, o->seq_len, ids, err);
         if (st != ZQ_OK) free(ids);
         ZQ_TRY(st);
     } else {
@@ -114,17 +151,6 @@ static zq_status make_data(const zq_lkd_opts *o, const zq_arch *a, int32_t **out
 }
 
 /* ---- the run ------------------------------------------------------------------- */
-
-typedef struct {
-    const zq_lkd_opts *o;
-    const zq_arch *a;
-    zq_workspace *ws;
-    zq_act_quant aq; /* the student's activation quantization */
-    int nb, B, T;    /* B: this rank's slice of a batch */
-    int ranks;       /* data-parallel processes (1: none) */
-    size_t per;      /* floats of one batch's activations (this rank's slice) */
-    float *x, *y, *xq, *out, *dout;
-} run;
 
 static double mse(const float *a, const float *b, size_t n, float *grad)
 {
@@ -156,6 +182,8 @@ static double data_loss(run *r, const zq_block *student, const float *in)
 static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd_layer *rep, zq_error *err)
 {
     const zq_lkd_opts *o = r->o;
+    for (int k = 0; o->learn_clip && k < tr->np; k++)
+        if (!tr->p[k].u.vector && zq_qspec_quantized(&tr->p[k].spec)) ZQ_TRY(lkd_clip_init(&tr->p[k], err));
     ZQ_TRY(lkd_fake_quantize(tr, r->a, err));
     rep->index = layer;
     rep->steps = o->steps;
@@ -178,7 +206,8 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
             o->sum_f64(o->reduce_ctx, &loss, 1);
             loss /= r->ranks;
         }
-        lkd_adam_step(tr, o->lr, o->weight_decay);
+        if (o->learn_clip) ZQ_TRY(lkd_clip_gradients(tr, r->a, err)); /* from the whole batch's gradients */
+        lkd_adam_step(tr, o->lr, o->weight_decay, o->clip_lr);
         rep->curve[s] = loss;
         if (o->progress) {
             zq_lkd_progress p = {layer, r->a->n_layers, s + 1, o->steps, loss, now() - t0};
@@ -187,13 +216,15 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
     }
     rep->seconds = now() - t0;
     ZQ_TRY(lkd_fake_quantize(tr, r->a, err));
+    for (int k = 0; k < tr->np; k++) /* the trained scales are the block's from now on */
+        if (tr->p[k].alpha) ZQ_TRY(lkd_clip_finish(&tr->p[k], err));
     rep->loss_end = data_loss(r, &tr->student, in);
     return ZQ_OK;
 }
 
 /* static activation ranges (int8-tensor recipes): the student's inputs,
  * calibrated on the data before each block is tuned */
-static void calibrate(run *r, const zq_block *student, const float *in)
+void lkd_calibrate(run *r, const zq_block *student, const float *in)
 {
     if (r->aq.mode != ZQ_AQ_TENSOR) return;
     r->aq.mode = ZQ_AQ_CALIBRATE;
@@ -217,9 +248,14 @@ static zq_status distill_or_read(run *r, trainee *tr, workdir *w, int k, const f
         st = lkd_read_patch(w, k, tr, r->a, err);
         if (st == ZQ_OK) st = lkd_fake_quantize(tr, r->a, err);
     } else if (st == ZQ_OK) {
-        calibrate(r, &tr->student, in);
+        if (r->o->init == ZQ_INIT_GPTQ) st = lkd_gptq_block(r, tr, in, err);
+        if (st == ZQ_OK && r->o->init == ZQ_INIT_GPTQ && r->o->progress) {
+            zq_lkd_progress p = {k, r->a->n_layers, 0, r->o->steps, 0, 0};
+            r->o->progress(r->o->progress_ctx, &p);
+        }
+        lkd_calibrate(r, &tr->student, in);
         zq_lkd_layer *l = &rep->layers[rep->n];
-        st = distill(r, tr, k, in, l, err);
+        if (st == ZQ_OK) st = distill(r, tr, k, in, l, err);
         if (st == ZQ_OK && r->o->data_rank == 0) st = lkd_write_patch(w, k, tr, r->a, err);
         if (st == ZQ_OK) rep->n++;
         else free(l->curve), l->curve = NULL; /* not reported: the report frees only the first n */
@@ -256,7 +292,7 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
             st = lkd_fake_quantize(&tr, a, err); /* round to nearest */
         }
         if (st == ZQ_OK && quantized_in) { /* the next block's input: this one, quantized */
-            calibrate(r, &tr.student, r->xq);
+            lkd_calibrate(r, &tr.student, r->xq);
             for (int b = 0; b < r->nb; b++) {
                 float *x = r->xq + (size_t)b * r->per;
                 zq_block_forward(a, &tr.student, &r->aq, r->ws, x, r->out, r->B, r->T);
@@ -408,7 +444,7 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
         r.aq.absmax = calloc((size_t)r.aq.n_ids + 1, sizeof(float));
         if (!r.aq.absmax) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     }
-    if (st == ZQ_OK) st = make_data(o, a, &ids, &r.nb, err);
+    if (st == ZQ_OK) st = make_data(o, a, bos_id(zq_source_config(src), a), &ids, &r.nb, err);
     if (st == ZQ_OK) {
         r.ranks = o->data_ranks > 1 ? o->data_ranks : 1;
         r.B = o->batch / r.ranks;

@@ -14,6 +14,17 @@ typedef struct {
     zq_qspec spec;
     float *master, *grad, *m, *v, *fq;
     size_t n;
+    /* The grid's FP16 scales (and mins), [row_groups, col_groups] in the
+     * checkpoint's row order, when they are chosen rather than taken from
+     * the master's ranges (GPTQ's); NULL: round to nearest. */
+    uint16_t *scale, *min;
+    size_t ngroups;
+    /* --learn-clip: per group, a trained multiplier of the scale (the
+     * scale used and written is fp16(alpha * base)), with its gradient and
+     * Adam moments; base: the fixed scales above, else the master's round
+     * to nearest ones. eff/eff_min: the last fake quantization's scales. */
+    float *alpha, *alpha_grad, *alpha_m, *alpha_v, *base;
+    uint16_t *eff, *eff_min;
 } param;
 
 typedef struct {
@@ -24,6 +35,18 @@ typedef struct {
     long t; /* Adam steps taken */
 } trainee;
 
+/* One LKD run's data: each batch's activations at the current depth. */
+typedef struct {
+    const zq_lkd_opts *o;
+    const zq_arch *a;
+    zq_workspace *ws;
+    zq_act_quant aq; /* the student's activation quantization */
+    int nb, B, T;    /* B: this rank's slice of a batch */
+    int ranks;       /* data-parallel processes (1: none) */
+    size_t per;      /* floats of one batch's activations (this rank's slice) */
+    float *x, *y, *xq, *out, *dout;
+} run;
+
 typedef struct {
     char *dir;
     char *signature; /* the options that shape the tuned weights, as JSON */
@@ -33,9 +56,35 @@ typedef struct {
 zq_status lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *fp, const zq_quantize_opts *q,
                           int vectors, zq_source *src, const zq_model *model, zq_error *err);
 void lkd_trainee_free(trainee *tr);
+/* The block's Linears in ZQ_PART order: q, k, v, o, up, gate, down. */
+void lkd_block_linears(zq_block *b, zq_linear **lin);
+/* The trainable weight tensor whose buffer holds w; -1 if none. */
+int lkd_param_of(const trainee *tr, const float *w);
 /* the student's weights from the masters, as the recipe stores them */
 zq_status lkd_fake_quantize(trainee *tr, const zq_arch *a, zq_error *err);
-void lkd_adam_step(trainee *tr, float lr, float wd);
+/* --learn-clip: the multipliers' gradients from the weights' (after the
+ * last forward and backward) */
+zq_status lkd_clip_gradients(trainee *tr, const zq_arch *a, zq_error *err);
+void lkd_adam_step(trainee *tr, float lr, float wd, float clip_lr);
+/* Learnable clipping (clip.c): gives p its multipliers (all 1); */
+zq_status lkd_clip_init(param *p, zq_error *err);
+void lkd_clip_free(param *p);
+/* the scales to fake-quantize w (p's grid, checkpoint row order) with,
+ * into p->eff (and eff_min); */
+zq_status lkd_clip_scales(param *p, const float *w, zq_error *err);
+/* adds to alpha_grad the gradient of the loss through the scales, from
+ * the gradient g of the fake-quantized weight (both in the checkpoint's
+ * row order; straight-through rounding, LSQ's rule); */
+void lkd_clip_grad(param *p, const float *w, const float *g);
+/* fixes the trained scales as p's chosen ones (what the patch carries). */
+zq_status lkd_clip_finish(param *p, zq_error *err);
+/* Static activation ranges (int8-tensor recipes) of the student on in. */
+void lkd_calibrate(run *r, const zq_block *student, const float *in);
+/* GPTQ on the block's quantized Linears, in the order the block computes
+ * them (q/k/v, o, up/gate, down), each one's Hessian from its input with
+ * what comes before it already quantized, over every batch of in: the
+ * masters become the dequantized weights and their scales are fixed. */
+zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err);
 
 /* --work DIR, or OUT.lkd/ beside the output; for a device or FIFO output
  * (stream), a fresh one in $TMPDIR, which cannot be resumed. */

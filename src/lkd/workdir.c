@@ -146,33 +146,56 @@ void lkd_workdir_remove(const workdir *w, int n_layers)
     rmdir(w->dir);
 }
 
-/* The tuned weights of one block, in the checkpoint's names and layouts. */
+/* The tuned weights of one block, in the checkpoint's names and layouts;
+ * a weight whose scales were chosen (GPTQ) has them beside it as
+ * NAME#scale (and NAME#min), F16 [row_groups, col_groups], which quantize
+ * then uses instead of the weight's ranges. */
 zq_status lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
 {
-    zq_st_entry e[32];
-    int64_t shapes[32][2];
+    enum { MAX = 3 * 32 };
+    zq_st_entry e[MAX];
+    const void *data[MAX]; /* NULL: the param's master, converted */
+    const param *of[MAX];
+    int64_t shapes[MAX][2];
+    char names[MAX][320];
+    size_t ne = 0;
     for (int k = 0; k < tr->np; k++) {
-        const zq_net_tensor *u = &tr->p[k].u;
-        shapes[k][0] = u->conv1d ? u->cols : u->rows;
-        shapes[k][1] = u->conv1d ? u->rows : u->cols;
-        e[k] = (zq_st_entry){u->name, u->vector ? 1 : 2, shapes[k], ZQ_ST_F32};
+        const param *p = &tr->p[k];
+        const zq_net_tensor *u = &p->u;
+        shapes[ne][0] = u->conv1d ? u->cols : u->rows;
+        shapes[ne][1] = u->conv1d ? u->rows : u->cols;
+        of[ne] = p, data[ne] = NULL;
+        e[ne] = (zq_st_entry){u->name, u->vector ? 1 : 2, shapes[ne], ZQ_ST_F32};
+        ne++;
+        if (!p->scale) continue;
+        zq_grid g;
+        zq_grid_init(&g, &p->spec, (uint64_t)u->rows, (uint64_t)u->cols);
+        for (int m = 0; m < (p->spec.symmetric ? 1 : 2); m++, ne++) {
+            snprintf(names[ne], sizeof names[ne], "%s#%s", u->name, m ? "min" : "scale");
+            shapes[ne][0] = (int64_t)g.row_groups;
+            shapes[ne][1] = (int64_t)g.col_groups;
+            of[ne] = p, data[ne] = m ? (const void *)p->min : (const void *)p->scale;
+            e[ne] = (zq_st_entry){names[ne], 2, shapes[ne], ZQ_ST_F16};
+        }
     }
     size_t hlen;
-    unsigned char *header = zq_st_header(e, (size_t)tr->np, &hlen);
+    unsigned char *header = zq_st_header(e, ne, &hlen);
     char *path = lkd_patch_path(w, layer);
     zq_atomic f;
     zq_status st = header && path ? zq_atomic_open(&f, path, 1, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     uint32_t crc = header ? zq_crc32c(0, header, hlen) : 0;
     uint64_t bytes = hlen;
     if (st == ZQ_OK) st = zq_atomic_write(&f, header, hlen, err);
-    for (int k = 0; st == ZQ_OK && k < tr->np; k++) {
-        const param *p = &tr->p[k];
-        float *disk = malloc(p->n * sizeof *disk);
-        if (!disk) { st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory"); break; }
-        zq_net_tensor_layout(&p->u, a->n_heads, p->master, disk, 1);
-        crc = zq_crc32c(crc, disk, p->n * sizeof *disk);
-        bytes += p->n * sizeof *disk;
-        st = zq_atomic_write(&f, disk, p->n * sizeof *disk, err);
+    for (size_t k = 0; st == ZQ_OK && k < ne; k++) {
+        const param *p = of[k];
+        size_t len = data[k] ? (size_t)(shapes[k][0] * shapes[k][1]) * 2 : p->n * sizeof(float);
+        float *disk = data[k] ? NULL : malloc(len);
+        if (!data[k] && !disk) { st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory"); break; }
+        if (disk) zq_net_tensor_layout(&p->u, a->n_heads, p->master, disk, 1);
+        const void *bytes_of = disk ? (const void *)disk : data[k];
+        crc = zq_crc32c(crc, bytes_of, len);
+        bytes += len;
+        st = zq_atomic_write(&f, bytes_of, len, err);
         free(disk);
     }
     if (st == ZQ_OK) st = zq_atomic_commit(&f, err);
@@ -183,7 +206,15 @@ zq_status lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arc
     return st;
 }
 
-/* Reads a block's tuned weights back into its masters (a resumed run). */
+static long find_tensor(zq_source *src, const char *name)
+{
+    for (size_t i = 0; i < zq_source_count(src); i++)
+        if (!strcmp(zq_source_tensor(src, i)->name, name)) return (long)i;
+    return -1;
+}
+
+/* Reads a block's tuned weights (and chosen scales) back into its params
+ * (a resumed run). */
 zq_status lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
 {
     char *path = lkd_patch_path(w, layer);
@@ -191,9 +222,7 @@ zq_status lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_arch
     zq_status st = path ? zq_source_open(path, &src, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (int k = 0; st == ZQ_OK && k < tr->np; k++) {
         param *p = &tr->p[k];
-        long idx = -1;
-        for (size_t i = 0; i < zq_source_count(src); i++)
-            if (!strcmp(zq_source_tensor(src, i)->name, p->u.name)) idx = (long)i;
+        long idx = find_tensor(src, p->u.name);
         if (idx < 0) { st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': no tensor '%s'", path, p->u.name); break; }
         float *disk = malloc(p->n * sizeof *disk);
         const zq_tensor_info *t = zq_source_tensor(src, (size_t)idx);
@@ -201,6 +230,7 @@ zq_status lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_arch
                   : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         if (st == ZQ_OK) zq_net_tensor_layout(&p->u, a->n_heads, disk, p->master, 0);
         free(disk);
+        if (st == ZQ_OK) st = zq_source_group_params(src, p->u.name, &p->scale, &p->min, &p->ngroups, err);
     }
     zq_source_close(src);
     free(path);
@@ -232,7 +262,20 @@ static char *make_signature(const zq_lkd_opts *o)
     cJSON_AddNumberToObject(j, "batch", o->batch);
     cJSON_AddNumberToObject(j, "seq_len", o->seq_len);
     cJSON_AddNumberToObject(j, "data_batches", o->data_batches);
-    cJSON_AddStringToObject(j, "data", o->data ? o->data : "random");
+    cJSON_AddStringToObject(j, "data", o->data ? o->data : o->data_ids ? "" : o->generated ? "generated" : "random");
+    if (o->data_ids) { /* text given in memory: its tokens' checksum stands for it */
+        cJSON_AddNumberToObject(j, "data_tokens", (double)o->n_data_ids);
+        cJSON_AddNumberToObject(j, "data_crc32c", zq_crc32c(0, o->data_ids, o->n_data_ids * sizeof *o->data_ids));
+    }
+    if (o->learn_clip) {
+        cJSON_AddBoolToObject(j, "learn_clip", 1);
+        cJSON_AddNumberToObject(j, "clip_lr", o->clip_lr);
+    }
+    if (o->init == ZQ_INIT_GPTQ) {
+        cJSON_AddStringToObject(j, "init", "gptq");
+        cJSON_AddNumberToObject(j, "damp", o->damp);
+        cJSON_AddBoolToObject(j, "act_order", o->act_order);
+    }
     cJSON_AddNumberToObject(j, "seed", (double)o->seed);
     cJSON_AddBoolToObject(j, "input_quantized", o->input_quantized);
     cJSON_AddBoolToObject(j, "train_norms", o->train_norms);

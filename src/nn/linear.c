@@ -29,6 +29,7 @@ static const float *quantized_input(const zq_linear *L, const zq_act_quant *aq, 
 void zq_linear_forward(const zq_linear *L, const zq_act_quant *aq, float *scratch, const float *x, float *out, int rows)
 {
     const float *in = quantized_input(L, aq, scratch, x, rows);
+    if (aq && aq->observe && L->quantized) aq->observe(aq->observe_ctx, L, in, rows);
     zq_gemm_nt(rows, L->out, L->in, in, L->in, L->w, L->in, 0.0f, out, L->out);
     if (L->b)
         for (int r = 0; r < rows; r++)

@@ -129,33 +129,53 @@ void zq_decode_run(int bits, int symmetric, const uint8_t *row, uint64_t col0, s
 zq_status zq_fake_quant_matrix(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols, float *out,
                                zq_error *err)
 {
-    if (!zq_qspec_quantized(spec)) {
-        for (uint64_t i = 0; i < rows * cols; i++) out[i] = zq_f16_to_f32(zq_f32_to_f16(w[i]));
-        return ZQ_OK;
-    }
+    return zq_fake_quant_matrix_with(spec, w, rows, cols, NULL, NULL, out, err);
+}
+
+zq_status zq_matrix_group_params(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols, uint16_t *scales,
+                                 uint16_t *mins, zq_error *err)
+{
     zq_grid g;
     zq_grid_init(&g, spec, rows, cols);
-    uint8_t *codes = malloc(g.group_cols + 1);
-    if (!codes) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    zq_err_sums ignore = {0, 0};
     for (uint64_t gi = 0; gi < g.row_groups; gi++)
         for (uint64_t gj = 0; gj < g.col_groups; gj++) {
             zq_group q = zq_grid_group(&g, gi * g.group_rows, gj);
             float lo = INFINITY, hi = -INFINITY, l, h;
             size_t bad;
             for (uint64_t r = q.row0; r < q.row0 + q.nrows; r++) {
-                if (!zq_range_f32(w + r * cols + q.col0, (size_t)q.ncols, &l, &h, &bad)) {
-                    free(codes);
+                if (!zq_range_f32(w + r * cols + q.col0, (size_t)q.ncols, &l, &h, &bad))
                     return zq_fail(err, ZQ_ERR_DATA, "NaN or Inf in a weight being tuned (row %llu)", (unsigned long long)r);
-                }
                 lo = l < lo ? l : lo;
                 hi = h > hi ? h : hi;
             }
-            uint16_t scale, min;
-            if (!zq_group_params(spec, lo, hi, &scale, &min)) {
-                free(codes);
+            if (!zq_group_params(spec, lo, hi, &scales[q.index], &mins[q.index]))
                 return zq_fail(err, ZQ_ERR_DATA, "a tuned weight outgrew an FP16 scale");
-            }
+        }
+    return ZQ_OK;
+}
+
+zq_status zq_fake_quant_matrix_with(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols,
+                                    const uint16_t *scales, const uint16_t *mins, float *out, zq_error *err)
+{
+    if (!zq_qspec_quantized(spec)) {
+        for (uint64_t i = 0; i < rows * cols; i++) out[i] = zq_f16_to_f32(zq_f32_to_f16(w[i]));
+        return ZQ_OK;
+    }
+    zq_grid g;
+    zq_grid_init(&g, spec, rows, cols);
+    size_t ng = (size_t)(g.row_groups * g.col_groups);
+    uint8_t *codes = malloc(g.group_cols + 1);
+    uint16_t *own = scales ? NULL : malloc(2 * ng * sizeof *own);
+    zq_status st = codes && (scales || own) ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK && own) {
+        st = zq_matrix_group_params(spec, w, rows, cols, own, own + ng, err);
+        scales = own, mins = own + ng;
+    }
+    zq_err_sums ignore = {0, 0};
+    for (uint64_t gi = 0; st == ZQ_OK && gi < g.row_groups; gi++)
+        for (uint64_t gj = 0; gj < g.col_groups; gj++) {
+            zq_group q = zq_grid_group(&g, gi * g.group_rows, gj);
+            uint16_t scale = scales[q.index], min = mins ? mins[q.index] : 0;
             float s = zq_f16_to_f32(scale), m = spec->symmetric ? 0.0f : zq_f16_to_f32(min);
             for (uint64_t r = q.row0; r < q.row0 + q.nrows; r++) {
                 zq_quantize_run(spec, w + r * cols + q.col0, (size_t)q.ncols, scale, min, codes, &ignore);
@@ -166,5 +186,6 @@ zq_status zq_fake_quant_matrix(const zq_qspec *spec, const float *w, uint64_t ro
             }
         }
     free(codes);
-    return ZQ_OK;
+    free(own);
+    return st;
 }

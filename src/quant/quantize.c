@@ -191,6 +191,7 @@ typedef struct {
     uint64_t rows, cols; /* the matrix the chunks cut: [out, in], or the source's own for a copy */
     uint64_t rows_per_chunk, nchunks;
     uint16_t *scales, *mins;
+    int given;      /* scales (and mins) come from the source (GPTQ's), not the ranges */
     float *lo, *hi; /* JOB_STATS: range of each (row, col group) */
     scratch *scr;
 } tensor_job;
@@ -250,7 +251,7 @@ static zq_status run_chunk(tensor_job *j, uint64_t chunk, chunk_slot *slot, scra
                     j->hi[(r0 + r) * g->col_groups + gj] = hi;
                     continue;
                 }
-                if (!zq_group_params(&t->spec, lo, hi, &j->scales[idx], &j->mins[idx]))
+                if (!j->given && !zq_group_params(&t->spec, lo, hi, &j->scales[idx], &j->mins[idx]))
                     return zq_fail(err, ZQ_ERR_DATA, "'%s': tensor '%s': values near row %llu too large for an FP16 scale",
                                    zq_source_path(j->src), j->info->name, (unsigned long long)(r0 + r));
             }
@@ -400,6 +401,26 @@ static zq_status params_from_stats(tensor_job *j, zq_error *err)
     return ZQ_OK;
 }
 
+/* Scales the source chose for this tensor (see zq_source_group_params). */
+static zq_status given_params(tensor_job *j, uint64_t ngroups, zq_error *err)
+{
+    uint16_t *scale, *min;
+    size_t n;
+    ZQ_TRY(zq_source_group_params(j->src, j->info->name, &scale, &min, &n, err));
+    zq_status st = ZQ_OK;
+    if (scale && (n != ngroups || (!j->t->spec.symmetric && !min)))
+        st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': %zu chosen scales%s for a grid of %llu groups",
+                     zq_source_path(j->src), j->info->name, n, min || j->t->spec.symmetric ? "" : " and no mins",
+                     (unsigned long long)ngroups);
+    else if (scale) {
+        memcpy(j->scales, scale, n * sizeof *scale);
+        if (min) memcpy(j->mins, min, n * sizeof *min);
+        j->given = 1;
+    }
+    free(scale), free(min);
+    return st;
+}
+
 static zq_status run_tensor(runner *rn, zq_source *src, size_t si, size_t ti, const zq_tensor *t,
                             zq_err_sums *sums, zq_error *err)
 {
@@ -436,7 +457,8 @@ static zq_status run_tensor(runner *rn, zq_source *src, size_t si, size_t ti, co
     j.scales = calloc(ngroups, sizeof *j.scales);
     j.mins = calloc(ngroups, sizeof *j.mins);
     if (!j.scales || !j.mins) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    if (st == ZQ_OK && t->grid.group_rows > 1) {
+    if (st == ZQ_OK) st = given_params(&j, ngroups, err);
+    if (st == ZQ_OK && t->grid.group_rows > 1 && !j.given) {
         /* a group spans chunks: find every group's range first */
         j.kind = JOB_STATS;
         j.lo = malloc(j.rows * t->grid.col_groups * sizeof *j.lo);

@@ -1,0 +1,122 @@
+/* GPTQ for one block inside the LKD driver: the Linears are taken in the
+ * order the block computes them, a stage at a time (q/k/v share an input,
+ * as do up/gate), so each stage's Hessian is gathered with the stages
+ * before it already quantized ("true sequential"), over every batch of the
+ * block's input, activations quantized as the runtime will. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/blas.h"
+#include "lkd/lkd_impl.h"
+#include "zquant/fp16.h"
+#include "zquant/gptq.h"
+
+enum { GPTQ_BLOCK_COLUMNS = 128 }; /* columns per lazy update, as the paper */
+
+typedef struct {
+    int id;        /* the Linear whose input is gathered */
+    int cols;
+    float *H;      /* [cols, cols]: the sum of x^T x */
+    double tokens; /* rows seen */
+} gather;
+
+static void observe(void *ctx, const zq_linear *L, const float *x, int rows)
+{
+    gather *g = ctx;
+    if (L->id != g->id) return;
+    zq_gemm_tn(g->cols, g->cols, rows, x, g->cols, x, g->cols, 1.0f, g->H, g->cols);
+    g->tokens += rows;
+}
+
+/* Quantizes p's master with GPTQ against H (not consumed); the master
+ * becomes the dequantized result and p keeps its scales. The grid is the
+ * checkpoint's, so NeoX's regrouped rows go back to the file's order. */
+static zq_status gptq_param(param *p, const zq_arch *a, const float *H, const zq_lkd_opts *o, zq_error *err)
+{
+    uint64_t rows = (uint64_t)p->u.rows, cols = (uint64_t)p->u.cols;
+    zq_grid g;
+    zq_grid_init(&g, &p->spec, rows, cols);
+    size_t ng = (size_t)(g.row_groups * g.col_groups);
+    float *W = malloc(p->n * sizeof *W), *Hc = malloc((size_t)(cols * cols) * sizeof *Hc);
+    uint8_t *codes = malloc(p->n);
+    if (!p->scale) p->scale = malloc(ng * sizeof *p->scale);
+    if (!p->min) p->min = calloc(ng, sizeof *p->min);
+    zq_status st = W && Hc && codes && p->scale && p->min ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) {
+        p->ngroups = ng;
+        if (p->u.neox_qkv) zq_net_tensor_layout(&p->u, a->n_heads, p->master, W, 1);
+        else memcpy(W, p->master, p->n * sizeof *W);
+        memcpy(Hc, H, (size_t)(cols * cols) * sizeof *Hc);
+        st = zq_gptq(&p->spec, W, rows, cols, Hc, o->damp, GPTQ_BLOCK_COLUMNS, o->act_order, codes, p->scale,
+                             p->min, err);
+        if (st != ZQ_OK) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            st = zq_fail(err, err->code, "tensor '%s': %s", p->u.name, why);
+        }
+    }
+    if (st == ZQ_OK) {
+        for (uint64_t r = 0; r < rows; r++)
+            for (uint64_t gj = 0; gj < g.col_groups; gj++) {
+                zq_group grp = zq_grid_group(&g, r, gj);
+                float s = zq_f16_to_f32(p->scale[grp.index]);
+                float m = p->spec.symmetric ? 0.0f : zq_f16_to_f32(p->min[grp.index]);
+                for (uint64_t c = grp.col0; c < grp.col0 + grp.ncols; c++) {
+                    uint8_t b = codes[r * cols + c];
+                    W[r * cols + c] = (float)(p->spec.symmetric ? (int)(int8_t)b : (int)b) * s + m;
+                }
+            }
+        if (p->u.neox_qkv) zq_net_tensor_layout(&p->u, a->n_heads, W, p->master, 0);
+        else memcpy(p->master, W, p->n * sizeof *W);
+    }
+    free(W), free(Hc), free(codes);
+    return st;
+}
+
+zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
+{
+    static const int stages[4][3] = {{ZQ_PART_Q, ZQ_PART_K, ZQ_PART_V},
+                                     {ZQ_PART_O, -1, -1},
+                                     {ZQ_PART_UP, ZQ_PART_GATE, -1},
+                                     {ZQ_PART_DOWN, -1, -1}};
+    zq_linear *lin[ZQ_LINEAR_SLOTS];
+    lkd_block_linears(&tr->student, lin);
+    ZQ_TRY(lkd_fake_quantize(tr, r->a, err));
+    for (int s = 0; s < 4; s++) {
+        int todo[3], n = 0;
+        gather g = {-1, 0, NULL, 0};
+        for (int i = 0; i < 3 && stages[s][i] >= 0; i++) {
+            const zq_linear *L = lin[stages[s][i]];
+            int k = lkd_param_of(tr, L->w);
+            if (k < 0 || !L->quantized || (n && todo[n - 1] == k)) continue; /* a fused q/k/v is one tensor */
+            if (tr->p[k].spec.gran != ZQ_GRAN_GROUP && tr->p[k].spec.gran != ZQ_GRAN_ROW)
+                return zq_fail(err, ZQ_ERR_USAGE, "tensor '%s': GPTQ needs groups along the input (--group-size) or per-row scales",
+                               tr->p[k].u.name);
+            todo[n++] = k;
+            if (g.id < 0) g.id = L->id, g.cols = L->in;
+        }
+        if (!n) continue;
+        g.H = calloc((size_t)g.cols * g.cols, sizeof *g.H);
+        if (!g.H) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        lkd_calibrate(r, &tr->student, in);
+        r->aq.observe = observe;
+        r->aq.observe_ctx = &g;
+        for (int b = 0; b < r->nb; b++)
+            zq_block_forward(r->a, &tr->student, &r->aq, r->ws, in + (size_t)b * r->per, r->out, r->B, r->T);
+        r->aq.observe = NULL;
+        r->aq.observe_ctx = NULL;
+        if (r->ranks > 1) { /* the whole batch's Hessian: every rank's rows */
+            r->o->sum_f32(r->o->reduce_ctx, g.H, (size_t)g.cols * g.cols);
+            r->o->sum_f64(r->o->reduce_ctx, &g.tokens, 1);
+        }
+        float two_over_n = (float)(2.0 / g.tokens); /* H = 2 X^T X / n, as the paper */
+        for (size_t i = 0; i < (size_t)g.cols * g.cols; i++) g.H[i] *= two_over_n;
+        zq_status st = ZQ_OK;
+        for (int i = 0; st == ZQ_OK && i < n; i++) st = gptq_param(&tr->p[todo[i]], r->a, g.H, r->o, err);
+        free(g.H);
+        ZQ_TRY(st);
+        ZQ_TRY(lkd_fake_quantize(tr, r->a, err)); /* the next stage sees these weights quantized */
+    }
+    return ZQ_OK;
+}
