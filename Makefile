@@ -101,7 +101,7 @@ check: $(BUILD)/zquant $(BUILD)/unit_tests $(BUILD)/st_compare $(BUILD)/fault.so
 demo: $(BUILD)/zquant
 	scripts/demo.sh $(BUILD)/zquant
 
-bench: $(BUILD)/zquant
+bench: $(BUILD)/zquant $(BUILD)/bench_gptq
 	scripts/bench.sh $(BUILD)/zquant
 
 install: $(BUILD)/zquant $(BUILD)/libzquant.a
@@ -119,6 +119,9 @@ clean:
 -include $(DEPS)
 
 $(BUILD)/st_compare: $(BUILD)/tests/tools/st_compare.o $(BUILD)/libzquant.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libzquant.a $(LDLIBS)
+
+$(BUILD)/bench_gptq: $(BUILD)/tests/tools/bench_gptq.o $(BUILD)/libzquant.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libzquant.a $(LDLIBS)
 
 # preloaded by tests that kill a run at an exact point: no sanitizer inside

@@ -13,3 +13,5 @@ echo "== lkd"
 /usr/bin/python3 "$here/bench_lkd.py" "$ZQ" "$(nproc)" 3
 echo "== export"
 /usr/bin/python3 "$here/bench_export.py" "$ZQ" "${ZQ_BENCH_RUNS:-5}"
+echo "== gptq"
+"$(dirname "$ZQ")/bench_gptq"

@@ -9,7 +9,6 @@
 
 #include "base/blas.h"
 #include "lkd/lkd_impl.h"
-#include "zquant/fp16.h"
 #include "zquant/gptq.h"
 
 enum { GPTQ_BLOCK_COLUMNS = 128 }; /* columns per lazy update, as the paper */
@@ -29,9 +28,14 @@ static void observe(void *ctx, const zq_linear *L, const float *x, int rows)
     g->tokens += rows;
 }
 
-/* Quantizes p's master with GPTQ against H (not consumed); the master
- * becomes the dequantized result and p keeps its scales. The grid is the
- * checkpoint's, so NeoX's regrouped rows go back to the file's order. */
+/* Quantizes p's master with GPTQ against H (not consumed): p keeps the
+ * scales, and the master becomes GPTQ's error-compensated weights, each
+ * column as it was when GPTQ rounded it, so rounding it again with those
+ * scales gives GPTQ's codes. Distillation then starts from GPTQ's result
+ * with weights inside their rounding intervals, free to cross them, as
+ * round to nearest's start is (the dequantized values would sit on the
+ * grid, a half step from any change). The grid is the checkpoint's, so
+ * NeoX's regrouped rows go back to the file's order. */
 static zq_status gptq_param(param *p, const zq_arch *a, const float *H, const zq_lkd_opts *o, zq_error *err)
 {
     uint64_t rows = (uint64_t)p->u.rows, cols = (uint64_t)p->u.cols;
@@ -49,27 +53,15 @@ static zq_status gptq_param(param *p, const zq_arch *a, const float *H, const zq
         else memcpy(W, p->master, p->n * sizeof *W);
         memcpy(Hc, H, (size_t)(cols * cols) * sizeof *Hc);
         st = zq_gptq(&p->spec, W, rows, cols, Hc, o->damp, GPTQ_BLOCK_COLUMNS, o->act_order, codes, p->scale,
-                             p->min, err);
+                     p->min, err);
         if (st != ZQ_OK) {
             char why[sizeof err->msg];
             snprintf(why, sizeof why, "%s", err->msg);
             st = zq_fail(err, err->code, "tensor '%s': %s", p->u.name, why);
         }
     }
-    if (st == ZQ_OK) {
-        for (uint64_t r = 0; r < rows; r++)
-            for (uint64_t gj = 0; gj < g.col_groups; gj++) {
-                zq_group grp = zq_grid_group(&g, r, gj);
-                float s = zq_f16_to_f32(p->scale[grp.index]);
-                float m = p->spec.symmetric ? 0.0f : zq_f16_to_f32(p->min[grp.index]);
-                for (uint64_t c = grp.col0; c < grp.col0 + grp.ncols; c++) {
-                    uint8_t b = codes[r * cols + c];
-                    W[r * cols + c] = (float)(p->spec.symmetric ? (int)(int8_t)b : (int)b) * s + m;
-                }
-            }
-        if (p->u.neox_qkv) zq_net_tensor_layout(&p->u, a->n_heads, W, p->master, 0);
-        else memcpy(p->master, W, p->n * sizeof *W);
-    }
+    if (st == ZQ_OK && p->u.neox_qkv) zq_net_tensor_layout(&p->u, a->n_heads, W, p->master, 0);
+    else if (st == ZQ_OK) memcpy(p->master, W, p->n * sizeof *W);
     free(W), free(Hc), free(codes);
     return st;
 }

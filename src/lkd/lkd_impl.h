@@ -83,7 +83,8 @@ void lkd_calibrate(run *r, const zq_block *student, const float *in);
 /* GPTQ on the block's quantized Linears, in the order the block computes
  * them (q/k/v, o, up/gate, down), each one's Hessian from its input with
  * what comes before it already quantized, over every batch of in: the
- * masters become the dequantized weights and their scales are fixed. */
+ * masters become GPTQ's compensated weights (which round to its codes)
+ * and their scales are fixed. */
 zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err);
 
 /* --work DIR, or OUT.lkd/ beside the output; for a device or FIFO output

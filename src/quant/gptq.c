@@ -12,6 +12,9 @@
 #include <string.h>
 
 #include "base/blas.h"
+#include "base/pool.h"
+#include "simd/kernels.h"
+#include "zquant/block.h"
 #include "zquant/fp16.h"
 
 static zq_status group_params(const zq_qspec *spec, const zq_grid *g, const float *W, uint64_t cols, uint64_t r,
@@ -52,41 +55,92 @@ static zq_status prepare(float *W, uint64_t rows, int n, float *H, float damp, z
     return ZQ_OK;
 }
 
+/* One block of columns [i1, i2) of the column loop, for some rows. */
+typedef struct {
+    const zq_qspec *spec;
+    const zq_grid *g;
+    float *W, *E;
+    const float *U;
+    uint64_t rows, cols, i1, i2, rows_per_task;
+    int block;
+    const uint32_t *orig;
+    uint8_t *codes;
+    uint16_t *scale, *min;
+    zq_error *errs; /* one per task */
+} block_job;
+
+/* A block's error feedback stays within each row: a task takes some rows,
+ * each walked along the block's columns (memory in order), and which
+ * thread runs it changes nothing. */
+static void block_rows(void *ctx, size_t task, int worker)
+{
+    (void)worker;
+    const block_job *b = ctx;
+    const zq_qspec *spec = b->spec;
+    uint64_t cols = b->cols, r0 = task * b->rows_per_task;
+    uint64_t r1 = r0 + b->rows_per_task < b->rows ? r0 + b->rows_per_task : b->rows;
+    zq_error *err = &b->errs[task];
+    err->code = ZQ_OK;
+    const float qlo = spec->symmetric ? -(float)(1 << (spec->bits - 1)) : 0.0f;
+    const float qhi = spec->symmetric ? (float)((1 << (spec->bits - 1)) - 1) : (float)((1 << spec->bits) - 1);
+    for (uint64_t r = r0; r < r1; r++) {
+        float *row = b->W + r * cols;
+        uint64_t last = UINT64_MAX;
+        float s = 0, m = 0, inv = 0;
+        for (uint64_t j = b->i1; j < b->i2; j++) {
+            uint64_t col = b->orig ? b->orig[j] : j, gj = col / b->g->group_cols;
+            if (!b->orig && j % b->g->group_cols == 0) { /* a group starts: its scale from the weights as they now are */
+                if (group_params(spec, b->g, b->W, cols, r, gj, b->scale, b->min, err) != ZQ_OK) return;
+                last = UINT64_MAX;
+            }
+            uint64_t gi = zq_grid_group(b->g, r, gj).index;
+            if (gi != last) { /* the group's scale as zq_quantize_run uses it */
+                s = zq_f16_to_f32(b->scale[gi]);
+                m = spec->symmetric ? 0.0f : zq_f16_to_f32(b->min[gi]);
+                inv = s != 0.0f ? 1.0f / s : 0.0f;
+                last = gi;
+            }
+            float w = row[j], q = zq_code_of(w, m, inv, qlo, qhi);
+            b->codes[r * cols + col] = (uint8_t)(int)q; /* two's complement byte for negative codes */
+            float e = (w - (q * s + m)) / b->U[j * cols + j];
+            b->E[r * (uint64_t)b->block + (j - b->i1)] = -e; /* the GEMM after the block adds */
+            const float *u = b->U + j * cols;
+            for (uint64_t k = j + 1; k < b->i2; k++) row[k] -= e * u[k];
+        }
+    }
+}
+
 /* The column loop. orig NULL: columns in grid order, each group's scale
  * computed when its first column comes; else column j is grid column
  * orig[j] and every scale is already set. */
 static zq_status columns(const zq_qspec *spec, const zq_grid *g, float *W, uint64_t rows, uint64_t cols, const float *U,
                          int block, const uint32_t *orig, uint8_t *codes, uint16_t *scale, uint16_t *min, zq_error *err)
 {
-    float *E = malloc(rows * (size_t)block * sizeof *E); /* the block's scaled errors, negated, [rows, block] */
-    if (!E) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    zq_status st = ZQ_OK;
+    block_job b = {spec, g, W, NULL, U, rows, cols, 0, 0, 64, block, orig, codes, scale, min, NULL};
+    size_t ntasks = (size_t)((rows + b.rows_per_task - 1) / b.rows_per_task);
+    int threads = zq_engine_threads();
+    zq_pool *pool = threads > 1 && ntasks > 1 ? zq_pool_create(threads) : NULL;
+    b.E = malloc(rows * (size_t)block * sizeof *b.E); /* the block's scaled errors, negated, [rows, block] */
+    b.errs = calloc(ntasks, sizeof *b.errs);
+    zq_status st = b.E && b.errs ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (uint64_t i1 = 0; st == ZQ_OK && i1 < cols; i1 += (uint64_t)block) {
-        uint64_t i2 = i1 + (uint64_t)block < cols ? i1 + (uint64_t)block : cols, nb = i2 - i1;
-        for (uint64_t j = i1; st == ZQ_OK && j < i2; j++) {
-            uint64_t col = orig ? orig[j] : j, gj = col / g->group_cols;
-            if (!orig && j % g->group_cols == 0) /* a group starts: its scale from the weights as they now are */
-                for (uint64_t r = 0; st == ZQ_OK && r < rows; r++) st = group_params(spec, g, W, cols, r, gj, scale, min, err);
-            float d = U[j * cols + j];
-            for (uint64_t r = 0; st == ZQ_OK && r < rows; r++) {
-                uint64_t gi = zq_grid_group(g, r, gj).index;
-                float w = W[r * cols + j];
-                zq_err_sums sums = {0};
-                uint8_t *c = &codes[r * cols + col];
-                zq_quantize_run(spec, &w, 1, scale[gi], min[gi], c, &sums);
-                int q = spec->symmetric ? (int)(int8_t)*c : (int)*c;
-                float deq = (float)q * zq_f16_to_f32(scale[gi]) + (spec->symmetric ? 0.0f : zq_f16_to_f32(min[gi]));
-                float e = (w - deq) / d;
-                E[r * (uint64_t)block + (j - i1)] = -e; /* the GEMM below adds */
-                float *row = W + r * cols;
-                for (uint64_t k = j + 1; k < i2; k++) row[k] -= e * U[j * cols + k];
-            }
+        b.i1 = i1;
+        b.i2 = i1 + (uint64_t)block < cols ? i1 + (uint64_t)block : cols;
+        if (pool) {
+            zq_pool_submit(pool, ntasks, block_rows, &b);
+            zq_pool_wait(pool);
+        } else {
+            for (size_t t = 0; t < ntasks; t++) block_rows(&b, t, 0);
         }
-        if (st == ZQ_OK && i2 < cols) /* W[:, i2:] -= errors . U[i1:i2, i2:] */
-            zq_gemm_nn((int)rows, (int)(cols - i2), (int)nb, E, block, U + i1 * cols + i2, (int)cols, 1.0f, W + i2,
-                       (int)cols);
+        for (size_t t = 0; st == ZQ_OK && t < ntasks; t++) /* the first failing rows speak, whatever the timing */
+            if (b.errs[t].code != ZQ_OK) *err = b.errs[t], st = err->code;
+        if (st == ZQ_OK && b.i2 < cols) /* W[:, i2:] -= errors . U[i1:i2, i2:] */
+            zq_gemm_nn((int)rows, (int)(cols - b.i2), (int)(b.i2 - i1), b.E, block, U + i1 * cols + b.i2, (int)cols,
+                       1.0f, W + b.i2, (int)cols);
     }
-    free(E);
+    free(b.E);
+    free(b.errs);
+    zq_pool_free(pool);
     return st;
 }
 

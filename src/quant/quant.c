@@ -10,7 +10,6 @@
 #include "zquant/fp16.h"
 #include "zquant/quant.h"
 
-static float rne(float x) { return (x + ZQ_RNE_MAGIC) - ZQ_RNE_MAGIC; }
 
 int zq_range_f32_ref(const float *x, size_t n, float *lo, float *hi, size_t *bad_index)
 {
@@ -79,9 +78,7 @@ void zq_quantize_run_ref(const zq_qspec *spec, const float *x, size_t n, uint16_
     for (; i + 8 <= n; i += 8) {
         for (int l = 0; l < 8; l++) {
             float v = x[i + l];
-            float c = rne((v - m) * inv);
-            c = c < qlo ? qlo : c;
-            c = c > qhi ? qhi : c;
+            float c = zq_code_of(v, m, inv, qlo, qhi);
             float d = v - (c * s + m);
             e2[l] += d * d;
             w2[l] += v * v;
@@ -90,9 +87,7 @@ void zq_quantize_run_ref(const zq_qspec *spec, const float *x, size_t n, uint16_
     }
     for (; i < n; i++) {
         float v = x[i];
-        float c = rne((v - m) * inv);
-        c = c < qlo ? qlo : c;
-        c = c > qhi ? qhi : c;
+        float c = zq_code_of(v, m, inv, qlo, qhi);
         float d = v - (c * s + m);
         e2[0] += d * d;
         w2[0] += v * v;

@@ -51,4 +51,15 @@ void zq_transpose_f16_to_f32_ref(const uint16_t *src, size_t src_stride, size_t 
  * are at most 2^8 in magnitude here. */
 #define ZQ_RNE_MAGIC 12582912.0f
 
+/* One weight's code, as the quantizers compute every code: (v - m) * inv
+ * rounded to nearest even, clamped to [qlo, qhi]. For callers that must
+ * quantize one value at a time (GPTQ, whose next value depends on this
+ * one's error). */
+static inline float zq_code_of(float v, float m, float inv, float qlo, float qhi)
+{
+    float c = ((v - m) * inv + ZQ_RNE_MAGIC) - ZQ_RNE_MAGIC;
+    c = c < qlo ? qlo : c;
+    return c > qhi ? qhi : c;
+}
+
 #endif
