@@ -468,6 +468,9 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     zq_net_close(net); /* the quantize pass streams from the files again */
     net = NULL;
     if (st == ZQ_OK && o->q.output && o->data_rank == 0) st = final_quantize(o, &w, done, n_layers, rep, err);
+    int any_done = 0;
+    for (int k = 0; done && k < n_layers; k++) any_done |= done[k];
+    if (st != ZQ_OK && !o->work && w.dir && !any_done) lkd_workdir_remove(&w, n_layers); /* nothing to resume */
     free(ids), free(mask), free(done), free(r.aq.absmax), free(r.x), free(r.y), free(r.xq), free(r.out), free(r.dout);
     zq_workspace_free(r.ws);
     zq_source_close(src);
