@@ -25,6 +25,8 @@ MODEL = os.path.join(ROOT, "data", "models", "stories260K")
 TEXT = os.path.join(ROOT, "data", "text", "tinystories", "valid-excerpt.txt")
 HELD_STORIES = 40
 
+LONG = ["--lr-schedule", "cosine", "--lr", "2e-4", "--steps", "300", "--data-batches", "64"]
+
 # name, command (quantize or lkd), its options
 METHODS = [
     ("round to nearest", "quantize", []),
@@ -38,6 +40,13 @@ METHODS = [
      ["--input", "quantized", "--data", "{calib_bin}", "--learn-clip"]),
     ("GPTQ + LKD, calibration text, learned clipping", "lkd",
      ["--init", "gptq", "--input", "quantized", "--data", "{calib_bin}", "--learn-clip"]),
+    # the longer schedule: cosine decay from lr 2e-4, 300 steps, 64 batches
+    ("LKD, random tokens, quantized input, learned clipping, long", "lkd",
+     ["--input", "quantized", "--learn-clip"] + LONG),
+    ("LKD, generated, quantized input, learned clipping, long", "lkd",
+     ["--input", "quantized", "--generated", "--learn-clip"] + LONG),
+    ("GPTQ + LKD, calibration text, learned clipping, long", "lkd",
+     ["--init", "gptq", "--input", "quantized", "--data", "{calib_bin}", "--learn-clip"] + LONG),
 ]
 
 

@@ -48,6 +48,20 @@ a=$("$ZQ" eval "$TMP/gptq.gguf" --tokens "$HELD" --json | sed -n 's/.*"nll":[[:s
 b=$("$ZQ" eval "$TMP/gptq.gguf.zq" --tokens "$HELD" --json | sed -n 's/.*"nll":[[:space:]]*\([0-9.e-]*\).*/\1/p')
 [ -n "$a" ] && [ "$a" = "$b" ] && ok gptq/gguf-reads-back-same || fail gptq/gguf-reads-back-same "$a vs $b"
 
+# every architecture's layout (Conv1D, fused and per-head q/k/v, GQA,
+# post-LN): GPTQ on the fixture's own tokens lowers its KL
+for arch in gpt2 opt gpt_neox gptj llama qwen2 bert; do
+    E=tests/fixtures/engine/$arch
+    "$ZQ" quantize $E -o "$TMP/r-$arch.zq" -q -p w4/8a8 --group-size 16 2>"$TMP/err" &&
+        "$ZQ" quantize $E -o "$TMP/g-$arch.zq" -q -p w4/8a8 --group-size 16 --method gptq --calib $E/tokens.bin \
+            --calib-samples 8 --seq-len 8 2>>"$TMP/err" &&
+        "$ZQ" verify "$TMP/g-$arch.zq" >/dev/null 2>>"$TMP/err"
+    a=$("$ZQ" eval "$TMP/g-$arch.zq" --tokens $E/tokens.bin --reference $E --json 2>>"$TMP/err" | sed -n 's/.*"kl":[[:space:]]*\([0-9.e-]*\).*/\1/p')
+    b=$("$ZQ" eval "$TMP/r-$arch.zq" --tokens $E/tokens.bin --reference $E --json 2>>"$TMP/err" | sed -n 's/.*"kl":[[:space:]]*\([0-9.e-]*\).*/\1/p')
+    awk -v g="$a" -v r="$b" 'BEGIN { exit !(g != "" && g < r) }' && ok "gptq/arch-$arch" ||
+        fail "gptq/arch-$arch" "kl gptq '$a' rtn '$b': $(head -c 200 "$TMP/err")"
+done
+
 # --- LKD variants ---------------------------------------------------------------------------
 LKD=(--steps 40 --input quantized)
 "$ZQ" lkd $M -o "$TMP/lkd-gptq.zq" -q "${RECIPE[@]}" "${LKD[@]}" --init gptq --data "$TMP/calib.bin" -t 1
@@ -62,6 +76,10 @@ below lkd/gptq-clip-lowers-kl-below-rtn "$(kl "$TMP/lkd-all.zq")" "$(awk -v r="$
 cmp -s "$TMP/lkd-all.zq" "$TMP/lkd-all2.zq" && ok lkd/same-bytes-any-threads || fail lkd/same-bytes-any-threads
 "$ZQ" lkd $M -o "$TMP/lkd-clip2.zq" -q "${RECIPE[@]}" "${LKD[@]}" --learn-clip -t 2
 cmp -s "$TMP/lkd-clip.zq" "$TMP/lkd-clip2.zq" && ok lkd/learn-clip-same-bytes-any-threads || fail lkd/learn-clip-same-bytes-any-threads
+
+"$ZQ" lkd $M -o "$TMP/lkd-cos.zq" -q "${RECIPE[@]}" "${LKD[@]}" --learn-clip --lr-schedule cosine --lr 2e-4 -t 1
+below lkd/cosine-schedule-lowers-kl-below-rtn "$(kl "$TMP/lkd-cos.zq")" "$(awk -v r="$rtn" 'BEGIN { print 0.9 * r }')"
+cmp -s "$TMP/lkd-clip.zq" "$TMP/lkd-cos.zq" && fail lkd/cosine-schedule-differs || ok lkd/cosine-schedule-differs
 
 # a run killed (SIGKILL) as its second block is recorded done resumes to the
 # same bytes: the patches carry the chosen scales
@@ -92,4 +110,6 @@ check refuse/missing-tokenizer '[ "$rc" -ne 0 ]'
 [ ! -e "$TMP/x.zq" ] && [ ! -e "$TMP/x.zq.lkd" ] && ok refuse/nothing-left-behind || fail refuse/nothing-left-behind
 run "$ZQ" lkd $M -o "$TMP/x.zq" --init fancy
 check refuse/unknown-init '[ "$rc" -eq 2 ]'
+run "$ZQ" lkd $M -o "$TMP/x.zq" --lr-schedule sawtooth
+check refuse/unknown-lr-schedule '[ "$rc" -eq 2 ]'
 finish

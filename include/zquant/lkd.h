@@ -34,6 +34,7 @@ typedef struct {
     const char *layers;     /* "0-5,8", "all" or NULL (all) */
     int steps;              /* per layer (default 100) */
     float lr;               /* Adam's learning rate (default 1e-4) */
+    int lr_cosine;          /* decay it (and clip_lr) to 0 over the steps along a half cosine */
     float weight_decay;     /* decoupled, on weights only (default 0.01) */
     int batch, seq_len;     /* sequences per step and their length (4, 128) */
     int data_batches;       /* distinct batches, cycled over the steps (16) */

@@ -23,6 +23,8 @@ static const char help_head[] =
     "  --layers LIST         blocks to distil: 0-5,8 or all (default all)\n"
     "  --steps N             Adam steps per block (default 100)\n"
     "  --lr X                learning rate (default 1e-4)\n"
+    "  --lr-schedule S       constant (default) or cosine (decays to 0 over the\n"
+    "                        steps; with more steps and data it helps: README)\n"
     "  --weight-decay X      decoupled weight decay on weights (default 0.01)\n"
     "  --batch B             sequences per step (default 4)\n"
     "  --seq-len T           tokens per sequence (default 128)\n"
@@ -59,7 +61,7 @@ static const char help_tail[] =
 
 enum { OPT_LAYERS = OPT_FIRST_FREE, OPT_STEPS, OPT_LR, OPT_WD, OPT_BATCH, OPT_SEQ, OPT_DATA_BATCHES, OPT_DATA,
        OPT_RANDOM, OPT_SEED, OPT_INPUT, OPT_RESUME, OPT_JSON, OPT_TRAIN_NORMS, OPT_WORK, OPT_INIT, OPT_DAMP,
-       OPT_ACT_ORDER, OPT_LEARN_CLIP, OPT_CLIP_LR, OPT_GENERATED };
+       OPT_ACT_ORDER, OPT_LEARN_CLIP, OPT_CLIP_LR, OPT_GENERATED, OPT_SCHEDULE };
 
 static void progress(void *ctx, const zq_lkd_progress *p)
 {
@@ -194,6 +196,7 @@ int cmd_lkd(int argc, char **argv)
         {"init", required_argument, NULL, OPT_INIT}, {"damp", required_argument, NULL, OPT_DAMP},
         {"act-order", no_argument, NULL, OPT_ACT_ORDER}, {"learn-clip", no_argument, NULL, OPT_LEARN_CLIP},
         {"clip-lr", required_argument, NULL, OPT_CLIP_LR}, {"generated", no_argument, NULL, OPT_GENERATED},
+        {"lr-schedule", required_argument, NULL, OPT_SCHEDULE},
         {"json", no_argument, NULL, OPT_JSON}, {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     for (size_t k = 0; own[k].name; k++) longopts[n++] = own[k];
@@ -255,6 +258,10 @@ int cmd_lkd(int argc, char **argv)
             break;
         case OPT_ACT_ORDER: o.act_order = 1; break;
         case OPT_LEARN_CLIP: o.learn_clip = 1; break;
+        case OPT_SCHEDULE:
+            if (!strcmp(optarg, "constant") || !strcmp(optarg, "cosine")) o.lr_cosine = !strcmp(optarg, "cosine");
+            else rc = cli_usage("lkd", "--lr-schedule must be constant or cosine");
+            break;
         case OPT_CLIP_LR:
             if (!parse_float(optarg, &o.clip_lr) || !(o.clip_lr > 0)) rc = cli_usage("lkd", "--clip-lr must be a positive number");
             break;

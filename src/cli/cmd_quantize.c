@@ -29,7 +29,8 @@ static const char help_method[] =
     "                        --calib-text; INT4/INT8 with --group-size or --per-row\n"
     "  --calib FILE          gptq: calibration tokens (raw uint32 or .npy)\n"
     "  --calib-text FILE     gptq: calibration text (documents split by lines\n"
-    "                        holding <|endoftext|>), tokenized with --tokenizer\n"
+    "                        holding <|endoftext|>), tokenized with --tokenizer;\n"
+    "                        --text FILE says the same, as eval spells it\n"
     "  --tokenizer FILE      default: tokenizer.bin or tokenizer.json beside INPUT\n"
     "  --calib-samples N     gptq: sequences taken from the start of the\n"
     "                        calibration tokens (default 128)\n"
@@ -141,7 +142,8 @@ int cmd_quantize(int argc, char **argv)
     while (cli_qopts[n].name) longopts[n] = cli_qopts[n], n++;
     static const struct option own[] = {
         {"method", required_argument, NULL, OPT_METHOD}, {"calib", required_argument, NULL, OPT_CALIB},
-        {"calib-text", required_argument, NULL, OPT_CALIB_TEXT}, {"tokenizer", required_argument, NULL, OPT_TOKENIZER},
+        {"calib-text", required_argument, NULL, OPT_CALIB_TEXT}, {"text", required_argument, NULL, OPT_CALIB_TEXT},
+        {"tokenizer", required_argument, NULL, OPT_TOKENIZER},
         {"calib-samples", required_argument, NULL, OPT_SAMPLES}, {"seq-len", required_argument, NULL, OPT_SEQ},
         {"damp", required_argument, NULL, OPT_DAMP}, {"act-order", no_argument, NULL, OPT_ACT_ORDER},
         {NULL, 0, NULL, 0}};

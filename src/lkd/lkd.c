@@ -207,7 +207,9 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
             loss /= r->ranks;
         }
         if (o->learn_clip) ZQ_TRY(lkd_clip_gradients(tr, r->a, err)); /* from the whole batch's gradients */
-        lkd_adam_step(tr, o->lr, o->weight_decay, o->clip_lr);
+        /* cosine: from the full rate down to 0 at the last step */
+        float f = o->lr_cosine ? 0.5f * (1.0f + cosf((float)M_PI * (float)s / (float)o->steps)) : 1.0f;
+        lkd_adam_step(tr, o->lr * f, o->weight_decay, o->clip_lr * f);
         rep->curve[s] = loss;
         if (o->progress) {
             zq_lkd_progress p = {layer, r->a->n_layers, s + 1, o->steps, loss, now() - t0};

@@ -258,6 +258,7 @@ static char *make_signature(const zq_lkd_opts *o)
     if (o->input_quantized) cJSON_AddStringToObject(j, "layers", o->layers ? o->layers : "all");
     cJSON_AddNumberToObject(j, "steps", o->steps);
     cJSON_AddNumberToObject(j, "lr", o->lr);
+    if (o->lr_cosine) cJSON_AddStringToObject(j, "lr_schedule", "cosine");
     cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
     cJSON_AddNumberToObject(j, "batch", o->batch);
     cJSON_AddNumberToObject(j, "seq_len", o->seq_len);
