@@ -48,6 +48,24 @@ a=$("$ZQ" eval "$TMP/gptq.gguf" --tokens "$HELD" --json | sed -n 's/.*"nll":[[:s
 b=$("$ZQ" eval "$TMP/gptq.gguf.zq" --tokens "$HELD" --json | sed -n 's/.*"nll":[[:space:]]*\([0-9.e-]*\).*/\1/p')
 [ -n "$a" ] && [ "$a" = "$b" ] && ok gptq/gguf-reads-back-same || fail gptq/gguf-reads-back-same "$a vs $b"
 
+# the Hessian path against numpy (scripts/gptq_pipeline_reference.py): block
+# 0's q/k/v from their real input, RMS-normed embeddings quantized per token
+"$ZQ" quantize $M -o "$TMP/pipe.zq" -q -p w4a16 --act int8-token --group-size 32 --method gptq \
+    --calib tests/fixtures/gptq/calib16.bin --calib-samples 16 --seq-len 128 &&
+    "$ZQ" dequantize "$TMP/pipe.zq" -o "$TMP/pipe.safetensors"
+differ=$(/usr/bin/python3 - "$TMP/pipe.safetensors" tests/fixtures/gptq/pipeline.safetensors <<'PY'
+import sys
+sys.path.insert(0, "scripts")
+import numpy as np
+import stio
+got, want = stio.load(sys.argv[1]), stio.load(sys.argv[2])
+print(sum(int((got[k].astype(np.float32) != want[k].astype(np.float32)).sum()) for k in want))
+PY
+)
+# float32 against float64 may flip a rounding tie, and what follows it in its row
+[ -n "$differ" ] && [ "$differ" -le 81 ] && ok "gptq/block0-qkv-equal-numpy ($differ of 8192 differ)" ||
+    fail gptq/block0-qkv-equal-numpy "'$differ' of 8192 weights differ"
+
 # every architecture's layout (Conv1D, fused and per-head q/k/v, GQA,
 # post-LN): GPTQ on the fixture's own tokens lowers its KL
 for arch in gpt2 opt gpt_neox gptj llama qwen2 bert; do
