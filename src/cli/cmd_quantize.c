@@ -102,11 +102,11 @@ static zq_status run_gptq(const zq_quantize_opts *q, const method_args *m, int q
     cli_progress_init(&bar, "gptq", quiet, 0);
     o.progress = gptq_progress;
     o.progress_ctx = &bar;
-    zq_lkd_report lr;
+    zq_lkd_report lr = {0};
     if (st == ZQ_OK) st = zq_lkd(&o, &lr, err);
     cli_progress_end(&bar);
     if (st == ZQ_OK) *rep = lr.quant;
-    if (st == ZQ_OK) zq_lkd_report_free(&lr);
+    zq_lkd_report_free(&lr); /* a failed run has its report too */
     free(ids);
     return st;
 }
