@@ -49,12 +49,7 @@ int zq_engine_threads(void)
 }
 
 static __typeof__(cblas_sgemm) *sgemm;
-typedef void (*lapack_fn)(const char *uplo, const int *n, float *a, const int *lda, int *info);
-typedef void (*trtri_fn)(const char *uplo, const char *diag, const int *n, float *a, const int *lda, int *info);
-static lapack_fn potrf; /* LAPACK's spotrf_ */
-static trtri_fn trtri;  /* and strtri_ */
 static void (*set_threads)(int);
-static int (*get_threads)(void);
 static int loaded_threads; /* more would start threads the limit has no room for */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static zq_error load_error; /* a failed load is final: every later caller gets it */
@@ -98,12 +93,8 @@ static zq_status load(zq_error *err)
     if (!h) h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
     if (!h) return zq_fail(err, ZQ_ERR_IO, "cannot load OpenBLAS (%s): %s", ZQ_OPENBLAS_PATH, dlerror());
     sgemm = (__typeof__(cblas_sgemm) *)dlsym(h, "cblas_sgemm");
-    potrf = (lapack_fn)dlsym(h, "spotrf_");
-    trtri = (trtri_fn)dlsym(h, "strtri_");
     set_threads = (void (*)(int))dlsym(h, "openblas_set_num_threads");
-    get_threads = (int (*)(void))dlsym(h, "openblas_get_num_threads");
-    if (!sgemm || !set_threads || !get_threads || !potrf || !trtri)
-        return zq_fail(err, ZQ_ERR_IO, "'%s' lacks cblas_sgemm or LAPACK's spotrf/strtri", ZQ_OPENBLAS_PATH);
+    if (!sgemm || !set_threads) return zq_fail(err, ZQ_ERR_IO, "'%s' lacks cblas_sgemm", ZQ_OPENBLAS_PATH);
     /* one product large enough for every thread, now: each has allocated
      * its buffer before anything else of ours takes the room (under a limit,
      * the one thread's) */
@@ -134,41 +125,6 @@ static void need_blas(void)
     if (zq_blas_load(&err) == ZQ_OK) return;
     fprintf(stderr, "zquant: %s\n", err.msg);
     abort();
-}
-
-static void reverse(float *a, size_t n)
-{
-    for (size_t i = 0, j = n - 1; i < j; i++, j--) {
-        float t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-    }
-}
-
-int zq_cholesky_inverse_upper(float *H, int n)
-{
-    /* With J the order reversal, B = J H J = L L^T (L lower) gives
-     * H^-1 = (J L^-1 J)^T (J L^-1 J), and J L^-1 J is upper: one Cholesky
-     * and one triangular inverse (2n^3/3 FLOPs, not 4n^3/3 through H^-1).
-     * Reversing both indices of a row-major matrix reverses its array.
-     * LAPACK runs on one thread: OpenBLAS's threaded Cholesky rounds
-     * differently with each thread count, and results must not depend on
-     * --threads. */
-    need_blas();
-    size_t nn = (size_t)n * n;
-    int info = 0;
-    reverse(H, nn);
-    int threads = get_threads();
-    set_threads(1);
-    /* Fortran reads our rows as its columns: its upper factor U (B = U^T U)
-     * is our lower L, and its inverse of U is our L^-1 */
-    potrf("U", &n, H, &n, &info);
-    if (!info) trtri("U", "N", &n, H, &n, &info);
-    set_threads(threads);
-    for (int r = 0; !info && r < n; r++) /* what LAPACK left alone: the rest of B */
-        for (int c = r + 1; c < n; c++) H[(size_t)r * n + c] = 0.0f;
-    reverse(H, nn);
-    return info == 0;
 }
 
 void zq_gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)

@@ -19,8 +19,9 @@ void zq_gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, in
 void zq_blas_set_threads(int n);
 /* H [n, n] symmetric positive definite, row-major, in; out: the upper
  * Cholesky factor U of its inverse (H^-1 = U^T U), zeros below the
- * diagonal (LAPACK's spotrf/spotri through OpenBLAS). 0 when H is not
- * positive definite. */
+ * diagonal (cholesky.c: blocked, sgemm for all but the diagonal blocks,
+ * the same bits for any thread count). 0 when H is not positive definite
+ * or memory runs out. */
 int zq_cholesky_inverse_upper(float *H, int n);
 
 #endif

@@ -1,6 +1,6 @@
 /* make bench: GPTQ of one Llama-7B-shaped MLP's matrices (up 11008 x 4096,
  * down 4096 x 11008; INT4, groups of 128, blocks of 128) from a synthetic
- * Hessian, against a bound: the FLOPs of GPTQ's linear algebra (the
+ * Hessian (best of 3 runs), against a bound: the FLOPs of GPTQ's linear algebra (the
  * Cholesky factor of H and its triangular inverse, n^3/3 each, which give
  * the inverse's factor; the error updates: rows * cols^2, and rows * cols
  * * block inside the blocks) at the GFLOP/s OpenBLAS's sgemm reaches on
@@ -9,6 +9,7 @@
  * usage: bench_gptq [THREADS]   (default: every core) */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "base/blas.h"
@@ -63,25 +64,38 @@ static float *synthetic_hessian(int n)
     return H;
 }
 
+/* best of RUNS, each from the same W and H (GPTQ consumes both) */
+enum { RUNS = 3 };
+
 static int bench(const char *name, int rows, int cols, double gflops)
 {
-    float *H = synthetic_hessian(cols), *W = malloc((size_t)rows * cols * 4);
-    uint8_t *codes = malloc((size_t)rows * cols);
+    size_t nw = (size_t)rows * cols, nh = (size_t)cols * cols;
+    float *H0 = synthetic_hessian(cols), *H = malloc(nh * 4), *W0 = malloc(nw * 4), *W = malloc(nw * 4);
+    uint8_t *codes = malloc(nw);
     size_t ng = (size_t)rows * ((cols + 127) / 128);
     uint16_t *scale = malloc(ng * 2), *min = malloc(ng * 2);
-    for (size_t i = 0; i < (size_t)rows * cols; i++) W[i] = 0.02f * gauss();
+    for (size_t i = 0; i < nw; i++) W0[i] = 0.02f * gauss();
     zq_qspec spec = {4, 1, ZQ_GRAN_GROUP, 128, 0};
     zq_error err = {0};
-    double t = now();
-    zq_status st = zq_gptq(&spec, W, (uint64_t)rows, (uint64_t)cols, H, 0.01f, 128, 0, codes, scale, min, &err);
-    double secs = now() - t, n = cols;
+    zq_status st = ZQ_OK;
+    double best = 1e300;
+    for (int r = 0; r < RUNS && st == ZQ_OK; r++) {
+        memcpy(H, H0, nh * 4);
+        memcpy(W, W0, nw * 4);
+        double t = now();
+        st = zq_gptq(&spec, W, (uint64_t)rows, (uint64_t)cols, H, 0.01f, 128, 0, codes, scale, min, &err);
+        double secs = now() - t;
+        best = secs < best ? secs : best;
+    }
+    double n = cols;
     double flops = 2.0 / 3.0 * n * n * n + (double)rows * n * n + (double)rows * n * 128;
     double bound = flops / (gflops * 1e9);
     if (st != ZQ_OK) fprintf(stderr, "bench_gptq: %s\n", err.msg);
     else
-        printf("gptq %-5s %5d x %5d: %6.2f s; bound %6.2f s (%.3g GFLOP at %.1f GFLOP/s): %.2fx the bound (goal <= 2x): %s\n",
-               name, rows, cols, secs, bound, flops / 1e9, gflops, secs / bound, secs <= 2 * bound ? "met" : "NOT MET");
-    free(H), free(W), free(codes), free(scale), free(min);
+        printf("gptq %-5s %5d x %5d: %6.2f s (best of %d); bound %6.2f s (%.3g GFLOP at %.1f GFLOP/s): %.2fx the bound "
+               "(goal <= 2x): %s\n",
+               name, rows, cols, best, RUNS, bound, flops / 1e9, gflops, best / bound, best <= 2 * bound ? "met" : "NOT MET");
+    free(H0), free(H), free(W0), free(W), free(codes), free(scale), free(min);
     return st == ZQ_OK ? 0 : 1;
 }
 

@@ -178,7 +178,7 @@ static int check_torch(const char *arch, int quant)
     zq_block_rewire(&fp, units, nu, fq, grads, &student, &g);
     zq_linear *lins[] = {&student.q, &student.k, &student.v, &student.o, &student.up, &student.gate, &student.down};
     for (int k = 0; k < 7; k++) lins[k]->quantized = quant;
-    zq_act_quant aq = {quant ? ZQ_AQ_TOKEN : ZQ_AQ_NONE, NULL, 0};
+    zq_act_quant aq = {quant ? ZQ_AQ_TOKEN : ZQ_AQ_NONE, NULL, 0, NULL, NULL};
     zq_workspace *ws = zq_workspace_create_ex(a, B, T, 1);
     int bad = !x || !R || !want_dx;
     if (!bad) {
