@@ -58,14 +58,14 @@ kl() { "$ZQ" eval "$1" --text "$TMP/text.txt" --tokenizer $M/tokenizer.bin --ref
 k1=$(kl "$TMP/q1.zq") k2=$(kl "$TMP/q2.zq")
 awk -v a="$k1" -v b="$k2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 1e-3 * a) }' &&
     ok "data-parallel/kl-matches ($k1 vs $k2)" || fail "data-parallel/kl-matches" "serial '$k1' mpi '$k2'"
-# with GPTQ as the start and learned clipping: the ranks' Hessians and the
-# multipliers' gradients are combined too (KL within 1%: the Hessian's sum
-# runs in another order, which may move a rounding tie)
+# with GPTQ as the start and learned clipping: the ranks' Hessians (summed a
+# sequence at a time, in double) and the multipliers' gradients are combined
+# too; KL within 1e-3 of the serial run's
 G=(-p w4/8a8 --group-size 32 --steps 10 --input quantized --init gptq --learn-clip)
 "$ZQ" lkd $M -o "$TMP/g1.zq" -q "${G[@]}"
 "${MPIRUN[@]}" "$ZQMPI" lkd $M -o "$TMP/g2.zq" -q "${G[@]}" >"$TMP/out" 2>"$TMP/err"
 k1=$(kl "$TMP/g1.zq") k2=$(kl "$TMP/g2.zq")
-awk -v a="$k1" -v b="$k2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 1e-2 * a) }' &&
+awk -v a="$k1" -v b="$k2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 1e-3 * a) }' &&
     ok "data-parallel/gptq-clip-kl-matches ($k1 vs $k2)" || fail "data-parallel/gptq-clip-kl-matches" "serial '$k1' mpi '$k2': $(tail -c 200 "$TMP/err")"
 ZQ_KILL_AFTER=/block-1.json:1 LD_PRELOAD="$PWD/$BUILD/fault.so" ASAN_OPTIONS=$ASAN_OPTIONS:verify_asan_link_order=0 \
     "${MPIRUN[@]}" "$ZQMPI" lkd $M -o "$TMP/qk.zq" -q -p w4/8a8 --steps 10 --input quantized >"$TMP/out" 2>"$TMP/err"

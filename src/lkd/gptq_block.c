@@ -13,10 +13,15 @@
 
 enum { GPTQ_BLOCK_COLUMNS = 128 }; /* columns per lazy update, as the paper */
 
+/* The Hessian is summed a sequence at a time, in double: one sequence's
+ * x^T x is the same float product whichever process runs it, so a serial
+ * run and data-parallel ranks (each a slice of every batch, their sums
+ * added in rank order) reach the same float H but for double rounding. */
 typedef struct {
     int id;        /* the Linear whose input is gathered */
-    int cols;
-    float *H;      /* [cols, cols]: the sum of x^T x */
+    int cols, seq; /* seq: rows of one sequence */
+    float *part;   /* [cols, cols]: one sequence's x^T x */
+    double *H;     /* their sum */
     double tokens; /* rows seen */
 } gather;
 
@@ -24,7 +29,13 @@ static void observe(void *ctx, const zq_linear *L, const float *x, int rows)
 {
     gather *g = ctx;
     if (L->id != g->id) return;
-    zq_gemm_tn(g->cols, g->cols, rows, x, g->cols, x, g->cols, 1.0f, g->H, g->cols);
+    size_t nn = (size_t)g->cols * g->cols;
+    for (int s0 = 0; s0 < rows; s0 += g->seq) {
+        int n = rows - s0 < g->seq ? rows - s0 : g->seq;
+        const float *xs = x + (size_t)s0 * g->cols;
+        zq_gemm_tn(g->cols, g->cols, n, xs, g->cols, xs, g->cols, 0.0f, g->part, g->cols);
+        for (size_t i = 0; i < nn; i++) g->H[i] += g->part[i];
+    }
     g->tokens += rows;
 }
 
@@ -77,7 +88,7 @@ zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
     ZQ_TRY(lkd_fake_quantize(tr, r->a, err));
     for (int s = 0; s < 4; s++) {
         int todo[3], n = 0;
-        gather g = {-1, 0, NULL, 0};
+        gather g = {-1, 0, r->T, NULL, NULL, 0};
         for (int i = 0; i < 3 && stages[s][i] >= 0; i++) {
             const zq_linear *L = lin[stages[s][i]];
             int k = lkd_param_of(tr, L->w);
@@ -89,8 +100,13 @@ zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
             if (g.id < 0) g.id = L->id, g.cols = L->in;
         }
         if (!n) continue;
-        g.H = calloc((size_t)g.cols * g.cols, sizeof *g.H);
-        if (!g.H) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        size_t nn = (size_t)g.cols * g.cols;
+        g.H = calloc(nn, sizeof *g.H);
+        g.part = malloc(nn * sizeof *g.part);
+        if (!g.H || !g.part) {
+            free(g.H), free(g.part);
+            return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        }
         lkd_calibrate(r, &tr->student, in);
         r->aq.observe = observe;
         r->aq.observe_ctx = &g;
@@ -99,14 +115,15 @@ zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
         r->aq.observe = NULL;
         r->aq.observe_ctx = NULL;
         if (r->ranks > 1) { /* the whole batch's Hessian: every rank's rows */
-            r->o->sum_f32(r->o->reduce_ctx, g.H, (size_t)g.cols * g.cols);
+            r->o->sum_f64(r->o->reduce_ctx, g.H, nn);
             r->o->sum_f64(r->o->reduce_ctx, &g.tokens, 1);
         }
-        float two_over_n = (float)(2.0 / g.tokens); /* H = 2 X^T X / n, as the paper */
-        for (size_t i = 0; i < (size_t)g.cols * g.cols; i++) g.H[i] *= two_over_n;
-        zq_status st = ZQ_OK;
-        for (int i = 0; st == ZQ_OK && i < n; i++) st = gptq_param(&tr->p[todo[i]], r->a, g.H, r->o, err);
+        float *H = g.part; /* H = 2 X^T X / n, as the paper, in float from here */
+        for (size_t i = 0; i < nn; i++) H[i] = (float)(g.H[i] * 2.0 / g.tokens);
         free(g.H);
+        zq_status st = ZQ_OK;
+        for (int i = 0; st == ZQ_OK && i < n; i++) st = gptq_param(&tr->p[todo[i]], r->a, H, r->o, err);
+        free(H);
         ZQ_TRY(st);
         ZQ_TRY(lkd_fake_quantize(tr, r->a, err)); /* the next stage sees these weights quantized */
     }
