@@ -35,7 +35,7 @@ static const char help_head[] =
     "                        (temperature 1, from BOS; data-free, and far better\n"
     "                        than random ids: see zquant-lkd(1); costs one\n"
     "                        token-by-token generation of the data first)\n"
-    "  --seed S              seed for random tokens (default 1)\n"
+    "  --seed S              seed for random or generated tokens (default 1)\n"
     "  --input MODE          fp (default: block k sees the FP model's activations)\n"
     "                        or quantized (it sees the quantized prefix's)\n"
     "  --train-norms         also tune the block's biases and norms (no decay)\n"
