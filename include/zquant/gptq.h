@@ -35,6 +35,22 @@ extern "C" {
 zq_status zq_gptq(const zq_qspec *spec, float *W, uint64_t rows, uint64_t cols, float *H, float damp, int block,
                   int act_order, uint8_t *codes, uint16_t *scale, uint16_t *min, zq_error *err);
 
+/* zq_gptq in two steps, for matrices that share an input (q/k/v, up/gate):
+ * what depends on H alone is computed once. */
+typedef struct {
+    int n;
+    float *U;              /* the caller's H, become the factor (in the column order below) */
+    uint32_t *order;       /* act order: loop column j is grid column order[j]; NULL: grid order */
+    unsigned char *dead;   /* [n]: inputs that never vary, whose weights become 0 */
+} zq_gptq_hessian;
+
+/* H [n, n] is consumed: it becomes h->U (h keeps pointing at it). */
+zq_status zq_gptq_prepare(float *H, int n, float damp, int act_order, zq_gptq_hessian *h, zq_error *err);
+/* zq_gptq for one W [rows, n] with a prepared Hessian (not changed). */
+zq_status zq_gptq_run(const zq_qspec *spec, float *W, uint64_t rows, uint64_t cols, const zq_gptq_hessian *h, int block,
+                      uint8_t *codes, uint16_t *scale, uint16_t *min, zq_error *err);
+void zq_gptq_hessian_free(zq_gptq_hessian *h); /* frees what prepare allocated, not U */
+
 #ifdef __cplusplus
 }
 #endif

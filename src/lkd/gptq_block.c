@@ -39,7 +39,7 @@ static void observe(void *ctx, const zq_linear *L, const float *x, int rows)
     g->tokens += rows;
 }
 
-/* Quantizes p's master with GPTQ against H (not consumed): p keeps the
+/* Quantizes p's master with GPTQ against the stage's prepared Hessian: p keeps the
  * scales, and the master becomes GPTQ's error-compensated weights, each
  * column as it was when GPTQ rounded it, so rounding it again with those
  * scales gives GPTQ's codes. Distillation then starts from GPTQ's result
@@ -47,24 +47,22 @@ static void observe(void *ctx, const zq_linear *L, const float *x, int rows)
  * round to nearest's start is (the dequantized values would sit on the
  * grid, a half step from any change). The grid is the checkpoint's, so
  * NeoX's regrouped rows go back to the file's order. */
-static zq_status gptq_param(param *p, const zq_arch *a, const float *H, const zq_lkd_opts *o, zq_error *err)
+static zq_status gptq_param(param *p, const zq_arch *a, const zq_gptq_hessian *h, zq_error *err)
 {
     uint64_t rows = (uint64_t)p->u.rows, cols = (uint64_t)p->u.cols;
     zq_grid g;
     zq_grid_init(&g, &p->spec, rows, cols);
     size_t ng = (size_t)(g.row_groups * g.col_groups);
-    float *W = malloc(p->n * sizeof *W), *Hc = malloc((size_t)(cols * cols) * sizeof *Hc);
+    float *W = malloc(p->n * sizeof *W);
     uint8_t *codes = malloc(p->n);
     if (!p->scale) p->scale = malloc(ng * sizeof *p->scale);
     if (!p->min) p->min = calloc(ng, sizeof *p->min);
-    zq_status st = W && Hc && codes && p->scale && p->min ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    zq_status st = W && codes && p->scale && p->min ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     if (st == ZQ_OK) {
         p->ngroups = ng;
         if (p->u.neox_qkv) zq_net_tensor_layout(&p->u, a->n_heads, p->master, W, 1);
         else memcpy(W, p->master, p->n * sizeof *W);
-        memcpy(Hc, H, (size_t)(cols * cols) * sizeof *Hc);
-        st = zq_gptq(&p->spec, W, rows, cols, Hc, o->damp, GPTQ_BLOCK_COLUMNS, o->act_order, codes, p->scale,
-                     p->min, err);
+        st = zq_gptq_run(&p->spec, W, rows, cols, h, GPTQ_BLOCK_COLUMNS, codes, p->scale, p->min, err);
         if (st != ZQ_OK) {
             char why[sizeof err->msg];
             snprintf(why, sizeof why, "%s", err->msg);
@@ -73,7 +71,7 @@ static zq_status gptq_param(param *p, const zq_arch *a, const float *H, const zq
     }
     if (st == ZQ_OK && p->u.neox_qkv) zq_net_tensor_layout(&p->u, a->n_heads, W, p->master, 0);
     else if (st == ZQ_OK) memcpy(p->master, W, p->n * sizeof *W);
-    free(W), free(Hc), free(codes);
+    free(W), free(codes);
     return st;
 }
 
@@ -121,8 +119,10 @@ zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
         float *H = g.part; /* H = 2 X^T X / n, as the paper, in float from here */
         for (size_t i = 0; i < nn; i++) H[i] = (float)(g.H[i] * 2.0 / g.tokens);
         free(g.H);
-        zq_status st = ZQ_OK;
-        for (int i = 0; st == ZQ_OK && i < n; i++) st = gptq_param(&tr->p[todo[i]], r->a, H, r->o, err);
+        zq_gptq_hessian h; /* one factor for the stage's matrices: they share the input */
+        zq_status st = zq_gptq_prepare(H, g.cols, r->o->damp, r->o->act_order, &h, err);
+        for (int i = 0; st == ZQ_OK && i < n; i++) st = gptq_param(&tr->p[todo[i]], r->a, &h, err);
+        zq_gptq_hessian_free(&h);
         free(H);
         ZQ_TRY(st);
         ZQ_TRY(lkd_fake_quantize(tr, r->a, err)); /* the next stage sees these weights quantized */

@@ -2,9 +2,9 @@
  * Cholesky factor U, then per block of columns: each column quantized with
  * zquant's rounding rule, its error e = (w - q) / U[j][j] subtracted from the
  * block's later columns as e * U[j][k], and the block's errors applied to
- * every later column at once as one GEMM. With act_order the matrix and H
- * are permuted first and the loop runs on the permuted columns; `orig`
- * maps each back to its grid column. */
+ * every later column at once as one GEMM. With act_order H is permuted
+ * once (zq_gptq_prepare) and each matrix's columns with it; `orig` maps
+ * the loop's columns back to the grid's. */
 #include "zquant/gptq.h"
 
 #include <math.h>
@@ -31,21 +31,19 @@ static zq_status group_params(const zq_qspec *spec, const zq_grid *g, const floa
 }
 
 /* An input that is always 0 (H's diagonal 0): its weights do not matter,
- * so they become 0, and its diagonal 1 so that H stays invertible. */
-static void zero_dead(float *W, uint64_t rows, int n, float *H)
+ * so they will be 0, and its diagonal becomes 1 so that H stays invertible. */
+static void mark_dead(float *H, int n, unsigned char *dead)
 {
     for (int i = 0; i < n; i++) {
         float *d = &H[(size_t)i * n + i];
-        if (*d != 0.0f) continue;
-        *d = 1.0f;
-        for (uint64_t r = 0; r < rows; r++) W[r * (uint64_t)n + (uint64_t)i] = 0.0f;
+        dead[i] = *d == 0.0f;
+        if (dead[i]) *d = 1.0f;
     }
 }
 
 /* Dampens H and replaces it by U (H^-1 = U^T U). */
-static zq_status prepare(float *W, uint64_t rows, int n, float *H, float damp, zq_error *err)
+static zq_status dampen_and_factor(float *H, int n, float damp, zq_error *err)
 {
-    zero_dead(W, rows, n, H);
     double mean = 0;
     for (int i = 0; i < n; i++) mean += H[(size_t)i * n + i];
     float add = (float)(damp * mean / n);
@@ -156,47 +154,82 @@ static int by_diag_desc(const void *a, const void *b)
     return (x->col > y->col) - (x->col < y->col); /* ties in column order: the same on every machine */
 }
 
-/* act_order: scales fixed from W (its dead columns zeroed), then the loop on W and H
- * permuted by decreasing diagonal, and W put back in grid order. */
-static zq_status act_order_run(const zq_qspec *spec, const zq_grid *g, float *W, uint64_t rows, uint64_t cols,
-                               float *H, float damp, int block, uint8_t *codes, uint16_t *scale, uint16_t *min,
-                               zq_error *err)
+static zq_status order_by_diagonal(const float *H, int n, uint32_t *order, zq_error *err)
 {
-    zero_dead(W, rows, (int)cols, H);
-    for (uint64_t r = 0; r < rows; r++)
-        for (uint64_t gj = 0; gj < g->col_groups; gj++) ZQ_TRY(group_params(spec, g, W, cols, r, gj, scale, min, err));
-    uint32_t *perm = malloc(cols * sizeof *perm);
-    ranked *rank = malloc(cols * sizeof *rank);
-    float *Wp = malloc(rows * cols * sizeof *Wp), *Hp = malloc(cols * cols * sizeof *Hp);
-    zq_status st = perm && rank && Wp && Hp ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    if (st == ZQ_OK) {
-        for (uint64_t i = 0; i < cols; i++) rank[i] = (ranked){H[i * cols + i], (uint32_t)i};
-        qsort(rank, cols, sizeof *rank, by_diag_desc);
-        for (uint64_t i = 0; i < cols; i++) perm[i] = rank[i].col;
-        for (uint64_t i = 0; i < cols; i++)
-            for (uint64_t j = 0; j < cols; j++) Hp[i * cols + j] = H[(uint64_t)perm[i] * cols + perm[j]];
-        for (uint64_t r = 0; r < rows; r++)
-            for (uint64_t j = 0; j < cols; j++) Wp[r * cols + j] = W[r * cols + perm[j]];
-        st = prepare(Wp, rows, (int)cols, Hp, damp, err);
+    ranked *rank = malloc((size_t)n * sizeof *rank);
+    if (!rank) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) rank[i] = (ranked){H[(size_t)i * n + i], (uint32_t)i};
+    qsort(rank, (size_t)n, sizeof *rank, by_diag_desc);
+    for (int i = 0; i < n; i++) order[i] = rank[i].col;
+    free(rank);
+    return ZQ_OK;
+}
+
+zq_status zq_gptq_prepare(float *H, int n, float damp, int act_order, zq_gptq_hessian *h, zq_error *err)
+{
+    memset(h, 0, sizeof *h);
+    ZQ_TRY(zq_blas_load(err));
+    h->n = n;
+    h->dead = malloc((size_t)n);
+    h->order = act_order ? malloc((size_t)n * sizeof *h->order) : NULL;
+    zq_status st = h->dead && (!act_order || h->order) ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) mark_dead(H, n, h->dead);
+    if (st == ZQ_OK && act_order) st = order_by_diagonal(H, n, h->order, err);
+    if (st == ZQ_OK && act_order) { /* H in that order */
+        float *Hp = malloc((size_t)n * n * sizeof *Hp);
+        if (!Hp) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; st == ZQ_OK && i < (size_t)n; i++)
+            for (size_t j = 0; j < (size_t)n; j++) Hp[i * n + j] = H[(size_t)h->order[i] * n + h->order[j]];
+        if (st == ZQ_OK) memcpy(H, Hp, (size_t)n * n * sizeof *H);
+        free(Hp);
     }
-    if (st == ZQ_OK) st = columns(spec, g, Wp, rows, cols, Hp, block, perm, codes, scale, min, err);
+    if (st == ZQ_OK) st = dampen_and_factor(H, n, damp, err);
+    if (st == ZQ_OK) h->U = H;
+    else zq_gptq_hessian_free(h);
+    return st;
+}
+
+void zq_gptq_hessian_free(zq_gptq_hessian *h)
+{
+    free(h->dead), free(h->order);
+    memset(h, 0, sizeof *h);
+}
+
+zq_status zq_gptq_run(const zq_qspec *spec, float *W, uint64_t rows, uint64_t cols, const zq_gptq_hessian *h, int block,
+                      uint8_t *codes, uint16_t *scale, uint16_t *min, zq_error *err)
+{
+    if (!zq_qspec_quantized(spec) || (spec->gran != ZQ_GRAN_GROUP && spec->gran != ZQ_GRAN_ROW))
+        return zq_fail(err, ZQ_ERR_USAGE, "GPTQ quantizes INT4/INT8 with groups along the input or one per row");
+    if (block < 1 || cols != (uint64_t)h->n) return zq_fail(err, ZQ_ERR_USAGE, "GPTQ: bad block or size");
+    zq_grid g;
+    zq_grid_init(&g, spec, rows, cols);
+    for (uint64_t r = 0; r < rows; r++)
+        for (uint64_t c = 0; c < cols; c++)
+            if (h->dead[c]) W[r * cols + c] = 0.0f;
+    if (!h->order) return columns(spec, &g, W, rows, cols, h->U, block, NULL, codes, scale, min, err);
+    /* act order: every scale first, from W as given, then the loop on W's
+     * columns in that order, and W back in grid order */
+    for (uint64_t r = 0; r < rows; r++)
+        for (uint64_t gj = 0; gj < g.col_groups; gj++) ZQ_TRY(group_params(spec, &g, W, cols, r, gj, scale, min, err));
+    float *Wp = malloc(rows * cols * sizeof *Wp);
+    if (!Wp) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (uint64_t r = 0; r < rows; r++)
+        for (uint64_t j = 0; j < cols; j++) Wp[r * cols + j] = W[r * cols + h->order[j]];
+    zq_status st = columns(spec, &g, Wp, rows, cols, h->U, block, h->order, codes, scale, min, err);
     if (st == ZQ_OK)
         for (uint64_t r = 0; r < rows; r++)
-            for (uint64_t j = 0; j < cols; j++) W[r * cols + perm[j]] = Wp[r * cols + j];
-    free(perm), free(rank), free(Wp), free(Hp);
+            for (uint64_t j = 0; j < cols; j++) W[r * cols + h->order[j]] = Wp[r * cols + j];
+    free(Wp);
     return st;
 }
 
 zq_status zq_gptq(const zq_qspec *spec, float *W, uint64_t rows, uint64_t cols, float *H, float damp, int block,
                   int act_order, uint8_t *codes, uint16_t *scale, uint16_t *min, zq_error *err)
 {
-    if (!zq_qspec_quantized(spec) || (spec->gran != ZQ_GRAN_GROUP && spec->gran != ZQ_GRAN_ROW))
-        return zq_fail(err, ZQ_ERR_USAGE, "GPTQ quantizes INT4/INT8 with groups along the input or one per row");
-    if (block < 1 || cols > (uint64_t)INT32_MAX / 2) return zq_fail(err, ZQ_ERR_USAGE, "GPTQ: bad block or size");
-    ZQ_TRY(zq_blas_load(err));
-    zq_grid g;
-    zq_grid_init(&g, spec, rows, cols);
-    if (act_order) return act_order_run(spec, &g, W, rows, cols, H, damp, block, codes, scale, min, err);
-    ZQ_TRY(prepare(W, rows, (int)cols, H, damp, err));
-    return columns(spec, &g, W, rows, cols, H, block, NULL, codes, scale, min, err);
+    if (cols > (uint64_t)INT32_MAX / 2) return zq_fail(err, ZQ_ERR_USAGE, "GPTQ: bad block or size");
+    zq_gptq_hessian h;
+    ZQ_TRY(zq_gptq_prepare(H, (int)cols, damp, act_order, &h, err));
+    zq_status st = zq_gptq_run(spec, W, rows, cols, &h, block, codes, scale, min, err);
+    zq_gptq_hessian_free(&h);
+    return st;
 }
