@@ -171,7 +171,8 @@ zq_status lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arc
         zq_grid g;
         zq_grid_init(&g, &p->spec, (uint64_t)u->rows, (uint64_t)u->cols);
         for (int m = 0; m < (p->spec.symmetric ? 1 : 2); m++, ne++) {
-            snprintf(names[ne], sizeof names[ne], "%s#%s", u->name, m ? "min" : "scale");
+            if ((size_t)snprintf(names[ne], sizeof names[ne], "%s#%s", u->name, m ? "min" : "scale") >= sizeof names[ne])
+                return zq_fail(err, ZQ_ERR_USAGE, "tensor '%s': name too long for its scales' entry", u->name);
             shapes[ne][0] = (int64_t)g.row_groups;
             shapes[ne][1] = (int64_t)g.col_groups;
             of[ne] = p, data[ne] = m ? (const void *)p->min : (const void *)p->scale;
