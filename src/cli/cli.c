@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "zquant/tokenizer.h"
+
 int cli_fail(const zq_error *err)
 {
     fprintf(stderr, "zquant: %s\n", err->msg[0] ? err->msg : zq_status_name(err->code));
@@ -130,4 +132,18 @@ char *cli_find_tokenizer(const char *model)
         }
     free(p);
     return NULL;
+}
+
+zq_status cli_tokenize_text(const char *text, const char *tokenizer, const char *model, const char *other_model,
+                            int32_t **ids, size_t *n, zq_error *err)
+{
+    char *path = tokenizer ? strdup(tokenizer) : cli_find_tokenizer(model);
+    if (!path && other_model) path = cli_find_tokenizer(other_model);
+    if (!path) return zq_fail(err, ZQ_ERR_USAGE, "no tokenizer.bin or tokenizer.json beside '%s': give --tokenizer", model);
+    zq_tokenizer *t = NULL;
+    zq_status st = zq_tokenizer_load(path, &t, err);
+    free(path);
+    if (st == ZQ_OK) st = zq_tokenize_documents(t, text, ids, n, err);
+    zq_tokenizer_free(t);
+    return st;
 }

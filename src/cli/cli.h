@@ -63,6 +63,10 @@ int cli_parse_file_json(int argc, char **argv, const char *cmd, const char *help
 /* tokenizer.bin, else tokenizer.json, in a model folder or beside a model
  * file; malloc'd, NULL when neither is there. */
 char *cli_find_tokenizer(const char *model);
+/* The ids of a text file as eval --text reads it, with TOKENIZER, else the
+ * one beside MODEL, else beside OTHER_MODEL (may be NULL). */
+zq_status cli_tokenize_text(const char *text, const char *tokenizer, const char *model, const char *other_model,
+                            int32_t **ids, size_t *n, zq_error *err);
 
 int cli_parse_long(const char *s, long lo, long hi, long *out);
 /* An option's whole-number value in [lo, hi] into *out: 0, or the usage

@@ -123,17 +123,7 @@ static zq_status load_tokens(const eval_args *a, const char *model, zq_net *net,
                              zq_error *err)
 {
     if (a->tokens) return zq_tokens_read(a->tokens, ids, n, err);
-    if (a->text) {
-        char *path = a->tokenizer ? strdup(a->tokenizer) : cli_find_tokenizer(model);
-        if (!path && a->ref) path = cli_find_tokenizer(a->ref);
-        if (!path) return zq_fail(err, ZQ_ERR_USAGE, "no tokenizer.bin or tokenizer.json beside '%s': give --tokenizer", model);
-        zq_tokenizer *t = NULL;
-        zq_status st = zq_tokenizer_load(path, &t, err);
-        free(path);
-        if (st == ZQ_OK) st = zq_tokenize_documents(t, a->text, ids, n, err);
-        zq_tokenizer_free(t);
-        return st;
-    }
+    if (a->text) return cli_tokenize_text(a->text, a->tokenizer, model, a->ref, ids, n, err);
     /* sampled sequences, each starting from BOS (id 1, as llama2.c models use) */
     zq_net *from = ref ? ref : net;
     size_t len = (size_t)a->sample_len, total = (size_t)a->sample_n * len;

@@ -10,7 +10,6 @@
 #include "cli.h"
 #include "qopts.h"
 #include "zquant/lkd.h"
-#include "zquant/tokenizer.h"
 
 static const char help_head[] =
     "usage: zquant quantize INPUT -o OUT.zq|OUT.gguf [options]\n"
@@ -74,15 +73,7 @@ static zq_status run_gptq(const zq_quantize_opts *q, const method_args *m, int q
     int32_t *ids = NULL;
     size_t n = 0;
     zq_status st = ZQ_OK;
-    if (m->calib_text) {
-        char *path = m->tokenizer ? strdup(m->tokenizer) : cli_find_tokenizer(q->input);
-        zq_tokenizer *t = NULL;
-        st = path ? zq_tokenizer_load(path, &t, err)
-                  : zq_fail(err, ZQ_ERR_USAGE, "no tokenizer.bin or tokenizer.json beside '%s': give --tokenizer", q->input);
-        if (st == ZQ_OK) st = zq_tokenize_documents(t, m->calib_text, &ids, &n, err);
-        zq_tokenizer_free(t);
-        free(path);
-    }
+    if (m->calib_text) st = cli_tokenize_text(m->calib_text, m->tokenizer, q->input, NULL, &ids, &n, err);
     zq_lkd_opts o;
     zq_lkd_opts_init(&o);
     o.q = *q;
