@@ -66,6 +66,13 @@ typedef struct {
 /* Whether spec stores codes (else the tensor stays FP16). */
 int zq_qspec_quantized(const zq_qspec *spec);
 
+/* The codes spec stores: [-2^(b-1), 2^(b-1)-1] symmetric, [0, 2^b-1] not. */
+static inline void zq_code_range(const zq_qspec *spec, float *lo, float *hi)
+{
+    *lo = spec->symmetric ? -(float)(1 << (spec->bits - 1)) : 0.0f;
+    *hi = spec->symmetric ? (float)((1 << (spec->bits - 1)) - 1) : (float)((1 << spec->bits) - 1);
+}
+
 /* SPEC: "fp16" | "int4" | "int8", then optional ":gN" | ":row" | ":tensor" |
  * ":blocksN", then optional ":sym" | ":asym". Fields not given keep *out's. */
 zq_status zq_qspec_parse(const char *text, zq_qspec *out, zq_error *err);

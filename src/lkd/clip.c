@@ -61,8 +61,8 @@ void lkd_clip_grad(param *p, const float *w, const float *g)
     zq_grid grid;
     uint64_t cols = (uint64_t)p->u.cols;
     zq_grid_init(&grid, spec, (uint64_t)p->u.rows, cols);
-    const float qlo = spec->symmetric ? -(float)(1 << (spec->bits - 1)) : 0.0f;
-    const float qhi = spec->symmetric ? (float)((1 << (spec->bits - 1)) - 1) : (float)((1 << spec->bits) - 1);
+    float qlo, qhi;
+    zq_code_range(spec, &qlo, &qhi);
     for (uint64_t gi = 0; gi < grid.row_groups; gi++)
         for (uint64_t gj = 0; gj < grid.col_groups; gj++) {
             zq_group q = zq_grid_group(&grid, gi * grid.group_rows, gj);

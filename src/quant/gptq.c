@@ -79,8 +79,8 @@ static void block_rows(void *ctx, size_t task, int worker)
     uint64_t r1 = r0 + b->rows_per_task < b->rows ? r0 + b->rows_per_task : b->rows;
     zq_error *err = &b->errs[task];
     err->code = ZQ_OK;
-    const float qlo = spec->symmetric ? -(float)(1 << (spec->bits - 1)) : 0.0f;
-    const float qhi = spec->symmetric ? (float)((1 << (spec->bits - 1)) - 1) : (float)((1 << spec->bits) - 1);
+    float qlo, qhi;
+    zq_code_range(spec, &qlo, &qhi);
     for (uint64_t r = r0; r < r1; r++) {
         float *row = b->W + r * cols;
         uint64_t last = UINT64_MAX;

@@ -71,8 +71,8 @@ void zq_quantize_run_ref(const zq_qspec *spec, const float *x, size_t n, uint16_
     const float s = zq_f16_to_f32(scale);
     const float m = spec->symmetric ? 0.0f : zq_f16_to_f32(min);
     const float inv = s != 0.0f ? 1.0f / s : 0.0f;
-    const float qlo = spec->symmetric ? -(float)(1 << (spec->bits - 1)) : 0.0f;
-    const float qhi = spec->symmetric ? (float)((1 << (spec->bits - 1)) - 1) : (float)((1 << spec->bits) - 1);
+    float qlo, qhi;
+    zq_code_range(spec, &qlo, &qhi);
     float e2[8] = {0}, w2[8] = {0};
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {

@@ -62,8 +62,8 @@ TARGET static void quantize_run(const zq_qspec *spec, const float *x, size_t n,
     const float s = zq_f16_to_f32(scale);
     const float m = spec->symmetric ? 0.0f : zq_f16_to_f32(min);
     const float inv = s != 0.0f ? 1.0f / s : 0.0f;
-    const float qlo = spec->symmetric ? -(float)(1 << (spec->bits - 1)) : 0.0f;
-    const float qhi = spec->symmetric ? (float)((1 << (spec->bits - 1)) - 1) : (float)((1 << spec->bits) - 1);
+    float qlo, qhi;
+    zq_code_range(spec, &qlo, &qhi);
     const __m256 vs = _mm256_set1_ps(s), vm = _mm256_set1_ps(m), vinv = _mm256_set1_ps(inv);
     const __m256 vlo = _mm256_set1_ps(qlo), vhi = _mm256_set1_ps(qhi), magic = _mm256_set1_ps(ZQ_RNE_MAGIC);
     /* byte 0 of each 32-bit lane, then the two 128-bit halves side by side */
