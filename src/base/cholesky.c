@@ -1,9 +1,10 @@
 /* The upper Cholesky factor of an inverse (zq_cholesky_inverse_upper, for
  * GPTQ), blocked so that nearly all the work is sgemm: OpenBLAS's own
  * threaded spotrf rounds differently with each thread count, while its
- * sgemm computes every element the same way however many threads share
- * the product, so results do not depend on --threads. The diagonal blocks
- * (at most NB wide) are factored and inverted here, in double.
+ * sgemm splits a product's rows and columns among threads, not the sums,
+ * so results do not depend on --threads (test_gptq.c holds the factor to
+ * the same bits at 1 and 2 threads). The diagonal blocks (at most NB wide)
+ * are factored and inverted here, in double.
  *
  * With J the order reversal, B = J H J = L L^T (L lower) gives
  * H^-1 = (J L^-1 J)^T (J L^-1 J), and J L^-1 J is upper: one Cholesky and
