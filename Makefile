@@ -95,7 +95,7 @@ mpi-build: | deps-check
 .PHONY: mpi-build
 endif
 
-check: $(BUILD)/zquant $(BUILD)/unit_tests $(BUILD)/st_compare $(BUILD)/fault.so
+check: $(BUILD)/zquant $(BUILD)/unit_tests $(BUILD)/st_compare $(BUILD)/zq_cmp $(BUILD)/fault.so
 	ZQ_BUILD=$(BUILD) ZQ_MPI_BUILD=$(MPI_BUILD) ZQ_FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh
 
 demo: $(BUILD)/zquant
@@ -119,6 +119,9 @@ clean:
 -include $(DEPS)
 
 $(BUILD)/st_compare: $(BUILD)/tests/tools/st_compare.o $(BUILD)/libzquant.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libzquant.a $(LDLIBS)
+
+$(BUILD)/zq_cmp: $(BUILD)/tests/tools/zq_cmp.o $(BUILD)/libzquant.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libzquant.a $(LDLIBS)
 
 $(BUILD)/bench_gptq: $(BUILD)/tests/tools/bench_gptq.o $(BUILD)/libzquant.a

@@ -44,18 +44,22 @@ typedef struct {
     zq_act_mode mode;
     float *absmax;  /* per Linear id: ZQ_AQ_TENSOR reads it, ZQ_AQ_CALIBRATE raises it */
     int n_ids;
-    /* When set, shown every quantized Linear's input (rows x L->in) as the
-     * Linear computes with it, quantized: GPTQ gathers its Hessians here. */
-    void (*observe)(void *ctx, const zq_linear *L, const float *x, int rows);
+    /* When set, shown every quantized Linear's input (rows x L->in, in
+     * runs of seq rows, one sequence each) as the Linear computes with it,
+     * quantized: GPTQ gathers its Hessians here. */
+    void (*observe)(void *ctx, const zq_linear *L, const float *x, int rows, int seq);
     void *observe_ctx;
 } zq_act_quant;
 
 /* out (rows, L->out) = x W^T + b; when L is quantized and aq says so, its
- * input is first quantized into scratch (rows * L->in floats). */
+ * input is first quantized into scratch (rows * L->in floats). Rows come
+ * in runs of seq (one sequence each; 0: one run), which the product never
+ * mixes: a sequence's outputs do not depend on the others in the batch. */
 void zq_linear_forward(const zq_linear *L, const zq_act_quant *aq, float *scratch, const float *x, float *out,
-                       int rows);
+                       int rows, int seq);
 
-/* Threads for the engine's own loops and for BLAS (0: one per core). */
+/* Threads for the engine's loops, its products included (0: one per
+ * core). No result depends on the count. */
 void zq_engine_set_threads(int n);
 int zq_engine_threads(void);
 

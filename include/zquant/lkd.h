@@ -63,11 +63,11 @@ typedef struct {
     int share, shares;
     /* Data parallel (with input_quantized, as MPI ranks run it): this
      * process is rank data_rank of data_ranks, each taking an equal slice of
-     * every batch (the batch must divide); the callbacks must combine
-     * values across them and give every rank the same result, sums added in
-     * rank order so that nothing depends on timing (src/cli/mpi.c's do).
-     * Rank 0 alone writes the work files and the output. data_ranks 0 or
-     * 1: one process. */
+     * every batch, a power of two of sequences; the callbacks must combine
+     * values across them and give every rank the same result, sums added as
+     * zq_sum_parts_* adds the ranks' values in rank order (src/cli/mpi.c's
+     * do): then the result is the bits of one process. Rank 0 alone writes
+     * the work files and the output. data_ranks 0 or 1: one process. */
     int data_rank, data_ranks;
     void (*sum_f32)(void *ctx, float *buf, size_t n);
     void (*sum_f64)(void *ctx, double *buf, size_t n);

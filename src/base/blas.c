@@ -1,14 +1,18 @@
-/* The only door to BLAS, and the engine's thread count. OpenBLAS is loaded
- * here, when a command first needs it, not when the program starts: every
- * thread that multiplies (its own threads, and ours running attention
- * heads) gets a 128 MB work buffer, and one that cannot have it under an
- * address-space limit (ulimit -v) retries forever (OpenBLAS issue #5289).
- * So under a limit the engine runs on one thread, unless the limit has
- * room to spare for every thread's buffer; that buffer is allocated before
- * anything else of ours, or the command stops with an out-of-memory error
- * in milliseconds. Commands that do no linear algebra never load it. */
+/* The only door to BLAS. OpenBLAS is loaded here, when a command first
+ * needs it, not when the program starts, and always with one thread of its
+ * own: OpenBLAS splits a threaded product by the thread count, and on many
+ * of its kernels (Haswell, Zen, Prescott) the split changes the bits, so
+ * the engine's threads run fixed tiles of every product instead (gemm.c).
+ * Every thread that multiplies gets a 128 MB work buffer from OpenBLAS,
+ * and one that cannot have it under an address-space limit (ulimit -v)
+ * retries forever (OpenBLAS issue #5289). So under a limit the engine runs
+ * on one thread, unless the limit has room to spare for every thread's
+ * buffer; those buffers are allocated before anything else of ours, or
+ * the command stops with an out-of-memory error in milliseconds. Commands
+ * that do no linear algebra never load it. */
 #include "base/blas.h"
 
+#include "base/engine.h"
 #include "zquant/block.h"
 
 #include <cblas.h>
@@ -33,24 +37,8 @@
  * use more than one thread under it: the model and its activations. */
 #define HEADROOM ((size_t)1 << 30)
 
-static int engine_threads; /* 0: one per core */
-
-void zq_engine_set_threads(int n)
-{
-    engine_threads = n;
-    zq_blas_set_threads(zq_engine_threads());
-}
-
-int zq_engine_threads(void)
-{
-    if (engine_threads > 0) return engine_threads;
-    long c = sysconf(_SC_NPROCESSORS_ONLN);
-    return c > 0 ? (int)c : 1;
-}
-
 static __typeof__(cblas_sgemm) *sgemm;
-static void (*set_threads)(int);
-static int loaded_threads; /* more would start threads the limit has no room for */
+static __typeof__(cblas_sgemv) *sgemv;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static zq_error load_error; /* a failed load is final: every later caller gets it */
 
@@ -64,19 +52,30 @@ static int room_for(size_t bytes)
     return 1;
 }
 
-/* With n engine threads, up to 2n - 1 threads multiply at once (OpenBLAS's
- * n - 1 and ours n), each with a buffer and all but the caller a stack. */
+/* With n engine threads, the n of the pool and the caller's may multiply,
+ * each with a buffer, all but the caller a stack. */
 static int threads_that_fit(int want)
 {
     struct rlimit lim;
     if (want <= 1 || getrlimit(RLIMIT_AS, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return want;
-    return room_for(LIBRARY_BYTES + (size_t)(2 * want) * THREAD_BYTES + HEADROOM) ? want : 1;
+    return room_for(LIBRARY_BYTES + (size_t)(want + 1) * THREAD_BYTES + HEADROOM) ? want : 1;
+}
+
+enum { WARM = 64 };
+
+/* One product on a thread, so that its OpenBLAS buffer exists from now on. */
+static void warm(void *ctx, size_t task, int worker)
+{
+    (void)task, (void)worker;
+    float *a = ctx;
+    float c[WARM * WARM];
+    sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, WARM, WARM, WARM, 1.0f, a, WARM, a, WARM, 0.0f, c, WARM);
 }
 
 static zq_status load(zq_error *err)
 {
     int n = threads_that_fit(zq_engine_threads());
-    if (n != zq_engine_threads()) engine_threads = n;
+    if (n != zq_engine_threads()) zq_engine_cap_threads(n);
     if (!room_for(LIBRARY_BYTES + THREAD_BYTES)) {
         struct rlimit lim;
         getrlimit(RLIMIT_AS, &lim);
@@ -85,25 +84,20 @@ static zq_status load(zq_error *err)
                        "which needs about %zu MB for one thread",
                        (unsigned long long)(lim.rlim_cur >> 20), (LIBRARY_BYTES + THREAD_BYTES) >> 20);
     }
-    char count[16];
-    snprintf(count, sizeof count, "%d", n);
-    setenv("OPENBLAS_NUM_THREADS", count, 1); /* read once, as it loads */
-    loaded_threads = n;
+    setenv("OPENBLAS_NUM_THREADS", "1", 1); /* read once, as it loads */
     void *h = dlopen(ZQ_OPENBLAS_PATH, RTLD_NOW | RTLD_LOCAL);
     if (!h) h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
     if (!h) return zq_fail(err, ZQ_ERR_IO, "cannot load OpenBLAS (%s): %s", ZQ_OPENBLAS_PATH, dlerror());
     sgemm = (__typeof__(cblas_sgemm) *)dlsym(h, "cblas_sgemm");
-    set_threads = (void (*)(int))dlsym(h, "openblas_set_num_threads");
-    if (!sgemm || !set_threads) return zq_fail(err, ZQ_ERR_IO, "'%s' lacks cblas_sgemm", ZQ_OPENBLAS_PATH);
-    /* one product large enough for every thread, now: each has allocated
-     * its buffer before anything else of ours takes the room (under a limit,
-     * the one thread's) */
-    enum { WARM = 256 };
-    float *a = calloc((size_t)WARM * WARM * 3, sizeof *a);
-    if (!a) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, WARM, WARM, WARM, 1.0f, a, WARM, a + WARM * WARM, WARM, 0.0f,
-          a + 2 * WARM * WARM, WARM);
-    free(a);
+    sgemv = (__typeof__(cblas_sgemv) *)dlsym(h, "cblas_sgemv");
+    void (*set_threads)(int) = (void (*)(int))dlsym(h, "openblas_set_num_threads");
+    if (!sgemm || !sgemv || !set_threads) return zq_fail(err, ZQ_ERR_IO, "'%s' lacks cblas_sgemm", ZQ_OPENBLAS_PATH);
+    set_threads(1); /* in case the library was already loaded, with its own count */
+    /* every engine thread's buffer now, and the caller's, before anything
+     * else of ours takes the room */
+    static const float zeros[WARM * WARM];
+    warm((void *)zeros, 0, 0);
+    zq_engine_each_thread(warm, (void *)zeros);
     return ZQ_OK;
 }
 
@@ -127,25 +121,16 @@ static void need_blas(void)
     abort();
 }
 
-void zq_gemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+void zq_blas_sgemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc)
 {
     need_blas();
-    sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A,
+          lda, B, ldb, beta, C, ldc);
 }
 
-void zq_gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+void zq_blas_sgemv(int M, int N, const float *A, int lda, const float *x, float beta, float *y)
 {
     need_blas();
-    sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
-}
-
-void zq_gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
-{
-    need_blas();
-    sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
-}
-
-void zq_blas_set_threads(int n)
-{
-    if (n > 0 && set_threads) set_threads(n < loaded_threads ? n : loaded_threads);
+    sgemv(CblasRowMajor, CblasNoTrans, M, N, 1.0f, A, lda, x, 1, beta, y, 1);
 }

@@ -1,10 +1,11 @@
 /* The upper Cholesky factor of an inverse (zq_cholesky_inverse_upper, for
- * GPTQ), blocked so that nearly all the work is sgemm: OpenBLAS's own
- * threaded spotrf rounds differently with each thread count, while its
- * sgemm splits a product's rows and columns among threads, not the sums,
- * so results do not depend on --threads (test_gptq.c holds the factor to
- * the same bits at 1 and 2 threads). The diagonal blocks (at most NB wide)
- * are factored and inverted here, in double.
+ * GPTQ), blocked so that nearly all the work is the engine's products:
+ * OpenBLAS's own threaded spotrf rounds differently with each thread
+ * count, while the engine's products are tiled by their shapes alone (see
+ * blas.h), so results do not depend on --threads (test_gptq.c holds the
+ * factor to the same bits at 1 and 2 threads, tests/determinism.sh under
+ * every OpenBLAS kernel). The diagonal blocks (at most NB wide) are
+ * factored and inverted here, in double.
  *
  * With J the order reversal, B = J H J = L L^T (L lower) gives
  * H^-1 = (J L^-1 J)^T (J L^-1 J), and J L^-1 J is upper: one Cholesky and
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "base/blas.h"
+#include "base/engine.h"
 
 enum { NB = 128 };
 
@@ -61,7 +63,7 @@ static int factor(float *B, int n, float *panel, float *neg, float *tinv)
         if (!m) break;
         invert_block(B + (size_t)k * n + k, n, kb, tinv, NB);
         float *b21 = B + (size_t)(k + kb) * n + k;
-        zq_gemm_nt(m, kb, kb, b21, n, tinv, NB, 0.0f, panel, NB); /* L21 = B21 L11^-T */
+        zq_gemm_nt(m, kb, kb, b21, n, tinv, NB, 0.0f, panel, NB, 0); /* L21 = B21 L11^-T */
         for (int i = 0; i < m; i++) {
             memcpy(b21 + (size_t)i * n, panel + (size_t)i * NB, (size_t)kb * sizeof *panel);
             for (int p = 0; p < kb; p++) neg[(size_t)i * NB + p] = -panel[(size_t)i * NB + p];
@@ -69,10 +71,28 @@ static int factor(float *B, int n, float *panel, float *neg, float *tinv)
         /* B22 -= L21 L21^T, its lower triangle only: a block of rows at a time */
         for (int r = 0; r < m; r += NB) {
             int rb = m - r < NB ? m - r : NB;
-            zq_gemm_nt(rb, r + rb, kb, neg + (size_t)r * NB, NB, panel, NB, 1.0f, B + (size_t)(k + kb + r) * n + k + kb, n);
+            zq_gemm_nt(rb, r + rb, kb, neg + (size_t)r * NB, NB, panel, NB, 1.0f, B + (size_t)(k + kb + r) * n + k + kb, n, 0);
         }
     }
     return 1;
+}
+
+typedef struct {
+    const float *L;
+    const float *X;
+    float *S;
+    int n, i, ib;
+} row_block;
+
+/* Column block j of L[i, :i] X[:i, :i]: only rows >= j of X count. Each
+ * is one tile (NB x NB), so the blocks, not their tiles, are what the
+ * engine's threads share. */
+static void column_block(void *ctx, size_t task, int worker)
+{
+    (void)worker;
+    const row_block *b = ctx;
+    int j = (int)task * NB, n = b->n;
+    zq_gemm_nn(b->ib, NB, b->i - j, b->L + (size_t)b->i * n + j, n, b->X + (size_t)j * n + j, n, 0.0f, b->S + j, n, 0);
 }
 
 /* X (zeroed) = L^-1, a block of rows at a time: X_ii = L_ii^-1 and
@@ -83,11 +103,11 @@ static void invert(const float *L, int n, float *X, float *S, float *tinv)
         int ib = n - i < NB ? n - i : NB;
         invert_block(L + (size_t)i * n + i, n, ib, X + (size_t)i * n + i, n);
         if (!i) continue;
-        for (int j = 0; j < i; j += NB) /* column block j of L[i, :i] X[:i, :i]: only rows >= j of X count */
-            zq_gemm_nn(ib, NB, i - j, L + (size_t)i * n + j, n, X + (size_t)j * n + j, n, 0.0f, S + j, n);
+        row_block b = {L, X, S, n, i, ib};
+        zq_engine_run((size_t)(i / NB), 0, column_block, &b);
         for (int r = 0; r < ib; r++)
             for (int c = 0; c < ib; c++) tinv[(size_t)r * NB + c] = -X[(size_t)(i + r) * n + i + c];
-        zq_gemm_nn(ib, i, ib, tinv, NB, S, n, 0.0f, X + (size_t)i * n, n);
+        zq_gemm_nn(ib, i, ib, tinv, NB, S, n, 0.0f, X + (size_t)i * n, n, 0);
     }
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "zquant/sum.h"
 
 #if ZQ_MPI
 #include <mpi.h>
@@ -37,9 +38,10 @@ void cli_mpi_end(cli_mpi *m)
     m->active = 0;
 }
 
-/* Sums in rank order, the same on every rank: each rank's values gathered,
- * then added 0, 1, 2, ... (MPI_Allreduce may add in any order). */
-#define SUM_IN_ORDER(name, type, mpi_type)                                                     \
+/* Sums the same on every rank, in zquant's one order (zquant/sum.h): each
+ * rank's values gathered, then added as a tree over the ranks
+ * (MPI_Allreduce may add in any order). */
+#define SUM_IN_ORDER(name, type, mpi_type, sum_parts)                                          \
     void name(void *ctx, type *buf, size_t n)                                                  \
     {                                                                                          \
         const cli_mpi *m = ctx;                                                                \
@@ -49,16 +51,12 @@ void cli_mpi_end(cli_mpi *m)
         for (size_t at = 0; at < n; at += CHUNK) {                                             \
             int k = (int)(n - at < CHUNK ? n - at : CHUNK);                                    \
             MPI_Allgather(buf + at, k, mpi_type, all, k, mpi_type, MPI_COMM_WORLD);            \
-            for (int i = 0; i < k; i++) {                                                      \
-                type s = all[i];                                                               \
-                for (int r = 1; r < m->size; r++) s += all[(size_t)r * k + i];                 \
-                buf[at + i] = s;                                                               \
-            }                                                                                  \
+            if (!sum_parts(all, m->size, (size_t)k, buf + at)) MPI_Abort(MPI_COMM_WORLD, ZQ_ERR_NOMEM); \
         }                                                                                      \
         free(all);                                                                             \
     }
-SUM_IN_ORDER(cli_mpi_sum_f32, float, MPI_FLOAT)
-SUM_IN_ORDER(cli_mpi_sum_f64, double, MPI_DOUBLE)
+SUM_IN_ORDER(cli_mpi_sum_f32, float, MPI_FLOAT, zq_sum_parts_f32)
+SUM_IN_ORDER(cli_mpi_sum_f64, double, MPI_DOUBLE, zq_sum_parts_f64)
 
 void cli_mpi_max_f32(void *ctx, float *buf, size_t n)
 {

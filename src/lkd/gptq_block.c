@@ -13,30 +13,30 @@
 
 enum { GPTQ_BLOCK_COLUMNS = 128 }; /* columns per lazy update, as the paper */
 
-/* The Hessian is summed a sequence at a time, in double: one sequence's
- * x^T x is the same float product whichever process runs it, so a serial
- * run and data-parallel ranks (each a slice of every batch, their sums
- * added in rank order) reach the same float H but for double rounding. */
+/* A batch's x^T x is a tree over its sequences (zquant/sum.h), the
+ * data-parallel ranks' slices of it combined by the same rule, so every
+ * rank and a serial run hold the same float product of each batch; the
+ * batches' are then added in order, in double. */
 typedef struct {
-    int id;        /* the Linear whose input is gathered */
-    int cols, seq; /* seq: rows of one sequence */
-    float *part;   /* [cols, cols]: one sequence's x^T x */
-    double *H;     /* their sum */
-    double tokens; /* rows seen */
+    int id;          /* the Linear whose input is gathered */
+    int cols;
+    float *part;     /* [cols, cols]: one batch's x^T x */
+    float *sums;     /* zq_gemm_tn's tree stacks */
+    size_t sums_len;
+    double *H;       /* the batches' sum */
+    double tokens;   /* rows seen, every rank's */
+    const run *r;
 } gather;
 
-static void observe(void *ctx, const zq_linear *L, const float *x, int rows)
+static void observe(void *ctx, const zq_linear *L, const float *x, int rows, int seq)
 {
     gather *g = ctx;
     if (L->id != g->id) return;
     size_t nn = (size_t)g->cols * g->cols;
-    for (int s0 = 0; s0 < rows; s0 += g->seq) {
-        int n = rows - s0 < g->seq ? rows - s0 : g->seq;
-        const float *xs = x + (size_t)s0 * g->cols;
-        zq_gemm_tn(g->cols, g->cols, n, xs, g->cols, xs, g->cols, 0.0f, g->part, g->cols);
-        for (size_t i = 0; i < nn; i++) g->H[i] += g->part[i];
-    }
-    g->tokens += rows;
+    zq_gemm_tn(g->cols, g->cols, rows, x, g->cols, x, g->cols, 0.0f, g->part, g->cols, seq, g->sums, g->sums_len);
+    if (g->r->ranks > 1) g->r->o->sum_f32(g->r->o->reduce_ctx, g->part, nn); /* the whole batch's */
+    for (size_t i = 0; i < nn; i++) g->H[i] += g->part[i];
+    g->tokens += (double)rows * g->r->ranks;
 }
 
 /* Quantizes p's master with GPTQ against the stage's prepared Hessian: p keeps the
@@ -86,7 +86,7 @@ zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
     ZQ_TRY(lkd_fake_quantize(tr, r->a, err));
     for (int s = 0; s < 4; s++) {
         int todo[3], n = 0;
-        gather g = {-1, 0, r->T, NULL, NULL, 0};
+        gather g = {-1, 0, NULL, NULL, 0, NULL, 0, r};
         for (int i = 0; i < 3 && stages[s][i] >= 0; i++) {
             const zq_linear *L = lin[stages[s][i]];
             int k = lkd_param_of(tr, L->w);
@@ -99,10 +99,12 @@ zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
         }
         if (!n) continue;
         size_t nn = (size_t)g.cols * g.cols;
+        g.sums_len = zq_gemm_tn_scratch(g.cols, g.cols, r->B * r->T, r->T);
         g.H = calloc(nn, sizeof *g.H);
         g.part = malloc(nn * sizeof *g.part);
-        if (!g.H || !g.part) {
-            free(g.H), free(g.part);
+        g.sums = malloc((g.sums_len ? g.sums_len : 1) * sizeof *g.sums);
+        if (!g.H || !g.part || !g.sums) {
+            free(g.H), free(g.part), free(g.sums);
             return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         }
         lkd_calibrate(r, &tr->student, in);
@@ -112,10 +114,7 @@ zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
             zq_block_forward(r->a, &tr->student, &r->aq, r->ws, in + (size_t)b * r->per, r->out, r->B, r->T);
         r->aq.observe = NULL;
         r->aq.observe_ctx = NULL;
-        if (r->ranks > 1) { /* the whole batch's Hessian: every rank's rows */
-            r->o->sum_f64(r->o->reduce_ctx, g.H, nn);
-            r->o->sum_f64(r->o->reduce_ctx, &g.tokens, 1);
-        }
+        free(g.sums);
         float *H = g.part; /* H = 2 X^T X / n, as the paper, in float from here */
         for (size_t i = 0; i < nn; i++) H[i] = (float)(g.H[i] * 2.0 / g.tokens);
         free(g.H);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/tree.h"
 #include "lkd/lkd_impl.h"
 #include "base/util.h"
 #include "io/atomic.h"
@@ -152,15 +153,29 @@ static zq_status make_data(const zq_lkd_opts *o, const zq_arch *a, int32_t bos, 
 
 /* ---- the run ------------------------------------------------------------------- */
 
-static double mse(const float *a, const float *b, size_t n, float *grad)
+/* The whole batch's mean squared error of a against b (this rank's slice
+ * of it): a sum per sequence, the sequences' added as a tree, the ranks'
+ * subtrees combined by the same rule (zquant/sum.h), so every rank and a
+ * serial run get the same bits. grad (NULL: not wanted): its gradient. */
+static double batch_mse(const run *r, const float *a, const float *b, float *grad)
 {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        s += d * d;
-        if (grad) grad[i] = (float)(2.0 * d / (double)n);
+    size_t per_seq = r->per / (size_t)r->B;
+    double n = (double)r->per * r->ranks, stack[64];
+    zq_tree_f64 t;
+    zq_tree_f64_init(&t, stack, 1);
+    for (int j = 0; j < r->B; j++) {
+        double s = 0;
+        for (size_t i = (size_t)j * per_seq; i < (size_t)(j + 1) * per_seq; i++) {
+            double d = (double)a[i] - b[i];
+            s += d * d;
+            if (grad) grad[i] = (float)(2.0 * d / n);
+        }
+        *zq_tree_f64_next(&t) = s;
+        zq_tree_f64_add(&t);
     }
-    return s / (double)n;
+    double s = *zq_tree_f64_sum(&t);
+    if (r->ranks > 1) r->o->sum_f64(r->o->reduce_ctx, &s, 1);
+    return s / n;
 }
 
 /* mean loss of the student (fake-quantized as it now is) over every batch */
@@ -169,14 +184,9 @@ static double data_loss(run *r, const zq_block *student, const float *in)
     double s = 0;
     for (int b = 0; b < r->nb; b++) {
         zq_block_forward(r->a, student, &r->aq, r->ws, in + (size_t)b * r->per, r->out, r->B, r->T);
-        s += mse(r->out, r->y + (size_t)b * r->per, r->per, NULL);
+        s += batch_mse(r, r->out, r->y + (size_t)b * r->per, NULL);
     }
-    s /= r->nb;
-    if (r->ranks > 1) { /* every slice is the same size: the mean of the ranks' means */
-        r->o->sum_f64(r->o->reduce_ctx, &s, 1);
-        s /= r->ranks;
-    }
-    return s;
+    return s / r->nb;
 }
 
 static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd_layer *rep, zq_error *err)
@@ -197,15 +207,10 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
         const float *x = in + (size_t)b * r->per;
         if (s) ZQ_TRY(lkd_fake_quantize(tr, r->a, err));
         zq_block_forward(r->a, &tr->student, &r->aq, r->ws, x, r->out, r->B, r->T);
-        loss = mse(r->out, r->y + (size_t)b * r->per, r->per, r->dout);
-        if (r->ranks > 1) /* the whole batch's mean: each slice's gradient over all of it */
-            for (size_t i = 0; i < r->per; i++) r->dout[i] /= (float)r->ranks;
+        loss = batch_mse(r, r->out, r->y + (size_t)b * r->per, r->dout);
         zq_block_backward(r->a, &tr->student, &r->aq, r->ws, x, r->dout, NULL, &tr->g, r->B, r->T);
-        if (r->ranks > 1) {
+        if (r->ranks > 1) /* the ranks' subtrees of the batch's gradient sums */
             for (int k = 0; k < tr->np; k++) o->sum_f32(o->reduce_ctx, tr->p[k].grad, tr->p[k].n);
-            o->sum_f64(o->reduce_ctx, &loss, 1);
-            loss /= r->ranks;
-        }
         if (o->learn_clip) ZQ_TRY(lkd_clip_gradients(tr, r->a, err)); /* from the whole batch's gradients */
         /* cosine: from the full rate down to 0 at the last step */
         float f = o->lr_cosine ? 0.5f * (1.0f + cosf((float)M_PI * (float)s / (float)o->steps)) : 1.0f;
@@ -403,10 +408,16 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     if (!o->q.output && !o->work) return zq_fail(err, ZQ_ERR_USAGE, "no output and no work directory");
     if (o->shares > 1 && (!o->work || o->q.output || o->share < 0 || o->share >= o->shares))
         return zq_fail(err, ZQ_ERR_USAGE, "a share of the blocks is distilled into a work directory, without output");
-    if (o->data_ranks > 1 && (!o->input_quantized || o->batch % o->data_ranks || o->data_rank < 0 ||
-                              o->data_rank >= o->data_ranks || !o->sum_f32 || !o->sum_f64 || !o->max_f32))
-        return zq_fail(err, ZQ_ERR_USAGE, "data-parallel LKD splits each batch of --input quantized runs evenly: "
-                       "--batch %d does not split over %d processes", o->batch, o->data_ranks);
+    if (o->data_ranks > 1 && (!o->input_quantized || o->data_rank < 0 || o->data_rank >= o->data_ranks ||
+                              !o->sum_f32 || !o->sum_f64 || !o->max_f32))
+        return zq_fail(err, ZQ_ERR_USAGE, "data-parallel LKD runs --input quantized, with every rank's sums combined");
+    /* each rank's share of a batch must be a subtree of its sums (zquant/sum.h) */
+    int share = o->data_ranks > 1 ? o->batch / o->data_ranks : 1;
+    if (o->data_ranks > 1 && (o->batch % o->data_ranks || (share & (share - 1))))
+        return zq_fail(err, ZQ_ERR_USAGE,
+                       "data-parallel LKD splits each batch evenly, a power of two of sequences per process (so that "
+                       "the sums are the serial run's): --batch %d does not split over %d processes", o->batch,
+                       o->data_ranks);
     if (o->work && o->q.output) return assemble(o, rep, err);
 
     if (o->q.threads) zq_engine_set_threads(o->q.threads);

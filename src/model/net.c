@@ -393,7 +393,7 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
     }
     if (a->mlm_head) { /* dense, activation, LayerNorm, then the decoder */
         zq_linear t = {WEIGHT(n, ZQ_PART_MLM_DENSE), BIAS(n, ZQ_PART_MLM_DENSE), C, C, 0, 0};
-        zq_linear_forward(&t, NULL, NULL, h, scratch, rows);
+        zq_linear_forward(&t, NULL, NULL, h, scratch, rows, 0);
         zq_activate(a->act, scratch, NULL, (size_t)rows * C);
         zq_layernorm(scratch, scratch, WEIGHT(n, ZQ_PART_MLM_NORM), BIAS(n, ZQ_PART_MLM_NORM), rows, C, a->norm_eps);
         h = scratch;
@@ -402,7 +402,7 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
         zq_linear p = {WEIGHT(n, ZQ_PART_PROJ_OUT), NULL, E, C, 0, 0};
         float *tmp = malloc((size_t)rows * E * sizeof *tmp);
         if (!tmp) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-        zq_linear_forward(&p, NULL, NULL, h, tmp, rows);
+        zq_linear_forward(&p, NULL, NULL, h, tmp, rows, 0);
         memcpy(scratch, tmp, (size_t)rows * E * sizeof *tmp);
         free(tmp);
         h = scratch;
@@ -410,7 +410,7 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
     /* no head of its own: tied to the embedding */
     const float *head_w = WEIGHT(n, ZQ_PART_HEAD) ? WEIGHT(n, ZQ_PART_HEAD) : WEIGHT(n, ZQ_PART_EMBED);
     zq_linear head = {head_w, BIAS(n, ZQ_PART_HEAD), V, E, 0, 0};
-    zq_linear_forward(&head, NULL, NULL, h, logits, rows);
+    zq_linear_forward(&head, NULL, NULL, h, logits, rows, 0);
     return ZQ_OK;
 }
 

@@ -1,12 +1,13 @@
 /* The attention sublayer, forward and backward: q, k, v projections, rotary
  * positions, softmax(q k^T / sqrt(d)) v per head (grouped-query: several
  * query heads share a key/value head), the output projection. Heads run
- * side by side on the workspace's pool; a training forward keeps each
+ * side by side on the engine's threads; a training forward keeps each
  * head's probabilities for the backward. */
 #include <math.h>
 #include <string.h>
 
 #include "base/blas.h"
+#include "base/engine.h"
 #include "nn/nn.h"
 #include "nn/workspace.h"
 
@@ -71,7 +72,7 @@ static void attention_head(float *out, const float *q, const float *k, const flo
     const float scale = 1.0f / sqrtf((float)hd);
     int qld = nh * hd, kld = nkv * hd, g = h / (nh / nkv), past = Tk - Tq;
     const float *qh = q + (size_t)h * hd, *kh = k + (size_t)g * hd, *vh = v + (size_t)g * hd;
-    zq_gemm_nt(Tq, Tk, hd, qh, qld, kh, kld, 0.0f, scores, Tk);
+    zq_gemm_nt(Tq, Tk, hd, qh, qld, kh, kld, 0.0f, scores, Tk, 0);
     for (int t = 0; t < Tq; t++) {
         float *row = scores + (size_t)t * Tk;
         int n = causal ? past + t + 1 : Tk; /* query t sits at position past + t */
@@ -86,7 +87,7 @@ static void attention_head(float *out, const float *q, const float *k, const flo
         for (int j = 0; j < n; j++) row[j] *= inv;
         for (int j = n; j < Tk; j++) row[j] = 0;
     }
-    zq_gemm_nn(Tq, hd, Tk, scores, Tk, vh, kld, 0.0f, out + (size_t)h * hd, qld);
+    zq_gemm_nn(Tq, hd, Tk, scores, Tk, vh, kld, 0.0f, out + (size_t)h * hd, qld, 0);
 }
 
 /* The heads of a batch, handed to the pool. */
@@ -95,20 +96,6 @@ typedef struct {
     zq_workspace *ws;
     int T;
 } heads_job;
-
-/* many small products: one BLAS thread each, heads side by side (one
- * engine thread: one after the other, on the caller's) */
-static void run_heads(zq_workspace *ws, size_t ntasks, zq_task_fn fn, heads_job *job)
-{
-    if (!ws->pool) {
-        for (size_t t = 0; t < ntasks; t++) fn(job, t, 0);
-        return;
-    }
-    zq_blas_set_threads(1);
-    zq_pool_submit(ws->pool, ntasks, fn, job);
-    zq_pool_wait(ws->pool);
-    zq_blas_set_threads(ws->threads);
-}
 
 /* One (sequence, head). */
 static void head_forward(void *ctx, size_t task, int worker)
@@ -151,8 +138,8 @@ static void head_backward(void *ctx, size_t task, int worker)
         const float *P = ws->probs + ((size_t)b * nh + h) * T * T;
         const float *dO = ws->datt + qo + (size_t)h * hd, *q = ws->q + qo + (size_t)h * hd;
         float *dq = ws->dq + qo + (size_t)h * hd;
-        zq_gemm_tn(T, hd, T, P, T, dO, qld, 1.0f, dv, kld); /* dV += P^T dO */
-        zq_gemm_nt(T, T, hd, dO, qld, v, kld, 0.0f, dS, T); /* dP = dO V^T */
+        zq_gemm_tn(T, hd, T, P, T, dO, qld, 1.0f, dv, kld, 0, NULL, 0); /* dV += P^T dO */
+        zq_gemm_nt(T, T, hd, dO, qld, v, kld, 0.0f, dS, T, 0); /* dP = dO V^T */
         for (int t = 0; t < T; t++) { /* dS = P (dP - rowsum(dP P)) * scale */
             float *row = dS + (size_t)t * T;
             const float *p = P + (size_t)t * T;
@@ -160,8 +147,8 @@ static void head_backward(void *ctx, size_t task, int worker)
             for (int s = 0; s < T; s++) dot += row[s] * p[s];
             for (int s = 0; s < T; s++) row[s] = p[s] * (row[s] - dot) * scale;
         }
-        zq_gemm_nn(T, hd, T, dS, T, k, kld, 0.0f, dq, qld); /* dQ = dS K */
-        zq_gemm_tn(T, hd, T, dS, T, q, qld, 1.0f, dk, kld); /* dK += dS^T Q */
+        zq_gemm_nn(T, hd, T, dS, T, k, kld, 0.0f, dq, qld, 0); /* dQ = dS K */
+        zq_gemm_tn(T, hd, T, dS, T, q, qld, 1.0f, dk, kld, 0, NULL, 0); /* dK += dS^T Q */
     }
 }
 
@@ -171,9 +158,9 @@ void zq_attention_forward(const zq_arch *a, const zq_block *blk, const zq_act_qu
                           const float *h, int B, int T)
 {
     int BT = B * T, hd = a->head_dim, nkv = a->n_kv_heads;
-    zq_linear_forward(&blk->q, aq, ws->aq, h, ws->q, BT);
-    zq_linear_forward(&blk->k, aq, ws->aq, h, ws->k, BT);
-    zq_linear_forward(&blk->v, aq, ws->aq, h, ws->v, BT);
+    zq_linear_forward(&blk->q, aq, ws->aq, h, ws->q, BT, T);
+    zq_linear_forward(&blk->k, aq, ws->aq, h, ws->k, BT, T);
+    zq_linear_forward(&blk->v, aq, ws->aq, h, ws->v, BT, T);
     size_t past = (size_t)(ws->kcache ? ws->pos0 : 0);
     rope_qk(a, ws, ws->q, ws->k, B, T, past, 1.0f);
     if (ws->kcache) {
@@ -181,8 +168,8 @@ void zq_attention_forward(const zq_arch *a, const zq_block *blk, const zq_act_qu
         memcpy(ws->vcache + past * nkv * hd, ws->v, (size_t)T * nkv * hd * sizeof(float));
     }
     heads_job job = {a, ws, T};
-    run_heads(ws, (size_t)B * a->n_heads, head_forward, &job);
-    zq_linear_forward(&blk->o, aq, ws->aq, ws->att, ws->ao, BT);
+    zq_engine_run((size_t)B * a->n_heads, ws->threads, head_forward, &job);
+    zq_linear_forward(&blk->o, aq, ws->aq, ws->att, ws->ao, BT, T);
 }
 
 void zq_attention_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
@@ -190,11 +177,11 @@ void zq_attention_backward(const zq_arch *a, const zq_block *blk, const zq_act_q
                            int T)
 {
     int BT = B * T;
-    zq_linear_backward(&blk->o, &g->o, aq, ws->aq, ws->att, dao, ws->datt, 0.0f, BT);
+    zq_linear_backward(&blk->o, &g->o, aq, ws, ws->att, dao, ws->datt, 0.0f, BT, T);
     heads_job job = {a, ws, T};
-    run_heads(ws, (size_t)B * a->n_kv_heads, head_backward, &job);
+    zq_engine_run((size_t)B * a->n_kv_heads, ws->threads, head_backward, &job);
     rope_qk(a, ws, ws->dq, ws->dk, B, T, 0, -1.0f); /* a rotation: its transpose turns back */
-    zq_linear_backward(&blk->q, &g->q, aq, ws->aq, h, ws->dq, dh, dh_beta, BT);
-    zq_linear_backward(&blk->k, &g->k, aq, ws->aq, h, ws->dk, dh, 1.0f, BT);
-    zq_linear_backward(&blk->v, &g->v, aq, ws->aq, h, ws->dv, dh, 1.0f, BT);
+    zq_linear_backward(&blk->q, &g->q, aq, ws, h, ws->dq, dh, dh_beta, BT, T);
+    zq_linear_backward(&blk->k, &g->k, aq, ws, h, ws->dk, dh, 1.0f, BT, T);
+    zq_linear_backward(&blk->v, &g->v, aq, ws, h, ws->dv, dh, 1.0f, BT, T);
 }

@@ -29,7 +29,7 @@ void zq_block_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant 
         zq_attention_forward(a, blk, aq, ws, x, B, T);
         add(ws->mid, x, ws->ao, n);
         zq_norm_forward(a, ws->xn, ws->mid, blk->norm1_w, blk->norm1_b, BT, s1);
-        zq_mlp_forward(a, blk, aq, ws, ws->xn, BT);
+        zq_mlp_forward(a, blk, aq, ws, ws->xn, BT, T);
         add(ws->mid2, ws->xn, ws->mo, n);
         zq_norm_forward(a, out, ws->mid2, blk->norm2_w, blk->norm2_b, BT, s2);
         return;
@@ -42,13 +42,13 @@ void zq_block_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant 
             zq_norm_forward(a, ws->xn2, x, blk->norm2_w, blk->norm2_b, BT, s2);
             h2 = ws->xn2;
         }
-        zq_mlp_forward(a, blk, aq, ws, h2, BT);
+        zq_mlp_forward(a, blk, aq, ws, h2, BT, T);
         for (size_t i = 0; i < n; i++) out[i] = ws->ao[i] + ws->mo[i] + x[i];
         return;
     }
     add(ws->mid, x, ws->ao, n);
     zq_norm_forward(a, ws->xn2, ws->mid, blk->norm2_w, blk->norm2_b, BT, s2);
-    zq_mlp_forward(a, blk, aq, ws, ws->xn2, BT);
+    zq_mlp_forward(a, blk, aq, ws, ws->xn2, BT, T);
     add(out, ws->mid, ws->mo, n);
 }
 
@@ -60,32 +60,32 @@ void zq_block_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant
     float *d = dx ? dx : ws->dtmp; /* the input gradient is needed inside anyway */
     if (!a->pre_ln) { /* out = norm2(x2); x2 = x1n + mlp(x1n); x1n = norm1(x1); x1 = x + attn(x) */
         memset(ws->dh2, 0, n * sizeof(float));
-        zq_norm_backward(a, &ws->norm2, ws->mid2, blk->norm2_w, dout, ws->dh2, g->norm2_w, g->norm2_b, BT); /* dx2 */
+        zq_norm_backward(a, &ws->norm2, ws->mid2, blk->norm2_w, dout, ws->dh2, g->norm2_w, g->norm2_b, BT, T, ws); /* dx2 */
         memcpy(ws->dh1, ws->dh2, n * sizeof(float));                                                     /* dx1n */
-        zq_mlp_backward(a, blk, aq, ws, g, ws->xn, ws->dh2, ws->dh1, 1.0f, BT);
+        zq_mlp_backward(a, blk, aq, ws, g, ws->xn, ws->dh2, ws->dh1, 1.0f, BT, T);
         memset(ws->dx1, 0, n * sizeof(float));
-        zq_norm_backward(a, &ws->norm1, ws->mid, blk->norm1_w, ws->dh1, ws->dx1, g->norm1_w, g->norm1_b, BT);
+        zq_norm_backward(a, &ws->norm1, ws->mid, blk->norm1_w, ws->dh1, ws->dx1, g->norm1_w, g->norm1_b, BT, T, ws);
         memcpy(d, ws->dx1, n * sizeof(float));
         zq_attention_backward(a, blk, aq, ws, g, x, ws->dx1, d, 1.0f, B, T);
         return;
     }
     if (a->parallel) { /* out = x + attn(h1) + mlp(h2), h1 = norm1(x), h2 = norm2(x) or h1 */
         const float *h2 = a->shared_norm ? ws->xn : ws->xn2;
-        zq_mlp_backward(a, blk, aq, ws, g, h2, dout, ws->dh2, 0.0f, BT);
+        zq_mlp_backward(a, blk, aq, ws, g, h2, dout, ws->dh2, 0.0f, BT, T);
         zq_attention_backward(a, blk, aq, ws, g, ws->xn, dout, ws->dh1, 0.0f, B, T);
         memcpy(d, dout, n * sizeof(float));
         if (a->shared_norm)
             for (size_t i = 0; i < n; i++) ws->dh1[i] += ws->dh2[i];
         else
-            zq_norm_backward(a, &ws->norm2, x, blk->norm2_w, ws->dh2, d, g->norm2_w, g->norm2_b, BT);
-        zq_norm_backward(a, &ws->norm1, x, blk->norm1_w, ws->dh1, d, g->norm1_w, g->norm1_b, BT);
+            zq_norm_backward(a, &ws->norm2, x, blk->norm2_w, ws->dh2, d, g->norm2_w, g->norm2_b, BT, T, ws);
+        zq_norm_backward(a, &ws->norm1, x, blk->norm1_w, ws->dh1, d, g->norm1_w, g->norm1_b, BT, T, ws);
         return;
     }
     /* out = x1 + mlp(norm2(x1)); x1 = x + attn(norm1(x)) */
-    zq_mlp_backward(a, blk, aq, ws, g, ws->xn2, dout, ws->dh2, 0.0f, BT);
+    zq_mlp_backward(a, blk, aq, ws, g, ws->xn2, dout, ws->dh2, 0.0f, BT, T);
     memcpy(ws->dx1, dout, n * sizeof(float));
-    zq_norm_backward(a, &ws->norm2, ws->mid, blk->norm2_w, ws->dh2, ws->dx1, g->norm2_w, g->norm2_b, BT);
+    zq_norm_backward(a, &ws->norm2, ws->mid, blk->norm2_w, ws->dh2, ws->dx1, g->norm2_w, g->norm2_b, BT, T, ws);
     zq_attention_backward(a, blk, aq, ws, g, ws->xn, ws->dx1, ws->dh1, 0.0f, B, T);
     memcpy(d, ws->dx1, n * sizeof(float));
-    zq_norm_backward(a, &ws->norm1, x, blk->norm1_w, ws->dh1, d, g->norm1_w, g->norm1_b, BT);
+    zq_norm_backward(a, &ws->norm1, x, blk->norm1_w, ws->dh1, d, g->norm1_w, g->norm1_b, BT, T, ws);
 }

@@ -56,27 +56,27 @@ static void activate_backward(zq_mlp_fn fn, const float *u, const float *gate, c
 }
 
 void zq_mlp_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws, const float *h,
-                    int BT)
+                    int BT, int T)
 {
     size_t n = (size_t)BT * a->inter;
-    zq_linear_forward(&blk->up, aq, ws->aq, h, ws->up, BT);
+    zq_linear_forward(&blk->up, aq, ws->aq, h, ws->up, BT, T);
     if (a->act == ZQ_SILU_GLU) {
-        zq_linear_forward(&blk->gate, aq, ws->aq, h, ws->gate, BT);
+        zq_linear_forward(&blk->gate, aq, ws->aq, h, ws->gate, BT, T);
         memcpy(ws->act, ws->gate, n * sizeof(float));
         zq_activate(a->act, ws->act, ws->up, n);
     } else {
         memcpy(ws->act, ws->up, n * sizeof(float));
         zq_activate(a->act, ws->act, NULL, n);
     }
-    zq_linear_forward(&blk->down, aq, ws->aq, ws->act, ws->mo, BT);
+    zq_linear_forward(&blk->down, aq, ws->aq, ws->act, ws->mo, BT, T);
 }
 
 void zq_mlp_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
-                     const zq_block_grads *g, const float *h, const float *dmo, float *dh, float dh_beta, int BT)
+                     const zq_block_grads *g, const float *h, const float *dmo, float *dh, float dh_beta, int BT, int T)
 {
     size_t n = (size_t)BT * a->inter;
-    zq_linear_backward(&blk->down, &g->down, aq, ws->aq, ws->act, dmo, ws->dact, 0.0f, BT);
+    zq_linear_backward(&blk->down, &g->down, aq, ws, ws->act, dmo, ws->dact, 0.0f, BT, T);
     activate_backward(a->act, ws->up, ws->gate, ws->dact, ws->dup, ws->dgate, n);
-    zq_linear_backward(&blk->up, &g->up, aq, ws->aq, h, ws->dup, dh, dh_beta, BT);
-    if (a->act == ZQ_SILU_GLU) zq_linear_backward(&blk->gate, &g->gate, aq, ws->aq, h, ws->dgate, dh, 1.0f, BT);
+    zq_linear_backward(&blk->up, &g->up, aq, ws, h, ws->dup, dh, dh_beta, BT, T);
+    if (a->act == ZQ_SILU_GLU) zq_linear_backward(&blk->gate, &g->gate, aq, ws, h, ws->dgate, dh, 1.0f, BT, T);
 }

@@ -2,7 +2,11 @@
  * (linear.c, norm.c, attention.c, mlp.c), composed in block.c. Backward
  * passes accumulate (+=) into caller-zeroed gradients and read what their
  * forward kept in the workspace. Shapes in comments: (rows, cols),
- * row-major; BT = batch * seq. */
+ * row-major; BT = batch * seq. Rows come in runs of T (seq), one
+ * sequence each: products never mix two (base/blas.h), and sums over rows
+ * (parameter gradients) are a sum per sequence, the sequences' added as a
+ * tree (zquant/sum.h), so a slice of a batch computes its part of them as
+ * the whole batch does. */
 #ifndef ZQ_NN_H
 #define ZQ_NN_H
 
@@ -12,11 +16,14 @@
 
 /* ---- linear.c ---------------------------------------------------------- */
 
-/* After zq_linear_forward(L, aq, scratch, x, ...): dx = dy W (into dx with
+/* After zq_linear_forward(L, aq, ws->aq, x, ...): dx = dy W (into dx with
  * dx_beta 0, added with 1; NULL: not wanted), g->w += dy^T xq (xq: x as
  * quantized), g->b += column sums of dy. */
-void zq_linear_backward(const zq_linear *L, const zq_linear_grad *g, const zq_act_quant *aq, float *scratch,
-                        const float *x, const float *dy, float *dx, float dx_beta, int rows);
+void zq_linear_backward(const zq_linear *L, const zq_linear_grad *g, const zq_act_quant *aq, zq_workspace *ws,
+                        const float *x, const float *dy, float *dx, float dx_beta, int rows, int seq);
+/* acc[cols] += the column sums of x (rows, cols), a tree over its runs of
+ * seq rows, on ws's tree stack number slot (0 or 1). */
+void zq_col_sums(zq_workspace *ws, int slot, const float *x, int rows, int seq, int cols, float *acc);
 
 /* ---- norm.c ------------------------------------------------------------------ */
 
@@ -31,9 +38,9 @@ typedef struct {
 void zq_norm_forward(const zq_arch *a, float *out, const float *x, const float *w, const float *b, int rows,
                      zq_norm_stats *keep);
 /* dx += the input gradient; dw, db += the parameter gradients (NULL: not
- * wanted); x is the forward's input. */
+ * wanted), on ws's tree stacks; x is the forward's input. */
 void zq_norm_backward(const zq_arch *a, const zq_norm_stats *st, const float *x, const float *w, const float *dy,
-                      float *dx, float *dw, float *db, int rows);
+                      float *dx, float *dw, float *db, int rows, int seq, zq_workspace *ws);
 /* LayerNorm of any width (BERT's embedding and MLM-head norms). */
 void zq_layernorm(float *out, const float *x, const float *w, const float *b, int rows, int C, float eps);
 
@@ -44,10 +51,11 @@ void zq_activate(zq_mlp_fn fn, float *x, const float *up, size_t n);
 /* ws->mo (BT, hidden) = mlp(h); the pre-activations stay in ws->up and
  * ws->gate, the activation in ws->act */
 void zq_mlp_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws, const float *h,
-                    int BT);
+                    int BT, int T);
 /* dh (into with dh_beta 0, added with 1) from dmo, given the input h */
 void zq_mlp_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
-                     const zq_block_grads *g, const float *h, const float *dmo, float *dh, float dh_beta, int BT);
+                     const zq_block_grads *g, const float *h, const float *dmo, float *dh, float dh_beta, int BT,
+                     int T);
 
 /* ---- attention.c ------------------------------------------------------------------ */
 

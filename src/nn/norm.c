@@ -1,8 +1,11 @@
 /* LayerNorm and RMSNorm, forward and backward. Row statistics are summed in
  * double; the forward keeps them (mean, 1/std) for the backward. */
 #include <math.h>
+#include <string.h>
 
+#include "base/tree.h"
 #include "nn/nn.h"
+#include "nn/workspace.h"
 
 /* mean (0 when rms) and 1/std of one row of C values */
 static void row_stats(const float *x, int C, float eps, int rms, double *mean_out, double *rstd_out)
@@ -47,27 +50,50 @@ void zq_norm_forward(const zq_arch *a, float *out, const float *x, const float *
     norm_rows(a->rms_norm, out, x, w, b, rows, a->hidden, a->norm_eps, keep);
 }
 
-void zq_norm_backward(const zq_arch *a, const zq_norm_stats *st, const float *x, const float *w, const float *dy,
-                      float *dx, float *dw, float *db, int rows)
+/* One row's input gradient into o (+=); its parameter gradient terms into
+ * dw and db (+=, either may be NULL). */
+static void norm_row_backward(const zq_arch *a, double mean, double rstd, const float *xr, const float *w,
+                              const float *g, float *o, float *dw, float *db)
 {
     /* forward: y = xhat * w + b with xhat = (x - mean) * rstd (mean 0 for RMSNorm) */
     int C = a->hidden;
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * C, *g = dy + (size_t)r * C;
-        float *o = dx + (size_t)r * C;
-        double mean = st->mean[r], rstd = st->rstd[r];
-        double sum_g = 0, sum_gx = 0; /* of dxhat and dxhat * xhat */
-        for (int c = 0; c < C; c++) {
-            double xhat = (xr[c] - mean) * rstd, dxhat = (double)g[c] * w[c];
-            if (dw) dw[c] += (float)(g[c] * xhat);
-            if (db) db[c] += g[c];
-            sum_g += dxhat;
-            sum_gx += dxhat * xhat;
-        }
-        for (int c = 0; c < C; c++) {
-            double xhat = (xr[c] - mean) * rstd, dxhat = (double)g[c] * w[c];
-            double d = a->rms_norm ? dxhat - xhat * sum_gx / C : dxhat - sum_g / C - xhat * sum_gx / C;
-            o[c] += (float)(rstd * d);
-        }
+    double sum_g = 0, sum_gx = 0; /* of dxhat and dxhat * xhat */
+    for (int c = 0; c < C; c++) {
+        double xhat = (xr[c] - mean) * rstd, dxhat = (double)g[c] * w[c];
+        if (dw) dw[c] += (float)(g[c] * xhat);
+        if (db) db[c] += g[c];
+        sum_g += dxhat;
+        sum_gx += dxhat * xhat;
+    }
+    for (int c = 0; c < C; c++) {
+        double xhat = (xr[c] - mean) * rstd, dxhat = (double)g[c] * w[c];
+        double d = a->rms_norm ? dxhat - xhat * sum_gx / C : dxhat - sum_g / C - xhat * sum_gx / C;
+        o[c] += (float)(rstd * d);
+    }
+}
+
+void zq_norm_backward(const zq_arch *a, const zq_norm_stats *st, const float *x, const float *w, const float *dy,
+                      float *dx, float *dw, float *db, int rows, int seq, zq_workspace *ws)
+{
+    /* the parameter gradients: a sum per sequence, the sequences' as a tree */
+    size_t C = (size_t)a->hidden;
+    if (seq <= 0 || seq > rows) seq = rows > 0 ? rows : 1;
+    zq_tree_f32 tw, tb;
+    zq_tree_f32_init(&tw, ws->sums, C);
+    zq_tree_f32_init(&tb, ws->sums + ws->sums_per_tree, C);
+    for (int r0 = 0; r0 < rows; r0 += seq) {
+        float *pw = dw ? zq_tree_f32_next(&tw) : NULL, *pb = db ? zq_tree_f32_next(&tb) : NULL;
+        if (pw) memset(pw, 0, C * sizeof *pw);
+        if (pb) memset(pb, 0, C * sizeof *pb);
+        for (int r = r0; r < rows && r < r0 + seq; r++)
+            norm_row_backward(a, st->mean[r], st->rstd[r], x + (size_t)r * C, w, dy + (size_t)r * C, dx + (size_t)r * C,
+                              pw, pb);
+        if (pw) zq_tree_f32_add(&tw);
+        if (pb) zq_tree_f32_add(&tb);
+    }
+    const float *sw = dw ? zq_tree_f32_sum(&tw) : NULL, *sb = db ? zq_tree_f32_sum(&tb) : NULL;
+    for (size_t c = 0; c < C; c++) {
+        if (dw) dw[c] += sw[c];
+        if (db) db[c] += sb[c];
     }
 }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "base/blas.h"
+#include "base/tree.h"
 #include "nn/workspace.h"
 
 static void *own(zq_workspace *ws, size_t bytes)
@@ -34,7 +35,6 @@ zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int t
     ws->seq = seq;
     ws->train = train;
     ws->threads = zq_engine_threads();
-    ws->pool = ws->threads > 1 ? zq_pool_create(ws->threads) : NULL; /* one thread: the caller's */
     ws->xn = floats(ws, bt * C), ws->xn2 = floats(ws, bt * C), ws->mid = floats(ws, bt * C), ws->mid2 = floats(ws, bt * C);
     ws->q = floats(ws, bt * qd), ws->k = floats(ws, bt * kvd), ws->v = floats(ws, bt * kvd), ws->att = floats(ws, bt * qd);
     ws->ao = floats(ws, bt * C), ws->mo = floats(ws, bt * C);
@@ -50,8 +50,14 @@ zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int t
         ws->dh1 = floats(ws, bt * C), ws->dh2 = floats(ws, bt * C), ws->dx1 = floats(ws, bt * C), ws->dtmp = floats(ws, bt * C);
         ws->dup = floats(ws, bt * I), ws->dgate = floats(ws, bt * I), ws->dact = floats(ws, bt * I);
         ws->dscores = floats(ws, (size_t)ws->threads * seq * seq);
+        /* sums over the batch's sequences: two tree stacks of the widest
+         * row (norm weight and bias), and the weight gradients' per tile */
+        ws->sums_per_tree = (size_t)zq_tree_levels(batch) * widest;
+        ws->sums = floats(ws, 2 * ws->sums_per_tree);
+        ws->gemm_sums_len = zq_gemm_tn_scratch((int)widest, (int)widest, (int)bt, seq);
+        ws->gemm_sums = floats(ws, ws->gemm_sums_len);
     }
-    if (ws->failed || (ws->threads > 1 && !ws->pool)) {
+    if (ws->failed) {
         zq_workspace_free(ws);
         return NULL;
     }
@@ -72,6 +78,5 @@ void zq_workspace_free(zq_workspace *ws)
 {
     if (!ws) return;
     for (int k = 0; k < ws->nowned; k++) free(ws->owned[k]);
-    zq_pool_free(ws->pool);
     free(ws);
 }

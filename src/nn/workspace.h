@@ -4,12 +4,12 @@
 #ifndef ZQ_WORKSPACE_H
 #define ZQ_WORKSPACE_H
 
-#include "base/pool.h"
 #include "nn/nn.h"
 
 struct zq_workspace {
     int batch, seq, train, threads, failed;
-    zq_pool *pool; /* attention runs one (sequence, head) per task */
+    /* threads: the engine's when it was made: attention's scratch has one
+     * seq x seq square per thread */
     void *owned[48];
     int nowned;
     /* forward: norm outputs, residuals, attention, MLP (BT x width) */
@@ -24,6 +24,10 @@ struct zq_workspace {
     zq_norm_stats norm1, norm2; /* of the block's two norms */
     float *probs;               /* B x heads x seq x seq attention probabilities */
     float *dq, *dk, *dv, *datt, *dh1, *dh2, *dx1, *dtmp, *dup, *dgate, *dact, *dscores;
+    float *sums; /* 2 tree stacks (base/tree.h) of sums_per_tree floats: parameter gradients of vectors */
+    size_t sums_per_tree;
+    float *gemm_sums; /* zq_gemm_tn's tree stacks for weight gradients (gemm_sums_len floats) */
+    size_t gemm_sums_len;
 };
 
 #endif

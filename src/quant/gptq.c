@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "base/blas.h"
-#include "base/pool.h"
+#include "base/engine.h"
 #include "simd/kernels.h"
 #include "zquant/block.h"
 #include "zquant/fp16.h"
@@ -116,29 +116,21 @@ static zq_status columns(const zq_qspec *spec, const zq_grid *g, float *W, uint6
 {
     block_job b = {spec, g, W, NULL, U, rows, cols, 0, 0, 64, block, orig, codes, scale, min, NULL};
     size_t ntasks = (size_t)((rows + b.rows_per_task - 1) / b.rows_per_task);
-    int threads = zq_engine_threads();
-    zq_pool *pool = threads > 1 && ntasks > 1 ? zq_pool_create(threads) : NULL;
     b.E = malloc(rows * (size_t)block * sizeof *b.E); /* the block's scaled errors, negated, [rows, block] */
     b.errs = calloc(ntasks, sizeof *b.errs);
     zq_status st = b.E && b.errs ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (uint64_t i1 = 0; st == ZQ_OK && i1 < cols; i1 += (uint64_t)block) {
         b.i1 = i1;
         b.i2 = i1 + (uint64_t)block < cols ? i1 + (uint64_t)block : cols;
-        if (pool) {
-            zq_pool_submit(pool, ntasks, block_rows, &b);
-            zq_pool_wait(pool);
-        } else {
-            for (size_t t = 0; t < ntasks; t++) block_rows(&b, t, 0);
-        }
+        zq_engine_run(ntasks, 0, block_rows, &b);
         for (size_t t = 0; st == ZQ_OK && t < ntasks; t++) /* the first failing rows speak, whatever the timing */
             if (b.errs[t].code != ZQ_OK) *err = b.errs[t], st = err->code;
         if (st == ZQ_OK && b.i2 < cols) /* W[:, i2:] -= errors . U[i1:i2, i2:] */
             zq_gemm_nn((int)rows, (int)(cols - b.i2), (int)(b.i2 - i1), b.E, block, U + i1 * cols + b.i2, (int)cols,
-                       1.0f, W + b.i2, (int)cols);
+                       1.0f, W + b.i2, (int)cols, 0);
     }
     free(b.E);
     free(b.errs);
-    zq_pool_free(pool);
     return st;
 }
 

@@ -39,11 +39,11 @@ static double sgemm_gflops(void)
     int n = 4096;
     float *a = malloc((size_t)n * n * 4), *b = malloc((size_t)n * n * 4), *c = malloc((size_t)n * n * 4);
     for (size_t i = 0; i < (size_t)n * n; i++) a[i] = gauss(), b[i] = gauss();
-    zq_gemm_nn(n, n, n, a, n, b, n, 0.0f, c, n); /* warm up */
+    zq_gemm_nn(n, n, n, a, n, b, n, 0.0f, c, n, 0); /* warm up */
     double best = 0;
     for (int r = 0; r < 3; r++) {
         double t = now();
-        zq_gemm_nn(n, n, n, a, n, b, n, 0.0f, c, n);
+        zq_gemm_nn(n, n, n, a, n, b, n, 0.0f, c, n, 0);
         double g = 2.0 * n * n * (double)n / (now() - t) / 1e9;
         best = g > best ? g : best;
     }
@@ -57,7 +57,7 @@ static float *synthetic_hessian(int n)
     int k = 1024;
     float *B = malloc((size_t)k * n * 4), *H = malloc((size_t)n * n * 4);
     for (size_t i = 0; i < (size_t)k * n; i++) B[i] = gauss();
-    zq_gemm_tn(n, n, k, B, n, B, n, 0.0f, H, n);
+    zq_gemm_tn(n, n, k, B, n, B, n, 0.0f, H, n, 0, NULL, 0);
     for (size_t i = 0; i < (size_t)n * n; i++) H[i] /= (float)k;
     for (int i = 0; i < n; i++) H[(size_t)i * n + i] += 0.01f;
     free(B);

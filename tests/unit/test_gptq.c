@@ -94,7 +94,7 @@ TEST(gptq_matches_the_reference_and_beats_rounding)
 /* The blocked factor of an inverse, well past one block (n = 1100, nine
  * blocks of 128 or less, products large enough for OpenBLAS to share out):
  * U upper with U^T U H = I to float precision (every 50th row checked), and
- * the same bits with one BLAS thread and with two. */
+ * the same bits with one engine thread and with two. */
 TEST(cholesky_inverse_blocked_and_thread_independent)
 {
     int n = 1100;
@@ -112,11 +112,12 @@ TEST(cholesky_inverse_blocked_and_thread_independent)
     CHECK(zq_blas_load(&err) == ZQ_OK);
     memcpy(U1, H, nn * 4);
     memcpy(U2, H, nn * 4);
-    zq_blas_set_threads(1);
+    int threads = zq_engine_threads();
+    zq_engine_set_threads(1);
     CHECK(zq_cholesky_inverse_upper(U1, n));
-    zq_blas_set_threads(2);
+    zq_engine_set_threads(2);
     CHECK(zq_cholesky_inverse_upper(U2, n));
-    zq_blas_set_threads(zq_engine_threads());
+    zq_engine_set_threads(threads);
     CHECK(memcmp(U1, U2, nn * 4) == 0);
     double worst = 0;
     int below = 0;
