@@ -84,6 +84,12 @@ zq_status zq_quantize_source(const zq_quantize_opts *o, zq_source *src, zq_quant
 zq_status zq_quantize_plan(const zq_quantize_opts *o, const zq_model *model, const zq_tensor_info *info,
                            zq_qspec *spec, zq_act_mode *act, zq_error *err);
 
+/* Whether path may be written, by the rule every writer of zquant applies
+ * (checked before any work): not an input of this process, not a
+ * directory or other special file; an existing file only with force (else
+ * ZQ_ERR_EXISTS); a character device or FIFO is written into. */
+zq_status zq_output_allowed(const char *path, int force, zq_error *err);
+
 #ifdef __cplusplus
 }
 #endif

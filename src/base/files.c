@@ -8,7 +8,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <unistd.h>
+
+#include "base/util.h"
+#include "zquant/crc32c.h"
 
 zq_status zq_open_regular(const char *path, int *fd, struct stat *st, zq_error *err)
 {
@@ -141,4 +145,52 @@ zq_status zq_read_small_file(const char *path, size_t limit, char **out, size_t 
 zq_status zq_read_input_file(const char *path, size_t limit, char **out, size_t *len, zq_error *err)
 {
     return read_whole(path, limit, 1, out, len, err);
+}
+
+zq_status zq_file_crc32c(const char *path, uint32_t *crc, uint64_t *bytes, zq_error *err)
+{
+    int fd;
+    struct stat st;
+    ZQ_TRY(zq_open_regular(path, &fd, &st, err));
+    enum { CHUNK = 1 << 20 };
+    char *buf = malloc(CHUNK);
+    uint32_t c = 0;
+    uint64_t total = 0;
+    ssize_t got = 0;
+    while (buf && (got = read(fd, buf, CHUNK)) > 0) {
+        c = zq_crc32c(c, buf, (size_t)got);
+        total += (uint64_t)got;
+    }
+    int saved = errno;
+    free(buf);
+    close(fd);
+    if (!buf) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (got < 0) return errno = saved, zq_fail_errno(err, ZQ_ERR_IO, "'%s': read failed", path);
+    *crc = c;
+    *bytes = total;
+    return ZQ_OK;
+}
+
+/* path with every symlink on its last component followed: the file a
+ * rename must replace for the link to keep pointing at the output.
+ * malloc'd; NULL with errno set on failure. */
+char *zq_follow_links(const char *path)
+{
+    char *cur = strdup(path);
+    for (int hops = 0; cur && hops < 40; hops++) {
+        struct stat st;
+        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) return cur;
+        char link[PATH_MAX];
+        ssize_t n = readlink(cur, link, sizeof link - 1);
+        if (n < 0) break;
+        link[n] = 0;
+        char *dir = link[0] == '/' ? NULL : zq_path_dirname(cur);
+        char *next = link[0] == '/' ? strdup(link) : dir ? zq_path_join(dir, link) : NULL;
+        free(dir);
+        free(cur);
+        cur = next;
+    }
+    if (cur) errno = ELOOP;
+    free(cur);
+    return NULL;
 }

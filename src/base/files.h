@@ -5,6 +5,7 @@
 #define ZQ_FILES_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "zquant/error.h"
@@ -24,5 +25,13 @@ const char *zq_input_same_as(const struct stat *st);
  * zq_read_small_file does not (zquant's own work files). */
 zq_status zq_read_small_file(const char *path, size_t limit, char **out, size_t *len, zq_error *err);
 zq_status zq_read_input_file(const char *path, size_t limit, char **out, size_t *len, zq_error *err);
+
+/* path with every symlink on its last component followed: the file (or
+ * folder) a rename must replace for the link to keep pointing at the
+ * output. malloc'd; NULL with errno set on failure (ELOOP). */
+char *zq_follow_links(const char *path);
+
+/* The CRC-32C of a whole regular file, read in pieces; *bytes its length. */
+zq_status zq_file_crc32c(const char *path, uint32_t *crc, uint64_t *bytes, zq_error *err);
 
 #endif

@@ -40,7 +40,8 @@ const char cli_qopts_help[] =
     "      --include GLOB    also quantize tensors matching GLOB\n"
     "      --exclude GLOB    keep tensors matching GLOB in FP16\n"
     "      --act SCHEME      activation scheme to record: int8-token (dynamic,\n"
-    "                        asymmetric), int8-tensor (static), none\n"
+    "                        asymmetric), int8-token-sym (dynamic, symmetric),\n"
+    "                        int8-tensor (static), none\n"
     "  -t, --threads N       worker threads (default: all cores)\n"
     "      --compress[=L]    zstd-compress every section (level L, default 3)\n"
     "  -f, --force           overwrite OUT if it exists\n";
@@ -173,8 +174,8 @@ int cli_chain_begin(cli_qargs *q, const char *cmd, const char *input, cli_chain 
     size_t n = strlen(out);
     memset(c, 0, sizeof *c);
     if (n <= 5 || strcmp(out + n - 5, ".gguf")) return 0;
-    if (!q->o.force && access(out, F_OK) == 0)
-        return cli_usage(cmd, "'%s' already exists (use --force to overwrite)", out);
+    zq_error err = {0};
+    if (zq_output_allowed(out, q->o.force, &err) != ZQ_OK) return cli_fail(&err); /* now, not after the work */
     c->tokenizer = cli_find_tokenizer(input);
     if (!c->tokenizer)
         return cli_usage(cmd, "-o %s: no tokenizer.bin or tokenizer.json beside '%s' for the GGUF vocabulary; write a "

@@ -114,7 +114,7 @@ static zq_status plan_quantized(zq_file *f, size_t i, zq_act_mode act, ct_plan *
     p->s.bits = t->spec.bits;
     p->s.symmetric = t->spec.symmetric;
     p->s.group = g->col_groups > 1 ? g->group_cols : 0;
-    p->s.w8a8 = act == ZQ_AQ_TOKEN && t->spec.bits == 8;
+    p->s.w8a8 = zq_act_mode_per_token(act) && t->spec.bits == 8;
     if (p->s.w8a8 && (p->s.group || !t->spec.symmetric))
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': vLLM's INT8 W8A8 needs symmetric weights with one scale "
                        "per output row, not %s; %s", path, t->name,
@@ -407,8 +407,8 @@ static zq_status write_entry(zq_file *f, const ct_entry *e, const ct_plan *p, si
 
 /* One safetensors file of entries [first, last). */
 static zq_status write_shard(zq_file *f, const ct_plan *plan, const ct_entry *e, size_t first, size_t last,
-                             const char *path, uint64_t *bytes, const zq_export_opts *o, uint64_t *done, uint64_t total,
-                             zq_error *err)
+                             const char *path, const char *shown, uint64_t *bytes, const zq_export_opts *o,
+                             uint64_t *done, uint64_t total, zq_error *err)
 {
     zq_st_entry *se = malloc((last - first + 1) * sizeof *se);
     if (!se) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
@@ -418,7 +418,7 @@ static zq_status write_shard(zq_file *f, const ct_plan *plan, const ct_entry *e,
     free(se);
     if (!h) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     zq_atomic out;
-    zq_status st = zq_atomic_open(&out, path, 0, err);
+    zq_status st = zq_atomic_open_as(&out, path, shown, 0, err);
     sink *s = st == ZQ_OK ? malloc(sizeof *s) : NULL;
     if (st == ZQ_OK && !s) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     if (st == ZQ_OK) {
@@ -445,11 +445,11 @@ static zq_status write_shard(zq_file *f, const ct_plan *plan, const ct_entry *e,
 static zq_status write_file(const zq_atomic_dir *d, const char *name, const void *data, size_t len, uint64_t *bytes,
                            zq_error *err)
 {
-    char *path = zq_atomic_dir_file(d, name);
-    if (!path) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    char *path = zq_atomic_dir_file(d, name), *shown = zq_atomic_dir_shown(d, name);
     zq_atomic out;
-    zq_status st = zq_atomic_open(&out, path, 0, err);
-    free(path);
+    zq_status st = path && shown ? zq_atomic_open_as(&out, path, shown, 0, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    free(path), free(shown);
+    if (st != ZQ_OK) return st;
     if (st == ZQ_OK) st = zq_atomic_write(&out, data, len, err);
     if (st == ZQ_OK) return *bytes += len, zq_atomic_commit(&out, err);
     zq_atomic_abort(&out);
@@ -494,7 +494,7 @@ zq_status zq_export_ct(const zq_export_opts *o, zq_file *f, zq_export_report *r,
         if (!zq_qspec_quantized(&t->spec)) continue;
         st = plan_quantized(f, i, act, &plan[i], err);
         plan[i].conv1d = t->transposed;
-        int4_with_act |= act == ZQ_AQ_TOKEN && t->spec.bits == 4;
+        int4_with_act |= zq_act_mode_per_token(act) && t->spec.bits == 4;
         int k = 0;
         while (k < ngroups && !same_scheme(&groups[k], &plan[i].s)) k++;
         if (k == ngroups) groups[ngroups++] = plan[i].s;
@@ -527,10 +527,10 @@ zq_status zq_export_ct(const zq_export_opts *o, zq_file *f, zq_export_report *r,
         char name[64];
         if (nshards == 1) snprintf(name, sizeof name, "model.safetensors");
         else snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", sh + 1, nshards);
-        char *path = zq_atomic_dir_file(&dir, name);
-        st = path ? write_shard(f, plan, e, (size_t)first, last, path, &r->bytes, o, &done, total, err)
-                  : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-        free(path);
+        char *path = zq_atomic_dir_file(&dir, name), *shown = zq_atomic_dir_shown(&dir, name);
+        st = path && shown ? write_shard(f, plan, e, (size_t)first, last, path, shown, &r->bytes, o, &done, total, err)
+                           : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        free(path), free(shown);
         for (size_t k = (size_t)first; k < last; k++) cJSON_AddStringToObject(map, e[k].name, name);
         r->files++;
         first = (int)last;

@@ -2,6 +2,7 @@
  * target, fsync, rename; on any error or signal the temp file goes. Devices
  * and FIFOs are written into (through a spool when they cannot seek). */
 #include "io/atomic.h"
+#include "zquant/quantize.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -27,30 +28,6 @@ static void release(zq_atomic *a)
     free(a->final);
     free(a->target);
     a->tmp = a->final = a->target = NULL;
-}
-
-/* path with every symlink on its last component followed: the file a
- * rename must replace for the link to keep pointing at the output.
- * malloc'd; NULL with errno set on failure. */
-static char *follow_links(const char *path)
-{
-    char *cur = strdup(path);
-    for (int hops = 0; cur && hops < 40; hops++) {
-        struct stat st;
-        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) return cur;
-        char link[PATH_MAX];
-        ssize_t n = readlink(cur, link, sizeof link - 1);
-        if (n < 0) break;
-        link[n] = 0;
-        char *dir = link[0] == '/' ? NULL : zq_path_dirname(cur);
-        char *next = link[0] == '/' ? strdup(link) : dir ? zq_path_join(dir, link) : NULL;
-        free(dir);
-        free(cur);
-        cur = next;
-    }
-    if (cur) errno = ELOOP;
-    free(cur);
-    return NULL;
 }
 
 /* A device or FIFO target: written into, never replaced. One that cannot
@@ -97,14 +74,25 @@ zq_status zq_output_check(const char *path, int force, int *stream, zq_error *er
     return ZQ_OK;
 }
 
+zq_status zq_output_allowed(const char *path, int force, zq_error *err)
+{
+    int stream;
+    return zq_output_check(path, force, &stream, err);
+}
+
 zq_status zq_atomic_open(zq_atomic *a, const char *path, int force, zq_error *err)
+{
+    return zq_atomic_open_as(a, path, path, force, err);
+}
+
+zq_status zq_atomic_open_as(zq_atomic *a, const char *path, const char *shown, int force, zq_error *err)
 {
     memset(a, 0, sizeof *a);
     a->fd = a->sink = -1;
     a->slot = -1;
     a->force = force;
-    a->final = strdup(path);
-    a->target = follow_links(path);
+    a->final = strdup(shown);
+    a->target = zq_follow_links(path);
     if (!a->final || !a->target) {
         zq_status st = errno == ELOOP ? zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot follow its symlinks", path)
                                       : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
@@ -132,7 +120,7 @@ zq_status zq_atomic_open(zq_atomic *a, const char *path, int force, zq_error *er
     free(dir);
     a->fd = mkostemp(a->tmp, O_CLOEXEC);
     if (a->fd < 0) {
-        zq_status fail = zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create a temp file beside it", path);
+        zq_status fail = zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create a temp file beside it", a->final);
         free(a->tmp);
         a->tmp = NULL;
         release(a);

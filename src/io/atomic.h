@@ -28,6 +28,9 @@ typedef struct {
  * is a device or FIFO, written into. */
 zq_status zq_output_check(const char *path, int force, int *stream, zq_error *err);
 zq_status zq_atomic_open(zq_atomic *a, const char *path, int force, zq_error *err);
+/* The same, but messages name the file as shown (a file of an output
+ * folder being written: OUT/name, not the temp folder). */
+zq_status zq_atomic_open_as(zq_atomic *a, const char *path, const char *shown, int force, zq_error *err);
 zq_status zq_atomic_write(zq_atomic *a, const void *data, size_t len, zq_error *err);
 zq_status zq_atomic_pwrite(zq_atomic *a, const void *data, size_t len, uint64_t offset, zq_error *err);
 zq_status zq_atomic_commit(zq_atomic *a, zq_error *err); /* releases a */

@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "zquant/error.h"
@@ -18,7 +20,7 @@
 
 #define MAX_PENDING 8
 static char pending[MAX_PENDING][PATH_ROOM];
-static volatile sig_atomic_t pending_used[MAX_PENDING];
+static volatile sig_atomic_t pending_used[MAX_PENDING]; /* 1: a file, 2: a folder of files */
 
 #define MAX_MAPS 1024
 static struct {
@@ -29,10 +31,36 @@ static struct {
 static volatile sig_atomic_t map_used[MAX_MAPS];
 static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* A temp folder's files, then the folder, with calls a handler may make
+ * (no opendir: it allocates): the entries as the kernel lists them. */
+static void remove_folder(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    char buf[4096];
+    long n;
+    while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0)
+        for (long at = 0; at < n;) {
+            const struct linux_dirent64 {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *e = (const void *)(buf + at);
+            if (strcmp(e->name, ".") && strcmp(e->name, "..")) unlinkat(fd, e->name, 0);
+            at += e->reclen;
+        }
+    close(fd);
+    rmdir(dir);
+}
+
 static void remove_temp_files(void)
 {
+    for (int k = 0; k < MAX_PENDING; k++) /* files first: they may sit in a folder below */
+        if (pending_used[k] == 1) unlink(pending[k]);
     for (int k = 0; k < MAX_PENDING; k++)
-        if (pending_used[k]) unlink(pending[k]);
+        if (pending_used[k] == 2) remove_folder(pending[k]);
 }
 
 static void on_signal(int sig)
@@ -42,7 +70,16 @@ static void on_signal(int sig)
     raise(sig);
 }
 
-static void say(const char *s) { (void)!write(STDERR_FILENO, s, strlen(s)); }
+/* The line in one write(): a reader of the pipe gets it whole. */
+static void say_line(const char *before, const char *name, const char *after)
+{
+    static char line[PATH_ROOM + 256];
+    size_t n = 0;
+    const char *parts[3] = {before, name, after};
+    for (int k = 0; k < 3; k++)
+        for (const char *p = parts[k]; *p && n < sizeof line - 1; p++) line[n++] = *p;
+    (void)!write(STDERR_FILENO, line, n);
+}
 
 static void on_bus(int sig, siginfo_t *info, void *ctx)
 {
@@ -54,9 +91,7 @@ static void on_bus(int sig, siginfo_t *info, void *ctx)
         signal(sig, SIG_DFL);
         return;
     }
-    say("zquant: '");
-    say(name);
-    say("': the file shrank while it was being read (truncated by another process?)\n");
+    say_line("zquant: '", name, "': the file shrank while it was being read (truncated by another process?)\n");
     remove_temp_files();
     _exit(ZQ_ERR_IO);
 }
@@ -78,18 +113,21 @@ void zq_install_signal_cleanup(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-int zq_cleanup_add(const char *path)
+static int add(const char *path, int kind)
 {
     if (strlen(path) >= PATH_ROOM) return -1;
     for (int k = 0; k < MAX_PENDING; k++) {
         if (!pending_used[k]) {
             memcpy(pending[k], path, strlen(path) + 1);
-            pending_used[k] = 1;
+            pending_used[k] = kind;
             return k;
         }
     }
     return -1;
 }
+
+int zq_cleanup_add(const char *path) { return add(path, 1); }
+int zq_cleanup_add_folder(const char *path) { return add(path, 2); }
 
 void zq_cleanup_remove(int slot)
 {

@@ -8,6 +8,9 @@
 /* Registers path; returns its slot, or -1 when the table is full (the file
  * is then only removed by the normal error paths). */
 int zq_cleanup_add(const char *path);
+/* The same for a temp folder of files (an output folder being written):
+ * its files, then itself. */
+int zq_cleanup_add_folder(const char *path);
 void zq_cleanup_remove(int slot); /* accepts -1 */
 
 /* Registers an input's mapping (before its pages are read); returns its

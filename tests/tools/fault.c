@@ -3,6 +3,10 @@
  *   ZQ_KILL_AFTER="SUFFIX:N"  after the Nth successful rename() onto a path
  *                             ending in SUFFIX, die of SIGKILL, as if killed
  *                             from outside at that exact point;
+ *   ZQ_INT_AFTER="SUFFIX:N"   the same, but SIGINT (a Ctrl-C: zquant's handler
+ *                             must leave nothing behind);
+ *   ZQ_MKDIR_AFTER="SUFFIX:N" the same, but make the folder ZQ_MKDIR_PATH, as
+ *                             another process could meanwhile;
  *   ZQ_TRUNCATE="PATH:BYTES"  when zquant first asks the kernel to read
  *                             mapped pages ahead (madvise MADV_POPULATE_READ),
  *                             truncate PATH to BYTES first, as another
@@ -17,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef MADV_POPULATE_READ
@@ -48,6 +53,12 @@ int rename(const char *from, const char *to)
     char suffix[256];
     long n = armed("ZQ_KILL_AFTER", suffix, sizeof suffix);
     if (rc == 0 && n > 0 && ends_with(to, suffix) && ++seen == n) raise(SIGKILL);
+    static int seen_int, seen_mkdir;
+    n = armed("ZQ_INT_AFTER", suffix, sizeof suffix);
+    if (rc == 0 && n > 0 && ends_with(to, suffix) && ++seen_int == n) raise(SIGINT);
+    n = armed("ZQ_MKDIR_AFTER", suffix, sizeof suffix);
+    if (rc == 0 && n > 0 && ends_with(to, suffix) && ++seen_mkdir == n && getenv("ZQ_MKDIR_PATH"))
+        mkdir(getenv("ZQ_MKDIR_PATH"), 0755);
     return rc;
 }
 

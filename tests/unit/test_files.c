@@ -308,7 +308,8 @@ TEST(shrinking_zq_input_is_a_clean_error)
     }
     close(pipefd[1]);
     char msg[512] = {0};
-    ssize_t got = read(pipefd[0], msg, sizeof msg - 1);
+    ssize_t got = 0, k;
+    while (got < (ssize_t)sizeof msg - 1 && (k = read(pipefd[0], msg + got, sizeof msg - 1 - (size_t)got)) > 0) got += k;
     close(pipefd[0]);
     int status = 0;
     waitpid(pid, &status, 0);
