@@ -83,7 +83,8 @@ def opt():
                         [("fc1", (INTER, H)), ("fc2", (H, INTER))],
                         {"model.decoder.embed_tokens.weight": mat(VOCAB, H),
                          "model.decoder.embed_positions.weight": mat(CTX + 2, H)},
-                        {"hidden_size": H, "num_attention_heads": HEADS, "num_hidden_layers": LAYERS, "ffn_dim": INTER})
+                        {"hidden_size": H, "num_attention_heads": HEADS, "num_hidden_layers": LAYERS, "ffn_dim": INTER,
+                         "max_position_embeddings": CTX})
 
 
 def gpt_neox():
@@ -101,7 +102,7 @@ def gptj():
                          ("attn.out_proj", (H, H))],
                         [("mlp.fc_in", (INTER, H)), ("mlp.fc_out", (H, INTER))],
                         {"transformer.wte.weight": mat(VOCAB, H), "lm_head.weight": mat(VOCAB, H)},
-                        {"n_embd": H, "n_head": HEADS, "n_layer": LAYERS, "rotary_dim": 4})
+                        {"n_embd": H, "n_head": HEADS, "n_layer": LAYERS, "rotary_dim": 4, "n_inner": INTER})
 
 
 def bert():
@@ -112,7 +113,7 @@ def bert():
                         {"bert.embeddings.word_embeddings.weight": mat(VOCAB, H),
                          "bert.embeddings.position_embeddings.weight": mat(CTX, H)},
                         {"hidden_size": H, "num_attention_heads": HEADS, "num_hidden_layers": LAYERS,
-                         "intermediate_size": INTER})
+                         "intermediate_size": INTER, "max_position_embeddings": CTX})
 
 
 def llama():
@@ -259,10 +260,12 @@ def bad_corpus(d, good):
 
 
 def main():
-    if os.path.exists(OUT):
-        shutil.rmtree(OUT)
-    os.makedirs(OUT + "/models")
-    os.makedirs(OUT + "/expected")
+    # only what this script makes: other generators own the rest of OUT
+    # (engine/, real/, tokenizers/...), and bad/ keeps a file fuzzing found
+    for sub in ("models", "expected"):
+        if os.path.exists(f"{OUT}/{sub}"):
+            shutil.rmtree(f"{OUT}/{sub}")
+        os.makedirs(f"{OUT}/{sub}")
     built = {}
     for mt, fn in MODELS.items():
         weights, roles, cfg, transposed = fn()

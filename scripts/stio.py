@@ -47,3 +47,15 @@ def load(path):
         b, en = e["data_offsets"]
         out[name] = np.frombuffer(data[base + b : base + en], dtype=NP[e["dtype"]]).reshape(e["shape"])
     return out
+
+
+def load_raw(path):
+    """Every tensor as (dtype string, shape, raw bytes), whatever its dtype
+    (packed I32 codes, I64 shapes): what save() takes back unchanged."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    base = 8 + n
+    return {name: (e["dtype"], e["shape"], data[base + e["data_offsets"][0] : base + e["data_offsets"][1]])
+            for name, e in header.items() if name != "__metadata__"}

@@ -65,7 +65,7 @@ run "$ZQ" lkd "$M" -o "$TMP/lkd.gguf" -p w4/8a16 --steps 20 -q
 check gguf/lkd-chain '[ "$rc" -eq 0 ] && [ -s "$TMP/lkd.gguf" ] && [ -s "$TMP/lkd.gguf.zq" ] && grep -q "\"for\":\"llama.cpp\"" "$TMP/lkd.gguf.zq"'
 llama_vs_zquant gguf/lkd-chain/llama.cpp-logits "$TMP/lkd.gguf.zq" "$TMP/lkd.gguf" "$TMP/ids10k.bin" 512
 run "$ZQ" quantize "$M" -o "$TMP/lkd.gguf" -q
-check refuse/chain-exists '[ "$rc" -eq 2 ] && grep -q "already exists" "$TMP/err"'
+check refuse/chain-exists '[ "$rc" -eq 8 ] && grep -q "already exists" "$TMP/err"'
 run "$ZQ" quantize "$ENGINE/llama" -o "$TMP/notok.gguf" -q
 check refuse/chain-no-tokenizer '[ "$rc" -eq 2 ] && grep -q "no tokenizer" "$TMP/err" && [ ! -e "$TMP/notok.gguf.zq" ]'
 # zquant reads its GGUF back: eval gives the .zq's weight-only figures exactly
@@ -171,8 +171,16 @@ run "$ZQ" export "$TMP/v_w4_8a8.zq" -o "$TMP/ct" --format compressed-tensors -f 
 check ct/w4_8a8-says-int4-runs-a16 'grep -q "note: INT4 layers are written as W4A16" "$TMP/out" && grep -q "\"format\":[[:space:]]*\"mixed-precision\"" "$TMP/ct/config.json"'
 check ct/tokenizer-copied 'cmp -s "$M/tokenizer.bin" "$TMP/ct/tokenizer.bin"'
 a=$("$ZQ" eval "$TMP/v_w4_8a8.zq" --tokens "$TMP/ids10k.bin" --ctx 512 --act none --json | tr -d ' \t\n' | field nll)
-b=$("$ZQ" eval "$TMP/ct" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' \t\n' | field nll)
+b=$("$ZQ" eval "$TMP/ct" --tokens "$TMP/ids10k.bin" --ctx 512 --act none --json | tr -d ' \t\n' | field nll)
 check ct/eval-reads-ct '[ -n "$a" ] && [ "$a" = "$b" ]'
+# what the folder says of inputs is what eval runs: W8A8's token-wise INT8,
+# as the .zq records it; the mixed folder's W8A8 attention alone
+c=$("$ZQ" eval "$TMP/ct" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' \t\n' | field nll)
+check ct/eval-quantizes-activations-the-config-names '[ -n "$c" ] && [ "$c" != "$b" ]'
+run "$ZQ" export "$TMP/v_w8a8.zq" -o "$TMP/ct8" --format compressed-tensors -f --from "$M"
+a=$("$ZQ" eval "$TMP/v_w8a8.zq" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' \t\n' | field nll)
+b=$("$ZQ" eval "$TMP/ct8" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' \t\n' | field nll)
+check ct/w8a8-eval-runs-int8-activations '[ -n "$a" ] && [ "$a" = "$b" ]'
 run "$ZQ" inspect "$TMP/ct"
 check ct/inspect '[ "$rc" -eq 0 ] && grep -q "^model.layers.0.mlp.up_proj.weight_packed *I32 *172x8 " "$TMP/out" && grep -q "^model.layers.0.self_attn.q_proj.weight *I8 *64x64 " "$TMP/out"'
 for model in gpt2 qwen2 llama gpt_neox; do

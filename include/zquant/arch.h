@@ -136,6 +136,22 @@ zq_status zq_arch_from_config(const char *config_json, const char *origin, zq_ar
 
 /* The [out, in] shape of a block Linear part of this model. */
 void zq_arch_linear_shape(const zq_arch *a, zq_part p, int *out, int *in);
+/* The values the config gives table entry e of this model; 0 when it has
+ * no such tensor, or any size will do (BERT's token types). */
+uint64_t zq_arch_tensor_size(const zq_arch *a, const zq_arch_tensor *e);
+
+/* A checkpoint's tensors as the check below sees them. */
+typedef struct {
+    const char *name;
+    uint64_t numel;
+} zq_tensor_size;
+
+/* Config and tensors against each other: every tensor the table knows has
+ * the size the config gives it, and no block at or past n_layers; with
+ * complete, also every one the model needs is there (an exporter's check:
+ * a runtime loads nothing less). origin names the model in errors. */
+zq_status zq_arch_check_tensors(const zq_arch *a, const zq_tensor_size *t, size_t n, int complete, const char *origin,
+                                zq_error *err);
 
 /* ---- roles, for the quantizer ---------------------------------------------------- */
 

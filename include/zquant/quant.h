@@ -167,9 +167,11 @@ const char *zq_kernels_name(void);
 /* How the input of a quantized Linear is quantized: the scheme a .zq file
  * records for the runtime, and what zquant emulates. CALIBRATE is not a
  * scheme: it only collects the static ranges that TENSOR then uses. */
-typedef enum { ZQ_AQ_NONE = 0, ZQ_AQ_TOKEN, ZQ_AQ_TENSOR, ZQ_AQ_CALIBRATE } zq_act_mode;
+typedef enum { ZQ_AQ_NONE = 0, ZQ_AQ_TOKEN, ZQ_AQ_TENSOR, ZQ_AQ_CALIBRATE, ZQ_AQ_TOKEN_SYM } zq_act_mode;
 
-/* "int8-token" (dynamic, per token), "int8-tensor" (static), "none". */
+/* "int8-token" (dynamic, per token, asymmetric: ZeroQuant's), "int8-token-sym"
+ * (dynamic, per token, symmetric: vLLM's usual W8A8), "int8-tensor"
+ * (static), "none". */
 zq_status zq_act_mode_parse(const char *text, zq_act_mode *out, zq_error *err);
 const char *zq_act_mode_name(zq_act_mode m);
 
@@ -182,13 +184,26 @@ typedef struct {
 } zq_activation;
 
 void zq_act_mode_record(zq_act_mode m, zq_activation *rec);
-/* ZQ_AQ_NONE, ZQ_AQ_TOKEN or ZQ_AQ_TENSOR. */
+/* The scheme a quantized checkpoint says its runtime applies (a
+ * compressed-tensors folder's input_activations), NULL when none; and
+ * whether tensor i is the weight of a Linear whose input it quantizes. */
+typedef struct zq_source zq_source;
+const zq_activation *zq_source_activation(const zq_source *src);
+int zq_source_act_quantized(const zq_source *src, size_t i);
+/* The scheme a record is; ZQ_AQ_NONE for one that is none of them. */
 zq_act_mode zq_act_mode_of(const zq_activation *rec);
+int zq_activation_equal(const zq_activation *a, const zq_activation *b);
+/* Whether rec is one of the schemes above, as zquant-format(5) defines them. */
+int zq_activation_known(const zq_activation *rec);
+/* Whether inputs are quantized token by token at run time (either sign). */
+int zq_act_mode_per_token(zq_act_mode m);
 
 /* Fake-quantizes rows of x in place, as the schemes say: token: per row,
  * asymmetric uint8 (scale (max-min)/255, zero point round(-min/scale));
  * tensor: symmetric int8 with scale absmax/127. */
 void zq_fake_quant_tokens(float *x, int rows, int cols);
+/* per row, symmetric int8: scale absmax/127 */
+void zq_fake_quant_tokens_sym(float *x, int rows, int cols);
 void zq_fake_quant_tensor(float *x, size_t n, float absmax);
 
 #ifdef __cplusplus

@@ -88,6 +88,11 @@ zq_status zq_source_read_f16(zq_source *src, size_t i, uint64_t row0, uint64_t n
  * can leave this process, so memory stays bounded by what is in flight. */
 void zq_source_release(zq_source *src, size_t i);
 void zq_source_release_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nrows);
+/* A checksum (CRC-32C) of what the checkpoint holds, to tell it from
+ * another one at the same path: its config and every tensor's name, dtype,
+ * shape and values (read as float, some rows at a time). */
+zq_status zq_source_fingerprint(zq_source *src, uint32_t *crc, zq_error *err);
+
 /* Rows the caller will read soon: the reader may map them ahead, in bulk. */
 void zq_source_prefetch_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nrows);
 

@@ -84,7 +84,10 @@ static void print_json(const zq_file *f, uint64_t fp16)
 
 static const char *activation_label(zq_act_mode m)
 {
-    return m == ZQ_AQ_TOKEN ? "int8 token-wise dynamic" : m == ZQ_AQ_TENSOR ? "int8 per-tensor static" : "fp16 (not quantized)";
+    return m == ZQ_AQ_TOKEN       ? "int8 token-wise dynamic"
+           : m == ZQ_AQ_TOKEN_SYM ? "int8 token-wise dynamic, symmetric"
+           : m == ZQ_AQ_TENSOR    ? "int8 per-tensor static"
+                                  : "fp16 (not quantized)";
 }
 
 static void print_table(const zq_file *f, uint64_t fp16)

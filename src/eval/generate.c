@@ -34,7 +34,7 @@ zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_ne
                                   : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     const zq_activation *act = zq_net_activation(net);
     /* static ranges would need calibration first; generation runs dynamic ones only */
-    if (st == ZQ_OK && act && zq_act_mode_of(act) == ZQ_AQ_TOKEN) s.aq.mode = ZQ_AQ_TOKEN;
+    if (st == ZQ_OK && act && zq_act_mode_per_token(zq_act_mode_of(act))) s.aq.mode = zq_act_mode_of(act);
     uint64_t rng = seed ? seed : 0x9e3779b97f4a7c15ull;
     memcpy(out, prompt, (size_t)n_prompt * sizeof *out);
     /* the prompt in one pass, then one token at a time against the cache */

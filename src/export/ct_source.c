@@ -3,10 +3,13 @@
  * weight_shape) become one float tensor P.weight in the checkpoint's layout,
  * decoded as compressed-tensors defines it, w = (q - zp) * scale per group;
  * every other tensor passes through. So `zquant eval DIR` runs what vLLM
- * loads, and the export's inverse can be checked against the .zq. The
- * scheme of each module is read off its pieces' shapes (bits from the packed
- * width, the group from the scale's width). */
+ * loads (with the input_activations it says), and the export's inverse can
+ * be checked against the .zq. The scheme of each module is read off its
+ * pieces' shapes (bits from the packed width, the group from the scale's
+ * width) and must be what quantization_config says of that module. */
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include <cjson/cJSON.h>
+#include <pcre2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,7 @@ typedef struct {
     uint64_t out, in, group;        /* the [out, in] matrix; group: columns per scale */
     int conv1d;                     /* the checkpoint stores it [in, out] */
     float *whole;                   /* conv1d: decoded [out, in], until released */
+    char module[512];               /* quantized kinds: the module the pieces belong to */
 } ct_tensor;
 
 typedef struct {
@@ -149,6 +153,10 @@ static zq_status describe(const ct_impl *im, const char *path, const char *modul
     const zq_source *in = im->inner;
     const zq_tensor_info *b = zq_source_tensor(in, (size_t)base), *s;
     x->base = (size_t)base;
+    snprintf(x->module, sizeof x->module, "%s", module);
+    if (inner_find(in, module, "weight_g_idx") >= 0)
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s': weight_g_idx (activation reordering) is not read by zquant", path,
+                       module);
     x->scale = inner_find(in, module, "weight_scale");
     x->zero = inner_find(in, module, "weight_zero_point");
     int layer;
@@ -171,8 +179,14 @@ static zq_status describe(const ct_impl *im, const char *path, const char *modul
                                       zq_source_tensor(in, (size_t)shape)->numel == 2 ? raw(im, shape) : NULL;
     if (!sp || b->dtype != ZQ_DT_I32)
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s': weight_packed needs I32 codes and an I64 weight_shape", path, module);
-    x->out = zq_load_le64(sp);
-    x->in = zq_load_le64(sp + 8);
+    /* sizes from the file, checked before any arithmetic on them: the
+     * codes' own rows and words bound them */
+    int64_t rows = (int64_t)zq_load_le64(sp), cols = (int64_t)zq_load_le64(sp + 8);
+    if (rows < 1 || cols < 1 || rows != b->shape[0] || cols > b->shape[1] * 32)
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s': weight_shape [%lld, %lld] does not fit its %lld x %lld packed words",
+                       path, module, (long long)rows, (long long)cols, (long long)b->shape[0], (long long)b->shape[1]);
+    x->out = (uint64_t)rows;
+    x->in = (uint64_t)cols;
     for (x->bits = 8; x->bits >= 2; x->bits /= 2) /* the width whose packing gives the stored words */
         if ((uint64_t)b->shape[1] == (x->in * (uint64_t)x->bits + 31) / 32) break;
     uint64_t groups = (uint64_t)s->shape[1];
@@ -186,6 +200,163 @@ static zq_status describe(const ct_impl *im, const char *path, const char *modul
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s': weight_packed, weight_scale, weight_zero_point and weight_shape "
                        "do not agree", path, module);
     return ZQ_OK;
+}
+
+/* ---- what quantization_config says ----------------------------------------- */
+
+/* Whether a config group's target names module: its own name, "Linear"
+ * (every Linear: all quantized modules are), or "re:" and a regular
+ * expression matched from the name's start, as compressed-tensors does. */
+static int targets(const char *target, const char *module)
+{
+    if (!strcmp(target, module) || !strcmp(target, "Linear")) return 1;
+    if (strncmp(target, "re:", 3)) return 0;
+    int code;
+    PCRE2_SIZE at;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)(target + 3), PCRE2_ZERO_TERMINATED, PCRE2_ANCHORED, &code, &at, NULL);
+    pcre2_match_data *md = re ? pcre2_match_data_create_from_pattern(re, NULL) : NULL;
+    int yes = md && pcre2_match(re, (PCRE2_SPTR)module, PCRE2_ZERO_TERMINATED, 0, 0, md, NULL) >= 0;
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    return yes;
+}
+
+static int is_ignored(const cJSON *ignore, const char *module)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, ignore) if (cJSON_IsString(e) && targets(e->valuestring, module)) return 1;
+    return 0;
+}
+
+/* The config group whose targets name module (NULL: none). */
+static const cJSON *group_of(const cJSON *groups, const cJSON *ignore, const char *module)
+{
+    const cJSON *g, *t;
+    if (is_ignored(ignore, module)) return NULL;
+    cJSON_ArrayForEach(g, groups) {
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(g, "targets")) if (cJSON_IsString(t) &&
+                                                                                   targets(t->valuestring, module)) return g;
+    }
+    return NULL;
+}
+
+static int number_is(const cJSON *o, const char *key, double v)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(x) && x->valuedouble == v;
+}
+
+static int string_is(const cJSON *o, const char *key, const char *v)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(x) && !strcmp(x->valuestring, v);
+}
+
+static int null_or_absent(const cJSON *o, const char *key)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    return !x || cJSON_IsNull(x);
+}
+
+/* A module's weights as its pieces hold them against its group's
+ * "weights"; its input_activations: none, or ones zquant runs. */
+static zq_status check_module(const char *path, const ct_tensor *x, const cJSON *g, const char *format, zq_activation *act,
+                              int *quantizes_input, zq_error *err)
+{
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(g, "weights");
+    const char *want = x->kind == CT_INT8 ? "int-quantized" : "pack-quantized";
+    const char *f = string_is(g, "format", want) ? want : format;
+    if (strcmp(f, want) && strcmp(f, "mixed-precision"))
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s': stored as %s, but its format is '%s'", path, x->module, want, f);
+    int bits = x->kind == CT_INT8 ? 8 : x->bits;
+    if (!string_is(w, "type", "int"))
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s': weights of type other than int are not read by zquant", path, x->module);
+    if (!number_is(w, "num_bits", bits))
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s': its config says num_bits other than the %d its packing holds", path,
+                       x->module, bits);
+    int grouped = x->group != 0;
+    if (grouped ? !(string_is(w, "strategy", "group") && number_is(w, "group_size", (double)x->group))
+                : !string_is(w, "strategy", "channel"))
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s': its config's strategy and group_size are not its scales' (%s)", path,
+                       x->module, grouped ? "groups" : "one per row");
+    const cJSON *sym = cJSON_GetObjectItemCaseSensitive(w, "symmetric");
+    if (!cJSON_IsBool(sym) || cJSON_IsTrue(sym) != (x->zero < 0))
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s': its config's symmetric does not match its zero point", path,
+                       x->module);
+    if (!null_or_absent(w, "actorder") || !null_or_absent(w, "block_structure") || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(w, "dynamic")))
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s': actorder, block_structure or dynamic weights are not read by zquant",
+                       path, x->module);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(g, "input_activations");
+    *quantizes_input = a && !cJSON_IsNull(a);
+    if (!*quantizes_input) return ZQ_OK;
+    zq_activation rec = {8, "token", 1, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "symmetric"))};
+    if (!string_is(a, "type", "int") || !number_is(a, "num_bits", 8) || !string_is(a, "strategy", "token") ||
+        !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "dynamic")))
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s': input_activations other than dynamic per-token INT8 are not run by "
+                       "zquant", path, x->module);
+    if (act->bits && !zq_activation_equal(act, &rec))
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s': input_activations differ between modules", path, x->module);
+    *act = rec;
+    return ZQ_OK;
+}
+
+/* Every quantized module is described by quantization_config, as its pieces
+ * hold it; what the config says of inputs becomes the source's activation
+ * scheme. */
+static zq_status check_config(zq_source *src, const ct_impl *im, zq_error *err)
+{
+    cJSON *c = cJSON_Parse(src->config);
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(c, "quantization_config");
+    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(q, "config_groups"), *ignore = cJSON_GetObjectItemCaseSensitive(q, "ignore");
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(q, "format");
+    const char *format = cJSON_IsString(fmt) ? fmt->valuestring : "";
+    static const char *const known[] = {"pack-quantized", "int-quantized", "mixed-precision", "dense"};
+    int ok_format = 0;
+    for (size_t k = 0; k < sizeof known / sizeof *known; k++) ok_format |= !strcmp(format, known[k]);
+    zq_status st = ok_format ? ZQ_OK
+                             : zq_fail(err, ZQ_ERR_FORMAT, "'%s': quantization_config.format '%s' is not one zquant reads "
+                                       "(pack-quantized, int-quantized, mixed-precision)", src->path, format);
+    zq_activation act = {0};
+    unsigned char *flags = calloc(src->count + 1, 1);
+    int any = 0;
+    if (st == ZQ_OK && !flags) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; st == ZQ_OK && i < src->count; i++) {
+        const ct_tensor *x = &im->t[i];
+        if (x->kind == CT_PASS) continue;
+        const cJSON *g = group_of(groups, ignore, x->module);
+        int quantizes_input = 0;
+        if (!g)
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s' holds quantized weights that no config group of "
+                         "quantization_config targets", src->path, x->module);
+        else st = check_module(src->path, x, g, format, &act, &quantizes_input, err);
+        flags[i] = (unsigned char)quantizes_input;
+        any |= quantizes_input;
+    }
+    cJSON_Delete(c);
+    if (st == ZQ_OK && any) src->act = act, src->act_quantized = flags;
+    else free(flags);
+    return st;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const zq_tensor_info *)a)->name, ((const zq_tensor_info *)b)->name);
+}
+
+/* One tensor per name: a module holding both a plain and a packed weight
+ * would otherwise be read twice under one name. */
+static zq_status distinct_names(const zq_source *src, zq_error *err)
+{
+    zq_tensor_info *v = malloc((src->count + 1) * sizeof *v);
+    if (!v) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    memcpy(v, src->tensors, src->count * sizeof *v);
+    qsort(v, src->count, sizeof *v, by_name);
+    zq_status st = ZQ_OK;
+    for (size_t k = 1; st == ZQ_OK && k < src->count; k++)
+        if (!strcmp(v[k - 1].name, v[k].name))
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s' is stored twice (a plain and a packed weight?)", src->path, v[k].name);
+    free(v);
+    return st;
 }
 
 zq_status zq_ct_source_wrap(zq_source *src, zq_error *err)
@@ -236,5 +407,7 @@ zq_status zq_ct_source_wrap(zq_source *src, zq_error *err)
         int64_t shape[2] = {(int64_t)(x->conv1d ? x->in : x->out), (int64_t)(x->conv1d ? x->out : x->in)};
         if (st == ZQ_OK) st = zq_source_add(src, name, ZQ_DT_F32, 2, shape, &index, err);
     }
+    if (st == ZQ_OK) st = distinct_names(src, err);
+    if (st == ZQ_OK) st = check_config(src, im, err);
     return st;
 }

@@ -1,5 +1,6 @@
 /* zq_export: opens the .zq file and hands it to the target's writer. */
 #include "export/export_impl.h"
+#include "model/check.h"
 
 #include <string.h>
 
@@ -33,7 +34,16 @@ zq_status zq_export(const zq_export_opts *o, zq_export_report *r, zq_error *err)
     r->format = fmt;
     zq_file *f;
     ZQ_TRY(zq_file_open(o->input, 1, &f, err));
-    zq_status st = fmt == ZQ_EXPORT_GGUF ? zq_export_gguf(o, f, r, err) : zq_export_ct(o, f, r, err);
+    /* what a runtime loads must agree with itself: its config and its
+     * tensors, all of them there (else llama.cpp or vLLM refuses it, or
+     * runs a truncated model) */
+    zq_arch a;
+    zq_error ignore = {0};
+    zq_status st = zq_file_count(f) ? ZQ_OK : zq_fail(err, ZQ_ERR_FORMAT, "'%s': holds no tensors", o->input);
+    if (st == ZQ_OK && zq_arch_find(zq_file_model_type(f)) &&
+        zq_arch_from_config(zq_file_config(f), o->input, &a, &ignore) == ZQ_OK)
+        st = zq_check_zq(&a, f, 1, err);
+    if (st == ZQ_OK) st = fmt == ZQ_EXPORT_GGUF ? zq_export_gguf(o, f, r, err) : zq_export_ct(o, f, r, err);
     zq_file_close(f);
     return st;
 }

@@ -5,6 +5,7 @@
  * rotate-halves order, GPT-2's Conv1D matrices back to [in, out]), and a
  * config.json made from the GGUF keys. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,10 +37,11 @@ static int name_match(const char *pattern, const char *name, int *layer)
     if (!d) return !strcmp(pattern, name);
     size_t pre = (size_t)(d - pattern);
     if (strncmp(pattern, name, pre)) return 0;
-    const char *p = name + pre;
-    char *end;
-    long v = strtol(p, &end, 10);
-    if (end == p || *p == '-' || *p == '+' || v > 100000) return 0;
+    const char *p = name + pre, *end = p;
+    long v = 0;
+    while (*end >= '0' && *end <= '9' && v <= 100000) v = v * 10 + (*end++ - '0');
+    /* digits only, as llama.cpp writes them: not " 0", "00" or "+1" */
+    if (end == p || v > 100000 || (*p == '0' && end - p > 1)) return 0;
     *layer = (int)v;
     return !strcmp(end, d + 2);
 }
@@ -109,8 +111,11 @@ static void close_gguf(zq_source *src)
 
 static const zq_source_ops gguf_ops = {read_gguf, release_gguf, close_gguf, NULL, NULL};
 
-/* config.json as the architecture row names its keys, from the GGUF keys. */
-static char *make_config(const zq_gguf *g, const zq_arch_desc *d, const char *arch, uint64_t vocab, int tied)
+/* config.json as the architecture row names its keys, from the GGUF keys;
+ * a value that is not a finite number is refused, never replaced by the
+ * config's default. */
+static zq_status make_config(const zq_gguf *g, const zq_arch_desc *d, const char *arch, uint64_t vocab, int tied,
+                             char **out, zq_error *err)
 {
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "model_type", d->model_types[0]);
@@ -128,13 +133,17 @@ static char *make_config(const zq_gguf *g, const zq_arch_desc *d, const char *ar
         double f;
         if (!keys[k].hf) continue;
         if (zq_gguf_uint(g, key, &u)) cJSON_AddNumberToObject(c, keys[k].hf, (double)u);
-        else if (zq_gguf_float(g, key, &f)) cJSON_AddNumberToObject(c, keys[k].hf, (double)(float)f);
+        else if (zq_gguf_float(g, key, &f) && !isfinite((float)f)) {
+            cJSON_Delete(c);
+            return zq_fail(err, ZQ_ERR_FORMAT, "'%s': key '%s' is %g, not a finite number", g->path, key, f);
+        } else if (zq_gguf_float(g, key, &f))
+            cJSON_AddNumberToObject(c, keys[k].hf, (double)(float)f);
     }
     cJSON_AddNumberToObject(c, "vocab_size", (double)vocab);
     cJSON_AddBoolToObject(c, "tie_word_embeddings", tied);
-    char *text = cJSON_PrintUnformatted(c);
+    *out = cJSON_PrintUnformatted(c);
     cJSON_Delete(c);
-    return text;
+    return *out ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
 }
 
 zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
@@ -154,8 +163,11 @@ zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
                                        arch ? arch : "(none)");
     im->t = calloc(g->nt + 1, sizeof *im->t);
     if (st == ZQ_OK && !im->t) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    char key[128];
-    uint64_t heads = 0, kv_heads = 0, vocab = 0;
+    char key[128], blocks_key[128];
+    uint64_t heads = 0, kv_heads = 0, vocab = 0, blocks = 0;
+    snprintf(blocks_key, sizeof blocks_key, "%s.block_count", arch ? arch : "");
+    if (st == ZQ_OK && !zq_gguf_uint(g, blocks_key, &blocks))
+        st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': no key '%s'", path, blocks_key);
     snprintf(key, sizeof key, "%s.attention.head_count", arch ? arch : "");
     zq_gguf_uint(g, key, &heads);
     snprintf(key, sizeof key, "%s.attention.head_count_kv", arch ? arch : "");
@@ -168,6 +180,11 @@ zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
             if (e->gguf && name_match(e->gguf, t->name, &layer)) row = e;
         if (!row || t->ndim > 2) {
             st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' is not one zquant knows in a %s model", path, t->name, arch);
+            break;
+        }
+        if (layer >= 0 && (uint64_t)layer >= blocks) {
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' is of block %d, but %s is %llu", path, t->name, layer, blocks_key,
+                         (unsigned long long)blocks);
             break;
         }
         char name[256], plain[200];
@@ -186,7 +203,7 @@ zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
         st = zq_source_add(src, name, ZQ_DT_F32, t->ndim, shape, &index, err);
     }
     int tied = !zq_gguf_tensor_named(g, "output.weight");
-    if (st == ZQ_OK && !(src->config = make_config(g, d, arch, vocab, tied))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) st = make_config(g, d, arch, vocab, tied, &src->config, err);
     free(arch);
     return st;
 }

@@ -136,6 +136,8 @@ static void skip_value(cursor *c, int type)
     }
 }
 
+static zq_status distinct_tensors(const zq_gguf *g, zq_error *err);
+
 static zq_status parse(zq_gguf *g, zq_error *err)
 {
     cursor c = {g->map, g->map + g->size, 0};
@@ -207,7 +209,39 @@ static zq_status parse(zq_gguf *g, zq_error *err)
                            (unsigned long long)t->bytes);
         t->data = g->map + start + off;
     }
-    return ZQ_OK;
+    return distinct_tensors(g, err);
+}
+
+static int by_data(const void *a, const void *b)
+{
+    const zq_gguf_tensor *x = *(const zq_gguf_tensor *const *)a, *y = *(const zq_gguf_tensor *const *)b;
+    return (x->data > y->data) - (x->data < y->data);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(const zq_gguf_tensor *const *)a)->name, (*(const zq_gguf_tensor *const *)b)->name);
+}
+
+/* Every tensor once: no name twice, no two tensors' bytes overlapping
+ * (either would make one of them mean whatever the other holds). */
+static zq_status distinct_tensors(const zq_gguf *g, zq_error *err)
+{
+    const zq_gguf_tensor **v = malloc((g->nt + 1) * sizeof *v);
+    if (!v) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < g->nt; k++) v[k] = &g->t[k];
+    zq_status st = ZQ_OK;
+    qsort(v, g->nt, sizeof *v, by_name);
+    for (size_t k = 1; st == ZQ_OK && k < g->nt; k++)
+        if (!strcmp(v[k - 1]->name, v[k]->name))
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' is listed twice", g->path, v[k]->name);
+    qsort(v, g->nt, sizeof *v, by_data);
+    for (size_t k = 1; st == ZQ_OK && k < g->nt; k++)
+        if (v[k - 1]->data + v[k - 1]->bytes > v[k]->data)
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensors '%s' and '%s' share bytes of the data", g->path, v[k - 1]->name,
+                         v[k]->name);
+    free(v);
+    return st;
 }
 
 zq_status zq_gguf_open(const char *path, zq_gguf **out, zq_error *err)

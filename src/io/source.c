@@ -2,6 +2,7 @@
  * reading blocks of tensors as float or FP16, and patched sources (a
  * checkpoint with some tensors replaced, as LKD writes them). */
 #include "io/source_impl.h"
+#include "zquant/crc32c.h"
 
 #include <cjson/cJSON.h>
 
@@ -156,8 +157,13 @@ void zq_source_close(zq_source *src)
     free(src->tensors);
     free(src->config);
     free(src->path);
+    free(src->act_quantized);
     free(src);
 }
+
+const zq_activation *zq_source_activation(const zq_source *src) { return src->act_quantized ? &src->act : NULL; }
+
+int zq_source_act_quantized(const zq_source *src, size_t i) { return src->act_quantized && src->act_quantized[i]; }
 
 const char *zq_source_path(const zq_source *src) { return src->path; }
 size_t zq_source_count(const zq_source *src) { return src->count; }
@@ -411,4 +417,33 @@ zq_status zq_source_open_patched(const char *path, const char *const *patches, s
     }
     *out = src;
     return ZQ_OK;
+}
+
+zq_status zq_source_fingerprint(zq_source *src, uint32_t *crc, zq_error *err)
+{
+    const char *config = zq_source_config(src);
+    uint32_t c = config ? zq_crc32c(0, config, strlen(config)) : 0;
+    enum { FLOATS = 1 << 20 };
+    float *buf = malloc(FLOATS * sizeof *buf);
+    if (!buf) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    zq_status st = ZQ_OK;
+    for (size_t i = 0; st == ZQ_OK && i < zq_source_count(src); i++) {
+        const zq_tensor_info *t = zq_source_tensor(src, i);
+        int64_t head[2 + ZQ_MAX_DIMS] = {t->dtype, t->ndim};
+        memcpy(head + 2, t->shape, sizeof t->shape);
+        c = zq_crc32c(zq_crc32c(c, t->name, strlen(t->name) + 1), head, sizeof head);
+        uint64_t step = t->cols && t->cols <= FLOATS ? FLOATS / t->cols : 1;
+        for (uint64_t r = 0; st == ZQ_OK && r < t->rows; r += step) {
+            uint64_t n = t->rows - r < step ? t->rows - r : step;
+            for (uint64_t c0 = 0; st == ZQ_OK && c0 < t->cols; c0 += FLOATS) { /* rows wider than the buffer too */
+                uint64_t w = t->cols - c0 < FLOATS ? t->cols - c0 : FLOATS;
+                st = zq_source_read(src, i, r, n, c0, w, buf, err);
+                if (st == ZQ_OK) c = zq_crc32c(c, buf, (size_t)(n * w) * sizeof *buf);
+            }
+            zq_source_release_rows(src, i, r, n);
+        }
+    }
+    free(buf);
+    *crc = c;
+    return st;
 }

@@ -2,6 +2,7 @@
 #ifndef ZQ_SOURCE_IMPL_H
 #define ZQ_SOURCE_IMPL_H
 
+#include "zquant/quant.h"
 #include "zquant/source.h"
 
 typedef struct {
@@ -22,6 +23,11 @@ struct zq_source {
     zq_tensor_info *tensors;
     size_t count, cap;
     void *impl;
+    /* a quantized checkpoint's activation scheme (compressed-tensors): its
+     * record, and per tensor whether its Linear quantizes its input; NULL:
+     * none */
+    zq_activation act;
+    unsigned char *act_quantized;
 };
 
 /* Appends a tensor entry (name copied); returns its index through *index. */

@@ -193,3 +193,63 @@ void zq_arch_linear_shape(const zq_arch *a, zq_part p, int *out, int *in)
     default: *out = *in = 0; return;
     }
 }
+
+uint64_t zq_arch_tensor_size(const zq_arch *a, const zq_arch_tensor *e)
+{
+    uint64_t C = (uint64_t)a->hidden, V = (uint64_t)a->vocab, E = (uint64_t)a->emb_dim;
+    int bias = (e->flags & ZQ_T_BIAS) != 0, out, in;
+    switch (e->part) {
+    case ZQ_PART_NORM1: case ZQ_PART_NORM2: case ZQ_PART_EMB_NORM: case ZQ_PART_MLM_NORM: return C;
+    case ZQ_PART_EMBED: return V * E;
+    case ZQ_PART_POS: return (uint64_t)(a->max_pos + a->pos_offset) * C;
+    case ZQ_PART_FINAL_NORM: return a->final_norm ? C : 0;
+    case ZQ_PART_PROJ_IN: case ZQ_PART_PROJ_OUT: return a->emb_proj ? C * E : 0;
+    case ZQ_PART_MLM_DENSE: return bias ? C : C * C;
+    case ZQ_PART_HEAD: return bias ? V : V * E;
+    case ZQ_PART_TYPES: return 0;
+    default:
+        zq_arch_linear_shape(a, e->part, &out, &in);
+        return bias ? (uint64_t)out : (uint64_t)out * (uint64_t)in;
+    }
+}
+
+zq_status zq_arch_check_tensors(const zq_arch *a, const zq_tensor_size *t, size_t n, int complete, const char *origin,
+                                zq_error *err)
+{
+    const zq_arch_tensor *rows = a->desc->tensors;
+    size_t nrows = 0;
+    while (rows[nrows].name) nrows++;
+    unsigned char *seen = calloc(nrows * ((size_t)a->n_layers + 1) + 1, 1); /* [row][layer, or the last for outer ones] */
+    if (!seen) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    zq_status st = ZQ_OK;
+    for (size_t i = 0; st == ZQ_OK && i < n; i++) {
+        int layer = -1;
+        size_t r = 0;
+        while (r < nrows && !zq_arch_tensor_match(&rows[r], t[i].name, &layer)) r++;
+        if (r == nrows || zq_arch_is_buffer(t[i].name)) continue; /* not one the model is made of */
+        uint64_t want = zq_arch_tensor_size(a, &rows[r]);
+        if (layer >= a->n_layers)
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' is of block %d, but the config has %d blocks", origin,
+                         t[i].name, layer, a->n_layers);
+        else if (want && t[i].numel != want)
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': %llu values, the config implies %llu (hidden %d, "
+                         "heads %d, kv heads %d, head dim %d, intermediate %d, vocab %d)", origin, t[i].name,
+                         (unsigned long long)t[i].numel, (unsigned long long)want, a->hidden, a->n_heads, a->n_kv_heads,
+                         a->head_dim, a->inter, a->vocab);
+        else seen[r * ((size_t)a->n_layers + 1) + (size_t)(layer >= 0 ? layer : a->n_layers)] = 1;
+    }
+    for (size_t r = 0; st == ZQ_OK && complete && r < nrows; r++) {
+        const zq_arch_tensor *e = &rows[r];
+        if ((e->flags & ZQ_T_OPTIONAL) || !zq_arch_tensor_size(a, e)) continue;
+        int in_block = zq_part_in_block(e->part);
+        for (int l = in_block ? 0 : a->n_layers; st == ZQ_OK && l <= a->n_layers && (!in_block || l < a->n_layers); l++)
+            if (!seen[r * ((size_t)a->n_layers + 1) + (size_t)l]) {
+                char name[256];
+                snprintf(name, sizeof name, e->name, l);
+                st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': no tensor '%s' (the config has %d blocks)", origin, name,
+                             a->n_layers);
+            }
+    }
+    free(seen);
+    return st;
+}

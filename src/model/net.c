@@ -5,11 +5,13 @@
 #include "zquant/net.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/blas.h"
+#include "model/check.h"
 #include "nn/nn.h"
 #include "zquant/source.h"
 
@@ -40,7 +42,10 @@ struct zq_net {
 
 const zq_arch *zq_net_arch(const zq_net *n) { return &n->arch; }
 const char *zq_net_path(const zq_net *n) { return n->path; }
-const zq_activation *zq_net_activation(const zq_net *n) { return n->zq ? zq_file_activation(n->zq) : NULL; }
+const zq_activation *zq_net_activation(const zq_net *n)
+{
+    return n->zq ? zq_file_activation(n->zq) : zq_source_activation(n->src);
+}
 void zq_net_mark_all_quantized(zq_net *n) { n->all_quantized = 1; }
 int zq_net_linear_ids(const zq_net *n) { return n->arch.n_layers * ZQ_LINEAR_SLOTS; }
 
@@ -79,7 +84,8 @@ static uint64_t numel_at(const zq_net *n, size_t i)
 
 static int quantized_at(const zq_net *n, size_t i)
 {
-    return n->all_quantized || (n->zq && zq_qspec_quantized(&zq_file_tensor(n->zq, i)->spec));
+    return n->all_quantized || (n->zq && zq_qspec_quantized(&zq_file_tensor(n->zq, i)->spec)) ||
+           (n->src && zq_source_act_quantized(n->src, i));
 }
 
 /* Reads tensor i as float; a Conv1D weight ([in, out] on disk) as [out, in]. */
@@ -122,6 +128,11 @@ static zq_status load(zq_net *n, const char *want, uint64_t expect, int conv1d, 
     float *buf = malloc(expect * sizeof *buf + 1);
     if (!buf) return zq_fail(err, ZQ_ERR_NOMEM, "'%s': out of memory loading '%s'", n->path, want);
     zq_status st = read_tensor(n, (size_t)i, conv1d, buf, err);
+    /* as quantize refuses them: a NaN would only show as "ppl nan" or ids 0 0 0 */
+    for (uint64_t k = 0; st == ZQ_OK && k < expect; k++)
+        if (!isfinite(buf[k]))
+            st = zq_fail(err, ZQ_ERR_DATA, "'%s': tensor '%s': NaN or Inf (element %llu of %llu, as read)", n->path,
+                         name_at(n, (size_t)i), (unsigned long long)k, (unsigned long long)expect);
     if (st != ZQ_OK) {
         free(buf);
         return st;
@@ -305,25 +316,6 @@ void zq_net_release_block(zq_net *n, int layer)
 
 /* ---- embeddings and head ---------------------------------------------------- */
 
-/* Elements a tensor outside the blocks must have; 0 when this model has
- * no such tensor (a final norm of a post-LN model, OPT's projections when
- * the embedding is as wide as the blocks). */
-static uint64_t outer_size(const zq_arch *a, const zq_arch_tensor *e)
-{
-    uint64_t C = (uint64_t)a->hidden, V = (uint64_t)a->vocab, E = (uint64_t)a->emb_dim;
-    int bias = (e->flags & ZQ_T_BIAS) != 0;
-    switch (e->part) {
-    case ZQ_PART_EMBED: return V * E;
-    case ZQ_PART_POS: return (uint64_t)(a->max_pos + a->pos_offset) * C;
-    case ZQ_PART_FINAL_NORM: return a->final_norm ? C : 0;
-    case ZQ_PART_PROJ_IN: case ZQ_PART_PROJ_OUT: return a->emb_proj ? C * E : 0;
-    case ZQ_PART_EMB_NORM: case ZQ_PART_MLM_NORM: return C;
-    case ZQ_PART_MLM_DENSE: return bias ? C : C * C;
-    case ZQ_PART_HEAD: return bias ? V : V * E;
-    default: return 0;
-    }
-}
-
 static zq_status load_outer(zq_net *n, zq_error *err)
 {
     const zq_arch *a = &n->arch;
@@ -340,7 +332,7 @@ static zq_status load_outer(zq_net *n, zq_error *err)
             ZQ_TRY(read_tensor(n, (size_t)i, 0, *dst, err));
             continue;
         }
-        uint64_t size = outer_size(a, e);
+        uint64_t size = zq_arch_tensor_size(a, e);
         if (size) ZQ_TRY(load(n, e->name, size, 0, (e->flags & ZQ_T_OPTIONAL) != 0, dst, NULL, err));
     }
     return ZQ_OK;
@@ -443,6 +435,7 @@ zq_status zq_net_open(const char *path, size_t budget, zq_net **out, zq_error *e
         config = st == ZQ_OK ? zq_source_config(n->src) : NULL;
     }
     if (st == ZQ_OK) st = zq_arch_from_config(config, path, &n->arch, err);
+    if (st == ZQ_OK) st = n->zq ? zq_check_zq(&n->arch, n->zq, 1, err) : zq_check_source(&n->arch, n->src, 1, err);
     if (st == ZQ_OK) {
         n->blocks = calloc((size_t)n->arch.n_layers, sizeof *n->blocks);
         if (!n->blocks) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");

@@ -24,6 +24,7 @@ static const float *quantized_input(const zq_linear *L, const zq_act_quant *aq, 
     }
     memcpy(scratch, x, n * sizeof *x);
     if (aq->mode == ZQ_AQ_TOKEN) zq_fake_quant_tokens(scratch, rows, L->in);
+    else if (aq->mode == ZQ_AQ_TOKEN_SYM) zq_fake_quant_tokens_sym(scratch, rows, L->in);
     else zq_fake_quant_tensor(scratch, n, aq->absmax[L->id]);
     return scratch;
 }

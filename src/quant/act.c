@@ -12,6 +12,7 @@ static const struct {
 } schemes[] = {
     {ZQ_AQ_NONE, "none", {16, "none", 0, 0}},
     {ZQ_AQ_TOKEN, "int8-token", {8, "token", 1, 0}},
+    {ZQ_AQ_TOKEN_SYM, "int8-token-sym", {8, "token", 1, 1}},
     {ZQ_AQ_TENSOR, "int8-tensor", {8, "tensor", 0, 1}},
 };
 #define NSCHEMES (sizeof schemes / sizeof schemes[0])
@@ -23,7 +24,8 @@ zq_status zq_act_mode_parse(const char *text, zq_act_mode *out, zq_error *err)
             *out = schemes[k].mode;
             return ZQ_OK;
         }
-    return zq_fail(err, ZQ_ERR_USAGE, "'%s': activation scheme must be int8-token, int8-tensor or none", text);
+    return zq_fail(err, ZQ_ERR_USAGE, "'%s': activation scheme must be int8-token, int8-token-sym, int8-tensor or none",
+                   text);
 }
 
 const char *zq_act_mode_name(zq_act_mode m)
@@ -42,9 +44,25 @@ void zq_act_mode_record(zq_act_mode m, zq_activation *rec)
 
 zq_act_mode zq_act_mode_of(const zq_activation *rec)
 {
-    if (rec->bits != 8) return ZQ_AQ_NONE;
-    return rec->dynamic ? ZQ_AQ_TOKEN : ZQ_AQ_TENSOR;
+    for (size_t k = 0; k < NSCHEMES; k++)
+        if (zq_activation_equal(rec, &schemes[k].record)) return schemes[k].mode;
+    return ZQ_AQ_NONE;
 }
+
+int zq_activation_equal(const zq_activation *a, const zq_activation *b)
+{
+    return a->bits == b->bits && !strcmp(a->granularity, b->granularity) && !a->dynamic == !b->dynamic &&
+           !a->symmetric == !b->symmetric;
+}
+
+int zq_activation_known(const zq_activation *rec)
+{
+    for (size_t k = 0; k < NSCHEMES; k++)
+        if (zq_activation_equal(rec, &schemes[k].record)) return 1;
+    return 0;
+}
+
+int zq_act_mode_per_token(zq_act_mode m) { return m == ZQ_AQ_TOKEN || m == ZQ_AQ_TOKEN_SYM; }
 
 void zq_fake_quant_tokens(float *x, int rows, int cols)
 {
@@ -63,6 +81,15 @@ void zq_fake_quant_tokens(float *x, int rows, int cols)
             q = q < 0 ? 0 : q > 255 ? 255 : q;
             v[c] = (q - zp) * scale;
         }
+    }
+}
+
+void zq_fake_quant_tokens_sym(float *x, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        float *v = x + (size_t)r * cols, m = 0;
+        for (int c = 0; c < cols; c++) m = fabsf(v[c]) > m ? fabsf(v[c]) : m;
+        zq_fake_quant_tensor(v, (size_t)cols, m); /* a row is a tensor of its own */
     }
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/pool.h"
+#include "model/check.h"
 #include "base/util.h"
 #include "zq/meta.h"
 #include "zquant/crc32c.h"
@@ -97,7 +98,7 @@ static zq_status fit_runtime(const zq_quantize_opts *o, zq_act_mode act, const z
     if (act == ZQ_AQ_TENSOR)
         return zq_fail(err, ZQ_ERR_USAGE, "--for %s: static int8-tensor activation scales are calibrated by zquant "
                        "eval, not stored; use int8-token", rt);
-    if (act == ZQ_AQ_TOKEN && spec->bits == 8) { /* vLLM's INT8 W8A8: one scale per output row */
+    if (zq_act_mode_per_token(act) && spec->bits == 8) { /* vLLM's INT8 W8A8: one scale per output row */
         if (spec->gran == ZQ_GRAN_GROUP) spec->gran = ZQ_GRAN_ROW;
         return ZQ_OK;
     }
@@ -587,6 +588,10 @@ zq_status zq_quantize_source(const zq_quantize_opts *o, zq_source *src, zq_quant
     char *recipe = recipe_json(o, preset);
     zq_status st = plan && recipe ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     if (st == ZQ_OK) st = zq_model_detect(zq_source_config(src), zq_source_path(src), &model, err);
+    zq_arch arch; /* a config with the sizes: the tensors must have them (a file that contradicts itself exports to nothing that loads) */
+    zq_error ignore = {0};
+    if (st == ZQ_OK && model.known && zq_arch_from_config(zq_source_config(src), zq_source_path(src), &arch, &ignore) == ZQ_OK)
+        st = zq_check_source(&arch, src, 0, err);
     if (st == ZQ_OK) st = zq_writer_open(o->output, o->force, o->zstd_level, &w, err);
     if (st == ZQ_OK) st = zq_writer_set_info(w, model.model_type, zq_source_config(src), recipe, &act, err);
     if (st == ZQ_OK) st = declare_tensors(o, preset, src, &model, w, plan, err);

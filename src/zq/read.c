@@ -72,6 +72,9 @@ static zq_status parse_activation(zq_file *f, const cJSON *a, zq_error *err)
     strcpy(f->act.granularity, gran->valuestring);
     f->act.dynamic = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "dynamic"));
     f->act.symmetric = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "symmetric"));
+    if (!zq_activation_known(&f->act))
+        return BAD("'%s': activation {bits %d, granularity \"%s\", dynamic %d, symmetric %d} is not a scheme zquant-format(5) "
+                   "defines", f->path, f->act.bits, f->act.granularity, f->act.dynamic, f->act.symmetric);
     return ZQ_OK;
 }
 
