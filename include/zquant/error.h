@@ -34,6 +34,9 @@ zq_status zq_fail(zq_error *err, zq_status code, const char *fmt, ...)
 /* Like zq_fail, with ": strerror(errno)" appended. */
 zq_status zq_fail_errno(zq_error *err, zq_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Puts context before the message already recorded ("tensor 'x': " + it),
+ * keeping its code; returns that code. */
+zq_status zq_fail_context(zq_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 const char *zq_status_name(zq_status code);
 

@@ -78,6 +78,9 @@ typedef struct {
 } zq_lkd_opts;
 
 void zq_lkd_opts_init(zq_lkd_opts *o);
+/* The options the result depends on, as JSON text (malloc'd; NULL when
+ * memory runs out): processes of one job compare it. */
+char *zq_lkd_options_signature(const zq_lkd_opts *o);
 
 typedef struct {
     int index, steps;

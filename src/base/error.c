@@ -49,3 +49,22 @@ const char *zq_status_name(zq_status code)
     }
     return "unknown";
 }
+
+zq_status zq_fail_context(zq_error *err, const char *fmt, ...)
+{
+    char before[sizeof err->msg], was[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(before, sizeof before, fmt, ap);
+    va_end(ap);
+    memcpy(was, err->msg, sizeof was);
+    was[sizeof was - 1] = 0;
+    size_t n = strlen(before), m = strlen(was), room = sizeof err->msg - 1; /* truncated at the end, if at all */
+    if (n + 2 > room) n = room - 2;
+    memcpy(err->msg, before, n);
+    memcpy(err->msg + n, ": ", 2);
+    if (m > room - n - 2) m = room - n - 2;
+    memcpy(err->msg + n + 2, was, m);
+    err->msg[n + 2 + m] = 0;
+    return err->code;
+}

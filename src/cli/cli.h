@@ -45,6 +45,9 @@ typedef struct {
 void cli_mpi_start(cli_mpi *m);
 /* Every rank's exit code in, the highest failing rank out (-1: none). */
 int cli_mpi_failed_rank(const cli_mpi *m, int rc);
+/* The first rank whose value differs from rank 0's, -1 when none does
+ * (every rank calls it, and every rank gets the answer). */
+int cli_mpi_first_differing(const cli_mpi *m, uint32_t value);
 void cli_mpi_end(cli_mpi *m);
 /* zq_lkd_opts' reductions across ranks (ctx: the cli_mpi); one process: none. */
 void cli_mpi_sum_f32(void *ctx, float *buf, size_t n);

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "qopts.h"
+#include "zquant/crc32c.h"
 #include "zquant/lkd.h"
 
 static const char help_head[] =
@@ -140,6 +141,17 @@ static int run_lkd(zq_lkd_opts *o, int progress_bar, int quiet, int json, const 
  * assembles the output. A rank that fails fails the job; a rerun resumes. */
 static int run_ranks(zq_lkd_opts *o, cli_mpi *m, int quiet, int json, const cli_chain *chain)
 {
+    /* one job, one recipe: a rank started with other options would mix it,
+     * or (another --input) wait forever for sums the others never send */
+    char *sig = zq_lkd_options_signature(o);
+    int differs = cli_mpi_first_differing(m, sig ? zq_crc32c(0, sig, strlen(sig)) : 0);
+    free(sig);
+    if (differs >= 0) {
+        if (m->rank == 0)
+            fprintf(stderr, "zquant: lkd: rank %d was started with other options than rank 0 (every rank of a job "
+                            "takes the same ones)\n", differs);
+        return ZQ_ERR_USAGE;
+    }
     if (o->input_quantized) { /* data parallel: every rank runs every block on its slice of each batch */
         o->data_rank = m->rank;
         o->data_ranks = m->size;

@@ -32,6 +32,20 @@ int cli_mpi_failed_rank(const cli_mpi *m, int rc)
     return any - 1;
 }
 
+int cli_mpi_first_differing(const cli_mpi *m, uint32_t value)
+{
+    if (!m->active) return -1;
+    unsigned *all = malloc((size_t)m->size * sizeof *all);
+    if (!all) MPI_Abort(MPI_COMM_WORLD, ZQ_ERR_NOMEM);
+    unsigned mine = value;
+    MPI_Allgather(&mine, 1, MPI_UNSIGNED, all, 1, MPI_UNSIGNED, MPI_COMM_WORLD);
+    int first = -1;
+    for (int r = 1; r < m->size && first < 0; r++)
+        if (all[r] != all[0]) first = r;
+    free(all);
+    return first;
+}
+
 void cli_mpi_end(cli_mpi *m)
 {
     if (m->active) MPI_Finalize();
@@ -66,6 +80,7 @@ void cli_mpi_max_f32(void *ctx, float *buf, size_t n)
 #else
 void cli_mpi_start(cli_mpi *m) { m->rank = 0, m->size = 1, m->active = 0; }
 int cli_mpi_failed_rank(const cli_mpi *m, int rc) { return rc ? m->rank : -1; }
+int cli_mpi_first_differing(const cli_mpi *m, uint32_t value) { (void)m, (void)value; return -1; }
 void cli_mpi_end(cli_mpi *m) { (void)m; }
 void cli_mpi_sum_f32(void *ctx, float *buf, size_t n) { (void)ctx, (void)buf, (void)n; }
 void cli_mpi_sum_f64(void *ctx, double *buf, size_t n) { (void)ctx, (void)buf, (void)n; }

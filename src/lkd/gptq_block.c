@@ -63,11 +63,7 @@ static zq_status gptq_param(param *p, const zq_arch *a, const zq_gptq_hessian *h
         if (p->u.neox_qkv) zq_net_tensor_layout(&p->u, a->n_heads, p->master, W, 1);
         else memcpy(W, p->master, p->n * sizeof *W);
         st = zq_gptq_run(&p->spec, W, rows, cols, h, GPTQ_BLOCK_COLUMNS, codes, p->scale, p->min, err);
-        if (st != ZQ_OK) {
-            char why[sizeof err->msg];
-            snprintf(why, sizeof why, "%s", err->msg);
-            st = zq_fail(err, err->code, "tensor '%s': %s", p->u.name, why);
-        }
+        if (st != ZQ_OK) st = zq_fail_context(err, "tensor '%s'", p->u.name);
     }
     if (st == ZQ_OK && p->u.neox_qkv) zq_net_tensor_layout(&p->u, a->n_heads, W, p->master, 0);
     else if (st == ZQ_OK) memcpy(p->master, W, p->n * sizeof *W);
@@ -120,6 +116,8 @@ zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
         free(g.H);
         zq_gptq_hessian h; /* one factor for the stage's matrices: they share the input */
         zq_status st = zq_gptq_prepare(H, g.cols, r->o->damp, r->o->act_order, &h, err);
+        if (st != ZQ_OK) /* name what the Hessian belongs to */
+            st = zq_fail_context(err, "tensor '%s'%s", tr->p[todo[0]].u.name, n > 1 ? " and the others of its input" : "");
         for (int i = 0; st == ZQ_OK && i < n; i++) st = gptq_param(&tr->p[todo[i]], r->a, &h, err);
         zq_gptq_hessian_free(&h);
         free(H);

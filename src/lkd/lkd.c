@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +45,16 @@ void zq_lkd_report_free(zq_lkd_report *r)
     free(r->discarded), r->discarded = NULL;
 }
 
+/* A block number: digits only (strtol would take " 1", "+1" or "-1"). */
+static const char *layer_number(const char *p, long *v)
+{
+    if (*p < '0' || *p > '9') return NULL;
+    *v = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if ((*v = *v * 10 + (*p - '0')) > 1000000) return NULL;
+    return p;
+}
+
 zq_status zq_parse_layers(const char *spec, int n, unsigned char *mask, zq_error *err)
 {
     memset(mask, 0, (size_t)n);
@@ -52,21 +63,16 @@ zq_status zq_parse_layers(const char *spec, int n, unsigned char *mask, zq_error
         return ZQ_OK;
     }
     const char *p = spec;
-    while (*p) {
-        char *end;
-        long a = strtol(p, &end, 10), b = a;
-        if (end == p || a < 0) return zq_fail(err, ZQ_ERR_USAGE, "'%s': layers are like 0-5,8 or all", spec);
-        p = end;
-        if (*p == '-') {
-            b = strtol(p + 1, &end, 10);
-            if (end == p + 1 || b < a) return zq_fail(err, ZQ_ERR_USAGE, "'%s': bad range", spec);
-            p = end;
-        }
+    do { /* N or N-M, separated by commas: at least one */
+        long a, b;
+        if (!(p = layer_number(p, &a))) return zq_fail(err, ZQ_ERR_USAGE, "'%s': layers are like 0-5,8 or all", spec);
+        b = a;
+        if (*p == '-' && !(p = layer_number(p + 1, &b))) return zq_fail(err, ZQ_ERR_USAGE, "'%s': bad range", spec);
+        if (b < a) return zq_fail(err, ZQ_ERR_USAGE, "'%s': bad range", spec);
         if (b >= n) return zq_fail(err, ZQ_ERR_USAGE, "'%s': the model has layers 0 to %d", spec, n - 1);
         for (long k = a; k <= b; k++) mask[k] = 1;
-        if (*p == ',') p++;
-        else if (*p) return zq_fail(err, ZQ_ERR_USAGE, "'%s': layers are like 0-5,8 or all", spec);
-    }
+    } while (*p == ',' && ++p);
+    if (*p) return zq_fail(err, ZQ_ERR_USAGE, "'%s': layers are like 0-5,8 or all", spec);
     return ZQ_OK;
 }
 
@@ -377,11 +383,11 @@ static zq_status assemble(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *er
     if (st == ZQ_OK) st = zq_model_detect(zq_source_config(src), o->q.input, &model, err);
     if (st == ZQ_OK && (n = model.n_layers) <= 0)
         st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': its config does not say how many blocks it has", o->q.input);
-    zq_source_close(src);
     if (st == ZQ_OK && (!(mask = calloc((size_t)n, 1)) || !(done = calloc((size_t)n, 1))))
         st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     if (st == ZQ_OK) st = zq_parse_layers(o->layers, n, mask, err);
-    if (st == ZQ_OK) st = lkd_workdir_open(&w, o, 0, err);
+    if (st == ZQ_OK) st = lkd_workdir_open(&w, o, 0, src, err);
+    zq_source_close(src);
     char missing[512] = "";
     size_t at = 0;
     for (int k = 0; st == ZQ_OK && k < n; k++) {
@@ -418,6 +424,12 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
                        "data-parallel LKD splits each batch evenly, a power of two of sequences per process (so that "
                        "the sums are the serial run's): --batch %d does not split over %d processes", o->batch,
                        o->data_ranks);
+    struct stat ws, os;
+    if (o->work && o->q.output &&
+        (!strcmp(o->work, o->q.output) ||
+         (stat(o->work, &ws) == 0 && stat(o->q.output, &os) == 0 && ws.st_dev == os.st_dev && ws.st_ino == os.st_ino)))
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': is both the work directory and the output; give the output another name",
+                       o->q.output);
     if (o->work && o->q.output) return assemble(o, rep, err);
 
     if (o->q.threads) zq_engine_set_threads(o->q.threads);
@@ -430,7 +442,7 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     unsigned char *mask = NULL, *done = NULL;
     int32_t *ids = NULL;
     zq_status st = zq_net_open(o->q.input, 1, &net, err); /* one block in memory at a time */
-    if (st == ZQ_OK && zq_net_activation(net)) st = zq_fail(err, ZQ_ERR_USAGE, "'%s': lkd needs the FP checkpoint, not a .zq", o->q.input);
+    if (st == ZQ_OK && zq_net_activation(net)) st = zq_fail(err, ZQ_ERR_USAGE, "'%s': lkd needs the FP checkpoint, not a quantized model", o->q.input);
     if (st == ZQ_OK) st = zq_source_open(o->q.input, &src, err);
     if (st == ZQ_OK) st = zq_model_detect(zq_source_config(src), o->q.input, &model, err);
     int stream = 0;
@@ -448,7 +460,7 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     }
     if (st == ZQ_OK) st = zq_parse_layers(o->layers, a->n_layers, mask, err);
     if (st == ZQ_OK && o->shares > 1) keep_share(mask, a->n_layers, o->share, o->shares);
-    if (st == ZQ_OK) st = lkd_workdir_open(&w, o, stream, err);
+    if (st == ZQ_OK) st = lkd_workdir_open(&w, o, stream, src, err);
     if (st == ZQ_OK && (o->resume || o->work)) st = resume_state(&w, mask, done, rep, a->n_layers, err);
     if (st == ZQ_OK) {
         zq_qspec unused;

@@ -89,7 +89,8 @@ zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err);
 
 /* --work DIR, or OUT.lkd/ beside the output; for a device or FIFO output
  * (stream), a fresh one in $TMPDIR, which cannot be resumed. */
-zq_status lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_error *err);
+/* src: the checkpoint, whose content (and --data's) the signature holds. */
+zq_status lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_source *src, zq_error *err);
 void lkd_workdir_close(workdir *w);
 /* A distilled block is two files: block-K.safetensors, its tuned weights in
  * the checkpoint's names and layouts (a patch), and block-K.json, written

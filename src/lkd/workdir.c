@@ -55,27 +55,12 @@ static zq_status write_sidecar(const workdir *w, int layer, uint64_t bytes, uint
     return st;
 }
 
-/* The CRC-32C of a whole file, read in pieces (a block's weights can be
- * large); 0 when it cannot be read or its length is not `bytes`. */
+/* Whether the file at path is `bytes` long, and its CRC-32C. */
 static int file_crc(const char *path, uint64_t bytes, uint32_t *crc)
 {
-    int fd;
-    struct stat st;
+    uint64_t got;
     zq_error ignore = {0};
-    if (zq_open_regular(path, &fd, &st, &ignore) != ZQ_OK) return 0;
-    enum { CHUNK = 1 << 20 };
-    char *buf = malloc(CHUNK);
-    uint64_t total = 0;
-    uint32_t c = 0;
-    ssize_t got = 0;
-    while (buf && (got = read(fd, buf, CHUNK)) > 0) {
-        c = zq_crc32c(c, buf, (size_t)got);
-        total += (uint64_t)got;
-    }
-    free(buf);
-    close(fd);
-    *crc = c;
-    return buf && got == 0 && total == bytes && (uint64_t)st.st_size == bytes;
+    return zq_file_crc32c(path, crc, &got, &ignore) == ZQ_OK && got == bytes;
 }
 
 zq_status lkd_block_done(const workdir *w, int layer, int *done, int *damaged, zq_error *err)
@@ -103,8 +88,9 @@ zq_status lkd_block_done(const workdir *w, int layer, int *done, int *damaged, z
     if (cJSON_IsString(sig) && cJSON_IsNumber(l) && l->valueint == layer && cJSON_IsNumber(bytes) && cJSON_IsNumber(pcrc)) {
         uint32_t c;
         if (strcmp(sig->valuestring, w->signature) != 0)
-            st = zq_fail(err, ZQ_ERR_USAGE, "'%s': made with other options (a work directory is resumed or shared with the same ones; rerun "
-                         "without --resume, or give another --work, to start over)", path);
+            st = zq_fail(err, ZQ_ERR_USAGE, "'%s': made from another checkpoint or data, or with other options (a work directory "
+                         "is resumed or shared with the same ones; rerun without --resume, or give another --work, to start "
+                         "over)", path);
         else if (file_crc(patch, (uint64_t)bytes->valuedouble, &c) && c == (uint32_t)pcrc->valuedouble)
             *done = 1;
     }
@@ -225,25 +211,36 @@ zq_status lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_arch
         param *p = &tr->p[k];
         long idx = find_tensor(src, p->u.name);
         if (idx < 0) { st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': no tensor '%s'", path, p->u.name); break; }
-        float *disk = malloc(p->n * sizeof *disk);
         const zq_tensor_info *t = zq_source_tensor(src, (size_t)idx);
+        /* the checkpoint's layout, as lkd_write_patch wrote it */
+        uint64_t rows = (uint64_t)(p->u.conv1d ? p->u.cols : p->u.rows), cols = (uint64_t)(p->u.conv1d ? p->u.rows : p->u.cols);
+        if (t->numel != p->n || (!p->u.vector && (t->ndim != 2 || (uint64_t)t->shape[0] != rows || (uint64_t)t->shape[1] != cols))) {
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' has another shape than the checkpoint's", path, p->u.name);
+            break;
+        }
+        float *disk = malloc(p->n * sizeof *disk);
         st = disk ? zq_source_read(src, (size_t)idx, 0, t->rows, 0, t->cols, disk, err)
                   : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         if (st == ZQ_OK) zq_net_tensor_layout(&p->u, a->n_heads, disk, p->master, 0);
         free(disk);
         if (st == ZQ_OK) st = zq_source_group_params(src, p->u.name, &p->scale, &p->min, &p->ngroups, err);
+        zq_grid g;
+        zq_grid_init(&g, &p->spec, (uint64_t)p->u.rows, (uint64_t)p->u.cols);
+        if (st == ZQ_OK && p->scale && p->ngroups != (size_t)(g.row_groups * g.col_groups))
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': its scales are not the recipe's groups", path, p->u.name);
     }
     zq_source_close(src);
     free(path);
     return st;
 }
 
-static char *make_signature(const zq_lkd_opts *o)
+/* The options the tuned weights depend on. Not the thread count: results
+ * do not depend on it. */
+static cJSON *options_json(const zq_lkd_opts *o)
 {
     cJSON *j = cJSON_CreateObject();
     char spec[64];
     zq_qspec_format(&o->q.base, spec, sizeof spec);
-    cJSON_AddStringToObject(j, "input", o->q.input);
     cJSON_AddStringToObject(j, "preset", o->q.preset ? o->q.preset : "w8a8");
     cJSON_AddStringToObject(j, "base", spec);
     cJSON_AddStringToObject(j, "act", o->q.act_given ? zq_act_mode_name(o->q.act) : "");
@@ -264,7 +261,7 @@ static char *make_signature(const zq_lkd_opts *o)
     cJSON_AddNumberToObject(j, "batch", o->batch);
     cJSON_AddNumberToObject(j, "seq_len", o->seq_len);
     cJSON_AddNumberToObject(j, "data_batches", o->data_batches);
-    cJSON_AddStringToObject(j, "data", o->data ? o->data : o->data_ids ? "" : o->generated ? "generated" : "random");
+    cJSON_AddStringToObject(j, "data", o->data ? "file" : o->data_ids ? "" : o->generated ? "generated" : "random");
     if (o->data_ids) { /* text given in memory: its tokens' checksum stands for it */
         cJSON_AddNumberToObject(j, "data_tokens", (double)o->n_data_ids);
         cJSON_AddNumberToObject(j, "data_crc32c", zq_crc32c(0, o->data_ids, o->n_data_ids * sizeof *o->data_ids));
@@ -281,15 +278,42 @@ static char *make_signature(const zq_lkd_opts *o)
     cJSON_AddNumberToObject(j, "seed", (double)o->seed);
     cJSON_AddBoolToObject(j, "input_quantized", o->input_quantized);
     cJSON_AddBoolToObject(j, "train_norms", o->train_norms);
-    cJSON_AddNumberToObject(j, "threads", o->q.threads);
+    return j;
+}
+
+char *zq_lkd_options_signature(const zq_lkd_opts *o)
+{
+    cJSON *j = options_json(o);
+    char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    return s;
+}
+
+/* What the tuned weights depend on: the options, and the inputs by their
+ * content (a checkpoint or a token file replaced at the same path is
+ * another input). */
+static char *make_signature(const zq_lkd_opts *o, uint32_t model_crc, uint32_t data_crc)
+{
+    cJSON *j = options_json(o);
+    if (!j) return NULL;
+    cJSON_AddNumberToObject(j, "model_crc32c", model_crc);
+    if (o->data) cJSON_AddNumberToObject(j, "data_file_crc32c", data_crc);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;
 }
 
-zq_status lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_error *err)
+zq_status lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_source *src, zq_error *err)
 {
     memset(w, 0, sizeof *w);
+    uint32_t model_crc = 0, data_crc = 0;
+    uint64_t bytes;
+    ZQ_TRY(zq_source_fingerprint(src, &model_crc, err));
+    if (o->data) ZQ_TRY(zq_file_crc32c(o->data, &data_crc, &bytes, err));
+    struct stat st;
+    if (o->work && o->q.output && stat(o->work, &st) != 0) /* assembling: nothing to assemble from */
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': no such work directory (distil into it first: zquant lkd %s --work %s)",
+                       o->work, o->q.input, o->work);
     if (o->work) {
         if (!(w->dir = strdup(o->work))) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         if (mkdir(w->dir, 0777) != 0 && errno != EEXIST) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create", w->dir);
@@ -302,7 +326,7 @@ zq_status lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_erro
         sprintf(w->dir, "%s.lkd", o->q.output);
         if (mkdir(w->dir, 0777) != 0 && errno != EEXIST) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create", w->dir);
     }
-    w->signature = make_signature(o);
+    w->signature = make_signature(o, model_crc, data_crc);
     if (!w->dir || !w->signature) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     return ZQ_OK;
 }
