@@ -7,7 +7,7 @@
 
 VERSION := 0.1.0
 PREFIX ?= /usr/local
-PKGS := openblas hdf5 libcjson libzstd libpcre2-8
+PKGS := openblas hdf5 libcjson libzstd libpcre2-8 libutf8proc
 
 ifeq ($(SANITIZE),1)
 BUILD_DIR := build/san

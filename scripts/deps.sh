@@ -6,7 +6,7 @@
 # numpy decodes compressed-tensors exports (scripts/ct_decode.py); OpenMPI
 # builds and runs the MPI test (make MPI=1, tests/mpi.sh).
 set -eu
-pkgs="build-essential pkg-config clang nodejs python3-numpy openmpi-bin libopenmpi-dev libopenblas-dev libhdf5-dev libcjson-dev libzstd-dev libpcre2-dev ${ZQ_DEPS_EXTRA:-}"
+pkgs="build-essential pkg-config clang nodejs python3-numpy openmpi-bin libopenmpi-dev libopenblas-dev libhdf5-dev libcjson-dev libzstd-dev libpcre2-dev libutf8proc-dev ${ZQ_DEPS_EXTRA:-}"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

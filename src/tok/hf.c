@@ -1,11 +1,13 @@
 /* Hugging Face tokenizer.json, BPE models: byte-level BPE as GPT-2 uses it
  * (a regex pre-tokenizer, bytes mapped to printable characters), and
  * SentencePiece-style BPE as Llama uses it ("▁" for spaces, a "▁" prepended,
- * byte fallback to <0xXX> pieces). Regexes with Unicode classes go to PCRE2. */
+ * byte fallback to <0xXX> pieces). Regexes with Unicode classes go to PCRE2,
+ * Unicode normalization (NFC, NFKC) to utf8proc. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <cjson/cJSON.h>
 #include <pcre2.h>
 #include <stdio.h>
+#include <utf8proc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +26,10 @@ struct zq_hf {
     pcre2_code *splits[MAX_SPLITS]; /* applied in order, each to every piece the last made */
     int nsplits;
     int prepend, replace_space, metaspace_split;
+    /* the normalizer's Unicode form: 0 none, else utf8proc's options for
+     * NFC or NFKC; late: it comes after the normalizer's Replace (NFKC
+     * turns some spaces into " ", which then stay spaces) */
+    int unicode_form, unicode_late;
     int byte_fallback, ignore_merges, unk;
     int byte_id[256];
     char bl[256][3];
@@ -174,7 +180,11 @@ static zq_status normalizer(zq_hf *hf, const cJSON *n, const char *path, zq_erro
         hf->replace_space = 1;
         return ZQ_OK;
     }
-    if (is(n, "NFC") || is(n, "NFKC")) return ZQ_OK; /* identity on text that is already normalized */
+    if ((is(n, "NFC") || is(n, "NFKC")) && !hf->unicode_form) { /* as Hugging Face applies them */
+        hf->unicode_form = UTF8PROC_STABLE | UTF8PROC_COMPOSE | (is(n, "NFKC") ? UTF8PROC_COMPAT : 0);
+        hf->unicode_late = hf->replace_space;
+        return ZQ_OK;
+    }
     return BAD("'%s': normalizer '%s' is not supported", path, str(n, "type") ? str(n, "type") : "?");
 }
 
@@ -386,7 +396,18 @@ static zq_status split_and_encode(const zq_tokenizer *t, int k, const char *s, s
     zq_status st = ZQ_OK;
     size_t gap = 0, at = 0; /* where the unsplit stretch starts, where the search goes on */
     while (st == ZQ_OK && at < len) {
-        if (pcre2_match(hf->splits[k], (PCRE2_SPTR)s, len, at, 0, md, NULL) < 0) break;
+        /* the text is checked for UTF-8 once, by the first search: checking
+         * it again from each match to the end made long texts quadratic */
+        uint32_t check = k == 0 && at == 0 ? 0 : PCRE2_NO_UTF_CHECK;
+        int rc = pcre2_match(hf->splits[k], (PCRE2_SPTR)s, len, at, check, md, NULL);
+        if (rc == PCRE2_ERROR_NOMATCH) break;
+        if (rc < 0) { /* a match limit, invalid UTF-8: never a silent end of the splitting */
+            PCRE2_UCHAR why[256];
+            pcre2_get_error_message(rc, why, sizeof why);
+            st = zq_fail(err, rc <= PCRE2_ERROR_UTF8_ERR1 && rc >= PCRE2_ERROR_UTF8_ERR21 ? ZQ_ERR_DATA : ZQ_ERR_INTERNAL,
+                         "pre-tokenizer regex %d at byte %zu of the text: %s", k + 1, at, (const char *)why);
+            break;
+        }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         if (ov[1] == ov[0]) { /* empty: search on from the next character */
             at = ov[0] + 1;
@@ -402,8 +423,37 @@ static zq_status split_and_encode(const zq_tokenizer *t, int k, const char *s, s
     return st;
 }
 
+/* text in the normalizer's Unicode form, malloc'd (*len updated) */
+static zq_status unicode_normalize(const zq_hf *hf, const char *text, size_t *len, char **out, zq_error *err)
+{
+    utf8proc_uint8_t *dst = NULL;
+    utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)*len, &dst,
+                                      (utf8proc_option_t)hf->unicode_form);
+    if (m < 0)
+        return zq_fail(err, m == UTF8PROC_ERROR_NOMEM ? ZQ_ERR_NOMEM : ZQ_ERR_DATA, "Unicode normalization: %s",
+                       utf8proc_errmsg(m));
+    *out = (char *)dst;
+    *len = (size_t)m;
+    return ZQ_OK;
+}
+
+static zq_status encode_normalized(const zq_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n,
+                                   size_t *cap, zq_error *err);
+
 zq_status zq_hf_encode(const zq_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n, size_t *cap,
                        zq_error *err)
+{
+    const zq_hf *hf = t->hf;
+    if (!hf->unicode_form || hf->unicode_late) return encode_normalized(t, text, len, ids, n, cap, err);
+    char *norm = NULL;
+    ZQ_TRY(unicode_normalize(hf, text, &len, &norm, err));
+    zq_status st = encode_normalized(t, norm, len, ids, n, cap, err);
+    free(norm);
+    return st;
+}
+
+static zq_status encode_normalized(const zq_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n,
+                                   size_t *cap, zq_error *err)
 {
     const zq_hf *hf = t->hf;
     /* SentencePiece-style normalization: "▁" first, spaces become "▁" */
@@ -420,6 +470,13 @@ zq_status zq_hf_encode(const zq_tokenizer *t, const char *text, size_t len, int3
         else norm[m++] = text[i];
     }
     zq_status st = ZQ_OK;
+    if (hf->unicode_form && hf->unicode_late) { /* after the normalizer's Replace, as its Sequence says */
+        char *late = NULL;
+        st = unicode_normalize(hf, norm, &m, &late, err);
+        free(norm);
+        norm = late;
+        if (st != ZQ_OK) return st;
+    }
     if (hf->nsplits) {
         st = split_and_encode(t, 0, norm, m, &buf, &bcap, ids, n, cap, err);
     } else if (hf->metaspace_split) { /* a word starts at each "▁" */
