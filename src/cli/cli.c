@@ -2,6 +2,7 @@
  * number parsing, JSON output, finding a tokenizer beside a model. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
@@ -73,7 +74,8 @@ void cli_progress_end(cli_progress *p)
 
 int cli_parse_long(const char *s, long lo, long hi, long *out)
 {
-    if (!s || !*s) return 0;
+    /* strtol alone would take " 5" and "+5" */
+    if (!s || !(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1])))) return 0;
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);

@@ -1,4 +1,6 @@
 /* zquant export: a .zq file to GGUF (llama.cpp) or compressed-tensors (vLLM). */
+#include <ctype.h>
+#include <errno.h>
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdint.h>
@@ -45,8 +47,10 @@ static uint64_t parse_size(const char *s)
     static const struct { const char *suffix; uint64_t unit; } units[] = {
         {"GB", 1000000000u}, {"MB", 1000000u}, {"KB", 1000u}, {"B", 1u}, {"", 1u}};
     char *end;
+    if (!isdigit((unsigned char)*s)) return 0; /* strtoull would take " -1" as 2^64 - 1 */
+    errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *s == '-') return 0;
+    if (errno) return 0;
     for (size_t k = 0; k < sizeof units / sizeof *units; k++)
         if (!strcmp(end, units[k].suffix)) return v <= UINT64_MAX / units[k].unit ? v * units[k].unit : 0;
     return 0;

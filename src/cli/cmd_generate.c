@@ -32,12 +32,15 @@ static int parse_ids(char *s, int32_t **ids, int *n)
     *n = 0;
     *ids = malloc((strlen(s) / 2 + 2) * sizeof **ids);
     if (!*ids) return 0;
-    for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (char *tok = s;; tok++) { /* every id between commas: "1,,2" and "1," are not lists */
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = 0;
         long v;
         if (!cli_parse_long(tok, 0, 0x7fffffffL, &v)) return 0;
         (*ids)[(*n)++] = (int32_t)v;
+        if (!comma) return 1;
+        tok = comma;
     }
-    return *n > 0;
 }
 
 int cmd_generate(int argc, char **argv)
