@@ -291,7 +291,7 @@ rc=$?
     ok "lkd-parallel/assemble-names-missing" || fail "lkd-parallel/assemble-names-missing" "exit $rc: $(head -c 300 "$TMP/err")"
 "$ZQ" lkd $M --work "$TMP/part" --layers 0-4 -p w4/8a8 --steps 6 -q >"$TMP/out" 2>"$TMP/err"
 rc=$?
-[ "$rc" -eq 2 ] && grep -q "made with other options" "$TMP/err" &&
+[ "$rc" -eq 2 ] && grep -q "or with other options" "$TMP/err" &&
     ok "lkd-parallel/other-options-refused" || fail "lkd-parallel/other-options-refused" "exit $rc: $(head -c 300 "$TMP/err")"
 for cmd in eval generate tokenize lkd export; do
     "$ZQ" "$cmd" --help >"$TMP/h" 2>&1 && grep -q "^usage: zquant $cmd" "$TMP/h" && ok "help/$cmd" || fail "help/$cmd"
