@@ -46,7 +46,7 @@ ALL_CFLAGS = $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -ffp-contract=off -p
               -DZQ_OPENBLAS_PATH='"$(OPENBLAS_PATH)"' -DZQ_MPI=$(MPI)
 LDLIBS = $(PKG_LIBS) -lm -pthread $(SANFLAGS)
 
-LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c))
+LIB_SRC := $(filter-out src/cli/%,$(wildcard src/*/*.c src/*/*/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/unit/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -76,15 +76,31 @@ $(BUILD)/src/cli/%.o: src/cli/%.c | deps-check
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/libzquant.a: $(LIB_OBJ)
+# libzquant.a exports the public API alone: its objects are linked into one
+# whose global symbols are only the zq_ names include/zquant declares
+# (everything else becomes local), so a program that links it with ggml,
+# say, meets no clash, and the CLI, linked against it, proves it needs
+# nothing else. The tests and tools link the objects themselves
+# (internal.a): they test the insides.
+$(BUILD)/public.syms: $(wildcard include/zquant/*.h)
+	@mkdir -p $(dir $@)
+	grep -ohw 'zq_[A-Za-z0-9_]*' $^ | sort -u > $@
+
+$(BUILD)/libzquant.a: $(LIB_OBJ) $(BUILD)/public.syms
+	@rm -f $@ $(BUILD)/libzquant.o
+	$(LD) -r -o $(BUILD)/libzquant.o $(LIB_OBJ)
+	objcopy --keep-global-symbols=$(BUILD)/public.syms $(BUILD)/libzquant.o
+	ar rcs $@ $(BUILD)/libzquant.o
+
+$(BUILD)/internal.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/zquant: $(CLI_OBJ) $(BUILD)/libzquant.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libzquant.a $(LDLIBS)
 
-$(BUILD)/unit_tests: $(TEST_OBJ) $(BUILD)/libzquant.a
-	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libzquant.a $(LDLIBS)
+$(BUILD)/unit_tests: $(TEST_OBJ) $(BUILD)/internal.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/internal.a $(LDLIBS)
 
 # The MPI build for tests/mpi.sh, where OpenMPI is installed (deps.sh does).
 ifneq ($(MPI),1)
@@ -95,7 +111,7 @@ mpi-build: | deps-check
 .PHONY: mpi-build
 endif
 
-check: $(BUILD)/zquant $(BUILD)/unit_tests $(BUILD)/st_compare $(BUILD)/zq_cmp $(BUILD)/fault.so
+check: $(BUILD)/zquant $(BUILD)/libzquant.a $(BUILD)/unit_tests $(BUILD)/st_compare $(BUILD)/zq_cmp $(BUILD)/fault.so
 	ZQ_BUILD=$(BUILD) ZQ_MPI_BUILD=$(MPI_BUILD) ZQ_FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh
 
 demo: $(BUILD)/zquant
@@ -118,14 +134,14 @@ clean:
 
 -include $(DEPS)
 
-$(BUILD)/st_compare: $(BUILD)/tests/tools/st_compare.o $(BUILD)/libzquant.a
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libzquant.a $(LDLIBS)
+$(BUILD)/st_compare: $(BUILD)/tests/tools/st_compare.o $(BUILD)/internal.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/internal.a $(LDLIBS)
 
-$(BUILD)/zq_cmp: $(BUILD)/tests/tools/zq_cmp.o $(BUILD)/libzquant.a
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libzquant.a $(LDLIBS)
+$(BUILD)/zq_cmp: $(BUILD)/tests/tools/zq_cmp.o $(BUILD)/internal.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/internal.a $(LDLIBS)
 
-$(BUILD)/bench_gptq: $(BUILD)/tests/tools/bench_gptq.o $(BUILD)/libzquant.a
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libzquant.a $(LDLIBS)
+$(BUILD)/bench_gptq: $(BUILD)/tests/tools/bench_gptq.o $(BUILD)/internal.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/internal.a $(LDLIBS)
 
 # preloaded by tests that kill a run at an exact point: no sanitizer inside
 $(BUILD)/fault.so: tests/tools/fault.c
@@ -171,4 +187,4 @@ $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/tests/fuzz/%.o $(FUZZ_BUILD)/libzquant.a
 fuzz: $(HARNESSES:%=$(FUZZ_BUILD)/%)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_BUILD)
 
--include $(wildcard $(FUZZ_BUILD)/src/*/*.d $(FUZZ_BUILD)/tests/fuzz/*.d)
+-include $(wildcard $(FUZZ_BUILD)/src/*/*.d $(FUZZ_BUILD)/src/*/*/*.d $(FUZZ_BUILD)/tests/fuzz/*.d)

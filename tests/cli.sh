@@ -61,6 +61,15 @@ expect "compress" 0 "$ZQ" quantize "$FIX/models/llama" -o "$TMP/z.zq" -q -p w4/8
 "$ZQ" dequantize "$TMP/z.zq" -o "$TMP/z.safetensors" 2>/dev/null
 expect "compress/same-values" 0 "$CMP" "$TMP/base.safetensors" "$TMP/z.safetensors"
 expect "verify/good" 0 "$ZQ" verify "$TMP/z.zq"
+expect "input/zq-is-already-quantized" 2 "$ZQ" quantize "$TMP/z.zq" -o "$TMP/zz.zq" -q
+grep -q "already quantized" "$TMP/err" && [ ! -e "$TMP/zz.zq" ] && ok input/zq-is-already-quantized-says-so ||
+    fail input/zq-is-already-quantized-says-so "$(head -c 200 "$TMP/err")"
+# --for and --format take the same names
+expect "targets/for-takes-format-names" 0 "$ZQ" quantize "$FIX/engine/llama" -o "$TMP/t.zq" -q --for gguf
+expect "targets/format-takes-runtime-names" 0 "$ZQ" export "$TMP/t.zq" -o "$TMP/t.gguf" --format llama.cpp --no-vocab -q
+expect "targets/unknown-name-lists-them" 2 "$ZQ" export "$TMP/t.zq" -o "$TMP/t2.gguf" --format ggml -q
+grep -q "gguf (or llama.cpp), compressed-tensors (or vllm, ct)" "$TMP/err" && ok targets/unknown-name-lists-them-all ||
+    fail targets/unknown-name-lists-them-all "$(head -c 200 "$TMP/err")"
 expect "dequantize/f16" 0 "$ZQ" dequantize "$TMP/base.zq" -o "$TMP/h.safetensors" --dtype f16
 # FP16 rounds to within 2^-11 of a value: 0.002 covers any |w| < 4 (the fixture's are below 1.3)
 expect "dequantize/f16-values" 0 "$CMP" "$TMP/base.safetensors" "$TMP/h.safetensors" 0.002
@@ -302,5 +311,16 @@ done
 for cmd in $("$ZQ" help 2>&1 | sed -n 's/^  \([a-z]*\)  .*/\1/p'); do
     [ -f "man/zquant-$cmd.1" ] && grep -q "zquant-$cmd (1)" man/zquant.1 && ok "man/$cmd" || fail "man/$cmd"
 done
+
+# the library shows the public API alone (every global it defines is a zq_
+# name include/zquant declares), so it links beside ggml's gguf_* and others
+LIB="$BUILD/libzquant.a"
+if [ -f "$LIB" ]; then
+    extra=$(nm -g --defined-only "$LIB" | awk 'NF == 3 { print $3 }' | sort -u |
+        comm -23 - <(grep -ohw 'zq_[A-Za-z0-9_]*' include/zquant/*.h | sort -u) | head -5)
+    [ -z "$extra" ] && ok library/exports-only-the-public-api || fail library/exports-only-the-public-api "$extra"
+else
+    fail library/exports-only-the-public-api "no $LIB"
+fi
 
 finish

@@ -16,20 +16,35 @@
 extern "C" {
 #endif
 
+/* The runtimes a model is exported to, one row each of the target table
+ * (src/export/target.h). */
 typedef enum {
-    ZQ_EXPORT_AUTO = 0, /* from the output's name: *.gguf is GGUF, anything else a folder */
-    ZQ_EXPORT_GGUF,
-    ZQ_EXPORT_CT /* compressed-tensors */
-} zq_export_format;
+    ZQ_TARGET_NONE = 0, /* quantize: no target's layout rule; export: from the output's name */
+    ZQ_TARGET_GGUF,     /* llama.cpp */
+    ZQ_TARGET_CT,       /* compressed-tensors, for vLLM */
+    ZQ_TARGET_COUNT
+} zq_target_id;
 
-/* "gguf" or "compressed-tensors" (also "ct"); ZQ_EXPORT_AUTO for anything else. */
-zq_export_format zq_export_format_parse(const char *name);
-const char *zq_export_format_name(zq_export_format f);
+/* A target by any of its names: "gguf" or "llama.cpp"; "compressed-tensors",
+ * "vllm" or "ct". 0 when none is. */
+int zq_target_named(const char *name, zq_target_id *id);
+/* "gguf", "compressed-tensors" ("any" for ZQ_TARGET_NONE) */
+const char *zq_target_name(zq_target_id id);
+/* who loads it: "llama.cpp", "vllm" ("any" for ZQ_TARGET_NONE) */
+const char *zq_target_runtime(zq_target_id id);
+/* The group size quantize --for uses when none is given (llama.cpp: its
+ * blocks of 32); 0: quantize's own default. */
+uint32_t zq_target_group_size(zq_target_id id);
+/* Every target and its other names, for messages and help. */
+void zq_target_names(char *buf, size_t size);
+/* The target an output's name says: the one whose file extension it ends
+ * with, else the folder target. */
+zq_target_id zq_target_of_output(const char *output);
 
 typedef struct {
     const char *input;  /* the .zq file */
     const char *output; /* GGUF: a file; compressed-tensors: a folder (created) */
-    zq_export_format format;
+    zq_target_id target; /* ZQ_TARGET_NONE: zq_target_of_output */
     /* GGUF's vocabulary: a llama2.c tokenizer.bin or a tokenizer.json; NULL
      * with no_vocab writes a GGUF without one (llama.cpp's "no_vocab") */
     const char *tokenizer;
@@ -45,7 +60,7 @@ typedef struct {
 } zq_export_opts;
 
 typedef struct {
-    zq_export_format format;
+    zq_target_id target;
     size_t tensors, quantized;
     uint64_t bytes;   /* written, all files */
     size_t files;     /* written or copied */
@@ -66,7 +81,7 @@ typedef struct {
 } zq_stored_tensor;
 
 typedef struct {
-    zq_export_format format;
+    zq_target_id target;
     char summary[256]; /* GGUF: version, architecture, file type; CT: format and config groups */
     zq_stored_tensor *t;
     size_t n;

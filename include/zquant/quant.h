@@ -29,20 +29,48 @@ extern "C" {
 
 /* ---- formats: how a tensor's values are stored ---------------------------- */
 
+/* A format is a row of the table below, named by its id. The ids are
+ * stable: the .zq metadata names a tensor's format by the row's name, and
+ * the integer kernels that run a format hang on its row. */
+typedef enum {
+    ZQ_FORMAT_F16 = 0, /* not codes: the tensor kept as FP16 values */
+    ZQ_FORMAT_INT8,
+    ZQ_FORMAT_INT4,
+    ZQ_FORMAT_COUNT
+} zq_format_id;
+
 typedef struct {
-    const char *name;   /* "int4", "int8", "f16": as .zq metadata and inspect spell it */
-    int bits;           /* 4, 8, 16 */
+    const char *name;   /* "int4", "int8", "f16": as .zq metadata, specs and inspect spell it */
+    const char *label;  /* "INT4", "INT8", "FP16": as messages spell it */
+    int code_bits;      /* width of one code; 16 for FP16 values */
     int codes_per_byte; /* 2 or 1; 0: not codes but FP16 values */
+    /* The code range: symmetric codes are two's complement in
+     * [sym_lo, sym_hi], asymmetric ones unsigned in [0, asym_hi]. */
+    int sym_lo, sym_hi, asym_hi;
+    /* The scale of a group (Microsoft's rule): max|w| / sym_divisor when
+     * symmetric, (max - min) / asym_divisor when not. */
+    float sym_divisor, asym_divisor;
     /* n codes (one per byte, two's complement when symmetric) into a packed
      * row: INT8 one byte each; INT4 two per byte, element 2k in the low
      * nibble, 2k+1 in the high one, an odd tail padded with zero. */
     void (*pack_row)(const uint8_t *codes, size_t n, uint8_t *out);
     /* The code of column c of a packed row (signed when symmetric). */
     int (*code_at)(const uint8_t *row, uint64_t c, int symmetric);
+    /* What the runtimes call it, where they have it: the ggml types that hold
+     * groups of ggml_block codes along a row with one FP16 scale (ggml_sym)
+     * or a scale and a min (ggml_asym), -1 for none; compressed-tensors'
+     * num_bits of its "int" type, 0 for none. */
+    int ggml_block, ggml_sym, ggml_asym;
+    int ct_num_bits;
 } zq_format;
 
-/* The format of bits-wide weights (4, 8, 16); NULL for any other width. */
-const zq_format *zq_format_of(int bits);
+/* The row of format id (id < ZQ_FORMAT_COUNT). */
+const zq_format *zq_format_get(zq_format_id id);
+/* The format spelled name ("int4", "int8", "f16"); 0 when none is. */
+int zq_format_named(const char *name, zq_format_id *id);
+/* The format whose codes are num_bits wide (compressed-tensors' and the
+ * old .zq metadata's way of naming one); 0 when none is. */
+int zq_format_of_width(int num_bits, zq_format_id *id);
 /* Packed bytes of a row of cols values. */
 uint64_t zq_format_row_bytes(const zq_format *f, uint64_t cols);
 
@@ -56,7 +84,7 @@ typedef enum {
 } zq_granularity;
 
 typedef struct {
-    int bits; /* 4 or 8; 16 means: keep FP16 */
+    zq_format_id format; /* ZQ_FORMAT_F16: keep the tensor as FP16 */
     int symmetric;
     zq_granularity gran;
     uint32_t group_size; /* ZQ_GRAN_GROUP */
@@ -66,15 +94,17 @@ typedef struct {
 /* Whether spec stores codes (else the tensor stays FP16). */
 int zq_qspec_quantized(const zq_qspec *spec);
 
-/* The codes spec stores: [-2^(b-1), 2^(b-1)-1] symmetric, [0, 2^b-1] not. */
+/* The codes spec stores, as floats for the quantizers' clamps. */
 static inline void zq_code_range(const zq_qspec *spec, float *lo, float *hi)
 {
-    *lo = spec->symmetric ? -(float)(1 << (spec->bits - 1)) : 0.0f;
-    *hi = spec->symmetric ? (float)((1 << (spec->bits - 1)) - 1) : (float)((1 << spec->bits) - 1);
+    const zq_format *f = zq_format_get(spec->format);
+    *lo = spec->symmetric ? (float)f->sym_lo : 0.0f;
+    *hi = spec->symmetric ? (float)f->sym_hi : (float)f->asym_hi;
 }
 
-/* SPEC: "fp16" | "int4" | "int8", then optional ":gN" | ":row" | ":tensor" |
- * ":blocksN", then optional ":sym" | ":asym". Fields not given keep *out's. */
+/* SPEC: a format name ("int4", "int8", "fp16" or "f16"), then optional
+ * ":gN" | ":row" | ":tensor" | ":blocksN", then optional ":sym" | ":asym".
+ * Fields not given keep *out's. */
 zq_status zq_qspec_parse(const char *text, zq_qspec *out, zq_error *err);
 void zq_qspec_format(const zq_qspec *spec, char *buf, size_t size);
 
@@ -136,8 +166,8 @@ void zq_quantize_run(const zq_qspec *spec, const float *x, size_t n, uint16_t sc
                      uint8_t *q, zq_err_sums *sums);
 
 /* out = what quantizing the [rows, cols] matrix w with spec and reading it
- * back gives (the straight-through estimator's forward value); bits 16
- * rounds to FP16. */
+ * back gives (the straight-through estimator's forward value); an FP16
+ * spec rounds to FP16. */
 zq_status zq_fake_quant_matrix(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols, float *out,
                                zq_error *err);
 /* Every group's FP16 scale and min, [row_groups, col_groups], as quantize
@@ -151,12 +181,11 @@ zq_status zq_matrix_group_params(const zq_qspec *spec, const float *w, uint64_t 
 zq_status zq_fake_quant_matrix_with(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols,
                                     const uint16_t *scales, const uint16_t *mins, float *out, zq_error *err);
 
-/* Packs n codes into a row of `bits` (see zq_format.pack_row). */
-void zq_pack_row(int bits, const uint8_t *q, size_t n, uint8_t *out);
-/* Decodes one packed row segment [col0, col0+n) sharing one scale/min into
- * floats: zq_quantize_run read back. */
-void zq_decode_run(int bits, int symmetric, const uint8_t *row, uint64_t col0, size_t n, uint16_t scale,
-                   uint16_t min, float *out);
+/* Decodes one packed row segment [col0, col0+n) of a tensor stored as
+ * spec says, sharing one scale/min, into floats: zq_quantize_run read
+ * back. */
+void zq_decode_run(const zq_qspec *spec, const uint8_t *row, uint64_t col0, size_t n, uint16_t scale, uint16_t min,
+                   float *out);
 
 /* The vector kernel set in use: "avx2" or "scalar". The scalar kernels
  * define file contents; vector twins compute the same bits. */

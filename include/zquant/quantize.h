@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "zquant/error.h"
+#include "zquant/export.h"
 #include "zquant/arch.h"
 #include "zquant/quant.h"
 #include "zquant/source.h"
@@ -23,32 +24,19 @@ typedef struct {
 
 typedef struct {
     const char *name; /* "w8a8", "w8a16", "w4/8a16", "w4/8a8", "w4a16" */
-    int attention_bits, mlp_bits;
+    zq_format_id attention, mlp; /* the formats of attention (and other Linear) and MLP weights */
     zq_act_mode act; /* what the runtime does with activations */
 } zq_preset;
 
 extern const zq_preset zq_presets[]; /* terminated by a NULL name */
 const zq_preset *zq_preset_find(const char *name);
 
-/* The runtime a file is made for: its layouts are the ones that runtime
- * executes, so `zquant export` to it never refuses a tensor. */
-typedef enum {
-    ZQ_RUNTIME_ANY = 0,
-    ZQ_RUNTIME_LLAMA_CPP, /* GGUF: symmetric (or INT4 scale+min) groups of 32 along the input,
-                             tensors whose input is not a multiple of 32 wide kept FP16 */
-    ZQ_RUNTIME_VLLM       /* compressed-tensors: symmetric; INT8 with INT8 activations per row;
-                             weight-only groups of 32, 64 or 128 (per row where they do not divide) */
-} zq_runtime;
-
-/* "llama.cpp" or "vllm"; ZQ_RUNTIME_ANY for anything else. */
-zq_runtime zq_runtime_parse(const char *name);
-const char *zq_runtime_name(zq_runtime r);
-
 typedef struct {
     const char *input;
     const char *output;
     const char *preset;    /* default "w8a8" */
-    zq_runtime runtime;    /* ZQ_RUNTIME_ANY: every layout allowed */
+    zq_target_id target;   /* --for: only layouts the target's runtime executes, so `zquant export` to it never
+                              refuses a tensor; ZQ_TARGET_NONE: every layout allowed */
     zq_qspec base;         /* granularity and symmetry for every quantized tensor */
     zq_act_mode act;       /* with act_given, the activation scheme to record; else the preset's */
     int act_given;

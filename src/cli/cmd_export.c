@@ -21,7 +21,8 @@ static const char help[] =
     "before anything is written (quantize --for llama.cpp|vllm avoids that).\n"
     "\n"
     "  -o, --output PATH   the .gguf file or the folder to write (required)\n"
-    "      --format F      gguf or compressed-tensors (default: gguf when PATH\n"
+    "      --format F      gguf (or llama.cpp) or compressed-tensors (or vllm, ct),\n"
+    "                      the names quantize --for takes (default: gguf when PATH\n"
     "                      ends in .gguf, else compressed-tensors)\n"
     "      --from DIR      the original model folder: its tokenizer becomes the\n"
     "                      GGUF vocabulary; its tokenizer and generation files are\n"
@@ -69,7 +70,7 @@ static void report(const zq_export_opts *o, const zq_export_report *r, double se
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "output", o->output);
-        cJSON_AddStringToObject(j, "format", zq_export_format_name(r->format));
+        cJSON_AddStringToObject(j, "format", zq_target_name(r->target));
         cJSON_AddNumberToObject(j, "tensors", (double)r->tensors);
         cJSON_AddNumberToObject(j, "quantized", (double)r->quantized);
         cJSON_AddNumberToObject(j, "bytes", (double)r->bytes);
@@ -80,7 +81,7 @@ static void report(const zq_export_opts *o, const zq_export_report *r, double se
         cli_json_print(stdout, j);
         return;
     }
-    printf("%s: %s, %zu tensors (%zu quantized), %.2f MB in %.2f s\n", o->output, zq_export_format_name(r->format),
+    printf("%s: %s, %zu tensors (%zu quantized), %.2f MB in %.2f s\n", o->output, zq_target_name(r->target),
            r->tensors, r->quantized, (double)r->bytes / 1e6, seconds);
     printf("  %s\n", r->summary);
     if (r->note[0]) printf("  note: %s\n", r->note);
@@ -105,9 +106,11 @@ int cmd_export(int argc, char **argv)
         switch (c) {
         case 'o': o.output = optarg; break;
         case OPT_FORMAT:
-            o.format = zq_export_format_parse(optarg);
-            if (o.format == ZQ_EXPORT_AUTO)
-                return cli_usage("export", "--format must be gguf or compressed-tensors, not '%s'", optarg);
+            if (!zq_target_named(optarg, &o.target)) {
+                char names[160];
+                zq_target_names(names, sizeof names);
+                return cli_usage("export", "--format takes %s, not '%s'", names, optarg);
+            }
             break;
         case OPT_FROM: from = optarg; break;
         case OPT_TOKENIZER: o.tokenizer = optarg; break;
@@ -152,7 +155,7 @@ int cli_gguf_chain_end(const char *zq, const char *gguf, const char *tokenizer, 
     zq_export_opts o = {0};
     o.input = zq;
     o.output = gguf;
-    o.format = ZQ_EXPORT_GGUF;
+    o.target = ZQ_TARGET_GGUF;
     o.tokenizer = tokenizer;
     o.force = force;
     zq_export_report r;

@@ -42,7 +42,7 @@ static void group_label(const zq_tensor *t, char *buf, size_t size)
     else snprintf(buf, size, "blocks%llu", (unsigned long long)t->grid.row_groups);
 }
 
-static const char *kind(const zq_tensor *t) { return zq_format_of(t->spec.bits)->name; }
+static const char *kind(const zq_tensor *t) { return zq_format_get(t->spec.format)->name; }
 
 static void print_json(const zq_file *f, uint64_t fp16)
 {
@@ -63,7 +63,7 @@ static void print_json(const zq_file *f, uint64_t fp16)
         cJSON *shape = cJSON_AddArrayToObject(o, "shape");
         for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
         cJSON_AddStringToObject(o, "dtype", kind(t));
-        cJSON_AddNumberToObject(o, "bits", t->spec.bits);
+        cJSON_AddNumberToObject(o, "bits", zq_format_get(t->spec.format)->code_bits);
         int q = zq_qspec_quantized(&t->spec);
         cJSON_AddNumberToObject(o, "group_size", q ? (double)t->grid.group_cols : 0);
         cJSON_AddNumberToObject(o, "group_rows", q ? (double)t->grid.group_rows : 0);
@@ -125,7 +125,7 @@ static int inspect_export(const char *path, int json)
     cJSON *root = json ? cJSON_CreateObject() : NULL, *arr = NULL;
     if (json) {
         cJSON_AddStringToObject(root, "file", path);
-        cJSON_AddStringToObject(root, "format", zq_export_format_name(l.format));
+        cJSON_AddStringToObject(root, "format", zq_target_name(l.target));
         cJSON_AddStringToObject(root, "summary", l.summary);
         arr = cJSON_AddArrayToObject(root, "tensors");
     } else {

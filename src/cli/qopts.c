@@ -23,7 +23,8 @@ const char cli_qopts_help[] =
     "  -o, --output FILE     the .zq file to write (required)\n"
     "  -p, --preset NAME     w8a8 (default), w8a16, w4/8a16, w4/8a8, w4a16;\n"
     "                        w4/8: INT4 in MLP/FC weights, INT8 in attention\n"
-    "      --for RUNTIME     llama.cpp or vllm: only layouts that runtime executes,\n"
+    "      --for TARGET      llama.cpp (gguf) or vllm (compressed-tensors): only\n"
+    "                        layouts that runtime executes,\n"
     "                        so `zquant export` takes every tensor (llama.cpp:\n"
     "                        groups of 32, inputs not a multiple of 32 kept FP16;\n"
     "                        vllm: INT8 per row with INT8 activations, else\n"
@@ -84,8 +85,11 @@ int cli_qargs_option(cli_qargs *q, int c, char *arg, const char *cmd)
         o->preset = arg;
         return 0;
     case OPT_FOR:
-        o->runtime = zq_runtime_parse(arg);
-        if (!o->runtime) return cli_usage(cmd, "--for takes llama.cpp or vllm, not '%s'", arg);
+        if (!zq_target_named(arg, &o->target)) {
+            char names[160];
+            zq_target_names(names, sizeof names);
+            return cli_usage(cmd, "--for takes %s, not '%s'", names, arg);
+        }
         return 0;
     case OPT_GROUP_SIZE:
         if (cli_number(cmd, "--group-size", arg, 1, ZQ_MAX_GROUP_SIZE, &v)) return ZQ_ERR_USAGE;
@@ -134,7 +138,7 @@ void cli_qargs_finish(cli_qargs *q)
     q->o.ninclude = q->ninclude;
     q->o.exclude = q->exclude;
     q->o.nexclude = q->nexclude;
-    if (q->o.runtime == ZQ_RUNTIME_LLAMA_CPP && !q->gran_given) q->o.base.group_size = 32; /* ggml's block */
+    if (zq_target_group_size(q->o.target) && !q->gran_given) q->o.base.group_size = zq_target_group_size(q->o.target);
 }
 
 void cli_qargs_free(cli_qargs *q)
@@ -184,7 +188,7 @@ int cli_chain_begin(cli_qargs *q, const char *cmd, const char *input, cli_chain 
     sprintf(c->zq, "%s.zq", out);
     c->gguf = out;
     q->o.output = c->zq;
-    if (!q->o.runtime) q->o.runtime = ZQ_RUNTIME_LLAMA_CPP;
+    if (!q->o.target) q->o.target = ZQ_TARGET_GGUF;
     return 0;
 }
 

@@ -2,15 +2,10 @@
 #ifndef ZQ_EXPORT_IMPL_H
 #define ZQ_EXPORT_IMPL_H
 
-#include "export/gguf_kv.h"
+#include "export/gguf/kv.h"
 #include "zquant/arch.h"
 #include "zquant/export.h"
 #include "zquant/zq.h"
-
-/* The options that make a .zq file every tensor of which each target can
- * hold; the refusals end with them. */
-#define ZQ_HINT_GGUF "quantize with --for llama.cpp"
-#define ZQ_HINT_CT "quantize with --for vllm"
 
 /* The architecture row entry for tensor name (its block in *layer), NULL
  * when the row has none. */
@@ -19,15 +14,12 @@ const zq_arch_tensor *zq_export_row(const zq_arch_desc *d, const char *name, int
 /* tokenizer.ggml.* keys from a tokenizer.bin or tokenizer.json; rows: the
  * embedding's rows (the vocabulary is padded to them). note gets what the
  * user must know (a pre-tokenizer llama.cpp has no name for), else stays. */
-zq_status zq_gguf_vocab(gguf_kv *kv, const char *path, const char *config, const char *model_type, int rows,
+zq_status zq_gguf_vocab(zq_gguf_keys *kv, const char *path, const char *config, const char *model_type, int rows,
                         char *note, size_t note_size, zq_error *err);
 
 /* compressed-tensors' packing: n signed values (n <= 32/bits), each stored
  * as value + 2^(bits-1) in bits k*bits .. k*bits+bits-1 of one word; the
  * rest of the word zero. */
 uint32_t zq_ct_pack(const int *values, int n, int bits);
-
-zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *r, zq_error *err);
-zq_status zq_export_ct(const zq_export_opts *o, zq_file *f, zq_export_report *r, zq_error *err);
 
 #endif

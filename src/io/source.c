@@ -17,8 +17,10 @@
 #include "base/files.h"
 #include "base/utf8.h"
 #include "base/util.h"
+#include "export/target.h"
 #include "simd/kernels.h"
 #include "zquant/fp16.h"
+#include "zquant/zq.h"
 
 #define CONFIG_LIMIT (16u << 20)
 
@@ -65,6 +67,17 @@ zq_status zq_source_add(zq_source *src, const char *name, zq_dtype dtype, int nd
     return ZQ_OK;
 }
 
+/* Whether path starts with the .zq magic: a model already quantized, which
+ * the checkpoint readers would misread as a header of another format. */
+static int is_zq_file(const char *path)
+{
+    char magic[8];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int yes = fd >= 0 && read(fd, magic, sizeof magic) == (ssize_t)sizeof magic && !memcmp(magic, ZQ_MAGIC, 8);
+    if (fd >= 0) close(fd);
+    return yes;
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -106,7 +119,13 @@ static zq_status open_folder(zq_source *src, const char *dir, zq_error *err)
     free(index);
     free(single);
     if (st == ZQ_OK) st = load_config_beside(src, dir, err);
-    if (st == ZQ_OK && zq_ct_config(src->config)) st = zq_ct_source_wrap(src, err);
+    for (int k = 1; st == ZQ_OK && k < ZQ_TARGET_COUNT; k++) { /* an export target's folder: its decoded model */
+        const zq_target *t = zq_target_get((zq_target_id)k);
+        if (t->claims && t->claims(src->config)) {
+            st = t->open(src, dir, err);
+            break;
+        }
+    }
     return st;
 }
 
@@ -121,7 +140,11 @@ zq_status zq_source_open(const char *path, zq_source **out, zq_error *err)
         return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     }
     zq_status st;
-    if (S_ISDIR(sb.st_mode)) {
+    zq_target_id target;
+    if (!S_ISDIR(sb.st_mode) && is_zq_file(path)) {
+        st = zq_fail(err, ZQ_ERR_USAGE, "'%s': already quantized (a .zq file); give the FP checkpoint it was made "
+                     "from", path);
+    } else if (S_ISDIR(sb.st_mode)) {
         st = open_folder(src, path, err);
     } else if (ends_with(path, ".h5") || ends_with(path, ".hdf5")) {
         st = zq_hdf5_open(src, path, err);
@@ -130,8 +153,8 @@ zq_status zq_source_open(const char *path, zq_source **out, zq_error *err)
             st = dir ? load_config_beside(src, dir, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
             free(dir);
         }
-    } else if (ends_with(path, ".gguf")) {
-        st = zq_gguf_source_open(src, path, err);
+    } else if ((target = zq_target_of_output(path)) && zq_target_get(target)->extension) {
+        st = zq_target_get(target)->open(src, path, err);
     } else {
         st = zq_safetensors_open(src, path, err);
         if (st == ZQ_OK) {

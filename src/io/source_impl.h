@@ -42,15 +42,9 @@ zq_status zq_safetensors_open_sharded(zq_source *src, const char *folder, const 
 zq_status zq_hdf5_open(zq_source *src, const char *file, zq_error *err);
 zq_status zq_hdf5_open_here(zq_source *src, const char *file, zq_error *err);
 
-/* A GGUF file decoded to float under Hugging Face names and layouts, with
- * a config made from its keys (export/gguf_source.c). */
-zq_status zq_gguf_source_open(zq_source *src, const char *file, zq_error *err);
-
-/* Whether a config.json says its folder is compressed-tensors, and that
- * folder's tensors (already opened in src) replaced by the decoded weights
- * (export/ct_source.c). */
-int zq_ct_config(const char *config);
-zq_status zq_ct_source_wrap(zq_source *src, zq_error *err);
+/* The export targets' files (GGUF, compressed-tensors folders) are read
+ * by their rows of export/target.h: decoded to float under Hugging Face
+ * names and layouts. */
 
 /* Converts n elements of dtype at p (any alignment) to float. */
 void zq_convert_to_f32(zq_dtype dt, const void *p, float *out, size_t n);

@@ -17,7 +17,7 @@ static void adamw(float *x, float *g, float *m, float *v, size_t n, float lr, fl
 
 /* AdamW: bias-corrected moments, decoupled weight decay (none on biases,
  * norms and clipping multipliers, as the paper's AdamW spares vectors) */
-void lkd_adam_step(trainee *tr, float lr, float wd, float clip_lr)
+void zq_lkd_adam_step(trainee *tr, float lr, float wd, float clip_lr)
 {
     tr->t++;
     float c1 = 1.0f - powf(0.9f, (float)tr->t), c2 = 1.0f - powf(0.999f, (float)tr->t);

@@ -13,7 +13,7 @@
 #include "lkd/lkd_impl.h"
 #include "zquant/fp16.h"
 
-zq_status lkd_clip_init(param *p, zq_error *err)
+zq_status zq_lkd_clip_init(param *p, zq_error *err)
 {
     zq_grid g;
     zq_grid_init(&g, &p->spec, (uint64_t)p->u.rows, (uint64_t)p->u.cols);
@@ -32,14 +32,14 @@ zq_status lkd_clip_init(param *p, zq_error *err)
     return ZQ_OK;
 }
 
-void lkd_clip_free(param *p)
+void zq_lkd_clip_free(param *p)
 {
     free(p->alpha), free(p->alpha_grad), free(p->alpha_m), free(p->alpha_v), free(p->base), free(p->eff), free(p->eff_min);
     p->alpha = p->alpha_grad = p->alpha_m = p->alpha_v = p->base = NULL;
     p->eff = p->eff_min = NULL;
 }
 
-zq_status lkd_clip_scales(param *p, const float *w, zq_error *err)
+zq_status zq_lkd_clip_scales(param *p, const float *w, zq_error *err)
 {
     if (p->scale) {
         memcpy(p->eff, p->scale, p->ngroups * sizeof *p->eff);
@@ -55,7 +55,7 @@ zq_status lkd_clip_scales(param *p, const float *w, zq_error *err)
     return ZQ_OK;
 }
 
-void lkd_clip_grad(param *p, const float *w, const float *g)
+void zq_lkd_clip_grad(param *p, const float *w, const float *g)
 {
     const zq_qspec *spec = &p->spec;
     zq_grid grid;
@@ -80,12 +80,12 @@ void lkd_clip_grad(param *p, const float *w, const float *g)
         }
 }
 
-zq_status lkd_clip_finish(param *p, zq_error *err)
+zq_status zq_lkd_clip_finish(param *p, zq_error *err)
 {
     if (!p->scale && !(p->scale = malloc(p->ngroups * sizeof *p->scale))) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     if (!p->min && !(p->min = calloc(p->ngroups, sizeof *p->min))) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     memcpy(p->scale, p->eff, p->ngroups * sizeof *p->scale);
     memcpy(p->min, p->eff_min, p->ngroups * sizeof *p->min);
-    lkd_clip_free(p);
+    zq_lkd_clip_free(p);
     return ZQ_OK;
 }

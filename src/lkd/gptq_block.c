@@ -71,21 +71,21 @@ static zq_status gptq_param(param *p, const zq_arch *a, const zq_gptq_hessian *h
     return st;
 }
 
-zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
+zq_status zq_lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
 {
     static const int stages[4][3] = {{ZQ_PART_Q, ZQ_PART_K, ZQ_PART_V},
                                      {ZQ_PART_O, -1, -1},
                                      {ZQ_PART_UP, ZQ_PART_GATE, -1},
                                      {ZQ_PART_DOWN, -1, -1}};
     zq_linear *lin[ZQ_LINEAR_SLOTS];
-    lkd_block_linears(&tr->student, lin);
-    ZQ_TRY(lkd_fake_quantize(tr, r->a, err));
+    zq_lkd_block_linears(&tr->student, lin);
+    ZQ_TRY(zq_lkd_fake_quantize(tr, r->a, err));
     for (int s = 0; s < 4; s++) {
         int todo[3], n = 0;
         gather g = {-1, 0, NULL, NULL, 0, NULL, 0, r};
         for (int i = 0; i < 3 && stages[s][i] >= 0; i++) {
             const zq_linear *L = lin[stages[s][i]];
-            int k = lkd_param_of(tr, L->w);
+            int k = zq_lkd_param_of(tr, L->w);
             if (k < 0 || !L->quantized || (n && todo[n - 1] == k)) continue; /* a fused q/k/v is one tensor */
             if (tr->p[k].spec.gran != ZQ_GRAN_GROUP && tr->p[k].spec.gran != ZQ_GRAN_ROW)
                 return zq_fail(err, ZQ_ERR_USAGE, "tensor '%s': GPTQ needs groups along the input (--group-size) or per-row scales",
@@ -103,7 +103,7 @@ zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
             free(g.H), free(g.part), free(g.sums);
             return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         }
-        lkd_calibrate(r, &tr->student, in);
+        zq_lkd_calibrate(r, &tr->student, in);
         r->aq.observe = observe;
         r->aq.observe_ctx = &g;
         for (int b = 0; b < r->nb; b++)
@@ -122,7 +122,7 @@ zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
         zq_gptq_hessian_free(&h);
         free(H);
         ZQ_TRY(st);
-        ZQ_TRY(lkd_fake_quantize(tr, r->a, err)); /* the next stage sees these weights quantized */
+        ZQ_TRY(zq_lkd_fake_quantize(tr, r->a, err)); /* the next stage sees these weights quantized */
     }
     return ZQ_OK;
 }

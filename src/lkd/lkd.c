@@ -199,8 +199,8 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
 {
     const zq_lkd_opts *o = r->o;
     for (int k = 0; o->learn_clip && k < tr->np; k++)
-        if (!tr->p[k].u.vector && zq_qspec_quantized(&tr->p[k].spec)) ZQ_TRY(lkd_clip_init(&tr->p[k], err));
-    ZQ_TRY(lkd_fake_quantize(tr, r->a, err));
+        if (!tr->p[k].u.vector && zq_qspec_quantized(&tr->p[k].spec)) ZQ_TRY(zq_lkd_clip_init(&tr->p[k], err));
+    ZQ_TRY(zq_lkd_fake_quantize(tr, r->a, err));
     rep->index = layer;
     rep->steps = o->steps;
     rep->loss_start = data_loss(r, &tr->student, in);
@@ -211,16 +211,16 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
     for (int s = 0; s < o->steps; s++) {
         int b = s % r->nb;
         const float *x = in + (size_t)b * r->per;
-        if (s) ZQ_TRY(lkd_fake_quantize(tr, r->a, err));
+        if (s) ZQ_TRY(zq_lkd_fake_quantize(tr, r->a, err));
         zq_block_forward(r->a, &tr->student, &r->aq, r->ws, x, r->out, r->B, r->T);
         loss = batch_mse(r, r->out, r->y + (size_t)b * r->per, r->dout);
         zq_block_backward(r->a, &tr->student, &r->aq, r->ws, x, r->dout, NULL, &tr->g, r->B, r->T);
         if (r->ranks > 1) /* the ranks' subtrees of the batch's gradient sums */
             for (int k = 0; k < tr->np; k++) o->sum_f32(o->reduce_ctx, tr->p[k].grad, tr->p[k].n);
-        if (o->learn_clip) ZQ_TRY(lkd_clip_gradients(tr, r->a, err)); /* from the whole batch's gradients */
+        if (o->learn_clip) ZQ_TRY(zq_lkd_clip_gradients(tr, r->a, err)); /* from the whole batch's gradients */
         /* cosine: from the full rate down to 0 at the last step */
         float f = o->lr_cosine ? 0.5f * (1.0f + cosf((float)M_PI * (float)s / (float)o->steps)) : 1.0f;
-        lkd_adam_step(tr, o->lr * f, o->weight_decay, o->clip_lr * f);
+        zq_lkd_adam_step(tr, o->lr * f, o->weight_decay, o->clip_lr * f);
         rep->curve[s] = loss;
         if (o->progress) {
             zq_lkd_progress p = {layer, r->a->n_layers, s + 1, o->steps, loss, now() - t0};
@@ -228,16 +228,16 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
         }
     }
     rep->seconds = now() - t0;
-    ZQ_TRY(lkd_fake_quantize(tr, r->a, err));
+    ZQ_TRY(zq_lkd_fake_quantize(tr, r->a, err));
     for (int k = 0; k < tr->np; k++) /* the trained scales are the block's from now on */
-        if (tr->p[k].alpha) ZQ_TRY(lkd_clip_finish(&tr->p[k], err));
+        if (tr->p[k].alpha) ZQ_TRY(zq_lkd_clip_finish(&tr->p[k], err));
     rep->loss_end = data_loss(r, &tr->student, in);
     return ZQ_OK;
 }
 
 /* static activation ranges (int8-tensor recipes): the student's inputs,
  * calibrated on the data before each block is tuned */
-void lkd_calibrate(run *r, const zq_block *student, const float *in)
+void zq_lkd_calibrate(run *r, const zq_block *student, const float *in)
 {
     if (r->aq.mode != ZQ_AQ_TENSOR) return;
     r->aq.mode = ZQ_AQ_CALIBRATE;
@@ -254,27 +254,27 @@ static zq_status distill_or_read(run *r, trainee *tr, workdir *w, int k, const f
                                  zq_lkd_report *rep, zq_error *err)
 {
     /* data-parallel ranks are one job: they share every block, unlocked */
-    int parallel = r->ranks > 1, fd = parallel ? -1 : lkd_block_lock(w, k, err), ok = 0, damaged = 0;
+    int parallel = r->ranks > 1, fd = parallel ? -1 : zq_lkd_block_lock(w, k, err), ok = 0, damaged = 0;
     if (!parallel && fd < 0) return err->code;
-    zq_status st = !parallel && (r->o->resume || r->o->work) ? lkd_block_done(w, k, &ok, &damaged, err) : ZQ_OK;
+    zq_status st = !parallel && (r->o->resume || r->o->work) ? zq_lkd_block_done(w, k, &ok, &damaged, err) : ZQ_OK;
     if (st == ZQ_OK && ok) {
-        st = lkd_read_patch(w, k, tr, r->a, err);
-        if (st == ZQ_OK) st = lkd_fake_quantize(tr, r->a, err);
+        st = zq_lkd_read_patch(w, k, tr, r->a, err);
+        if (st == ZQ_OK) st = zq_lkd_fake_quantize(tr, r->a, err);
     } else if (st == ZQ_OK) {
-        if (r->o->init == ZQ_INIT_GPTQ) st = lkd_gptq_block(r, tr, in, err);
+        if (r->o->init == ZQ_INIT_GPTQ) st = zq_lkd_gptq_block(r, tr, in, err);
         if (st == ZQ_OK && r->o->init == ZQ_INIT_GPTQ && r->o->progress) {
             zq_lkd_progress p = {k, r->a->n_layers, 0, r->o->steps, 0, 0};
             r->o->progress(r->o->progress_ctx, &p);
         }
-        lkd_calibrate(r, &tr->student, in);
+        zq_lkd_calibrate(r, &tr->student, in);
         zq_lkd_layer *l = &rep->layers[rep->n];
         if (st == ZQ_OK) st = distill(r, tr, k, in, l, err);
-        if (st == ZQ_OK && r->o->data_rank == 0) st = lkd_write_patch(w, k, tr, r->a, err);
+        if (st == ZQ_OK && r->o->data_rank == 0) st = zq_lkd_write_patch(w, k, tr, r->a, err);
         if (st == ZQ_OK) rep->n++;
         else free(l->curve), l->curve = NULL; /* not reported: the report frees only the first n */
     }
     if (st == ZQ_OK) done[k] = 1;
-    lkd_block_unlock(fd);
+    zq_lkd_block_unlock(fd);
     return st;
 }
 
@@ -295,24 +295,24 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
         const float *in = quantized_in ? r->xq : r->x;
         trainee tr;
         int student = mask[k] || quantized_in;
-        zq_status st = student ? lkd_trainee_init(&tr, net, k, &fp, &r->o->q, r->o->train_norms, src, model, err) : ZQ_OK;
+        zq_status st = student ? zq_lkd_trainee_init(&tr, net, k, &fp, &r->o->q, r->o->train_norms, src, model, err) : ZQ_OK;
         if (st == ZQ_OK && mask[k] && done[k] && quantized_in) {
-            st = lkd_read_patch(w, k, &tr, a, err);
-            if (st == ZQ_OK) st = lkd_fake_quantize(&tr, a, err);
+            st = zq_lkd_read_patch(w, k, &tr, a, err);
+            if (st == ZQ_OK) st = zq_lkd_fake_quantize(&tr, a, err);
         } else if (st == ZQ_OK && mask[k] && !done[k]) {
             st = distill_or_read(r, &tr, w, k, in, done, rep, err);
         } else if (st == ZQ_OK && quantized_in && !mask[k]) {
-            st = lkd_fake_quantize(&tr, a, err); /* round to nearest */
+            st = zq_lkd_fake_quantize(&tr, a, err); /* round to nearest */
         }
         if (st == ZQ_OK && quantized_in) { /* the next block's input: this one, quantized */
-            lkd_calibrate(r, &tr.student, r->xq);
+            zq_lkd_calibrate(r, &tr.student, r->xq);
             for (int b = 0; b < r->nb; b++) {
                 float *x = r->xq + (size_t)b * r->per;
                 zq_block_forward(a, &tr.student, &r->aq, r->ws, x, r->out, r->B, r->T);
                 memcpy(x, r->out, r->per * sizeof(float));
             }
         }
-        if (student) lkd_trainee_free(&tr);
+        if (student) zq_lkd_trainee_free(&tr);
         zq_net_release_block(net, k);
         ZQ_TRY(st);
         float *t = r->x; /* the FP stream moves one block down */
@@ -329,7 +329,7 @@ static zq_status resume_state(const workdir *w, const unsigned char *mask, unsig
 {
     for (int k = 0; k < n; k++) {
         int ok = 0, damaged = 0;
-        if (mask[k]) ZQ_TRY(lkd_block_done(w, k, &ok, &damaged, err));
+        if (mask[k]) ZQ_TRY(zq_lkd_block_done(w, k, &ok, &damaged, err));
         done[k] = (unsigned char)ok;
         if (damaged) rep->discarded[rep->n_discarded++] = k;
     }
@@ -343,12 +343,12 @@ static zq_status final_quantize(const zq_lkd_opts *o, workdir *w, const unsigned
     size_t np = 0;
     zq_status st = paths ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (int k = 0; st == ZQ_OK && k < n; k++)
-        if (done[k] && !(paths[np++] = lkd_patch_path(w, k))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        if (done[k] && !(paths[np++] = zq_lkd_patch_path(w, k))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     zq_source *src = NULL;
     if (st == ZQ_OK) st = zq_source_open_patched(o->q.input, (const char *const *)paths, np, &src, err);
     if (st == ZQ_OK) st = zq_quantize_source(&o->q, src, &rep->quant, err);
     zq_source_close(src);
-    if (st == ZQ_OK && !o->work) lkd_workdir_remove(w, n); /* done: the output has it all */
+    if (st == ZQ_OK && !o->work) zq_lkd_workdir_remove(w, n); /* done: the output has it all */
     for (size_t k = 0; k < np; k++) free(paths[k]);
     free(paths);
     return st;
@@ -386,13 +386,13 @@ static zq_status assemble(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *er
     if (st == ZQ_OK && (!(mask = calloc((size_t)n, 1)) || !(done = calloc((size_t)n, 1))))
         st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     if (st == ZQ_OK) st = zq_parse_layers(o->layers, n, mask, err);
-    if (st == ZQ_OK) st = lkd_workdir_open(&w, o, 0, src, err);
+    if (st == ZQ_OK) st = zq_lkd_workdir_open(&w, o, 0, src, err);
     zq_source_close(src);
     char missing[512] = "";
     size_t at = 0;
     for (int k = 0; st == ZQ_OK && k < n; k++) {
         int ok = 0, damaged = 0;
-        if (mask[k]) st = lkd_block_done(&w, k, &ok, &damaged, err);
+        if (mask[k]) st = zq_lkd_block_done(&w, k, &ok, &damaged, err);
         done[k] = (unsigned char)ok;
         if (st == ZQ_OK && mask[k] && !ok && at < sizeof missing)
             at += (size_t)snprintf(missing + at, sizeof missing - at, "%s%d%s", at ? ", " : "", k, damaged ? " (damaged)" : "");
@@ -402,7 +402,7 @@ static zq_status assemble(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *er
                      o->work, strchr(missing, ',') ? "s" : "", missing, o->q.input, o->work);
     if (st == ZQ_OK) st = final_quantize(o, &w, done, n, rep, err);
     free(mask), free(done);
-    lkd_workdir_close(&w);
+    zq_lkd_workdir_close(&w);
     return st;
 }
 
@@ -460,7 +460,7 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     }
     if (st == ZQ_OK) st = zq_parse_layers(o->layers, a->n_layers, mask, err);
     if (st == ZQ_OK && o->shares > 1) keep_share(mask, a->n_layers, o->share, o->shares);
-    if (st == ZQ_OK) st = lkd_workdir_open(&w, o, stream, src, err);
+    if (st == ZQ_OK) st = zq_lkd_workdir_open(&w, o, stream, src, err);
     if (st == ZQ_OK && (o->resume || o->work)) st = resume_state(&w, mask, done, rep, a->n_layers, err);
     if (st == ZQ_OK) {
         zq_qspec unused;
@@ -495,11 +495,11 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     if (st == ZQ_OK && o->q.output && o->data_rank == 0) st = final_quantize(o, &w, done, n_layers, rep, err);
     int any_done = 0;
     for (int k = 0; done && k < n_layers; k++) any_done |= done[k];
-    if (st != ZQ_OK && !o->work && w.dir && !any_done) lkd_workdir_remove(&w, n_layers); /* nothing to resume */
+    if (st != ZQ_OK && !o->work && w.dir && !any_done) zq_lkd_workdir_remove(&w, n_layers); /* nothing to resume */
     free(ids), free(mask), free(done), free(r.aq.absmax), free(r.x), free(r.y), free(r.xq), free(r.out), free(r.dout);
     zq_workspace_free(r.ws);
     zq_source_close(src);
     zq_net_close(net);
-    lkd_workdir_close(&w);
+    zq_lkd_workdir_close(&w);
     return st;
 }

@@ -53,63 +53,63 @@ typedef struct {
 } workdir;
 
 /* vectors: also train the block's biases and norms */
-zq_status lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *fp, const zq_quantize_opts *q,
+zq_status zq_lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *fp, const zq_quantize_opts *q,
                           int vectors, zq_source *src, const zq_model *model, zq_error *err);
-void lkd_trainee_free(trainee *tr);
+void zq_lkd_trainee_free(trainee *tr);
 /* The block's Linears in ZQ_PART order: q, k, v, o, up, gate, down. */
-void lkd_block_linears(zq_block *b, zq_linear **lin);
+void zq_lkd_block_linears(zq_block *b, zq_linear **lin);
 /* The trainable weight tensor whose buffer holds w; -1 if none. */
-int lkd_param_of(const trainee *tr, const float *w);
+int zq_lkd_param_of(const trainee *tr, const float *w);
 /* the student's weights from the masters, as the recipe stores them */
-zq_status lkd_fake_quantize(trainee *tr, const zq_arch *a, zq_error *err);
+zq_status zq_lkd_fake_quantize(trainee *tr, const zq_arch *a, zq_error *err);
 /* --learn-clip: the multipliers' gradients from the weights' (after the
  * last forward and backward) */
-zq_status lkd_clip_gradients(trainee *tr, const zq_arch *a, zq_error *err);
-void lkd_adam_step(trainee *tr, float lr, float wd, float clip_lr);
+zq_status zq_lkd_clip_gradients(trainee *tr, const zq_arch *a, zq_error *err);
+void zq_lkd_adam_step(trainee *tr, float lr, float wd, float clip_lr);
 /* Learnable clipping (clip.c): gives p its multipliers (all 1); */
-zq_status lkd_clip_init(param *p, zq_error *err);
-void lkd_clip_free(param *p);
+zq_status zq_lkd_clip_init(param *p, zq_error *err);
+void zq_lkd_clip_free(param *p);
 /* the scales to fake-quantize w (p's grid, checkpoint row order) with,
  * into p->eff (and eff_min); */
-zq_status lkd_clip_scales(param *p, const float *w, zq_error *err);
+zq_status zq_lkd_clip_scales(param *p, const float *w, zq_error *err);
 /* adds to alpha_grad the gradient of the loss through the scales, from
  * the gradient g of the fake-quantized weight (both in the checkpoint's
  * row order; straight-through rounding, LSQ's rule); */
-void lkd_clip_grad(param *p, const float *w, const float *g);
+void zq_lkd_clip_grad(param *p, const float *w, const float *g);
 /* fixes the trained scales as p's chosen ones (what the patch carries). */
-zq_status lkd_clip_finish(param *p, zq_error *err);
+zq_status zq_lkd_clip_finish(param *p, zq_error *err);
 /* Static activation ranges (int8-tensor recipes) of the student on in. */
-void lkd_calibrate(run *r, const zq_block *student, const float *in);
+void zq_lkd_calibrate(run *r, const zq_block *student, const float *in);
 /* GPTQ on the block's quantized Linears, in the order the block computes
  * them (q/k/v, o, up/gate, down), each one's Hessian from its input with
  * what comes before it already quantized, over every batch of in: the
  * masters become GPTQ's compensated weights (which round to its codes)
  * and their scales are fixed. */
-zq_status lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err);
+zq_status zq_lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err);
 
 /* --work DIR, or OUT.lkd/ beside the output; for a device or FIFO output
  * (stream), a fresh one in $TMPDIR, which cannot be resumed. */
 /* src: the checkpoint, whose content (and --data's) the signature holds. */
-zq_status lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_source *src, zq_error *err);
-void lkd_workdir_close(workdir *w);
+zq_status zq_lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_source *src, zq_error *err);
+void zq_lkd_workdir_close(workdir *w);
 /* A distilled block is two files: block-K.safetensors, its tuned weights in
  * the checkpoint's names and layouts (a patch), and block-K.json, written
  * after it, with the options' signature, the patch's length and CRC-32C,
  * and a CRC-32C of its own. Blocks are independent files: processes
  * distilling different blocks never write the same one. */
-char *lkd_patch_path(const workdir *w, int layer);
-zq_status lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err);
-zq_status lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err);
+char *zq_lkd_patch_path(const workdir *w, int layer);
+zq_status zq_lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err);
+zq_status zq_lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err);
 /* Whether block `layer` is done: its two files there and checking out. A
  * damaged or half-written pair is not done (*damaged set when files were
  * there); a sound pair made with other options is an error. */
-zq_status lkd_block_done(const workdir *w, int layer, int *done, int *damaged, zq_error *err);
+zq_status zq_lkd_block_done(const workdir *w, int layer, int *done, int *damaged, zq_error *err);
 /* Holds block `layer` for this process (a lock file beside its files, held
- * until lkd_block_unlock): processes sharing a directory never distil the
+ * until zq_lkd_block_unlock): processes sharing a directory never distil the
  * same block at once; the second waits, then finds it done. -1 on failure. */
-int lkd_block_lock(const workdir *w, int layer, zq_error *err);
-void lkd_block_unlock(int fd);
+int zq_lkd_block_lock(const workdir *w, int layer, zq_error *err);
+void zq_lkd_block_unlock(int fd);
 /* Removes a finished run's work files. */
-void lkd_workdir_remove(const workdir *w, int n_layers);
+void zq_lkd_workdir_remove(const workdir *w, int n_layers);
 
 #endif

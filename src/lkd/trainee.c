@@ -8,7 +8,7 @@
 /* Quantization sees a tensor as the checkpoint stores it ([out, in] for
  * Conv1D too, as quantize transposes it): NeoX's regrouped rows go back to the
  * file's order first. */
-zq_status lkd_fake_quantize(trainee *tr, const zq_arch *a, zq_error *err)
+zq_status zq_lkd_fake_quantize(trainee *tr, const zq_arch *a, zq_error *err)
 {
     for (int k = 0; k < tr->np; k++) {
         param *p = &tr->p[k];
@@ -20,7 +20,7 @@ zq_status lkd_fake_quantize(trainee *tr, const zq_arch *a, zq_error *err)
         }
         if (tmp) zq_net_tensor_layout(&p->u, a->n_heads, p->master, tmp, 1);
         const float *w = tmp ? tmp : p->master;
-        zq_status st = p->alpha ? lkd_clip_scales(p, w, err) : ZQ_OK;
+        zq_status st = p->alpha ? zq_lkd_clip_scales(p, w, err) : ZQ_OK;
         const uint16_t *scale = p->alpha ? p->eff : p->scale, *min = p->alpha ? p->eff_min : p->min;
         if (st == ZQ_OK) st = zq_fake_quant_matrix_with(&p->spec, w, rows, cols, scale, min, q ? q : p->fq, err);
         if (st == ZQ_OK && q) zq_net_tensor_layout(&p->u, a->n_heads, q, p->fq, 0);
@@ -31,20 +31,20 @@ zq_status lkd_fake_quantize(trainee *tr, const zq_arch *a, zq_error *err)
     return ZQ_OK;
 }
 
-zq_status lkd_clip_gradients(trainee *tr, const zq_arch *a, zq_error *err)
+zq_status zq_lkd_clip_gradients(trainee *tr, const zq_arch *a, zq_error *err)
 {
     for (int k = 0; k < tr->np; k++) {
         param *p = &tr->p[k];
         if (!p->alpha) continue;
         if (!p->u.neox_qkv) {
-            lkd_clip_grad(p, p->master, p->grad);
+            zq_lkd_clip_grad(p, p->master, p->grad);
             continue;
         }
         float *w = malloc(p->n * sizeof *w), *g = malloc(p->n * sizeof *g);
         if (w && g) {
             zq_net_tensor_layout(&p->u, a->n_heads, p->master, w, 1);
             zq_net_tensor_layout(&p->u, a->n_heads, p->grad, g, 1);
-            lkd_clip_grad(p, w, g);
+            zq_lkd_clip_grad(p, w, g);
         }
         free(w), free(g);
         if (!w || !g) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
@@ -52,17 +52,17 @@ zq_status lkd_clip_gradients(trainee *tr, const zq_arch *a, zq_error *err)
     return ZQ_OK;
 }
 
-void lkd_trainee_free(trainee *tr)
+void zq_lkd_trainee_free(trainee *tr)
 {
     for (int k = 0; k < tr->np; k++) {
         free(tr->p[k].master), free(tr->p[k].grad), free(tr->p[k].m), free(tr->p[k].v), free(tr->p[k].fq);
         free(tr->p[k].scale), free(tr->p[k].min);
-        lkd_clip_free(&tr->p[k]);
+        zq_lkd_clip_free(&tr->p[k]);
     }
     tr->np = 0;
 }
 
-zq_status lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *fp, const zq_quantize_opts *q,
+zq_status zq_lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *fp, const zq_quantize_opts *q,
                           int vectors, zq_source *src, const zq_model *model, zq_error *err)
 {
     memset(tr, 0, sizeof *tr);
@@ -95,21 +95,21 @@ zq_status lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *
     /* the student's Linears with quantized weights quantize their inputs,
      * as the runtime will (an FP checkpoint's block marks none) */
     zq_linear *lin[ZQ_LINEAR_SLOTS];
-    lkd_block_linears(&tr->student, lin);
+    zq_lkd_block_linears(&tr->student, lin);
     for (int s = 0; s < ZQ_LINEAR_SLOTS; s++) {
-        int k = lkd_param_of(tr, lin[s]->w);
+        int k = zq_lkd_param_of(tr, lin[s]->w);
         lin[s]->quantized = k >= 0 && zq_qspec_quantized(&tr->p[k].spec);
     }
     return ZQ_OK;
 }
 
-void lkd_block_linears(zq_block *b, zq_linear **lin)
+void zq_lkd_block_linears(zq_block *b, zq_linear **lin)
 {
     zq_linear *all[ZQ_LINEAR_SLOTS] = {&b->q, &b->k, &b->v, &b->o, &b->up, &b->gate, &b->down};
     memcpy(lin, all, sizeof all);
 }
 
-int lkd_param_of(const trainee *tr, const float *w)
+int zq_lkd_param_of(const trainee *tr, const float *w)
 {
     for (int k = 0; w && k < tr->np; k++)
         if (!tr->p[k].u.vector && w >= tr->p[k].fq && w < tr->p[k].fq + tr->p[k].n) return k;

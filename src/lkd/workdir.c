@@ -25,7 +25,7 @@ static char *block_path(const workdir *w, int layer, const char *ext)
     return zq_path_join(w->dir, name);
 }
 
-char *lkd_patch_path(const workdir *w, int layer) { return block_path(w, layer, "safetensors"); }
+char *zq_lkd_patch_path(const workdir *w, int layer) { return block_path(w, layer, "safetensors"); }
 
 /* The sidecar's fields but its own checksum, as the text that checksum is of. */
 static char *sidecar_body(const workdir *w, int layer, uint64_t bytes, uint32_t crc)
@@ -63,10 +63,10 @@ static int file_crc(const char *path, uint64_t bytes, uint32_t *crc)
     return zq_file_crc32c(path, crc, &got, &ignore) == ZQ_OK && got == bytes;
 }
 
-zq_status lkd_block_done(const workdir *w, int layer, int *done, int *damaged, zq_error *err)
+zq_status zq_lkd_block_done(const workdir *w, int layer, int *done, int *damaged, zq_error *err)
 {
     *done = *damaged = 0;
-    char *path = block_path(w, layer, "json"), *patch = lkd_patch_path(w, layer);
+    char *path = block_path(w, layer, "json"), *patch = zq_lkd_patch_path(w, layer);
     if (!path || !patch) {
         free(path), free(patch);
         return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
@@ -100,7 +100,7 @@ zq_status lkd_block_done(const workdir *w, int layer, int *done, int *damaged, z
     return st;
 }
 
-int lkd_block_lock(const workdir *w, int layer, zq_error *err)
+int zq_lkd_block_lock(const workdir *w, int layer, zq_error *err)
 {
     char *path = block_path(w, layer, "lock");
     int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
@@ -115,15 +115,15 @@ int lkd_block_lock(const workdir *w, int layer, zq_error *err)
     return fd;
 }
 
-void lkd_block_unlock(int fd)
+void zq_lkd_block_unlock(int fd)
 {
     if (fd >= 0) close(fd); /* releases the lock */
 }
 
-void lkd_workdir_remove(const workdir *w, int n_layers)
+void zq_lkd_workdir_remove(const workdir *w, int n_layers)
 {
     for (int k = 0; k < n_layers; k++) {
-        char *a = lkd_patch_path(w, k), *b = block_path(w, k, "json"), *c = block_path(w, k, "lock");
+        char *a = zq_lkd_patch_path(w, k), *b = block_path(w, k, "json"), *c = block_path(w, k, "lock");
         if (a) unlink(a);
         if (b) unlink(b);
         if (c) unlink(c);
@@ -136,7 +136,7 @@ void lkd_workdir_remove(const workdir *w, int n_layers)
  * a weight whose scales were chosen (GPTQ) has them beside it as
  * NAME#scale (and NAME#min), F16 [row_groups, col_groups], which quantize
  * then uses instead of the weight's ranges. */
-zq_status lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
+zq_status zq_lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
 {
     enum { MAX = 3 * 32 };
     zq_st_entry e[MAX];
@@ -167,7 +167,7 @@ zq_status lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arc
     }
     size_t hlen;
     unsigned char *header = zq_st_header(e, ne, &hlen);
-    char *path = lkd_patch_path(w, layer);
+    char *path = zq_lkd_patch_path(w, layer);
     zq_atomic f;
     zq_status st = header && path ? zq_atomic_open(&f, path, 1, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     uint32_t crc = header ? zq_crc32c(0, header, hlen) : 0;
@@ -202,9 +202,9 @@ static long find_tensor(zq_source *src, const char *name)
 
 /* Reads a block's tuned weights (and chosen scales) back into its params
  * (a resumed run). */
-zq_status lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
+zq_status zq_lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
 {
-    char *path = lkd_patch_path(w, layer);
+    char *path = zq_lkd_patch_path(w, layer);
     zq_source *src = NULL;
     zq_status st = path ? zq_source_open(path, &src, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (int k = 0; st == ZQ_OK && k < tr->np; k++) {
@@ -212,7 +212,7 @@ zq_status lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_arch
         long idx = find_tensor(src, p->u.name);
         if (idx < 0) { st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': no tensor '%s'", path, p->u.name); break; }
         const zq_tensor_info *t = zq_source_tensor(src, (size_t)idx);
-        /* the checkpoint's layout, as lkd_write_patch wrote it */
+        /* the checkpoint's layout, as zq_lkd_write_patch wrote it */
         uint64_t rows = (uint64_t)(p->u.conv1d ? p->u.cols : p->u.rows), cols = (uint64_t)(p->u.conv1d ? p->u.rows : p->u.cols);
         if (t->numel != p->n || (!p->u.vector && (t->ndim != 2 || (uint64_t)t->shape[0] != rows || (uint64_t)t->shape[1] != cols))) {
             st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' has another shape than the checkpoint's", path, p->u.name);
@@ -303,7 +303,7 @@ static char *make_signature(const zq_lkd_opts *o, uint32_t model_crc, uint32_t d
     return s;
 }
 
-zq_status lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_source *src, zq_error *err)
+zq_status zq_lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_source *src, zq_error *err)
 {
     memset(w, 0, sizeof *w);
     uint32_t model_crc = 0, data_crc = 0;
@@ -331,7 +331,7 @@ zq_status lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_sour
     return ZQ_OK;
 }
 
-void lkd_workdir_close(workdir *w)
+void zq_lkd_workdir_close(workdir *w)
 {
     free(w->dir);
     free(w->signature);

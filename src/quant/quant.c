@@ -54,10 +54,10 @@ int zq_group_params(const zq_qspec *spec, float lo, float hi, uint16_t *scale, u
     float s;
     if (spec->symmetric) {
         float amax = fabsf(lo) > fabsf(hi) ? fabsf(lo) : fabsf(hi);
-        s = amax / (float)(1 << (spec->bits - 1));
+        s = amax / zq_format_get(spec->format)->sym_divisor;
         *min = 0;
     } else {
-        s = (hi - lo) / (float)(1 << spec->bits);
+        s = (hi - lo) / zq_format_get(spec->format)->asym_divisor;
         *min = zq_f32_to_f16(lo);
         if (!isfinite(zq_f16_to_f32(*min))) return 0;
     }
@@ -110,12 +110,11 @@ void zq_quantize_run(const zq_qspec *spec, const float *x, size_t n, uint16_t sc
     zq_kernels_active()->quantize_run(spec, x, n, scale, min, q, sums);
 }
 
-void zq_pack_row(int bits, const uint8_t *q, size_t n, uint8_t *out) { zq_format_of(bits)->pack_row(q, n, out); }
-
-void zq_decode_run(int bits, int symmetric, const uint8_t *row, uint64_t col0, size_t n, uint16_t scale,
-                   uint16_t min, float *out)
+void zq_decode_run(const zq_qspec *spec, const uint8_t *row, uint64_t col0, size_t n, uint16_t scale, uint16_t min,
+                   float *out)
 {
-    const zq_format *f = zq_format_of(bits);
+    const zq_format *f = zq_format_get(spec->format);
+    const int symmetric = spec->symmetric;
     const float s = zq_f16_to_f32(scale);
     const float m = symmetric ? 0.0f : zq_f16_to_f32(min);
     for (size_t k = 0; k < n; k++) out[k] = (float)f->code_at(row, col0 + k, symmetric) * s + m;

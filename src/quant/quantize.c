@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/pool.h"
+#include "export/target.h"
 #include "model/check.h"
 #include "base/util.h"
 #include "zq/meta.h"
@@ -21,11 +22,14 @@
 #include "zquant/source.h"
 
 #define CHUNK_ELEMS (1u << 18)
-#define FP16_BITS 16 /* a spec that keeps the tensor as it is, in FP16 */
 
 const zq_preset zq_presets[] = {
-    {"w8a8", 8, 8, ZQ_AQ_TOKEN},   {"w8a16", 8, 8, ZQ_AQ_NONE}, {"w4/8a16", 8, 4, ZQ_AQ_NONE},
-    {"w4/8a8", 8, 4, ZQ_AQ_TOKEN}, {"w4a16", 4, 4, ZQ_AQ_NONE}, {NULL, 0, 0, ZQ_AQ_NONE},
+    {"w8a8", ZQ_FORMAT_INT8, ZQ_FORMAT_INT8, ZQ_AQ_TOKEN},
+    {"w8a16", ZQ_FORMAT_INT8, ZQ_FORMAT_INT8, ZQ_AQ_NONE},
+    {"w4/8a16", ZQ_FORMAT_INT8, ZQ_FORMAT_INT4, ZQ_AQ_NONE},
+    {"w4/8a8", ZQ_FORMAT_INT8, ZQ_FORMAT_INT4, ZQ_AQ_TOKEN},
+    {"w4a16", ZQ_FORMAT_INT4, ZQ_FORMAT_INT4, ZQ_AQ_NONE},
+    {NULL, ZQ_FORMAT_F16, ZQ_FORMAT_F16, ZQ_AQ_NONE},
 };
 
 const zq_preset *zq_preset_find(const char *name)
@@ -39,7 +43,7 @@ void zq_quantize_opts_init(zq_quantize_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->preset = "w8a8";
-    o->base.bits = 8;
+    o->base.format = ZQ_FORMAT_INT8;
     o->base.symmetric = 1;
     o->base.gran = ZQ_GRAN_GROUP;
     o->base.group_size = 128;
@@ -59,75 +63,34 @@ static zq_act_mode act_of(const zq_quantize_opts *o, const zq_preset *preset)
     return o->act_given ? o->act : preset->act;
 }
 
-zq_runtime zq_runtime_parse(const char *name)
+/* Makes spec one the --for target stores exactly for a tensor info. */
+static zq_status fit_target(const zq_quantize_opts *o, zq_act_mode act, const zq_tensor_info *info,
+                            zq_tensor_role role, zq_qspec *spec, zq_error *err)
 {
-    if (!strcmp(name, "llama.cpp") || !strcmp(name, "gguf")) return ZQ_RUNTIME_LLAMA_CPP;
-    if (!strcmp(name, "vllm")) return ZQ_RUNTIME_VLLM;
-    return ZQ_RUNTIME_ANY;
-}
-
-const char *zq_runtime_name(zq_runtime r)
-{
-    return r == ZQ_RUNTIME_LLAMA_CPP ? "llama.cpp" : r == ZQ_RUNTIME_VLLM ? "vllm" : "any";
-}
-
-/* Makes spec one the runtime executes for a tensor info, or says why the
- * options ask for one it cannot. */
-static zq_status fit_runtime(const zq_quantize_opts *o, zq_act_mode act, const zq_tensor_info *info,
-                             zq_tensor_role role, zq_qspec *spec, zq_error *err)
-{
-    const char *rt = zq_runtime_name(o->runtime);
-    if (info->ndim != 2) { /* neither runtime stores a vector's codes */
-        spec->bits = FP16_BITS;
+    if (info->ndim != 2) { /* no target stores a vector's codes */
+        spec->format = ZQ_FORMAT_F16;
         return ZQ_OK;
     }
     uint64_t in = (uint64_t)info->shape[role.transposed ? 0 : 1];
-    if (o->runtime == ZQ_RUNTIME_LLAMA_CPP) {
-        if (in % 32) spec->bits = FP16_BITS; /* no ggml block fits */
-        else if (spec->bits == 8 && !spec->symmetric)
-            return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for %s: asymmetric INT8 has no GGUF type (drop --asym)",
-                           info->name, rt);
-        else if (spec->gran == ZQ_GRAN_GROUP && spec->group_size % 32)
-            return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for %s: groups of %u do not line up with GGUF's blocks of 32",
-                           info->name, rt, spec->group_size);
-        return ZQ_OK;
-    }
-    if (!spec->symmetric)
-        return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for %s: vLLM's kernels take symmetric weights (drop --asym)",
-                       info->name, rt);
-    if (act == ZQ_AQ_TENSOR)
-        return zq_fail(err, ZQ_ERR_USAGE, "--for %s: static int8-tensor activation scales are calibrated by zquant "
-                       "eval, not stored; use int8-token", rt);
-    if (zq_act_mode_per_token(act) && spec->bits == 8) { /* vLLM's INT8 W8A8: one scale per output row */
-        if (spec->gran == ZQ_GRAN_GROUP) spec->gran = ZQ_GRAN_ROW;
-        return ZQ_OK;
-    }
-    if (spec->gran == ZQ_GRAN_GROUP && spec->group_size != 32 && spec->group_size != 64 && spec->group_size != 128)
-        return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for %s: vLLM's INT4/INT8 weight-only kernels take groups of 32, 64 "
-                       "or 128, not %u", info->name, rt, spec->group_size);
-    if (spec->gran == ZQ_GRAN_GROUP && in % spec->group_size) spec->gran = ZQ_GRAN_ROW;
-    if (spec->gran == ZQ_GRAN_TENSOR || spec->gran == ZQ_GRAN_BLOCKS)
-        return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for %s: weight-only INT%d takes groups along the input or one per "
-                       "row", info->name, rt, spec->bits);
-    return ZQ_OK;
+    return zq_target_get(o->target)->fit(info->name, in, act, spec, err);
 }
 
 static zq_status plan_spec(const zq_quantize_opts *o, const zq_preset *preset, const zq_tensor_info *info,
                            zq_tensor_role role, zq_qspec *spec, zq_error *err)
 {
     *spec = o->base;
-    int role_bits = role.role == ZQ_ROLE_MLP ? preset->mlp_bits : preset->attention_bits;
-    spec->bits = role.role == ZQ_ROLE_OTHER ? FP16_BITS : role_bits;
-    if (matches_any(o->include, o->ninclude, info->name)) spec->bits = role_bits;
-    if (matches_any(o->exclude, o->nexclude, info->name)) spec->bits = FP16_BITS;
+    zq_format_id role_format = role.role == ZQ_ROLE_MLP ? preset->mlp : preset->attention;
+    spec->format = role.role == ZQ_ROLE_OTHER ? ZQ_FORMAT_F16 : role_format;
+    if (matches_any(o->include, o->ninclude, info->name)) spec->format = role_format;
+    if (matches_any(o->exclude, o->nexclude, info->name)) spec->format = ZQ_FORMAT_F16;
     for (size_t k = 0; k < o->nrules; k++) {
         if (fnmatch(o->rules[k].glob, info->name, 0) != 0) continue;
         zq_qspec s = *spec;
-        if (!zq_qspec_quantized(&s)) s.bits = role_bits; /* "g64" alone on an FP16 tensor means: quantize it */
+        if (!zq_qspec_quantized(&s)) s.format = role_format; /* "g64" alone on an FP16 tensor means: quantize it */
         ZQ_TRY(zq_qspec_parse(o->rules[k].spec, &s, err));
         *spec = s;
     }
-    if (o->runtime && zq_qspec_quantized(spec)) return fit_runtime(o, act_of(o, preset), info, role, spec, err);
+    if (o->target && zq_qspec_quantized(spec)) return fit_target(o, act_of(o, preset), info, role, spec, err);
     return ZQ_OK;
 }
 
@@ -135,15 +98,15 @@ static char *recipe_json(const zq_quantize_opts *o, const zq_preset *preset)
 {
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "preset", preset->name);
-    if (o->runtime) cJSON_AddStringToObject(r, "for", zq_runtime_name(o->runtime));
+    if (o->target) cJSON_AddStringToObject(r, "for", zq_target_runtime(o->target));
     cJSON *w = cJSON_AddObjectToObject(r, "weights");
     zq_qspec s = o->base;
     char buf[64];
-    s.bits = preset->attention_bits;
+    s.format = preset->attention;
     zq_qspec_format(&s, buf, sizeof buf);
     cJSON_AddStringToObject(w, "attention", buf);
     cJSON_AddStringToObject(w, "linear", buf);
-    s.bits = preset->mlp_bits;
+    s.format = preset->mlp;
     zq_qspec_format(&s, buf, sizeof buf);
     cJSON_AddStringToObject(w, "mlp", buf);
     cJSON_AddStringToObject(w, "other", "fp16");
@@ -236,7 +199,7 @@ static zq_status run_chunk(tensor_job *j, uint64_t chunk, chunk_slot *slot, scra
         return ZQ_OK;
     }
     ZQ_TRY(load_rows(j, s, r0, nr, err));
-    const zq_format *fmt = zq_format_of(t->spec.bits);
+    const zq_format *fmt = zq_format_get(t->spec.format);
     for (uint64_t r = 0; r < nr; r++) {
         const float *x = s->buf + r * j->cols;
         uint8_t *row_out = slot->out + r * g->row_bytes;

@@ -6,8 +6,7 @@
 
 int zq_qspec_quantized(const zq_qspec *spec)
 {
-    const zq_format *f = zq_format_of(spec->bits);
-    return f && f->codes_per_byte;
+    return zq_format_get(spec->format)->codes_per_byte != 0;
 }
 
 static int parse_uint(const char *s, uint32_t *v)
@@ -32,13 +31,10 @@ zq_status zq_qspec_parse(const char *text, zq_qspec *out, zq_error *err)
     char *save = NULL;
     char *tok = strtok_r(buf, ":", &save);
     if (!tok) return zq_fail(err, ZQ_ERR_USAGE, "empty quantization spec");
-    static const int widths[] = {4, 8, 16};
-    const zq_format *f = NULL;
-    for (size_t k = 0; k < 3 && !f; k++)
-        if (!strcmp(tok, zq_format_of(widths[k])->name)) f = zq_format_of(widths[k]);
-    if (!strcmp(tok, "fp16")) f = zq_format_of(16);
-    if (!f) return zq_fail(err, ZQ_ERR_USAGE, "'%s': spec must start with int8, int4 or fp16", text);
-    s.bits = f->bits;
+    if (!strcmp(tok, "fp16")) s.format = ZQ_FORMAT_F16; /* the command line's spelling of f16 */
+    else if (!zq_format_named(tok, &s.format))
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': spec must start with int8, int4 or fp16", text);
+    const zq_format *f = zq_format_get(s.format);
     while ((tok = strtok_r(NULL, ":", &save))) {
         uint32_t v;
         if (!f->codes_per_byte) return zq_fail(err, ZQ_ERR_USAGE, "'%s': fp16 takes no options", text);
@@ -77,5 +73,5 @@ void zq_qspec_format(const zq_qspec *s, char *buf, size_t size)
     case ZQ_GRAN_TENSOR: snprintf(gran, sizeof gran, "tensor"); break;
     case ZQ_GRAN_BLOCKS: snprintf(gran, sizeof gran, "blocks%u", s->blocks); break;
     }
-    snprintf(buf, size, "int%d:%s:%s", s->bits, gran, s->symmetric ? "sym" : "asym");
+    snprintf(buf, size, "%s:%s:%s", zq_format_get(s->format)->name, gran, s->symmetric ? "sym" : "asym");
 }

@@ -133,7 +133,7 @@ TARGET static void transpose_f16_8x8(const uint16_t *src, size_t ss, float *dst,
     for (int k = 0; k < 8; k++) _mm256_storeu_ps(dst + k * ds, r[k]);
 }
 
-TARGET static void pack_int4(const uint8_t *q, size_t n, uint8_t *out)
+TARGET static void pack_nibbles(const uint8_t *q, size_t n, uint8_t *out)
 {
     const __m256i low = _mm256_set1_epi8(0x0f), weights = _mm256_set1_epi16(0x1001); /* bytes 1, 16 */
     size_t k = 0;
@@ -143,7 +143,7 @@ TARGET static void pack_int4(const uint8_t *q, size_t n, uint8_t *out)
         __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(pairs, pairs), 0x08);
         _mm_storeu_si128((__m128i *)(out + k / 2), _mm256_castsi256_si128(packed));
     }
-    zq_pack_int4_ref(q + k, n - k, out + k / 2);
+    zq_pack_nibbles_ref(q + k, n - k, out + k / 2);
 }
 TARGET static void f16_to_f32(const uint16_t *in, float *out, size_t n)
 {
@@ -189,7 +189,7 @@ TARGET static uint32_t crc32c(uint32_t crc, const void *data, size_t len)
     return ~c32;
 }
 
-static const zq_kernels avx2 = {"avx2", range_f32, quantize_run, pack_int4, f16_to_f32, f32_to_f16,
+static const zq_kernels avx2 = {"avx2", range_f32, quantize_run, pack_nibbles, f16_to_f32, f32_to_f16,
                                 transpose_f16_to_f32, crc32c};
 
 /* cpuid, not __builtin_cpu_supports: clang's lacks "f16c". AVX state must

@@ -18,8 +18,8 @@ typedef struct {
     /* zq_quantize_run */
     void (*quantize_run)(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min,
                          uint8_t *q, zq_err_sums *sums);
-    /* INT4's zq_format.pack_row */
-    void (*pack_int4)(const uint8_t *q, size_t n, uint8_t *out);
+    /* the nibble packing of zq_format.pack_row (INT4) */
+    void (*pack_nibbles)(const uint8_t *q, size_t n, uint8_t *out);
     /* zq_f16_to_f32_n, zq_f32_to_f16_n */
     void (*f16_to_f32)(const uint16_t *in, float *out, size_t n);
     void (*f32_to_f16)(const float *in, uint16_t *out, size_t n);
@@ -41,7 +41,7 @@ const zq_kernels *zq_kernels_active(void);
 int zq_range_f32_ref(const float *x, size_t n, float *lo, float *hi, size_t *bad_index);
 void zq_quantize_run_ref(const zq_qspec *spec, const float *x, size_t n, uint16_t scale, uint16_t min, uint8_t *q,
                          zq_err_sums *sums);
-void zq_pack_int4_ref(const uint8_t *q, size_t n, uint8_t *out);
+void zq_pack_nibbles_ref(const uint8_t *q, size_t n, uint8_t *out);
 void zq_f16_to_f32_n_ref(const uint16_t *in, float *out, size_t n);
 void zq_f32_to_f16_n_ref(const float *in, uint16_t *out, size_t n);
 void zq_transpose_f16_to_f32_ref(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst);

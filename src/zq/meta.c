@@ -82,8 +82,9 @@ cJSON *zq_tensor_to_json(const zq_tensor *t)
     for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
     cJSON_AddStringToObject(j, "layout", t->transposed ? "in_out" : "out_in");
     cJSON_AddStringToObject(j, "source_dtype", zq_dtype_name(t->source_dtype));
-    cJSON_AddStringToObject(j, "dtype", zq_format_of(t->spec.bits)->name);
-    cJSON_AddNumberToObject(j, "bits", t->spec.bits);
+    const zq_format *fmt = zq_format_get(t->spec.format);
+    cJSON_AddStringToObject(j, "dtype", fmt->name);
+    cJSON_AddNumberToObject(j, "bits", fmt->code_bits); /* for readers that predate dtype naming the format */
     if (zq_qspec_quantized(&t->spec)) {
         char spec[64];
         zq_qspec_format(&t->spec, spec, sizeof spec);
@@ -174,6 +175,23 @@ static int parse_source_dtype(const char *s, zq_dtype *dt)
     return 0;
 }
 
+/* The format is named by dtype; bits, when given, must be its width (files
+ * of zquant 0.x name it by bits alone). */
+static zq_status format_from_json(const cJSON *j, zq_format_id *id, const char *path, const char *name, zq_error *err)
+{
+    const char *dtype = get_str(j, "dtype");
+    uint64_t bits;
+    int has_bits = get_uint(j, "bits", &bits) && bits <= 64;
+    if (dtype && !zq_format_named(dtype, id))
+        return BAD("'%s': tensor '%s': unknown dtype '%s' (int4, int8 or f16)", path, name, dtype);
+    if (!dtype && !(has_bits && zq_format_of_width((int)bits, id)))
+        return BAD("'%s': tensor '%s': bits must be 4, 8 or 16", path, name);
+    if (dtype && has_bits && (int)bits != zq_format_get(*id)->code_bits)
+        return BAD("'%s': tensor '%s': dtype '%s' is %d bits wide, not %llu", path, name, dtype,
+                   zq_format_get(*id)->code_bits, (unsigned long long)bits);
+    return ZQ_OK;
+}
+
 zq_status zq_tensor_from_json(const cJSON *j, zq_tensor *t, const char *path, uint64_t data_start,
                               uint64_t file_size, zq_error *err)
 {
@@ -207,9 +225,7 @@ zq_status zq_tensor_from_json(const cJSON *j, zq_tensor *t, const char *path, ui
     if (t->transposed && t->ndim != 2) return BAD("'%s': tensor '%s': in_out layout needs 2 dimensions", path, name);
     if (!parse_source_dtype(get_str(j, "source_dtype"), &t->source_dtype))
         return BAD("'%s': tensor '%s': bad source_dtype", path, name);
-    if (!get_uint(j, "bits", &v) || v > 64 || !zq_format_of((int)v))
-        return BAD("'%s': tensor '%s': bits must be 4, 8 or 16", path, name);
-    t->spec.bits = (int)v;
+    ZQ_TRY(format_from_json(j, &t->spec.format, path, name, err));
     if (zq_qspec_quantized(&t->spec)) {
         const cJSON *sym = cJSON_GetObjectItemCaseSensitive(j, "symmetric");
         const cJSON *g = cJSON_GetObjectItemCaseSensitive(j, "group");
@@ -225,7 +241,7 @@ zq_status zq_tensor_from_json(const cJSON *j, zq_tensor *t, const char *path, ui
         t->grid.group_cols = gc;
         t->grid.row_groups = zq_ceil_div(rows, gr);
         t->grid.col_groups = zq_ceil_div(cols, gc);
-        t->grid.row_bytes = zq_format_row_bytes(zq_format_of(t->spec.bits), cols);
+        t->grid.row_bytes = zq_format_row_bytes(zq_format_get(t->spec.format), cols);
         /* keep a spec that formats back to what the grid says */
         t->spec.gran = gr == 1 && gc >= cols ? ZQ_GRAN_ROW : gr == 1 ? ZQ_GRAN_GROUP
                      : gc >= cols && gr >= rows ? ZQ_GRAN_TENSOR : ZQ_GRAN_BLOCKS;

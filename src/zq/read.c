@@ -307,8 +307,8 @@ static zq_status dequantize(zq_file *f, size_t i, float *out, int original_layou
         const uint8_t *packed = (const uint8_t *)qp + r * g->row_bytes;
         for (uint64_t j = 0; j < g->col_groups; j++) {
             zq_group grp = zq_grid_group(g, r, j);
-            zq_decode_run(t->spec.bits, t->spec.symmetric, packed, grp.col0, (size_t)grp.ncols, scales[grp.index],
-                              mins ? mins[grp.index] : 0, row + grp.col0);
+            zq_decode_run(&t->spec, packed, grp.col0, (size_t)grp.ncols, scales[grp.index],
+                          mins ? mins[grp.index] : 0, row + grp.col0);
         }
         if (t->transposed && original_layout)
             for (uint64_t c = 0; c < g->cols; c++) out[c * g->rows + r] = row[c];

@@ -75,7 +75,7 @@ static int bench(const char *name, int rows, int cols, double gflops)
     size_t ng = (size_t)rows * ((cols + 127) / 128);
     uint16_t *scale = malloc(ng * 2), *min = malloc(ng * 2);
     for (size_t i = 0; i < nw; i++) W0[i] = 0.02f * gauss();
-    zq_qspec spec = {4, 1, ZQ_GRAN_GROUP, 128, 0};
+    zq_qspec spec = {ZQ_FORMAT_INT4, 1, ZQ_GRAN_GROUP, 128, 0};
     zq_error err = {0};
     zq_status st = ZQ_OK;
     double best = 1e300;

@@ -260,7 +260,7 @@ static int check_torch(const char *arch, int quant)
         zq_tensor_info info = {(char *)units[k].name, ZQ_DT_F32, 2, {units[k].rows, units[k].cols}, m, 0, 0};
         int mlp = zq_model_classify(&model, &info).role == ZQ_ROLE_MLP;
         /* the fixture's recipe: attention INT8 per row, MLP INT4 in groups of 16 */
-        zq_qspec spec = {quant ? (mlp ? 4 : 8) : 16, 1, mlp ? ZQ_GRAN_GROUP : ZQ_GRAN_ROW, 16, 0};
+        zq_qspec spec = {quant ? (mlp ? ZQ_FORMAT_INT4 : ZQ_FORMAT_INT8) : ZQ_FORMAT_F16, 1, mlp ? ZQ_GRAN_GROUP : ZQ_GRAN_ROW, 16, 0};
         if (quant && !units[k].vector)
             zq_fake_quant_matrix(&spec, units[k].w, (uint64_t)units[k].rows, (uint64_t)units[k].cols, fq[k], &err);
         else memcpy(fq[k], units[k].w, m * 4);

@@ -19,18 +19,18 @@ TEST(learned_clipping_gradient_by_hand)
     p.u.name = "w";
     p.u.rows = 1;
     p.u.cols = 4;
-    p.spec = (zq_qspec){4, 1, ZQ_GRAN_GROUP, 4, 0};
+    p.spec = (zq_qspec){ZQ_FORMAT_INT4, 1, ZQ_GRAN_GROUP, 4, 0};
     zq_error err = {0};
-    CHECK(lkd_clip_init(&p, &err) == ZQ_OK);
+    CHECK(zq_lkd_clip_init(&p, &err) == ZQ_OK);
     CHECK_EQ_U(p.ngroups, 1);
     const float w[4] = {0.8f, -0.35f, 0.1f, 1.0f}, g[4] = {1.0f, 2.0f, -1.0f, 0.5f};
-    CHECK(lkd_clip_scales(&p, w, &err) == ZQ_OK);
+    CHECK(zq_lkd_clip_scales(&p, w, &err) == ZQ_OK);
     CHECK(zq_f16_to_f32(p.eff[0]) == 0.125f);
-    lkd_clip_grad(&p, w, g);
+    zq_lkd_clip_grad(&p, w, g);
     CHECK(fabsf(p.alpha_grad[0] - 0.3125f) < 1e-6f);
     p.alpha[0] = 0.9f; /* a trained multiplier: the scale the file gets */
-    CHECK(lkd_clip_scales(&p, w, &err) == ZQ_OK);
-    CHECK(lkd_clip_finish(&p, &err) == ZQ_OK);
+    CHECK(zq_lkd_clip_scales(&p, w, &err) == ZQ_OK);
+    CHECK(zq_lkd_clip_finish(&p, &err) == ZQ_OK);
     CHECK(p.scale && p.scale[0] == zq_f32_to_f16(0.9f * 0.125f));
     CHECK(p.alpha == NULL);
     free(p.scale), free(p.min);

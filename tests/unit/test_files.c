@@ -163,9 +163,9 @@ TEST(zq_file_roundtrip_and_corruption)
     long q = zq_file_find(a, "model.layers.0.self_attn.q_proj.weight");
     long emb = zq_file_find(a, "model.embed_tokens.weight");
     CHECK(gate >= 0 && q >= 0 && emb >= 0);
-    CHECK(zq_file_tensor(a, (size_t)gate)->spec.bits == 4);
-    CHECK(zq_file_tensor(a, (size_t)q)->spec.bits == 8);
-    CHECK(zq_file_tensor(a, (size_t)emb)->spec.bits == 16);
+    CHECK(zq_file_tensor(a, (size_t)gate)->spec.format == ZQ_FORMAT_INT4);
+    CHECK(zq_file_tensor(a, (size_t)q)->spec.format == ZQ_FORMAT_INT8);
+    CHECK(zq_file_tensor(a, (size_t)emb)->spec.format == ZQ_FORMAT_F16);
     for (size_t i = 0; i < zq_file_count(a); i++) {
         const zq_tensor *t = zq_file_tensor(a, i);
         for (int k = 0; k < ZQ_SEC_COUNT; k++)

@@ -43,7 +43,7 @@ static void check_against_reference(FILE *f, int act_order)
     CHECK(fread(want, 1, nw, f) == nw && fread(want_scale, 2, ns, f) == ns);
     memcpy(W0, W, nw * 4);
     memcpy(H0, H, nh * 4);
-    zq_qspec spec = {4, 1, ZQ_GRAN_GROUP, 32, 0};
+    zq_qspec spec = {ZQ_FORMAT_INT4, 1, ZQ_GRAN_GROUP, 32, 0};
     zq_error err = {0};
     CHECK(zq_gptq(&spec, W, (uint64_t)rows, (uint64_t)cols, H, 0.01f, 32, act_order, codes, scale, min, &err) == ZQ_OK);
     size_t diff_codes = 0, diff_scales = 0;

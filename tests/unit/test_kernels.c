@@ -69,8 +69,8 @@ TEST(kernel_quantize_matches_scalar)
     const zq_kernels *v = vector_set("quantize");
     float buf[300];
     uint8_t q1[300], q2[300];
-    static const zq_qspec specs[] = {{4, 1, ZQ_GRAN_GROUP, 32, 0}, {4, 0, ZQ_GRAN_GROUP, 32, 0},
-                                     {8, 1, ZQ_GRAN_GROUP, 32, 0}, {8, 0, ZQ_GRAN_GROUP, 32, 0}};
+    static const zq_qspec specs[] = {{ZQ_FORMAT_INT4, 1, ZQ_GRAN_GROUP, 32, 0}, {ZQ_FORMAT_INT4, 0, ZQ_GRAN_GROUP, 32, 0},
+                                     {ZQ_FORMAT_INT8, 1, ZQ_GRAN_GROUP, 32, 0}, {ZQ_FORMAT_INT8, 0, ZQ_GRAN_GROUP, 32, 0}};
     for (int trial = 0; v && trial < 800; trial++) {
         const zq_qspec *s = &specs[trial % 4];
         size_t off = next() % 8, n = next() % 260;
@@ -95,15 +95,15 @@ TEST(kernel_quantize_matches_scalar)
 
 TEST(kernel_pack_int4_matches_scalar)
 {
-    const zq_kernels *v = vector_set("pack_int4");
+    const zq_kernels *v = vector_set("pack_nibbles");
     uint8_t codes[300], p1[160], p2[160];
     for (int trial = 0; v && trial < 300; trial++) {
         size_t off = next() % 8, n = next() % 290;
         for (size_t i = 0; i < n + off; i++) codes[i] = (uint8_t)next(); /* high nibbles must be ignored */
         memset(p1, 0xee, sizeof p1);
         memset(p2, 0xee, sizeof p2);
-        zq_kernels_scalar.pack_int4(codes + off, n, p1);
-        v->pack_int4(codes + off, n, p2);
+        zq_kernels_scalar.pack_nibbles(codes + off, n, p1);
+        v->pack_nibbles(codes + off, n, p2);
         CHECK(memcmp(p1, p2, sizeof p1) == 0); /* also: neither writes past (n + 1) / 2 bytes */
     }
 }

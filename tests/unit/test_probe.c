@@ -73,7 +73,7 @@ static zq_status export_gguf(const char *in, const char *out, zq_error *err)
     zq_export_opts o = {0};
     o.input = in;
     o.output = out;
-    o.format = ZQ_EXPORT_GGUF;
+    o.target = ZQ_TARGET_GGUF;
     o.no_vocab = 1;
     o.force = 1;
     zq_export_report r;

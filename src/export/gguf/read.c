@@ -1,5 +1,5 @@
-/* GGUF parsing, bounds-checked (see gguf_read.h). */
-#include "io/gguf_read.h"
+/* GGUF parsing, bounds-checked (see read.h). */
+#include "export/gguf/read.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -16,6 +16,7 @@
  * Groups of tensors with equal schemes become config groups whose targets
  * are the modules' exact names. */
 #include "export/export_impl.h"
+#include "export/target.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -92,8 +93,41 @@ static zq_status mins_are_zero_points(zq_file *f, size_t i, int *ok, zq_error *e
     const uint16_t *s = sp, *m = mp;
     uint32_t k;
     *ok = 1;
-    for (uint64_t g = 0; *ok && g < t->grid.row_groups * t->grid.col_groups; g++) *ok = zero_point(s[g], m[g], t->spec.bits, &k);
+    for (uint64_t g = 0; *ok && g < t->grid.row_groups * t->grid.col_groups; g++) *ok = zero_point(s[g], m[g], zq_format_get(t->spec.format)->code_bits, &k);
     zq_file_release(f, i);
+    return ZQ_OK;
+}
+
+/* vLLM's weight-only kernels (Marlin) take groups of these along the input,
+ * or one scale per row. */
+static int marlin_group(uint64_t group) { return group == 32 || group == 64 || group == 128; }
+
+/* Whether a layer runs as int-quantized W8A8: 8-bit codes whose input the
+ * runtime quantizes token by token (int-quantized is 8 bits wide). */
+static int runs_w8a8(zq_act_mode act, const zq_format *fmt)
+{
+    return zq_act_mode_per_token(act) && fmt->ct_num_bits == 8;
+}
+
+zq_status zq_ct_fit(const char *tensor, uint64_t in, zq_act_mode act, zq_qspec *spec, zq_error *err)
+{
+    if (!spec->symmetric)
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for vllm: vLLM's kernels take symmetric weights (drop --asym)",
+                       tensor);
+    if (act == ZQ_AQ_TENSOR)
+        return zq_fail(err, ZQ_ERR_USAGE, "--for vllm: static int8-tensor activation scales are calibrated by zquant "
+                       "eval, not stored; use int8-token");
+    if (runs_w8a8(act, zq_format_get(spec->format))) { /* one scale per output row */
+        if (spec->gran == ZQ_GRAN_GROUP) spec->gran = ZQ_GRAN_ROW;
+        return ZQ_OK;
+    }
+    if (spec->gran == ZQ_GRAN_GROUP && !marlin_group(spec->group_size))
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for vllm: vLLM's INT4/INT8 weight-only kernels take groups of 32, 64 "
+                       "or 128, not %u", tensor, spec->group_size);
+    if (spec->gran == ZQ_GRAN_GROUP && in % spec->group_size) spec->gran = ZQ_GRAN_ROW;
+    if (spec->gran == ZQ_GRAN_TENSOR || spec->gran == ZQ_GRAN_BLOCKS)
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for vllm: weight-only %s takes groups along the input or one per "
+                       "row", tensor, zq_format_get(spec->format)->label);
     return ZQ_OK;
 }
 
@@ -109,28 +143,32 @@ static zq_status plan_quantized(zq_file *f, size_t i, zq_act_mode act, ct_plan *
     p->module[n - 7] = 0;
     if (act == ZQ_AQ_TENSOR)
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': static int8-tensor activation scales are not stored in a .zq; %s",
-                       path, ZQ_HINT_CT);
+                       path, zq_target_get(ZQ_TARGET_CT)->hint);
+    const zq_format *fmt = zq_format_get(t->spec.format);
+    if (!fmt->ct_num_bits)
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': compressed-tensors has no type for %s codes", path,
+                       t->name, fmt->label);
     p->quantized = 1;
-    p->s.bits = t->spec.bits;
+    p->s.bits = fmt->ct_num_bits;
     p->s.symmetric = t->spec.symmetric;
     p->s.group = g->col_groups > 1 ? g->group_cols : 0;
-    p->s.w8a8 = zq_act_mode_per_token(act) && t->spec.bits == 8;
+    p->s.w8a8 = runs_w8a8(act, fmt);
     if (p->s.w8a8 && (p->s.group || !t->spec.symmetric))
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': vLLM's INT8 W8A8 needs symmetric weights with one scale "
                        "per output row, not %s; %s", path, t->name,
-                       t->spec.symmetric ? "groups along the input" : "scale and minimum", ZQ_HINT_CT);
+                       t->spec.symmetric ? "groups along the input" : "scale and minimum", zq_target_get(ZQ_TARGET_CT)->hint);
     if (p->s.group && g->cols % p->s.group)
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': %llu inputs do not split into groups of %llu; %s", path,
-                       t->name, (unsigned long long)g->cols, (unsigned long long)p->s.group, ZQ_HINT_CT);
-    if (p->s.group && p->s.group != 32 && p->s.group != 64 && p->s.group != 128)
+                       t->name, (unsigned long long)g->cols, (unsigned long long)p->s.group, zq_target_get(ZQ_TARGET_CT)->hint);
+    if (p->s.group && !marlin_group(p->s.group))
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': groups of %llu; vLLM's kernels (Marlin) take 32, 64, "
-                       "128 or one per row; %s", path, t->name, (unsigned long long)p->s.group, ZQ_HINT_CT);
+                       "128 or one per row; %s", path, t->name, (unsigned long long)p->s.group, zq_target_get(ZQ_TARGET_CT)->hint);
     if (!t->spec.symmetric) {
         int ok;
         ZQ_TRY(mins_are_zero_points(f, i, &ok, err));
         if (!ok)
             return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': its minimums are not whole numbers of scales, so no "
-                           "integer zero point holds them; %s (symmetric)", path, t->name, ZQ_HINT_CT);
+                           "integer zero point holds them; %s (symmetric)", path, t->name, zq_target_get(ZQ_TARGET_CT)->hint);
     }
     return ZQ_OK;
 }
@@ -152,7 +190,7 @@ static zq_status check_fused(zq_file *f, const zq_arch_desc *d, const ct_plan *p
             if (plan[i].quantized != plan[j].quantized || (plan[i].quantized && !same_scheme(&plan[i].s, &plan[j].s)))
                 return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s' and '%s' are fused into one layer by vLLM but are "
                                "quantized differently; %s", zq_file_path(f), zq_file_tensor(f, i)->name,
-                               zq_file_tensor(f, j)->name, ZQ_HINT_CT);
+                               zq_file_tensor(f, j)->name, zq_target_get(ZQ_TARGET_CT)->hint);
         }
     }
     return ZQ_OK;
@@ -316,13 +354,14 @@ uint32_t zq_ct_pack(const int *values, int n, int bits)
  * by value, its padding zero. */
 static void pack_row(const zq_tensor *t, const uint8_t *row, unsigned char *out)
 {
-    int bits = t->spec.bits, pf = 32 / bits;
+    const zq_format *fmt = zq_format_get(t->spec.format);
+    int bits = fmt->code_bits, pf = 32 / bits;
     uint64_t whole = t->grid.cols / (uint64_t)pf;
-    uint32_t flip = !t->spec.symmetric ? 0 : bits == 4 ? 0x88888888u : 0x80808080u;
+    uint32_t flip = 0; /* the top bit of each code of a word */
+    for (int k = 0; t->spec.symmetric && k < pf; k++) flip |= 1u << (k * bits + bits - 1);
     for (uint64_t w = 0; w < whole; w++) zq_store_le32(out + 4 * w, zq_load_le32(row + 4 * w) ^ flip);
     int rest = (int)(t->grid.cols - whole * (uint64_t)pf), v[8];
     if (!rest) return;
-    const zq_format *fmt = zq_format_of(bits);
     for (int k = 0; k < rest; k++)
         v[k] = fmt->code_at(row, whole * (uint64_t)pf + (uint64_t)k, t->spec.symmetric) -
                (t->spec.symmetric ? 0 : 1 << (bits - 1));
@@ -386,7 +425,7 @@ static zq_status write_entry(zq_file *f, const ct_entry *e, const ct_plan *p, si
             st = put(s, buf, row, err);
         }
     } else { /* PIECE_ZERO: each group's k (see zero_point), packed along the output */
-        int bits = t->spec.bits, pf = 32 / bits;
+        int bits = p->s.bits, pf = 32 / bits;
         for (uint64_t r0 = 0; st == ZQ_OK && r0 < g->rows; r0 += (uint64_t)pf) {
             for (uint64_t j = 0; j < groups; j++) {
                 uint32_t w = 0;
@@ -494,7 +533,7 @@ zq_status zq_export_ct(const zq_export_opts *o, zq_file *f, zq_export_report *r,
         if (!zq_qspec_quantized(&t->spec)) continue;
         st = plan_quantized(f, i, act, &plan[i], err);
         plan[i].conv1d = t->transposed;
-        int4_with_act |= zq_act_mode_per_token(act) && t->spec.bits == 4;
+        int4_with_act |= zq_act_mode_per_token(act) && !plan[i].s.w8a8;
         int k = 0;
         while (k < ngroups && !same_scheme(&groups[k], &plan[i].s)) k++;
         if (k == ngroups) groups[ngroups++] = plan[i].s;

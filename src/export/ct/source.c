@@ -17,6 +17,7 @@
 
 #include "base/le.h"
 #include "export/export_impl.h"
+#include "export/target.h"
 #include "io/source_impl.h"
 #include "zquant/fp16.h"
 
@@ -359,8 +360,9 @@ static zq_status distinct_names(const zq_source *src, zq_error *err)
     return st;
 }
 
-zq_status zq_ct_source_wrap(zq_source *src, zq_error *err)
+zq_status zq_ct_source_wrap(zq_source *src, const char *dir, zq_error *err)
 {
+    (void)dir; /* src was opened from it */
     ct_impl *im = calloc(1, sizeof *im);
     zq_source *inner = calloc(1, sizeof *inner);
     if (!im || !inner) {

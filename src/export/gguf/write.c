@@ -12,7 +12,8 @@
  * Hugging Face's rotate-halves layout to llama.cpp's rotate-pairs one;
  * whole rows move with their scales, nothing is rounded again. */
 #include "export/export_impl.h"
-#include "export/gguf_rows.h"
+#include "export/target.h"
+#include "export/gguf/rows.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@
 #include "base/le.h"
 #include "base/util.h"
 #include "io/atomic.h"
-#include "io/gguf_read.h"
+#include "export/gguf/read.h"
 #include "zq/meta.h"
 #include "zquant/fp16.h"
 
@@ -42,32 +43,73 @@ typedef struct {
     int ndim;
     uint64_t rows, cols; /* as written: rows of cols values (a vector: rows of one value) */
     uint64_t bytes, offset;
-    gguf_rows order; /* where llama.cpp wants each row */
+    zq_gguf_rows order; /* where llama.cpp wants each row */
     int conv1d; /* an FP16 matrix stored [in, out], written [out, in] */
     int embed;  /* the token embedding: its rows are the vocabulary's size */
 } gg_tensor;
+
+/* Whether codes stored as spec, in rows of `in` inputs, have a ggml type
+ * (then *type): llama.cpp's quantized types hold blocks of ggml_block codes
+ * along a row, each block with one scale (and min). The --for rule and the
+ * export's check both ask this. */
+enum { GGUF_FITS, GGUF_WIDTH, GGUF_NO_TYPE, GGUF_GROUPS };
+
+static int gguf_misfit(const zq_qspec *spec, uint64_t in, int *type)
+{
+    const zq_format *f = zq_format_get(spec->format);
+    zq_grid g;
+    zq_grid_init(&g, spec, 1, in);
+    if (!f->ggml_block || in % (uint64_t)f->ggml_block) return GGUF_WIDTH;
+    *type = spec->symmetric ? f->ggml_sym : f->ggml_asym;
+    if (*type < 0) return GGUF_NO_TYPE;
+    if (g.col_groups > 1 && g.group_cols % (uint64_t)f->ggml_block) return GGUF_GROUPS;
+    return GGUF_FITS;
+}
+
+zq_status zq_gguf_fit(const char *tensor, uint64_t in, zq_act_mode act, zq_qspec *spec, zq_error *err)
+{
+    (void)act; /* llama.cpp quantizes a layer's input as its weights' type says, not as the file does */
+    int type;
+    switch (gguf_misfit(spec, in, &type)) {
+    case GGUF_WIDTH: spec->format = ZQ_FORMAT_F16; return ZQ_OK; /* no ggml block fits: kept FP16 */
+    case GGUF_NO_TYPE:
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for llama.cpp: %s %s has no GGUF type (drop --asym)", tensor,
+                       spec->symmetric ? "symmetric" : "asymmetric", zq_format_get(spec->format)->label);
+    case GGUF_GROUPS:
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': --for llama.cpp: groups of %u do not line up with GGUF's blocks of 32",
+                       tensor, spec->group_size);
+    default: return ZQ_OK;
+    }
+}
 
 /* The ggml type a quantized tensor's codes are, or a refusal. */
 static zq_status quantized_type(const zq_file *f, const zq_tensor *t, int *type, zq_error *err)
 {
     const zq_grid *g = &t->grid;
     const char *path = zq_file_path(f);
-    if (g->cols % QK)
+    const char *hint = zq_target_get(ZQ_TARGET_GGUF)->hint;
+    switch (gguf_misfit(&t->spec, g->cols, type)) {
+    case GGUF_WIDTH:
         return zq_fail(err, ZQ_ERR_FORMAT,
                        "'%s': tensor '%s': %llu inputs per row is not a multiple of 32, which GGUF's quantized types "
                        "need; %s (it keeps such tensors FP16)",
-                       path, t->name, (unsigned long long)g->cols, ZQ_HINT_GGUF);
-    if (g->col_groups > 1 && g->group_cols % QK)
+                       path, t->name, (unsigned long long)g->cols, hint);
+    case GGUF_GROUPS:
         return zq_fail(err, ZQ_ERR_FORMAT,
                        "'%s': tensor '%s': groups of %llu along the input do not line up with GGUF's blocks of 32; %s "
                        "(groups of 32)",
-                       path, t->name, (unsigned long long)g->group_cols, ZQ_HINT_GGUF);
-    if (t->spec.bits == 8 && !t->spec.symmetric)
-        return zq_fail(err, ZQ_ERR_FORMAT,
-                       "'%s': tensor '%s': asymmetric INT8 has no GGUF type (Q8_0 is symmetric); %s (symmetric)", path,
-                       t->name, ZQ_HINT_GGUF);
-    *type = t->spec.bits == 8 ? GGML_Q8_0 : t->spec.symmetric ? GGML_Q4_0 : GGML_Q4_1;
-    return ZQ_OK;
+                       path, t->name, (unsigned long long)g->group_cols, hint);
+    case GGUF_NO_TYPE: {
+        const zq_format *fmt = zq_format_get(t->spec.format);
+        char why[64] = "";
+        if (!t->spec.symmetric && fmt->ggml_sym >= 0)
+            snprintf(why, sizeof why, " (%s is symmetric)", zq_ggml_type_name(fmt->ggml_sym));
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': %s %s has no GGUF type%s; %s%s", path, t->name,
+                       t->spec.symmetric ? "symmetric" : "asymmetric", fmt->label, why, hint,
+                       t->spec.symmetric ? "" : " (symmetric)");
+    }
+    default: return ZQ_OK;
+    }
 }
 
 static zq_status plan_tensor(const zq_file *f, const zq_arch *a, size_t i, gg_tensor *g, int *skip, zq_error *err)
@@ -99,61 +141,61 @@ static zq_status plan_tensor(const zq_file *f, const zq_arch *a, size_t i, gg_te
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' has %d dimensions; GGUF export writes vectors and matrices",
                        path, t->name, t->ndim);
     }
-    ZQ_TRY(gguf_rows_init(&g->order, row, g->rows, a->n_heads, a->n_kv_heads, path, t->name, err));
+    ZQ_TRY(zq_gguf_rows_init(&g->order, row, g->rows, a->n_heads, a->n_kv_heads, path, t->name, err));
     g->bytes = g->rows * zq_ggml_row_bytes(g->type, g->cols);
     return ZQ_OK;
 }
 
 /* ---- the header ------------------------------------------------------------ */
 
-static void arch_keys(gguf_kv *kv, const zq_arch *a, const char *arch)
+static void arch_keys(zq_gguf_keys *kv, const zq_arch *a, const char *arch)
 {
     char key[128];
 #define KEY(suffix) (snprintf(key, sizeof key, "%s." suffix, arch), key)
-    gguf_kv_u32(kv, KEY("context_length"), (uint32_t)a->max_pos);
-    gguf_kv_u32(kv, KEY("embedding_length"), (uint32_t)a->hidden);
-    gguf_kv_u32(kv, KEY("block_count"), (uint32_t)a->n_layers);
-    gguf_kv_u32(kv, KEY("feed_forward_length"), (uint32_t)a->inter);
-    gguf_kv_u32(kv, KEY("attention.head_count"), (uint32_t)a->n_heads);
-    if (a->n_kv_heads != a->n_heads) gguf_kv_u32(kv, KEY("attention.head_count_kv"), (uint32_t)a->n_kv_heads);
-    if (a->rms_norm) gguf_kv_f32(kv, KEY("attention.layer_norm_rms_epsilon"), a->norm_eps);
-    else gguf_kv_f32(kv, KEY("attention.layer_norm_epsilon"), a->norm_eps);
+    zq_gguf_kv_u32(kv, KEY("context_length"), (uint32_t)a->max_pos);
+    zq_gguf_kv_u32(kv, KEY("embedding_length"), (uint32_t)a->hidden);
+    zq_gguf_kv_u32(kv, KEY("block_count"), (uint32_t)a->n_layers);
+    zq_gguf_kv_u32(kv, KEY("feed_forward_length"), (uint32_t)a->inter);
+    zq_gguf_kv_u32(kv, KEY("attention.head_count"), (uint32_t)a->n_heads);
+    if (a->n_kv_heads != a->n_heads) zq_gguf_kv_u32(kv, KEY("attention.head_count_kv"), (uint32_t)a->n_kv_heads);
+    if (a->rms_norm) zq_gguf_kv_f32(kv, KEY("attention.layer_norm_rms_epsilon"), a->norm_eps);
+    else zq_gguf_kv_f32(kv, KEY("attention.layer_norm_epsilon"), a->norm_eps);
     if (a->rotary_dims) {
-        gguf_kv_u32(kv, KEY("rope.dimension_count"), (uint32_t)a->rotary_dims);
-        gguf_kv_f32(kv, KEY("rope.freq_base"), a->rope_theta);
+        zq_gguf_kv_u32(kv, KEY("rope.dimension_count"), (uint32_t)a->rotary_dims);
+        zq_gguf_kv_f32(kv, KEY("rope.freq_base"), a->rope_theta);
     }
-    gguf_kv_u32(kv, KEY("vocab_size"), (uint32_t)a->vocab);
-    if (a->desc->parallel_key) gguf_kv_bool(kv, KEY("use_parallel_residual"), a->parallel);
+    zq_gguf_kv_u32(kv, KEY("vocab_size"), (uint32_t)a->vocab);
+    if (a->desc->parallel_key) zq_gguf_kv_bool(kv, KEY("use_parallel_residual"), a->parallel);
 #undef KEY
 }
 
 /* general.*: what the file is and what made it. */
-static void general_keys(gguf_kv *kv, const zq_export_opts *o, zq_file *f, const char *arch, int ftype)
+static void general_keys(zq_gguf_keys *kv, const zq_export_opts *o, zq_file *f, const char *arch, int ftype)
 {
     const char *base = strrchr(o->input, '/') ? strrchr(o->input, '/') + 1 : o->input;
-    gguf_kv_str(kv, "general.architecture", arch);
-    gguf_kv_str(kv, "general.name", o->name ? o->name : base);
-    gguf_kv_str(kv, "general.quantized_by", "zquant " ZQ_VERSION);
+    zq_gguf_kv_str(kv, "general.architecture", arch);
+    zq_gguf_kv_str(kv, "general.name", o->name ? o->name : base);
+    zq_gguf_kv_str(kv, "general.quantized_by", "zquant " ZQ_VERSION);
     cJSON *meta = cJSON_Parse(zq_file_metadata(f));
     char *recipe = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(meta, "recipe"));
     char desc[2048];
     snprintf(desc, sizeof desc, "exported by zquant from %s; recipe %s", base, recipe ? recipe : "{}");
-    gguf_kv_str(kv, "general.description", desc);
+    zq_gguf_kv_str(kv, "general.description", desc);
     free(recipe);
     cJSON_Delete(meta);
-    gguf_kv_u32(kv, "general.file_type", (uint32_t)ftype);
-    gguf_kv_u32(kv, "general.quantization_version", 2);
-    gguf_kv_u32(kv, "general.alignment", GGUF_ALIGN);
+    zq_gguf_kv_u32(kv, "general.file_type", (uint32_t)ftype);
+    zq_gguf_kv_u32(kv, "general.quantization_version", 2);
+    zq_gguf_kv_u32(kv, "general.alignment", GGUF_ALIGN);
 }
 
-static void put_tensor_info(gguf_kv *kv, const gg_tensor *g)
+static void put_tensor_info(zq_gguf_keys *kv, const gg_tensor *g)
 {
-    gguf_put_str(kv, g->name, strlen(g->name));
-    gguf_put_int(kv, (uint64_t)g->ndim, 4);
-    gguf_put_int(kv, g->ndim == 1 ? g->rows : g->cols, 8); /* ne[0]: the contiguous dimension */
-    if (g->ndim == 2) gguf_put_int(kv, g->rows, 8);
-    gguf_put_int(kv, (uint64_t)g->type, 4);
-    gguf_put_int(kv, g->offset, 8);
+    zq_gguf_put_str(kv, g->name, strlen(g->name));
+    zq_gguf_put_int(kv, (uint64_t)g->ndim, 4);
+    zq_gguf_put_int(kv, g->ndim == 1 ? g->rows : g->cols, 8); /* ne[0]: the contiguous dimension */
+    if (g->ndim == 2) zq_gguf_put_int(kv, g->rows, 8);
+    zq_gguf_put_int(kv, (uint64_t)g->type, 4);
+    zq_gguf_put_int(kv, g->offset, 8);
 }
 
 /* ---- the data ---------------------------------------------------------------- */
@@ -229,13 +271,13 @@ static zq_status write_tensor(zq_file *f, const gg_tensor *g, sink *s, zq_error 
     for (uint64_t gr = 0; gr < g->rows; gr++) {
         if (s->len + row_bytes > s->cap) {
             ZQ_TRY(sink_flush(s, err));
-            uint64_t done = gguf_rows_done(&g->order, gr); /* source rows no later row reads */
+            uint64_t done = zq_gguf_rows_done(&g->order, gr); /* source rows no later row reads */
             if (q) zq_file_drop(f, g->index, ZQ_SEC_Q, done * t->grid.row_bytes);
             else if (!g->conv1d && g->type == GGML_F16) zq_file_drop(f, g->index, ZQ_SEC_DATA, done * g->cols * 2);
         }
         unsigned char *dst = s->buf + s->len; /* the sink holds the longest row (see zq_export_gguf) */
-        if (q) quantized_row(t, g->type, q, sc, mn, gguf_rows_source(&g->order, gr), dst);
-        else fp_row(g, data, gguf_rows_source(&g->order, gr), dst);
+        if (q) quantized_row(t, g->type, q, sc, mn, zq_gguf_rows_source(&g->order, gr), dst);
+        else fp_row(g, data, zq_gguf_rows_source(&g->order, gr), dst);
         s->len += row_bytes;
     }
     static const unsigned char zeros[GGUF_ALIGN];
@@ -284,31 +326,31 @@ static zq_status plan(zq_file *f, const zq_arch *a, gg_tensor *gt, size_t *n,
 }
 
 static zq_status header(const zq_export_opts *o, zq_file *f, const zq_arch *a, const gg_tensor *gt, size_t n,
-                        int ftype, int embed_rows, gguf_kv *kv, zq_export_report *r, zq_error *err)
+                        int ftype, int embed_rows, zq_gguf_keys *kv, zq_export_report *r, zq_error *err)
 {
     const char *arch = a->desc->gguf_arch;
-    gguf_kv meta = {0};
+    zq_gguf_keys meta = {0};
     general_keys(&meta, o, f, arch, ftype);
     arch_keys(&meta, a, arch);
     if (o->tokenizer) {
         zq_status st = zq_gguf_vocab(&meta, o->tokenizer, zq_file_config(f), a->model_type, embed_rows, r->note,
                                      sizeof r->note, err);
         if (st != ZQ_OK) {
-            gguf_kv_free(&meta);
+            zq_gguf_kv_free(&meta);
             return st;
         }
     } else {
-        gguf_kv_str(&meta, "tokenizer.ggml.model", "no_vocab");
+        zq_gguf_kv_str(&meta, "tokenizer.ggml.model", "no_vocab");
     }
-    gguf_put_int(kv, 0x46554747u, 4); /* "GGUF" */
-    gguf_put_int(kv, GGUF_VERSION, 4);
-    gguf_put_int(kv, n, 8);
-    gguf_put_int(kv, meta.count, 8);
-    gguf_put_bytes(kv, meta.p, meta.len);
+    zq_gguf_put_int(kv, 0x46554747u, 4); /* "GGUF" */
+    zq_gguf_put_int(kv, GGUF_VERSION, 4);
+    zq_gguf_put_int(kv, n, 8);
+    zq_gguf_put_int(kv, meta.count, 8);
+    zq_gguf_put_bytes(kv, meta.p, meta.len);
     int oom = meta.oom;
-    gguf_kv_free(&meta);
+    zq_gguf_kv_free(&meta);
     for (size_t i = 0; i < n; i++) put_tensor_info(kv, &gt[i]);
-    while (kv->len % GGUF_ALIGN) gguf_put_int(kv, 0, 1);
+    while (kv->len % GGUF_ALIGN) zq_gguf_put_int(kv, 0, 1);
     return oom || kv->oom ? zq_fail(err, ZQ_ERR_NOMEM, "out of memory") : ZQ_OK;
 }
 
@@ -329,13 +371,13 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
     if (!gt) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     size_t n;
     int ftype, embed_rows;
-    gguf_kv head = {0};
+    zq_gguf_keys head = {0};
     zq_status st = plan(f, &a, gt, &n, r, &ftype, &embed_rows, err);
     if (st == ZQ_OK) st = header(o, f, &a, gt, n, ftype, embed_rows, &head, r, err);
     zq_atomic out;
     if (st == ZQ_OK) st = zq_atomic_open(&out, o->output, o->force, err);
     if (st != ZQ_OK) {
-        gguf_kv_free(&head);
+        zq_gguf_kv_free(&head);
         free(gt);
         return st;
     }
@@ -357,7 +399,7 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
     r->bytes = head.len + (n ? gt[n - 1].offset + zq_align_up(gt[n - 1].bytes, GGUF_ALIGN) : 0);
     r->files = 1;
     free(s.buf);
-    gguf_kv_free(&head);
+    zq_gguf_kv_free(&head);
     free(gt);
     if (st == ZQ_OK) return zq_atomic_commit(&out, err);
     zq_atomic_abort(&out);

@@ -12,13 +12,14 @@
 #include <string.h>
 
 #include "export/export_impl.h"
-#include "export/gguf_rows.h"
-#include "io/gguf_read.h"
+#include "export/target.h"
+#include "export/gguf/rows.h"
+#include "export/gguf/read.h"
 #include "io/source_impl.h"
 
 typedef struct {
     const zq_gguf_tensor *t;
-    gguf_rows order; /* where llama.cpp keeps each Hugging Face row */
+    zq_gguf_rows order; /* where llama.cpp keeps each Hugging Face row */
     int conv1d; /* Hugging Face's layout is the transpose */
     float *whole; /* decoded whole (vectors, Conv1D), until released */
 } gs_tensor;
@@ -71,7 +72,7 @@ static zq_status read_gguf(zq_source *src, size_t i, uint64_t row0, uint64_t nro
         for (uint64_t r = 0; r < nrows; r++)
             for (uint64_t c = 0; c < ncols; c++) {
                 uint64_t hr = row0 + r, hc = col0 + c;
-                out[r * ncols + c] = x->t->ndim == 1 ? x->whole[gguf_rows_target(&x->order, hc)]
+                out[r * ncols + c] = x->t->ndim == 1 ? x->whole[zq_gguf_rows_target(&x->order, hc)]
                                                      : x->whole[hc * n0 + hr]; /* HF [in, out] */
             }
         return ZQ_OK;
@@ -79,7 +80,7 @@ static zq_status read_gguf(zq_source *src, size_t i, uint64_t row0, uint64_t nro
     float *row = malloc(n0 * sizeof *row);
     if (!row) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (uint64_t r = 0; r < nrows; r++) {
-        uint64_t gr = gguf_rows_target(&x->order, row0 + r);
+        uint64_t gr = zq_gguf_rows_target(&x->order, row0 + r);
         zq_ggml_decode_row(x->t->type, x->t->data + gr * zq_ggml_row_bytes(x->t->type, n0), n0, row);
         memcpy(out + r * ncols, row + col0, ncols * sizeof *row);
     }
@@ -194,7 +195,7 @@ zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
         x->t = t;
         x->conv1d = t->ndim == 2 && (row->flags & ZQ_T_CONV1D);
         uint64_t rows = t->ndim == 2 ? t->ne[1] : t->ne[0];
-        st = gguf_rows_init(&x->order, row, rows, (int)heads, (int)kv_heads, path, t->name, err);
+        st = zq_gguf_rows_init(&x->order, row, rows, (int)heads, (int)kv_heads, path, t->name, err);
         if (st != ZQ_OK) break;
         int64_t shape[2] = {(int64_t)(x->conv1d || t->ndim == 1 ? t->ne[0] : t->ne[1]),
                             (int64_t)(x->conv1d ? t->ne[1] : t->ne[0])};

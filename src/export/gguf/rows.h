@@ -19,10 +19,10 @@ typedef struct {
     enum { ROWS_SAME, ROWS_ROPE_PAIRS, ROWS_QKV_SPLIT } kind;
     uint64_t rows, hd; /* rows of the tensor (a vector: its length), of one head */
     uint64_t heads;
-} gguf_rows;
+} zq_gguf_rows;
 
 /* The reordering table entry t asks for, checked against the tensor's rows. */
-static inline zq_status gguf_rows_init(gguf_rows *m, const zq_arch_tensor *t, uint64_t rows, int heads, int kv_heads,
+static inline zq_status zq_gguf_rows_init(zq_gguf_rows *m, const zq_arch_tensor *t, uint64_t rows, int heads, int kv_heads,
                                        const char *path, const char *name, zq_error *err)
 {
     m->kind = t->flags & ZQ_T_ROPE_HALVES ? ROWS_ROPE_PAIRS : t->flags & ZQ_T_QKV_PER_HEAD ? ROWS_QKV_SPLIT : ROWS_SAME;
@@ -39,7 +39,7 @@ static inline zq_status gguf_rows_init(gguf_rows *m, const zq_arch_tensor *t, ui
 }
 
 /* The Hugging Face row GGUF row gr holds. */
-static inline uint64_t gguf_rows_source(const gguf_rows *m, uint64_t gr)
+static inline uint64_t zq_gguf_rows_source(const zq_gguf_rows *m, uint64_t gr)
 {
     if (m->kind == ROWS_ROPE_PAIRS) {
         uint64_t h = gr / m->hd, r = gr % m->hd;
@@ -53,7 +53,7 @@ static inline uint64_t gguf_rows_source(const gguf_rows *m, uint64_t gr)
 }
 
 /* The GGUF row that holds Hugging Face row hr. */
-static inline uint64_t gguf_rows_target(const gguf_rows *m, uint64_t hr)
+static inline uint64_t zq_gguf_rows_target(const zq_gguf_rows *m, uint64_t hr)
 {
     if (m->kind == ROWS_ROPE_PAIRS) {
         uint64_t h = hr / m->hd, k = hr % m->hd, half = m->hd / 2;
@@ -68,7 +68,7 @@ static inline uint64_t gguf_rows_target(const gguf_rows *m, uint64_t hr)
 
 /* GGUF rows [0, gr) come from Hugging Face rows below this: how far a
  * streaming writer may release its source. */
-static inline uint64_t gguf_rows_done(const gguf_rows *m, uint64_t gr)
+static inline uint64_t zq_gguf_rows_done(const zq_gguf_rows *m, uint64_t gr)
 {
     if (m->kind == ROWS_ROPE_PAIRS) return gr / m->hd * m->hd; /* rows move within a head */
     if (m->kind == ROWS_QKV_SPLIT) return 0;                   /* across the whole tensor */

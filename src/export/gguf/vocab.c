@@ -125,9 +125,9 @@ static const char *bpe_pre(const char *model_type)
     return "default";
 }
 
-static void put_merges(gguf_kv *kv, const zq_tokenizer *t, const int32_t (*pairs)[2], size_t n)
+static void put_merges(zq_gguf_keys *kv, const zq_tokenizer *t, const int32_t (*pairs)[2], size_t n)
 {
-    gguf_kv_array(kv, "tokenizer.ggml.merges", GGUF_STRING, n);
+    zq_gguf_kv_array(kv, "tokenizer.ggml.merges", GGUF_STRING, n);
     char *buf = NULL;
     size_t cap = 0;
     for (size_t r = 0; r < n; r++) {
@@ -144,12 +144,12 @@ static void put_merges(gguf_kv *kv, const zq_tokenizer *t, const int32_t (*pairs
         memcpy(buf, t->piece[a], (size_t)t->piece_len[a]);
         buf[t->piece_len[a]] = ' ';
         memcpy(buf + t->piece_len[a] + 1, t->piece[b], (size_t)t->piece_len[b]);
-        gguf_put_str(kv, buf, len);
+        zq_gguf_put_str(kv, buf, len);
     }
     free(buf);
 }
 
-zq_status zq_gguf_vocab(gguf_kv *kv, const char *path, const char *config, const char *model_type, int rows,
+zq_status zq_gguf_vocab(zq_gguf_keys *kv, const char *path, const char *config, const char *model_type, int rows,
                         char *note, size_t note_size, zq_error *err)
 {
     char pre[32] = "";
@@ -189,33 +189,33 @@ zq_status zq_gguf_vocab(gguf_kv *kv, const char *path, const char *config, const
         type[1] = type[2] = TOK_CONTROL;
     }
     if (st == ZQ_OK) {
-        gguf_kv_str(kv, "tokenizer.ggml.model", byte_level ? "gpt2" : "llama");
-        if (byte_level) gguf_kv_str(kv, "tokenizer.ggml.pre", pre);
-        gguf_kv_array(kv, "tokenizer.ggml.tokens", GGUF_STRING, (uint64_t)rows);
+        zq_gguf_kv_str(kv, "tokenizer.ggml.model", byte_level ? "gpt2" : "llama");
+        if (byte_level) zq_gguf_kv_str(kv, "tokenizer.ggml.pre", pre);
+        zq_gguf_kv_array(kv, "tokenizer.ggml.tokens", GGUF_STRING, (uint64_t)rows);
         for (int id = 0; id < rows && !kv->oom; id++) {
             char pad[32];
             char *p = id >= n ? NULL : json ? t->piece[id] : spm_piece(t, id);
             if (id >= n) snprintf(pad, sizeof pad, "[PAD%d]", id);
             if (id < n && !p) kv->oom = 1;
-            else gguf_put_str(kv, p ? p : pad, p ? strlen(p) : strlen(pad));
+            else zq_gguf_put_str(kv, p ? p : pad, p ? strlen(p) : strlen(pad));
             if (!json) free(p);
         }
         if (!byte_level) {
-            gguf_kv_array(kv, "tokenizer.ggml.scores", GGUF_F32, (uint64_t)rows);
-            for (int id = 0; id < rows; id++) gguf_put_f32(kv, score[id]);
+            zq_gguf_kv_array(kv, "tokenizer.ggml.scores", GGUF_F32, (uint64_t)rows);
+            for (int id = 0; id < rows; id++) zq_gguf_put_f32(kv, score[id]);
         }
-        gguf_kv_array(kv, "tokenizer.ggml.token_type", GGUF_I32, (uint64_t)rows);
-        for (int id = 0; id < rows; id++) gguf_put_int(kv, (uint32_t)type[id], 4);
+        zq_gguf_kv_array(kv, "tokenizer.ggml.token_type", GGUF_I32, (uint64_t)rows);
+        for (int id = 0; id < rows; id++) zq_gguf_put_int(kv, (uint32_t)type[id], 4);
         if (byte_level) put_merges(kv, t, (const int32_t(*)[2])pairs, nmerges);
         int bos = json ? config_id(config, "bos_token_id", zq_tokenizer_bos(t)) : 1;
         int eos = json ? config_id(config, "eos_token_id", -1) : 2;
         int unk = json ? zq_hf_unk(t) : 0;
-        if (bos >= 0 && bos < rows) gguf_kv_u32(kv, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
-        if (eos >= 0 && eos < rows) gguf_kv_u32(kv, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
-        if (unk >= 0) gguf_kv_u32(kv, "tokenizer.ggml.unknown_token_id", (uint32_t)unk);
+        if (bos >= 0 && bos < rows) zq_gguf_kv_u32(kv, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+        if (eos >= 0 && eos < rows) zq_gguf_kv_u32(kv, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
+        if (unk >= 0) zq_gguf_kv_u32(kv, "tokenizer.ggml.unknown_token_id", (uint32_t)unk);
         /* zquant puts BOS before every document of SentencePiece models (eval --text) */
-        gguf_kv_bool(kv, "tokenizer.ggml.add_bos_token", !byte_level);
-        gguf_kv_bool(kv, "tokenizer.ggml.add_eos_token", 0);
+        zq_gguf_kv_bool(kv, "tokenizer.ggml.add_bos_token", !byte_level);
+        zq_gguf_kv_bool(kv, "tokenizer.ggml.add_eos_token", 0);
     }
     free(type);
     free(score);
