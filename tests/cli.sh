@@ -312,6 +312,22 @@ for cmd in $("$ZQ" help 2>&1 | sed -n 's/^  \([a-z]*\)  .*/\1/p'); do
     [ -f "man/zquant-$cmd.1" ] && grep -q "zquant-$cmd (1)" man/zquant.1 && ok "man/$cmd" || fail "man/$cmd"
 done
 
+# options are one table per command: an abbreviation is refused (getopt took
+# --group-s as --group-size), a typo gets the nearest name, a flag takes no value
+expect "options/abbreviation-refused" 2 "$ZQ" quantize "$FIX/engine/llama" -o "$TMP/ab.zq" --group-s 64
+grep -q "spelled out in full ('--group-size')" "$TMP/err" && [ ! -e "$TMP/ab.zq" ] &&
+    ok options/abbreviation-names-the-option || fail options/abbreviation-names-the-option "$(head -c 200 "$TMP/err")"
+expect "options/ambiguous-abbreviation-refused" 2 "$ZQ" quantize "$FIX/engine/llama" -o "$TMP/ab.zq" --group 64
+grep -q "'--group-size', '--groups'" "$TMP/err" && ok options/ambiguous-abbreviation-names-both ||
+    fail options/ambiguous-abbreviation-names-both "$(head -c 200 "$TMP/err")"
+expect "options/typo-refused" 2 "$ZQ" eval "$FIX/engine/llama" --tokns "$FIX/engine/llama/tokens.bin"
+grep -q "did you mean '--tokens'" "$TMP/err" && ok options/typo-gets-the-nearest-name ||
+    fail options/typo-gets-the-nearest-name "$(head -c 200 "$TMP/err")"
+expect "options/flag-takes-no-value" 2 "$ZQ" quantize "$FIX/engine/llama" -o "$TMP/ab.zq" --json=1
+expect "options/after-operands-and-clustered" 0 "$ZQ" quantize -qfo "$TMP/ab.zq" "$FIX/engine/llama" --group-size=32 -t2
+expect "options/double-dash-ends-options" 4 "$ZQ" quantize -o "$TMP/ab2.zq" -q -- --help
+grep -q "'--help': cannot open" "$TMP/err" && ok options/double-dash-makes-an-operand || fail options/double-dash-makes-an-operand "$(head -c 200 "$TMP/err")"
+
 # the library shows the public API alone (every global it defines is a zq_
 # name include/zquant declares), so it links beside ggml's gguf_* and others
 LIB="$BUILD/libzquant.a"

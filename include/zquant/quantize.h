@@ -30,6 +30,13 @@ typedef struct {
 
 extern const zq_preset zq_presets[]; /* terminated by a NULL name */
 const zq_preset *zq_preset_find(const char *name);
+/* "w8a8, w8a16, ...": every preset's name, for messages. */
+void zq_preset_names(char *buf, size_t size);
+
+/* How codes are chosen: round to nearest, streamed tensor by tensor with no
+ * data; or GPTQ, block by block on calibration data (through the same
+ * block-wise driver as zquant lkd, with no distillation steps). */
+typedef enum { ZQ_METHOD_RTN = 0, ZQ_METHOD_GPTQ } zq_method;
 
 typedef struct {
     const char *input;
@@ -49,7 +56,17 @@ typedef struct {
     int threads; /* <= 0: all cores */
     int force;
     int zstd_level; /* 0: no compression */
-    /* called between chunks; done and total count input bytes */
+    zq_method method;
+    /* GPTQ's calibration: sequences of seq_len tokens from a token file or
+     * from tokens given, their Hessians on the quantized prefix's inputs */
+    const char *calib;
+    const int32_t *calib_ids;
+    size_t n_calib_ids;
+    int calib_samples, seq_len; /* default 128 and 256 */
+    float damp;                 /* a fraction of the mean Hessian diagonal (default 0.01) */
+    int act_order;
+    /* round to nearest: called between chunks, done and total counting
+     * input bytes; GPTQ: once a block, counting blocks */
     void (*progress)(void *ctx, uint64_t done, uint64_t total, const char *tensor);
     void *progress_ctx;
 } zq_quantize_opts;

@@ -47,6 +47,11 @@ void zq_forget_inputs(void);
  * (llama.cpp's; its tensors decoded to float under Hugging Face names). A
  * compressed-tensors folder (vLLM's) reads as its decoded weights. */
 zq_status zq_source_open(const char *path, zq_source **out, zq_error *err);
+/* Any model zquant runs: what zq_source_open takes, and a .zq file (a
+ * checkpoint reader refuses one: it is already quantized), its tensors
+ * decoded to the layout of the checkpoint it came from, its activation
+ * scheme that of zq_source_activation. */
+zq_status zq_source_open_model(const char *path, zq_source **out, zq_error *err);
 void zq_source_close(zq_source *src); /* accepts NULL */
 /* PATH with some tensors replaced: each patch (a safetensors file) supplies
  * tensors by name, with the same shape; the rest come from PATH. */

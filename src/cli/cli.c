@@ -5,13 +5,14 @@
 #include <ctype.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <getopt.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "options.h"
 #include "zquant/tokenizer.h"
 
 int cli_fail(const zq_error *err)
@@ -84,6 +85,18 @@ int cli_parse_long(const char *s, long lo, long hi, long *out)
     return 1;
 }
 
+int cli_parse_float(const char *s, float *v)
+{
+    /* strtof alone would take " 5", "+5", "inf" and "nan" */
+    if (!s || !(isdigit((unsigned char)s[0]) || (s[0] == '.' && isdigit((unsigned char)s[1])))) return 0;
+    char *end;
+    errno = 0;
+    float f = strtof(s, &end);
+    if (*end || !isfinite(f)) return 0;
+    *v = f;
+    return 1;
+}
+
 int cli_number(const char *cmd, const char *opt, const char *arg, long lo, long hi, long *out)
 {
     if (cli_parse_long(arg, lo, hi, out)) return 0;
@@ -100,23 +113,25 @@ void cli_json_print(FILE *out, void *root)
 
 int cli_parse_file_json(int argc, char **argv, const char *cmd, const char *help, const char **file, int *json)
 {
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int c;
+    static const cli_option opts[] = {
+        {'j', 0, "json", NULL, 0, "print as JSON"}, {'h', 'h', "help", NULL, 0, "this help"}, CLI_OPTIONS_END};
+    static const cli_option *const tables[] = {opts, NULL};
+    cli_args a;
+    char *value;
+    int c, rc = -1;
     *json = 0;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    cli_args_init(&a, cmd, tables, argc, argv);
+    while (rc < 0 && (c = cli_next(&a, &value, &rc)) > 0) {
         if (c == 'h') {
             fputs(help, stdout);
-            return 0;
+            rc = 0;
+        } else {
+            *json = 1;
         }
-        if (c != 'j') return cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
-        *json = 1;
     }
-    if (optind != argc - 1) return cli_usage(cmd, "expected one FILE.zq");
-    *file = argv[optind];
-    return -1;
+    if (rc < 0 && a.noperands != 1) rc = cli_usage(cmd, "expected one FILE.zq");
+    if (rc < 0) *file = a.operands[0];
+    return rc;
 }
 
 char *cli_find_tokenizer(const char *model)

@@ -72,6 +72,9 @@ zq_status cli_tokenize_text(const char *text, const char *tokenizer, const char 
                             int32_t **ids, size_t *n, zq_error *err);
 
 int cli_parse_long(const char *s, long lo, long hi, long *out);
+/* A plain decimal number >= 0 ("0.01", "1e-4"; no sign, no spaces, finite);
+ * returns 0 on anything else. */
+int cli_parse_float(const char *s, float *v);
 /* An option's whole-number value in [lo, hi] into *out: 0, or the usage
  * error's exit code after "OPT must be a whole number from LO to HI". */
 int cli_number(const char *cmd, const char *opt, const char *arg, long lo, long hi, long *out);

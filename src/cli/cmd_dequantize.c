@@ -1,8 +1,8 @@
 /* zquant dequantize: a .zq file back to a plain safetensors checkpoint. */
-#include <getopt.h>
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "zquant/dequantize.h"
 
 static const char help[] =
@@ -11,24 +11,24 @@ static const char help[] =
     "Writes a plain safetensors checkpoint with the tensor names, shapes and\n"
     "layout of the original input, each weight replaced by its dequantized\n"
     "value, so any other tool can measure what quantization did.\n"
-    "\n"
-    "  -o, --output FILE   the safetensors file to write (required)\n"
-    "      --dtype T       f32 (default) or f16\n"
-    "  -f, --force         overwrite OUT if it exists\n"
-    "  -h, --help          this help\n";
+    "\n";
+
+static const cli_option opts[] = {
+    {'o', 'o', "output", "FILE", 0, "the safetensors file to write (required)"},
+    {'d', 0, "dtype", "T", 0, "f32 (default) or f16"},
+    {'f', 'f', "force", NULL, 0, "overwrite OUT if it exists"},
+    {'h', 'h', "help", NULL, 0, "this help"},
+    CLI_OPTIONS_END};
+static const cli_option *const tables[] = {opts, NULL};
 
 int cmd_dequantize(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
-                                             {"dtype", required_argument, NULL, 'd'},
-                                             {"force", no_argument, NULL, 'f'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
     const char *out = NULL;
-    int f16 = 0, force = 0, c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:fh", longopts, NULL)) != -1) {
+    int f16 = 0, force = 0, c, rc = 0;
+    char *optarg;
+    cli_args args;
+    cli_args_init(&args, "dequantize", tables, argc, argv);
+    while ((c = cli_next(&args, &optarg, &rc)) > 0) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'd':
@@ -37,14 +37,15 @@ int cmd_dequantize(int argc, char **argv)
             else return cli_usage("dequantize", "--dtype must be f32 or f16, not '%s'", optarg);
             break;
         case 'f': force = 1; break;
-        case 'h': fputs(help, stdout); return 0;
-        case ':': return cli_usage("dequantize", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage("dequantize", "unknown option '%s'", argv[optind - 1]);
+        case 'h':
+            cli_print_help(help, tables, NULL);
+            return 0;
         }
     }
-    if (optind != argc - 1) return cli_usage("dequantize", "expected one FILE.zq");
+    if (rc) return rc;
+    if (args.noperands != 1) return cli_usage("dequantize", "expected one FILE.zq");
     if (!out) return cli_usage("dequantize", "no output given (-o OUT.safetensors)");
     zq_error err = {0};
-    if (zq_dequantize_file(argv[optind], out, f16, force, &err) != ZQ_OK) return cli_fail(&err);
+    if (zq_dequantize_file(args.operands[0], out, f16, force, &err) != ZQ_OK) return cli_fail(&err);
     return 0;
 }

@@ -1,11 +1,11 @@
 /* zquant eval: perplexity, and KL / top-1 against the FP reference. */
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "zquant/eval.h"
 #include "zquant/generate.h"
 #include "zquant/tokenizer.h"
@@ -17,63 +17,60 @@ static const char help[] =
     "a .gguf file or a compressed-tensors folder, decoded as the runtime decodes\n"
     "it, weights only) and, with --reference, how far it is from its FP original.\n"
     "\n"
-    "  --tokens FILE        token ids: raw little-endian uint32, or .npy of integers\n"
-    "  --text FILE          real text: documents split by lines holding <|endoftext|>,\n"
-    "                       each stripped and tokenized with BOS first\n"
-    "  --tokenizer FILE     llama2.c tokenizer, or a Hugging Face tokenizer.json (BPE)\n"
-    "                       (default: tokenizer.bin or tokenizer.json beside the model\n"
-    "                       or beside --reference)\n"
-    "  --sample N,LEN       N sequences of LEN tokens sampled from the model itself\n"
-    "                       (from the reference when given), temperature 1\n"
-    "  --seed S             seed for --sample (default 1)\n"
-    "  --ctx N              window length (default: the model's context, at most 512)\n"
-    "  --batch B            windows per forward pass (default 4)\n"
-    "  --act MODE           activation quantization: int8-token (dynamic, per token;\n"
-    "                       int8-token-sym: symmetric, as vLLM's W8A8),\n"
-    "                       int8-tensor (static per tensor, calibrated), none;\n"
-    "                       default: what the .zq file records, none for other models\n"
-    "  --calib FILE         calibration tokens for int8-tensor (default: the\n"
-    "                       evaluated tokens, which flatters the baseline)\n"
-    "  --reference FP       also run the FP model: ppl of both, KL(P_fp || P_model),\n"
-    "                       top-1 agreement\n"
-    "  --per-layer          with --reference: each block's relative output error\n"
-    "  --logprobs FILE      write each predicted position's log-probabilities:\n"
-    "                       float32 little-endian [positions, vocab] (for comparing\n"
-    "                       with another runtime); with -f an existing FILE is replaced\n"
-    "  -f, --force          replace the --logprobs file if it exists\n"
-    "  --max-tokens N       evaluate only the first N tokens\n"
-    "  -t, --threads N      threads (default: all cores)\n"
-    "  --json               machine-readable output on stdout\n"
-    "  -h, --help           this help\n";
+    "\n";
 
 enum { OPT_TOKENS = 256, OPT_TEXT, OPT_TOKENIZER, OPT_SAMPLE, OPT_SEED, OPT_CTX, OPT_BATCH, OPT_ACT, OPT_CALIB,
        OPT_REF, OPT_PER_LAYER, OPT_MAX, OPT_JSON, OPT_LOGPROBS };
 
+static const cli_option opts[] = {
+    {OPT_TOKENS, 0, "tokens", "FILE", 0, "token ids: raw little-endian uint32, or .npy of integers"},
+    {OPT_TEXT, 0, "text", "FILE", 0, "real text: documents split by lines holding\n"
+                                     "<|endoftext|>, each stripped and tokenized with BOS first"},
+    {OPT_TOKENIZER, 0, "tokenizer", "FILE", 0, "llama2.c tokenizer, or a Hugging Face tokenizer.json\n"
+                                               "(BPE) (default: tokenizer.bin or tokenizer.json\n"
+                                               "beside the model or beside --reference)"},
+    {OPT_SAMPLE, 0, "sample", "N,LEN", 0, "N sequences of LEN tokens sampled from the model\n"
+                                          "itself (from the reference when given), temperature 1"},
+    {OPT_SEED, 0, "seed", "S", 0, "seed for --sample (default 1)"},
+    {OPT_CTX, 0, "ctx", "N", 0, "window length (default: the model's context, at most 512)"},
+    {OPT_BATCH, 0, "batch", "B", 0, "windows per forward pass (default 4)"},
+    {OPT_ACT, 0, "act", "MODE", 0, "activation quantization: int8-token (dynamic, per\n"
+                                   "token; int8-token-sym: symmetric, as vLLM's W8A8),\n"
+                                   "int8-tensor (static per tensor, calibrated), none;\n"
+                                   "default: what the .zq file records, none for others"},
+    {OPT_CALIB, 0, "calib", "FILE", 0, "calibration tokens for int8-tensor (default: the\n"
+                                       "evaluated tokens, which flatters the baseline)"},
+    {OPT_REF, 0, "reference", "FP", 0, "also run the FP model: ppl of both, KL(P_fp ||\n"
+                                       "P_model), top-1 agreement"},
+    {OPT_PER_LAYER, 0, "per-layer", NULL, 0, "with --reference: each block's relative output error"},
+    {OPT_LOGPROBS, 0, "logprobs", "FILE", 0, "write each predicted position's log-probabilities:\n"
+                                             "float32 little-endian [positions, vocab] (for\n"
+                                             "comparing with another runtime); with -f an\n"
+                                             "existing FILE is replaced"},
+    {'f', 'f', "force", NULL, 0, "replace the --logprobs file if it exists"},
+    {OPT_MAX, 0, "max-tokens", "N", 0, "evaluate only the first N tokens"},
+    {'t', 't', "threads", "N", 0, "threads (default: all cores)"},
+    {OPT_JSON, 0, "json", NULL, 0, "machine-readable output on stdout"},
+    {'h', 'h', "help", NULL, 0, "this help"},
+    CLI_OPTIONS_END};
+static const cli_option *const tables[] = {opts, NULL};
+
 typedef struct {
-    const char *tokens, *text, *tokenizer, *act, *calib, *ref, *logprobs;
+    const char *model, *tokens, *text, *tokenizer, *act, *calib, *ref, *logprobs;
     long sample_n, sample_len, seed, ctx, batch, max_tokens, threads;
     int per_layer, json, force;
 } eval_args;
 
 static int parse_args(int argc, char **argv, eval_args *a)
 {
-    static const struct option longopts[] = {
-        {"tokens", required_argument, NULL, OPT_TOKENS}, {"text", required_argument, NULL, OPT_TEXT},
-        {"tokenizer", required_argument, NULL, OPT_TOKENIZER}, {"sample", required_argument, NULL, OPT_SAMPLE},
-        {"seed", required_argument, NULL, OPT_SEED}, {"ctx", required_argument, NULL, OPT_CTX},
-        {"batch", required_argument, NULL, OPT_BATCH}, {"act", required_argument, NULL, OPT_ACT},
-        {"calib", required_argument, NULL, OPT_CALIB}, {"reference", required_argument, NULL, OPT_REF},
-        {"per-layer", no_argument, NULL, OPT_PER_LAYER}, {"max-tokens", required_argument, NULL, OPT_MAX},
-        {"threads", required_argument, NULL, 't'}, {"json", no_argument, NULL, OPT_JSON},
-        {"logprobs", required_argument, NULL, OPT_LOGPROBS}, {"force", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     a->seed = 1;
     a->batch = 4;
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":t:fh", longopts, NULL)) != -1) {
+    int c, rc = 0;
+    char *optarg;
+    cli_args args;
+    cli_args_init(&args, "eval", tables, argc, argv);
+    while ((c = cli_next(&args, &optarg, &rc)) > 0) {
         switch (c) {
         case OPT_TOKENS: a->tokens = optarg; break;
         case OPT_TEXT: a->text = optarg; break;
@@ -108,12 +105,14 @@ static int parse_args(int argc, char **argv, eval_args *a)
         case OPT_JSON: a->json = 1; break;
         case OPT_LOGPROBS: a->logprobs = optarg; break;
         case 'f': a->force = 1; break;
-        case 'h': fputs(help, stdout); return 0;
-        case ':': return cli_usage("eval", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage("eval", "unknown option '%s'", argv[optind - 1]);
+        case 'h':
+            cli_print_help(help, tables, NULL);
+            return 0;
         }
     }
-    if (optind != argc - 1) return cli_usage("eval", "expected one MODEL");
+    if (rc) return rc;
+    if (args.noperands != 1) return cli_usage("eval", "expected one MODEL");
+    a->model = args.operands[0];
     if (!!a->tokens + !!a->text + !!a->sample_n != 1)
         return cli_usage("eval", "give exactly one of --tokens, --text and --sample");
     if (a->per_layer && !a->ref) return cli_usage("eval", "--per-layer needs --reference");
@@ -178,7 +177,7 @@ int cmd_eval(int argc, char **argv)
     eval_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) return rc;
-    const char *model = argv[optind];
+    const char *model = a.model;
     if (a.threads) zq_engine_set_threads((int)a.threads);
     zq_error err = {0};
     zq_net *net = NULL, *ref = NULL;

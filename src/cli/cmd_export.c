@@ -2,12 +2,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "zquant/export.h"
 
 static const char help[] =
@@ -20,26 +20,31 @@ static const char help[] =
     "carried over exactly; a tensor the target cannot hold stops the export\n"
     "before anything is written (quantize --for llama.cpp|vllm avoids that).\n"
     "\n"
-    "  -o, --output PATH   the .gguf file or the folder to write (required)\n"
-    "      --format F      gguf (or llama.cpp) or compressed-tensors (or vllm, ct),\n"
-    "                      the names quantize --for takes (default: gguf when PATH\n"
-    "                      ends in .gguf, else compressed-tensors)\n"
-    "      --from DIR      the original model folder: its tokenizer becomes the\n"
-    "                      GGUF vocabulary; its tokenizer and generation files are\n"
-    "                      copied into a compressed-tensors folder\n"
-    "                      (default: the folder MODEL.zq is in)\n"
-    "      --tokenizer F   GGUF: the tokenizer.bin or tokenizer.json to use\n"
-    "      --no-vocab      GGUF: write no vocabulary (llama.cpp's no_vocab)\n"
-    "      --name NAME     GGUF general.name (default: MODEL.zq's file name)\n"
-    "      --max-shard-size SIZE  compressed-tensors: safetensors shards of at most\n"
-    "                      SIZE bytes, or with a suffix KB, MB, GB (powers of 1000;\n"
-    "                      default 5GB, as Hugging Face)\n"
-    "  -f, --force         replace PATH if it exists\n"
-    "      --json          print the report as JSON on stdout\n"
-    "  -q, --quiet         no progress bar, no summary\n"
-    "  -h, --help          this help\n";
+    "\n";
 
 enum { OPT_FORMAT = 256, OPT_FROM, OPT_TOKENIZER, OPT_NO_VOCAB, OPT_NAME, OPT_JSON, OPT_SHARD };
+
+static const cli_option opts[] = {
+    {'o', 'o', "output", "PATH", 0, "the .gguf file or the folder to write (required)"},
+    {OPT_FORMAT, 0, "format", "F", 0, "gguf (or llama.cpp) or compressed-tensors (or vllm,\n"
+                                      "ct), the names quantize --for takes (default: gguf\n"
+                                      "when PATH ends in .gguf, else compressed-tensors)"},
+    {OPT_FROM, 0, "from", "DIR", 0, "the original model folder: its tokenizer becomes the\n"
+                                    "GGUF vocabulary; its tokenizer and generation files are\n"
+                                    "copied into a compressed-tensors folder\n"
+                                    "(default: the folder MODEL.zq is in)"},
+    {OPT_TOKENIZER, 0, "tokenizer", "F", 0, "GGUF: the tokenizer.bin or tokenizer.json to use"},
+    {OPT_NO_VOCAB, 0, "no-vocab", NULL, 0, "GGUF: write no vocabulary (llama.cpp's no_vocab)"},
+    {OPT_NAME, 0, "name", "NAME", 0, "GGUF general.name (default: MODEL.zq's file name)"},
+    {OPT_SHARD, 0, "max-shard-size", "SIZE", 0, "compressed-tensors: safetensors shards of at most\n"
+                                                "SIZE bytes, or with a suffix KB, MB, GB (powers of\n"
+                                                "1000; default 5GB, as Hugging Face)"},
+    {'f', 'f', "force", NULL, 0, "replace PATH if it exists"},
+    {OPT_JSON, 0, "json", NULL, 0, "print the report as JSON on stdout"},
+    {'q', 'q', "quiet", NULL, 0, "no progress bar, no summary"},
+    {'h', 'h', "help", NULL, 0, "this help"},
+    CLI_OPTIONS_END};
+static const cli_option *const tables[] = {opts, NULL};
 
 /* "5GB", "500MB", "64KB" or bytes (powers of 1000, as Hugging Face
  * counts shards); 0 when it is none of these. */
@@ -89,20 +94,13 @@ static void report(const zq_export_opts *o, const zq_export_report *r, double se
 
 int cmd_export(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"output", required_argument, NULL, 'o'},      {"format", required_argument, NULL, OPT_FORMAT},
-        {"from", required_argument, NULL, OPT_FROM},   {"tokenizer", required_argument, NULL, OPT_TOKENIZER},
-        {"no-vocab", no_argument, NULL, OPT_NO_VOCAB}, {"name", required_argument, NULL, OPT_NAME},
-        {"force", no_argument, NULL, 'f'},             {"json", no_argument, NULL, OPT_JSON},
-        {"quiet", no_argument, NULL, 'q'},             {"help", no_argument, NULL, 'h'},
-        {"max-shard-size", required_argument, NULL, OPT_SHARD},
-        {NULL, 0, NULL, 0}};
     zq_export_opts o = {0};
     const char *from = NULL;
-    int json = 0, quiet = 0, c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:fqh", longopts, NULL)) != -1) {
+    int json = 0, quiet = 0, c, rc = 0;
+    char *optarg;
+    cli_args args;
+    cli_args_init(&args, "export", tables, argc, argv);
+    while ((c = cli_next(&args, &optarg, &rc)) > 0) {
         switch (c) {
         case 'o': o.output = optarg; break;
         case OPT_FORMAT:
@@ -123,15 +121,16 @@ int cmd_export(int argc, char **argv)
         case 'f': o.force = 1; break;
         case OPT_JSON: json = 1; break;
         case 'q': quiet = 1; break;
-        case 'h': fputs(help, stdout); return 0;
-        case ':': return cli_usage("export", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage("export", "unknown option '%s'", argv[optind - 1]);
+        case 'h':
+            cli_print_help(help, tables, NULL);
+            return 0;
         }
     }
-    if (optind != argc - 1) return cli_usage("export", "expected one MODEL.zq");
+    if (rc) return rc;
+    if (args.noperands != 1) return cli_usage("export", "expected one MODEL.zq");
     if (!o.output) return cli_usage("export", "no output given (-o OUT.gguf or -o OUT_DIR)");
     if (o.tokenizer && o.no_vocab) return cli_usage("export", "--tokenizer and --no-vocab contradict each other");
-    o.input = argv[optind];
+    o.input = args.operands[0];
     char *dir = model_dir(from, o.input), *tok = NULL;
     if (!o.tokenizer && !o.no_vocab && dir) o.tokenizer = tok = cli_find_tokenizer(dir);
     o.model_dir = dir;

@@ -1,10 +1,10 @@
 /* zquant generate: continue a prompt, print ids and text. */
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "zquant/generate.h"
 #include "zquant/tokenizer.h"
 
@@ -16,16 +16,22 @@ static const char help[] =
     "it records) and prints the generated token ids on one line, then the text\n"
     "when a tokenizer is found.\n"
     "\n"
-    "  -n N                 tokens to generate (default 32)\n"
-    "  --prompt-ids LIST    comma-separated prompt ids (default: BOS, id 1)\n"
-    "  --greedy             argmax at every step (the default)\n"
-    "  --temperature T      sample from softmax(logits / T) instead\n"
-    "  --seed S             seed for sampling (default 1)\n"
-    "  --tokenizer FILE     tokenizer for the text: llama2.c, or tokenizer.json\n"
-    "                       (default: tokenizer.bin or tokenizer.json beside the model)\n"
-    "  -t, --threads N      threads (default: all cores)\n"
-    "  --json               {\"ids\": [...], \"text\": ...} on stdout\n"
-    "  -h, --help           this help\n";
+    "\n";
+
+static const cli_option opts[] = {
+    {'n', 'n', NULL, "N", 0, "tokens to generate (default 32)"},
+    {'p', 0, "prompt-ids", "LIST", 0, "comma-separated prompt ids (default: BOS, id 1)"},
+    {'g', 0, "greedy", NULL, 0, "argmax at every step (the default)"},
+    {'T', 0, "temperature", "T", 0, "sample from softmax(logits / T) instead"},
+    {'s', 0, "seed", "S", 0, "seed for sampling (default 1)"},
+    {'k', 0, "tokenizer", "FILE", 0, "tokenizer for the text: llama2.c, or tokenizer.json\n"
+                                     "(default: tokenizer.bin or tokenizer.json beside the\n"
+                                     "model)"},
+    {'t', 't', "threads", "N", 0, "threads (default: all cores)"},
+    {'j', 0, "json", NULL, 0, "{\"ids\": [...], \"text\": ...} on stdout"},
+    {'h', 'h', "help", NULL, 0, "this help"},
+    CLI_OPTIONS_END};
+static const cli_option *const tables[] = {opts, NULL};
 
 static int parse_ids(char *s, int32_t **ids, int *n)
 {
@@ -45,20 +51,16 @@ static int parse_ids(char *s, int32_t **ids, int *n)
 
 int cmd_generate(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"prompt-ids", required_argument, NULL, 'p'}, {"greedy", no_argument, NULL, 'g'},
-        {"temperature", required_argument, NULL, 'T'}, {"seed", required_argument, NULL, 's'},
-        {"tokenizer", required_argument, NULL, 'k'}, {"threads", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     long n_new = 32, seed = 1, threads = 0;
     float temperature = 0;
     int json = 0, c, n_prompt = 0;
     int32_t *prompt = NULL;
     const char *tok_path = NULL;
-    optind = 0;
-    opterr = 0;
     int rc = -1;
-    while (rc < 0 && (c = getopt_long(argc, argv, ":n:t:h", longopts, NULL)) != -1) {
+    char *optarg;
+    cli_args args;
+    cli_args_init(&args, "generate", tables, argc, argv);
+    while (rc < 0 && (c = cli_next(&args, &optarg, &rc)) > 0) {
         switch (c) {
         case 'n':
             if (cli_number("generate", "-n", optarg, 1, 1 << 20, &n_new)) rc = ZQ_ERR_USAGE;
@@ -68,12 +70,9 @@ int cmd_generate(int argc, char **argv)
             if (!parse_ids(optarg, &prompt, &n_prompt)) rc = cli_usage("generate", "--prompt-ids takes ids like 1,403,407");
             break;
         case 'g': temperature = 0; break;
-        case 'T': {
-            char *end;
-            temperature = strtof(optarg, &end);
-            if (*end || !(temperature >= 0)) rc = cli_usage("generate", "--temperature must be a number >= 0");
+        case 'T':
+            if (!cli_parse_float(optarg, &temperature)) rc = cli_usage("generate", "--temperature must be a number >= 0");
             break;
-        }
         case 's':
             if (cli_number("generate", "--seed", optarg, 0, 0x7fffffffL, &seed)) rc = ZQ_ERR_USAGE;
             break;
@@ -82,17 +81,18 @@ int cmd_generate(int argc, char **argv)
             if (cli_number("generate", "--threads", optarg, 1, 1024, &threads)) rc = ZQ_ERR_USAGE;
             break;
         case 'j': json = 1; break;
-        case 'h': fputs(help, stdout); rc = 0; break;
-        case ':': rc = cli_usage("generate", "option '%s' needs a value", argv[optind - 1]); break;
-        default: rc = cli_usage("generate", "unknown option '%s'", argv[optind - 1]); break;
+        case 'h':
+            cli_print_help(help, tables, NULL);
+            rc = 0;
+            break;
         }
     }
-    if (rc < 0 && optind != argc - 1) rc = cli_usage("generate", "expected one MODEL");
+    if (rc < 0 && args.noperands != 1) rc = cli_usage("generate", "expected one MODEL");
     if (rc >= 0) {
         free(prompt);
         return rc;
     }
-    const char *model = argv[optind];
+    const char *model = args.operands[0];
     if (threads) zq_engine_set_threads((int)threads);
     static int32_t bos = 1;
     if (!prompt) {

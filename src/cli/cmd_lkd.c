@@ -1,6 +1,5 @@
 /* zquant lkd: layer-by-layer distillation, then quantization. */
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,48 +20,53 @@ static const char help_head[] =
     "activations quantized as the runtime will) reproduces its FP self's output\n"
     "(mean squared error, AdamW). Blocks not listed are rounded to nearest.\n"
     "\n"
-    "  --layers LIST         blocks to distil: 0-5,8 or all (default all)\n"
-    "  --steps N             Adam steps per block (default 100)\n"
-    "  --lr X                learning rate (default 1e-4)\n"
-    "  --lr-schedule S       constant (default) or cosine (decays to 0 over the\n"
-    "                        steps; with more steps and data it helps: README)\n"
-    "  --weight-decay X      decoupled weight decay on weights (default 0.01)\n"
-    "  --batch B             sequences per step (default 4)\n"
-    "  --seq-len T           tokens per sequence (default 128)\n"
-    "  --data-batches N      distinct batches, cycled over the steps (default 16)\n"
-    "  --data FILE           token file (raw uint32 or .npy) for the inputs\n"
-    "  --random-tokens       uniformly random ids instead (the default; data-free)\n"
-    "  --generated           sequences sampled from the FP model itself instead\n"
-    "                        (temperature 1, from BOS; data-free, and far better\n"
-    "                        than random ids: see zquant-lkd(1); costs one\n"
-    "                        token-by-token generation of the data first)\n"
-    "  --seed S              seed for random or generated tokens (default 1)\n"
-    "  --input MODE          fp (default: block k sees the FP model's activations)\n"
-    "                        or quantized (it sees the quantized prefix's)\n"
-    "  --train-norms         also tune the block's biases and norms (no decay)\n"
-    "  --init M              where each block starts: rtn (round to nearest, the\n"
-    "                        default) or gptq (GPTQ on the same data, see\n"
-    "                        quantize --method gptq; its scales stay fixed)\n"
-    "  --damp X, --act-order GPTQ's, as quantize takes them\n"
-    "  --learn-clip          also train a multiplier of every group's scale\n"
-    "                        (learned clipping; the trained scales are written)\n"
-    "  --clip-lr X           its learning rate (default 1e-3)\n"
-    "  --resume              continue a killed run from OUT.zq.lkd/\n"
-    "  --work DIR            a work directory processes share (make -j, hosts on\n"
-    "                        one filesystem): without -o, distil the --layers\n"
-    "                        not yet done there; with -o, assemble OUT from it\n"
-    "                        once every block is done (else say which are not)\n"
-    "\n"
-    "and every quantize option:\n";
-static const char help_tail[] =
-    "      --json            report layers[].{index,steps,seconds,loss_start,loss_end,\n"
-    "                        curve[]: each step's loss}\n"
-    "  -q, --quiet           no progress\n"
-    "  -h, --help            this help\n";
+    "and every quantize option; the options:\n";
 
 enum { OPT_LAYERS = OPT_FIRST_FREE, OPT_STEPS, OPT_LR, OPT_WD, OPT_BATCH, OPT_SEQ, OPT_DATA_BATCHES, OPT_DATA,
-       OPT_RANDOM, OPT_SEED, OPT_INPUT, OPT_RESUME, OPT_JSON, OPT_TRAIN_NORMS, OPT_WORK, OPT_INIT, OPT_DAMP,
-       OPT_ACT_ORDER, OPT_LEARN_CLIP, OPT_CLIP_LR, OPT_GENERATED, OPT_SCHEDULE };
+       OPT_RANDOM, OPT_SEED, OPT_INPUT, OPT_RESUME, OPT_TRAIN_NORMS, OPT_WORK, OPT_INIT, OPT_LEARN_CLIP, OPT_CLIP_LR,
+       OPT_GENERATED, OPT_SCHEDULE };
+
+static const cli_option lkd_opts[] = {
+    {OPT_LAYERS, 0, "layers", "LIST", 0, "blocks to distil: 0-5,8 or all (default all)"},
+    {OPT_STEPS, 0, "steps", "N", 0, "Adam steps per block (default 100)"},
+    {OPT_LR, 0, "lr", "X", 0, "learning rate (default 1e-4)"},
+    {OPT_SCHEDULE, 0, "lr-schedule", "S", 0, "constant (default) or cosine (decays to 0 over the\n"
+                                             "steps; with more steps and data it helps: README)"},
+    {OPT_WD, 0, "weight-decay", "X", 0, "decoupled weight decay on weights (default 0.01)"},
+    {OPT_BATCH, 0, "batch", "B", 0, "sequences per step (default 4)"},
+    {OPT_SEQ, 0, "seq-len", "T", 0, "tokens per sequence (default 128)"},
+    {OPT_DATA_BATCHES, 0, "data-batches", "N", 0, "distinct batches, cycled over the steps (default 16)"},
+    {OPT_DATA, 0, "data", "FILE", 0, "token file (raw uint32 or .npy) for the inputs"},
+    {OPT_RANDOM, 0, "random-tokens", NULL, 0, "uniformly random ids instead (the default; data-free)"},
+    {OPT_GENERATED, 0, "generated", NULL, 0, "sequences sampled from the FP model itself instead\n"
+                                             "(temperature 1, from BOS; data-free, and far better\n"
+                                             "than random ids: see zquant-lkd(1); costs one\n"
+                                             "token-by-token generation of the data first)"},
+    {OPT_SEED, 0, "seed", "S", 0, "seed for random or generated tokens (default 1)"},
+    {OPT_INPUT, 0, "input", "MODE", 0, "fp (default: block k sees the FP model's activations)\n"
+                                       "or quantized (it sees the quantized prefix's)"},
+    {OPT_TRAIN_NORMS, 0, "train-norms", NULL, 0, "also tune the block's biases and norms (no decay)"},
+    {OPT_INIT, 0, "init", "M", 0, "where each block starts: rtn (round to nearest, the\n"
+                                  "default) or gptq (GPTQ on the same data, see\n"
+                                  "quantize --method gptq; its scales stay fixed)"},
+    {OPT_LEARN_CLIP, 0, "learn-clip", NULL, 0, "also train a multiplier of every group's scale\n"
+                                               "(learned clipping; the trained scales are written)"},
+    {OPT_CLIP_LR, 0, "clip-lr", "X", 0, "its learning rate (default 1e-3)"},
+    {OPT_RESUME, 0, "resume", NULL, 0, "continue a killed run from OUT.zq.lkd/"},
+    {OPT_WORK, 0, "work", "DIR", 0, "a work directory processes share (make -j, hosts on\n"
+                                    "one filesystem): without -o, distil the --layers\n"
+                                    "not yet done there; with -o, assemble OUT from it\n"
+                                    "once every block is done (else say which are not)"},
+    CLI_OPTIONS_END};
+
+static const cli_option lkd_tail[] = {
+    {OPT_JSON, 0, "json", NULL, 0, "report layers[].{index,steps,seconds,loss_start,loss_end,\n"
+                                   "curve[]: each step's loss}"},
+    {'q', 'q', "quiet", NULL, 0, "no progress"},
+    {'h', 'h', "help", NULL, 0, "this help"},
+    CLI_OPTIONS_END};
+
+static const cli_option *const tables[] = {lkd_opts, cli_gptq_opts, cli_qopts, lkd_tail, NULL};
 
 static void progress(void *ctx, const zq_lkd_progress *p)
 {
@@ -76,13 +80,6 @@ static void progress(void *ctx, const zq_lkd_progress *p)
     fprintf(stderr, "\rlkd layer %d/%d  step %d/%d  loss %.6g  %.1f steps/s  ETA %.0fs      ", p->layer + 1,
             p->n_layers, p->step, p->steps, p->loss, rate, eta);
     fflush(stderr);
-}
-
-static int parse_float(const char *s, float *v)
-{
-    char *end;
-    *v = strtof(s, &end);
-    return *s && !*end && *v >= 0;
 }
 
 /* One zquant lkd job in this process; progress_bar: draw it (on a TTY). */
@@ -194,35 +191,18 @@ static int run_ranks(zq_lkd_opts *o, cli_mpi *m, int quiet, int json, const cli_
 
 int cmd_lkd(int argc, char **argv)
 {
-    struct option longopts[48];
-    size_t n = 0;
-    while (cli_qopts[n].name) longopts[n] = cli_qopts[n], n++;
-    static const struct option own[] = {
-        {"layers", required_argument, NULL, OPT_LAYERS}, {"steps", required_argument, NULL, OPT_STEPS},
-        {"lr", required_argument, NULL, OPT_LR}, {"weight-decay", required_argument, NULL, OPT_WD},
-        {"batch", required_argument, NULL, OPT_BATCH}, {"seq-len", required_argument, NULL, OPT_SEQ},
-        {"data-batches", required_argument, NULL, OPT_DATA_BATCHES}, {"data", required_argument, NULL, OPT_DATA},
-        {"random-tokens", no_argument, NULL, OPT_RANDOM}, {"seed", required_argument, NULL, OPT_SEED},
-        {"input", required_argument, NULL, OPT_INPUT}, {"resume", no_argument, NULL, OPT_RESUME},
-        {"train-norms", no_argument, NULL, OPT_TRAIN_NORMS}, {"work", required_argument, NULL, OPT_WORK},
-        {"init", required_argument, NULL, OPT_INIT}, {"damp", required_argument, NULL, OPT_DAMP},
-        {"act-order", no_argument, NULL, OPT_ACT_ORDER}, {"learn-clip", no_argument, NULL, OPT_LEARN_CLIP},
-        {"clip-lr", required_argument, NULL, OPT_CLIP_LR}, {"generated", no_argument, NULL, OPT_GENERATED},
-        {"lr-schedule", required_argument, NULL, OPT_SCHEDULE},
-        {"json", no_argument, NULL, OPT_JSON}, {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    for (size_t k = 0; own[k].name; k++) longopts[n++] = own[k];
-    longopts[n] = (struct option){NULL, 0, NULL, 0};
     zq_lkd_opts o;
     zq_lkd_opts_init(&o);
     cli_qargs q;
     cli_qargs_init(&q);
     int json = 0, quiet = 0, rc = 0, c;
     long v;
-    optind = 0;
-    opterr = 0;
-    while (rc == 0 && (c = getopt_long(argc, argv, ":o:p:t:fqh", longopts, NULL)) != -1) {
+    char *optarg;
+    cli_args args;
+    cli_args_init(&args, "lkd", tables, argc, argv);
+    while (rc == 0 && (c = cli_next(&args, &optarg, &rc)) > 0) {
         int taken = cli_qargs_option(&q, c, optarg, "lkd");
+        if (taken < 0) taken = cli_gptq_option(&o.damp, &o.act_order, c, optarg, "lkd");
         if (taken >= 0) {
             rc = taken;
             continue;
@@ -233,10 +213,10 @@ int cmd_lkd(int argc, char **argv)
             if (!(rc = cli_number("lkd", "--steps", optarg, 0, 10000000, &v))) o.steps = (int)v;
             break;
         case OPT_LR:
-            if (!parse_float(optarg, &o.lr) || !(o.lr > 0)) rc = cli_usage("lkd", "--lr must be a positive number");
+            if (!cli_parse_float(optarg, &o.lr) || !(o.lr > 0)) rc = cli_usage("lkd", "--lr must be a positive number");
             break;
         case OPT_WD:
-            if (!parse_float(optarg, &o.weight_decay)) rc = cli_usage("lkd", "--weight-decay must be a number >= 0");
+            if (!cli_parse_float(optarg, &o.weight_decay)) rc = cli_usage("lkd", "--weight-decay must be a number >= 0");
             break;
         case OPT_BATCH:
             if (!(rc = cli_number("lkd", "--batch", optarg, 1, 65536, &v))) o.batch = (int)v;
@@ -265,35 +245,33 @@ int cmd_lkd(int argc, char **argv)
             if (!strcmp(optarg, "rtn") || !strcmp(optarg, "gptq")) o.init = strcmp(optarg, "rtn") ? ZQ_INIT_GPTQ : ZQ_INIT_RTN;
             else rc = cli_usage("lkd", "--init must be rtn or gptq");
             break;
-        case OPT_DAMP:
-            if (!parse_float(optarg, &o.damp) || !(o.damp > 0) || o.damp > 1) rc = cli_usage("lkd", "--damp must be a number in (0, 1]");
-            break;
-        case OPT_ACT_ORDER: o.act_order = 1; break;
         case OPT_LEARN_CLIP: o.learn_clip = 1; break;
         case OPT_SCHEDULE:
             if (!strcmp(optarg, "constant") || !strcmp(optarg, "cosine")) o.lr_cosine = !strcmp(optarg, "cosine");
             else rc = cli_usage("lkd", "--lr-schedule must be constant or cosine");
             break;
         case OPT_CLIP_LR:
-            if (!parse_float(optarg, &o.clip_lr) || !(o.clip_lr > 0)) rc = cli_usage("lkd", "--clip-lr must be a positive number");
+            if (!cli_parse_float(optarg, &o.clip_lr) || !(o.clip_lr > 0)) rc = cli_usage("lkd", "--clip-lr must be a positive number");
             break;
         case OPT_JSON: json = 1; break;
         case 'q': quiet = 1; break;
-        case 'h': printf("%s%s%s", help_head, cli_qopts_help, help_tail); rc = -1; break;
-        case ':': rc = cli_usage("lkd", "option '%s' needs a value", argv[optind - 1]); break;
-        default: rc = cli_usage("lkd", "unknown option '%s'", argv[optind - 1]); break;
+        case 'h':
+            cli_print_help(help_head, tables, NULL);
+            rc = -1;
+            break;
         }
     }
-    if (rc == 0 && optind != argc - 1) rc = cli_usage("lkd", optind >= argc ? "no INPUT given" : "exactly one INPUT expected");
+    const char *input = args.noperands == 1 ? args.operands[0] : NULL;
+    if (rc == 0 && !input) rc = cli_usage("lkd", args.noperands ? "exactly one INPUT expected" : "no INPUT given");
     if (rc == 0 && !q.o.output && !o.work) rc = cli_usage("lkd", "no output given (-o OUT.zq, or --work DIR to distil blocks only)");
     cli_chain chain = {0};
-    if (rc == 0 && q.o.output) rc = cli_chain_begin(&q, "lkd", argv[optind], &chain);
+    if (rc == 0 && q.o.output) rc = cli_chain_begin(&q, "lkd", input, &chain);
     cli_mpi mpi;
     cli_mpi_start(&mpi);
     if (rc == 0) {
         cli_qargs_finish(&q);
         o.q = q.o;
-        o.q.input = argv[optind];
+        o.q.input = input;
         rc = mpi.size > 1 ? run_ranks(&o, &mpi, quiet, json, &chain) : run_lkd(&o, !quiet && !json, quiet, json, &chain);
     }
     cli_mpi_end(&mpi);

@@ -1,9 +1,9 @@
 /* zquant tokenize: text to a token file. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 #include "zquant/tokenizer.h"
 
 static const char help[] =
@@ -14,34 +14,35 @@ static const char help[] =
     "Hugging Face tokenizer.json (BPE: byte-level or SentencePiece-style), and\n"
     "writes the ids as raw little-endian uint32: a token file for eval --tokens,\n"
     "lkd --data, or any other tool.\n"
-    "\n"
-    "  --tokenizer FILE   tokenizer.bin (llama2.c) or tokenizer.json\n"
-    "  -o, --output FILE  where the ids go (required)\n"
-    "  -f, --force        overwrite OUT if it exists\n"
-    "  -h, --help         this help\n";
+    "\n";
+
+static const cli_option opts[] = {
+    {'k', 0, "tokenizer", "FILE", 0, "tokenizer.bin (llama2.c) or tokenizer.json"},
+    {'o', 'o', "output", "FILE", 0, "where the ids go (required)"},
+    {'f', 'f', "force", NULL, 0, "overwrite OUT if it exists"},
+    {'h', 'h', "help", NULL, 0, "this help"},
+    CLI_OPTIONS_END};
+static const cli_option *const tables[] = {opts, NULL};
 
 int cmd_tokenize(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"tokenizer", required_argument, NULL, 'k'},
-                                             {"output", required_argument, NULL, 'o'},
-                                             {"force", no_argument, NULL, 'f'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
     const char *tok_path = NULL, *out = NULL;
-    int force = 0, c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:fh", longopts, NULL)) != -1) {
+    int force = 0, c, rc = 0;
+    char *optarg;
+    cli_args args;
+    cli_args_init(&args, "tokenize", tables, argc, argv);
+    while ((c = cli_next(&args, &optarg, &rc)) > 0) {
         switch (c) {
         case 'k': tok_path = optarg; break;
         case 'o': out = optarg; break;
         case 'f': force = 1; break;
-        case 'h': fputs(help, stdout); return 0;
-        case ':': return cli_usage("tokenize", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage("tokenize", "unknown option '%s'", argv[optind - 1]);
+        case 'h':
+            cli_print_help(help, tables, NULL);
+            return 0;
         }
     }
-    if (optind != argc - 1) return cli_usage("tokenize", "expected one TEXT file");
+    if (rc) return rc;
+    if (args.noperands != 1) return cli_usage("tokenize", "expected one TEXT file");
     if (!tok_path) return cli_usage("tokenize", "no --tokenizer given");
     if (!out) return cli_usage("tokenize", "no output given (-o OUT.bin)");
     zq_error err = {0};
@@ -49,7 +50,7 @@ int cmd_tokenize(int argc, char **argv)
     int32_t *ids = NULL;
     size_t n = 0;
     zq_status st = zq_tokenizer_load(tok_path, &t, &err);
-    if (st == ZQ_OK) st = zq_tokenize_documents(t, argv[optind], &ids, &n, &err);
+    if (st == ZQ_OK) st = zq_tokenize_documents(t, args.operands[0], &ids, &n, &err);
     if (st == ZQ_OK) st = zq_tokens_write(out, ids, n, force, &err);
     free(ids);
     zq_tokenizer_free(t);

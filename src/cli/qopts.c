@@ -2,50 +2,68 @@
 #include "qopts.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
 
-const struct option cli_qopts[] = {
-    {"output", required_argument, NULL, 'o'},   {"preset", required_argument, NULL, 'p'},
-    {"group-size", required_argument, NULL, OPT_GROUP_SIZE}, {"groups", required_argument, NULL, OPT_GROUPS},
-    {"per-row", no_argument, NULL, OPT_PER_ROW}, {"per-tensor", no_argument, NULL, OPT_PER_TENSOR},
-    {"asym", no_argument, NULL, OPT_ASYM},      {"sym", no_argument, NULL, OPT_SYM},
-    {"rule", required_argument, NULL, OPT_RULE}, {"include", required_argument, NULL, OPT_INCLUDE},
-    {"exclude", required_argument, NULL, OPT_EXCLUDE}, {"act", required_argument, NULL, OPT_ACT},
-    {"threads", required_argument, NULL, 't'},  {"compress", optional_argument, NULL, OPT_COMPRESS},
-    {"force", no_argument, NULL, 'f'},          {"for", required_argument, NULL, OPT_FOR},
-    {NULL, 0, NULL, 0}};
+const cli_option cli_qopts[] = {
+    {'o', 'o', "output", "FILE", 0, "the .zq file to write (required)"},
+    {'p', 'p', "preset", "NAME", 0, "w8a8 (default), w8a16, w4/8a16, w4/8a8, w4a16;\n"
+                                    "w4/8: INT4 in MLP/FC weights, INT8 in attention"},
+    {OPT_FOR, 0, "for", "TARGET", 0, "llama.cpp (gguf) or vllm (compressed-tensors): only\n"
+                                     "layouts that runtime executes, so `zquant export`\n"
+                                     "takes every tensor (llama.cpp: groups of 32, inputs\n"
+                                     "not a multiple of 32 kept FP16; vllm: INT8 per row\n"
+                                     "with INT8 activations, else groups of 128 or per row)"},
+    {OPT_GROUP_SIZE, 0, "group-size", "N", 0, "N weights per group along the input dimension\n"
+                                              "(default 128; 1 to 1048576)"},
+    {OPT_GROUPS, 0, "groups", "G", 0, "the paper's split instead: G blocks of whole output rows"},
+    {OPT_PER_ROW, 0, "per-row", NULL, 0, "one scale per output row"},
+    {OPT_PER_TENSOR, 0, "per-tensor", NULL, 0, "one scale per matrix"},
+    {OPT_ASYM, 0, "asym", NULL, 0, "asymmetric (scale and min) instead of symmetric"},
+    {OPT_SYM, 0, "sym", NULL, 0, "symmetric (the default)"},
+    {OPT_RULE, 0, "rule", "GLOB=SPEC", 0, "per-tensor override, last match wins; SPEC is\n"
+                                          "fp16 | int8 | int4, then :gN :row :tensor :blocksN,\n"
+                                          "then :sym or :asym (e.g. 'lm_head.weight=int8:row')"},
+    {OPT_INCLUDE, 0, "include", "GLOB", 0, "also quantize tensors matching GLOB"},
+    {OPT_EXCLUDE, 0, "exclude", "GLOB", 0, "keep tensors matching GLOB in FP16"},
+    {OPT_ACT, 0, "act", "SCHEME", 0, "activation scheme to record: int8-token (dynamic,\n"
+                                     "asymmetric), int8-token-sym (dynamic, symmetric),\n"
+                                     "int8-tensor (static), none"},
+    {'t', 't', "threads", "N", 0, "worker threads (default: all cores)"},
+    {OPT_COMPRESS, 0, "compress", "L", 1, "zstd-compress every section (level L, default 3)"},
+    {'f', 'f', "force", NULL, 0, "overwrite OUT if it exists"},
+    CLI_OPTIONS_END};
 
-const char cli_qopts_help[] =
-    "  -o, --output FILE     the .zq file to write (required)\n"
-    "  -p, --preset NAME     w8a8 (default), w8a16, w4/8a16, w4/8a8, w4a16;\n"
-    "                        w4/8: INT4 in MLP/FC weights, INT8 in attention\n"
-    "      --for TARGET      llama.cpp (gguf) or vllm (compressed-tensors): only\n"
-    "                        layouts that runtime executes,\n"
-    "                        so `zquant export` takes every tensor (llama.cpp:\n"
-    "                        groups of 32, inputs not a multiple of 32 kept FP16;\n"
-    "                        vllm: INT8 per row with INT8 activations, else\n"
-    "                        groups of 128 or per row)\n"
-    "      --group-size N    N weights per group along the input dimension\n"
-    "                        (default 128; 1 to 1048576)\n"
-    "      --groups G        the paper's split instead: G blocks of whole output rows\n"
-    "      --per-row         one scale per output row\n"
-    "      --per-tensor      one scale per matrix\n"
-    "      --asym            asymmetric (scale and min) instead of symmetric\n"
-    "      --rule GLOB=SPEC  per-tensor override, last match wins; SPEC is\n"
-    "                        fp16 | int8 | int4, then :gN :row :tensor :blocksN,\n"
-    "                        then :sym or :asym (e.g. 'lm_head.weight=int8:row')\n"
-    "      --include GLOB    also quantize tensors matching GLOB\n"
-    "      --exclude GLOB    keep tensors matching GLOB in FP16\n"
-    "      --act SCHEME      activation scheme to record: int8-token (dynamic,\n"
-    "                        asymmetric), int8-token-sym (dynamic, symmetric),\n"
-    "                        int8-tensor (static), none\n"
-    "  -t, --threads N       worker threads (default: all cores)\n"
-    "      --compress[=L]    zstd-compress every section (level L, default 3)\n"
-    "  -f, --force           overwrite OUT if it exists\n";
+const cli_option cli_gptq_opts[] = {
+    {OPT_DAMP, 0, "damp", "X", 0, "gptq: dampening, a fraction of the Hessian's mean\n"
+                                  "diagonal (default 0.01)"},
+    {OPT_ACT_ORDER, 0, "act-order", NULL, 0, "gptq: columns in decreasing Hessian diagonal order;\n"
+                                             "groups stay contiguous, so their scales are round to\n"
+                                             "nearest's, fixed before GPTQ starts"},
+    CLI_OPTIONS_END};
+
+int cli_gptq_option(float *damp, int *act_order, int c, const char *arg, const char *cmd)
+{
+    float f;
+    switch (c) {
+    case OPT_DAMP:
+        if (!cli_parse_float(arg, &f) || !(f > 0) || f > 1) return cli_usage(cmd, "--damp must be a number in (0, 1]");
+        *damp = f;
+        return 0;
+    case OPT_ACT_ORDER: *act_order = 1; return 0;
+    }
+    return -1;
+}
+
+const cli_option cli_common_opts[] = {
+    {OPT_JSON, 0, "json", NULL, 0, "print the report as JSON on stdout"},
+    {'q', 'q', "quiet", NULL, 0, "no progress bar, no summary"},
+    {'h', 'h', "help", NULL, 0, "this help"},
+    CLI_OPTIONS_END};
 
 void cli_qargs_init(cli_qargs *q)
 {
@@ -81,7 +99,11 @@ int cli_qargs_option(cli_qargs *q, int c, char *arg, const char *cmd)
     switch (c) {
     case 'o': o->output = arg; return 0;
     case 'p':
-        if (!zq_preset_find(arg)) return cli_usage(cmd, "unknown preset '%s' (w8a8, w8a16, w4/8a16, w4/8a8, w4a16)", arg);
+        if (!zq_preset_find(arg)) {
+            char names[128];
+            zq_preset_names(names, sizeof names);
+            return cli_usage(cmd, "unknown preset '%s' (%s)", arg, names);
+        }
         o->preset = arg;
         return 0;
     case OPT_FOR:

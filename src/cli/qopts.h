@@ -2,15 +2,18 @@
 #ifndef ZQ_CLI_QOPTS_H
 #define ZQ_CLI_QOPTS_H
 
-#include <getopt.h>
-
+#include "options.h"
 #include "zquant/quantize.h"
 
 enum { OPT_GROUP_SIZE = 256, OPT_GROUPS, OPT_PER_ROW, OPT_PER_TENSOR, OPT_ASYM, OPT_SYM, OPT_RULE, OPT_INCLUDE,
-       OPT_EXCLUDE, OPT_ACT, OPT_COMPRESS, OPT_FOR, OPT_FIRST_FREE };
+       OPT_EXCLUDE, OPT_ACT, OPT_COMPRESS, OPT_FOR, OPT_JSON, OPT_DAMP, OPT_ACT_ORDER, OPT_FIRST_FREE };
 
-extern const struct option cli_qopts[]; /* terminated by a zero entry */
-extern const char cli_qopts_help[];     /* their lines for --help */
+extern const cli_option cli_qopts[];       /* the quantization options */
+extern const cli_option cli_common_opts[]; /* --json, -q, -h, which close every long-running command's list */
+extern const cli_option cli_gptq_opts[];   /* GPTQ's --damp and --act-order (quantize --method gptq, lkd --init gptq) */
+/* Takes a cli_gptq_opts option: -1 when c is none of them; 0: taken; else
+ * the usage error's exit code. */
+int cli_gptq_option(float *damp, int *act_order, int c, const char *arg, const char *cmd);
 
 typedef struct {
     zq_quantize_opts o;

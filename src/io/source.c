@@ -72,7 +72,7 @@ zq_status zq_source_add(zq_source *src, const char *name, zq_dtype dtype, int nd
 static int is_zq_file(const char *path)
 {
     char magic[8];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     int yes = fd >= 0 && read(fd, magic, sizeof magic) == (ssize_t)sizeof magic && !memcmp(magic, ZQ_MAGIC, 8);
     if (fd >= 0) close(fd);
     return yes;
@@ -141,7 +141,7 @@ zq_status zq_source_open(const char *path, zq_source **out, zq_error *err)
     }
     zq_status st;
     zq_target_id target;
-    if (!S_ISDIR(sb.st_mode) && is_zq_file(path)) {
+    if (S_ISREG(sb.st_mode) && is_zq_file(path)) { /* a FIFO would block: its readers refuse it */
         st = zq_fail(err, ZQ_ERR_USAGE, "'%s': already quantized (a .zq file); give the FP checkpoint it was made "
                      "from", path);
     } else if (S_ISDIR(sb.st_mode)) {

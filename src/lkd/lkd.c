@@ -503,3 +503,47 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     zq_lkd_workdir_close(&w);
     return st;
 }
+
+typedef struct {
+    const zq_quantize_opts *q;
+} gptq_progress_ctx;
+
+static void gptq_progress(void *ctx, const zq_lkd_progress *p)
+{
+    const zq_quantize_opts *q = ((gptq_progress_ctx *)ctx)->q;
+    q->progress(q->progress_ctx, (uint64_t)p->layer + 1, (uint64_t)p->n_layers, "block");
+}
+
+/* GPTQ is the block-wise driver with GPTQ as each block's start and no
+ * distillation steps: inputs from the quantized prefix (activations
+ * quantized as the recipe says), one calibration sequence a batch. */
+zq_status zq_quantize_gptq(const zq_quantize_opts *q, zq_quantize_report *rep, zq_error *err)
+{
+    if (!q->calib == !q->calib_ids)
+        return zq_fail(err, ZQ_ERR_USAGE, "GPTQ needs calibration data: a token file or tokens, one of them");
+    if (q->calib_samples < 1 || q->seq_len < 2 || !(q->damp > 0) || q->damp > 1)
+        return zq_fail(err, ZQ_ERR_USAGE, "GPTQ needs at least one sequence of 2 tokens and a damp in (0, 1]");
+    zq_lkd_opts o;
+    zq_lkd_opts_init(&o);
+    o.q = *q;
+    o.q.progress = NULL; /* the final pass is quick next to the blocks */
+    o.q.method = ZQ_METHOD_RTN;
+    o.steps = 0;
+    o.init = ZQ_INIT_GPTQ;
+    o.input_quantized = 1;
+    o.batch = 1;
+    o.seq_len = q->seq_len;
+    o.data_batches = q->calib_samples;
+    o.data = q->calib;
+    o.data_ids = q->calib_ids;
+    o.n_data_ids = q->n_calib_ids;
+    o.damp = q->damp;
+    o.act_order = q->act_order;
+    gptq_progress_ctx ctx = {q};
+    if (q->progress) o.progress = gptq_progress, o.progress_ctx = &ctx;
+    zq_lkd_report lr = {0};
+    zq_status st = zq_lkd(&o, &lr, err);
+    if (st == ZQ_OK) *rep = lr.quant;
+    zq_lkd_report_free(&lr); /* a failed run has its report too */
+    return st;
+}

@@ -112,4 +112,7 @@ void zq_lkd_block_unlock(int fd);
 /* Removes a finished run's work files. */
 void zq_lkd_workdir_remove(const workdir *w, int n_layers);
 
+/* zq_quantize with ZQ_METHOD_GPTQ (quant/quantize.c hands it over). */
+zq_status zq_quantize_gptq(const zq_quantize_opts *q, zq_quantize_report *rep, zq_error *err);
+
 #endif

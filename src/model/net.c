@@ -30,8 +30,7 @@ typedef struct {
 struct zq_net {
     char *path;
     zq_arch arch;
-    zq_source *src; /* one of these two */
-    zq_file *zq;
+    zq_source *src;
     int cache_all, all_quantized;
     block_slot *blocks;
     float *outer[NPARTS][2]; /* the tensors outside blocks: [part][0] weight, [part][1] bias */
@@ -44,18 +43,18 @@ const zq_arch *zq_net_arch(const zq_net *n) { return &n->arch; }
 const char *zq_net_path(const zq_net *n) { return n->path; }
 const zq_activation *zq_net_activation(const zq_net *n)
 {
-    return n->zq ? zq_file_activation(n->zq) : zq_source_activation(n->src);
+    return zq_source_activation(n->src);
 }
 void zq_net_mark_all_quantized(zq_net *n) { n->all_quantized = 1; }
 int zq_net_linear_ids(const zq_net *n) { return n->arch.n_layers * ZQ_LINEAR_SLOTS; }
 
 /* ---- finding and reading tensors ----------------------------------------- */
 
-static size_t count(const zq_net *n) { return n->zq ? zq_file_count(n->zq) : zq_source_count(n->src); }
+static size_t count(const zq_net *n) { return zq_source_count(n->src); }
 
 static const char *name_at(const zq_net *n, size_t i)
 {
-    return n->zq ? zq_file_tensor(n->zq, i)->name : zq_source_tensor(n->src, i)->name;
+    return zq_source_tensor(n->src, i)->name;
 }
 
 /* The tensor whose name is `want` or ends in "." + want (any wrapper prefix). */
@@ -73,37 +72,16 @@ static long find(const zq_net *n, const char *want)
     return best;
 }
 
-static uint64_t numel_at(const zq_net *n, size_t i)
-{
-    if (!n->zq) return zq_source_tensor(n->src, i)->numel;
-    const zq_tensor *t = zq_file_tensor(n->zq, i);
-    uint64_t k = 1;
-    for (int d = 0; d < t->ndim; d++) k *= (uint64_t)t->shape[d];
-    return k;
-}
+static uint64_t numel_at(const zq_net *n, size_t i) { return zq_source_tensor(n->src, i)->numel; }
 
 static int quantized_at(const zq_net *n, size_t i)
 {
-    return n->all_quantized || (n->zq && zq_qspec_quantized(&zq_file_tensor(n->zq, i)->spec)) ||
-           (n->src && zq_source_act_quantized(n->src, i));
+    return n->all_quantized || zq_source_act_quantized(n->src, i);
 }
 
 /* Reads tensor i as float; a Conv1D weight ([in, out] on disk) as [out, in]. */
 static zq_status read_tensor(zq_net *n, size_t i, int conv1d, float *out, zq_error *err)
 {
-    if (n->zq) {
-        const zq_tensor *t = zq_file_tensor(n->zq, i);
-        if (!conv1d || (zq_qspec_quantized(&t->spec) && t->transposed)) return zq_file_read_matrix(n->zq, i, out, err);
-        /* an FP16-kept Conv1D weight is stored as the input had it */
-        uint64_t rows = (uint64_t)t->shape[0], cols = (uint64_t)t->shape[1];
-        float *tmp = malloc(rows * cols * sizeof *tmp);
-        if (!tmp) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-        zq_status st = zq_file_read_float(n->zq, i, tmp, err);
-        for (uint64_t r = 0; st == ZQ_OK && r < rows; r++)
-            for (uint64_t c = 0; c < cols; c++) out[c * rows + r] = tmp[r * cols + c];
-        free(tmp);
-        return st;
-    }
     const zq_tensor_info *t = zq_source_tensor(n->src, i);
     if (conv1d) return zq_source_read_columns(n->src, i, 0, t->cols, out, err);
     return zq_source_read(n->src, i, 0, t->rows, 0, t->cols, out, err);
@@ -423,19 +401,10 @@ zq_status zq_net_open(const char *path, size_t budget, zq_net **out, zq_error *e
         free(n);
         return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     }
-    size_t len = strlen(path);
-    zq_status st;
-    const char *config;
-    if (len > 3 && strcmp(path + len - 3, ".zq") == 0) {
-        st = zq_file_open(path, 1, &n->zq, err);
-        config = st == ZQ_OK ? zq_file_config(n->zq) : NULL;
-        if (config && strcmp(config, "{}") == 0) config = NULL;
-    } else {
-        st = zq_source_open(path, &n->src, err);
-        config = st == ZQ_OK ? zq_source_config(n->src) : NULL;
-    }
+    zq_status st = zq_source_open_model(path, &n->src, err);
+    const char *config = st == ZQ_OK ? zq_source_config(n->src) : NULL;
     if (st == ZQ_OK) st = zq_arch_from_config(config, path, &n->arch, err);
-    if (st == ZQ_OK) st = n->zq ? zq_check_zq(&n->arch, n->zq, 1, err) : zq_check_source(&n->arch, n->src, 1, err);
+    if (st == ZQ_OK) st = zq_check_source(&n->arch, n->src, 1, err);
     if (st == ZQ_OK) {
         n->blocks = calloc((size_t)n->arch.n_layers, sizeof *n->blocks);
         if (!n->blocks) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
@@ -460,7 +429,6 @@ void zq_net_close(zq_net *n)
     for (int l = 0; n->blocks && l < n->arch.n_layers; l++) drop_block(&n->blocks[l]);
     free(n->blocks);
     for (int p = 0; p < NPARTS; p++) free(n->outer[p][0]), free(n->outer[p][1]);
-    zq_file_close(n->zq);
     zq_source_close(n->src);
     free(n->path);
     free(n);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/pool.h"
+#include "lkd/lkd_impl.h"
 #include "export/target.h"
 #include "model/check.h"
 #include "base/util.h"
@@ -39,6 +40,14 @@ const zq_preset *zq_preset_find(const char *name)
     return NULL;
 }
 
+void zq_preset_names(char *buf, size_t size)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    for (const zq_preset *p = zq_presets; p->name && at < size; p++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", at ? ", " : "", p->name);
+}
+
 void zq_quantize_opts_init(zq_quantize_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -47,6 +56,9 @@ void zq_quantize_opts_init(zq_quantize_opts *o)
     o->base.symmetric = 1;
     o->base.gran = ZQ_GRAN_GROUP;
     o->base.group_size = 128;
+    o->calib_samples = 128;
+    o->seq_len = 256;
+    o->damp = 0.01f;
 }
 
 /* ---- planning: which tensor gets which spec ---------------------------- */
@@ -521,7 +533,11 @@ static zq_status run_all(const zq_quantize_opts *o, zq_source *src, zq_writer *w
 static zq_status check_opts(const zq_quantize_opts *o, const zq_preset **preset, zq_error *err)
 {
     *preset = zq_preset_find(o->preset ? o->preset : "w8a8");
-    if (!*preset) return zq_fail(err, ZQ_ERR_USAGE, "'%s': unknown preset (w8a8, w8a16, w4/8a16, w4/8a8, w4a16)", o->preset);
+    if (!*preset) {
+        char names[128];
+        zq_preset_names(names, sizeof names);
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': unknown preset (%s)", o->preset, names);
+    }
     for (size_t k = 0; k < o->nrules; k++) { /* bad specs fail before any work */
         zq_qspec probe = o->base;
         ZQ_TRY(zq_qspec_parse(o->rules[k].spec, &probe, err));
@@ -574,6 +590,7 @@ zq_status zq_quantize(const zq_quantize_opts *o, zq_quantize_report *rep, zq_err
     memset(rep, 0, sizeof *rep);
     const zq_preset *preset;
     ZQ_TRY(check_opts(o, &preset, err)); /* before opening anything */
+    if (o->method == ZQ_METHOD_GPTQ) return zq_quantize_gptq(o, rep, err);
     zq_source *src = NULL;
     ZQ_TRY(zq_source_open(o->input, &src, err));
     zq_status st = zq_quantize_source(o, src, rep, err);
