@@ -117,7 +117,7 @@ check: $(BUILD)/zquant $(BUILD)/libzquant.a $(BUILD)/unit_tests $(BUILD)/st_comp
 demo: $(BUILD)/zquant
 	scripts/demo.sh $(BUILD)/zquant
 
-bench: $(BUILD)/zquant $(BUILD)/bench_gptq
+bench: $(BUILD)/zquant $(BUILD)/bench_gptq $(BUILD)/bench_int8
 	scripts/bench.sh $(BUILD)/zquant
 
 install: $(BUILD)/zquant $(BUILD)/libzquant.a
@@ -141,6 +141,9 @@ $(BUILD)/zq_cmp: $(BUILD)/tests/tools/zq_cmp.o $(BUILD)/internal.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/internal.a $(LDLIBS)
 
 $(BUILD)/bench_gptq: $(BUILD)/tests/tools/bench_gptq.o $(BUILD)/internal.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/internal.a $(LDLIBS)
+
+$(BUILD)/bench_int8: $(BUILD)/tests/tools/bench_int8.o $(BUILD)/internal.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/internal.a $(LDLIBS)
 
 # preloaded by tests that kill a run at an exact point: no sanitizer inside

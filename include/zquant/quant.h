@@ -190,6 +190,9 @@ void zq_decode_run(const zq_qspec *spec, const uint8_t *row, uint64_t col0, size
 /* The vector kernel set in use: "avx2" or "scalar". The scalar kernels
  * define file contents; vector twins compute the same bits. */
 const char *zq_kernels_name(void);
+/* The integer (W8A8) kernel set in use: "avx512-vnni", "avx-vnni", "avx2"
+ * or "scalar"; every set computes the scalar set's bits. */
+const char *zq_int8_kernels_name(void);
 
 /* ---- activations ------------------------------------------------------------------ */
 

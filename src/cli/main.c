@@ -48,7 +48,7 @@ int main(int argc, char **argv)
     }
     const char *name = argv[1];
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
-        printf("zquant %s\nkernels: %s\n", ZQ_VERSION, zq_kernels_name());
+        printf("zquant %s\nkernels: %s\ninteger kernels: %s\n", ZQ_VERSION, zq_kernels_name(), zq_int8_kernels_name());
         return 0;
     }
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
