@@ -49,29 +49,72 @@ static void dot_u8s8_ref(const uint8_t *a, size_t lda, const int8_t *w, size_t l
         }
 }
 
-static float epilogue_one(const int32_t *dots, const int32_t *wsum, const float *wscale, int groups, int n, int j,
-                          float scale, int32_t zero)
+static float epilogue_one(const int32_t *dots, size_t dstride, const int32_t *wsum, const float *wscale, int groups,
+                          int n, int j, float scale, int32_t zero)
 {
     float acc = 0.0f;
     for (int g = 0; g < groups; g++) {
         size_t at = (size_t)g * (size_t)n + (size_t)j;
-        float d = (float)(dots[at] - zero * wsum[at]);
+        float d = (float)(dots[(size_t)g * dstride + (size_t)j] - zero * wsum[at]);
         float t = scale * wscale[at];
         acc = acc + d * t;
     }
     return acc;
 }
 
-static void epilogue_ref(const int32_t *dots, const int32_t *wsum, const float *wscale, int groups, int n, float scale,
-                         int32_t zero, const float *bias, float *y)
+static void epilogue_ref(const int32_t *dots, size_t dstride, const int32_t *wsum, const float *wscale, int groups,
+                         int n, float scale, int32_t zero, const float *bias, float *y)
 {
     for (int j = 0; j < n; j++) {
-        float acc = epilogue_one(dots, wsum, wscale, groups, n, j, scale, zero);
+        float acc = epilogue_one(dots, dstride, wsum, wscale, groups, n, j, scale, zero);
         y[j] = bias ? acc + bias[j] : acc;
     }
 }
 
-const zq_int8_kernels zq_int8_scalar = {"scalar", quant_row_u8_ref, dot_u8s8_ref, epilogue_ref};
+size_t zq_int8_packed_bytes(int n, size_t k, int lanes)
+{
+    size_t blocks = ((size_t)n + (size_t)lanes - 1) / (size_t)lanes;
+    return blocks * (size_t)lanes * ((k + 3) / 4 * 4);
+}
+
+void zq_int8_pack(const int8_t *w, size_t ldw, int n, size_t k, int lanes, int8_t *out)
+{
+    size_t k4 = (k + 3) / 4, blocks = ((size_t)n + (size_t)lanes - 1) / (size_t)lanes;
+    for (size_t b = 0; b < blocks; b++)
+        for (size_t st = 0; st < k4; st++)
+            for (int l = 0; l < lanes; l++)
+                for (int t = 0; t < 4; t++) {
+                    size_t row = b * (size_t)lanes + (size_t)l, col = 4 * st + (size_t)t;
+                    *out++ = row < (size_t)n && col < k ? w[row * ldw + col] : 0;
+                }
+}
+
+/* The packed layout read plainly (any lane count: the sets without an
+ * interleaving kernel of their own use it with theirs). */
+static void dot_packed_any(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks, size_t k4,
+                           int lanes, int32_t *out, size_t ldo)
+{
+    for (int i = 0; i < m; i++)
+        for (int b = 0; b < nblocks; b++) {
+            const int8_t *blk = packed + (size_t)b * k4 * 4 * (size_t)lanes;
+            for (int l = 0; l < lanes; l++) {
+                int32_t sum = 0;
+                for (size_t st = 0; st < k4; st++)
+                    for (int t = 0; t < 4; t++)
+                        sum += (int32_t)a[(size_t)i * lda + 4 * st + (size_t)t] *
+                               (int32_t)blk[(st * (size_t)lanes + (size_t)l) * 4 + (size_t)t];
+                out[(size_t)i * ldo + (size_t)b * (size_t)lanes + (size_t)l] = sum;
+            }
+        }
+}
+
+static void dot_packed_ref(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks, size_t k4,
+                           int32_t *out, size_t ldo)
+{
+    dot_packed_any(a, lda, m, packed, nblocks, k4, 8, out, ldo);
+}
+
+const zq_int8_kernels zq_int8_scalar = {"scalar", quant_row_u8_ref, dot_u8s8_ref, epilogue_ref, 8, dot_packed_ref};
 
 #if ZQ_SIMD && defined(__x86_64__)
 #include <cpuid.h>
@@ -160,8 +203,8 @@ AVX2 static void dot_u8s8_avx2(const uint8_t *a, size_t lda, const int8_t *w, si
     }
 }
 
-AVX2 static void epilogue_avx2(const int32_t *dots, const int32_t *wsum, const float *wscale, int groups, int n,
-                               float scale, int32_t zero, const float *bias, float *y)
+AVX2 static void epilogue_avx2(const int32_t *dots, size_t dstride, const int32_t *wsum, const float *wscale,
+                               int groups, int n, float scale, int32_t zero, const float *bias, float *y)
 {
     __m256 vs = _mm256_set1_ps(scale);
     __m256i vz = _mm256_set1_epi32(zero);
@@ -170,7 +213,7 @@ AVX2 static void epilogue_avx2(const int32_t *dots, const int32_t *wsum, const f
         __m256 acc = _mm256_setzero_ps();
         for (int g = 0; g < groups; g++) {
             size_t at = (size_t)g * (size_t)n + (size_t)j;
-            __m256i dv = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(dots + at)),
+            __m256i dv = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(dots + (size_t)g * dstride + (size_t)j)),
                                           _mm256_mullo_epi32(vz, _mm256_loadu_si256((const __m256i *)(wsum + at))));
             __m256 t = _mm256_mul_ps(vs, _mm256_loadu_ps(wscale + at));
             acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(dv), t));
@@ -179,12 +222,21 @@ AVX2 static void epilogue_avx2(const int32_t *dots, const int32_t *wsum, const f
         _mm256_storeu_ps(y + j, acc);
     }
     for (; j < n; j++) {
-        float acc = epilogue_one(dots, wsum, wscale, groups, n, j, scale, zero);
+        float acc = epilogue_one(dots, dstride, wsum, wscale, groups, n, j, scale, zero);
         y[j] = bias ? acc + bias[j] : acc;
     }
 }
 
-static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, dot_u8s8_avx2, epilogue_avx2};
+/* No exact 4-way uint8 x int8 instruction here (vpmaddubsw saturates): one
+ * lane, so the packed layout is the rows themselves, each padded to a
+ * multiple of 4 codes, and the widening row loop runs on them. */
+AVX2 static void dot_packed_avx2(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks, size_t k4,
+                                 int32_t *out, size_t ldo)
+{
+    dot_u8s8_avx2(a, lda, packed, 4 * k4, m, nblocks, 4 * k4, out, ldo);
+}
+
+static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, dot_u8s8_avx2, epilogue_avx2, 1, dot_packed_avx2};
 
 /* ---- AVX-VNNI: vpdpbusd on 256 bits, 32 codes a step --------------------- */
 
@@ -216,7 +268,69 @@ AVXVNNI static void dot_u8s8_avxvnni(const uint8_t *a, size_t lda, const int8_t 
     }
 }
 
-static const zq_int8_kernels int8_avxvnni = {"avx-vnni", quant_row_u8_avx2, dot_u8s8_avxvnni, epilogue_avx2};
+/* Four activation rows x two blocks of 8 weight rows: 8 accumulators, each
+ * step two weight loads and four broadcasts of 4 activation codes. */
+AVXVNNI static void dot_packed_avxvnni(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks, size_t k4,
+                                       int32_t *out, size_t ldo)
+{
+    enum { L = 8 };
+    const size_t bstride = k4 * 4 * L;
+    int i = 0;
+    for (; i + 4 <= m; i += 4) {
+        const uint8_t *a0 = a + (size_t)i * lda;
+        int b = 0;
+        for (; b + 2 <= nblocks; b += 2) {
+            const int8_t *p0 = packed + (size_t)b * bstride, *p1 = p0 + bstride;
+            __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
+                    c31 = c00;
+            for (size_t st = 0; st < k4; st++) {
+                __m256i w0 = _mm256_loadu_si256((const __m256i *)(p0 + st * 4 * L));
+                __m256i w1 = _mm256_loadu_si256((const __m256i *)(p1 + st * 4 * L));
+                int32_t q0, q1, q2, q3;
+                memcpy(&q0, a0 + 4 * st, 4);
+                memcpy(&q1, a0 + lda + 4 * st, 4);
+                memcpy(&q2, a0 + 2 * lda + 4 * st, 4);
+                memcpy(&q3, a0 + 3 * lda + 4 * st, 4);
+                __m256i x0 = _mm256_set1_epi32(q0), x1 = _mm256_set1_epi32(q1), x2 = _mm256_set1_epi32(q2),
+                        x3 = _mm256_set1_epi32(q3);
+                c00 = _mm256_dpbusd_avx_epi32(c00, x0, w0), c01 = _mm256_dpbusd_avx_epi32(c01, x0, w1);
+                c10 = _mm256_dpbusd_avx_epi32(c10, x1, w0), c11 = _mm256_dpbusd_avx_epi32(c11, x1, w1);
+                c20 = _mm256_dpbusd_avx_epi32(c20, x2, w0), c21 = _mm256_dpbusd_avx_epi32(c21, x2, w1);
+                c30 = _mm256_dpbusd_avx_epi32(c30, x3, w0), c31 = _mm256_dpbusd_avx_epi32(c31, x3, w1);
+            }
+            int32_t *o = out + (size_t)i * ldo + (size_t)b * L;
+            _mm256_storeu_si256((__m256i *)o, c00), _mm256_storeu_si256((__m256i *)(o + L), c01);
+            _mm256_storeu_si256((__m256i *)(o + ldo), c10), _mm256_storeu_si256((__m256i *)(o + ldo + L), c11);
+            _mm256_storeu_si256((__m256i *)(o + 2 * ldo), c20), _mm256_storeu_si256((__m256i *)(o + 2 * ldo + L), c21);
+            _mm256_storeu_si256((__m256i *)(o + 3 * ldo), c30), _mm256_storeu_si256((__m256i *)(o + 3 * ldo + L), c31);
+        }
+        for (; b < nblocks; b++)
+            for (int r = 0; r < 4; r++) {
+                const int8_t *p0 = packed + (size_t)b * bstride;
+                __m256i c = _mm256_setzero_si256();
+                for (size_t st = 0; st < k4; st++) {
+                    int32_t q;
+                    memcpy(&q, a0 + (size_t)r * lda + 4 * st, 4);
+                    c = _mm256_dpbusd_avx_epi32(c, _mm256_set1_epi32(q), _mm256_loadu_si256((const __m256i *)(p0 + st * 4 * L)));
+                }
+                _mm256_storeu_si256((__m256i *)(out + (size_t)(i + r) * ldo + (size_t)b * L), c);
+            }
+    }
+    for (; i < m; i++) /* the last rows, one at a time: decode is this loop */
+        for (int b = 0; b < nblocks; b++) {
+            const int8_t *p0 = packed + (size_t)b * bstride;
+            __m256i c = _mm256_setzero_si256();
+            for (size_t st = 0; st < k4; st++) {
+                int32_t q;
+                memcpy(&q, a + (size_t)i * lda + 4 * st, 4);
+                c = _mm256_dpbusd_avx_epi32(c, _mm256_set1_epi32(q), _mm256_loadu_si256((const __m256i *)(p0 + st * 4 * L)));
+            }
+            _mm256_storeu_si256((__m256i *)(out + (size_t)i * ldo + (size_t)b * L), c);
+        }
+}
+
+static const zq_int8_kernels int8_avxvnni = {"avx-vnni", quant_row_u8_avx2, dot_u8s8_avxvnni, epilogue_avx2, 8,
+                                             dot_packed_avxvnni};
 
 /* ---- AVX-512 VNNI: 64 codes a step --------------------------------------- */
 
@@ -249,7 +363,68 @@ AVX512VNNI static void dot_u8s8_avx512vnni(const uint8_t *a, size_t lda, const i
     }
 }
 
-static const zq_int8_kernels int8_avx512vnni = {"avx512-vnni", quant_row_u8_avx2, dot_u8s8_avx512vnni, epilogue_avx2};
+/* As the AVX-VNNI loop, with blocks of 16 weight rows. */
+AVX512VNNI static void dot_packed_avx512vnni(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks,
+                                             size_t k4, int32_t *out, size_t ldo)
+{
+    enum { L = 16 };
+    const size_t bstride = k4 * 4 * L;
+    int i = 0;
+    for (; i + 4 <= m; i += 4) {
+        const uint8_t *a0 = a + (size_t)i * lda;
+        int b = 0;
+        for (; b + 2 <= nblocks; b += 2) {
+            const int8_t *p0 = packed + (size_t)b * bstride, *p1 = p0 + bstride;
+            __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
+                    c31 = c00;
+            for (size_t st = 0; st < k4; st++) {
+                __m512i w0 = _mm512_loadu_si512((const void *)(p0 + st * 4 * L));
+                __m512i w1 = _mm512_loadu_si512((const void *)(p1 + st * 4 * L));
+                int32_t q0, q1, q2, q3;
+                memcpy(&q0, a0 + 4 * st, 4);
+                memcpy(&q1, a0 + lda + 4 * st, 4);
+                memcpy(&q2, a0 + 2 * lda + 4 * st, 4);
+                memcpy(&q3, a0 + 3 * lda + 4 * st, 4);
+                __m512i x0 = _mm512_set1_epi32(q0), x1 = _mm512_set1_epi32(q1), x2 = _mm512_set1_epi32(q2),
+                        x3 = _mm512_set1_epi32(q3);
+                c00 = _mm512_dpbusd_epi32(c00, x0, w0), c01 = _mm512_dpbusd_epi32(c01, x0, w1);
+                c10 = _mm512_dpbusd_epi32(c10, x1, w0), c11 = _mm512_dpbusd_epi32(c11, x1, w1);
+                c20 = _mm512_dpbusd_epi32(c20, x2, w0), c21 = _mm512_dpbusd_epi32(c21, x2, w1);
+                c30 = _mm512_dpbusd_epi32(c30, x3, w0), c31 = _mm512_dpbusd_epi32(c31, x3, w1);
+            }
+            int32_t *o = out + (size_t)i * ldo + (size_t)b * L;
+            _mm512_storeu_si512(o, c00), _mm512_storeu_si512(o + L, c01);
+            _mm512_storeu_si512(o + ldo, c10), _mm512_storeu_si512(o + ldo + L, c11);
+            _mm512_storeu_si512(o + 2 * ldo, c20), _mm512_storeu_si512(o + 2 * ldo + L, c21);
+            _mm512_storeu_si512(o + 3 * ldo, c30), _mm512_storeu_si512(o + 3 * ldo + L, c31);
+        }
+        for (; b < nblocks; b++)
+            for (int r = 0; r < 4; r++) {
+                const int8_t *p0 = packed + (size_t)b * bstride;
+                __m512i c = _mm512_setzero_si512();
+                for (size_t st = 0; st < k4; st++) {
+                    int32_t q;
+                    memcpy(&q, a0 + (size_t)r * lda + 4 * st, 4);
+                    c = _mm512_dpbusd_epi32(c, _mm512_set1_epi32(q), _mm512_loadu_si512((const void *)(p0 + st * 4 * L)));
+                }
+                _mm512_storeu_si512(out + (size_t)(i + r) * ldo + (size_t)b * L, c);
+            }
+    }
+    for (; i < m; i++)
+        for (int b = 0; b < nblocks; b++) {
+            const int8_t *p0 = packed + (size_t)b * bstride;
+            __m512i c = _mm512_setzero_si512();
+            for (size_t st = 0; st < k4; st++) {
+                int32_t q;
+                memcpy(&q, a + (size_t)i * lda + 4 * st, 4);
+                c = _mm512_dpbusd_epi32(c, _mm512_set1_epi32(q), _mm512_loadu_si512((const void *)(p0 + st * 4 * L)));
+            }
+            _mm512_storeu_si512(out + (size_t)i * ldo + (size_t)b * L, c);
+        }
+}
+
+static const zq_int8_kernels int8_avx512vnni = {"avx512-vnni", quant_row_u8_avx2, dot_u8s8_avx512vnni, epilogue_avx2, 16,
+                                                dot_packed_avx512vnni};
 
 /* cpuid leaf 7: AVX2 (ebx 5), AVX-512 F (ebx 16), BW (ebx 30), VNNI (ecx
  * 11); subleaf 1: AVX-VNNI (eax 4). The OS must save the YMM (XCR0 bits 1,

@@ -34,14 +34,31 @@ typedef struct {
     void (*dot_u8s8)(const uint8_t *a, size_t lda, const int8_t *w, size_t ldw, int m, int n, size_t k, int32_t *out,
                      size_t ldo);
     /* y[j] = bias[j] + sum over g < groups of
-     *        (float)(dots[j * groups + g] - zero * wsum[j * groups + g]) * (scale * wscale[j * groups + g])
+     *        (float)(dots[g * dstride + j] - zero * wsum[g * n + j]) * (scale * wscale[g * n + j])
      * for j < n, groups added in order; bias may be NULL (then 0). wsum:
      * each group's sum of weight codes; wscale: its FP32 scale. */
-    void (*epilogue)(const int32_t *dots, const int32_t *wsum, const float *wscale, int groups, int n, float scale,
-                     int32_t zero, const float *bias, float *y);
+    void (*epilogue)(const int32_t *dots, size_t dstride, const int32_t *wsum, const float *wscale, int groups, int n,
+                     float scale, int32_t zero, const float *bias, float *y);
+    /* The main loop on weights packed for it (zq_int8_pack): blocks of
+     * `lanes` weight rows interleaved four codes at a time, so that one
+     * vector of accumulators holds `lanes` outputs and no sum crosses
+     * lanes. out[i * ldo + j] = sum over c < 4 * k4 of a[i * lda + c] *
+     * W[j][c] for i < m and j < nblocks * lanes (W's padding rows and
+     * columns are zero codes). */
+    int lanes;
+    void (*dot_packed)(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks, size_t k4, int32_t *out,
+                       size_t ldo);
 } zq_int8_kernels;
 
 extern const zq_int8_kernels zq_int8_scalar;
+
+/* Bytes of n weight rows of k codes packed for `lanes`: rows padded to a
+ * whole number of blocks, k to a multiple of 4. */
+size_t zq_int8_packed_bytes(int n, size_t k, int lanes);
+/* Packs w (n rows of k codes, ldw apart) as dot_packed reads it: block b,
+ * step s, lane l, byte t holds W[b * lanes + l][4 * s + t] (0 past the
+ * ends). */
+void zq_int8_pack(const int8_t *w, size_t ldw, int n, size_t k, int lanes, int8_t *out);
 /* The vector sets this build and CPU run, best first; NULL-terminated. */
 const zq_int8_kernels *const *zq_int8_vector_sets(void);
 /* The set in use: the best vector set, else the scalar one. */

@@ -50,7 +50,7 @@ TEST(int8_linear_by_hand)
     const int32_t wsum[4] = {-1, -123, 127, 0};
     const float wscale[4] = {0.25f, 0.5f, 0.125f, 2.0f}, bias[2] = {1.5f, -0.5f};
     float y[2];
-    k->epilogue(dots, wsum, wscale, 2, 2, 0.5f, 2, bias, y);
+    k->epilogue(dots, 2, wsum, wscale, 2, 2, 0.5f, 2, bias, y);
     /* 0.5*0.25 + (-1)(-0.5) + 126.5*(0.125*127) + 1.5; 0.5*(0.5*-128) + (-1)(0.5*5) + 126.5*0 - 0.5 */
     CHECK(y[0] == 2010.3125f);
     CHECK(y[1] == -35.0f);
@@ -129,10 +129,45 @@ TEST(int8_vector_dot_and_epilogue_match_scalar)
             int32_t zero = (int32_t)(next() % 256);
             float scale = uniform(1e-3f, 1.0f);
             const float *b = trial % 2 ? bias : NULL;
-            zq_int8_scalar.epilogue(dots, wsum, wscale, groups, n, scale, zero, b, y1);
-            v->epilogue(dots, wsum, wscale, groups, n, scale, zero, b, y2);
+            zq_int8_scalar.epilogue(dots, (size_t)n, wsum, wscale, groups, n, scale, zero, b, y1);
+            v->epilogue(dots, (size_t)n, wsum, wscale, groups, n, scale, zero, b, y2);
             int bad = 0;
             for (int c = 0; c < n; c++) bad += bits(y1[c]) != bits(y2[c]);
+            CHECK(bad == 0);
+        }
+    }
+}
+
+/* The packed main loop of every set (the scalar one included) against the
+ * plain dot products on the unpacked rows: rows that fill no whole block,
+ * k not a multiple of 4, one activation row (decode) and several
+ * (prefill, including counts that leave a remainder of the 4-row loop). */
+TEST(int8_packed_dot_matches_plain_rows)
+{
+    enum { MAXK = 301, MAXN = 40, MAXM = 9 };
+    static uint8_t a[MAXM * (MAXK + 3)];
+    static int8_t w[MAXN * MAXK], packed[(MAXN + 16) * (MAXK + 3)];
+    const zq_int8_kernels *sets[8] = {&zq_int8_scalar};
+    int ns = 1;
+    for (const zq_int8_kernels *const *v = zq_int8_vector_sets(); *v && ns < 8; v++) sets[ns++] = *v;
+    for (int s = 0; s < ns; s++) {
+        const zq_int8_kernels *v = sets[s];
+        for (int trial = 0; trial < 120; trial++) {
+            size_t k = 1 + next() % MAXK, lda = (k + 3) / 4 * 4;
+            int m = 1 + (int)(next() % MAXM), n = 1 + (int)(next() % MAXN);
+            memset(a, 0, sizeof a);
+            for (int i = 0; i < m; i++)
+                for (size_t c = 0; c < k; c++) a[(size_t)i * lda + c] = trial % 9 == 0 ? 255 : (uint8_t)next();
+            for (size_t c = 0; c < (size_t)n * k; c++)
+                w[c] = trial % 9 == 0 ? (int8_t)(c % 2 ? 127 : -128) : (int8_t)next();
+            zq_int8_pack(w, k, n, k, v->lanes, packed);
+            int nblocks = (n + v->lanes - 1) / v->lanes, ldo = nblocks * v->lanes;
+            int32_t want[MAXM * MAXN], got[MAXM * (MAXN + 16)];
+            zq_int8_scalar.dot_u8s8(a, lda, w, k, m, n, k, want, (size_t)n);
+            v->dot_packed(a, lda, m, packed, nblocks, lda / 4, got, (size_t)ldo);
+            int bad = 0;
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) bad += got[(size_t)i * ldo + j] != want[(size_t)i * n + j];
             CHECK(bad == 0);
         }
     }
