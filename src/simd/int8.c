@@ -13,13 +13,31 @@
 
 /* ---- the scalar set: the definitions ------------------------------------ */
 
-static float quant_row_u8_ref(const float *x, size_t k, uint8_t *q, int32_t *zero)
+/* the extremes of a row (k > 0), as zq_fake_quant_tokens finds them */
+static void range_ref(const float *x, size_t k, float *lo, float *hi)
 {
-    float lo = k ? x[0] : 0, hi = lo;
+    float a = x[0], b = x[0];
     for (size_t c = 1; c < k; c++) {
-        lo = x[c] < lo ? x[c] : lo;
-        hi = x[c] > hi ? x[c] : hi;
+        a = x[c] < a ? x[c] : a;
+        b = x[c] > b ? x[c] : b;
     }
+    *lo = a, *hi = b;
+}
+
+static void codes_ref(const float *x, size_t k, float inv, float zp, uint8_t *q)
+{
+    for (size_t c = 0; c < k; c++) {
+        float v = nearbyintf(x[c] * inv) + zp;
+        v = v < 0 ? 0 : v > 255 ? 255 : v;
+        q[c] = (uint8_t)v;
+    }
+}
+
+/* The scheme from the row's extremes on: every set's quant_row_u8 ends here,
+ * with its own loop for the codes. */
+static float finish_row(const float *x, size_t k, float lo, float hi, uint8_t *q, int32_t *zero,
+                        void (*codes)(const float *, size_t, float, float, uint8_t *))
+{
     float scale = (hi - lo) / 255.0f;
     if (!(scale > 0)) {
         memset(q, 0, k);
@@ -27,13 +45,16 @@ static float quant_row_u8_ref(const float *x, size_t k, uint8_t *q, int32_t *zer
         return 0;
     }
     float inv = 1.0f / scale, zp = nearbyintf(-lo * inv);
-    for (size_t c = 0; c < k; c++) {
-        float v = nearbyintf(x[c] * inv) + zp;
-        v = v < 0 ? 0 : v > 255 ? 255 : v;
-        q[c] = (uint8_t)v;
-    }
+    codes(x, k, inv, zp, q);
     *zero = (int32_t)zp;
     return scale;
+}
+
+static float quant_row_u8_ref(const float *x, size_t k, uint8_t *q, int32_t *zero)
+{
+    float lo = 0, hi = 0;
+    if (k) range_ref(x, k, &lo, &hi);
+    return finish_row(x, k, lo, hi, q, zero, codes_ref);
 }
 
 static void dot_u8s8_ref(const uint8_t *a, size_t lda, const int8_t *w, size_t ldw, int m, int n, size_t k,
@@ -126,6 +147,22 @@ const zq_int8_kernels zq_int8_scalar = {"scalar", quant_row_u8_ref, dot_u8s8_ref
 
 /* ---- AVX2 ------------------------------------------------------------------ */
 
+AVX2 static void codes_avx2(const float *x, size_t k, float inv, float zp, uint8_t *q)
+{
+    __m256 vinv = _mm256_set1_ps(inv), vzp = _mm256_set1_ps(zp), top = _mm256_set1_ps(255.0f), bottom = _mm256_setzero_ps();
+    size_t c = 0;
+    for (; c + 8 <= k; c += 8) {
+        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + c), vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, vzp), bottom), top);
+        __m256i i32 = _mm256_cvtps_epi32(v); /* whole numbers already: exact */
+        __m128i i16 = _mm_packus_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
+        _mm_storel_epi64((__m128i *)(q + c), _mm_packus_epi16(i16, i16));
+    }
+    codes_ref(x + c, k - c, inv, zp, q + c);
+}
+
+/* min and max are the same whatever order they are taken in (for finite
+ * values; a signed zero changes neither the scale nor any code) */
 AVX2 static float quant_row_u8_avx2(const float *x, size_t k, uint8_t *q, int32_t *zero)
 {
     if (k < 8) return quant_row_u8_ref(x, k, q, zero);
@@ -136,41 +173,19 @@ AVX2 static float quant_row_u8_avx2(const float *x, size_t k, uint8_t *q, int32_
         mn = _mm256_min_ps(v, mn);
         mx = _mm256_max_ps(v, mx);
     }
-    float a[8], b[8];
+    float a[8], b[8], lo, hi;
     _mm256_storeu_ps(a, mn);
     _mm256_storeu_ps(b, mx);
-    float lo = a[0], hi = b[0];
-    for (int l = 1; l < 8; l++) {
-        lo = a[l] < lo ? a[l] : lo;
-        hi = b[l] > hi ? b[l] : hi;
+    range_ref(a, 8, &lo, &hi);
+    float ignore;
+    range_ref(b, 8, &ignore, &hi);
+    if (c < k) {
+        float tlo, thi;
+        range_ref(x + c, k - c, &tlo, &thi);
+        lo = tlo < lo ? tlo : lo;
+        hi = thi > hi ? thi : hi;
     }
-    for (; c < k; c++) {
-        lo = x[c] < lo ? x[c] : lo;
-        hi = x[c] > hi ? x[c] : hi;
-    }
-    float scale = (hi - lo) / 255.0f;
-    if (!(scale > 0)) {
-        memset(q, 0, k);
-        *zero = 0;
-        return 0;
-    }
-    float inv = 1.0f / scale, zp = nearbyintf(-lo * inv);
-    __m256 vinv = _mm256_set1_ps(inv), vzp = _mm256_set1_ps(zp), top = _mm256_set1_ps(255.0f), bottom = _mm256_setzero_ps();
-    for (c = 0; c + 8 <= k; c += 8) {
-        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + c), vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        v = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, vzp), bottom), top);
-        __m256i i32 = _mm256_cvtps_epi32(v); /* whole numbers already: exact */
-        __m128i i16 = _mm_packus_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
-        __m128i u8 = _mm_packus_epi16(i16, i16);
-        _mm_storel_epi64((__m128i *)(q + c), u8);
-    }
-    for (; c < k; c++) {
-        float v = nearbyintf(x[c] * inv) + zp;
-        v = v < 0 ? 0 : v > 255 ? 255 : v;
-        q[c] = (uint8_t)v;
-    }
-    *zero = (int32_t)zp;
-    return scale;
+    return finish_row(x, k, lo, hi, q, zero, codes_avx2);
 }
 
 AVX2 static inline int32_t hsum_epi32_avx2(__m256i v)
@@ -238,192 +253,83 @@ AVX2 static void dot_packed_avx2(const uint8_t *a, size_t lda, int m, const int8
 
 static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, dot_u8s8_avx2, epilogue_avx2, 1, dot_packed_avx2};
 
-/* ---- AVX-VNNI: vpdpbusd on 256 bits, 32 codes a step --------------------- */
+/* ---- AVX-VNNI and AVX-512 VNNI: vpdpbusd on the packed layout ----------- */
+/* (their plain row loop is AVX2's: the main loop is dot_packed) */
 
-AVXVNNI static void dot_u8s8_avxvnni(const uint8_t *a, size_t lda, const int8_t *w, size_t ldw, int m, int n, size_t k,
-                                     int32_t *out, size_t ldo)
-{
-    size_t k32 = k / 32 * 32;
-    for (int i = 0; i < m; i++) {
-        const uint8_t *ar = a + (size_t)i * lda;
-        int j = 0;
-        for (; j + 4 <= n; j += 4) { /* four weight rows share each load of the activations */
-            const int8_t *w0 = w + (size_t)j * ldw;
-            __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
-            for (size_t c = 0; c < k32; c += 32) {
-                __m256i av = _mm256_loadu_si256((const __m256i *)(ar + c));
-                s0 = _mm256_dpbusd_avx_epi32(s0, av, _mm256_loadu_si256((const __m256i *)(w0 + c)));
-                s1 = _mm256_dpbusd_avx_epi32(s1, av, _mm256_loadu_si256((const __m256i *)(w0 + ldw + c)));
-                s2 = _mm256_dpbusd_avx_epi32(s2, av, _mm256_loadu_si256((const __m256i *)(w0 + 2 * ldw + c)));
-                s3 = _mm256_dpbusd_avx_epi32(s3, av, _mm256_loadu_si256((const __m256i *)(w0 + 3 * ldw + c)));
-            }
-            int32_t r[4] = {hsum_epi32_avx2(s0), hsum_epi32_avx2(s1), hsum_epi32_avx2(s2), hsum_epi32_avx2(s3)};
-            for (int q = 0; q < 4; q++) {
-                const int8_t *wr = w0 + (size_t)q * ldw;
-                for (size_t c = k32; c < k; c++) r[q] += (int32_t)ar[c] * (int32_t)wr[c];
-                out[(size_t)i * ldo + (size_t)(j + q)] = r[q];
-            }
-        }
-        if (j < n) dot_u8s8_avx2(ar, lda, w + (size_t)j * ldw, ldw, 1, n - j, k, out + (size_t)i * ldo + j, ldo);
+/* The packed main loop, one body for both VNNI widths: four activation
+ * rows x two blocks of L weight rows in 8 accumulators, each step two
+ * weight loads and four broadcasts of 4 activation codes; the rows and
+ * blocks left over one by one (decode is the row-by-row loop). */
+#define DOT_PACKED(name, target, L, vec, zero, load, store, dpbusd, set1)                                          \
+    target static void name(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks, size_t k4,     \
+                            int32_t *out, size_t ldo)                                                              \
+    {                                                                                                              \
+        const size_t bstride = k4 * 4 * L;                                                                         \
+        int i = 0;                                                                                                 \
+        for (; i + 4 <= m; i += 4) {                                                                               \
+            const uint8_t *a0 = a + (size_t)i * lda;                                                               \
+            int b = 0;                                                                                             \
+            for (; b + 2 <= nblocks; b += 2) {                                                                     \
+                const int8_t *p0 = packed + (size_t)b * bstride, *p1 = p0 + bstride;                               \
+                vec c[4][2];                                                                                       \
+                for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = zero;                                              \
+                for (size_t st = 0; st < k4; st++) {                                                               \
+                    vec w0 = load(p0 + st * 4 * L), w1 = load(p1 + st * 4 * L);                                    \
+                    for (int r = 0; r < 4; r++) {                                                                  \
+                        int32_t q;                                                                                 \
+                        memcpy(&q, a0 + (size_t)r * lda + 4 * st, 4);                                              \
+                        vec x = set1(q);                                                                           \
+                        c[r][0] = dpbusd(c[r][0], x, w0);                                                          \
+                        c[r][1] = dpbusd(c[r][1], x, w1);                                                          \
+                    }                                                                                              \
+                }                                                                                                  \
+                for (int r = 0; r < 4; r++) {                                                                      \
+                    int32_t *o = out + (size_t)(i + r) * ldo + (size_t)b * L;                                      \
+                    store(o, c[r][0]);                                                                             \
+                    store(o + L, c[r][1]);                                                                         \
+                }                                                                                                  \
+            }                                                                                                      \
+            for (; b < nblocks; b++)                                                                               \
+                for (int r = 0; r < 4; r++) name##_one(a0 + (size_t)r * lda, packed + (size_t)b * bstride, k4,    \
+                                                       out + (size_t)(i + r) * ldo + (size_t)b * L);               \
+        }                                                                                                          \
+        for (; i < m; i++)                                                                                         \
+            for (int b = 0; b < nblocks; b++)                                                                      \
+                name##_one(a + (size_t)i * lda, packed + (size_t)b * bstride, k4, out + (size_t)i * ldo + (size_t)b * L); \
     }
-}
 
-/* Four activation rows x two blocks of 8 weight rows: 8 accumulators, each
- * step two weight loads and four broadcasts of 4 activation codes. */
-AVXVNNI static void dot_packed_avxvnni(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks, size_t k4,
-                                       int32_t *out, size_t ldo)
-{
-    enum { L = 8 };
-    const size_t bstride = k4 * 4 * L;
-    int i = 0;
-    for (; i + 4 <= m; i += 4) {
-        const uint8_t *a0 = a + (size_t)i * lda;
-        int b = 0;
-        for (; b + 2 <= nblocks; b += 2) {
-            const int8_t *p0 = packed + (size_t)b * bstride, *p1 = p0 + bstride;
-            __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
-                    c31 = c00;
-            for (size_t st = 0; st < k4; st++) {
-                __m256i w0 = _mm256_loadu_si256((const __m256i *)(p0 + st * 4 * L));
-                __m256i w1 = _mm256_loadu_si256((const __m256i *)(p1 + st * 4 * L));
-                int32_t q0, q1, q2, q3;
-                memcpy(&q0, a0 + 4 * st, 4);
-                memcpy(&q1, a0 + lda + 4 * st, 4);
-                memcpy(&q2, a0 + 2 * lda + 4 * st, 4);
-                memcpy(&q3, a0 + 3 * lda + 4 * st, 4);
-                __m256i x0 = _mm256_set1_epi32(q0), x1 = _mm256_set1_epi32(q1), x2 = _mm256_set1_epi32(q2),
-                        x3 = _mm256_set1_epi32(q3);
-                c00 = _mm256_dpbusd_avx_epi32(c00, x0, w0), c01 = _mm256_dpbusd_avx_epi32(c01, x0, w1);
-                c10 = _mm256_dpbusd_avx_epi32(c10, x1, w0), c11 = _mm256_dpbusd_avx_epi32(c11, x1, w1);
-                c20 = _mm256_dpbusd_avx_epi32(c20, x2, w0), c21 = _mm256_dpbusd_avx_epi32(c21, x2, w1);
-                c30 = _mm256_dpbusd_avx_epi32(c30, x3, w0), c31 = _mm256_dpbusd_avx_epi32(c31, x3, w1);
-            }
-            int32_t *o = out + (size_t)i * ldo + (size_t)b * L;
-            _mm256_storeu_si256((__m256i *)o, c00), _mm256_storeu_si256((__m256i *)(o + L), c01);
-            _mm256_storeu_si256((__m256i *)(o + ldo), c10), _mm256_storeu_si256((__m256i *)(o + ldo + L), c11);
-            _mm256_storeu_si256((__m256i *)(o + 2 * ldo), c20), _mm256_storeu_si256((__m256i *)(o + 2 * ldo + L), c21);
-            _mm256_storeu_si256((__m256i *)(o + 3 * ldo), c30), _mm256_storeu_si256((__m256i *)(o + 3 * ldo + L), c31);
-        }
-        for (; b < nblocks; b++)
-            for (int r = 0; r < 4; r++) {
-                const int8_t *p0 = packed + (size_t)b * bstride;
-                __m256i c = _mm256_setzero_si256();
-                for (size_t st = 0; st < k4; st++) {
-                    int32_t q;
-                    memcpy(&q, a0 + (size_t)r * lda + 4 * st, 4);
-                    c = _mm256_dpbusd_avx_epi32(c, _mm256_set1_epi32(q), _mm256_loadu_si256((const __m256i *)(p0 + st * 4 * L)));
-                }
-                _mm256_storeu_si256((__m256i *)(out + (size_t)(i + r) * ldo + (size_t)b * L), c);
-            }
+/* one activation row against one block */
+#define DOT_PACKED_ONE(name, target, L, vec, zero, load, store, dpbusd, set1)                                      \
+    target static void name##_one(const uint8_t *a, const int8_t *p, size_t k4, int32_t *out)                    \
+    {                                                                                                              \
+        vec c = zero;                                                                                              \
+        for (size_t st = 0; st < k4; st++) {                                                                       \
+            int32_t q;                                                                                             \
+            memcpy(&q, a + 4 * st, 4);                                                                             \
+            c = dpbusd(c, set1(q), load(p + st * 4 * L));                                                          \
+        }                                                                                                          \
+        store(out, c);                                                                                             \
     }
-    for (; i < m; i++) /* the last rows, one at a time: decode is this loop */
-        for (int b = 0; b < nblocks; b++) {
-            const int8_t *p0 = packed + (size_t)b * bstride;
-            __m256i c = _mm256_setzero_si256();
-            for (size_t st = 0; st < k4; st++) {
-                int32_t q;
-                memcpy(&q, a + (size_t)i * lda + 4 * st, 4);
-                c = _mm256_dpbusd_avx_epi32(c, _mm256_set1_epi32(q), _mm256_loadu_si256((const __m256i *)(p0 + st * 4 * L)));
-            }
-            _mm256_storeu_si256((__m256i *)(out + (size_t)i * ldo + (size_t)b * L), c);
-        }
-}
 
-static const zq_int8_kernels int8_avxvnni = {"avx-vnni", quant_row_u8_avx2, dot_u8s8_avxvnni, epilogue_avx2, 8,
+#define LOAD256(p) _mm256_loadu_si256((const __m256i *)(p))
+#define STORE256(p, v) _mm256_storeu_si256((__m256i *)(p), v)
+#define LOAD512(p) _mm512_loadu_si512((const void *)(p))
+#define STORE512(p, v) _mm512_storeu_si512((void *)(p), v)
+
+DOT_PACKED_ONE(dot_packed_avxvnni, AVXVNNI, 8, __m256i, _mm256_setzero_si256(), LOAD256, STORE256,
+               _mm256_dpbusd_avx_epi32, _mm256_set1_epi32)
+DOT_PACKED(dot_packed_avxvnni, AVXVNNI, 8, __m256i, _mm256_setzero_si256(), LOAD256, STORE256,
+           _mm256_dpbusd_avx_epi32, _mm256_set1_epi32)
+
+static const zq_int8_kernels int8_avxvnni = {"avx-vnni", quant_row_u8_avx2, dot_u8s8_avx2, epilogue_avx2, 8,
                                              dot_packed_avxvnni};
 
-/* ---- AVX-512 VNNI: 64 codes a step --------------------------------------- */
+DOT_PACKED_ONE(dot_packed_avx512vnni, AVX512VNNI, 16, __m512i, _mm512_setzero_si512(), LOAD512, STORE512,
+               _mm512_dpbusd_epi32, _mm512_set1_epi32)
+DOT_PACKED(dot_packed_avx512vnni, AVX512VNNI, 16, __m512i, _mm512_setzero_si512(), LOAD512, STORE512,
+           _mm512_dpbusd_epi32, _mm512_set1_epi32)
 
-AVX512VNNI static void dot_u8s8_avx512vnni(const uint8_t *a, size_t lda, const int8_t *w, size_t ldw, int m, int n,
-                                           size_t k, int32_t *out, size_t ldo)
-{
-    size_t k64 = k / 64 * 64;
-    for (int i = 0; i < m; i++) {
-        const uint8_t *ar = a + (size_t)i * lda;
-        int j = 0;
-        for (; j + 4 <= n; j += 4) {
-            const int8_t *w0 = w + (size_t)j * ldw;
-            __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
-            for (size_t c = 0; c < k64; c += 64) {
-                __m512i av = _mm512_loadu_si512((const void *)(ar + c));
-                s0 = _mm512_dpbusd_epi32(s0, av, _mm512_loadu_si512((const void *)(w0 + c)));
-                s1 = _mm512_dpbusd_epi32(s1, av, _mm512_loadu_si512((const void *)(w0 + ldw + c)));
-                s2 = _mm512_dpbusd_epi32(s2, av, _mm512_loadu_si512((const void *)(w0 + 2 * ldw + c)));
-                s3 = _mm512_dpbusd_epi32(s3, av, _mm512_loadu_si512((const void *)(w0 + 3 * ldw + c)));
-            }
-            int32_t r[4] = {_mm512_reduce_add_epi32(s0), _mm512_reduce_add_epi32(s1), _mm512_reduce_add_epi32(s2),
-                            _mm512_reduce_add_epi32(s3)};
-            for (int q = 0; q < 4; q++) {
-                const int8_t *wr = w0 + (size_t)q * ldw;
-                for (size_t c = k64; c < k; c++) r[q] += (int32_t)ar[c] * (int32_t)wr[c];
-                out[(size_t)i * ldo + (size_t)(j + q)] = r[q];
-            }
-        }
-        if (j < n) dot_u8s8_ref(ar, lda, w + (size_t)j * ldw, ldw, 1, n - j, k, out + (size_t)i * ldo + j, ldo);
-    }
-}
-
-/* As the AVX-VNNI loop, with blocks of 16 weight rows. */
-AVX512VNNI static void dot_packed_avx512vnni(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks,
-                                             size_t k4, int32_t *out, size_t ldo)
-{
-    enum { L = 16 };
-    const size_t bstride = k4 * 4 * L;
-    int i = 0;
-    for (; i + 4 <= m; i += 4) {
-        const uint8_t *a0 = a + (size_t)i * lda;
-        int b = 0;
-        for (; b + 2 <= nblocks; b += 2) {
-            const int8_t *p0 = packed + (size_t)b * bstride, *p1 = p0 + bstride;
-            __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
-                    c31 = c00;
-            for (size_t st = 0; st < k4; st++) {
-                __m512i w0 = _mm512_loadu_si512((const void *)(p0 + st * 4 * L));
-                __m512i w1 = _mm512_loadu_si512((const void *)(p1 + st * 4 * L));
-                int32_t q0, q1, q2, q3;
-                memcpy(&q0, a0 + 4 * st, 4);
-                memcpy(&q1, a0 + lda + 4 * st, 4);
-                memcpy(&q2, a0 + 2 * lda + 4 * st, 4);
-                memcpy(&q3, a0 + 3 * lda + 4 * st, 4);
-                __m512i x0 = _mm512_set1_epi32(q0), x1 = _mm512_set1_epi32(q1), x2 = _mm512_set1_epi32(q2),
-                        x3 = _mm512_set1_epi32(q3);
-                c00 = _mm512_dpbusd_epi32(c00, x0, w0), c01 = _mm512_dpbusd_epi32(c01, x0, w1);
-                c10 = _mm512_dpbusd_epi32(c10, x1, w0), c11 = _mm512_dpbusd_epi32(c11, x1, w1);
-                c20 = _mm512_dpbusd_epi32(c20, x2, w0), c21 = _mm512_dpbusd_epi32(c21, x2, w1);
-                c30 = _mm512_dpbusd_epi32(c30, x3, w0), c31 = _mm512_dpbusd_epi32(c31, x3, w1);
-            }
-            int32_t *o = out + (size_t)i * ldo + (size_t)b * L;
-            _mm512_storeu_si512(o, c00), _mm512_storeu_si512(o + L, c01);
-            _mm512_storeu_si512(o + ldo, c10), _mm512_storeu_si512(o + ldo + L, c11);
-            _mm512_storeu_si512(o + 2 * ldo, c20), _mm512_storeu_si512(o + 2 * ldo + L, c21);
-            _mm512_storeu_si512(o + 3 * ldo, c30), _mm512_storeu_si512(o + 3 * ldo + L, c31);
-        }
-        for (; b < nblocks; b++)
-            for (int r = 0; r < 4; r++) {
-                const int8_t *p0 = packed + (size_t)b * bstride;
-                __m512i c = _mm512_setzero_si512();
-                for (size_t st = 0; st < k4; st++) {
-                    int32_t q;
-                    memcpy(&q, a0 + (size_t)r * lda + 4 * st, 4);
-                    c = _mm512_dpbusd_epi32(c, _mm512_set1_epi32(q), _mm512_loadu_si512((const void *)(p0 + st * 4 * L)));
-                }
-                _mm512_storeu_si512(out + (size_t)(i + r) * ldo + (size_t)b * L, c);
-            }
-    }
-    for (; i < m; i++)
-        for (int b = 0; b < nblocks; b++) {
-            const int8_t *p0 = packed + (size_t)b * bstride;
-            __m512i c = _mm512_setzero_si512();
-            for (size_t st = 0; st < k4; st++) {
-                int32_t q;
-                memcpy(&q, a + (size_t)i * lda + 4 * st, 4);
-                c = _mm512_dpbusd_epi32(c, _mm512_set1_epi32(q), _mm512_loadu_si512((const void *)(p0 + st * 4 * L)));
-            }
-            _mm512_storeu_si512(out + (size_t)i * ldo + (size_t)b * L, c);
-        }
-}
-
-static const zq_int8_kernels int8_avx512vnni = {"avx512-vnni", quant_row_u8_avx2, dot_u8s8_avx512vnni, epilogue_avx2, 16,
+static const zq_int8_kernels int8_avx512vnni = {"avx512-vnni", quant_row_u8_avx2, dot_u8s8_avx2, epilogue_avx2, 16,
                                                 dot_packed_avx512vnni};
 
 /* cpuid leaf 7: AVX2 (ebx 5), AVX-512 F (ebx 16), BW (ebx 30), VNNI (ecx

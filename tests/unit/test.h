@@ -3,6 +3,8 @@
 #ifndef ZQ_TEST_H
 #define ZQ_TEST_H
 
+#include <stdint.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,5 +43,16 @@ extern int test_failures; /* of the case running */
             fprintf(stderr, "  %s:%d: %s == %.9g, expected %.9g\n", __FILE__, __LINE__, #a, a_, b_); \
         }                                                                     \
     } while (0)
+
+/* A test's random numbers: xorshift32 from a seed of the test's own, so a
+ * failure repeats. */
+static inline uint32_t test_next(uint32_t *state)
+{
+    uint32_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *state = x;
+}
 
 #endif

@@ -14,13 +14,7 @@
 #include "zquant/quant.h"
 
 static uint32_t rng = 88172645u;
-static uint32_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 17;
-    rng ^= rng << 5;
-    return rng;
-}
+static uint32_t next(void) { return test_next(&rng); }
 static float uniform(float lo, float hi) { return lo + (hi - lo) * (float)(next() >> 8) / 16777216.0f; }
 static uint32_t bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
