@@ -33,7 +33,7 @@ run_case() { # name, then the quantize/lkd command line after the model
             continue
         fi
         { tensors_of <("$zq" inspect "$TMP/$side.zq" --json); } >"$TMP/$side.out" 2>&1
-        "$zq" dequantize "$TMP/$side.zq" -o "$TMP/$side.st" -q 2>>"$TMP/$side.out"
+        "$zq" dequantize "$TMP/$side.zq" -o "$TMP/$side.st" 2>>"$TMP/$side.out"
     done
     cmp -s "$TMP/old.out" "$TMP/new.out" || ok=0
     if [ -f "$TMP/old.st" ] || [ -f "$TMP/new.st" ]; then cmp -s "$TMP/old.st" "$TMP/new.st" || ok=0; fi

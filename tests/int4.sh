@@ -29,6 +29,11 @@ GPTQ=(--method gptq --calib-text "$TMP/calib.txt" --calib-samples 32 --seq-len 2
 # --- GPTQ -------------------------------------------------------------------------------
 run "$ZQ" quantize $M -o "$TMP/gptq.zq" -q "${RECIPE[@]}" "${GPTQ[@]}" -t 1
 check gptq/runs '[ "$rc" -eq 0 ]'
+# GPTQ's codes go straight into the output: no work directory, no patch
+# files (a file where the work directory would be is no obstacle, and stays)
+echo mine >"$TMP/direct.zq.lkd"
+run "$ZQ" quantize $M -o "$TMP/direct.zq" -q "${RECIPE[@]}" --method gptq --calib "$TMP/calib.bin" --calib-samples 4 --seq-len 64
+check gptq/writes-no-work-files '[ "$rc" -eq 0 ] && [ "$(cat "$TMP/direct.zq.lkd")" = mine ] && [ -s "$TMP/direct.zq" ]'
 below gptq/lowers-kl-below-rtn "$(kl "$TMP/gptq.zq")" "$(awk -v r="$rtn" 'BEGIN { print 0.85 * r }')"
 "$ZQ" quantize $M -o "$TMP/gptq2.zq" -q "${RECIPE[@]}" "${GPTQ[@]}" -t 2
 cmp -s "$TMP/gptq.zq" "$TMP/gptq2.zq" && ok gptq/same-bytes-any-threads || fail gptq/same-bytes-any-threads

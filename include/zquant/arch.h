@@ -3,7 +3,10 @@
  * tensor with its Hugging Face name, where it goes in the model, how it is
  * laid out and what llama.cpp calls it. The quantizer's roles, the loader
  * and the exporters all read this table; adding an architecture is adding a
- * row (and a block forward/backward if its block is new). */
+ * row (and a block forward/backward if its block is new).
+ *
+ * Engine API: what zquant's own commands build on; it may change between
+ * versions (the stable API is error, source, quant, zq, quantize, export). */
 #ifndef ZQUANT_ARCH_H
 #define ZQUANT_ARCH_H
 

@@ -7,7 +7,10 @@
  * A block's forward is a function of (block weights, input activations)
  * with workspace owned by the caller, so a model runs block by block and
  * only one block's activations are held at a time. A training workspace
- * also keeps what the backward pass reads. */
+ * also keeps what the backward pass reads.
+ *
+ * Engine API: what zquant's own commands build on; it may change between
+ * versions (the stable API is error, source, quant, zq, quantize, export). */
 #ifndef ZQUANT_BLOCK_H
 #define ZQUANT_BLOCK_H
 

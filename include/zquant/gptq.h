@@ -2,7 +2,10 @@
  * after another, each one's rounding error spread over the columns not yet
  * quantized through the Cholesky factor of the inverse Hessian of the
  * layer's input, so the layer's output moves as little as possible. The
- * result is ordinary zquant codes and FP16 scales on the spec's grid. */
+ * result is ordinary zquant codes and FP16 scales on the spec's grid.
+ *
+ * Engine API: what zquant's own commands build on; it may change between
+ * versions (the stable API is error, source, quant, zq, quantize, export). */
 #ifndef ZQUANT_GPTQ_H
 #define ZQUANT_GPTQ_H
 

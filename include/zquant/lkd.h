@@ -2,7 +2,10 @@
  * block, alone, is tuned so that its quantized self (weights fake-quantized
  * with a straight-through estimator, activations quantized as the runtime
  * will) reproduces its FP self's output; then it is quantized for real. One
- * block's weights and one layer's activations are in memory at a time. */
+ * block's weights and one layer's activations are in memory at a time.
+ *
+ * Engine API: what zquant's own commands build on; it may change between
+ * versions (the stable API is error, source, quant, zq, quantize, export). */
 #ifndef ZQUANT_LKD_H
 #define ZQUANT_LKD_H
 

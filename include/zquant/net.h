@@ -1,5 +1,8 @@
 /* A whole model for the engine: its architecture, its weights block by
- * block (from an FP checkpoint or a .zq file), its embeddings and head. */
+ * block (from an FP checkpoint or a .zq file), its embeddings and head.
+ *
+ * Engine API: what zquant's own commands build on; it may change between
+ * versions (the stable API is error, source, quant, zq, quantize, export). */
 #ifndef ZQUANT_NET_H
 #define ZQUANT_NET_H
 

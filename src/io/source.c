@@ -308,6 +308,7 @@ typedef struct {
     zq_source **parts; /* [0] the base, then the patches */
     size_t nparts;
     size_t *part, *index; /* per tensor: which source, and its index there */
+    int base_borrowed;    /* an overlay: parts[0] is the caller's */
 } patched;
 
 static zq_status read_patched(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint64_t col0, uint64_t ncols,
@@ -340,7 +341,7 @@ static void close_patched(zq_source *src)
 {
     patched *p = src->impl;
     if (!p) return;
-    for (size_t k = 0; k < p->nparts; k++) zq_source_close(p->parts[k]);
+    for (size_t k = p->base_borrowed; k < p->nparts; k++) zq_source_close(p->parts[k]);
     free(p->parts);
     free(p->part);
     free(p->index);
@@ -401,21 +402,12 @@ zq_status zq_source_group_params(zq_source *src, const char *tensor, uint16_t **
     return ZQ_OK;
 }
 
-zq_status zq_source_open_patched(const char *path, const char *const *patches, size_t npatches, zq_source **out,
-                                 zq_error *err)
+/* src's tensors: the base's, each from the last part that has it. */
+static zq_status map_patches(zq_source *src, patched *p, const char *const *patch_names, zq_error *err)
 {
-    *out = NULL;
-    zq_source *src = calloc(1, sizeof *src);
-    patched *p = calloc(1, sizeof *p);
-    if (src) src->impl = p, src->ops = &patched_ops;
-    zq_status st = src && p && (src->path = strdup(path)) ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    if (st == ZQ_OK && !(p->parts = calloc(npatches + 1, sizeof *p->parts))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    for (size_t k = 0; st == ZQ_OK && k <= npatches; k++) {
-        st = zq_source_open(k ? patches[k - 1] : path, &p->parts[k], err);
-        if (st == ZQ_OK) p->nparts++;
-    }
-    zq_source *base = st == ZQ_OK ? p->parts[0] : NULL;
-    if (st == ZQ_OK && base->config && !(src->config = strdup(base->config))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    zq_status st = ZQ_OK;
+    zq_source *base = p->parts[0];
+    if (base->config && !(src->config = strdup(base->config))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     if (st == ZQ_OK) {
         p->part = calloc(base->count + 1, sizeof *p->part);
         p->index = calloc(base->count + 1, sizeof *p->index);
@@ -430,10 +422,28 @@ zq_status zq_source_open_patched(const char *path, const char *const *patches, s
                 if (strcmp(p->parts[k]->tensors[j].name, t->name) == 0) p->part[i] = k, p->index[i] = j;
         const zq_tensor_info *from = &p->parts[p->part[i]]->tensors[p->index[i]];
         if (from->ndim != t->ndim || memcmp(from->shape, t->shape, sizeof t->shape[0] * (size_t)t->ndim))
-            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': the patch's shape differs", patches[p->part[i] - 1], t->name);
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': the patch's shape differs",
+                         patch_names ? patch_names[p->part[i] - 1] : "memory", t->name);
         size_t idx;
         if (st == ZQ_OK) st = zq_source_add(src, t->name, from->dtype, t->ndim, t->shape, &idx, err);
     }
+    return st;
+}
+
+zq_status zq_source_open_patched(const char *path, const char *const *patches, size_t npatches, zq_source **out,
+                                 zq_error *err)
+{
+    *out = NULL;
+    zq_source *src = calloc(1, sizeof *src);
+    patched *p = calloc(1, sizeof *p);
+    if (src) src->impl = p, src->ops = &patched_ops;
+    zq_status st = src && p && (src->path = strdup(path)) ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK && !(p->parts = calloc(npatches + 1, sizeof *p->parts))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; st == ZQ_OK && k <= npatches; k++) {
+        st = zq_source_open(k ? patches[k - 1] : path, &p->parts[k], err);
+        if (st == ZQ_OK) p->nparts++;
+    }
+    if (st == ZQ_OK) st = map_patches(src, p, patches, err);
     if (st != ZQ_OK) {
         zq_source_close(src);
         return st;
@@ -469,4 +479,81 @@ zq_status zq_source_fingerprint(zq_source *src, uint32_t *crc, zq_error *err)
     free(buf);
     *crc = c;
     return st;
+}
+
+zq_status zq_source_overlay(zq_source *base, zq_source *patch, zq_source **out, zq_error *err)
+{
+    *out = NULL;
+    zq_source *src = calloc(1, sizeof *src);
+    patched *p = calloc(1, sizeof *p);
+    if (src) src->impl = p, src->ops = &patched_ops;
+    zq_status st = src && p && (src->path = strdup(base->path)) && (p->parts = calloc(2, sizeof *p->parts))
+                       ? ZQ_OK
+                       : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) {
+        p->parts[0] = base, p->parts[1] = patch, p->nparts = 2, p->base_borrowed = 1;
+        st = map_patches(src, p, NULL, err);
+    } else {
+        zq_source_close(patch);
+    }
+    if (st != ZQ_OK) {
+        zq_source_close(src);
+        return st;
+    }
+    *out = src;
+    return ZQ_OK;
+}
+
+/* ---- tensors in memory ------------------------------------------------------ */
+
+static zq_status read_memory(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint64_t col0, uint64_t ncols,
+                             float *out, zq_error *err)
+{
+    (void)err;
+    const float *data = ((const float *const *)src->impl)[i];
+    uint64_t cols = src->tensors[i].cols;
+    for (uint64_t r = 0; r < nrows; r++) memcpy(out + r * ncols, data + (row0 + r) * cols + col0, ncols * sizeof *out);
+    return ZQ_OK;
+}
+
+static void close_memory(zq_source *src)
+{
+    float **data = src->impl;
+    for (size_t i = 0; data && i < src->count; i++) free(data[i]);
+    free(data);
+    src->impl = NULL;
+}
+
+static const zq_source_ops memory_ops = {read_memory, NULL, close_memory, NULL, NULL};
+
+zq_status zq_source_memory(const char *path, zq_source **out, zq_error *err)
+{
+    *out = NULL;
+    zq_source *src = calloc(1, sizeof *src);
+    if (!src || !(src->path = strdup(path))) {
+        free(src);
+        return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    }
+    src->ops = &memory_ops;
+    *out = src;
+    return ZQ_OK;
+}
+
+zq_status zq_source_memory_add(zq_source *src, const char *name, int ndim, const int64_t *shape, float *data,
+                               zq_error *err)
+{
+    float **d = realloc(src->impl, (src->count + 1) * sizeof *d);
+    if (!d) {
+        free(data);
+        return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    }
+    src->impl = d;
+    size_t index;
+    zq_status st = zq_source_add(src, name, ZQ_DT_F32, ndim, shape, &index, err);
+    if (st != ZQ_OK) {
+        free(data);
+        return st;
+    }
+    d[index] = data;
+    return ZQ_OK;
 }

@@ -46,6 +46,17 @@ zq_status zq_hdf5_open_here(zq_source *src, const char *file, zq_error *err);
  * by their rows of export/target.h: decoded to float under Hugging Face
  * names and layouts. */
 
+/* A driver's own results as a source: zq_source_memory makes an empty one,
+ * zq_source_memory_add adds a tensor whose values (F32, [rows, cols] as
+ * the shape says) it then owns. zq_source_overlay is base (still the
+ * caller's) with the tensors patch (now the overlay's) has by name, as
+ * zq_source_open_patched's patches; chosen scales ride along as NAME#scale
+ * and NAME#min tensors. */
+zq_status zq_source_memory(const char *path, zq_source **out, zq_error *err);
+zq_status zq_source_memory_add(zq_source *src, const char *name, int ndim, const int64_t *shape, float *data,
+                               zq_error *err);
+zq_status zq_source_overlay(zq_source *base, zq_source *patch, zq_source **out, zq_error *err);
+
 /* Converts n elements of dtype at p (any alignment) to float. */
 void zq_convert_to_f32(zq_dtype dt, const void *p, float *out, size_t n);
 

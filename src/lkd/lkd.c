@@ -16,8 +16,10 @@
 
 #include "base/tree.h"
 #include "lkd/lkd_impl.h"
+#include "quant/job.h"
 #include "base/util.h"
 #include "io/atomic.h"
+#include "io/source_impl.h"
 #include "zquant/arch.h"
 #include "zquant/generate.h"
 #include "zquant/net.h"
@@ -250,6 +252,49 @@ void zq_lkd_calibrate(run *r, const zq_block *student, const float *in)
 /* Distils block k (listed, not done) unless, sharing the work directory,
  * another process did it meanwhile: then its patch is read. The block's
  * lock is held throughout. */
+/* Block k tuned: GPTQ's start when asked, the data's activation ranges,
+ * the distillation steps; reported. */
+static zq_status tune(run *r, trainee *tr, int k, const float *in, zq_lkd_report *rep, zq_error *err)
+{
+    zq_status st = ZQ_OK;
+    if (r->o->init == ZQ_INIT_GPTQ) st = zq_lkd_gptq_block(r, tr, in, err);
+    if (st == ZQ_OK && r->o->init == ZQ_INIT_GPTQ && r->o->progress) {
+        zq_lkd_progress p = {k, r->a->n_layers, 0, r->o->steps, 0, 0};
+        r->o->progress(r->o->progress_ctx, &p);
+    }
+    zq_lkd_calibrate(r, &tr->student, in);
+    zq_lkd_layer *l = &rep->layers[rep->n];
+    if (st == ZQ_OK) st = distill(r, tr, k, in, l, err);
+    if (st == ZQ_OK) rep->n++;
+    else free(l->curve), l->curve = NULL; /* not reported: the report frees only the first n */
+    return st;
+}
+
+/* Block k's tuned tensors (and chosen scales) straight into the output. */
+static zq_status block_to_job(run *r, trainee *tr, zq_source *src, zq_quantize_job *job, zq_error *err)
+{
+    zq_source *mem = NULL, *view = NULL;
+    ZQ_TRY(zq_lkd_patch_source(tr, r->a, zq_source_path(src), &mem, err));
+    ZQ_TRY(zq_source_overlay(src, mem, &view, err)); /* the same tensor indices as src */
+    zq_status st = ZQ_OK;
+    for (int k = 0; st == ZQ_OK && k < tr->np; k++) {
+        const char *name = tr->p[k].u.name;
+        size_t i = 0;
+        while (i < zq_source_count(src) && strcmp(zq_source_tensor(src, i)->name, name)) i++;
+        st = i < zq_source_count(src) ? zq_quantize_job_tensor(job, i, view, i, err)
+                                      : zq_fail(err, ZQ_ERR_INTERNAL, "tuned tensor '%s' is not in the model", name);
+    }
+    zq_source_close(view);
+    return st;
+}
+
+static zq_status tune_into_job(run *r, trainee *tr, int k, const float *in, zq_source *src, zq_quantize_job *job,
+                               zq_lkd_report *rep, zq_error *err)
+{
+    ZQ_TRY(tune(r, tr, k, in, rep, err));
+    return block_to_job(r, tr, src, job, err);
+}
+
 static zq_status distill_or_read(run *r, trainee *tr, workdir *w, int k, const float *in, unsigned char *done,
                                  zq_lkd_report *rep, zq_error *err)
 {
@@ -261,17 +306,8 @@ static zq_status distill_or_read(run *r, trainee *tr, workdir *w, int k, const f
         st = zq_lkd_read_patch(w, k, tr, r->a, err);
         if (st == ZQ_OK) st = zq_lkd_fake_quantize(tr, r->a, err);
     } else if (st == ZQ_OK) {
-        if (r->o->init == ZQ_INIT_GPTQ) st = zq_lkd_gptq_block(r, tr, in, err);
-        if (st == ZQ_OK && r->o->init == ZQ_INIT_GPTQ && r->o->progress) {
-            zq_lkd_progress p = {k, r->a->n_layers, 0, r->o->steps, 0, 0};
-            r->o->progress(r->o->progress_ctx, &p);
-        }
-        zq_lkd_calibrate(r, &tr->student, in);
-        zq_lkd_layer *l = &rep->layers[rep->n];
-        if (st == ZQ_OK) st = distill(r, tr, k, in, l, err);
+        st = tune(r, tr, k, in, rep, err);
         if (st == ZQ_OK && r->o->data_rank == 0) st = zq_lkd_write_patch(w, k, tr, r->a, err);
-        if (st == ZQ_OK) rep->n++;
-        else free(l->curve), l->curve = NULL; /* not reported: the report frees only the first n */
     }
     if (st == ZQ_OK) done[k] = 1;
     zq_lkd_block_unlock(fd);
@@ -279,7 +315,7 @@ static zq_status distill_or_read(run *r, trainee *tr, workdir *w, int k, const f
 }
 
 static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *model, workdir *w, unsigned char *mask,
-                        unsigned char *done, zq_lkd_report *rep, zq_error *err)
+                        unsigned char *done, zq_lkd_report *rep, zq_quantize_job *job, zq_error *err)
 {
     const zq_arch *a = r->a;
     int last = -1, quantized_in = r->o->input_quantized;
@@ -299,6 +335,9 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
         if (st == ZQ_OK && mask[k] && done[k] && quantized_in) {
             st = zq_lkd_read_patch(w, k, &tr, a, err);
             if (st == ZQ_OK) st = zq_lkd_fake_quantize(&tr, a, err);
+        } else if (st == ZQ_OK && mask[k] && !done[k] && job) {
+            st = tune_into_job(r, &tr, k, in, src, job, rep, err);
+            if (st == ZQ_OK) done[k] = 1;
         } else if (st == ZQ_OK && mask[k] && !done[k]) {
             st = distill_or_read(r, &tr, w, k, in, done, rep, err);
         } else if (st == ZQ_OK && quantized_in && !mask[k]) {
@@ -406,7 +445,9 @@ static zq_status assemble(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *er
     return st;
 }
 
-zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
+/* direct: no work directory; each tuned block goes straight into the
+ * output as it is done (GPTQ: nothing to resume, no patch files) */
+static zq_status lkd_run(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, zq_error *err)
 {
     memset(rep, 0, sizeof *rep);
     if (o->steps < 0 || o->batch < 1 || o->seq_len < 1 || !(o->lr > 0))
@@ -460,7 +501,9 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     }
     if (st == ZQ_OK) st = zq_parse_layers(o->layers, a->n_layers, mask, err);
     if (st == ZQ_OK && o->shares > 1) keep_share(mask, a->n_layers, o->share, o->shares);
-    if (st == ZQ_OK) st = zq_lkd_workdir_open(&w, o, stream, src, err);
+    zq_quantize_job *job = NULL;
+    if (st == ZQ_OK && direct) st = zq_quantize_job_begin(&o->q, src, &job, err);
+    if (st == ZQ_OK && !direct) st = zq_lkd_workdir_open(&w, o, stream, src, err);
     if (st == ZQ_OK && (o->resume || o->work)) st = resume_state(&w, mask, done, rep, a->n_layers, err);
     if (st == ZQ_OK) {
         zq_qspec unused;
@@ -488,11 +531,16 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
         st = zq_net_embed(net, ids + ((size_t)b * o->batch + (size_t)o->data_rank * r.B) * r.T, r.B, r.T, 0,
                           r.x + (size_t)b * r.per, err); /* this rank's slice of batch b */
     if (st == ZQ_OK && r.xq) memcpy(r.xq, r.x, (size_t)r.nb * r.per * sizeof(float));
-    if (st == ZQ_OK) st = layers(&r, net, src, &model, &w, mask, done, rep, err);
+    if (st == ZQ_OK) st = layers(&r, net, src, &model, &w, mask, done, rep, job, err);
     int n_layers = a ? a->n_layers : 0;
     zq_net_close(net); /* the quantize pass streams from the files again */
     net = NULL;
-    if (st == ZQ_OK && o->q.output && o->data_rank == 0) st = final_quantize(o, &w, done, n_layers, rep, err);
+    if (job) {
+        if (st == ZQ_OK) st = zq_quantize_job_finish(job, &rep->quant, err); /* the rest, round to nearest */
+        else zq_quantize_job_abort(job);
+    } else if (st == ZQ_OK && o->q.output && o->data_rank == 0) {
+        st = final_quantize(o, &w, done, n_layers, rep, err);
+    }
     int any_done = 0;
     for (int k = 0; done && k < n_layers; k++) any_done |= done[k];
     if (st != ZQ_OK && !o->work && w.dir && !any_done) zq_lkd_workdir_remove(&w, n_layers); /* nothing to resume */
@@ -503,6 +551,8 @@ zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err)
     zq_lkd_workdir_close(&w);
     return st;
 }
+
+zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err) { return lkd_run(o, rep, 0, err); }
 
 typedef struct {
     const zq_quantize_opts *q;
@@ -542,7 +592,7 @@ zq_status zq_quantize_gptq(const zq_quantize_opts *q, zq_quantize_report *rep, z
     gptq_progress_ctx ctx = {q};
     if (q->progress) o.progress = gptq_progress, o.progress_ctx = &ctx;
     zq_lkd_report lr = {0};
-    zq_status st = zq_lkd(&o, &lr, err);
+    zq_status st = lkd_run(&o, &lr, 1, err);
     if (st == ZQ_OK) *rep = lr.quant;
     zq_lkd_report_free(&lr); /* a failed run has its report too */
     return st;

@@ -99,6 +99,9 @@ void zq_lkd_workdir_close(workdir *w);
  * distilling different blocks never write the same one. */
 char *zq_lkd_patch_path(const workdir *w, int layer);
 zq_status zq_lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err);
+/* The same tensors as a source in memory (for writing them straight into
+ * the output, without a work directory). */
+zq_status zq_lkd_patch_source(trainee *tr, const zq_arch *a, const char *path, zq_source **out, zq_error *err);
 zq_status zq_lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err);
 /* Whether block `layer` is done: its two files there and checking out. A
  * damaged or half-written pair is not done (*damaged set when files were

@@ -14,6 +14,8 @@
 #include "base/files.h"
 #include "base/util.h"
 #include "io/atomic.h"
+#include "io/source_impl.h"
+#include "zquant/fp16.h"
 #include "io/st_write.h"
 #include "lkd/lkd_impl.h"
 #include "zquant/crc32c.h"
@@ -136,50 +138,68 @@ void zq_lkd_workdir_remove(const workdir *w, int n_layers)
  * a weight whose scales were chosen (GPTQ) has them beside it as
  * NAME#scale (and NAME#min), F16 [row_groups, col_groups], which quantize
  * then uses instead of the weight's ranges. */
-zq_status zq_lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
+/* The tensors a block's patch holds: each param's master in the
+ * checkpoint's layout, then its chosen scales (and mins) as NAME#scale,
+ * NAME#min; data[k] NULL for a master (converted on the way out). */
+enum { PATCH_MAX = 3 * 32 };
+typedef struct {
+    zq_st_entry e[PATCH_MAX];
+    const void *data[PATCH_MAX];
+    const param *of[PATCH_MAX];
+    int64_t shapes[PATCH_MAX][2];
+    char names[PATCH_MAX][320];
+    size_t n;
+} patch_entries;
+
+static zq_status list_patch(trainee *tr, patch_entries *pe, zq_error *err)
 {
-    enum { MAX = 3 * 32 };
-    zq_st_entry e[MAX];
-    const void *data[MAX]; /* NULL: the param's master, converted */
-    const param *of[MAX];
-    int64_t shapes[MAX][2];
-    char names[MAX][320];
-    size_t ne = 0;
+    pe->n = 0;
     for (int k = 0; k < tr->np; k++) {
         const param *p = &tr->p[k];
         const zq_net_tensor *u = &p->u;
-        shapes[ne][0] = u->conv1d ? u->cols : u->rows;
-        shapes[ne][1] = u->conv1d ? u->rows : u->cols;
-        of[ne] = p, data[ne] = NULL;
-        e[ne] = (zq_st_entry){u->name, u->vector ? 1 : 2, shapes[ne], ZQ_ST_F32};
-        ne++;
+        size_t ne = pe->n;
+        pe->shapes[ne][0] = u->conv1d ? u->cols : u->rows;
+        pe->shapes[ne][1] = u->conv1d ? u->rows : u->cols;
+        pe->of[ne] = p, pe->data[ne] = NULL;
+        pe->e[ne] = (zq_st_entry){u->name, u->vector ? 1 : 2, pe->shapes[ne], ZQ_ST_F32};
+        pe->n++;
         if (!p->scale) continue;
         zq_grid g;
         zq_grid_init(&g, &p->spec, (uint64_t)u->rows, (uint64_t)u->cols);
-        for (int m = 0; m < (p->spec.symmetric ? 1 : 2); m++, ne++) {
-            if ((size_t)snprintf(names[ne], sizeof names[ne], "%s#%s", u->name, m ? "min" : "scale") >= sizeof names[ne])
+        for (int m = 0; m < (p->spec.symmetric ? 1 : 2); m++) {
+            ne = pe->n;
+            if ((size_t)snprintf(pe->names[ne], sizeof pe->names[ne], "%s#%s", u->name, m ? "min" : "scale") >=
+                sizeof pe->names[ne])
                 return zq_fail(err, ZQ_ERR_USAGE, "tensor '%s': name too long for its scales' entry", u->name);
-            shapes[ne][0] = (int64_t)g.row_groups;
-            shapes[ne][1] = (int64_t)g.col_groups;
-            of[ne] = p, data[ne] = m ? (const void *)p->min : (const void *)p->scale;
-            e[ne] = (zq_st_entry){names[ne], 2, shapes[ne], ZQ_ST_F16};
+            pe->shapes[ne][0] = (int64_t)g.row_groups;
+            pe->shapes[ne][1] = (int64_t)g.col_groups;
+            pe->of[ne] = p, pe->data[ne] = m ? (const void *)p->min : (const void *)p->scale;
+            pe->e[ne] = (zq_st_entry){pe->names[ne], 2, pe->shapes[ne], ZQ_ST_F16};
+            pe->n++;
         }
     }
+    return ZQ_OK;
+}
+
+zq_status zq_lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
+{
+    static __thread patch_entries pe; /* 60 KB: not on the stack */
+    ZQ_TRY(list_patch(tr, &pe, err));
     size_t hlen;
-    unsigned char *header = zq_st_header(e, ne, &hlen);
+    unsigned char *header = zq_st_header(pe.e, pe.n, &hlen);
     char *path = zq_lkd_patch_path(w, layer);
     zq_atomic f;
     zq_status st = header && path ? zq_atomic_open(&f, path, 1, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     uint32_t crc = header ? zq_crc32c(0, header, hlen) : 0;
     uint64_t bytes = hlen;
     if (st == ZQ_OK) st = zq_atomic_write(&f, header, hlen, err);
-    for (size_t k = 0; st == ZQ_OK && k < ne; k++) {
-        const param *p = of[k];
-        size_t len = data[k] ? (size_t)(shapes[k][0] * shapes[k][1]) * 2 : p->n * sizeof(float);
-        float *disk = data[k] ? NULL : malloc(len);
-        if (!data[k] && !disk) { st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory"); break; }
+    for (size_t k = 0; st == ZQ_OK && k < pe.n; k++) {
+        const param *p = pe.of[k];
+        size_t len = pe.data[k] ? (size_t)(pe.shapes[k][0] * pe.shapes[k][1]) * 2 : p->n * sizeof(float);
+        float *disk = pe.data[k] ? NULL : malloc(len);
+        if (!pe.data[k] && !disk) { st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory"); break; }
         if (disk) zq_net_tensor_layout(&p->u, a->n_heads, p->master, disk, 1);
-        const void *bytes_of = disk ? (const void *)disk : data[k];
+        const void *bytes_of = disk ? (const void *)disk : pe.data[k];
         crc = zq_crc32c(crc, bytes_of, len);
         bytes += len;
         st = zq_atomic_write(&f, bytes_of, len, err);
@@ -190,6 +210,32 @@ zq_status zq_lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_
     if (st == ZQ_OK) st = write_sidecar(w, layer, bytes, crc, err); /* after: it vouches for a whole patch */
     free(header);
     free(path);
+    return st;
+}
+
+zq_status zq_lkd_patch_source(trainee *tr, const zq_arch *a, const char *path, zq_source **out, zq_error *err)
+{
+    static __thread patch_entries pe;
+    ZQ_TRY(list_patch(tr, &pe, err));
+    ZQ_TRY(zq_source_memory(path, out, err));
+    zq_status st = ZQ_OK;
+    for (size_t k = 0; st == ZQ_OK && k < pe.n; k++) {
+        const param *p = pe.of[k];
+        size_t n = pe.data[k] ? (size_t)(pe.shapes[k][0] * pe.shapes[k][1]) : p->n;
+        float *v = malloc((n ? n : 1) * sizeof *v);
+        if (!v) {
+            st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if (!pe.data[k]) zq_net_tensor_layout(&p->u, a->n_heads, p->master, v, 1);
+        else
+            for (size_t i = 0; i < n; i++) v[i] = zq_f16_to_f32(((const uint16_t *)pe.data[k])[i]); /* exact */
+        st = zq_source_memory_add(*out, pe.e[k].name, pe.e[k].ndim, pe.shapes[k], v, err);
+    }
+    if (st != ZQ_OK) {
+        zq_source_close(*out);
+        *out = NULL;
+    }
     return st;
 }
 

@@ -13,6 +13,7 @@
 
 #include "base/pool.h"
 #include "lkd/lkd_impl.h"
+#include "quant/job.h"
 #include "export/target.h"
 #include "model/check.h"
 #include "base/util.h"
@@ -484,52 +485,6 @@ static zq_status declare_tensors(const zq_quantize_opts *o, const zq_preset *pre
     return ZQ_OK;
 }
 
-static zq_status run_all(const zq_quantize_opts *o, zq_source *src, zq_writer *w, zq_tensor *plan,
-                         zq_quantize_report *rep, zq_error *err)
-{
-    runner rn = {0};
-    rn.o = o;
-    rn.w = w;
-    rn.pool = zq_pool_create(o->threads);
-    if (!rn.pool) return zq_fail(err, ZQ_ERR_NOMEM, "cannot start threads");
-    rn.nslots = (size_t)zq_pool_size(rn.pool) * 2;
-    rn.slots = calloc(2 * rn.nslots, sizeof *rn.slots);
-    rn.scr = calloc((size_t)zq_pool_size(rn.pool), sizeof *rn.scr);
-    for (size_t i = 0; i < zq_source_count(src); i++) {
-        const zq_tensor_info *info = zq_source_tensor(src, i);
-        rn.total += info->numel * zq_dtype_size(info->dtype);
-    }
-    zq_status st = rn.slots && rn.scr ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; st == ZQ_OK && i < zq_source_count(src); i++) {
-        zq_err_sums sums = {0, 0};
-        st = run_tensor(&rn, src, i, i, &plan[i], &sums, err);
-        zq_source_release(src, i);
-        if (st != ZQ_OK) break;
-        const zq_tensor_info *info = zq_source_tensor(src, i);
-        rep->tensors++;
-        rep->input_bytes += info->numel * zq_dtype_size(info->dtype);
-        rep->fp16_bytes += info->numel * 2;
-        if (!zq_qspec_quantized(&plan[i].spec)) continue;
-        rep->quantized++;
-        double rel = sums.signal2 > 0 ? sqrt(sums.err2 / sums.signal2) : 0.0;
-        double sqnr = sums.err2 > 0 ? 10.0 * log10(sums.signal2 / sums.err2) : INFINITY;
-        zq_writer_set_error_stats(w, i, rel, sqnr);
-        if (rel >= rep->worst_rel_rmse) {
-            rep->worst_rel_rmse = rel;
-            snprintf(rep->worst_tensor, sizeof rep->worst_tensor, "%s", info->name);
-        }
-    }
-    for (size_t k = 0; rn.slots && k < 2 * rn.nslots; k++) free(rn.slots[k].out);
-    for (int k = 0; rn.scr && k < zq_pool_size(rn.pool); k++) {
-        free(rn.scr[k].buf);
-        free(rn.scr[k].codes);
-    }
-    free(rn.slots);
-    free(rn.scr);
-    zq_pool_free(rn.pool);
-    return st;
-}
-
 static zq_status check_opts(const zq_quantize_opts *o, const zq_preset **preset, zq_error *err)
 {
     *preset = zq_preset_find(o->preset ? o->preset : "w8a8");
@@ -554,35 +509,133 @@ zq_status zq_quantize_plan(const zq_quantize_opts *o, const zq_model *model, con
     return plan_spec(o, preset, info, zq_model_classify(model, info), spec, err);
 }
 
-zq_status zq_quantize_source(const zq_quantize_opts *o, zq_source *src, zq_quantize_report *rep, zq_error *err)
+struct zq_quantize_job {
+    const zq_quantize_opts *o;
+    zq_source *src;
+    zq_writer *w;
+    zq_tensor *plan;
+    unsigned char *written;
+    char *recipe;
+    runner rn;
+    zq_quantize_report rep;
+};
+
+static void job_free(zq_quantize_job *j)
 {
-    memset(rep, 0, sizeof *rep);
+    runner *rn = &j->rn;
+    for (size_t k = 0; rn->slots && k < 2 * rn->nslots; k++) free(rn->slots[k].out);
+    for (int k = 0; rn->scr && rn->pool && k < zq_pool_size(rn->pool); k++) {
+        free(rn->scr[k].buf);
+        free(rn->scr[k].codes);
+    }
+    free(rn->slots);
+    free(rn->scr);
+    if (rn->pool) zq_pool_free(rn->pool);
+    zq_writer_abort(j->w);
+    free(j->recipe);
+    free(j->plan);
+    free(j->written);
+    free(j);
+}
+
+void zq_quantize_job_abort(zq_quantize_job *j)
+{
+    if (j) job_free(j);
+}
+
+zq_status zq_quantize_job_begin(const zq_quantize_opts *o, zq_source *src, zq_quantize_job **out, zq_error *err)
+{
+    *out = NULL;
     const zq_preset *preset;
     ZQ_TRY(check_opts(o, &preset, err));
+    zq_quantize_job *j = calloc(1, sizeof *j);
+    if (!j) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    j->o = o;
+    j->src = src;
     zq_activation act;
     zq_act_mode_record(act_of(o, preset), &act);
     zq_model model;
-    zq_writer *w = NULL;
-    zq_tensor *plan = calloc(zq_source_count(src) + 1, sizeof *plan);
-    char *recipe = recipe_json(o, preset);
-    zq_status st = plan && recipe ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    size_t n = zq_source_count(src);
+    j->plan = calloc(n + 1, sizeof *j->plan);
+    j->written = calloc(n + 1, 1);
+    j->recipe = recipe_json(o, preset);
+    zq_status st = j->plan && j->written && j->recipe ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     if (st == ZQ_OK) st = zq_model_detect(zq_source_config(src), zq_source_path(src), &model, err);
     zq_arch arch; /* a config with the sizes: the tensors must have them (a file that contradicts itself exports to nothing that loads) */
     zq_error ignore = {0};
     if (st == ZQ_OK && model.known && zq_arch_from_config(zq_source_config(src), zq_source_path(src), &arch, &ignore) == ZQ_OK)
         st = zq_check_source(&arch, src, 0, err);
-    if (st == ZQ_OK) st = zq_writer_open(o->output, o->force, o->zstd_level, &w, err);
-    if (st == ZQ_OK) st = zq_writer_set_info(w, model.model_type, zq_source_config(src), recipe, &act, err);
-    if (st == ZQ_OK) st = declare_tensors(o, preset, src, &model, w, plan, err);
-    if (st == ZQ_OK) st = run_all(o, src, w, plan, rep, err);
+    if (st == ZQ_OK) st = zq_writer_open(o->output, o->force, o->zstd_level, &j->w, err);
+    if (st == ZQ_OK) st = zq_writer_set_info(j->w, model.model_type, zq_source_config(src), j->recipe, &act, err);
+    if (st == ZQ_OK) st = declare_tensors(o, preset, src, &model, j->w, j->plan, err);
+    runner *rn = &j->rn;
+    rn->o = o;
+    rn->w = j->w;
+    if (st == ZQ_OK && !(rn->pool = zq_pool_create(o->threads))) st = zq_fail(err, ZQ_ERR_NOMEM, "cannot start threads");
     if (st == ZQ_OK) {
-        st = zq_writer_commit(w, &rep->output_bytes, err);
-        w = NULL;
+        rn->nslots = (size_t)zq_pool_size(rn->pool) * 2;
+        rn->slots = calloc(2 * rn->nslots, sizeof *rn->slots);
+        rn->scr = calloc((size_t)zq_pool_size(rn->pool), sizeof *rn->scr);
+        if (!rn->slots || !rn->scr) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     }
-    zq_writer_abort(w);
-    free(recipe);
-    free(plan);
+    for (size_t i = 0; i < n; i++) {
+        const zq_tensor_info *info = zq_source_tensor(src, i);
+        rn->total += info->numel * zq_dtype_size(info->dtype);
+    }
+    if (st != ZQ_OK) {
+        job_free(j);
+        return st;
+    }
+    *out = j;
+    return ZQ_OK;
+}
+
+zq_status zq_quantize_job_tensor(zq_quantize_job *j, size_t ti, zq_source *from, size_t si, zq_error *err)
+{
+    if (ti >= zq_source_count(j->src) || j->written[ti])
+        return zq_fail(err, ZQ_ERR_INTERNAL, "tensor %zu quantized twice, or out of range", ti);
+    zq_err_sums sums = {0, 0};
+    zq_status st = run_tensor(&j->rn, from, si, ti, &j->plan[ti], &sums, err);
+    zq_source_release(from, si);
+    ZQ_TRY(st);
+    j->written[ti] = 1;
+    const zq_tensor_info *info = zq_source_tensor(j->src, ti);
+    zq_quantize_report *rep = &j->rep;
+    rep->tensors++;
+    rep->input_bytes += info->numel * zq_dtype_size(info->dtype);
+    rep->fp16_bytes += info->numel * 2;
+    if (!zq_qspec_quantized(&j->plan[ti].spec)) return ZQ_OK;
+    rep->quantized++;
+    double rel = sums.signal2 > 0 ? sqrt(sums.err2 / sums.signal2) : 0.0;
+    double sqnr = sums.err2 > 0 ? 10.0 * log10(sums.signal2 / sums.err2) : INFINITY;
+    zq_writer_set_error_stats(j->w, ti, rel, sqnr);
+    if (rel >= rep->worst_rel_rmse) {
+        rep->worst_rel_rmse = rel;
+        snprintf(rep->worst_tensor, sizeof rep->worst_tensor, "%s", info->name);
+    }
+    return ZQ_OK;
+}
+
+zq_status zq_quantize_job_finish(zq_quantize_job *j, zq_quantize_report *rep, zq_error *err)
+{
+    zq_status st = ZQ_OK;
+    for (size_t i = 0; st == ZQ_OK && i < zq_source_count(j->src); i++)
+        if (!j->written[i]) st = zq_quantize_job_tensor(j, i, j->src, i, err);
+    if (st == ZQ_OK) {
+        st = zq_writer_commit(j->w, &j->rep.output_bytes, err);
+        j->w = NULL;
+    }
+    if (st == ZQ_OK) *rep = j->rep;
+    job_free(j);
     return st;
+}
+
+zq_status zq_quantize_source(const zq_quantize_opts *o, zq_source *src, zq_quantize_report *rep, zq_error *err)
+{
+    memset(rep, 0, sizeof *rep);
+    zq_quantize_job *j;
+    ZQ_TRY(zq_quantize_job_begin(o, src, &j, err));
+    return zq_quantize_job_finish(j, rep, err);
 }
 
 zq_status zq_quantize(const zq_quantize_opts *o, zq_quantize_report *rep, zq_error *err)

@@ -110,7 +110,7 @@ void zq_int8_pack(const int8_t *w, size_t ldw, int n, size_t k, int lanes, int8_
                 }
 }
 
-/* The packed layout read plainly (any lane count: the sets without an
+/* The packed layout read plainly (any lane count; the sets without an
  * interleaving kernel of their own use it with theirs). */
 static void dot_packed_any(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks, size_t k4,
                            int lanes, int32_t *out, size_t ldo)
