@@ -5,6 +5,7 @@
  * lengths that are not a multiple of any vector width, one row, odd row
  * counts). On a CPU or build without a vector set there is nothing to
  * compare, and the tests say so. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,5 +165,69 @@ TEST(int8_packed_dot_matches_plain_rows)
                 for (int j = 0; j < n; j++) bad += got[(size_t)i * ldo + j] != want[(size_t)i * n + j];
             CHECK(bad == 0);
         }
+    }
+}
+
+/* The W8A8 Linear against the FP path's emulation of it: the tokens
+ * fake-quantized (zq_fake_quant_tokens) times the dequantized weights, in
+ * double. In exact arithmetic they are equal. The emulation rounds each
+ * fake-quantized input once ((q - zero) x scale: 2^-24 of it; the weights,
+ * an 8-bit code times an FP16 scale, are exact); the integer path's sums
+ * are exact and its epilogue rounds each group's term twice (scale x
+ * scale, then x sum) and each addition once. So, to first order, |y - ref|
+ * <= (groups + 3) * 2^-24 * (|bias| + sum over inputs of |x' w'|), a
+ * constant token's row (no codes) held to the same bound. Grids: groups of
+ * 32 with a short last one, one per row, the paper's row blocks. */
+#include "nn/int8_linear.h"
+#include "zquant/fp16.h"
+
+TEST(int8_linear_matches_the_emulated_fp_path)
+{
+    enum { OUT = 37, IN = 150, M = 6 };
+    static float w[OUT * IN], x[M * IN], xq[M * IN], wd[OUT * IN], y[M * OUT], bias[OUT];
+    static uint8_t codes[OUT * IN];
+    static uint16_t scales[OUT * 8], mins[OUT * 8];
+    const char *specs[] = {"int8:g32:sym", "int8:row:sym", "int8:blocks3:sym"};
+    for (int sp = 0; sp < 3; sp++) {
+        zq_qspec spec = {ZQ_FORMAT_INT8, 1, ZQ_GRAN_GROUP, 128, 0};
+        zq_error err = {0};
+        CHECK(zq_qspec_parse(specs[sp], &spec, &err) == ZQ_OK);
+        for (int c = 0; c < OUT * IN; c++) w[c] = uniform(-1, 1) * (c % 7 == 0 ? 3.0f : 1.0f);
+        for (int c = 0; c < M * IN; c++) x[c] = uniform(-2, 2);
+        for (int c = 0; c < IN; c++) x[(M - 1) * IN + c] = 0.5f; /* a constant token */
+        for (int j = 0; j < OUT; j++) bias[j] = uniform(-1, 1);
+        zq_grid g;
+        zq_grid_init(&g, &spec, OUT, IN);
+        CHECK(zq_matrix_group_params(&spec, w, OUT, IN, scales, mins, &err) == ZQ_OK);
+        zq_err_sums ignore = {0, 0};
+        for (uint64_t r = 0; r < OUT; r++)
+            for (uint64_t gj = 0; gj < g.col_groups; gj++) {
+                zq_group q = zq_grid_group(&g, r, gj);
+                zq_quantize_run(&spec, w + r * IN + q.col0, (size_t)q.ncols, scales[q.index], 0, codes + r * IN + q.col0,
+                                &ignore);
+                zq_decode_run(&spec, codes + r * IN, q.col0, (size_t)q.ncols, scales[q.index], 0, wd + r * IN + q.col0);
+            }
+        zq_int8_linear l;
+        CHECK(zq_int8_linear_init(&l, &g, codes, scales, &err) == ZQ_OK);
+        CHECK(zq_int8_linear_forward(&l, x, M, bias, y, &err) == ZQ_OK);
+        memcpy(xq, x, sizeof x);
+        zq_fake_quant_tokens(xq, M, IN);
+        int bad = 0;
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < OUT; j++) {
+                double ref = bias[j], mag = fabs(bias[j]);
+                for (uint64_t gj = 0; gj < g.col_groups; gj++) {
+                    zq_group q = zq_grid_group(&g, (uint64_t)j, gj);
+                    for (uint64_t c = q.col0; c < q.col0 + q.ncols; c++) {
+                        double p = (double)xq[i * IN + c] * wd[j * IN + c];
+                        ref += p;
+                        mag += fabs(p);
+                    }
+                }
+                double bound = ((double)g.col_groups + 3) * 0x1p-24 * mag;
+                bad += !(fabs((double)y[i * OUT + j] - ref) <= bound);
+            }
+        CHECK(bad == 0);
+        zq_int8_linear_free(&l);
     }
 }
