@@ -43,9 +43,8 @@ static const char help_tail[] =
     "Embeddings, norms, biases and the LM head stay FP16 unless a rule or\n"
     "--include says otherwise. See zquant-quantize(1).\n";
 
-typedef struct {
+typedef struct { /* what the CLI needs before the library's options: the text to tokenize */
     const char *calib_text, *tokenizer;
-    long samples, seq_len;
 } method_args;
 
 static int method_option(zq_quantize_opts *o, method_args *m, int c, const char *arg)
@@ -74,7 +73,7 @@ int cmd_quantize(int argc, char **argv)
 {
     cli_qargs q;
     cli_qargs_init(&q);
-    method_args m = {NULL, NULL, 0, 0};
+    method_args m = {NULL, NULL};
     int json = 0, quiet = 0, rc = 0, c;
     char *arg;
     cli_args args;

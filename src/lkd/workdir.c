@@ -181,25 +181,24 @@ static zq_status list_patch(trainee *tr, patch_entries *pe, zq_error *err)
     return ZQ_OK;
 }
 
-zq_status zq_lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
+static zq_status write_patch_file(const workdir *w, int layer, const patch_entries *pe, const zq_arch *a,
+                                  zq_error *err)
 {
-    static __thread patch_entries pe; /* 60 KB: not on the stack */
-    ZQ_TRY(list_patch(tr, &pe, err));
     size_t hlen;
-    unsigned char *header = zq_st_header(pe.e, pe.n, &hlen);
+    unsigned char *header = zq_st_header(pe->e, pe->n, &hlen);
     char *path = zq_lkd_patch_path(w, layer);
     zq_atomic f;
     zq_status st = header && path ? zq_atomic_open(&f, path, 1, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     uint32_t crc = header ? zq_crc32c(0, header, hlen) : 0;
     uint64_t bytes = hlen;
     if (st == ZQ_OK) st = zq_atomic_write(&f, header, hlen, err);
-    for (size_t k = 0; st == ZQ_OK && k < pe.n; k++) {
-        const param *p = pe.of[k];
-        size_t len = pe.data[k] ? (size_t)(pe.shapes[k][0] * pe.shapes[k][1]) * 2 : p->n * sizeof(float);
-        float *disk = pe.data[k] ? NULL : malloc(len);
-        if (!pe.data[k] && !disk) { st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory"); break; }
+    for (size_t k = 0; st == ZQ_OK && k < pe->n; k++) {
+        const param *p = pe->of[k];
+        size_t len = pe->data[k] ? (size_t)(pe->shapes[k][0] * pe->shapes[k][1]) * 2 : p->n * sizeof(float);
+        float *disk = pe->data[k] ? NULL : malloc(len);
+        if (!pe->data[k] && !disk) { st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory"); break; }
         if (disk) zq_net_tensor_layout(&p->u, a->n_heads, p->master, disk, 1);
-        const void *bytes_of = disk ? (const void *)disk : pe.data[k];
+        const void *bytes_of = disk ? (const void *)disk : pe->data[k];
         crc = zq_crc32c(crc, bytes_of, len);
         bytes += len;
         st = zq_atomic_write(&f, bytes_of, len, err);
@@ -213,25 +212,37 @@ zq_status zq_lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_
     return st;
 }
 
+zq_status zq_lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
+{
+    patch_entries *pe = malloc(sizeof *pe); /* tens of KB: not on the stack */
+    if (!pe) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    zq_status st = list_patch(tr, pe, err);
+    if (st == ZQ_OK) st = write_patch_file(w, layer, pe, a, err);
+    free(pe);
+    return st;
+}
+
 zq_status zq_lkd_patch_source(trainee *tr, const zq_arch *a, const char *path, zq_source **out, zq_error *err)
 {
-    static __thread patch_entries pe;
-    ZQ_TRY(list_patch(tr, &pe, err));
-    ZQ_TRY(zq_source_memory(path, out, err));
-    zq_status st = ZQ_OK;
-    for (size_t k = 0; st == ZQ_OK && k < pe.n; k++) {
-        const param *p = pe.of[k];
-        size_t n = pe.data[k] ? (size_t)(pe.shapes[k][0] * pe.shapes[k][1]) : p->n;
+    *out = NULL;
+    patch_entries *pe = malloc(sizeof *pe);
+    if (!pe) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    zq_status st = list_patch(tr, pe, err);
+    if (st == ZQ_OK) st = zq_source_memory(path, out, err);
+    for (size_t k = 0; st == ZQ_OK && k < pe->n; k++) {
+        const param *p = pe->of[k];
+        size_t n = pe->data[k] ? (size_t)(pe->shapes[k][0] * pe->shapes[k][1]) : p->n;
         float *v = malloc((n ? n : 1) * sizeof *v);
         if (!v) {
             st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
             break;
         }
-        if (!pe.data[k]) zq_net_tensor_layout(&p->u, a->n_heads, p->master, v, 1);
+        if (!pe->data[k]) zq_net_tensor_layout(&p->u, a->n_heads, p->master, v, 1);
         else
-            for (size_t i = 0; i < n; i++) v[i] = zq_f16_to_f32(((const uint16_t *)pe.data[k])[i]); /* exact */
-        st = zq_source_memory_add(*out, pe.e[k].name, pe.e[k].ndim, pe.shapes[k], v, err);
+            for (size_t i = 0; i < n; i++) v[i] = zq_f16_to_f32(((const uint16_t *)pe->data[k])[i]); /* exact */
+        st = zq_source_memory_add(*out, pe->e[k].name, pe->e[k].ndim, pe->shapes[k], v, err);
     }
+    free(pe);
     if (st != ZQ_OK) {
         zq_source_close(*out);
         *out = NULL;
