@@ -27,12 +27,15 @@ extern "C" {
 
 /* A Linear layer: y = x W^T + b, W [out, in] row-major. quantized: its
  * weight was quantized, so its input is activation-quantized. id numbers
- * the Linear inputs for static calibration. */
+ * the Linear inputs for static calibration. packed: the weight as stored
+ * codes, run by the integer backend (then w is NULL; forward only). */
+typedef struct zq_packed_linear zq_packed_linear;
 typedef struct {
     const float *w, *b;
     int out, in;
     int quantized;
     int id;
+    const zq_packed_linear *packed;
 } zq_linear;
 
 typedef struct {

@@ -17,6 +17,11 @@ extern "C" {
 zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_new, float temperature, uint64_t seed,
                       int32_t *out, zq_error *err);
 
+/* The activation quantization generation runs a model with: the file's
+ * dynamic (per-token) scheme; none for others (static ranges would need
+ * calibration first). */
+zq_act_mode zq_generate_act_mode(const zq_net *net);
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,6 +33,12 @@ const zq_activation *zq_net_activation(const zq_net *n);
 /* Treat every block Linear as quantized (for forcing activation
  * quantization on an FP model). */
 void zq_net_mark_all_quantized(zq_net *n);
+/* Run every Linear weight the file stores as codes (a .zq file's) from
+ * them, on the integer backend, instead of expanding it to FP32: integer
+ * products when the forward passes quantize inputs as mode says (one of
+ * the file's schemes), FP32 products of weights decoded a tile at a time
+ * otherwise. Call before running blocks. */
+void zq_net_run_packed(zq_net *n, zq_act_mode mode);
 /* Number of Linear ids (for zq_act_quant.absmax). */
 int zq_net_linear_ids(const zq_net *n);
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "zquant/error.h"
+#include "zquant/quant.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -97,6 +98,19 @@ void zq_source_release_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nr
  * another one at the same path: its config and every tensor's name, dtype,
  * shape and values (read as float, some rows at a time). */
 zq_status zq_source_fingerprint(zq_source *src, uint32_t *crc, zq_error *err);
+
+/* A quantized tensor as its file stores it (a .zq file's): the spec, the
+ * grid over the [out, in] matrix, the packed rows (grid.rows rows of
+ * grid.row_bytes) and the FP16 scales and mins ([row_groups, col_groups];
+ * min NULL when symmetric), valid while src is open. q is NULL when src
+ * keeps no codes for tensor i (an FP checkpoint; a tensor kept as FP16). */
+typedef struct {
+    zq_qspec spec;
+    zq_grid grid;
+    const uint8_t *q;
+    const uint16_t *scale, *min;
+} zq_stored_codes;
+zq_status zq_source_codes(zq_source *src, size_t i, zq_stored_codes *out, zq_error *err);
 
 /* Rows the caller will read soon: the reader may map them ahead, in bulk. */
 void zq_source_prefetch_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nrows);

@@ -20,7 +20,7 @@ static const char help[] =
     "\n";
 
 enum { OPT_TOKENS = 256, OPT_TEXT, OPT_TOKENIZER, OPT_SAMPLE, OPT_SEED, OPT_CTX, OPT_BATCH, OPT_ACT, OPT_CALIB,
-       OPT_REF, OPT_PER_LAYER, OPT_MAX, OPT_JSON, OPT_LOGPROBS };
+       OPT_REF, OPT_PER_LAYER, OPT_MAX, OPT_JSON, OPT_LOGPROBS, OPT_DEQUANTIZE };
 
 static const cli_option opts[] = {
     {OPT_TOKENS, 0, "tokens", "FILE", 0, "token ids: raw little-endian uint32, or .npy of integers"},
@@ -40,6 +40,9 @@ static const cli_option opts[] = {
                                    "default: what the .zq file records, none for others"},
     {OPT_CALIB, 0, "calib", "FILE", 0, "calibration tokens for int8-tensor (default: the\n"
                                        "evaluated tokens, which flatters the baseline)"},
+    {OPT_DEQUANTIZE, 0, "dequantize", NULL, 0, "run a .zq file's weights expanded to FP32, its\n"
+                                                "activation quantization emulated (the reference\n"
+                                                "path), not on the integer backend"},
     {OPT_REF, 0, "reference", "FP", 0, "also run the FP model: ppl of both, KL(P_fp ||\n"
                                        "P_model), top-1 agreement"},
     {OPT_PER_LAYER, 0, "per-layer", NULL, 0, "with --reference: each block's relative output error"},
@@ -58,7 +61,7 @@ static const cli_option *const tables[] = {opts, NULL};
 typedef struct {
     const char *model, *tokens, *text, *tokenizer, *act, *calib, *ref, *logprobs;
     long sample_n, sample_len, seed, ctx, batch, max_tokens, threads;
-    int per_layer, json, force;
+    int per_layer, json, force, dequantize;
 } eval_args;
 
 static int parse_args(int argc, char **argv, eval_args *a)
@@ -96,6 +99,7 @@ static int parse_args(int argc, char **argv, eval_args *a)
         case OPT_CALIB: a->calib = optarg; break;
         case OPT_REF: a->ref = optarg; break;
         case OPT_PER_LAYER: a->per_layer = 1; break;
+        case OPT_DEQUANTIZE: a->dequantize = 1; break;
         case OPT_MAX:
             if (cli_number("eval", "--max-tokens", optarg, 2, 0x7fffffffL, &a->max_tokens)) return ZQ_ERR_USAGE;
             break;
@@ -146,6 +150,7 @@ static void print_result(const eval_args *a, const char *model, zq_act_mode act,
         cJSON_AddNumberToObject(j, "tokens", (double)r->tokens);
         cJSON_AddNumberToObject(j, "ctx", ctx);
         cJSON_AddStringToObject(j, "act", zq_act_mode_name(act));
+        cJSON_AddStringToObject(j, "backend", a->dequantize ? "dequantized" : zq_int8_kernels_name());
         cJSON_AddNumberToObject(j, "nll", r->nll);
         cJSON_AddNumberToObject(j, "ppl", ppl);
         if (a->ref) {
@@ -162,7 +167,8 @@ static void print_result(const eval_args *a, const char *model, zq_act_mode act,
         cli_json_print(stdout, j);
         return;
     }
-    printf("%s: %llu tokens, ctx %d, activations %s\n", model, (unsigned long long)r->tokens, ctx, zq_act_mode_name(act));
+    printf("%s: %llu tokens, ctx %d, activations %s, %s\n", model, (unsigned long long)r->tokens, ctx,
+           zq_act_mode_name(act), a->dequantize ? "weights dequantized" : "packed weights");
     printf("  ppl %.4f (nll %.4f nats/token)\n", ppl, r->nll);
     if (a->ref) {
         printf("  reference %s: ppl %.4f (nll %.4f)\n", a->ref, ref_ppl, r->ref_nll);
@@ -192,6 +198,7 @@ int cmd_eval(int argc, char **argv)
         if (a.act) st = zq_act_mode_parse(a.act, &act, &err);
         else if (rec) act = zq_act_mode_of(rec);
         if (!rec && act != ZQ_AQ_NONE) zq_net_mark_all_quantized(net); /* an FP model: every Linear */
+        if (!a.dequantize) zq_net_run_packed(net, act);
     }
     if (st == ZQ_OK) st = load_tokens(&a, model, net, ref, &ids, &n, &err);
     if (st == ZQ_OK && a.calib) st = zq_tokens_read(a.calib, &calib, &ncalib, &err);

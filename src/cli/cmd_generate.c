@@ -27,6 +27,8 @@ static const cli_option opts[] = {
     {'k', 0, "tokenizer", "FILE", 0, "tokenizer for the text: llama2.c, or tokenizer.json\n"
                                      "(default: tokenizer.bin or tokenizer.json beside the\n"
                                      "model)"},
+    {'D', 0, "dequantize", NULL, 0, "run a .zq file's weights expanded to FP32 (the\n"
+                                     "reference path), not on the integer backend"},
     {'t', 't', "threads", "N", 0, "threads (default: all cores)"},
     {'j', 0, "json", NULL, 0, "{\"ids\": [...], \"text\": ...} on stdout"},
     {'h', 'h', "help", NULL, 0, "this help"},
@@ -53,7 +55,7 @@ int cmd_generate(int argc, char **argv)
 {
     long n_new = 32, seed = 1, threads = 0;
     float temperature = 0;
-    int json = 0, c, n_prompt = 0;
+    int json = 0, dequantize = 0, c, n_prompt = 0;
     int32_t *prompt = NULL;
     const char *tok_path = NULL;
     int rc = -1;
@@ -81,6 +83,7 @@ int cmd_generate(int argc, char **argv)
             if (cli_number("generate", "--threads", optarg, 1, 1024, &threads)) rc = ZQ_ERR_USAGE;
             break;
         case 'j': json = 1; break;
+        case 'D': dequantize = 1; break;
         case 'h':
             cli_print_help(help, tables, NULL);
             rc = 0;
@@ -105,6 +108,7 @@ int cmd_generate(int argc, char **argv)
     int total = n_prompt + (int)n_new;
     int32_t *out = malloc((size_t)total * sizeof *out);
     zq_status st = prompt && out ? zq_net_open(model, 0, &net, &err) : zq_fail(&err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK && !dequantize) zq_net_run_packed(net, zq_generate_act_mode(net));
     if (st == ZQ_OK) st = zq_generate(net, prompt, n_prompt, (int)n_new, temperature, (uint64_t)seed, out, &err);
     if (st == ZQ_OK) {
         char *path = tok_path ? strdup(tok_path) : cli_find_tokenizer(model);

@@ -17,6 +17,12 @@ static double uniform(uint64_t *s)
     return (double)((*s * 2685821657736338717ull) >> 11) * (1.0 / 9007199254740992.0);
 }
 
+zq_act_mode zq_generate_act_mode(const zq_net *net)
+{
+    const zq_activation *act = zq_net_activation(net);
+    return act && zq_act_mode_per_token(zq_act_mode_of(act)) ? zq_act_mode_of(act) : ZQ_AQ_NONE;
+}
+
 zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_new, float temperature, uint64_t seed,
                       int32_t *out, zq_error *err)
 {
@@ -32,9 +38,7 @@ zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_ne
     float *kc = malloc(kv * a->n_layers * sizeof *kc), *vc = malloc(kv * a->n_layers * sizeof *vc);
     zq_status st = ws && kc && vc ? zq_run_init(&s, net, ZQ_AQ_NONE, (size_t)total, err)
                                   : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    const zq_activation *act = zq_net_activation(net);
-    /* static ranges would need calibration first; generation runs dynamic ones only */
-    if (st == ZQ_OK && act && zq_act_mode_per_token(zq_act_mode_of(act))) s.aq.mode = zq_act_mode_of(act);
+    if (st == ZQ_OK) s.aq.mode = zq_generate_act_mode(net);
     uint64_t rng = seed ? seed : 0x9e3779b97f4a7c15ull;
     memcpy(out, prompt, (size_t)n_prompt * sizeof *out);
     /* the prompt in one pass, then one token at a time against the cache */

@@ -259,6 +259,12 @@ void zq_source_release_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nr
     if (src->ops->release) src->ops->release(src, i, row0, nrows);
 }
 
+zq_status zq_source_codes(zq_source *src, size_t i, zq_stored_codes *out, zq_error *err)
+{
+    memset(out, 0, sizeof *out);
+    return src->ops->codes && i < src->count ? src->ops->codes(src, i, out, err) : ZQ_OK;
+}
+
 void zq_source_prefetch_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nrows)
 {
     if (src->ops->prefetch && nrows) src->ops->prefetch(src, i, row0, nrows);
@@ -349,7 +355,7 @@ static void close_patched(zq_source *src)
     src->impl = NULL;
 }
 
-static const zq_source_ops patched_ops = {read_patched, release_patched, close_patched, raw_patched, prefetch_patched};
+static const zq_source_ops patched_ops = {read_patched, release_patched, close_patched, raw_patched, prefetch_patched, NULL};
 
 /* The F16 table tensor `name` holds in src (any of a patched source's
  * parts, the last first), read back as FP16; *out NULL when none has it. */
@@ -524,7 +530,7 @@ static void close_memory(zq_source *src)
     src->impl = NULL;
 }
 
-static const zq_source_ops memory_ops = {read_memory, NULL, close_memory, NULL, NULL};
+static const zq_source_ops memory_ops = {read_memory, NULL, close_memory, NULL, NULL, NULL};
 
 zq_status zq_source_memory(const char *path, zq_source **out, zq_error *err)
 {

@@ -14,6 +14,7 @@ typedef struct {
      * no such thing (HDF5) */
     const void *(*raw)(zq_source *src, size_t i);
     void (*prefetch)(zq_source *src, size_t i, uint64_t row0, uint64_t nrows); /* may be NULL */
+    zq_status (*codes)(zq_source *src, size_t i, zq_stored_codes *out, zq_error *err); /* may be NULL */
 } zq_source_ops;
 
 struct zq_source {

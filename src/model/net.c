@@ -13,12 +13,15 @@
 #include "base/blas.h"
 #include "model/check.h"
 #include "nn/nn.h"
+#include "nn/packed.h"
 #include "zquant/source.h"
 
 
 typedef struct {
     float *buf[32]; /* what the block owns */
     int nbuf;
+    zq_packed_linear *packed[ZQ_LINEAR_SLOTS]; /* its Linears run from stored codes */
+    int npacked;
     zq_block blk;
     zq_net_tensor units[32]; /* its tensors: Linear weights, then vectors */
     int nunits;
@@ -32,6 +35,9 @@ struct zq_net {
     zq_arch arch;
     zq_source *src;
     int cache_all, all_quantized;
+    uint64_t budget;
+    int packed;                /* zq_net_run_packed */
+    zq_act_mode packed_mode;
     block_slot *blocks;
     float *outer[NPARTS][2]; /* the tensors outside blocks: [part][0] weight, [part][1] bias */
 };
@@ -46,7 +52,6 @@ const zq_activation *zq_net_activation(const zq_net *n)
     return zq_source_activation(n->src);
 }
 void zq_net_mark_all_quantized(zq_net *n) { n->all_quantized = 1; }
-int zq_net_linear_ids(const zq_net *n) { return n->arch.n_layers * ZQ_LINEAR_SLOTS; }
 
 /* ---- finding and reading tensors ----------------------------------------- */
 
@@ -127,6 +132,7 @@ typedef struct {
     int layer;
     char name[256];
     zq_error *err;
+    zq_stored_codes qkv_codes; /* a fused projection's, packed by fused_qkv */
 } loader;
 
 static const char *nm(loader *L, const char *fmt)
@@ -164,15 +170,51 @@ static zq_status vec(loader *L, const char *fmt, int len, int optional, const fl
 
 /* A Linear part: its weight, and its bias when the table lists one (a
  * bias is optional: some checkpoints of a family have them). */
+/* The stored codes of tensor idx when the net runs packed and the file
+ * has them for a matrix of out x in; st->q NULL otherwise. */
+static zq_status stored_codes(loader *L, long idx, int out_dim, int in_dim, zq_stored_codes *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!L->n->packed || idx < 0) return ZQ_OK;
+    ZQ_TRY(zq_source_codes(L->n->src, (size_t)idx, st, L->err));
+    if (st->q && (st->grid.rows != (uint64_t)out_dim || st->grid.cols != (uint64_t)in_dim))
+        return zq_fail(L->err, ZQ_ERR_FORMAT, "'%s': tensor '%s': codes of %llu x %llu, the config implies %d x %d",
+                       L->n->path, name_at(L->n, (size_t)idx), (unsigned long long)st->grid.rows,
+                       (unsigned long long)st->grid.cols, out_dim, in_dim);
+    return ZQ_OK;
+}
+
+/* A Linear run from stored codes: rows (out of them, NULL: all) of the
+ * stored matrix, owned by the block. */
+static zq_status packed_linear(loader *L, const zq_stored_codes *st, const uint32_t *rows, int out_dim,
+                               const float *bias, const zq_packed_linear **out)
+{
+    zq_packed_linear *p = calloc(1, sizeof *p);
+    if (!p) return zq_fail(L->err, ZQ_ERR_NOMEM, "out of memory");
+    int integer = L->n->packed_mode != ZQ_AQ_NONE && L->n->packed_mode != ZQ_AQ_CALIBRATE;
+    zq_status r = zq_packed_init(p, st, rows, out_dim, bias, integer, L->err);
+    if (r != ZQ_OK) {
+        free(p);
+        return r;
+    }
+    L->s->packed[L->s->npacked++] = p;
+    *out = p;
+    return ZQ_OK;
+}
+
 static zq_status lin(loader *L, const zq_arch_tensor *w, const zq_arch_tensor *bias, zq_linear *dst)
 {
     int out_dim, in_dim, conv1d = (w->flags & ZQ_T_CONV1D) != 0;
     zq_arch_linear_shape(&L->n->arch, w->part, &out_dim, &in_dim);
-    float *wp, *b = NULL;
-    long idx;
-    ZQ_TRY(load(L->n, nm(L, w->name), (uint64_t)out_dim * in_dim, conv1d, 0, &wp, &idx, L->err));
-    keep(L, wp);
-    ZQ_TRY(unit(L, idx, wp, out_dim, in_dim, conv1d, 0));
+    float *wp = NULL, *b = NULL;
+    long idx = find(L->n, nm(L, w->name));
+    zq_stored_codes st;
+    ZQ_TRY(stored_codes(L, idx, out_dim, in_dim, &st));
+    if (!st.q) {
+        ZQ_TRY(load(L->n, nm(L, w->name), (uint64_t)out_dim * in_dim, conv1d, 0, &wp, &idx, L->err));
+        keep(L, wp);
+        ZQ_TRY(unit(L, idx, wp, out_dim, in_dim, conv1d, 0));
+    }
     if (bias) {
         long bidx;
         ZQ_TRY(load(L->n, nm(L, bias->name), (uint64_t)out_dim, 0, 1, &b, &bidx, L->err));
@@ -180,45 +222,76 @@ static zq_status lin(loader *L, const zq_arch_tensor *w, const zq_arch_tensor *b
         ZQ_TRY(unit(L, bidx, b, out_dim, 1, 0, 1));
     }
     int slot = w->part == ZQ_PART_QKV ? 0 : (int)w->part;
-    *dst = (zq_linear){wp, b, out_dim, in_dim, quantized_at(L->n, (size_t)idx), L->layer * ZQ_LINEAR_SLOTS + slot};
+    *dst = (zq_linear){wp, b, out_dim, in_dim, quantized_at(L->n, (size_t)idx), L->layer * ZQ_LINEAR_SLOTS + slot, NULL};
+    /* a fused projection is split into its parts' packed Linears by the caller */
+    if (st.q && w->part != ZQ_PART_QKV) ZQ_TRY(packed_linear(L, &st, NULL, out_dim, b, &dst->packed));
+    if (st.q && w->part == ZQ_PART_QKV) L->qkv_codes = st;
     return ZQ_OK;
 }
 
-/* A fused [q; k; v] projection: views into one buffer. NeoX interleaves
- * per head ([h][q|k|v][hd]), so its rows are regrouped first. */
+/* NeoX interleaves a fused projection per head ([h][q|k|v][hd]): row r
+ * of part p in the engine's order is stored row (h * 3 + p) * hd + d. */
+static size_t fused_row(const zq_arch *a, int per_head, int p, size_t r)
+{
+    size_t hd = (size_t)a->head_dim, rows = (size_t)a->n_heads * hd;
+    return per_head ? (r / hd * 3 + (size_t)p) * hd + r % hd : (size_t)p * rows + r;
+}
+
+/* The three parts of a fused projection run from its stored codes. */
+static zq_status fused_packed(loader *L, const zq_linear *all, int per_head, zq_block *b)
+{
+    const zq_arch *a = &L->n->arch;
+    int rows = a->n_heads * a->head_dim;
+    uint32_t *map = malloc((size_t)rows * sizeof *map);
+    if (!map) return zq_fail(L->err, ZQ_ERR_NOMEM, "out of memory");
+    zq_linear *dst[3] = {&b->q, &b->k, &b->v};
+    zq_status st = ZQ_OK;
+    for (int p = 0; p < 3 && st == ZQ_OK; p++) {
+        for (int r = 0; r < rows; r++) map[r] = (uint32_t)fused_row(a, per_head, p, (size_t)r);
+        *dst[p] = (zq_linear){NULL, all->b ? all->b + (size_t)p * rows : NULL, rows, a->hidden, all->quantized,
+                              L->layer * ZQ_LINEAR_SLOTS + p, NULL};
+        st = packed_linear(L, &L->qkv_codes, map, rows, dst[p]->b, &dst[p]->packed);
+    }
+    free(map);
+    return st;
+}
+
+/* A fused [q; k; v] projection: views into one buffer, its rows (and its
+ * bias) in the engine's order first. */
 static zq_status fused_qkv(loader *L, const zq_arch_tensor *w, const zq_arch_tensor *bias, zq_block *b)
 {
     const zq_arch *a = &L->n->arch;
-    int C = a->hidden, hd = a->head_dim, nh = a->n_heads;
+    int C = a->hidden, hd = a->head_dim, nh = a->n_heads, per_head = (w->flags & ZQ_T_QKV_PER_HEAD) != 0;
     zq_linear all;
     int first = L->s->nunits;
+    memset(&L->qkv_codes, 0, sizeof L->qkv_codes);
     ZQ_TRY(lin(L, w, bias, &all));
-    if (w->flags & ZQ_T_QKV_PER_HEAD) {
+    size_t rows = (size_t)nh * hd;
+    if (per_head) {
         for (int k = first; k < L->s->nunits; k++) L->s->units[k].neox_qkv = 1; /* the weight and its bias */
         float *wp = (float *)all.w, *bp = (float *)all.b;
-        float *tw = malloc((size_t)3 * nh * hd * C * sizeof *tw), *tb = malloc((size_t)3 * nh * hd * sizeof *tb);
-        if (!tw || !tb) {
+        float *tw = wp ? malloc(3 * rows * C * sizeof *tw) : NULL, *tb = malloc(3 * rows * sizeof *tb);
+        if ((wp && !tw) || !tb) {
             free(tw);
             free(tb);
             return zq_fail(L->err, ZQ_ERR_NOMEM, "out of memory");
         }
-        for (int h = 0; h < nh; h++)
-            for (int part = 0; part < 3; part++)
-                for (int d = 0; d < hd; d++) {
-                    size_t from = ((size_t)h * 3 + part) * hd + d, to = ((size_t)part * nh + h) * hd + d;
-                    memcpy(tw + to * C, wp + from * C, (size_t)C * sizeof *tw);
-                    if (bp) tb[to] = bp[from];
-                }
-        memcpy(wp, tw, (size_t)3 * nh * hd * C * sizeof *tw);
-        if (bp) memcpy(bp, tb, (size_t)3 * nh * hd * sizeof *tb);
+        for (int part = 0; part < 3; part++)
+            for (size_t r = 0; r < rows; r++) {
+                size_t from = fused_row(a, 1, part, r), to = (size_t)part * rows + r;
+                if (wp) memcpy(tw + to * C, wp + from * C, (size_t)C * sizeof *tw);
+                if (bp) tb[to] = bp[from];
+            }
+        if (wp) memcpy(wp, tw, 3 * rows * C * sizeof *tw);
+        if (bp) memcpy(bp, tb, 3 * rows * sizeof *tb);
         free(tw);
         free(tb);
     }
-    size_t rows = (size_t)nh * hd;
+    if (L->qkv_codes.q) return fused_packed(L, &all, per_head, b);
     zq_linear *dst[3] = {&b->q, &b->k, &b->v};
     for (int p = 0; p < 3; p++)
         *dst[p] = (zq_linear){all.w + p * rows * C, all.b ? all.b + p * rows : NULL, (int)rows, C, all.quantized,
-                              L->layer * ZQ_LINEAR_SLOTS + p};
+                              L->layer * ZQ_LINEAR_SLOTS + p, NULL};
     return ZQ_OK;
 }
 
@@ -240,7 +313,7 @@ static zq_status load_block(zq_net *n, int layer, block_slot *s, zq_error *err)
 {
     const zq_arch *a = &n->arch;
     const zq_arch_tensor *rows = a->desc->tensors;
-    loader L = {n, s, layer, {0}, err};
+    loader L = {.n = n, .s = s, .layer = layer, .err = err};
     zq_block *b = &s->blk;
     memset(b, 0, sizeof *b);
     for (const zq_arch_tensor *e = rows; e->name; e++) {
@@ -258,6 +331,8 @@ static zq_status load_block(zq_net *n, int layer, block_slot *s, zq_error *err)
 
 static void drop_block(block_slot *s)
 {
+    for (int k = 0; k < s->npacked; k++) zq_packed_free(s->packed[k]), free(s->packed[k]);
+    s->npacked = 0;
     for (int k = 0; k < s->nbuf; k++) free(s->buf[k]);
     for (int k = 0; k < s->nunits; k++) free((char *)s->units[k].name);
     s->nunits = 0;
@@ -291,6 +366,30 @@ void zq_net_release_block(zq_net *n, int layer)
 {
     if (!n->cache_all && layer >= 0 && layer < n->arch.n_layers) drop_block(&n->blocks[layer]);
 }
+
+/* Bytes the weights take in memory when blocks are loaded as mode says. */
+static uint64_t weight_bytes(zq_net *n)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < zq_source_count(n->src); i++) {
+        zq_stored_codes st;
+        zq_error ignore = {0};
+        if (n->packed && zq_source_codes(n->src, i, &st, &ignore) == ZQ_OK && st.q)
+            total += st.grid.rows * st.grid.row_bytes * 2; /* at most twice the stored bytes (INT4 for AVX2) */
+        else
+            total += zq_source_tensor(n->src, i)->numel * 4;
+    }
+    return total;
+}
+
+void zq_net_run_packed(zq_net *n, zq_act_mode mode)
+{
+    for (int l = 0; l < n->arch.n_layers; l++) drop_block(&n->blocks[l]);
+    n->packed = 1;
+    n->packed_mode = mode;
+    n->cache_all = weight_bytes(n) <= n->budget;
+}
+int zq_net_linear_ids(const zq_net *n) { return n->arch.n_layers * ZQ_LINEAR_SLOTS; }
 
 /* ---- embeddings and head ---------------------------------------------------- */
 
@@ -362,14 +461,14 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
         h = scratch;
     }
     if (a->mlm_head) { /* dense, activation, LayerNorm, then the decoder */
-        zq_linear t = {WEIGHT(n, ZQ_PART_MLM_DENSE), BIAS(n, ZQ_PART_MLM_DENSE), C, C, 0, 0};
+        zq_linear t = {WEIGHT(n, ZQ_PART_MLM_DENSE), BIAS(n, ZQ_PART_MLM_DENSE), C, C, 0, 0, NULL};
         zq_linear_forward(&t, NULL, NULL, h, scratch, rows, 0);
         zq_activate(a->act, scratch, NULL, (size_t)rows * C);
         zq_layernorm(scratch, scratch, WEIGHT(n, ZQ_PART_MLM_NORM), BIAS(n, ZQ_PART_MLM_NORM), rows, C, a->norm_eps);
         h = scratch;
     }
     if (a->emb_proj) {
-        zq_linear p = {WEIGHT(n, ZQ_PART_PROJ_OUT), NULL, E, C, 0, 0};
+        zq_linear p = {WEIGHT(n, ZQ_PART_PROJ_OUT), NULL, E, C, 0, 0, NULL};
         float *tmp = malloc((size_t)rows * E * sizeof *tmp);
         if (!tmp) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         zq_linear_forward(&p, NULL, NULL, h, tmp, rows, 0);
@@ -379,7 +478,7 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
     }
     /* no head of its own: tied to the embedding */
     const float *head_w = WEIGHT(n, ZQ_PART_HEAD) ? WEIGHT(n, ZQ_PART_HEAD) : WEIGHT(n, ZQ_PART_EMBED);
-    zq_linear head = {head_w, BIAS(n, ZQ_PART_HEAD), V, E, 0, 0};
+    zq_linear head = {head_w, BIAS(n, ZQ_PART_HEAD), V, E, 0, 0, NULL};
     zq_linear_forward(&head, NULL, NULL, h, logits, rows, 0);
     return ZQ_OK;
 }
@@ -410,9 +509,8 @@ zq_status zq_net_open(const char *path, size_t budget, zq_net **out, zq_error *e
         if (!n->blocks) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     }
     if (st == ZQ_OK) {
-        uint64_t total = 0;
-        for (size_t i = 0; i < count(n); i++) total += numel_at(n, i) * 4;
-        n->cache_all = total <= (budget ? budget : phys_memory() / 2);
+        n->budget = budget ? budget : phys_memory() / 2;
+        n->cache_all = weight_bytes(n) <= n->budget;
         st = load_outer(n, err);
     }
     if (st != ZQ_OK) {

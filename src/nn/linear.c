@@ -7,6 +7,7 @@
 #include "base/blas.h"
 #include "base/tree.h"
 #include "nn/nn.h"
+#include "nn/packed.h"
 #include "nn/workspace.h"
 
 /* The input as the Linear sees it: quantized into scratch, or x itself.
@@ -32,8 +33,16 @@ static const float *quantized_input(const zq_linear *L, const zq_act_quant *aq, 
 void zq_linear_forward(const zq_linear *L, const zq_act_quant *aq, float *scratch, const float *x, float *out, int rows,
                        int seq)
 {
+    if (L->packed && L->quantized && zq_packed_integer(L->packed, aq, L->id)) {
+        zq_packed_forward_integer(L->packed, aq, L->id, x, rows, out, scratch);
+        return;
+    }
     const float *in = quantized_input(L, aq, scratch, x, rows);
     if (aq && aq->observe && L->quantized) aq->observe(aq->observe_ctx, L, in, rows, seq);
+    if (L->packed) {
+        zq_packed_forward_float(L->packed, in, rows, out);
+        return;
+    }
     zq_gemm_nt(rows, L->out, L->in, in, L->in, L->w, L->in, 0.0f, out, L->out, seq);
     if (L->b)
         for (int r = 0; r < rows; r++)

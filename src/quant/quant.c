@@ -110,14 +110,19 @@ void zq_quantize_run(const zq_qspec *spec, const float *x, size_t n, uint16_t sc
     zq_kernels_active()->quantize_run(spec, x, n, scale, min, q, sums);
 }
 
+void zq_decode_run_ref(const uint8_t *row, int nibbles, int symmetric, uint64_t col0, size_t n, float s, float m,
+                       float *out)
+{
+    const zq_format *f = zq_format_get(nibbles ? ZQ_FORMAT_INT4 : ZQ_FORMAT_INT8);
+    for (size_t k = 0; k < n; k++) out[k] = (float)f->code_at(row, col0 + k, symmetric) * s + m;
+}
+
 void zq_decode_run(const zq_qspec *spec, const uint8_t *row, uint64_t col0, size_t n, uint16_t scale, uint16_t min,
                    float *out)
 {
-    const zq_format *f = zq_format_get(spec->format);
-    const int symmetric = spec->symmetric;
     const float s = zq_f16_to_f32(scale);
-    const float m = symmetric ? 0.0f : zq_f16_to_f32(min);
-    for (size_t k = 0; k < n; k++) out[k] = (float)f->code_at(row, col0 + k, symmetric) * s + m;
+    const float m = spec->symmetric ? 0.0f : zq_f16_to_f32(min);
+    zq_kernels_active()->decode_run(row, spec->format == ZQ_FORMAT_INT4, spec->symmetric, col0, n, s, m, out);
 }
 
 zq_status zq_fake_quant_matrix(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols, float *out,

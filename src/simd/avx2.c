@@ -189,8 +189,39 @@ TARGET static uint32_t crc32c(uint32_t crc, const void *data, size_t len)
     return ~c32;
 }
 
+/* 8 codes of a row from column c (a multiple of 8 for nibbles) as floats */
+TARGET static inline __m256 codes8(const uint8_t *row, int nibbles, int symmetric, uint64_t c)
+{
+    __m128i b;
+    if (nibbles) { /* 4 bytes: element 2k low, 2k+1 high */
+        uint32_t w;
+        memcpy(&w, row + c / 2, 4);
+        __m128i v = _mm_cvtsi32_si128((int)w), m = _mm_set1_epi8(15);
+        __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+        b = _mm_unpacklo_epi8(lo, hi);
+        if (symmetric) b = _mm_sub_epi8(_mm_xor_si128(b, _mm_set1_epi8(8)), _mm_set1_epi8(8));
+    } else {
+        b = _mm_loadl_epi64((const __m128i *)(row + c));
+    }
+    __m256i i32 = symmetric ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+    return _mm256_cvtepi32_ps(i32);
+}
+
+TARGET static void decode_run(const uint8_t *row, int nibbles, int symmetric, uint64_t col0, size_t n, float s,
+                              float m, float *out)
+{
+    size_t k = 0;
+    if (nibbles) /* to a byte boundary of 4 whole bytes */
+        while (k < n && (col0 + k) % 8) k++;
+    zq_decode_run_ref(row, nibbles, symmetric, col0, k, s, m, out);
+    __m256 vs = _mm256_set1_ps(s), vm = _mm256_set1_ps(m);
+    for (; k + 8 <= n; k += 8)
+        _mm256_storeu_ps(out + k, _mm256_add_ps(_mm256_mul_ps(codes8(row, nibbles, symmetric, col0 + k), vs), vm));
+    zq_decode_run_ref(row, nibbles, symmetric, col0 + k, n - k, s, m, out + k);
+}
+
 static const zq_kernels avx2 = {"avx2", range_f32, quantize_run, pack_nibbles, f16_to_f32, f32_to_f16,
-                                transpose_f16_to_f32, crc32c};
+                                transpose_f16_to_f32, crc32c, decode_run};
 
 /* cpuid, not __builtin_cpu_supports: clang's lacks "f16c". AVX state must
  * also be enabled by the OS (XCR0 bits 1 and 2). */

@@ -57,85 +57,97 @@ static float quant_row_u8_ref(const float *x, size_t k, uint8_t *q, int32_t *zer
     return finish_row(x, k, lo, hi, q, zero, codes_ref);
 }
 
-static void dot_u8s8_ref(const uint8_t *a, size_t lda, const int8_t *w, size_t ldw, int m, int n, size_t k,
-                         int32_t *out, size_t ldo)
+float zq_int8_quant_row_sym(const float *x, size_t k, float absmax, uint8_t *q)
 {
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) {
-            const uint8_t *ar = a + (size_t)i * lda;
-            const int8_t *wr = w + (size_t)j * ldw;
-            int32_t s = 0;
-            for (size_t c = 0; c < k; c++) s += (int32_t)ar[c] * (int32_t)wr[c];
-            out[(size_t)i * ldo + (size_t)j] = s;
-        }
-}
-
-static float epilogue_one(const int32_t *dots, size_t dstride, const int32_t *wsum, const float *wscale, int groups,
-                          int n, int j, float scale, int32_t zero)
-{
-    float acc = 0.0f;
-    for (int g = 0; g < groups; g++) {
-        size_t at = (size_t)g * (size_t)n + (size_t)j;
-        float d = (float)(dots[(size_t)g * dstride + (size_t)j] - zero * wsum[at]);
-        float t = scale * wscale[at];
-        acc = acc + d * t;
+    float scale = absmax / 127.0f;
+    if (!(scale > 0)) {
+        memset(q, 128, k);
+        return 0;
     }
-    return acc;
-}
-
-static void epilogue_ref(const int32_t *dots, size_t dstride, const int32_t *wsum, const float *wscale, int groups,
-                         int n, float scale, int32_t zero, const float *bias, float *y)
-{
-    for (int j = 0; j < n; j++) {
-        float acc = epilogue_one(dots, dstride, wsum, wscale, groups, n, j, scale, zero);
-        y[j] = bias ? acc + bias[j] : acc;
+    float inv = 1.0f / scale;
+    for (size_t c = 0; c < k; c++) {
+        float v = nearbyintf(x[c] * inv);
+        v = v < -127 ? -127 : v > 127 ? 127 : v;
+        q[c] = (uint8_t)(int)(v + 128.0f);
     }
+    return scale;
 }
 
-size_t zq_int8_packed_bytes(int n, size_t k, int lanes)
+size_t zq_int8_packed_bytes(int n, size_t k, int lanes, int nibbles)
 {
     size_t blocks = ((size_t)n + (size_t)lanes - 1) / (size_t)lanes;
-    return blocks * (size_t)lanes * ((k + 3) / 4 * 4);
+    size_t pairs = (k + ZQ_INT8_PAIR - 1) / ZQ_INT8_PAIR;
+    return blocks * (size_t)lanes * pairs * (nibbles ? 4 : 8);
 }
 
-void zq_int8_pack(const int8_t *w, size_t ldw, int n, size_t k, int lanes, int8_t *out)
+void zq_int8_pack_block(const int8_t *const *rows, int nrows, size_t k, int lanes, int nibbles, int8_t *out)
 {
-    size_t k4 = (k + 3) / 4, blocks = ((size_t)n + (size_t)lanes - 1) / (size_t)lanes;
-    for (size_t b = 0; b < blocks; b++)
-        for (size_t st = 0; st < k4; st++)
+    size_t pairs = (k + ZQ_INT8_PAIR - 1) / ZQ_INT8_PAIR;
+#define CODE(l, c) ((l) < nrows && (c) < k ? rows[l][c] : 0)
+    for (size_t p = 0; p < pairs; p++) {
+        if (nibbles) {
             for (int l = 0; l < lanes; l++)
-                for (int t = 0; t < 4; t++) {
-                    size_t row = b * (size_t)lanes + (size_t)l, col = 4 * st + (size_t)t;
-                    *out++ = row < (size_t)n && col < k ? w[row * ldw + col] : 0;
+                for (size_t t = 0; t < 4; t++) {
+                    size_t c = 8 * p + t;
+                    *out++ = (int8_t)(uint8_t)((CODE(l, c) & 15) | (CODE(l, c + 4) & 15) << 4);
                 }
-}
-
-/* The packed layout read plainly (any lane count; the sets without an
- * interleaving kernel of their own use it with theirs). */
-static void dot_packed_any(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks, size_t k4,
-                           int lanes, int32_t *out, size_t ldo)
-{
-    for (int i = 0; i < m; i++)
-        for (int b = 0; b < nblocks; b++) {
-            const int8_t *blk = packed + (size_t)b * k4 * 4 * (size_t)lanes;
-            for (int l = 0; l < lanes; l++) {
-                int32_t sum = 0;
-                for (size_t st = 0; st < k4; st++)
-                    for (int t = 0; t < 4; t++)
-                        sum += (int32_t)a[(size_t)i * lda + 4 * st + (size_t)t] *
-                               (int32_t)blk[(st * (size_t)lanes + (size_t)l) * 4 + (size_t)t];
-                out[(size_t)i * ldo + (size_t)b * (size_t)lanes + (size_t)l] = sum;
-            }
+            continue;
         }
+        for (size_t st = 2 * p; st < 2 * p + 2; st++)
+            for (int l = 0; l < lanes; l++)
+                for (size_t t = 0; t < 4; t++) *out++ = CODE(l, 4 * st + t);
+    }
+#undef CODE
 }
 
-static void dot_packed_ref(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks, size_t k4,
-                           int32_t *out, size_t ldo)
+/* Code c of lane l of a block packed as zq_int8_pack_block lays it out. */
+static int packed_code(const int8_t *blk, int lanes, int nibbles, size_t c, int l)
 {
-    dot_packed_any(a, lda, m, packed, nblocks, k4, 8, out, ldo);
+    size_t st = c / 4, t = c % 4;
+    if (!nibbles) return blk[(st * (size_t)lanes + (size_t)l) * 4 + t];
+    uint8_t byte = (uint8_t)blk[(st / 2 * (size_t)lanes + (size_t)l) * 4 + t];
+    return ((st % 2 ? byte >> 4 : byte & 15) ^ 8) - 8;
 }
 
-const zq_int8_kernels zq_int8_scalar = {"scalar", quant_row_u8_ref, dot_u8s8_ref, epilogue_ref, 8, dot_packed_ref};
+static size_t group_pairs(const zq_int8_tile *t, int g) { return g == t->groups - 1 ? t->last_pairs : t->pairs; }
+
+/* Bytes of one pair of steps of a block. */
+static size_t pair_bytes(const zq_int8_tile *t, int lanes) { return (size_t)(t->nibbles ? 4 : 8) * (size_t)lanes; }
+
+/* The fold of one group's sum into an output's accumulator: the epilogue's
+ * arithmetic, shared by every set's scalar edges. */
+static inline float fold(float acc, int32_t dot, const zq_int8_tile *t, int i, int g, size_t j)
+{
+    size_t at = (size_t)g * t->wld + j;
+    float d = (float)(dot - t->zero[i] * t->wsum[at]);
+    float s = t->scale[i] * t->wscale[at];
+    return acc + d * s;
+}
+
+/* Any lane count (the sets without a kernel of their own for a shape use it). */
+static void gemm_tile_any(const zq_int8_tile *t, int lanes)
+{
+    size_t bpair = pair_bytes(t, lanes);
+    for (int i = 0; i < t->m; i++)
+        for (int b = t->b0; b < t->b0 + t->nb; b++)
+            for (int l = 0; l < lanes; l++) {
+                size_t j = (size_t)b * (size_t)lanes + (size_t)l;
+                float acc = 0.0f;
+                for (int g = 0; g < t->groups; g++) {
+                    size_t pg = group_pairs(t, g);
+                    const int8_t *blk = t->packed + (size_t)g * t->gstride + (size_t)b * pg * bpair;
+                    const uint8_t *a = t->a + (size_t)i * t->lda + (size_t)g * ZQ_INT8_PAIR * t->pairs;
+                    int32_t s = 0;
+                    for (size_t c = 0; c < ZQ_INT8_PAIR * pg; c++) s += (int32_t)a[c] * packed_code(blk, lanes, t->nibbles, c, l);
+                    acc = fold(acc, s, t, i, g, j);
+                }
+                t->y[(size_t)i * t->ldy + (size_t)(b - t->b0) * (size_t)lanes + (size_t)l] = t->bias ? acc + t->bias[j] : acc;
+            }
+}
+
+static void gemm_tile_ref(const zq_int8_tile *t) { gemm_tile_any(t, 8); }
+
+const zq_int8_kernels zq_int8_scalar = {"scalar", quant_row_u8_ref, 8, gemm_tile_ref};
 
 #if ZQ_SIMD && defined(__x86_64__)
 #include <cpuid.h>
@@ -196,141 +208,191 @@ AVX2 static inline int32_t hsum_epi32_avx2(__m256i v)
     return _mm_cvtsi128_si32(s);
 }
 
-/* 16 codes at a time, widened to 16 bits: vpmaddwd sums pairs exactly */
-AVX2 static void dot_u8s8_avx2(const uint8_t *a, size_t lda, const int8_t *w, size_t ldw, int m, int n, size_t k,
-                               int32_t *out, size_t ldo)
+/* Two pairs of steps of a one-lane nibble block (8 bytes) as 16 codes of
+ * 16 bits: byte t of pair p holds code 8p + t low, 8p + 4 + t high. */
+AVX2 static inline __m256i nibbles16_avx2(const int8_t *p)
 {
-    size_t k16 = k / 16 * 16;
-    for (int i = 0; i < m; i++) {
-        const uint8_t *ar = a + (size_t)i * lda;
-        for (int j = 0; j < n; j++) {
-            const int8_t *wr = w + (size_t)j * ldw;
-            __m256i acc = _mm256_setzero_si256();
-            for (size_t c = 0; c < k16; c += 16) {
-                __m256i av = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(ar + c)));
-                __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wr + c)));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(av, wv));
+    __m128i v = _mm_loadl_epi64((const __m128i *)p), m = _mm_set1_epi8(15), e = _mm_set1_epi8(8);
+    __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+    __m128i codes = _mm_unpacklo_epi32(lo, hi);
+    return _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_xor_si128(codes, e), e));
+}
+
+/* One group of one token against one weight row: 16 codes at a time,
+ * widened to 16 bits, vpmaddwd summing pairs exactly. */
+AVX2 static int32_t dot_row_avx2(const uint8_t *a, const int8_t *w, size_t pairs, int nibbles)
+{
+    __m256i acc = _mm256_setzero_si256();
+    size_t p = 0;
+    for (; p + 2 <= pairs; p += 2) {
+        __m256i av = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(a + 8 * p)));
+        __m256i wv = nibbles ? nibbles16_avx2(w + 4 * p) : _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 8 * p)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(av, wv));
+    }
+    int32_t s = hsum_epi32_avx2(acc);
+    for (size_t c = 8 * p; c < 8 * pairs; c++) s += (int32_t)a[c] * packed_code(w, 1, nibbles, c, 0);
+    return s;
+}
+
+/* One lane: a block is one weight row, its codes in order (nibbles two
+ * pairs of steps per 8 bytes), so the row loop above runs on it. */
+AVX2 static void gemm_tile_avx2(const zq_int8_tile *t)
+{
+    size_t bpair = pair_bytes(t, 1);
+    for (int i = 0; i < t->m; i++)
+        for (int b = t->b0; b < t->b0 + t->nb; b++) {
+            float acc = 0.0f;
+            for (int g = 0; g < t->groups; g++) {
+                size_t pg = group_pairs(t, g);
+                const int8_t *w = t->packed + (size_t)g * t->gstride + (size_t)b * pg * bpair;
+                const uint8_t *a = t->a + (size_t)i * t->lda + (size_t)g * ZQ_INT8_PAIR * t->pairs;
+                acc = fold(acc, dot_row_avx2(a, w, pg, t->nibbles), t, i, g, (size_t)b);
             }
-            int32_t s = hsum_epi32_avx2(acc);
-            for (size_t c = k16; c < k; c++) s += (int32_t)ar[c] * (int32_t)wr[c];
-            out[(size_t)i * ldo + (size_t)j] = s;
+            t->y[(size_t)i * t->ldy + (size_t)(b - t->b0)] = t->bias ? acc + t->bias[b] : acc;
         }
-    }
 }
 
-AVX2 static void epilogue_avx2(const int32_t *dots, size_t dstride, const int32_t *wsum, const float *wscale,
-                               int groups, int n, float scale, int32_t zero, const float *bias, float *y)
-{
-    __m256 vs = _mm256_set1_ps(scale);
-    __m256i vz = _mm256_set1_epi32(zero);
-    int j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256 acc = _mm256_setzero_ps();
-        for (int g = 0; g < groups; g++) {
-            size_t at = (size_t)g * (size_t)n + (size_t)j;
-            __m256i dv = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(dots + (size_t)g * dstride + (size_t)j)),
-                                          _mm256_mullo_epi32(vz, _mm256_loadu_si256((const __m256i *)(wsum + at))));
-            __m256 t = _mm256_mul_ps(vs, _mm256_loadu_ps(wscale + at));
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(dv), t));
-        }
-        if (bias) acc = _mm256_add_ps(acc, _mm256_loadu_ps(bias + j));
-        _mm256_storeu_ps(y + j, acc);
-    }
-    for (; j < n; j++) {
-        float acc = epilogue_one(dots, dstride, wsum, wscale, groups, n, j, scale, zero);
-        y[j] = bias ? acc + bias[j] : acc;
-    }
-}
+static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_tile_avx2};
 
-/* No exact 4-way uint8 x int8 instruction here (vpmaddubsw saturates): one
- * lane, so the packed layout is the rows themselves, each padded to a
- * multiple of 4 codes, and the widening row loop runs on them. */
-AVX2 static void dot_packed_avx2(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks, size_t k4,
-                                 int32_t *out, size_t ldo)
-{
-    dot_u8s8_avx2(a, lda, packed, 4 * k4, m, nblocks, 4 * k4, out, ldo);
-}
+/* ---- AVX-VNNI and AVX-512 VNNI: vpdpbusd on blocks of lanes ------------- */
 
-static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, dot_u8s8_avx2, epilogue_avx2, 1, dot_packed_avx2};
-
-/* ---- AVX-VNNI and AVX-512 VNNI: vpdpbusd on the packed layout ----------- */
-/* (their plain row loop is AVX2's: the main loop is dot_packed) */
-
-/* The packed main loop, one body for both VNNI widths: four activation
- * rows x two blocks of L weight rows in 8 accumulators, each step two
- * weight loads and four broadcasts of 4 activation codes; the rows and
- * blocks left over one by one (decode is the row-by-row loop). */
-#define DOT_PACKED(name, target, L, vec, zero, load, store, dpbusd, set1)                                          \
-    target static void name(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks, size_t k4,     \
-                            int32_t *out, size_t ldo)                                                              \
+/* A register tile of RB tokens x CB blocks for both VNNI widths: per
+ * group, RB x CB int32 accumulators over its pairs of steps (each pair
+ * two weight vectors per block, from two loads or from one of nibbles,
+ * and two broadcasts of 4 codes per token), then folded into RB x CB
+ * float accumulators with the epilogue's arithmetic. V names the width's
+ * operations (see below). */
+#define VNNI_TILE(V, name, RB, CB, NIB)                                                                            \
+    V##_TARGET static void name(const zq_int8_tile *t, int i, int b)                                               \
     {                                                                                                              \
-        const size_t bstride = k4 * 4 * L;                                                                         \
-        int i = 0;                                                                                                 \
-        for (; i + 4 <= m; i += 4) {                                                                               \
-            const uint8_t *a0 = a + (size_t)i * lda;                                                               \
-            int b = 0;                                                                                             \
-            for (; b + 2 <= nblocks; b += 2) {                                                                     \
-                const int8_t *p0 = packed + (size_t)b * bstride, *p1 = p0 + bstride;                               \
-                vec c[4][2];                                                                                       \
-                for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = zero;                                              \
-                for (size_t st = 0; st < k4; st++) {                                                               \
-                    vec w0 = load(p0 + st * 4 * L), w1 = load(p1 + st * 4 * L);                                    \
-                    for (int r = 0; r < 4; r++) {                                                                  \
-                        int32_t q;                                                                                 \
-                        memcpy(&q, a0 + (size_t)r * lda + 4 * st, 4);                                              \
-                        vec x = set1(q);                                                                           \
-                        c[r][0] = dpbusd(c[r][0], x, w0);                                                          \
-                        c[r][1] = dpbusd(c[r][1], x, w1);                                                          \
+        const size_t bpair = (size_t)(NIB ? 4 : 8) * V##_L;                                                        \
+        V##_F f[RB][CB];                                                                                           \
+        for (int r = 0; r < RB; r++)                                                                               \
+            for (int cb = 0; cb < CB; cb++) f[r][cb] = V##_FZERO;                                                  \
+        for (int g = 0; g < t->groups; g++) {                                                                      \
+            size_t pg = group_pairs(t, g);                                                                         \
+            const int8_t *w = t->packed + (size_t)g * t->gstride + (size_t)b * pg * bpair;                         \
+            const uint8_t *a = t->a + (size_t)i * t->lda + (size_t)g * ZQ_INT8_PAIR * t->pairs;                    \
+            V##_I c[RB][CB];                                                                                       \
+            for (int r = 0; r < RB; r++)                                                                           \
+                for (int cb = 0; cb < CB; cb++) c[r][cb] = V##_IZERO;                                              \
+            for (size_t p = 0; p < pg; p++) {                                                                      \
+                V##_I we[CB], wo[CB];                                                                              \
+                for (int cb = 0; cb < CB; cb++) {                                                                  \
+                    const int8_t *at = w + (size_t)cb * pg * bpair + p * bpair;                                    \
+                    if (NIB) {                                                                                     \
+                        V##_I v = V##_LOAD(at);                                                                    \
+                        we[cb] = V##_SIGN4(V##_AND(v, V##_SET8(15)));                                              \
+                        wo[cb] = V##_SIGN4(V##_AND(V##_SRL4(v), V##_SET8(15)));                                    \
+                    } else {                                                                                       \
+                        we[cb] = V##_LOAD(at);                                                                     \
+                        wo[cb] = V##_LOAD(at + 4 * V##_L);                                                         \
                     }                                                                                              \
                 }                                                                                                  \
-                for (int r = 0; r < 4; r++) {                                                                      \
-                    int32_t *o = out + (size_t)(i + r) * ldo + (size_t)b * L;                                      \
-                    store(o, c[r][0]);                                                                             \
-                    store(o + L, c[r][1]);                                                                         \
+                for (int r = 0; r < RB; r++) {                                                                     \
+                    int32_t q0, q1;                                                                                \
+                    memcpy(&q0, a + (size_t)r * t->lda + 8 * p, 4);                                                \
+                    memcpy(&q1, a + (size_t)r * t->lda + 8 * p + 4, 4);                                            \
+                    V##_I x0 = V##_SET32(q0), x1 = V##_SET32(q1);                                                  \
+                    for (int cb = 0; cb < CB; cb++) c[r][cb] = V##_DP(V##_DP(c[r][cb], x0, we[cb]), x1, wo[cb]);   \
                 }                                                                                                  \
             }                                                                                                      \
-            for (; b < nblocks; b++)                                                                               \
-                for (int r = 0; r < 4; r++) name##_one(a0 + (size_t)r * lda, packed + (size_t)b * bstride, k4,    \
-                                                       out + (size_t)(i + r) * ldo + (size_t)b * L);               \
+            for (int r = 0; r < RB; r++) {                                                                         \
+                V##_I vz = V##_SET32(t->zero[i + r]);                                                              \
+                V##_F vs = V##_FSET(t->scale[i + r]);                                                              \
+                for (int cb = 0; cb < CB; cb++) {                                                                  \
+                    size_t at = (size_t)g * t->wld + (size_t)(b + cb) * V##_L;                                     \
+                    V##_I d = V##_SUB32(c[r][cb], V##_MUL32(vz, V##_LOAD(t->wsum + at)));                          \
+                    V##_F s = V##_FMUL(vs, V##_FLOAD(t->wscale + at));                                             \
+                    f[r][cb] = V##_FADD(f[r][cb], V##_FMUL(V##_CVT(d), s));                                        \
+                }                                                                                                  \
+            }                                                                                                      \
         }                                                                                                          \
-        for (; i < m; i++)                                                                                         \
-            for (int b = 0; b < nblocks; b++)                                                                      \
-                name##_one(a + (size_t)i * lda, packed + (size_t)b * bstride, k4, out + (size_t)i * ldo + (size_t)b * L); \
+        for (int r = 0; r < RB; r++)                                                                               \
+            for (int cb = 0; cb < CB; cb++) {                                                                      \
+                V##_F v = f[r][cb];                                                                                \
+                if (t->bias) v = V##_FADD(v, V##_FLOAD(t->bias + (size_t)(b + cb) * V##_L));                       \
+                V##_FSTORE(t->y + (size_t)(i + r) * t->ldy + (size_t)(b + cb - t->b0) * V##_L, v);                 \
+            }                                                                                                      \
     }
 
-/* one activation row against one block */
-#define DOT_PACKED_ONE(name, target, L, vec, zero, load, store, dpbusd, set1)                                      \
-    target static void name##_one(const uint8_t *a, const int8_t *p, size_t k4, int32_t *out)                    \
+/* The tile's driver: four tokens at a time against pairs of blocks (the
+ * compute-bound shape: 8 accumulators share each weight vector four
+ * ways), the tokens left over one at a time against four blocks (the
+ * bandwidth-bound decode: four independent chains), then single blocks. */
+#define VNNI_GEMM_TILE(V, name)                                                                                    \
+    VNNI_TILE(V, name##_4x2, 4, 2, 0)                                                                              \
+    VNNI_TILE(V, name##_1x4, 1, 4, 0)                                                                              \
+    VNNI_TILE(V, name##_1x1, 1, 1, 0)                                                                              \
+    VNNI_TILE(V, name##_4x2n, 4, 2, 1)                                                                             \
+    VNNI_TILE(V, name##_1x4n, 1, 4, 1)                                                                             \
+    VNNI_TILE(V, name##_1x1n, 1, 1, 1)                                                                             \
+    V##_TARGET static void name(const zq_int8_tile *t)                                                             \
     {                                                                                                              \
-        vec c = zero;                                                                                              \
-        for (size_t st = 0; st < k4; st++) {                                                                       \
-            int32_t q;                                                                                             \
-            memcpy(&q, a + 4 * st, 4);                                                                             \
-            c = dpbusd(c, set1(q), load(p + st * 4 * L));                                                          \
+        int end = t->b0 + t->nb, i = 0, nib = t->nibbles;                                                          \
+        for (; i + 4 <= t->m; i += 4) {                                                                            \
+            int b = t->b0;                                                                                         \
+            for (; b + 2 <= end; b += 2) (nib ? name##_4x2n : name##_4x2)(t, i, b);                                \
+            for (; b < end; b++)                                                                                   \
+                for (int r = 0; r < 4; r++) (nib ? name##_1x1n : name##_1x1)(t, i + r, b);                         \
         }                                                                                                          \
-        store(out, c);                                                                                             \
+        for (; i < t->m; i++) {                                                                                    \
+            int b = t->b0;                                                                                         \
+            for (; b + 4 <= end; b += 4) (nib ? name##_1x4n : name##_1x4)(t, i, b);                                \
+            for (; b < end; b++) (nib ? name##_1x1n : name##_1x1)(t, i, b);                                        \
+        }                                                                                                          \
     }
 
-#define LOAD256(p) _mm256_loadu_si256((const __m256i *)(p))
-#define STORE256(p, v) _mm256_storeu_si256((__m256i *)(p), v)
-#define LOAD512(p) _mm512_loadu_si512((const void *)(p))
-#define STORE512(p, v) _mm512_storeu_si512((void *)(p), v)
+/* nibbles in [0, 15] to two's complement codes: (n ^ 8) - 8 */
+#define Y_TARGET AVXVNNI
+#define Y_L 8
+#define Y_I __m256i
+#define Y_F __m256
+#define Y_IZERO _mm256_setzero_si256()
+#define Y_FZERO _mm256_setzero_ps()
+#define Y_LOAD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define Y_AND _mm256_and_si256
+#define Y_SET8 _mm256_set1_epi8
+#define Y_SRL4(v) _mm256_srli_epi16(v, 4)
+#define Y_SIGN4(v) _mm256_sub_epi8(_mm256_xor_si256(v, _mm256_set1_epi8(8)), _mm256_set1_epi8(8))
+#define Y_SET32 _mm256_set1_epi32
+#define Y_DP _mm256_dpbusd_avx_epi32
+#define Y_SUB32 _mm256_sub_epi32
+#define Y_MUL32 _mm256_mullo_epi32
+#define Y_CVT _mm256_cvtepi32_ps
+#define Y_FSET _mm256_set1_ps
+#define Y_FLOAD _mm256_loadu_ps
+#define Y_FMUL _mm256_mul_ps
+#define Y_FADD _mm256_add_ps
+#define Y_FSTORE _mm256_storeu_ps
 
-DOT_PACKED_ONE(dot_packed_avxvnni, AVXVNNI, 8, __m256i, _mm256_setzero_si256(), LOAD256, STORE256,
-               _mm256_dpbusd_avx_epi32, _mm256_set1_epi32)
-DOT_PACKED(dot_packed_avxvnni, AVXVNNI, 8, __m256i, _mm256_setzero_si256(), LOAD256, STORE256,
-           _mm256_dpbusd_avx_epi32, _mm256_set1_epi32)
+#define Z_TARGET AVX512VNNI
+#define Z_L 16
+#define Z_I __m512i
+#define Z_F __m512
+#define Z_IZERO _mm512_setzero_si512()
+#define Z_FZERO _mm512_setzero_ps()
+#define Z_LOAD(p) _mm512_loadu_si512((const void *)(p))
+#define Z_AND _mm512_and_si512
+#define Z_SET8 _mm512_set1_epi8
+#define Z_SRL4(v) _mm512_srli_epi16(v, 4)
+#define Z_SIGN4(v) _mm512_sub_epi8(_mm512_xor_si512(v, _mm512_set1_epi8(8)), _mm512_set1_epi8(8))
+#define Z_SET32 _mm512_set1_epi32
+#define Z_DP _mm512_dpbusd_epi32
+#define Z_SUB32 _mm512_sub_epi32
+#define Z_MUL32 _mm512_mullo_epi32
+#define Z_CVT _mm512_cvtepi32_ps
+#define Z_FSET _mm512_set1_ps
+#define Z_FLOAD _mm512_loadu_ps
+#define Z_FMUL _mm512_mul_ps
+#define Z_FADD _mm512_add_ps
+#define Z_FSTORE _mm512_storeu_ps
 
-static const zq_int8_kernels int8_avxvnni = {"avx-vnni", quant_row_u8_avx2, dot_u8s8_avx2, epilogue_avx2, 8,
-                                             dot_packed_avxvnni};
+VNNI_GEMM_TILE(Y, gemm_tile_avxvnni)
+VNNI_GEMM_TILE(Z, gemm_tile_avx512vnni)
 
-DOT_PACKED_ONE(dot_packed_avx512vnni, AVX512VNNI, 16, __m512i, _mm512_setzero_si512(), LOAD512, STORE512,
-               _mm512_dpbusd_epi32, _mm512_set1_epi32)
-DOT_PACKED(dot_packed_avx512vnni, AVX512VNNI, 16, __m512i, _mm512_setzero_si512(), LOAD512, STORE512,
-           _mm512_dpbusd_epi32, _mm512_set1_epi32)
-
-static const zq_int8_kernels int8_avx512vnni = {"avx512-vnni", quant_row_u8_avx2, dot_u8s8_avx2, epilogue_avx2, 16,
-                                                dot_packed_avx512vnni};
+static const zq_int8_kernels int8_avxvnni = {"avx-vnni", quant_row_u8_avx2, 8, gemm_tile_avxvnni};
+static const zq_int8_kernels int8_avx512vnni = {"avx512-vnni", quant_row_u8_avx2, 16, gemm_tile_avx512vnni};
 
 /* cpuid leaf 7: AVX2 (ebx 5), AVX-512 F (ebx 16), BW (ebx 30), VNNI (ecx
  * 11); subleaf 1: AVX-VNNI (eax 4). The OS must save the YMM (XCR0 bits 1,

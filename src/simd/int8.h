@@ -1,26 +1,62 @@
 /* The integer backend's kernels, as a table with a scalar set that defines
  * every result and vector twins chosen at run time (AVX2; AVX-VNNI;
- * AVX-512 VNNI). They are the three stages of a W8A8 Linear, shaped as a
- * GPU kernel's tile would be:
- *  - prologue: an activation row quantized as the int8-token scheme says
- *    (zq_fake_quant_tokens' exact arithmetic, so the codes are the ones the
- *    FP path emulates), giving uint8 codes, a scale and a zero point;
- *  - main loop: uint8 x int8 dot products of a tile of rows against a tile
- *    of weight rows, accumulated exactly in int32 (vpdpbusd, or
- *    vpmaddwd on widened halves: AVX2's vpmaddubsw saturates for uint8
- *    codes above 127, so it is not used);
- *  - epilogue: each group's integer sum, corrected for the zero point,
- *    scaled by token scale x weight scale and summed in FP32 group by group,
- *    then the bias.
- * Integer sums are exact, and the epilogue's float operations are the same
- * in the same order in every set (multiply, then add; no fused
- * multiply-add), so every set gives the scalar set's bits. Weights are
- * symmetric codes (int8, or INT4 nibbles unpacked to int8 by the caller). */
+ * AVX-512 VNNI). A quantized Linear runs as a GPU kernel's tile would:
+ *  - prologue: each activation row quantized as the file's scheme says,
+ *    with exactly the arithmetic of the FP path's emulation of it
+ *    (zq_fake_quant_tokens, _tokens_sym, _tensor), giving uint8 codes, a
+ *    scale and a zero point (symmetric codes are stored + 128, zero 128);
+ *  - main loop: a tile of token rows against a tile of weight rows,
+ *    uint8 x int8 products summed exactly in int32 group by group
+ *    (vpdpbusd, or vpmaddwd on widened halves: AVX2's vpmaddubsw
+ *    saturates for codes above 127, so it is not used), INT4 weights
+ *    unpacked from nibbles in registers;
+ *  - epilogue, per group as its sum completes: the sum corrected for the
+ *    zero point, times token scale x weight scale, added in FP32 in group
+ *    order; then the bias.
+ * Integer sums are exact and the float operations are the same in the
+ * same order in every set (multiply, then add; no fused multiply-add), so
+ * every set gives the scalar set's bits, for any tile shape: an output's
+ * value never depends on which tile or thread computed it. */
 #ifndef ZQ_SIMD_INT8_H
 #define ZQ_SIMD_INT8_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* Codes in a packed block come in steps of 4 along the input: a group's
+ * codes are padded with zeros to a whole number of pairs of steps (8
+ * codes), in the token rows and in the weights alike. */
+#define ZQ_INT8_PAIR 8
+
+/* One tile: token rows [0, m) against weight blocks [b0, b0 + nb). */
+typedef struct {
+    /* token i's codes at a + i * lda; group g's from byte g * ZQ_INT8_PAIR * pairs */
+    const uint8_t *a;
+    size_t lda;
+    int m;
+    const float *scale;  /* per token */
+    const int32_t *zero; /* per token */
+    /* weights: group g's blocks from packed + g * gstride, block b at b *
+     * pairs_g * bpair, where pairs_g is `pairs` except for the last group
+     * (last_pairs), and bpair the bytes of one pair of steps of a block:
+     * 8 * lanes (INT8) or 4 * lanes (INT4) */
+    const int8_t *packed;
+    size_t gstride;
+    int groups;
+    size_t pairs, last_pairs;
+    int nibbles; /* INT4: a block's pair of steps is 4 bytes a lane, low nibbles the first step */
+    /* per group g and weight row j (padded to whole blocks with zeros):
+     * wsum[g * wld + j] its sum of codes, wscale[g * wld + j] its scale;
+     * bias[j] or NULL */
+    const int32_t *wsum;
+    const float *wscale;
+    size_t wld;
+    const float *bias;
+    int b0, nb;
+    /* y[i * ldy + l]: output row b0 * lanes + l of token i, l < nb * lanes */
+    float *y;
+    size_t ldy;
+} zq_int8_tile;
 
 typedef struct {
     const char *name;
@@ -29,36 +65,33 @@ typedef struct {
      * Returns the scale; 0 for a constant row (then q and *zero are 0: the
      * row is exact only as a float, and the caller runs it so). */
     float (*quant_row_u8)(const float *x, size_t k, uint8_t *q, int32_t *zero);
-    /* out[i * ldo + j] = sum over c < k of a[i * lda + c] * w[j * ldw + c],
-     * for i < m, j < n; k at most 65536 (the int32 sum cannot overflow). */
-    void (*dot_u8s8)(const uint8_t *a, size_t lda, const int8_t *w, size_t ldw, int m, int n, size_t k, int32_t *out,
-                     size_t ldo);
-    /* y[j] = bias[j] + sum over g < groups of
-     *        (float)(dots[g * dstride + j] - zero * wsum[g * n + j]) * (scale * wscale[g * n + j])
-     * for j < n, groups added in order; bias may be NULL (then 0). wsum:
-     * each group's sum of weight codes; wscale: its FP32 scale. */
-    void (*epilogue)(const int32_t *dots, size_t dstride, const int32_t *wsum, const float *wscale, int groups, int n,
-                     float scale, int32_t zero, const float *bias, float *y);
-    /* The main loop on weights packed for it (zq_int8_pack): blocks of
-     * `lanes` weight rows interleaved four codes at a time, so that one
-     * vector of accumulators holds `lanes` outputs and no sum crosses
-     * lanes. out[i * ldo + j] = sum over c < 4 * k4 of a[i * lda + c] *
-     * W[j][c] for i < m and j < nblocks * lanes (W's padding rows and
-     * columns are zero codes). */
+    /* Weight rows per packed block: one vector of accumulators holds
+     * `lanes` outputs, no sum crosses lanes. */
     int lanes;
-    void (*dot_packed)(const uint8_t *a, size_t lda, int m, const int8_t *packed, int nblocks, size_t k4, int32_t *out,
-                       size_t ldo);
+    /* y = the tile's outputs: for each token i and row j,
+     *   acc = 0; for g in order: acc = acc + (float)(dot_g - zero_i * wsum_gj) * (scale_i * wscale_gj);
+     *   y = bias ? acc + bias_j : acc */
+    void (*gemm_tile)(const zq_int8_tile *t);
 } zq_int8_kernels;
 
 extern const zq_int8_kernels zq_int8_scalar;
 
-/* Bytes of n weight rows of k codes packed for `lanes`: rows padded to a
- * whole number of blocks, k to a multiple of 4. */
-size_t zq_int8_packed_bytes(int n, size_t k, int lanes);
-/* Packs w (n rows of k codes, ldw apart) as dot_packed reads it: block b,
- * step s, lane l, byte t holds W[b * lanes + l][4 * s + t] (0 past the
- * ends). */
-void zq_int8_pack(const int8_t *w, size_t ldw, int n, size_t k, int lanes, int8_t *out);
+/* Symmetric codes of a row with the given |max| (a token's own, or a
+ * static range), as zq_fake_quant_tensor rounds: scale = absmax / 127,
+ * q = clamp(rne(x / scale), -127, 127), stored as q + 128 (zero point
+ * 128). Returns the scale; 0 when absmax is 0 (then q is 128 and the row
+ * is left as zq_fake_quant_tensor leaves it: unquantized). */
+float zq_int8_quant_row_sym(const float *x, size_t k, float absmax, uint8_t *q);
+
+/* Bytes of n weight rows of k codes packed for `lanes`: rows padded to
+ * whole blocks, k to whole pairs of steps; half as many for nibbles. */
+size_t zq_int8_packed_bytes(int n, size_t k, int lanes, int nibbles);
+/* Packs one block: rows[l] (l < nrows <= lanes; the rest zero) holds k
+ * codes, int8 (nibble codes in [-8, 7] when nibbles), as gemm_tile reads
+ * them: step s, lane l, byte t holds rows[l][4 * s + t] (0 past k); with
+ * nibbles, the byte of step 2p holds step 2p + 1's code in its high
+ * nibble. Writes zq_int8_packed_bytes(lanes, k, lanes, nibbles) bytes. */
+void zq_int8_pack_block(const int8_t *const *rows, int nrows, size_t k, int lanes, int nibbles, int8_t *out);
 /* The vector sets this build and CPU run, best first; NULL-terminated. */
 const zq_int8_kernels *const *zq_int8_vector_sets(void);
 /* The set in use: the best vector set, else the scalar one. */

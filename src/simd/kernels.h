@@ -28,6 +28,10 @@ typedef struct {
     void (*transpose_f16_to_f32)(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst);
     /* zq_crc32c */
     uint32_t (*crc32c)(uint32_t crc, const void *data, size_t len);
+    /* zq_decode_run for INT8 and INT4 rows: out[k] = code(col0 + k) * s + m
+     * (multiply, then add) */
+    void (*decode_run)(const uint8_t *row, int nibbles, int symmetric, uint64_t col0, size_t n, float s, float m,
+                       float *out);
 } zq_kernels;
 
 extern const zq_kernels zq_kernels_scalar;
@@ -44,6 +48,8 @@ void zq_quantize_run_ref(const zq_qspec *spec, const float *x, size_t n, uint16_
 void zq_pack_nibbles_ref(const uint8_t *q, size_t n, uint8_t *out);
 void zq_f16_to_f32_n_ref(const uint16_t *in, float *out, size_t n);
 void zq_f32_to_f16_n_ref(const float *in, uint16_t *out, size_t n);
+void zq_decode_run_ref(const uint8_t *row, int nibbles, int symmetric, uint64_t col0, size_t n, float s, float m,
+                       float *out);
 void zq_transpose_f16_to_f32_ref(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst);
 
 /* Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer,

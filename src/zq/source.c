@@ -61,7 +61,21 @@ static void close_zq(zq_source *src)
     src->impl = NULL;
 }
 
-static const zq_source_ops zq_ops = {read_zq, release_zq, close_zq, NULL, NULL};
+static zq_status codes_zq(zq_source *src, size_t i, zq_stored_codes *out, zq_error *err)
+{
+    zq_source_impl *x = src->impl;
+    const zq_tensor *t = zq_file_tensor(x->f, i);
+    if (!zq_qspec_quantized(&t->spec)) return ZQ_OK;
+    const void *q, *scale, *min = NULL;
+    size_t len;
+    ZQ_TRY(zq_file_section(x->f, i, ZQ_SEC_Q, &q, &len, err));
+    ZQ_TRY(zq_file_section(x->f, i, ZQ_SEC_SCALE, &scale, &len, err));
+    if (!t->spec.symmetric) ZQ_TRY(zq_file_section(x->f, i, ZQ_SEC_MIN, &min, &len, err));
+    *out = (zq_stored_codes){t->spec, t->grid, q, scale, min};
+    return ZQ_OK;
+}
+
+static const zq_source_ops zq_ops = {read_zq, release_zq, close_zq, NULL, NULL, codes_zq};
 
 static zq_status open_zq(const char *path, zq_source **out, zq_error *err)
 {

@@ -1,10 +1,12 @@
-/* The integer backend's kernels (simd/int8.h): a W8A8 Linear worked by hand
- * in integers, the activation codes against the FP path's emulation of
- * the same scheme, and every vector set against the scalar set bit for bit
- * on random and edge inputs (codes 0/255 and -128/127, all-equal rows,
- * lengths that are not a multiple of any vector width, one row, odd row
- * counts). On a CPU or build without a vector set there is nothing to
- * compare, and the tests say so. */
+/* The integer backend (simd/int8.h, nn/packed.h): a W8A8 and a W4A8
+ * Linear worked by hand in integers, run by every kernel set; the
+ * activation codes against the FP path's emulation of each scheme; every
+ * set's tile kernel against the definition computed plainly here, bit for
+ * bit, on random and edge inputs (codes 0/255, -128/127 and -8/7,
+ * all-equal rows, groups and inputs that are not a multiple of any vector
+ * width, one row, odd row counts, tiles that start mid-matrix); and the
+ * packed Linear against the emulated FP path within a stated bound, with
+ * the same bytes at one and two threads. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,30 +29,105 @@ static int vector_sets(const char *test)
     return n;
 }
 
-/* Two output features, three inputs in two groups (the last one short):
- * every product and sum small enough that the float result is exact, and
- * equal to the dequantized activations times the dequantized weights. */
-TEST(int8_linear_by_hand)
+
+static const zq_int8_kernels *const *all_sets(int *n)
 {
-    const zq_int8_kernels *k = &zq_int8_scalar;
-    const uint8_t a[3] = {3, 0, 255};               /* zero point 2, scale 0.5: x = 0.5, -1, 126.5 */
-    const int8_t w[2 * 3] = {1, -2, 127, -128, 5, 0}; /* weight rows */
-    int32_t dots[2 * 2];                              /* [groups][features] */
-    for (int g = 0; g < 2; g++) { /* group 0: inputs 0-1; group 1: input 2 */
-        int32_t tmp[2];
-        k->dot_u8s8(a + 2 * g, 3, w + 2 * g, 3, 1, 2, g ? 1 : 2, tmp, 2);
-        dots[g * 2] = tmp[0], dots[g * 2 + 1] = tmp[1];
-    }
-    CHECK(dots[0] == 3 && dots[1] == -384 && dots[2] == 32385 && dots[3] == 0);
-    const int32_t wsum[4] = {-1, -123, 127, 0};
-    const float wscale[4] = {0.25f, 0.5f, 0.125f, 2.0f}, bias[2] = {1.5f, -0.5f};
-    float y[2];
-    k->epilogue(dots, 2, wsum, wscale, 2, 2, 0.5f, 2, bias, y);
-    /* 0.5*0.25 + (-1)(-0.5) + 126.5*(0.125*127) + 1.5; 0.5*(0.5*-128) + (-1)(0.5*5) + 126.5*0 - 0.5 */
-    CHECK(y[0] == 2010.3125f);
-    CHECK(y[1] == -35.0f);
+    static const zq_int8_kernels *sets[8];
+    int k = 0;
+    sets[k++] = &zq_int8_scalar;
+    for (const zq_int8_kernels *const *v = zq_int8_vector_sets(); *v && k < 7; v++) sets[k++] = *v;
+    sets[k] = NULL;
+    *n = k;
+    return sets;
 }
 
+/* A test's weights: n rows of k codes in groups of `group` inputs, packed
+ * for set ks as packed.c packs them, with the tile's tables. */
+typedef struct {
+    int8_t packed[64 * 1024];
+    int32_t wsum[4096];
+    float wscale[4096], bias[128];
+    zq_int8_tile t;
+} tile_fixture;
+
+static void pack_fixture(tile_fixture *f, const zq_int8_kernels *ks, const int8_t *w, int n, size_t k, size_t group,
+                         int nibbles, const float *scale_of, const float *bias, const uint8_t *a, size_t lda, int m,
+                         const float *tscale, const int32_t *tzero)
+{
+    int lanes = ks->lanes, nblocks = (n + lanes - 1) / lanes, groups = (int)((k + group - 1) / group);
+    size_t wld = (size_t)nblocks * (size_t)lanes, last = k - (size_t)(groups - 1) * group;
+    memset(f, 0, sizeof *f);
+    f->t.gstride = zq_int8_packed_bytes(n, group, lanes, nibbles);
+    for (int g = 0; g < groups; g++) {
+        size_t width = g == groups - 1 ? last : group, bb = zq_int8_packed_bytes(lanes, width, lanes, nibbles);
+        for (int b = 0; b < nblocks; b++) {
+            const int8_t *rows[64];
+            int nrows = n - b * lanes < lanes ? n - b * lanes : lanes;
+            for (int r = 0; r < nrows; r++) rows[r] = w + (size_t)(b * lanes + r) * k + (size_t)g * group;
+            zq_int8_pack_block(rows, nrows, width, lanes, nibbles, f->packed + (size_t)g * f->t.gstride + (size_t)b * bb);
+        }
+        for (int j = 0; j < n; j++) {
+            int32_t s = 0;
+            for (size_t c = 0; c < width; c++) s += w[(size_t)j * k + (size_t)g * group + c];
+            f->wsum[(size_t)g * wld + (size_t)j] = s;
+            f->wscale[(size_t)g * wld + (size_t)j] = scale_of[g * n + j];
+        }
+    }
+    if (bias) memcpy(f->bias, bias, (size_t)n * sizeof *bias);
+    f->t = (zq_int8_tile){.a = a, .lda = lda, .m = m, .scale = tscale, .zero = tzero, .packed = f->packed,
+                          .gstride = f->t.gstride, .groups = groups, .pairs = (group + 7) / 8,
+                          .last_pairs = (last + 7) / 8, .nibbles = nibbles, .wsum = f->wsum, .wscale = f->wscale,
+                          .wld = wld, .bias = bias ? f->bias : NULL, .b0 = 0, .nb = nblocks, .ldy = wld};
+}
+
+/* Two output features, three inputs in two groups (the last one short),
+ * one token: every product and sum small enough that the float result is
+ * exact, and equal to the dequantized activations times the dequantized
+ * weights. */
+TEST(int8_linear_by_hand)
+{
+    uint8_t a[16] = {3, 0, 0, 0, 0, 0, 0, 0, 255}; /* zero point 2, scale 0.5: x = 0.5, -1, 126.5 */
+    const float tscale = 0.5f, bias[2] = {1.5f, -0.5f};
+    const int32_t tzero = 2;
+    const float wscale[4] = {0.25f, 0.5f, 0.125f, 2.0f}; /* [group][feature] */
+    const int8_t w8[6] = {1, -2, 127, -128, 5, 0}, w4[6] = {1, -2, 7, -8, 5, 0};
+    int n;
+    const zq_int8_kernels *const *sets = all_sets(&n);
+    static tile_fixture f;
+    for (int s = 0; s < n; s++) {
+        float y[64];
+        pack_fixture(&f, sets[s], w8, 2, 3, 2, 0, wscale, bias, a, 16, 1, &tscale, &tzero);
+        f.t.y = y;
+        sets[s]->gemm_tile(&f.t);
+        /* 0.5*0.25 + (-1)(-0.5) + 126.5*(0.125*127) + 1.5; 0.5*(0.5*-128) + (-1)(0.5*5) + 126.5*0 - 0.5 */
+        CHECK(y[0] == 2010.3125f && y[1] == -35.0f);
+        pack_fixture(&f, sets[s], w4, 2, 3, 2, 1, wscale, bias, a, 16, 1, &tscale, &tzero);
+        f.t.y = y;
+        sets[s]->gemm_tile(&f.t);
+        /* (0.5 + 2) * 0.25 + 126.5 * 7 * 0.125 + 1.5; (0.5 * -8 - 5) * 0.5 - 0.5 */
+        CHECK(y[0] == 112.8125f && y[1] == -5.0f);
+    }
+}
+
+/* Symmetric codes (+128) read back are what zq_fake_quant_tensor leaves,
+ * for a token's own range and for a static one values exceed. */
+TEST(int8_symmetric_codes_match_the_emulation)
+{
+    for (int trial = 0; trial < 200; trial++) {
+        size_t n = 1 + next() % 300;
+        float x[300], fake[300], m = 0;
+        uint8_t q[300];
+        for (size_t c = 0; c < n; c++) x[c] = uniform(-2, 3), m = fabsf(x[c]) > m ? fabsf(x[c]) : m;
+        if (trial % 2) m *= 0.5f; /* a static range the values exceed: clamped */
+        memcpy(fake, x, n * sizeof *x);
+        zq_fake_quant_tensor(fake, n, m);
+        float scale = zq_int8_quant_row_sym(x, n, m, q);
+        int bad = 0;
+        /* equal values (a code of 0 gives +0 where the emulation may keep -0) */
+        for (size_t c = 0; c < n; c++) bad += ((float)q[c] - 128.0f) * scale != fake[c];
+        CHECK(bad == 0);
+    }
+}
 /* The codes are the FP path's: (q - zero) * scale is what
  * zq_fake_quant_tokens leaves, bit for bit. */
 TEST(int8_token_codes_match_the_emulation)
@@ -93,141 +170,169 @@ TEST(int8_vector_quant_row_matches_scalar)
     }
 }
 
-TEST(int8_vector_dot_and_epilogue_match_scalar)
+
+/* The definition, computed plainly from the unpacked codes. */
+static float tile_definition(const uint8_t *a, size_t lda, const int8_t *w, size_t k, size_t group, int i, int j,
+                             float tscale, int32_t tzero, const float *wscale, int n, const float *bias)
 {
-    int nv = vector_sets("int8_vector_dot_and_epilogue_match_scalar");
-    enum { MAXK = 300, MAXN = 13, MAXM = 3, MAXG = 4 };
-    static uint8_t a[MAXM * MAXK];
+    int groups = (int)((k + group - 1) / group);
+    float acc = 0.0f;
+    for (int g = 0; g < groups; g++) {
+        size_t c0 = (size_t)g * group, width = k - c0 < group ? k - c0 : group;
+        int32_t dot = 0, wsum = 0;
+        for (size_t c = 0; c < width; c++) {
+            dot += (int32_t)a[(size_t)i * lda + (size_t)g * ((group + 7) / 8 * 8) + c] * w[(size_t)j * k + c0 + c];
+            wsum += w[(size_t)j * k + c0 + c];
+        }
+        float d = (float)(dot - tzero * wsum), s = tscale * wscale[g * n + j];
+        acc = acc + d * s;
+    }
+    return bias ? acc + bias[j] : acc;
+}
+
+/* Every set's tile kernel, the scalar one included, equals the definition
+ * bit for bit: INT8 and INT4 codes, groups of 5 to 64 with a short last
+ * one, up to 9 tokens, up to 40 rows, tiles of some blocks from mid-matrix. */
+TEST(int8_tile_kernels_match_the_definition)
+{
+    enum { MAXK = 300, MAXN = 40, MAXM = 9 };
+    static uint8_t a[MAXM * 2 * MAXK];
     static int8_t w[MAXN * MAXK];
-    for (int s = 0; s < nv; s++) {
-        const zq_int8_kernels *v = zq_int8_vector_sets()[s];
-        for (int trial = 0; trial < 200; trial++) {
-            size_t k = trial < 70 ? (size_t)trial + 1 : 1 + next() % MAXK;
-            int m = 1 + (int)(next() % MAXM), n = 1 + (int)(next() % MAXN);
-            for (size_t c = 0; c < (size_t)m * k; c++) a[c] = trial % 9 == 0 ? 255 : (uint8_t)next();
-            for (size_t c = 0; c < (size_t)n * k; c++)
-                w[c] = trial % 9 == 0 ? (int8_t)(c % 2 ? 127 : -128) : (int8_t)next();
-            int32_t d1[MAXM * MAXN], d2[MAXM * MAXN];
-            zq_int8_scalar.dot_u8s8(a, k, w, k, m, n, k, d1, (size_t)n);
-            v->dot_u8s8(a, k, w, k, m, n, k, d2, (size_t)n);
-            CHECK(!memcmp(d1, d2, (size_t)m * n * sizeof *d1));
-            /* the epilogue over a few groups of such sums */
-            int groups = 1 + (int)(next() % MAXG);
-            int32_t dots[MAXG * MAXN], wsum[MAXG * MAXN];
-            float wscale[MAXG * MAXN], bias[MAXN], y1[MAXN], y2[MAXN];
-            for (int c = 0; c < groups * n; c++) {
-                dots[c] = (int32_t)(next() % 2000000) - 1000000;
-                wsum[c] = (int32_t)(next() % 20000) - 10000;
-                wscale[c] = uniform(1e-4f, 1e-2f);
-            }
-            for (int c = 0; c < n; c++) bias[c] = uniform(-1, 1);
-            int32_t zero = (int32_t)(next() % 256);
-            float scale = uniform(1e-3f, 1.0f);
-            const float *b = trial % 2 ? bias : NULL;
-            zq_int8_scalar.epilogue(dots, (size_t)n, wsum, wscale, groups, n, scale, zero, b, y1);
-            v->epilogue(dots, (size_t)n, wsum, wscale, groups, n, scale, zero, b, y2);
+    static float wscale[MAXN * MAXK], bias[MAXN], tscale[MAXM], y[MAXM * 64];
+    static int32_t tzero[MAXM];
+    static tile_fixture f;
+    int ns;
+    const zq_int8_kernels *const *sets = all_sets(&ns);
+    for (int trial = 0; trial < 150; trial++) {
+        int nib = trial % 2, m = 1 + (int)(next() % MAXM), n = 1 + (int)(next() % MAXN);
+        size_t k = 1 + next() % MAXK, group = trial % 5 == 0 ? k : 5 + next() % 60;
+        int groups = (int)((k + group - 1) / group);
+        size_t lda = (size_t)groups * ((group + 7) / 8 * 8);
+        int edge = trial % 9 == 0;
+        memset(a, 0, sizeof a);
+        for (int i = 0; i < m; i++) {
+            for (int g = 0; g < groups; g++)
+                for (size_t c = 0; c < group && (size_t)g * group + c < k; c++)
+                    a[(size_t)i * lda + (size_t)g * ((group + 7) / 8 * 8) + c] = edge ? 255 : (uint8_t)next();
+            tscale[i] = uniform(1e-3f, 1.0f);
+            tzero[i] = edge ? 255 : (int32_t)(next() % 256);
+        }
+        for (size_t c = 0; c < (size_t)n * k; c++)
+            w[c] = nib ? (edge ? (int8_t)(c % 2 ? 7 : -8) : (int8_t)((int)(next() % 16) - 8))
+                       : (edge ? (int8_t)(c % 2 ? 127 : -128) : (int8_t)next());
+        for (int c = 0; c < groups * n; c++) wscale[c] = uniform(1e-4f, 1e-2f);
+        for (int c = 0; c < n; c++) bias[c] = uniform(-1, 1);
+        const float *b = trial % 3 ? bias : NULL;
+        for (int s = 0; s < ns; s++) {
+            pack_fixture(&f, sets[s], w, n, k, group, nib, wscale, b, a, lda, m, tscale, tzero);
+            int lanes = sets[s]->lanes, nblocks = f.t.nb;
+            f.t.b0 = (int)(next() % (unsigned)nblocks);
+            f.t.nb = 1 + (int)(next() % (unsigned)(nblocks - f.t.b0));
+            if (f.t.nb * lanes > 64) f.t.nb = 64 / lanes;
+            f.t.y = y;
+            f.t.ldy = 64;
+            sets[s]->gemm_tile(&f.t);
             int bad = 0;
-            for (int c = 0; c < n; c++) bad += bits(y1[c]) != bits(y2[c]);
+            for (int i = 0; i < m; i++)
+                for (int l = 0; l < f.t.nb * lanes; l++) {
+                    int j = f.t.b0 * lanes + l;
+                    if (j >= n) continue;
+                    float want = tile_definition(a, lda, w, k, group, i, j, tscale[i], tzero[i], wscale, n, b);
+                    bad += bits(y[(size_t)i * 64 + (size_t)l]) != bits(want);
+                }
+            if (bad) fprintf(stderr, "  set %s, trial %d: %d outputs differ\n", sets[s]->name, trial, bad);
             CHECK(bad == 0);
         }
     }
 }
 
-/* The packed main loop of every set (the scalar one included) against the
- * plain dot products on the unpacked rows: rows that fill no whole block,
- * k not a multiple of 4, one activation row (decode) and several
- * (prefill, including counts that leave a remainder of the 4-row loop). */
-TEST(int8_packed_dot_matches_plain_rows)
-{
-    enum { MAXK = 301, MAXN = 40, MAXM = 9 };
-    static uint8_t a[MAXM * (MAXK + 3)];
-    static int8_t w[MAXN * MAXK], packed[(MAXN + 16) * (MAXK + 3)];
-    const zq_int8_kernels *sets[8] = {&zq_int8_scalar};
-    int ns = 1;
-    for (const zq_int8_kernels *const *v = zq_int8_vector_sets(); *v && ns < 8; v++) sets[ns++] = *v;
-    for (int s = 0; s < ns; s++) {
-        const zq_int8_kernels *v = sets[s];
-        for (int trial = 0; trial < 120; trial++) {
-            size_t k = 1 + next() % MAXK, lda = (k + 3) / 4 * 4;
-            int m = 1 + (int)(next() % MAXM), n = 1 + (int)(next() % MAXN);
-            memset(a, 0, sizeof a);
-            for (int i = 0; i < m; i++)
-                for (size_t c = 0; c < k; c++) a[(size_t)i * lda + c] = trial % 9 == 0 ? 255 : (uint8_t)next();
-            for (size_t c = 0; c < (size_t)n * k; c++)
-                w[c] = trial % 9 == 0 ? (int8_t)(c % 2 ? 127 : -128) : (int8_t)next();
-            zq_int8_pack(w, k, n, k, v->lanes, packed);
-            int nblocks = (n + v->lanes - 1) / v->lanes, ldo = nblocks * v->lanes;
-            int32_t want[MAXM * MAXN], got[MAXM * (MAXN + 16)];
-            zq_int8_scalar.dot_u8s8(a, lda, w, k, m, n, k, want, (size_t)n);
-            v->dot_packed(a, lda, m, packed, nblocks, lda / 4, got, (size_t)ldo);
-            int bad = 0;
-            for (int i = 0; i < m; i++)
-                for (int j = 0; j < n; j++) bad += got[(size_t)i * ldo + j] != want[(size_t)i * n + j];
-            CHECK(bad == 0);
-        }
-    }
-}
-
-/* The W8A8 Linear against the FP path's emulation of it: the tokens
- * fake-quantized (zq_fake_quant_tokens) times the dequantized weights, in
+/* The packed Linear against the FP path's emulation of it: the tokens
+ * fake-quantized as the scheme says times the dequantized weights, in
  * double. In exact arithmetic they are equal. The emulation rounds each
- * fake-quantized input once ((q - zero) x scale: 2^-24 of it; the weights,
- * an 8-bit code times an FP16 scale, are exact); the integer path's sums
- * are exact and its epilogue rounds each group's term twice (scale x
- * scale, then x sum) and each addition once. So, to first order, |y - ref|
- * <= (groups + 3) * 2^-24 * (|bias| + sum over inputs of |x' w'|), a
- * constant token's row (no codes) held to the same bound. Grids: groups of
- * 32 with a short last one, one per row, the paper's row blocks. */
-#include "nn/int8_linear.h"
+ * fake-quantized input once (2^-24 of it; the weights, a code times an
+ * FP16 scale, are exact); the integer path's sums are exact and its
+ * epilogue rounds each group's term twice (scale x scale, then x sum) and
+ * each addition once. So, to first order, |y - ref| <= (groups + 3) *
+ * 2^-24 * (|bias| + sum over inputs of |x' w'|). The float path (weights
+ * decoded, one sgemm) rounds each of its in additions: (in + 3) * 2^-24
+ * times the same. Grids: groups of 32 and of 20 (not whole pairs of
+ * steps), one per row, the paper's row blocks; INT8 and INT4; every
+ * scheme; a constant token; the same bytes at one and two threads. */
+#include "base/blas.h"
+#include "nn/packed.h"
 #include "zquant/fp16.h"
 
-TEST(int8_linear_matches_the_emulated_fp_path)
+TEST(packed_linear_matches_the_emulated_fp_path)
 {
     enum { OUT = 37, IN = 150, M = 6 };
-    static float w[OUT * IN], x[M * IN], xq[M * IN], wd[OUT * IN], y[M * OUT], bias[OUT];
-    static uint8_t codes[OUT * IN];
+    static float w[OUT * IN], x[M * IN], xq[M * IN], wd[OUT * IN], y[M * OUT], y2[M * OUT], bias[OUT],
+        scratch[M * IN];
+    static uint8_t codes[IN], rows[OUT * IN];
     static uint16_t scales[OUT * 8], mins[OUT * 8];
-    const char *specs[] = {"int8:g32:sym", "int8:row:sym", "int8:blocks3:sym"};
-    for (int sp = 0; sp < 3; sp++) {
-        zq_qspec spec = {ZQ_FORMAT_INT8, 1, ZQ_GRAN_GROUP, 128, 0};
-        zq_error err = {0};
-        CHECK(zq_qspec_parse(specs[sp], &spec, &err) == ZQ_OK);
-        for (int c = 0; c < OUT * IN; c++) w[c] = uniform(-1, 1) * (c % 7 == 0 ? 3.0f : 1.0f);
-        for (int c = 0; c < M * IN; c++) x[c] = uniform(-2, 2);
-        for (int c = 0; c < IN; c++) x[(M - 1) * IN + c] = 0.5f; /* a constant token */
-        for (int j = 0; j < OUT; j++) bias[j] = uniform(-1, 1);
-        zq_grid g;
-        zq_grid_init(&g, &spec, OUT, IN);
-        CHECK(zq_matrix_group_params(&spec, w, OUT, IN, scales, mins, &err) == ZQ_OK);
-        zq_err_sums ignore = {0, 0};
-        for (uint64_t r = 0; r < OUT; r++)
-            for (uint64_t gj = 0; gj < g.col_groups; gj++) {
-                zq_group q = zq_grid_group(&g, r, gj);
-                zq_quantize_run(&spec, w + r * IN + q.col0, (size_t)q.ncols, scales[q.index], 0, codes + r * IN + q.col0,
-                                &ignore);
-                zq_decode_run(&spec, codes + r * IN, q.col0, (size_t)q.ncols, scales[q.index], 0, wd + r * IN + q.col0);
-            }
-        zq_int8_linear l;
-        CHECK(zq_int8_linear_init(&l, &g, codes, scales, &err) == ZQ_OK);
-        CHECK(zq_int8_linear_forward(&l, x, M, bias, y, &err) == ZQ_OK);
-        memcpy(xq, x, sizeof x);
-        zq_fake_quant_tokens(xq, M, IN);
-        int bad = 0;
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < OUT; j++) {
-                double ref = bias[j], mag = fabs(bias[j]);
+    const char *specs[] = {"int8:g32:sym", "int8:row:sym", "int8:blocks3:sym", "int4:g32:sym", "int4:g20:sym",
+                           "int8:g32:asym", "int4:row:asym"};
+    const zq_act_mode modes[] = {ZQ_AQ_TOKEN, ZQ_AQ_TOKEN_SYM, ZQ_AQ_TENSOR, ZQ_AQ_NONE};
+    zq_error err = {0};
+    CHECK(zq_blas_load(&err) == ZQ_OK);
+    int threads = zq_engine_threads();
+    for (int sp = 0; sp < 7; sp++)
+        for (int md = 0; md < 4; md++) {
+            zq_qspec spec = {ZQ_FORMAT_INT8, 1, ZQ_GRAN_GROUP, 128, 0};
+            CHECK(zq_qspec_parse(specs[sp], &spec, &err) == ZQ_OK);
+            for (int c = 0; c < OUT * IN; c++) w[c] = uniform(-1, 1) * (c % 7 == 0 ? 3.0f : 1.0f);
+            for (int c = 0; c < M * IN; c++) x[c] = uniform(-2, 2);
+            for (int c = 0; c < IN; c++) x[(M - 1) * IN + c] = 0.5f; /* a constant token */
+            for (int j = 0; j < OUT; j++) bias[j] = uniform(-1, 1);
+            zq_grid g;
+            zq_grid_init(&g, &spec, OUT, IN);
+            CHECK(zq_matrix_group_params(&spec, w, OUT, IN, scales, mins, &err) == ZQ_OK);
+            zq_err_sums ignore = {0, 0};
+            const zq_format *fmt = zq_format_get(spec.format);
+            for (uint64_t r = 0; r < OUT; r++) {
                 for (uint64_t gj = 0; gj < g.col_groups; gj++) {
-                    zq_group q = zq_grid_group(&g, (uint64_t)j, gj);
-                    for (uint64_t c = q.col0; c < q.col0 + q.ncols; c++) {
+                    zq_group q = zq_grid_group(&g, r, gj);
+                    zq_quantize_run(&spec, w + r * IN + q.col0, (size_t)q.ncols, scales[q.index], mins[q.index],
+                                    codes + q.col0, &ignore);
+                }
+                fmt->pack_row(codes, IN, rows + r * g.row_bytes);
+                for (uint64_t gj = 0; gj < g.col_groups; gj++) {
+                    zq_group q = zq_grid_group(&g, r, gj);
+                    zq_decode_run(&spec, rows + r * g.row_bytes, q.col0, (size_t)q.ncols, scales[q.index],
+                                  mins[q.index], wd + r * IN + q.col0);
+                }
+            }
+            zq_stored_codes st = {spec, g, rows, scales, spec.symmetric ? NULL : mins};
+            zq_packed_linear l;
+            CHECK(zq_packed_init(&l, &st, NULL, OUT, bias, 1, &err) == ZQ_OK);
+            float absmax[1] = {1.5f}; /* a static range the inputs exceed */
+            zq_act_quant aq = {modes[md], absmax, 1, NULL, NULL};
+            zq_linear L = {NULL, bias, OUT, IN, 1, 0, &l};
+            int integer = zq_packed_integer(&l, &aq, 0);
+            CHECK(integer == (spec.symmetric && modes[md] != ZQ_AQ_NONE));
+            zq_engine_set_threads(1);
+            zq_linear_forward(&L, &aq, scratch, x, y, M, M);
+            zq_engine_set_threads(2);
+            zq_linear_forward(&L, &aq, scratch, x, y2, M, M);
+            zq_engine_set_threads(threads);
+            CHECK(!memcmp(y, y2, sizeof y));
+            memcpy(xq, x, sizeof x);
+            if (modes[md] == ZQ_AQ_TOKEN) zq_fake_quant_tokens(xq, M, IN);
+            if (modes[md] == ZQ_AQ_TOKEN_SYM) zq_fake_quant_tokens_sym(xq, M, IN);
+            if (modes[md] == ZQ_AQ_TENSOR) zq_fake_quant_tensor(xq, (size_t)M * IN, absmax[0]);
+            int bad = 0;
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < OUT; j++) {
+                    double ref = bias[j], mag = fabs(bias[j]);
+                    for (int c = 0; c < IN; c++) {
                         double p = (double)xq[i * IN + c] * wd[j * IN + c];
                         ref += p;
                         mag += fabs(p);
                     }
+                    double terms = integer ? (double)g.col_groups + 3 : IN + 3;
+                    bad += !(fabs((double)y[i * OUT + j] - ref) <= terms * 0x1p-24 * mag);
                 }
-                double bound = ((double)g.col_groups + 3) * 0x1p-24 * mag;
-                bad += !(fabs((double)y[i * OUT + j] - ref) <= bound);
-            }
-        CHECK(bad == 0);
-        zq_int8_linear_free(&l);
-    }
+            if (bad) fprintf(stderr, "  %s, %s: %d outputs off\n", specs[sp], zq_act_mode_name(modes[md]), bad);
+            CHECK(bad == 0);
+            zq_packed_free(&l);
+        }
 }
