@@ -17,6 +17,13 @@ extern "C" {
 zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_new, float temperature, uint64_t seed,
                       int32_t *out, zq_error *err);
 
+/* One repetition of a speed measurement, as llama.cpp's llama-bench
+ * makes it: the seconds of one forward pass over `prefill` tokens (0:
+ * none) from an empty cache, and of `decode` single-token steps from an
+ * empty cache (0: none), tokens drawn from the vocabulary by seed. */
+zq_status zq_bench_once(zq_net *net, int prefill, int decode, uint64_t seed, double *prefill_s, double *decode_s,
+                        zq_error *err);
+
 /* The activation quantization generation runs a model with: the file's
  * dynamic (per-token) scheme; none for others (static ranges would need
  * calibration first). */

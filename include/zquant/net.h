@@ -39,6 +39,10 @@ void zq_net_mark_all_quantized(zq_net *n);
  * the file's schemes), FP32 products of weights decoded a tile at a time
  * otherwise. Call before running blocks. */
 void zq_net_run_packed(zq_net *n, zq_act_mode mode);
+/* Bytes of weights one token's forward reads: every block's as it is
+ * loaded (packed codes and their tables, or FP32), and the head's.
+ * Loads every block (a streaming net releases each again). */
+zq_status zq_net_weight_bytes(zq_net *n, uint64_t *bytes, zq_error *err);
 /* Number of Linear ids (for zq_act_quant.absmax). */
 int zq_net_linear_ids(const zq_net *n);
 

@@ -21,6 +21,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_dequantize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_lkd(int argc, char **argv);
 int cmd_export(int argc, char **argv);

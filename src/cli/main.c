@@ -22,6 +22,7 @@ static const command commands[] = {
     {"dequantize", cmd_dequantize, "write a .zq file back out as a plain safetensors checkpoint"},
     {"eval", cmd_eval, "perplexity, and KL / top-1 against the FP model"},
     {"generate", cmd_generate, "continue a prompt, greedy or sampled, and print the ids"},
+    {"bench", cmd_bench, "prefill and decode tokens/s on the integer backend, as llama-bench"},
     {"tokenize", cmd_tokenize, "text to a token file (raw uint32): llama2.c or tokenizer.json"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

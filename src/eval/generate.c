@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "eval/run.h"
 
@@ -33,23 +34,14 @@ zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_ne
         return zq_fail(err, ZQ_ERR_USAGE, "%d tokens exceed the model's context of %d", total, a->max_pos);
     if (!a->causal) return zq_fail(err, ZQ_ERR_USAGE, "'%s': an encoder does not generate", zq_net_path(net));
     zq_run s;
-    zq_workspace *ws = zq_workspace_create(a, 1, total);
-    size_t kv = (size_t)total * a->n_kv_heads * a->head_dim; /* one layer's cache */
-    float *kc = malloc(kv * a->n_layers * sizeof *kc), *vc = malloc(kv * a->n_layers * sizeof *vc);
-    zq_status st = ws && kc && vc ? zq_run_init(&s, net, ZQ_AQ_NONE, (size_t)total, err)
-                                  : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    if (st == ZQ_OK) s.aq.mode = zq_generate_act_mode(net);
+    zq_run_cache cache;
+    zq_status st = zq_run_cache_init(&cache, a, total, err);
+    if (st == ZQ_OK) st = zq_run_init(&s, net, zq_generate_act_mode(net), (size_t)total, err);
     uint64_t rng = seed ? seed : 0x9e3779b97f4a7c15ull;
     memcpy(out, prompt, (size_t)n_prompt * sizeof *out);
     /* the prompt in one pass, then one token at a time against the cache */
     for (int pos = 0, cur = n_prompt; st == ZQ_OK && cur < total; pos = cur++) {
-        int T = cur - pos;
-        st = zq_net_embed(net, out + pos, 1, T, pos, s.x, err);
-        for (int l = 0; st == ZQ_OK && l < a->n_layers; l++) {
-            zq_workspace_set_cache(ws, kc + (size_t)l * kv, vc + (size_t)l * kv, pos);
-            st = zq_run_block(&s, l, ws, 1, T, err);
-        }
-        if (st == ZQ_OK) st = zq_net_head(net, s.x + (size_t)(T - 1) * a->hidden, 1, s.logits, s.scratch, err);
+        st = zq_run_step(&s, &cache, out + pos, pos, cur - pos, err);
         if (st != ZQ_OK) break;
         int next;
         if (temperature <= 0) {
@@ -66,9 +58,47 @@ zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_ne
         }
         out[cur] = next;
     }
-    free(kc);
-    free(vc);
-    if (ws) zq_run_free(&s);
-    zq_workspace_free(ws);
+    if (cache.ws) zq_run_free(&s);
+    zq_run_cache_free(&cache);
+    return st;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+zq_status zq_bench_once(zq_net *net, int prefill, int decode, uint64_t seed, double *prefill_s, double *decode_s,
+                        zq_error *err)
+{
+    const zq_arch *a = zq_net_arch(net);
+    int total = prefill > decode ? prefill : decode;
+    *prefill_s = *decode_s = 0;
+    if (total < 1) return ZQ_OK;
+    if (total > a->max_pos)
+        return zq_fail(err, ZQ_ERR_USAGE, "%d tokens exceed the model's context of %d", total, a->max_pos);
+    if (!a->causal) return zq_fail(err, ZQ_ERR_USAGE, "'%s': an encoder does not decode", zq_net_path(net));
+    int32_t *ids = malloc((size_t)total * sizeof *ids);
+    zq_run s;
+    zq_run_cache cache = {0};
+    zq_status st = ids ? zq_run_cache_init(&cache, a, total, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) st = zq_run_init(&s, net, zq_generate_act_mode(net), (size_t)total, err);
+    uint64_t rng = seed ? seed : 1;
+    for (int i = 0; ids && i < total; i++) ids[i] = (int32_t)(uniform(&rng) * a->vocab);
+    if (st == ZQ_OK && prefill) {
+        double t0 = now();
+        st = zq_run_step(&s, &cache, ids, 0, prefill, err);
+        *prefill_s = now() - t0;
+    }
+    if (st == ZQ_OK && decode) {
+        double t0 = now();
+        for (int pos = 0; st == ZQ_OK && pos < decode; pos++) st = zq_run_step(&s, &cache, ids + pos, pos, 1, err);
+        *decode_s = now() - t0;
+    }
+    if (cache.ws) zq_run_free(&s);
+    zq_run_cache_free(&cache);
+    free(ids);
     return st;
 }

@@ -44,3 +44,33 @@ int zq_argmax(const float *z, int V)
         if (z[i] > z[best]) best = i;
     return best;
 }
+
+zq_status zq_run_cache_init(zq_run_cache *c, const zq_arch *a, int total, zq_error *err)
+{
+    c->per_layer = (size_t)total * a->n_kv_heads * a->head_dim;
+    c->ws = zq_workspace_create(a, 1, total);
+    c->k = malloc(c->per_layer * a->n_layers * sizeof *c->k);
+    c->v = malloc(c->per_layer * a->n_layers * sizeof *c->v);
+    if (c->ws && c->k && c->v) return ZQ_OK;
+    zq_run_cache_free(c);
+    return zq_fail(err, ZQ_ERR_NOMEM, "out of memory for a KV cache of %d positions", total);
+}
+
+void zq_run_cache_free(zq_run_cache *c)
+{
+    zq_workspace_free(c->ws);
+    free(c->k);
+    free(c->v);
+    memset(c, 0, sizeof *c);
+}
+
+zq_status zq_run_step(zq_run *s, zq_run_cache *c, const int32_t *tokens, int pos, int T, zq_error *err)
+{
+    const zq_arch *a = zq_net_arch(s->net);
+    ZQ_TRY(zq_net_embed(s->net, tokens, 1, T, pos, s->x, err));
+    for (int l = 0; l < a->n_layers; l++) {
+        zq_workspace_set_cache(c->ws, c->k + (size_t)l * c->per_layer, c->v + (size_t)l * c->per_layer, pos);
+        ZQ_TRY(zq_run_block(s, l, c->ws, 1, T, err));
+    }
+    return zq_net_head(s->net, s->x + (size_t)(T - 1) * a->hidden, 1, s->logits, s->scratch, err);
+}

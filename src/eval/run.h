@@ -20,4 +20,17 @@ void zq_run_free(zq_run *s);
 zq_status zq_run_block(zq_run *s, int layer, zq_workspace *ws, int B, int T, zq_error *err);
 int zq_argmax(const float *z, int V);
 
+/* Decoding with a KV cache (batch 1): the cache of every layer, sized for
+ * total positions. */
+typedef struct {
+    zq_workspace *ws;
+    float *k, *v;
+    size_t per_layer; /* floats of one layer's cache */
+} zq_run_cache;
+zq_status zq_run_cache_init(zq_run_cache *c, const zq_arch *a, int total, zq_error *err);
+void zq_run_cache_free(zq_run_cache *c);
+/* tokens at positions pos..pos+T-1 through every block against the
+ * cache, then the head on the last: s->logits (vocab) */
+zq_status zq_run_step(zq_run *s, zq_run_cache *c, const int32_t *tokens, int pos, int T, zq_error *err);
+
 #endif

@@ -391,6 +391,24 @@ void zq_net_run_packed(zq_net *n, zq_act_mode mode)
 }
 int zq_net_linear_ids(const zq_net *n) { return n->arch.n_layers * ZQ_LINEAR_SLOTS; }
 
+zq_status zq_net_weight_bytes(zq_net *n, uint64_t *bytes, zq_error *err)
+{
+    const zq_arch *a = &n->arch;
+    uint64_t total = 0;
+    for (int l = 0; l < a->n_layers; l++) {
+        zq_block blk;
+        ZQ_TRY(zq_net_block(n, l, &blk, err));
+        const block_slot *s = &n->blocks[l];
+        for (int k = 0; k < s->nunits; k++) total += (uint64_t)s->units[k].rows * (uint64_t)s->units[k].cols * 4;
+        for (int k = 0; k < s->npacked; k++) total += zq_packed_bytes(s->packed[k]);
+        zq_net_release_block(n, l);
+    }
+    /* the head: its own matrix, or the embedding it is tied to */
+    total += (uint64_t)a->vocab * (uint64_t)a->emb_dim * 4;
+    *bytes = total;
+    return ZQ_OK;
+}
+
 /* ---- embeddings and head ---------------------------------------------------- */
 
 static zq_status load_outer(zq_net *n, zq_error *err)

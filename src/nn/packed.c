@@ -40,9 +40,9 @@ static zq_status pack_integer(zq_packed_linear *l, zq_error *err)
     l->last_pairs = (size_t)((group_width(g, g->col_groups - 1) + ZQ_INT8_PAIR - 1) / ZQ_INT8_PAIR);
     l->nblocks = (l->out + lanes - 1) / lanes;
     l->wld = (size_t)l->nblocks * (size_t)lanes;
-    l->gstride = zq_int8_packed_bytes(l->out, (size_t)l->group, lanes, l->nibbles);
-    size_t total = (size_t)(l->groups - 1) * l->gstride +
-                   zq_int8_packed_bytes(l->out, (size_t)group_width(g, g->col_groups - 1), lanes, l->nibbles);
+    size_t bpair = (size_t)(l->nibbles ? 4 : 8) * (size_t)lanes;
+    l->bstride = ((size_t)(l->groups - 1) * l->pairs + l->last_pairs) * bpair;
+    size_t total = (size_t)l->nblocks * l->bstride;
     size_t n = (size_t)l->groups * l->wld;
     l->packed = malloc(total ? total : 1);
     l->wsum = calloc(n + 1, sizeof *l->wsum);
@@ -77,9 +77,8 @@ static zq_status pack_integer(zq_packed_linear *l, zq_error *err)
         for (int gj = 0; gj < l->groups; gj++) {
             uint64_t c0 = (uint64_t)gj * l->group, width = group_width(g, (uint64_t)gj);
             for (int r = 0; r < nrows; r++) rows[r] = codes + (size_t)r * g->cols + c0;
-            size_t block_bytes = zq_int8_packed_bytes(lanes, (size_t)width, lanes, l->nibbles);
             zq_int8_pack_block(rows, nrows, (size_t)width, lanes, l->nibbles,
-                               l->packed + (size_t)gj * l->gstride + (size_t)b * block_bytes);
+                               l->packed + (size_t)b * l->bstride + (size_t)gj * l->pairs * bpair);
         }
     }
     free(codes);
@@ -117,10 +116,7 @@ size_t zq_packed_bytes(const zq_packed_linear *l)
     if (!l->k) return (size_t)(l->st.grid.rows * l->st.grid.row_bytes) +
                       (size_t)(l->st.grid.row_groups * l->st.grid.col_groups) * (l->st.min ? 4 : 2);
     size_t n = (size_t)l->groups * l->wld;
-    return (size_t)(l->groups - 1) * l->gstride + zq_int8_packed_bytes(l->out, (size_t)group_width(&l->st.grid,
-                                                                        l->st.grid.col_groups - 1), l->k->lanes,
-                                                                        l->nibbles) +
-           n * (sizeof *l->wsum + sizeof *l->wscale);
+    return (size_t)l->nblocks * l->bstride + n * (sizeof *l->wsum + sizeof *l->wscale);
 }
 
 /* Bytes of one token's codes, group after group, each padded to whole pairs. */
@@ -226,7 +222,7 @@ static void main_task(void *ctx, size_t t, int worker)
     size_t ldy = (size_t)j->blocks_per_tile * (size_t)lanes;
     zq_int8_tile T = {
         .a = j->q + (size_t)i0 * j->lda, .lda = j->lda, .m = rows, .scale = j->scale + i0, .zero = j->zero + i0,
-        .packed = l->packed, .gstride = l->gstride, .groups = l->groups, .pairs = l->pairs,
+        .packed = l->packed, .bstride = l->bstride, .groups = l->groups, .pairs = l->pairs,
         .last_pairs = l->last_pairs, .nibbles = l->nibbles, .wsum = l->wsum, .wscale = l->wscale, .wld = l->wld,
         .bias = l->bias_pad, .b0 = b0, .nb = nb, .y = tile, .ldy = ldy,
     };

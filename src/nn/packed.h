@@ -35,7 +35,7 @@ struct zq_packed_linear {
     int nibbles, groups, nblocks;
     uint64_t group;            /* inputs per group, the last may be shorter */
     size_t pairs, last_pairs;  /* of a full group; of the last */
-    size_t gstride, wld;       /* packed bytes per group; outputs padded to whole blocks */
+    size_t bstride, wld;       /* packed bytes per block of rows; outputs padded to whole blocks */
     int8_t *packed;
     int32_t *wsum;             /* [groups][wld] */
     float *wscale, *bias_pad;  /* [groups][wld]; [wld] or NULL */

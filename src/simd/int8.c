@@ -135,7 +135,7 @@ static void gemm_tile_any(const zq_int8_tile *t, int lanes)
                 float acc = 0.0f;
                 for (int g = 0; g < t->groups; g++) {
                     size_t pg = group_pairs(t, g);
-                    const int8_t *blk = t->packed + (size_t)g * t->gstride + (size_t)b * pg * bpair;
+                    const int8_t *blk = t->packed + (size_t)b * t->bstride + (size_t)g * t->pairs * bpair;
                     const uint8_t *a = t->a + (size_t)i * t->lda + (size_t)g * ZQ_INT8_PAIR * t->pairs;
                     int32_t s = 0;
                     for (size_t c = 0; c < ZQ_INT8_PAIR * pg; c++) s += (int32_t)a[c] * packed_code(blk, lanes, t->nibbles, c, l);
@@ -244,7 +244,7 @@ AVX2 static void gemm_tile_avx2(const zq_int8_tile *t)
             float acc = 0.0f;
             for (int g = 0; g < t->groups; g++) {
                 size_t pg = group_pairs(t, g);
-                const int8_t *w = t->packed + (size_t)g * t->gstride + (size_t)b * pg * bpair;
+                const int8_t *w = t->packed + (size_t)b * t->bstride + (size_t)g * t->pairs * bpair;
                 const uint8_t *a = t->a + (size_t)i * t->lda + (size_t)g * ZQ_INT8_PAIR * t->pairs;
                 acc = fold(acc, dot_row_avx2(a, w, pg, t->nibbles), t, i, g, (size_t)b);
             }
@@ -271,7 +271,7 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
             for (int cb = 0; cb < CB; cb++) f[r][cb] = V##_FZERO;                                                  \
         for (int g = 0; g < t->groups; g++) {                                                                      \
             size_t pg = group_pairs(t, g);                                                                         \
-            const int8_t *w = t->packed + (size_t)g * t->gstride + (size_t)b * pg * bpair;                         \
+            const int8_t *w = t->packed + (size_t)b * t->bstride + (size_t)g * t->pairs * bpair;                   \
             const uint8_t *a = t->a + (size_t)i * t->lda + (size_t)g * ZQ_INT8_PAIR * t->pairs;                    \
             V##_I c[RB][CB];                                                                                       \
             for (int r = 0; r < RB; r++)                                                                           \
@@ -279,7 +279,7 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
             for (size_t p = 0; p < pg; p++) {                                                                      \
                 V##_I we[CB], wo[CB];                                                                              \
                 for (int cb = 0; cb < CB; cb++) {                                                                  \
-                    const int8_t *at = w + (size_t)cb * pg * bpair + p * bpair;                                    \
+                    const int8_t *at = w + (size_t)cb * t->bstride + p * bpair;                                    \
                     if (NIB) {                                                                                     \
                         V##_I v = V##_LOAD(at);                                                                    \
                         we[cb] = V##_SIGN4(V##_AND(v, V##_SET8(15)));                                              \

@@ -36,12 +36,12 @@ typedef struct {
     int m;
     const float *scale;  /* per token */
     const int32_t *zero; /* per token */
-    /* weights: group g's blocks from packed + g * gstride, block b at b *
-     * pairs_g * bpair, where pairs_g is `pairs` except for the last group
-     * (last_pairs), and bpair the bytes of one pair of steps of a block:
-     * 8 * lanes (INT8) or 4 * lanes (INT4) */
+    /* weights: block b (lanes rows) from packed + b * bstride, holding
+     * its groups one after another, group g's pairs of steps from g *
+     * pairs * bpair, bpair the bytes of one pair of steps of a block: 8 *
+     * lanes (INT8) or 4 * lanes (INT4); the last group has last_pairs */
     const int8_t *packed;
-    size_t gstride;
+    size_t bstride;
     int groups;
     size_t pairs, last_pairs;
     int nibbles; /* INT4: a block's pair of steps is 4 bytes a lane, low nibbles the first step */

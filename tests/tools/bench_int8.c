@@ -1,20 +1,24 @@
-/* bench_int8 [N K]: one thread, a Linear of N outputs and K inputs (default
- * 4096 x 4096), decoded one token at a time (a matrix-vector product) and
- * prefilled 64 tokens at once: OpenBLAS's FP32 sgemv/sgemm against each
- * integer kernel set's W8A8 path (token quantization, uint8 x int8 dot
- * products over groups of 128 on weights packed for the set, epilogue).
- * Medians of 7 runs; weight bytes per second for decode, multiply-adds
- * per second for prefill. No cache tiling and one thread yet: a floor,
- * not the backend's figure. */
+/* bench_int8 [N K]: the integer backend's Linear (nn/packed.h) on this
+ * machine's threads, against the FP path's product (FP32 weights,
+ * base/blas.h) and against the machine's own limits measured in the same
+ * run: memory read bandwidth (every thread summing its share of 1 GiB)
+ * and INT8 multiply-add peak (every thread's vpdpbusd chains on
+ * registers, when the CPU has VNNI). A Linear of N outputs and K inputs
+ * (default 4096 x 4096), symmetric codes in groups of 128, int8-token
+ * inputs: decode (one token) and prefill (512). Medians of 7 runs, with
+ * their range. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "base/blas.h"
-#include "simd/int8.h"
+#include "base/engine.h"
+#include "nn/packed.h"
+#include "zquant/block.h"
+#include "zquant/fp16.h"
 
-enum { REPS = 7, GROUP = 128, PREFILL = 64 };
+enum { REPS = 7, GROUP = 128, PREFILL = 512 };
 
 static double now(void)
 {
@@ -29,29 +33,62 @@ static int by_value(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double median(double *t)
+/* median of REPS timings; *lo, *hi their range */
+static double median(double *t, double *lo, double *hi)
 {
     qsort(t, REPS, sizeof *t, by_value);
+    *lo = t[0], *hi = t[REPS - 1];
     return t[REPS / 2];
 }
 
-/* m tokens through the W8A8 path with kernel set k: each token's codes
- * (prologue), then per group the packed dot products of every token
- * (main loop), then each token's epilogue */
-static void w8a8(const zq_int8_kernels *k, const float *x, int m, int n, int kk, const int8_t *packed,
-                 const int32_t *wsum, const float *wscale, uint8_t *q, float *scales, int32_t *zeros, int32_t *dots,
-                 float *y)
+/* ---- the machine's limits ---------------------------------------------- */
+
+enum { BW_BYTES = 1 << 30, BW_TASKS = 64 };
+static uint64_t *bw_buf, bw_sums[BW_TASKS];
+
+static void bw_task(void *ctx, size_t t, int worker)
 {
-    int groups = kk / GROUP, nblocks = (n + k->lanes - 1) / k->lanes, ldo = nblocks * k->lanes;
-    size_t gbytes = zq_int8_packed_bytes(n, GROUP, k->lanes);
-    for (int i = 0; i < m; i++) scales[i] = k->quant_row_u8(x + (size_t)i * kk, (size_t)kk, q + (size_t)i * kk, &zeros[i]);
-    for (int g = 0; g < groups; g++)
-        k->dot_packed(q + (size_t)g * GROUP, (size_t)kk, m, packed + (size_t)g * gbytes, nblocks, GROUP / 4,
-                      dots + (size_t)g * m * ldo, (size_t)ldo);
-    for (int i = 0; i < m; i++)
-        k->epilogue(dots + (size_t)i * ldo, (size_t)m * ldo, wsum, wscale, groups, n, scales[i], zeros[i], NULL,
-                    y + (size_t)i * n);
+    (void)ctx, (void)worker;
+    size_t n = BW_BYTES / 8 / BW_TASKS;
+    const uint64_t *p = bw_buf + t * n;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = 0; i < n; i += 4) s0 += p[i], s1 += p[i + 1], s2 += p[i + 2], s3 += p[i + 3];
+    bw_sums[t] = s0 + s1 + s2 + s3;
 }
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* 12 independent chains of vpdpbusd on registers (named, so none lives
+ * in memory): 64 x 12 multiply-adds a step */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void peak_task(void *ctx, size_t t, int worker)
+{
+    (void)t, (void)worker;
+    long iters = *(const long *)ctx;
+    __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(2);
+    __m512i c0 = a, c1 = a, c2 = a, c3 = a, c4 = a, c5 = a, c6 = a, c7 = a, c8 = a, c9 = a, c10 = a, c11 = a;
+    for (long i = 0; i < iters; i++) {
+        __asm__ volatile("" : "+v"(a), "+v"(b)); /* fresh operands every step */
+        c0 = _mm512_dpbusd_epi32(c0, a, b), c1 = _mm512_dpbusd_epi32(c1, a, b), c2 = _mm512_dpbusd_epi32(c2, a, b);
+        c3 = _mm512_dpbusd_epi32(c3, a, b), c4 = _mm512_dpbusd_epi32(c4, a, b), c5 = _mm512_dpbusd_epi32(c5, a, b);
+        c6 = _mm512_dpbusd_epi32(c6, a, b), c7 = _mm512_dpbusd_epi32(c7, a, b), c8 = _mm512_dpbusd_epi32(c8, a, b);
+        c9 = _mm512_dpbusd_epi32(c9, a, b), c10 = _mm512_dpbusd_epi32(c10, a, b), c11 = _mm512_dpbusd_epi32(c11, a, b);
+    }
+    __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3)),
+                                 _mm512_add_epi32(_mm512_add_epi32(c4, c5), _mm512_add_epi32(c6, c7)));
+    s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(c8, c9), _mm512_add_epi32(c10, c11)));
+    int32_t out[16];
+    _mm512_storeu_si512(out, s);
+    if (out[0] == 42) fprintf(stderr, "?");
+}
+#endif
+
+/* ---- the Linears ----------------------------------------------------------- */
+
+typedef struct {
+    const float *w, *x;
+    float *y;
+    int m, n, k;
+} fp_job;
 
 int main(int argc, char **argv)
 {
@@ -65,77 +102,92 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    int groups = kk / GROUP;
+    int threads = zq_engine_threads(), groups = kk / GROUP;
+    double t[REPS], lo, hi;
+    /* bandwidth */
+    bw_buf = malloc(BW_BYTES);
+    if (!bw_buf) return 1;
+    memset(bw_buf, 1, BW_BYTES);
+    for (int r = 0; r < REPS; r++) {
+        double t0 = now();
+        zq_engine_run(BW_TASKS, 0, bw_task, NULL);
+        t[r] = now() - t0;
+    }
+    uint64_t check = 0;
+    for (int k = 0; k < BW_TASKS; k++) check += bw_sums[k]; /* read, so the sums are not optimized away */
+    double bw = BW_BYTES / median(t, &lo, &hi);
+    if (check == 42) printf("?");
+    printf("machine: %d threads, memory read bandwidth %.1f GB/s (%.1f-%.1f)", threads, bw / 1e9,
+           BW_BYTES / hi / 1e9, BW_BYTES / lo / 1e9);
+    free(bw_buf);
+    double peak = 0;
+#if defined(__x86_64__)
+    if (!strcmp(zq_int8_kernels_name(), "avx512-vnni")) {
+        long iters = 4000000;
+        for (int r = 0; r < REPS; r++) {
+            double t0 = now();
+            zq_engine_run((size_t)threads, 0, peak_task, &iters);
+            t[r] = now() - t0;
+        }
+        peak = (double)threads * iters * 12 * 64 / median(t, &lo, &hi);
+        printf(", INT8 peak %.0f GMAC/s (vpdpbusd)", peak / 1e9);
+    }
+#endif
+    printf("\n");
+    /* the Linear's weights: codes, FP16 scales, and the FP32 copy the FP path multiplies */
+    uint8_t *codes = malloc((size_t)n * kk);
+    uint16_t *scales = malloc((size_t)n * groups * sizeof *scales);
     float *wf = malloc((size_t)n * kk * sizeof *wf), *x = malloc((size_t)PREFILL * kk * sizeof *x);
-    float *y = malloc((size_t)PREFILL * n * sizeof *y), *wscale = malloc((size_t)groups * n * sizeof *wscale);
-    int8_t *w = malloc((size_t)n * kk);
-    int32_t *wsum = calloc((size_t)groups * n, sizeof *wsum), *dots = malloc((size_t)groups * n * sizeof *dots);
-    uint8_t *q = malloc((size_t)PREFILL * kk);
-    int8_t *packed = malloc(zq_int8_packed_bytes(n, GROUP, 16) * (size_t)groups);
-    float scales[PREFILL];
-    int32_t zeros[PREFILL];
-    free(dots);
-    dots = malloc((size_t)groups * PREFILL * (n + 16) * sizeof *dots);
-    if (!wf || !x || !y || !wscale || !w || !wsum || !dots || !q || !packed) return 1;
+    float *y = malloc((size_t)PREFILL * n * sizeof *y), *scratch = malloc((size_t)PREFILL * kk * sizeof *scratch);
+    if (!codes || !scales || !wf || !x || !y || !scratch) return 1;
     uint32_t s = 12345;
     for (size_t c = 0; c < (size_t)n * kk; c++) {
         s = s * 1664525u + 1013904223u;
-        w[c] = (int8_t)(s >> 24);
-        wf[c] = (float)w[c] * 0.01f;
+        codes[c] = (uint8_t)(s >> 24);
+        wf[c] = (float)(int8_t)codes[c] * 0.01f;
     }
-    for (int j = 0; j < n; j++)
-        for (int g = 0; g < groups; g++) {
-            wscale[(size_t)g * n + j] = 0.01f;
-            for (int c = 0; c < GROUP; c++) wsum[(size_t)g * n + j] += w[(size_t)j * kk + (size_t)g * GROUP + c];
-        }
+    for (size_t c = 0; c < (size_t)n * groups; c++) scales[c] = zq_f32_to_f16(0.01f);
     for (size_t c = 0; c < (size_t)PREFILL * kk; c++) x[c] = (float)((c * 2654435761u) % 1000) / 500.0f - 1.0f;
-    double t[REPS];
-    for (int r = 0; r < REPS; r++) {
-        double t0 = now();
-        zq_blas_sgemv(n, kk, wf, kk, x, 0.0f, y);
-        t[r] = now() - t0;
+    zq_qspec spec = {ZQ_FORMAT_INT8, 1, ZQ_GRAN_GROUP, GROUP, 0};
+    zq_grid grid;
+    zq_grid_init(&grid, &spec, (uint64_t)n, (uint64_t)kk);
+    zq_stored_codes st = {spec, grid, codes, scales, NULL};
+    zq_packed_linear pl;
+    if (zq_packed_init(&pl, &st, NULL, n, NULL, 1, &err) != ZQ_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
     }
-    double fp_decode = median(t);
-    for (int r = 0; r < REPS; r++) {
-        double t0 = now();
-        zq_blas_sgemm(0, 1, PREFILL, n, kk, x, kk, wf, kk, 0.0f, y, n);
-        t[r] = now() - t0;
-    }
-    double fp_prefill = median(t);
-    double wbytes_f = (double)n * kk * 4, wbytes_i = (double)n * kk, macs = (double)PREFILL * n * kk;
-    printf("Linear %d x %d, one thread, medians of %d\n", n, kk, REPS);
-    printf("%-12s decode %7.3f ms (%5.1f GB/s of weights)  prefill %d: %7.2f ms (%6.1f GMAC/s)\n", "fp32 blas",
-           fp_decode * 1e3, wbytes_f / fp_decode / 1e9, PREFILL, fp_prefill * 1e3, macs / fp_prefill / 1e9);
-    const zq_int8_kernels *sets[8] = {&zq_int8_scalar};
-    int ns = 1;
-    for (const zq_int8_kernels *const *v = zq_int8_vector_sets(); *v && ns < 8; v++) sets[ns++] = *v;
-    for (int k = 0; k < ns; k++) {
-        size_t gbytes = zq_int8_packed_bytes(n, GROUP, sets[k]->lanes);
-        for (int g = 0; g < groups; g++) /* as a model's weights would be at load */
-            zq_int8_pack(w + (size_t)g * GROUP, (size_t)kk, n, GROUP, sets[k]->lanes, packed + (size_t)g * gbytes);
-        int reps_decode = sets[k] == &zq_int8_scalar ? 1 : REPS;
-        for (int r = 0; r < REPS; r++) t[r] = 1e9;
-        for (int r = 0; r < reps_decode; r++) {
+    zq_act_quant aq = {ZQ_AQ_TOKEN, NULL, 0, NULL, NULL};
+    zq_linear fp = {wf, NULL, n, kk, 1, 0, NULL}, q8 = {NULL, NULL, n, kk, 1, 0, &pl};
+    printf("Linear %d x %d, int8-token inputs, groups of %d, %d threads, medians of %d (range)\n", n, kk, GROUP, threads,
+           REPS);
+    double dec[2], pre[2];
+    const zq_linear *L[2] = {&fp, &q8};
+    for (int v = 0; v < 2; v++) {
+        for (int r = 0; r < REPS; r++) {
             double t0 = now();
-            w8a8(sets[k], x, 1, n, kk, packed, wsum, wscale, q, scales, zeros, dots, y);
+            zq_linear_forward(L[v], v ? &aq : NULL, scratch, x, y, 1, 1);
             t[r] = now() - t0;
         }
-        double dec = reps_decode == 1 ? t[0] : median(t);
-        double pre = 0;
-        if (sets[k] != &zq_int8_scalar) {
-            for (int r = 0; r < REPS; r++) {
-                double t0 = now();
-                w8a8(sets[k], x, PREFILL, n, kk, packed, wsum, wscale, q, scales, zeros, dots, y);
-                t[r] = now() - t0;
-            }
-            pre = median(t);
+        dec[v] = median(t, &lo, &hi);
+        double dlo = lo, dhi = hi;
+        for (int r = 0; r < REPS; r++) {
+            double t0 = now();
+            zq_linear_forward(L[v], v ? &aq : NULL, scratch, x, y, PREFILL, PREFILL);
+            t[r] = now() - t0;
         }
-        printf("%-12s decode %7.3f ms (%5.1f GB/s of weights, %.2fx fp32)", sets[k]->name, dec * 1e3,
-               wbytes_i / dec / 1e9, fp_decode / dec);
-        if (pre) printf("  prefill %d: %7.2f ms (%6.1f GMAC/s, %.2fx fp32)", PREFILL, pre * 1e3, macs / pre / 1e9,
-                        fp_prefill / pre);
+        pre[v] = median(t, &lo, &hi);
+        double bytes = v ? (double)zq_packed_bytes(&pl) : (double)n * kk * 4, macs = (double)PREFILL * n * kk;
+        printf("%-18s decode %8.3f ms (%.3f-%.3f), %5.1f GB/s of weights, %.2fx the bandwidth bound; "
+               "prefill %d %8.2f ms (%.2f-%.2f), %6.1f GMAC/s",
+               v ? zq_int8_kernels_name() : "fp32 (OpenBLAS)", dec[v] * 1e3, dlo * 1e3, dhi * 1e3,
+               bytes / dec[v] / 1e9, dec[v] / (bytes / bw), PREFILL, pre[v] * 1e3, lo * 1e3, hi * 1e3,
+               macs / pre[v] / 1e9);
+        if (v && peak > 0) printf(", %.0f%% of peak", 100 * macs / pre[v] / peak);
         printf("\n");
     }
-    free(wf), free(x), free(y), free(wscale), free(w), free(wsum), free(dots), free(q), free(packed);
+    printf("W8A8 against FP32: decode %.2fx, prefill %.2fx\n", dec[0] / dec[1], pre[0] / pre[1]);
+    zq_packed_free(&pl);
+    free(codes), free(scales), free(wf), free(x), free(y), free(scratch);
     return 0;
 }

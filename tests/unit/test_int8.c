@@ -57,14 +57,15 @@ static void pack_fixture(tile_fixture *f, const zq_int8_kernels *ks, const int8_
     int lanes = ks->lanes, nblocks = (n + lanes - 1) / lanes, groups = (int)((k + group - 1) / group);
     size_t wld = (size_t)nblocks * (size_t)lanes, last = k - (size_t)(groups - 1) * group;
     memset(f, 0, sizeof *f);
-    f->t.gstride = zq_int8_packed_bytes(n, group, lanes, nibbles);
+    size_t bpair = (size_t)(nibbles ? 4 : 8) * (size_t)lanes, pairs = (group + 7) / 8;
+    size_t bstride = ((size_t)(groups - 1) * pairs + (last + 7) / 8) * bpair;
     for (int g = 0; g < groups; g++) {
-        size_t width = g == groups - 1 ? last : group, bb = zq_int8_packed_bytes(lanes, width, lanes, nibbles);
+        size_t width = g == groups - 1 ? last : group;
         for (int b = 0; b < nblocks; b++) {
             const int8_t *rows[64];
             int nrows = n - b * lanes < lanes ? n - b * lanes : lanes;
             for (int r = 0; r < nrows; r++) rows[r] = w + (size_t)(b * lanes + r) * k + (size_t)g * group;
-            zq_int8_pack_block(rows, nrows, width, lanes, nibbles, f->packed + (size_t)g * f->t.gstride + (size_t)b * bb);
+            zq_int8_pack_block(rows, nrows, width, lanes, nibbles, f->packed + (size_t)b * bstride + (size_t)g * pairs * bpair);
         }
         for (int j = 0; j < n; j++) {
             int32_t s = 0;
@@ -75,7 +76,7 @@ static void pack_fixture(tile_fixture *f, const zq_int8_kernels *ks, const int8_
     }
     if (bias) memcpy(f->bias, bias, (size_t)n * sizeof *bias);
     f->t = (zq_int8_tile){.a = a, .lda = lda, .m = m, .scale = tscale, .zero = tzero, .packed = f->packed,
-                          .gstride = f->t.gstride, .groups = groups, .pairs = (group + 7) / 8,
+                          .bstride = bstride, .groups = groups, .pairs = (group + 7) / 8,
                           .last_pairs = (last + 7) / 8, .nibbles = nibbles, .wsum = f->wsum, .wscale = f->wscale,
                           .wld = wld, .bias = bias ? f->bias : NULL, .b0 = 0, .nb = nblocks, .ldy = wld};
 }
