@@ -9,6 +9,11 @@
 //                          tokenize` does (documents split at lines holding
 //                          <|endoftext|>, stripped, BOS first), raw uint32
 //   --generate N           N greedy tokens after BOS
+//   --bench-prefill N --bench-decode N [--reps R]   llama-bench's two
+//                          figures on 2 threads: one pass over N random
+//                          prompt tokens, and N tokens one at a time (each
+//                          from an empty cache), medians of R (default 3)
+//                          after a warm-up, tokens/s (--ctx must hold N)
 // usage: node llama_cpp_check.mjs MODEL.gguf [options]
 import {readFileSync, writeFileSync} from "node:fs";
 import {getLlama} from "node-llama-cpp";
@@ -113,6 +118,35 @@ if (args.generate) {
         next = best;
     }
     out.generated = gen;
+}
+
+if (args["bench-prefill"] || args["bench-decode"]) {
+    const np = Number(args["bench-prefill"] || 0), nd = Number(args["bench-decode"] || 0), reps = Number(args.reps || 3);
+    const vocab = model.fileInsights.tokens?.count ?? 32000;
+    let rng = 12345;
+    const draw = (n) => Array.from({length: n}, () => ((rng = (rng * 1103515245 + 12345) >>> 0) % vocab));
+    const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const prefillOnce = async (n) => {
+        await seq.clearHistory();
+        const t0 = performance.now();
+        await seq.evaluateWithoutGeneratingNewTokens(draw(n));
+        return (performance.now() - t0) / 1000;
+    };
+    const decodeOnce = async (n) => {
+        await seq.clearHistory();
+        const ids = draw(n), t0 = performance.now();
+        for (const id of ids) await seq.controlledEvaluate([[id, {generateNext: {logits: true}}]]);
+        return (performance.now() - t0) / 1000;
+    };
+    if (np) await prefillOnce(Math.min(np, 32));
+    if (nd) await decodeOnce(Math.min(nd, 4));
+    const pre = [], dec = [];
+    for (let r = 0; r < reps; r++) {
+        if (np) pre.push(np / (await prefillOnce(np)));
+        if (nd) dec.push(nd / (await decodeOnce(nd)));
+    }
+    if (np) Object.assign(out, {prefill_tps: median(pre), prefill_tps_min: Math.min(...pre), prefill_tps_max: Math.max(...pre)});
+    if (nd) Object.assign(out, {decode_tps: median(dec), decode_tps_min: Math.min(...dec), decode_tps_max: Math.max(...dec)});
 }
 
 console.log(JSON.stringify(out));

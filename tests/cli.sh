@@ -303,7 +303,7 @@ rc=$?
 rc=$?
 [ "$rc" -eq 2 ] && grep -q "or with other options" "$TMP/err" &&
     ok "lkd-parallel/other-options-refused" || fail "lkd-parallel/other-options-refused" "exit $rc: $(head -c 300 "$TMP/err")"
-for cmd in eval generate tokenize lkd export; do
+for cmd in eval generate bench tokenize lkd export; do
     "$ZQ" "$cmd" --help >"$TMP/h" 2>&1 && grep -q "^usage: zquant $cmd" "$TMP/h" && ok "help/$cmd" || fail "help/$cmd"
 done
 

@@ -73,7 +73,7 @@ check refuse/chain-exists '[ "$rc" -eq 8 ] && grep -q "already exists" "$TMP/err
 run "$ZQ" quantize "$ENGINE/llama" -o "$TMP/notok.gguf" -q
 check refuse/chain-no-tokenizer '[ "$rc" -eq 2 ] && grep -q "no tokenizer" "$TMP/err" && [ ! -e "$TMP/notok.gguf.zq" ]'
 # zquant reads its GGUF back: eval gives the .zq's weight-only figures exactly
-a=$("$ZQ" eval "$TMP/s_w4_8a16.zq" --tokens "$TMP/ids10k.bin" --ctx 512 --act none --json | tr -d ' \t\n' | field nll)
+a=$("$ZQ" eval "$TMP/s_w4_8a16.zq" --tokens "$TMP/ids10k.bin" --ctx 512 --act none --dequantize --json | tr -d ' \t\n' | field nll)
 b=$("$ZQ" eval "$TMP/s_w4_8a16.gguf" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' \t\n' | field nll)
 check gguf/eval-reads-gguf '[ -n "$a" ] && [ "$a" = "$b" ]'
 run "$ZQ" inspect "$TMP/s_w4_8a16.gguf"
@@ -174,7 +174,7 @@ done
 run "$ZQ" export "$TMP/v_w4_8a8.zq" -o "$TMP/ct" --format compressed-tensors -f --from "$M"
 check ct/w4_8a8-says-int4-runs-a16 'grep -q "note: INT4 layers are written as W4A16" "$TMP/out" && grep -q "\"format\":[[:space:]]*\"mixed-precision\"" "$TMP/ct/config.json"'
 check ct/tokenizer-copied 'cmp -s "$M/tokenizer.bin" "$TMP/ct/tokenizer.bin"'
-a=$("$ZQ" eval "$TMP/v_w4_8a8.zq" --tokens "$TMP/ids10k.bin" --ctx 512 --act none --json | tr -d ' \t\n' | field nll)
+a=$("$ZQ" eval "$TMP/v_w4_8a8.zq" --tokens "$TMP/ids10k.bin" --ctx 512 --act none --dequantize --json | tr -d ' \t\n' | field nll)
 b=$("$ZQ" eval "$TMP/ct" --tokens "$TMP/ids10k.bin" --ctx 512 --act none --json | tr -d ' \t\n' | field nll)
 check ct/eval-reads-ct '[ -n "$a" ] && [ "$a" = "$b" ]'
 # what the folder says of inputs is what eval runs: W8A8's token-wise INT8,
@@ -182,7 +182,7 @@ check ct/eval-reads-ct '[ -n "$a" ] && [ "$a" = "$b" ]'
 c=$("$ZQ" eval "$TMP/ct" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' \t\n' | field nll)
 check ct/eval-quantizes-activations-the-config-names '[ -n "$c" ] && [ "$c" != "$b" ]'
 run "$ZQ" export "$TMP/v_w8a8.zq" -o "$TMP/ct8" --format compressed-tensors -f --from "$M"
-a=$("$ZQ" eval "$TMP/v_w8a8.zq" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' \t\n' | field nll)
+a=$("$ZQ" eval "$TMP/v_w8a8.zq" --tokens "$TMP/ids10k.bin" --ctx 512 --dequantize --json | tr -d ' \t\n' | field nll)
 b=$("$ZQ" eval "$TMP/ct8" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' \t\n' | field nll)
 check ct/w8a8-eval-runs-int8-activations '[ -n "$a" ] && [ "$a" = "$b" ]'
 run "$ZQ" inspect "$TMP/ct"

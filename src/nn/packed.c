@@ -7,6 +7,7 @@
 
 #include "base/blas.h"
 #include "base/engine.h"
+#include "simd/kernels.h"
 #include "zquant/fp16.h"
 
 void zq_packed_free(zq_packed_linear *l)
@@ -256,6 +257,9 @@ void zq_packed_forward_integer(const zq_packed_linear *l, const zq_act_quant *aq
 
 /* A worker's decoded tile: rows x cols floats, at most DECODED. */
 enum { DECODED = 16384, FLOAT_TILE_ROWS = 64 };
+/* Up to this many tokens, the matrix-vector path (codes decoded in
+ * registers); more, tiles of decoded weights through sgemm. */
+enum { MATVEC_ROWS = 4 };
 static _Thread_local float decoded[DECODED];
 
 typedef struct {
@@ -264,7 +268,35 @@ typedef struct {
     int m;
     float *y;
     int tile_rows, kc, k_chunks;
+    int matvec;        /* the matrix-vector path */
+    const float *xsum; /* its asymmetric codes' [m][col groups] sums of x */
 } float_job;
+
+/* Decode's matrix-vector path: each output a sum over its groups of the
+ * group's scale times x . codes (the codes decoded in registers), plus
+ * its min times the group's sum of x. */
+static void matvec_rows(const float_job *j, int o0, int rows)
+{
+    const zq_packed_linear *l = j->l;
+    const zq_grid *g = &l->st.grid;
+    const zq_kernels *k = zq_kernels_active();
+    int nibbles = l->st.spec.format == ZQ_FORMAT_INT4, sym = l->st.spec.symmetric;
+    for (int r = 0; r < rows; r++) {
+        uint32_t sr = stored_row(l, o0 + r);
+        const uint8_t *row = l->st.q + (size_t)sr * g->row_bytes;
+        for (int i = 0; i < j->m; i++) {
+            const float *x = j->x + (size_t)i * l->in;
+            float acc = 0.0f;
+            for (uint64_t gj = 0; gj < g->col_groups; gj++) {
+                zq_group q = zq_grid_group(g, sr, gj);
+                float d = k->dot_codes(row, nibbles, sym, q.col0, (size_t)q.ncols, x + q.col0);
+                acc = acc + d * zq_f16_to_f32(l->st.scale[q.index]);
+                if (!sym) acc = acc + j->xsum[(size_t)i * g->col_groups + gj] * zq_f16_to_f32(l->st.min[q.index]);
+            }
+            j->y[(size_t)i * l->out + o0 + r] = acc;
+        }
+    }
+}
 
 /* Stored row sr, columns [c0, c0 + n), decoded group by group. */
 static void decode_row(const zq_stored_codes *st, uint32_t sr, uint64_t c0, size_t n, float *out)
@@ -286,6 +318,10 @@ static void float_task(void *ctx, size_t t, int worker)
     const float_job *j = ctx;
     const zq_packed_linear *l = j->l;
     int o0 = (int)t * j->tile_rows, rows = l->out - o0 < j->tile_rows ? l->out - o0 : j->tile_rows;
+    if (j->matvec) {
+        matvec_rows(j, o0, rows);
+        return;
+    }
     for (int kc = 0; kc < j->k_chunks; kc++) {
         int c0 = kc * j->kc, cols = l->in - c0 < j->kc ? l->in - c0 : j->kc;
         for (int r = 0; r < rows; r++) decode_row(&l->st, stored_row(l, o0 + r), (uint64_t)c0, (size_t)cols, decoded + (size_t)r * cols);
@@ -299,11 +335,26 @@ static void float_task(void *ctx, size_t t, int worker)
 
 void zq_packed_forward_float(const zq_packed_linear *l, const float *x, int m, float *y)
 {
-    float_job j = {l, x, m, y, 0, 0, 0};
+    float_job j = {l, x, m, y, 0, 0, 0, m <= MATVEC_ROWS, NULL};
+    float *xsum = NULL;
+    const zq_grid *g = &l->st.grid;
+    if (m <= MATVEC_ROWS && !l->st.spec.symmetric) {
+        xsum = malloc((size_t)m * g->col_groups * sizeof *xsum + 1);
+        for (int i = 0; xsum && i < m; i++)
+            for (uint64_t gj = 0; gj < g->col_groups; gj++) {
+                float s = 0;
+                for (uint64_t c = gj * g->group_cols; c < gj * g->group_cols + group_width(g, gj); c++)
+                    s += x[(size_t)i * l->in + c];
+                xsum[(size_t)i * g->col_groups + gj] = s;
+            }
+        if (!xsum) j.matvec = 0; /* no room for the sums: the tiled path, which needs none */
+    }
+    j.xsum = xsum;
     j.kc = l->in < DECODED ? l->in : DECODED;
     j.k_chunks = (l->in + j.kc - 1) / j.kc;
     j.tile_rows = DECODED / j.kc < FLOAT_TILE_ROWS ? DECODED / j.kc : FLOAT_TILE_ROWS;
     zq_engine_run((size_t)((l->out + j.tile_rows - 1) / j.tile_rows), 0, float_task, &j);
+    free(xsum);
     if (l->bias)
         for (int r = 0; r < m; r++)
             for (int c = 0; c < l->out; c++) y[(size_t)r * l->out + c] += l->bias[c];

@@ -117,6 +117,14 @@ void zq_decode_run_ref(const uint8_t *row, int nibbles, int symmetric, uint64_t 
     for (size_t k = 0; k < n; k++) out[k] = (float)f->code_at(row, col0 + k, symmetric) * s + m;
 }
 
+float zq_dot_codes_ref(const uint8_t *row, int nibbles, int symmetric, uint64_t col0, size_t n, const float *x)
+{
+    const zq_format *f = zq_format_get(nibbles ? ZQ_FORMAT_INT4 : ZQ_FORMAT_INT8);
+    float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t k = 0; k < n; k++) p[k % 8] = fmaf(x[k], (float)f->code_at(row, col0 + k, symmetric), p[k % 8]);
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
 void zq_decode_run(const zq_qspec *spec, const uint8_t *row, uint64_t col0, size_t n, uint16_t scale, uint16_t min,
                    float *out)
 {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "zquant/fp16.h"
+#include "zquant/quant.h"
 
 #define TARGET __attribute__((target("avx2,f16c,sse4.2")))
 
@@ -220,8 +221,24 @@ TARGET static void decode_run(const uint8_t *row, int nibbles, int symmetric, ui
     zq_decode_run_ref(row, nibbles, symmetric, col0 + k, n - k, s, m, out + k);
 }
 
+/* eight lanes are the reference's eight partial sums; the tail goes on in
+ * the same lanes, then the same pairwise reduction */
+TARGET __attribute__((target("fma"))) static float dot_codes(const uint8_t *row, int nibbles, int symmetric,
+                                                              uint64_t col0, size_t n, const float *x)
+{
+    if (nibbles && col0 % 8) return zq_dot_codes_ref(row, nibbles, symmetric, col0, n, x);
+    __m256 acc = _mm256_setzero_ps();
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), codes8(row, nibbles, symmetric, col0 + k), acc);
+    float p[8];
+    _mm256_storeu_ps(p, acc);
+    const zq_format *f = zq_format_get(nibbles ? ZQ_FORMAT_INT4 : ZQ_FORMAT_INT8);
+    for (; k < n; k++) p[k % 8] = fmaf(x[k], (float)f->code_at(row, col0 + k, symmetric), p[k % 8]);
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
 static const zq_kernels avx2 = {"avx2", range_f32, quantize_run, pack_nibbles, f16_to_f32, f32_to_f16,
-                                transpose_f16_to_f32, crc32c, decode_run};
+                                transpose_f16_to_f32, crc32c, decode_run, dot_codes};
 
 /* cpuid, not __builtin_cpu_supports: clang's lacks "f16c". AVX state must
  * also be enabled by the OS (XCR0 bits 1 and 2). */
@@ -229,7 +246,7 @@ static int cpu_runs_avx2(void)
 {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    unsigned need = bit_SSE4_2 | bit_OSXSAVE | bit_AVX | bit_F16C;
+    unsigned need = bit_SSE4_2 | bit_OSXSAVE | bit_AVX | bit_F16C | bit_FMA;
     if ((c & need) != need) return 0;
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));

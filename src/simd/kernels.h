@@ -32,6 +32,11 @@ typedef struct {
      * (multiply, then add) */
     void (*decode_run)(const uint8_t *row, int nibbles, int symmetric, uint64_t col0, size_t n, float s, float m,
                        float *out);
+    /* sum over k < n of x[k] * code(col0 + k) of an INT8 / INT4 row, in
+     * eight partial sums (k % 8, each a chain of fused multiply-adds)
+     * added ((0+1)+(2+3))+((4+5)+(6+7)): a weight-only Linear's
+     * matrix-vector product, the codes decoded in registers */
+    float (*dot_codes)(const uint8_t *row, int nibbles, int symmetric, uint64_t col0, size_t n, const float *x);
 } zq_kernels;
 
 extern const zq_kernels zq_kernels_scalar;
@@ -50,6 +55,7 @@ void zq_f16_to_f32_n_ref(const uint16_t *in, float *out, size_t n);
 void zq_f32_to_f16_n_ref(const float *in, uint16_t *out, size_t n);
 void zq_decode_run_ref(const uint8_t *row, int nibbles, int symmetric, uint64_t col0, size_t n, float s, float m,
                        float *out);
+float zq_dot_codes_ref(const uint8_t *row, int nibbles, int symmetric, uint64_t col0, size_t n, const float *x);
 void zq_transpose_f16_to_f32_ref(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst);
 
 /* Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer,

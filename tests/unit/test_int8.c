@@ -316,6 +316,9 @@ TEST(packed_linear_matches_the_emulated_fp_path)
             zq_linear_forward(&L, &aq, scratch, x, y2, M, M);
             zq_engine_set_threads(threads);
             CHECK(!memcmp(y, y2, sizeof y));
+            /* three tokens: decode's matrix-vector path for weight-only schemes */
+            static float y3[3 * OUT];
+            zq_linear_forward(&L, &aq, scratch, x, y3, 3, 3);
             memcpy(xq, x, sizeof x);
             if (modes[md] == ZQ_AQ_TOKEN) zq_fake_quant_tokens(xq, M, IN);
             if (modes[md] == ZQ_AQ_TOKEN_SYM) zq_fake_quant_tokens_sym(xq, M, IN);
@@ -331,6 +334,7 @@ TEST(packed_linear_matches_the_emulated_fp_path)
                     }
                     double terms = integer ? (double)g.col_groups + 3 : IN + 3;
                     bad += !(fabs((double)y[i * OUT + j] - ref) <= terms * 0x1p-24 * mag);
+                    if (i < 3) bad += !(fabs((double)y3[i * OUT + j] - ref) <= terms * 0x1p-24 * mag);
                 }
             if (bad) fprintf(stderr, "  %s, %s: %d outputs off\n", specs[sp], zq_act_mode_name(modes[md]), bad);
             CHECK(bad == 0);
