@@ -55,6 +55,20 @@ def main(out_dir, layers=24, h=1024, ffn=2816, vocab=32000):
            "bos_token_id": 1, "eos_token_id": 2}
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1)
+    write_tokenizer(os.path.join(out_dir, "tokenizer.bin"), vocab)
+
+
+def write_tokenizer(path, vocab):
+    """A llama2.c tokenizer.bin of `vocab` pieces (<unk>, <s>, </s>, the 256
+    byte pieces, then made-up ones), so that an export carries a vocabulary
+    llama.cpp can load: the benchmarks feed token ids, never text."""
+    pieces = [b"<unk>", b"<s>", b"</s>"] + [b"<0x%02X>" % b for b in range(256)]
+    pieces += [b"\xe2\x96\x81t%d" % k for k in range(vocab - len(pieces))]
+    with open(path, "wb") as f:
+        f.write(struct.pack("<i", max(len(p) for p in pieces)))
+        for k, p in enumerate(pieces):
+            f.write(struct.pack("<fi", -float(k), len(p)))
+            f.write(p)
 
 
 if __name__ == "__main__":
