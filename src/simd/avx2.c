@@ -223,7 +223,7 @@ TARGET static void decode_run(const uint8_t *row, int nibbles, int symmetric, ui
 
 /* eight lanes are the reference's eight partial sums; the tail goes on in
  * the same lanes, then the same pairwise reduction */
-TARGET __attribute__((target("fma"))) static float dot_codes(const uint8_t *row, int nibbles, int symmetric,
+__attribute__((target("avx2,f16c,sse4.2,fma"))) static float dot_codes(const uint8_t *row, int nibbles, int symmetric,
                                                               uint64_t col0, size_t n, const float *x)
 {
     if (nibbles && col0 % 8) return zq_dot_codes_ref(row, nibbles, symmetric, col0, n, x);
