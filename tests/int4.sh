@@ -50,7 +50,7 @@ cmp -s "$TMP/rtn.safetensors" "$TMP/gptq.safetensors" && fail gptq/not-round-to-
 run "$ZQ" quantize $M -o "$TMP/gptq.gguf" -q "${RECIPE[@]}" "${GPTQ[@]}" --act none
 check gptq/exports-to-gguf '[ "$rc" -eq 0 ] && [ -s "$TMP/gptq.gguf" ]'
 a=$("$ZQ" eval "$TMP/gptq.gguf" --tokens "$HELD" --json | sed -n 's/.*"nll":[[:space:]]*\([0-9.e-]*\).*/\1/p')
-b=$("$ZQ" eval "$TMP/gptq.gguf.zq" --tokens "$HELD" --json | sed -n 's/.*"nll":[[:space:]]*\([0-9.e-]*\).*/\1/p')
+b=$("$ZQ" eval "$TMP/gptq.gguf.zq" --tokens "$HELD" --dequantize --json | sed -n 's/.*"nll":[[:space:]]*\([0-9.e-]*\).*/\1/p')
 [ -n "$a" ] && [ "$a" = "$b" ] && ok gptq/gguf-reads-back-same || fail gptq/gguf-reads-back-same "$a vs $b"
 
 # the Hessian path against numpy (scripts/gptq_pipeline_reference.py): block

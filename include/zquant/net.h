@@ -33,12 +33,13 @@ const zq_activation *zq_net_activation(const zq_net *n);
 /* Treat every block Linear as quantized (for forcing activation
  * quantization on an FP model). */
 void zq_net_mark_all_quantized(zq_net *n);
-/* Run every Linear weight the file stores as codes (a .zq file's) from
- * them, on the integer backend, instead of expanding it to FP32: integer
- * products when the forward passes quantize inputs as mode says (one of
- * the file's schemes), FP32 products of weights decoded a tile at a time
- * otherwise. Call before running blocks. */
-void zq_net_run_packed(zq_net *n, zq_act_mode mode);
+/* Run every Linear weight the file stores as codes or FP16 (a .zq
+ * file's) from them, on the integer backend, instead of expanding it to
+ * FP32: integer products when the forward passes quantize inputs as mode
+ * says (one of the file's schemes), FP32 products of weights decoded in
+ * registers or a tile at a time otherwise; the embedding and the head
+ * likewise. Call before running blocks. */
+zq_status zq_net_run_packed(zq_net *n, zq_act_mode mode, zq_error *err);
 /* Bytes of weights one token's forward reads: every block's as it is
  * loaded (packed codes and their tables, or FP32), and the head's.
  * Loads every block (a streaming net releases each again). */

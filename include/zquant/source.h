@@ -99,11 +99,13 @@ void zq_source_release_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nr
  * shape and values (read as float, some rows at a time). */
 zq_status zq_source_fingerprint(zq_source *src, uint32_t *crc, zq_error *err);
 
-/* A quantized tensor as its file stores it (a .zq file's): the spec, the
- * grid over the [out, in] matrix, the packed rows (grid.rows rows of
- * grid.row_bytes) and the FP16 scales and mins ([row_groups, col_groups];
- * min NULL when symmetric), valid while src is open. q is NULL when src
- * keeps no codes for tensor i (an FP checkpoint; a tensor kept as FP16). */
+/* A matrix as its file stores it (a .zq file's): the spec, the grid over
+ * the [out, in] matrix, the packed rows (grid.rows rows of grid.row_bytes)
+ * and the FP16 scales and mins ([row_groups, col_groups]; min NULL when
+ * symmetric), valid while src is open. A 2-D tensor kept as FP16 (not a
+ * transposed Conv1D one) comes as format ZQ_FORMAT_F16, its values the
+ * rows, no scales. q is NULL when src keeps neither for tensor i (an FP
+ * checkpoint). */
 typedef struct {
     zq_qspec spec;
     zq_grid grid;
@@ -111,6 +113,10 @@ typedef struct {
     const uint16_t *scale, *min;
 } zq_stored_codes;
 zq_status zq_source_codes(zq_source *src, size_t i, zq_stored_codes *out, zq_error *err);
+/* Tensor i's mapped bytes leave this process's memory; they come back from
+ * the page cache if read again, and zq_source_codes' pointers stay valid
+ * (a reader that copied the codes keeps one copy resident, not two). */
+void zq_source_drop(zq_source *src, size_t i);
 
 /* Rows the caller will read soon: the reader may map them ahead, in bulk. */
 void zq_source_prefetch_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nrows);

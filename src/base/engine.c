@@ -45,15 +45,17 @@ static void trampoline(void *ctx, size_t t, int worker)
     worker_id = -1;
 }
 
-/* The pool, sized to the current count, with the lock held; NULL: run on
- * the caller's thread (lock not held). */
+/* The pool, with the lock held: n - 1 threads, the caller being the n-th
+ * worker of every run (one thread fewer to wake per run: decoding runs
+ * hundreds of small ones a token); NULL: run on the caller's thread (lock
+ * not held). */
 static zq_pool *take_pool(int slots)
 {
     int n = zq_engine_threads();
     if (n <= 1 || (slots && n > slots) || worker_id >= 0 || pthread_mutex_trylock(&lock) != 0) return NULL;
-    if (pool && zq_pool_size(pool) != n) zq_pool_free(pool), pool = NULL;
-    if (!pool) pool = zq_pool_create(n);
-    if (!pool || zq_pool_size(pool) != n) {
+    if (pool && zq_pool_size(pool) != n - 1) zq_pool_free(pool), pool = NULL;
+    if (!pool) pool = zq_pool_create(n - 1);
+    if (!pool || zq_pool_size(pool) != n - 1) {
         zq_pool_free(pool), pool = NULL;
         pthread_mutex_unlock(&lock);
     }
@@ -70,6 +72,7 @@ void zq_engine_run(size_t ntasks, int slots, zq_task_fn fn, void *ctx)
     }
     job j = {fn, ctx, NULL};
     zq_pool_submit(p, ntasks, trampoline, &j);
+    zq_pool_help(p, zq_pool_size(p));
     zq_pool_wait(p);
     pthread_mutex_unlock(&lock);
 }

@@ -1,7 +1,8 @@
 /* The engine's threads: one pool that every parallel loop of the engine
  * runs on (BLAS tiles, attention heads, GPTQ rows). What a task computes
  * never depends on which thread runs it or how many there are: callers
- * split work by its shape alone. */
+ * split work by its shape alone. With N threads the pool has N - 1 and
+ * the caller of a run is its N-th worker. */
 #ifndef ZQ_ENGINE_H
 #define ZQ_ENGINE_H
 

@@ -90,6 +90,19 @@ void zq_pool_submit(zq_pool *p, size_t ntasks, zq_task_fn fn, void *ctx)
     pthread_mutex_unlock(&p->lock);
 }
 
+void zq_pool_help(zq_pool *p, int worker)
+{
+    pthread_mutex_lock(&p->lock);
+    while (p->next < p->ntasks) {
+        size_t t = p->next++;
+        pthread_mutex_unlock(&p->lock);
+        p->fn(p->ctx, t, worker);
+        pthread_mutex_lock(&p->lock);
+        if (++p->finished == p->ntasks) pthread_cond_broadcast(&p->done);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
 void zq_pool_wait(zq_pool *p)
 {
     pthread_mutex_lock(&p->lock);

@@ -15,6 +15,9 @@ zq_pool *zq_pool_create(int nthreads);
 int zq_pool_size(const zq_pool *p);
 /* Starts fn(ctx, t, worker) for t in [0, ntasks); one batch at a time. */
 void zq_pool_submit(zq_pool *p, size_t ntasks, zq_task_fn fn, void *ctx);
+/* The calling thread runs the submitted batch's tasks too, as `worker`,
+ * until none is left to start (then zq_pool_wait). */
+void zq_pool_help(zq_pool *p, int worker);
 /* Returns when the submitted batch is done. */
 void zq_pool_wait(zq_pool *p);
 void zq_pool_free(zq_pool *p); /* accepts NULL */

@@ -99,7 +99,7 @@ int cmd_bench(int argc, char **argv)
     uint64_t weight_bytes = 0;
     double t0 = now(), *pre = calloc((size_t)reps, sizeof *pre), *dec = calloc((size_t)reps, sizeof *dec), ignore;
     zq_status st = pre && dec ? zq_net_open(model, 0, &net, &err) : zq_fail(&err, ZQ_ERR_NOMEM, "out of memory");
-    if (st == ZQ_OK && !dequantize) zq_net_run_packed(net, zq_generate_act_mode(net));
+    if (st == ZQ_OK && !dequantize) st = zq_net_run_packed(net, zq_generate_act_mode(net), &err);
     if (st == ZQ_OK) st = zq_net_weight_bytes(net, &weight_bytes, &err); /* loads (and packs) every block */
     double load_s = now() - t0;
     if (st == ZQ_OK) /* warm-up */

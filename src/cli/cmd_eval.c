@@ -198,7 +198,7 @@ int cmd_eval(int argc, char **argv)
         if (a.act) st = zq_act_mode_parse(a.act, &act, &err);
         else if (rec) act = zq_act_mode_of(rec);
         if (!rec && act != ZQ_AQ_NONE) zq_net_mark_all_quantized(net); /* an FP model: every Linear */
-        if (!a.dequantize) zq_net_run_packed(net, act);
+        if (st == ZQ_OK && !a.dequantize) st = zq_net_run_packed(net, act, &err);
     }
     if (st == ZQ_OK) st = load_tokens(&a, model, net, ref, &ids, &n, &err);
     if (st == ZQ_OK && a.calib) st = zq_tokens_read(a.calib, &calib, &ncalib, &err);

@@ -108,7 +108,7 @@ int cmd_generate(int argc, char **argv)
     int total = n_prompt + (int)n_new;
     int32_t *out = malloc((size_t)total * sizeof *out);
     zq_status st = prompt && out ? zq_net_open(model, 0, &net, &err) : zq_fail(&err, ZQ_ERR_NOMEM, "out of memory");
-    if (st == ZQ_OK && !dequantize) zq_net_run_packed(net, zq_generate_act_mode(net));
+    if (st == ZQ_OK && !dequantize) st = zq_net_run_packed(net, zq_generate_act_mode(net), &err);
     if (st == ZQ_OK) st = zq_generate(net, prompt, n_prompt, (int)n_new, temperature, (uint64_t)seed, out, &err);
     if (st == ZQ_OK) {
         char *path = tok_path ? strdup(tok_path) : cli_find_tokenizer(model);

@@ -118,7 +118,7 @@ static void prefetch_st(zq_source *src, size_t i, uint64_t row0, uint64_t nrows)
     advise_rows(src, i, row0, nrows, MADV_POPULATE_READ, 0);
 }
 
-static const zq_source_ops st_ops = {read_st, release_st, close_st, raw_st, prefetch_st, NULL};
+static const zq_source_ops st_ops = {read_st, release_st, close_st, raw_st, prefetch_st, NULL, NULL};
 
 static zq_status ensure_impl(zq_source *src, zq_error *err)
 {

@@ -265,6 +265,11 @@ zq_status zq_source_codes(zq_source *src, size_t i, zq_stored_codes *out, zq_err
     return src->ops->codes && i < src->count ? src->ops->codes(src, i, out, err) : ZQ_OK;
 }
 
+void zq_source_drop(zq_source *src, size_t i)
+{
+    if (src->ops->drop && i < src->count) src->ops->drop(src, i);
+}
+
 void zq_source_prefetch_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nrows)
 {
     if (src->ops->prefetch && nrows) src->ops->prefetch(src, i, row0, nrows);
@@ -355,7 +360,7 @@ static void close_patched(zq_source *src)
     src->impl = NULL;
 }
 
-static const zq_source_ops patched_ops = {read_patched, release_patched, close_patched, raw_patched, prefetch_patched, NULL};
+static const zq_source_ops patched_ops = {read_patched, release_patched, close_patched, raw_patched, prefetch_patched, NULL, NULL};
 
 /* The F16 table tensor `name` holds in src (any of a patched source's
  * parts, the last first), read back as FP16; *out NULL when none has it. */
@@ -530,7 +535,7 @@ static void close_memory(zq_source *src)
     src->impl = NULL;
 }
 
-static const zq_source_ops memory_ops = {read_memory, NULL, close_memory, NULL, NULL, NULL};
+static const zq_source_ops memory_ops = {read_memory, NULL, close_memory, NULL, NULL, NULL, NULL};
 
 zq_status zq_source_memory(const char *path, zq_source **out, zq_error *err)
 {

@@ -15,6 +15,7 @@ typedef struct {
     const void *(*raw)(zq_source *src, size_t i);
     void (*prefetch)(zq_source *src, size_t i, uint64_t row0, uint64_t nrows); /* may be NULL */
     zq_status (*codes)(zq_source *src, size_t i, zq_stored_codes *out, zq_error *err); /* may be NULL */
+    void (*drop)(zq_source *src, size_t i);                                             /* may be NULL */
 } zq_source_ops;
 
 struct zq_source {

@@ -37,6 +37,8 @@ struct zq_net {
     int cache_all, all_quantized;
     uint64_t budget;
     int packed;                /* zq_net_run_packed */
+    zq_stored_codes embed;     /* packed: the embedding as stored, when WEIGHT(EMBED) is not loaded */
+    zq_packed_linear *head;    /* packed: the head run from its stored values */
     zq_act_mode packed_mode;
     block_slot *blocks;
     float *outer[NPARTS][2]; /* the tensors outside blocks: [part][0] weight, [part][1] bias */
@@ -133,6 +135,7 @@ typedef struct {
     char name[256];
     zq_error *err;
     zq_stored_codes qkv_codes; /* a fused projection's, packed by fused_qkv */
+    long qkv_index;
 } loader;
 
 static const char *nm(loader *L, const char *fmt)
@@ -224,8 +227,11 @@ static zq_status lin(loader *L, const zq_arch_tensor *w, const zq_arch_tensor *b
     int slot = w->part == ZQ_PART_QKV ? 0 : (int)w->part;
     *dst = (zq_linear){wp, b, out_dim, in_dim, quantized_at(L->n, (size_t)idx), L->layer * ZQ_LINEAR_SLOTS + slot, NULL};
     /* a fused projection is split into its parts' packed Linears by the caller */
-    if (st.q && w->part != ZQ_PART_QKV) ZQ_TRY(packed_linear(L, &st, NULL, out_dim, b, &dst->packed));
-    if (st.q && w->part == ZQ_PART_QKV) L->qkv_codes = st;
+    if (st.q && w->part != ZQ_PART_QKV) {
+        ZQ_TRY(packed_linear(L, &st, NULL, out_dim, b, &dst->packed));
+        if (dst->packed->k) zq_source_drop(L->n->src, (size_t)idx); /* packed: the stored rows only as a fallback */
+    }
+    if (st.q && w->part == ZQ_PART_QKV) L->qkv_codes = st, L->qkv_index = idx;
     return ZQ_OK;
 }
 
@@ -253,6 +259,7 @@ static zq_status fused_packed(loader *L, const zq_linear *all, int per_head, zq_
         st = packed_linear(L, &L->qkv_codes, map, rows, dst[p]->b, &dst[p]->packed);
     }
     free(map);
+    if (st == ZQ_OK && b->q.packed->k) zq_source_drop(L->n->src, (size_t)L->qkv_index);
     return st;
 }
 
@@ -382,12 +389,52 @@ static uint64_t weight_bytes(zq_net *n)
     return total;
 }
 
-void zq_net_run_packed(zq_net *n, zq_act_mode mode)
+/* The stored codes of the outer tensor of `part` (its weight), when the
+ * file has them for a [rows, cols] matrix. */
+static zq_status outer_codes(zq_net *n, zq_part part, int rows, int cols, zq_stored_codes *st, zq_error *err)
 {
-    for (int l = 0; l < n->arch.n_layers; l++) drop_block(&n->blocks[l]);
+    memset(st, 0, sizeof *st);
+    for (const zq_arch_tensor *e = n->arch.desc->tensors; e->name; e++) {
+        if (e->part != part || (e->flags & ZQ_T_BIAS)) continue;
+        long i = find(n, e->name);
+        if (i >= 0) ZQ_TRY(zq_source_codes(n->src, (size_t)i, st, err));
+        if (st->q && (st->grid.rows != (uint64_t)rows || st->grid.cols != (uint64_t)cols)) memset(st, 0, sizeof *st);
+        return ZQ_OK;
+    }
+    return ZQ_OK;
+}
+
+zq_status zq_net_run_packed(zq_net *n, zq_act_mode mode, zq_error *err)
+{
+    const zq_arch *a = &n->arch;
+    for (int l = 0; l < a->n_layers; l++) drop_block(&n->blocks[l]);
     n->packed = 1;
     n->packed_mode = mode;
+    /* the head (its own, or the embedding it is tied to) and the embedding
+     * as stored: FP16 values or codes, not FP32 copies */
+    zq_stored_codes emb, head;
+    ZQ_TRY(outer_codes(n, ZQ_PART_EMBED, a->vocab, a->emb_dim, &emb, err));
+    ZQ_TRY(outer_codes(n, ZQ_PART_HEAD, a->vocab, a->emb_dim, &head, err));
+    int tied = !WEIGHT(n, ZQ_PART_HEAD);
+    const zq_stored_codes *h = tied ? &emb : &head;
+    if (h->q && !a->mlm_head) {
+        n->head = calloc(1, sizeof *n->head);
+        if (!n->head) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        zq_status st = zq_packed_init(n->head, h, NULL, a->vocab, BIAS(n, ZQ_PART_HEAD), 0, err);
+        if (st != ZQ_OK) {
+            free(n->head);
+            n->head = NULL;
+            return st;
+        }
+        if (!tied) free(WEIGHT(n, ZQ_PART_HEAD)), WEIGHT(n, ZQ_PART_HEAD) = NULL;
+    }
+    if (emb.q && (!tied || n->head)) {
+        n->embed = emb;
+        free(WEIGHT(n, ZQ_PART_EMBED));
+        WEIGHT(n, ZQ_PART_EMBED) = NULL;
+    }
     n->cache_all = weight_bytes(n) <= n->budget;
+    return ZQ_OK;
 }
 int zq_net_linear_ids(const zq_net *n) { return n->arch.n_layers * ZQ_LINEAR_SLOTS; }
 
@@ -404,7 +451,7 @@ zq_status zq_net_weight_bytes(zq_net *n, uint64_t *bytes, zq_error *err)
         zq_net_release_block(n, l);
     }
     /* the head: its own matrix, or the embedding it is tied to */
-    total += (uint64_t)a->vocab * (uint64_t)a->emb_dim * 4;
+    total += n->head ? zq_packed_bytes(n->head) : (uint64_t)a->vocab * (uint64_t)a->emb_dim * 4;
     *bytes = total;
     return ZQ_OK;
 }
@@ -440,13 +487,18 @@ zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, int pos0,
     if (pos0 + T > a->max_pos)
         return zq_fail(err, ZQ_ERR_USAGE, "'%s': a context of %d tokens is longer than the model's %d", n->path,
                        pos0 + T, a->max_pos);
+    float *row = WEIGHT(n, ZQ_PART_EMBED) ? NULL : malloc((size_t)E * sizeof *row);
+    if (!WEIGHT(n, ZQ_PART_EMBED) && !row) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             int32_t id = tokens[(size_t)b * T + t];
-            if (id < 0 || id >= a->vocab)
+            if (id < 0 || id >= a->vocab) {
+                free(row);
                 return zq_fail(err, ZQ_ERR_DATA, "token id %d is outside the vocabulary (0..%d)", id, a->vocab - 1);
+            }
             float *o = x + ((size_t)b * T + t) * C;
-            const float *e = WEIGHT(n, ZQ_PART_EMBED) + (size_t)id * E;
+            const float *e = row ? row : WEIGHT(n, ZQ_PART_EMBED) + (size_t)id * E;
+            if (row) zq_stored_row(&n->embed, (uint32_t)id, row); /* the stored row, decoded */
             if (a->emb_proj) {
                 for (int c = 0; c < C; c++) {
                     float s = 0;
@@ -463,6 +515,7 @@ zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, int pos0,
             if (WEIGHT(n, ZQ_PART_TYPES))
                 for (int c = 0; c < C; c++) o[c] += WEIGHT(n, ZQ_PART_TYPES)[c];
         }
+    free(row);
     if (WEIGHT(n, ZQ_PART_EMB_NORM))
         zq_layernorm(x, x, WEIGHT(n, ZQ_PART_EMB_NORM), BIAS(n, ZQ_PART_EMB_NORM), B * T, C, a->norm_eps);
     return ZQ_OK;
@@ -493,6 +546,11 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
         memcpy(scratch, tmp, (size_t)rows * E * sizeof *tmp);
         free(tmp);
         h = scratch;
+    }
+    if (n->head) {
+        zq_linear head = {NULL, NULL, V, E, 0, 0, n->head};
+        zq_linear_forward(&head, NULL, NULL, h, logits, rows, 0);
+        return ZQ_OK;
     }
     /* no head of its own: tied to the embedding */
     const float *head_w = WEIGHT(n, ZQ_PART_HEAD) ? WEIGHT(n, ZQ_PART_HEAD) : WEIGHT(n, ZQ_PART_EMBED);
@@ -545,6 +603,7 @@ void zq_net_close(zq_net *n)
     for (int l = 0; n->blocks && l < n->arch.n_layers; l++) drop_block(&n->blocks[l]);
     free(n->blocks);
     for (int p = 0; p < NPARTS; p++) free(n->outer[p][0]), free(n->outer[p][1]);
+    if (n->head) zq_packed_free(n->head), free(n->head);
     zq_source_close(n->src);
     free(n->path);
     free(n);

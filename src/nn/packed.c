@@ -115,7 +115,7 @@ zq_status zq_packed_init(zq_packed_linear *l, const zq_stored_codes *st, const u
 size_t zq_packed_bytes(const zq_packed_linear *l)
 {
     if (!l->k) return (size_t)(l->st.grid.rows * l->st.grid.row_bytes) +
-                      (size_t)(l->st.grid.row_groups * l->st.grid.col_groups) * (l->st.min ? 4 : 2);
+                      (l->st.scale ? (size_t)(l->st.grid.row_groups * l->st.grid.col_groups) * (l->st.min ? 4 : 2) : 0);
     size_t n = (size_t)l->groups * l->wld;
     return (size_t)l->nblocks * l->bstride + n * (sizeof *l->wsum + sizeof *l->wscale);
 }
@@ -272,9 +272,8 @@ typedef struct {
     const float *xsum; /* its asymmetric codes' [m][col groups] sums of x */
 } float_job;
 
-/* Decode's matrix-vector path: each output a sum over its groups of the
- * group's scale times x . codes (the codes decoded in registers), plus
- * its min times the group's sum of x. */
+/* Decode's matrix-vector path: each output the kernel's dot_row of x
+ * and the stored row (its codes decoded in registers). */
 static void matvec_rows(const float_job *j, int o0, int rows)
 {
     const zq_packed_linear *l = j->l;
@@ -284,17 +283,18 @@ static void matvec_rows(const float_job *j, int o0, int rows)
     for (int r = 0; r < rows; r++) {
         uint32_t sr = stored_row(l, o0 + r);
         const uint8_t *row = l->st.q + (size_t)sr * g->row_bytes;
-        for (int i = 0; i < j->m; i++) {
-            const float *x = j->x + (size_t)i * l->in;
-            float acc = 0.0f;
-            for (uint64_t gj = 0; gj < g->col_groups; gj++) {
-                zq_group q = zq_grid_group(g, sr, gj);
-                float d = k->dot_codes(row, nibbles, sym, q.col0, (size_t)q.ncols, x + q.col0);
-                acc = acc + d * zq_f16_to_f32(l->st.scale[q.index]);
-                if (!sym) acc = acc + j->xsum[(size_t)i * g->col_groups + gj] * zq_f16_to_f32(l->st.min[q.index]);
-            }
-            j->y[(size_t)i * l->out + o0 + r] = acc;
+        if (l->st.spec.format == ZQ_FORMAT_F16) {
+            for (int i = 0; i < j->m; i++)
+                j->y[(size_t)i * l->out + o0 + r] = k->dot_f16((const uint16_t *)(const void *)row,
+                                                                j->x + (size_t)i * l->in, (size_t)g->cols);
+            continue;
         }
+        size_t at = (size_t)(sr / g->group_rows * g->col_groups); /* the row's scales and mins */
+        for (int i = 0; i < j->m; i++)
+            j->y[(size_t)i * l->out + o0 + r] =
+                k->dot_row(row, nibbles, sym, (size_t)g->cols, (size_t)g->group_cols, l->st.scale + at,
+                           sym ? NULL : l->st.min + at, j->x + (size_t)i * l->in,
+                           sym ? NULL : j->xsum + (size_t)i * g->col_groups);
     }
 }
 
@@ -303,6 +303,10 @@ static void decode_row(const zq_stored_codes *st, uint32_t sr, uint64_t c0, size
 {
     const zq_grid *g = &st->grid;
     const uint8_t *row = st->q + (size_t)sr * g->row_bytes;
+    if (st->spec.format == ZQ_FORMAT_F16) {
+        zq_f16_to_f32_n((const uint16_t *)(const void *)row + c0, out, n);
+        return;
+    }
     for (uint64_t c = c0; c < c0 + n;) {
         zq_group q = zq_grid_group(g, sr, c / g->group_cols);
         uint64_t end = q.col0 + q.ncols < c0 + n ? q.col0 + q.ncols : c0 + n;
@@ -311,6 +315,8 @@ static void decode_row(const zq_stored_codes *st, uint32_t sr, uint64_t c0, size
         c = end;
     }
 }
+
+void zq_stored_row(const zq_stored_codes *st, uint32_t r, float *out) { decode_row(st, r, 0, (size_t)st->grid.cols, out); }
 
 static void float_task(void *ctx, size_t t, int worker)
 {

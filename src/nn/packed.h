@@ -60,6 +60,9 @@ void zq_packed_forward_integer(const zq_packed_linear *l, const zq_act_quant *aq
  * the FP path emulates the scheme). */
 void zq_packed_forward_float(const zq_packed_linear *l, const float *x, int m, float *y);
 
+/* Stored row r of st decoded to floats (grid.cols of them). */
+void zq_stored_row(const zq_stored_codes *st, uint32_t r, float *out);
+
 /* Bytes the weights take in memory (packed codes, scales, sums). */
 size_t zq_packed_bytes(const zq_packed_linear *l);
 

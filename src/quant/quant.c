@@ -117,12 +117,28 @@ void zq_decode_run_ref(const uint8_t *row, int nibbles, int symmetric, uint64_t 
     for (size_t k = 0; k < n; k++) out[k] = (float)f->code_at(row, col0 + k, symmetric) * s + m;
 }
 
-float zq_dot_codes_ref(const uint8_t *row, int nibbles, int symmetric, uint64_t col0, size_t n, const float *x)
+float zq_dot_f16_ref(const uint16_t *w, const float *x, size_t n)
+{
+    float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t k = 0; k < n; k++) p[k % 8] = fmaf(x[k], zq_f16_to_f32(w[k]), p[k % 8]);
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
+float zq_dot_row_ref(const uint8_t *row, int nibbles, int symmetric, size_t cols, size_t group, const uint16_t *scale,
+                     const uint16_t *min, const float *x, const float *xsum)
 {
     const zq_format *f = zq_format_get(nibbles ? ZQ_FORMAT_INT4 : ZQ_FORMAT_INT8);
-    float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (size_t k = 0; k < n; k++) p[k % 8] = fmaf(x[k], (float)f->code_at(row, col0 + k, symmetric), p[k % 8]);
-    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t groups = (cols + group - 1) / group;
+    for (size_t g = 0; g < groups; g++) {
+        size_t c0 = g * group, w = cols - c0 < group ? cols - c0 : group;
+        float p[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = zq_f16_to_f32(scale[g]);
+        for (size_t k = 0; k < w; k++) p[k % 8] = fmaf(x[c0 + k], (float)f->code_at(row, c0 + k, symmetric), p[k % 8]);
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(p[l], s, acc[l]);
+    }
+    float total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (size_t g = 0; !symmetric && g < groups; g++) total = total + xsum[g] * zq_f16_to_f32(min[g]);
+    return total;
 }
 
 void zq_decode_run(const zq_qspec *spec, const uint8_t *row, uint64_t col0, size_t n, uint16_t scale, uint16_t min,

@@ -221,24 +221,61 @@ TARGET static void decode_run(const uint8_t *row, int nibbles, int symmetric, ui
     zq_decode_run_ref(row, nibbles, symmetric, col0 + k, n - k, s, m, out + k);
 }
 
-/* eight lanes are the reference's eight partial sums; the tail goes on in
- * the same lanes, then the same pairwise reduction */
-__attribute__((target("avx2,f16c,sse4.2,fma"))) static float dot_codes(const uint8_t *row, int nibbles, int symmetric,
-                                                              uint64_t col0, size_t n, const float *x)
+/* the reference's eight lanes as one vector, group by group; a group
+ * whose codes do not start on a whole byte of nibbles (group % 8) goes to
+ * the reference */
+__attribute__((target("avx2,f16c,sse4.2,fma"))) static float dot_row(const uint8_t *row, int nibbles, int symmetric,
+                                                                      size_t cols, size_t group, const uint16_t *scale,
+                                                                      const uint16_t *min, const float *x,
+                                                                      const float *xsum)
 {
-    if (nibbles && col0 % 8) return zq_dot_codes_ref(row, nibbles, symmetric, col0, n, x);
-    __m256 acc = _mm256_setzero_ps();
-    size_t k = 0;
-    for (; k + 8 <= n; k += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), codes8(row, nibbles, symmetric, col0 + k), acc);
-    float p[8];
-    _mm256_storeu_ps(p, acc);
+    if (group % 8) return zq_dot_row_ref(row, nibbles, symmetric, cols, group, scale, min, x, xsum);
     const zq_format *f = zq_format_get(nibbles ? ZQ_FORMAT_INT4 : ZQ_FORMAT_INT8);
-    for (; k < n; k++) p[k % 8] = fmaf(x[k], (float)f->code_at(row, col0 + k, symmetric), p[k % 8]);
-    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+    __m256 acc = _mm256_setzero_ps();
+    size_t groups = (cols + group - 1) / group;
+    for (size_t g = 0; g < groups; g++) {
+        size_t c0 = g * group, w = cols - c0 < group ? cols - c0 : group, k = 0;
+        __m256 p = _mm256_setzero_ps();
+        if (nibbles) /* 16 codes from 8 bytes, the two halves in order into the same lanes */
+            for (; k + 16 <= w; k += 16) {
+                __m128i v = _mm_loadl_epi64((const __m128i *)(row + (c0 + k) / 2)), m = _mm_set1_epi8(15);
+                __m128i b = _mm_unpacklo_epi8(_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m));
+                if (symmetric) b = _mm_sub_epi8(_mm_xor_si128(b, _mm_set1_epi8(8)), _mm_set1_epi8(8));
+                __m256i lo = symmetric ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+                __m256i hi = symmetric ? _mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)) : _mm256_cvtepu8_epi32(_mm_srli_si128(b, 8));
+                p = _mm256_fmadd_ps(_mm256_loadu_ps(x + c0 + k), _mm256_cvtepi32_ps(lo), p);
+                p = _mm256_fmadd_ps(_mm256_loadu_ps(x + c0 + k + 8), _mm256_cvtepi32_ps(hi), p);
+            }
+        for (; k + 8 <= w; k += 8) p = _mm256_fmadd_ps(_mm256_loadu_ps(x + c0 + k), codes8(row, nibbles, symmetric, c0 + k), p);
+        if (k < w) { /* the last group's tail, lane by lane */
+            float lanes[8];
+            _mm256_storeu_ps(lanes, p);
+            for (; k < w; k++) lanes[k % 8] = fmaf(x[c0 + k], (float)f->code_at(row, c0 + k, symmetric), lanes[k % 8]);
+            p = _mm256_loadu_ps(lanes);
+        }
+        acc = _mm256_fmadd_ps(p, _mm256_set1_ps(_cvtsh_ss(scale[g])), acc);
+    }
+    float a[8];
+    _mm256_storeu_ps(a, acc);
+    float total = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    for (size_t g = 0; !symmetric && g < groups; g++) total = total + xsum[g] * _cvtsh_ss(min[g]);
+    return total;
+}
+
+__attribute__((target("avx2,f16c,sse4.2,fma"))) static float dot_f16(const uint16_t *w, const float *x, size_t n)
+{
+    __m256 p = _mm256_setzero_ps();
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        p = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + k))), p);
+    float a[8];
+    _mm256_storeu_ps(a, p);
+    for (; k < n; k++) a[k % 8] = fmaf(x[k], zq_f16_to_f32(w[k]), a[k % 8]);
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
 static const zq_kernels avx2 = {"avx2", range_f32, quantize_run, pack_nibbles, f16_to_f32, f32_to_f16,
-                                transpose_f16_to_f32, crc32c, decode_run, dot_codes};
+                                transpose_f16_to_f32, crc32c, decode_run, dot_row, dot_f16};
 
 /* cpuid, not __builtin_cpu_supports: clang's lacks "f16c". AVX state must
  * also be enabled by the OS (XCR0 bits 1 and 2). */

@@ -5,7 +5,7 @@
 
 const zq_kernels zq_kernels_scalar = {
     "scalar",         zq_range_f32_ref,    zq_quantize_run_ref,         zq_pack_nibbles_ref,
-    zq_f16_to_f32_n_ref, zq_f32_to_f16_n_ref, zq_transpose_f16_to_f32_ref, zq_crc32c_ref, zq_decode_run_ref, zq_dot_codes_ref,
+    zq_f16_to_f32_n_ref, zq_f32_to_f16_n_ref, zq_transpose_f16_to_f32_ref, zq_crc32c_ref, zq_decode_run_ref, zq_dot_row_ref, zq_dot_f16_ref,
 };
 
 static const zq_kernels *active;

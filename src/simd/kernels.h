@@ -32,11 +32,21 @@ typedef struct {
      * (multiply, then add) */
     void (*decode_run)(const uint8_t *row, int nibbles, int symmetric, uint64_t col0, size_t n, float s, float m,
                        float *out);
-    /* sum over k < n of x[k] * code(col0 + k) of an INT8 / INT4 row, in
-     * eight partial sums (k % 8, each a chain of fused multiply-adds)
-     * added ((0+1)+(2+3))+((4+5)+(6+7)): a weight-only Linear's
-     * matrix-vector product, the codes decoded in registers */
-    float (*dot_codes)(const uint8_t *row, int nibbles, int symmetric, uint64_t col0, size_t n, const float *x);
+    /* x . (a stored row's values), a weight-only Linear's matrix-vector
+     * product with the codes decoded in registers: the row's cols codes
+     * (INT8 or INT4) in groups of `group` inputs (the last may be
+     * shorter), group g with FP16 scale scale[g] (and min[g]; min NULL
+     * when symmetric). Eight lanes: for each group, lane l sums x_c *
+     * code_c over the group's inputs c with (c - group start) % 8 == l in
+     * a chain of fused multiply-adds, then acc_l = fma(that, scale_g,
+     * acc_l); the lanes are added ((0+1)+(2+3))+((4+5)+(6+7)), then, for
+     * asymmetric codes, xsum[g] * min_g for each group in order (xsum:
+     * the group's sum of x). */
+    float (*dot_row)(const uint8_t *row, int nibbles, int symmetric, size_t cols, size_t group, const uint16_t *scale,
+                     const uint16_t *min, const float *x, const float *xsum);
+    /* x . w for n FP16 values: eight lanes (k % 8) of fused
+     * multiply-adds, added as dot_row's */
+    float (*dot_f16)(const uint16_t *w, const float *x, size_t n);
 } zq_kernels;
 
 extern const zq_kernels zq_kernels_scalar;
@@ -55,7 +65,9 @@ void zq_f16_to_f32_n_ref(const uint16_t *in, float *out, size_t n);
 void zq_f32_to_f16_n_ref(const float *in, uint16_t *out, size_t n);
 void zq_decode_run_ref(const uint8_t *row, int nibbles, int symmetric, uint64_t col0, size_t n, float s, float m,
                        float *out);
-float zq_dot_codes_ref(const uint8_t *row, int nibbles, int symmetric, uint64_t col0, size_t n, const float *x);
+float zq_dot_f16_ref(const uint16_t *w, const float *x, size_t n);
+float zq_dot_row_ref(const uint8_t *row, int nibbles, int symmetric, size_t cols, size_t group, const uint16_t *scale,
+                     const uint16_t *min, const float *x, const float *xsum);
 void zq_transpose_f16_to_f32_ref(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst);
 
 /* Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer,

@@ -65,9 +65,19 @@ static zq_status codes_zq(zq_source *src, size_t i, zq_stored_codes *out, zq_err
 {
     zq_source_impl *x = src->impl;
     const zq_tensor *t = zq_file_tensor(x->f, i);
-    if (!zq_qspec_quantized(&t->spec)) return ZQ_OK;
-    const void *q, *scale, *min = NULL;
+    const void *q, *scale = NULL, *min = NULL;
     size_t len;
+    if (!zq_qspec_quantized(&t->spec)) {
+        /* FP16 values as stored: a matrix the engine can multiply with as
+         * it is (not a Conv1D's [in, out]) */
+        if (t->transposed || t->ndim != 2) return ZQ_OK;
+        ZQ_TRY(zq_file_section(x->f, i, ZQ_SEC_DATA, &q, &len, err));
+        zq_qspec spec = {ZQ_FORMAT_F16, 1, ZQ_GRAN_TENSOR, 0, 0};
+        zq_grid g;
+        zq_grid_init(&g, &spec, (uint64_t)t->shape[0], (uint64_t)t->shape[1]);
+        *out = (zq_stored_codes){spec, g, q, NULL, NULL};
+        return ZQ_OK;
+    }
     ZQ_TRY(zq_file_section(x->f, i, ZQ_SEC_Q, &q, &len, err));
     ZQ_TRY(zq_file_section(x->f, i, ZQ_SEC_SCALE, &scale, &len, err));
     if (!t->spec.symmetric) ZQ_TRY(zq_file_section(x->f, i, ZQ_SEC_MIN, &min, &len, err));
@@ -75,7 +85,13 @@ static zq_status codes_zq(zq_source *src, size_t i, zq_stored_codes *out, zq_err
     return ZQ_OK;
 }
 
-static const zq_source_ops zq_ops = {read_zq, release_zq, close_zq, NULL, NULL, codes_zq};
+static void drop_zq(zq_source *src, size_t i)
+{
+    zq_source_impl *x = src->impl;
+    for (int k = 0; k < ZQ_SEC_COUNT; k++) zq_file_drop(x->f, i, (zq_section_kind)k, UINT64_MAX);
+}
+
+static const zq_source_ops zq_ops = {read_zq, release_zq, close_zq, NULL, NULL, codes_zq, drop_zq};
 
 static zq_status open_zq(const char *path, zq_source **out, zq_error *err)
 {

@@ -110,7 +110,7 @@ static void close_gguf(zq_source *src)
     src->impl = NULL;
 }
 
-static const zq_source_ops gguf_ops = {read_gguf, release_gguf, close_gguf, NULL, NULL, NULL};
+static const zq_source_ops gguf_ops = {read_gguf, release_gguf, close_gguf, NULL, NULL, NULL, NULL};
 
 /* config.json as the architecture row names its keys, from the GGUF keys;
  * a value that is not a finite number is refused, never replaced by the
