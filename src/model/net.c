@@ -175,11 +175,13 @@ static zq_status vec(loader *L, const char *fmt, int len, int optional, const fl
  * bias is optional: some checkpoints of a family have them). */
 /* The stored codes of tensor idx when the net runs packed and the file
  * has them for a matrix of out x in; st->q NULL otherwise. */
-static zq_status stored_codes(loader *L, long idx, int out_dim, int in_dim, zq_stored_codes *st)
+static zq_status stored_codes(loader *L, long idx, int out_dim, int in_dim, int conv1d, zq_stored_codes *st)
 {
     memset(st, 0, sizeof *st);
     if (!L->n->packed || idx < 0) return ZQ_OK;
     ZQ_TRY(zq_source_codes(L->n->src, (size_t)idx, st, L->err));
+    /* FP16 values keep the checkpoint's layout: a Conv1D's [in, out] is read as FP32, transposed */
+    if (st->spec.format == ZQ_FORMAT_F16 && conv1d) memset(st, 0, sizeof *st);
     if (st->q && (st->grid.rows != (uint64_t)out_dim || st->grid.cols != (uint64_t)in_dim))
         return zq_fail(L->err, ZQ_ERR_FORMAT, "'%s': tensor '%s': codes of %llu x %llu, the config implies %d x %d",
                        L->n->path, name_at(L->n, (size_t)idx), (unsigned long long)st->grid.rows,
@@ -212,7 +214,7 @@ static zq_status lin(loader *L, const zq_arch_tensor *w, const zq_arch_tensor *b
     float *wp = NULL, *b = NULL;
     long idx = find(L->n, nm(L, w->name));
     zq_stored_codes st;
-    ZQ_TRY(stored_codes(L, idx, out_dim, in_dim, &st));
+    ZQ_TRY(stored_codes(L, idx, out_dim, in_dim, conv1d, &st));
     if (!st.q) {
         ZQ_TRY(load(L->n, nm(L, w->name), (uint64_t)out_dim * in_dim, conv1d, 0, &wp, &idx, L->err));
         keep(L, wp);
