@@ -256,7 +256,7 @@ void zq_packed_forward_integer(const zq_packed_linear *l, const zq_act_quant *aq
 /* ---- the float path --------------------------------------------------------- */
 
 /* A worker's decoded tile: rows x cols floats, at most DECODED. */
-enum { DECODED = 16384, FLOAT_TILE_ROWS = 64 };
+enum { DECODED = 65536, FLOAT_TILE_ROWS = 64 };
 /* Up to this many tokens, the matrix-vector path (codes decoded in
  * registers); more, tiles of decoded weights through sgemm. */
 enum { MATVEC_ROWS = 4 };
