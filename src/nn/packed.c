@@ -28,9 +28,65 @@ static uint64_t group_width(const zq_grid *g, uint64_t gj)
     return g->cols - c0 < g->group_cols ? g->cols - c0 : g->group_cols;
 }
 
-/* The integer path's copy of the codes: block by block, each block's
- * rows unpacked to one code a byte in a small buffer, then packed for the
- * kernels; per group and row its sum of codes and its scale. */
+/* One block of rows for the integer path: the rows unpacked to one code
+ * a byte into codes (lanes x cols), each group's sum of codes and scale,
+ * then the block packed for the kernels. */
+static void pack_one_block(zq_packed_linear *l, int b, int8_t *codes)
+{
+    const zq_grid *g = &l->st.grid;
+    int lanes = l->k->lanes, nrows = l->out - b * lanes < lanes ? l->out - b * lanes : lanes;
+    size_t bpair = (size_t)(l->nibbles ? 4 : 8) * (size_t)lanes;
+    const int8_t *rows[64];
+    for (int r = 0; r < nrows; r++) {
+        uint32_t sr = stored_row(l, b * lanes + r);
+        const uint8_t *row = l->st.q + (size_t)sr * g->row_bytes;
+        int8_t *dst = codes + (size_t)r * g->cols;
+        if (l->nibbles) /* two codes a byte, the low one first, two's complement */
+            for (uint64_t c = 0; c < g->cols; c += 2) {
+                dst[c] = (int8_t)(((row[c / 2] & 15) ^ 8) - 8);
+                if (c + 1 < g->cols) dst[c + 1] = (int8_t)(((row[c / 2] >> 4) ^ 8) - 8);
+            }
+        else
+            memcpy(dst, row, (size_t)g->cols);
+        for (uint64_t gj = 0; gj < g->col_groups; gj++) {
+            zq_group q = zq_grid_group(g, sr, gj);
+            int32_t s = 0;
+            for (uint64_t c = q.col0; c < q.col0 + q.ncols; c++) s += dst[c];
+            size_t at = (size_t)gj * l->wld + (size_t)b * (size_t)lanes + (size_t)r;
+            l->wsum[at] = s;
+            l->wscale[at] = zq_f16_to_f32(l->st.scale[q.index]);
+        }
+    }
+    for (int gj = 0; gj < l->groups; gj++) {
+        uint64_t c0 = (uint64_t)gj * l->group, width = group_width(g, (uint64_t)gj);
+        for (int r = 0; r < nrows; r++) rows[r] = codes + (size_t)r * g->cols + c0;
+        zq_int8_pack_block(rows, nrows, (size_t)width, lanes, l->nibbles,
+                           l->packed + (size_t)b * l->bstride + (size_t)gj * l->pairs * bpair);
+    }
+}
+
+enum { PACK_BLOCKS = 16 }; /* blocks of rows a packing task takes */
+
+typedef struct {
+    zq_packed_linear *l;
+    int failed;
+} pack_job;
+
+static void pack_task(void *ctx, size_t t, int worker)
+{
+    (void)worker;
+    pack_job *j = ctx;
+    int8_t *codes = malloc((size_t)j->l->k->lanes * (size_t)j->l->st.grid.cols + 1);
+    if (!codes) {
+        __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    for (int b = (int)t * PACK_BLOCKS; b < j->l->nblocks && b < (int)(t + 1) * PACK_BLOCKS; b++) pack_one_block(j->l, b, codes);
+    free(codes);
+}
+
+/* The integer path's copy of the codes, block by block on the engine's
+ * threads (each block is its own bytes: the thread count changes none). */
 static zq_status pack_integer(zq_packed_linear *l, zq_error *err)
 {
     const zq_grid *g = &l->st.grid;
@@ -49,40 +105,12 @@ static zq_status pack_integer(zq_packed_linear *l, zq_error *err)
     l->wsum = calloc(n + 1, sizeof *l->wsum);
     l->wscale = calloc(n + 1, sizeof *l->wscale);
     l->bias_pad = l->bias ? calloc(l->wld, sizeof *l->bias_pad) : NULL;
-    int8_t *codes = malloc((size_t)lanes * (size_t)g->cols + 1);
-    const int8_t *rows[64];
-    if (!l->packed || !l->wsum || !l->wscale || (l->bias && !l->bias_pad) || !codes) {
-        free(codes);
+    pack_job j = {l, 0};
+    if (l->packed && l->wsum && l->wscale && (!l->bias || l->bias_pad))
+        zq_engine_run(((size_t)l->nblocks + PACK_BLOCKS - 1) / PACK_BLOCKS, 0, pack_task, &j);
+    if (!l->packed || !l->wsum || !l->wscale || (l->bias && !l->bias_pad) || j.failed)
         return zq_fail(err, ZQ_ERR_NOMEM, "out of memory packing a Linear of %d x %d", l->out, l->in);
-    }
     if (l->bias) memcpy(l->bias_pad, l->bias, (size_t)l->out * sizeof *l->bias_pad);
-    for (int b = 0; b < l->nblocks; b++) {
-        int nrows = l->out - b * lanes < lanes ? l->out - b * lanes : lanes;
-        for (int r = 0; r < nrows; r++) {
-            uint32_t sr = stored_row(l, b * lanes + r);
-            const uint8_t *row = l->st.q + (size_t)sr * g->row_bytes;
-            int8_t *dst = codes + (size_t)r * g->cols;
-            if (l->nibbles)
-                for (uint64_t c = 0; c < g->cols; c++) dst[c] = (int8_t)((((row[c / 2] >> (c % 2 * 4)) & 15) ^ 8) - 8);
-            else
-                memcpy(dst, row, (size_t)g->cols);
-            for (uint64_t gj = 0; gj < g->col_groups; gj++) {
-                zq_group q = zq_grid_group(g, sr, gj);
-                int32_t s = 0;
-                for (uint64_t c = q.col0; c < q.col0 + q.ncols; c++) s += dst[c];
-                size_t at = (size_t)gj * l->wld + (size_t)b * (size_t)lanes + (size_t)r;
-                l->wsum[at] = s;
-                l->wscale[at] = zq_f16_to_f32(l->st.scale[q.index]);
-            }
-        }
-        for (int gj = 0; gj < l->groups; gj++) {
-            uint64_t c0 = (uint64_t)gj * l->group, width = group_width(g, (uint64_t)gj);
-            for (int r = 0; r < nrows; r++) rows[r] = codes + (size_t)r * g->cols + c0;
-            zq_int8_pack_block(rows, nrows, (size_t)width, lanes, l->nibbles,
-                               l->packed + (size_t)b * l->bstride + (size_t)gj * l->pairs * bpair);
-        }
-    }
-    free(codes);
     return ZQ_OK;
 }
 

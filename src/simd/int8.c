@@ -83,9 +83,17 @@ size_t zq_int8_packed_bytes(int n, size_t k, int lanes, int nibbles)
 void zq_int8_pack_block(const int8_t *const *rows, int nrows, size_t k, int lanes, int nibbles, int8_t *out)
 {
     size_t pairs = (k + ZQ_INT8_PAIR - 1) / ZQ_INT8_PAIR;
-    if (nrows == lanes && k % ZQ_INT8_PAIR == 0 && !nibbles) { /* whole: four codes at a time, no bounds */
-        for (size_t st = 0; st < 2 * pairs; st++)
-            for (int l = 0; l < lanes; l++, out += 4) memcpy(out, rows[l] + 4 * st, 4);
+    if (nrows == lanes && k % ZQ_INT8_PAIR == 0) { /* whole blocks: no bounds to check */
+        for (size_t p = 0; p < pairs; p++) {
+            if (!nibbles) {
+                for (int l = 0; l < lanes; l++, out += 4) memcpy(out, rows[l] + 8 * p, 4);
+                for (int l = 0; l < lanes; l++, out += 4) memcpy(out, rows[l] + 8 * p + 4, 4);
+                continue;
+            }
+            for (int l = 0; l < lanes; l++)
+                for (size_t t = 0; t < 4; t++)
+                    *out++ = (int8_t)(uint8_t)((rows[l][8 * p + t] & 15) | (rows[l][8 * p + 4 + t] & 15) << 4);
+        }
         return;
     }
 #define CODE(l, c) ((l) < nrows && (c) < k ? rows[l][c] : 0)
