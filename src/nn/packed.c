@@ -283,8 +283,9 @@ void zq_packed_forward_integer(const zq_packed_linear *l, const zq_act_quant *aq
 
 /* ---- the float path --------------------------------------------------------- */
 
-/* A worker's decoded tile: rows x cols floats, at most DECODED. */
-enum { DECODED = 65536, FLOAT_TILE_ROWS = 64 };
+/* A worker's decoded tile: rows x cols floats, at most DECODED (1 MB, in L2:
+ * big enough that sgemm packs the tokens once per 256 rows of weights). */
+enum { DECODED = 262144, FLOAT_TILE_ROWS = 256, MATVEC_TILE_ROWS = 64 };
 /* Up to this many tokens, the matrix-vector path (codes decoded in
  * registers); more, tiles of decoded weights through sgemm. */
 enum { MATVEC_ROWS = 4 };
@@ -387,6 +388,7 @@ void zq_packed_forward_float(const zq_packed_linear *l, const float *x, int m, f
     j.kc = l->in < DECODED ? l->in : DECODED;
     j.k_chunks = (l->in + j.kc - 1) / j.kc;
     j.tile_rows = DECODED / j.kc < FLOAT_TILE_ROWS ? DECODED / j.kc : FLOAT_TILE_ROWS;
+    if (j.matvec) j.tile_rows = MATVEC_TILE_ROWS; /* no buffer: small tiles keep the threads busy */
     zq_engine_run((size_t)((l->out + j.tile_rows - 1) / j.tile_rows), 0, float_task, &j);
     free(xsum);
     if (l->bias)
