@@ -1,4 +1,4 @@
-/* bench_int8 [N K]: the integer backend's Linear (nn/packed.h) on this
+/* bench_int8 [N K [THREADS]]: the integer backend's Linear (nn/packed.h) on this
  * machine's threads, against the FP path's product (FP32 weights,
  * base/blas.h) and against the machine's own limits measured in the same
  * run: memory read bandwidth (every thread summing its share of 1 GiB)
@@ -97,6 +97,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_int8 [N K], K a multiple of %d\n", GROUP);
         return 2;
     }
+    if (argc > 3) zq_engine_set_threads(atoi(argv[3]));
     zq_error err = {0};
     if (zq_blas_load(&err) != ZQ_OK) {
         fprintf(stderr, "%s\n", err.msg);
