@@ -111,7 +111,7 @@ mpi-build: | deps-check
 .PHONY: mpi-build
 endif
 
-check: $(BUILD)/zquant $(BUILD)/libzquant.a $(BUILD)/unit_tests $(BUILD)/st_compare $(BUILD)/zq_cmp $(BUILD)/lp_compare $(BUILD)/fault.so
+check: $(BUILD)/zquant $(BUILD)/libzquant.a $(BUILD)/unit_tests $(BUILD)/st_compare $(BUILD)/zq_cmp $(BUILD)/lp_compare $(BUILD)/block_compare $(BUILD)/fault.so
 	ZQ_BUILD=$(BUILD) ZQ_MPI_BUILD=$(MPI_BUILD) ZQ_FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh
 
 demo: $(BUILD)/zquant
@@ -142,6 +142,9 @@ $(BUILD)/zq_cmp: $(BUILD)/tests/tools/zq_cmp.o $(BUILD)/internal.a
 
 $(BUILD)/lp_compare: $(BUILD)/tests/tools/lp_compare.o
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lm
+
+$(BUILD)/block_compare: $(BUILD)/tests/tools/block_compare.o $(BUILD)/internal.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/internal.a $(LDLIBS)
 
 $(BUILD)/bench_gptq: $(BUILD)/tests/tools/bench_gptq.o $(BUILD)/internal.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/internal.a $(LDLIBS)

@@ -33,6 +33,17 @@ def llama_bench(node_dir, gguf):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def eval_rss(zq, model):
+    """Peak RSS (MB) of `zquant eval MODEL` on 64 tokens it samples itself
+    (batch 1, so the activations are a few MB)."""
+    p = subprocess.Popen([zq, "eval", model, "--sample", "1,64", "--json"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"bench: zquant eval {model} failed")
+    return usage.ru_maxrss / 1024
+
+
 def row(name, r):
     return (f"  {name:<22} prefill {r['prefill_tps']:8.1f} tok/s ({r['prefill_tps_min']:.1f}-{r['prefill_tps_max']:.1f})"
             f"  decode {r['decode_tps']:7.2f} tok/s ({r['decode_tps_min']:.2f}-{r['decode_tps_max']:.2f})"
@@ -67,6 +78,9 @@ def main(zq, threads=2):
             subprocess.run([zq, "quantize", src, "-o", out, "-p", p, "-f", "-q", *opts], check=True)
             res[p] = zq_bench(zq, out, threads)
             print(row(p, res[p]))
+            rss, size = eval_rss(zq, out), os.path.getsize(out) / 2**20
+            print(f"  {'':<22} eval peak RSS {rss:.0f} MB, the file {size:.0f} MB: file + {rss - size:.0f} MB "
+                  f"(goal: + activations + 64 MB), load {res[p]['load_s']:.2f} s for {size:.0f} MB")
             if have_llama and opts:
                 gguf = out[:-3] + ".gguf"
                 subprocess.run([zq, "export", out, "-o", gguf, "-f", "--from", src], check=True, capture_output=True)
