@@ -339,4 +339,30 @@ else
     fail library/exports-only-the-public-api "no $LIB"
 fi
 
+# --- generate: text in, text out -----------------------------------------------------
+M=data/models/stories260K
+run "$ZQ" generate $M --prompt "Once upon a time" -n 24
+check generate/text-prompt-streams-text '[ "$rc" -eq 0 ] && [ "$(wc -l <"$TMP/out")" -ge 1 ] && grep -q "^Once upon a time, there was" "$TMP/out"'
+# the text prompt is the tokenizer's ids, BOS (the config's bos_token_id) first
+printf 'Once upon a time\n' >"$TMP/prompt.txt"
+"$ZQ" tokenize "$TMP/prompt.txt" --tokenizer $M/tokenizer.bin -o "$TMP/prompt.bin" 2>/dev/null
+list=$(od -An -v -tu4 "$TMP/prompt.bin" | tr -s ' \n' ' ' | sed 's/^ //; s/ $//; s/ /,/g')
+a=$("$ZQ" generate $M --prompt "Once upon a time" -n 16 --json | tr -d ' \t\n')
+b=$("$ZQ" generate $M --prompt-ids "$list" -n 16 --json | tr -d ' \t\n')
+c=$("$ZQ" generate $M --prompt-file "$TMP/prompt.txt" -n 16 --json | tr -d ' \t\n')
+check generate/text-equals-its-ids '[ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" = "$c" ]'
+expect generate/one-prompt-only 2 "$ZQ" generate $M --prompt x --prompt-ids 1
+expect generate/text-needs-a-tokenizer 2 "$ZQ" generate tests/fixtures/engine/llama --prompt hi
+expect generate/prompt-file-unreadable 4 "$ZQ" generate $M --prompt-file "$TMP/none.txt"
+# stop at the config's EOS: a copy of a fixture whose eos_token_id is the
+# fourth id greedy decoding gives (a list, as Llama 3 writes it)
+ids=$("$ZQ" generate tests/fixtures/engine/llama -n 12 --prompt-ids 1 | head -n 1)
+eos=$(echo "$ids" | cut -d' ' -f4)
+first=$(echo "$ids" | tr ' ' '\n' | grep -n -x "$eos" | head -n 1 | cut -d: -f1)
+mkdir -p "$TMP/eos" && cp tests/fixtures/engine/llama/* "$TMP/eos/"
+sed -i "s/^{/{\"eos_token_id\": [9999, $eos],/" "$TMP/eos/config.json"
+got=$("$ZQ" generate "$TMP/eos" -n 12 --prompt-ids 1 | head -n 1)
+all=$("$ZQ" generate "$TMP/eos" -n 12 --prompt-ids 1 --ignore-eos | head -n 1)
+check generate/stops-at-eos '[ -n "$eos" ] && [ "$got" = "$(echo "$ids" | cut -d" " -f1-"$first")" ] && [ "$all" = "$ids" ]'
+
 finish

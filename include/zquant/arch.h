@@ -132,7 +132,12 @@ typedef struct {
     int mlm_head;          /* bert: dense + gelu + LayerNorm before the decoder */
     int emb_proj;          /* opt: project_in / project_out (word_embed_proj_dim) */
     int emb_dim;           /* width of the token embedding (emb_proj: differs from hidden) */
+    /* config's bos_token_id (-1: none) and eos_token_id (a number or a
+     * list: up to ZQ_MAX_EOS of them; ids outside the vocabulary dropped) */
+    int bos_id;
+    int eos_ids[4], n_eos;
 } zq_arch;
+#define ZQ_MAX_EOS 4
 
 /* Parses config.json (origin names it in errors). */
 zq_status zq_arch_from_config(const char *config_json, const char *origin, zq_arch *a, zq_error *err);

@@ -17,6 +17,20 @@ extern "C" {
 zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_new, float temperature, uint64_t seed,
                       int32_t *out, zq_error *err);
 
+typedef struct {
+    float temperature; /* 0: greedy */
+    uint64_t seed;
+    int stop_at_eos;   /* stop after the first of the config's eos_token_id ids (it is kept in out) */
+    /* each new token as it is chosen (NULL: none) */
+    void (*on_token)(void *ctx, int32_t prev, int32_t id);
+    void *ctx;
+} zq_generate_opts;
+
+/* zq_generate with options; *n_out (may be NULL) gets the tokens in out,
+ * the prompt's included (fewer than n_prompt + n_new after an EOS). */
+zq_status zq_generate_with(zq_net *net, const int32_t *prompt, int n_prompt, int n_new, const zq_generate_opts *o,
+                           int32_t *out, int *n_out, zq_error *err);
+
 /* One repetition of a speed measurement, as llama.cpp's llama-bench
  * makes it: the seconds of one forward pass over `prefill` tokens (0:
  * none) from an empty cache, and of `decode` single-token steps from an

@@ -27,6 +27,23 @@ zq_act_mode zq_generate_act_mode(const zq_net *net)
 zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_new, float temperature, uint64_t seed,
                       int32_t *out, zq_error *err)
 {
+    zq_generate_opts o = {temperature, seed, 0, NULL, NULL};
+    return zq_generate_with(net, prompt, n_prompt, n_new, &o, out, NULL, err);
+}
+
+static int is_eos(const zq_arch *a, int32_t id)
+{
+    for (int k = 0; k < a->n_eos; k++)
+        if (a->eos_ids[k] == id) return 1;
+    return 0;
+}
+
+zq_status zq_generate_with(zq_net *net, const int32_t *prompt, int n_prompt, int n_new, const zq_generate_opts *o,
+                           int32_t *out, int *n_out, zq_error *err)
+{
+    float temperature = o->temperature;
+    uint64_t seed = o->seed;
+    if (n_out) *n_out = n_prompt;
     const zq_arch *a = zq_net_arch(net);
     int total = n_prompt + n_new;
     if (n_prompt < 1) return zq_fail(err, ZQ_ERR_USAGE, "generation needs at least one prompt token");
@@ -57,6 +74,9 @@ zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_ne
             }
         }
         out[cur] = next;
+        if (n_out) *n_out = cur + 1;
+        if (o->on_token) o->on_token(o->ctx, out[cur - 1], next);
+        if (o->stop_at_eos && is_eos(a, next)) break;
     }
     if (cache.ws) zq_run_free(&s);
     zq_run_cache_free(&cache);

@@ -57,6 +57,20 @@ static int get_int(reader *r, const char *key, int def, int lo, int hi)
     return (int)v;
 }
 
+/* A special token's id or ids (a number, or a list of numbers as Llama 3
+ * writes eos_token_id): up to max of them inside the vocabulary; a value
+ * that is neither is no special token (generation then runs without it). */
+static int token_ids(reader *r, const char *key, int vocab, int *out, int max)
+{
+    const cJSON *j = item(r, key), *e;
+    int n = 0;
+    if (cJSON_IsNumber(j) && j->valuedouble >= 0 && j->valuedouble < vocab) out[n++] = (int)j->valuedouble;
+    if (cJSON_IsArray(j))
+        cJSON_ArrayForEach(e, j) if (n < max && cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble < vocab)
+            out[n++] = (int)e->valuedouble;
+    return n;
+}
+
 /* lo_open: the value must be above lo, not equal to it */
 static double get_num(reader *r, const char *key, double def, double lo, double hi, int lo_open)
 {
@@ -131,6 +145,8 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
     a->head_dim = get_int(&r, d->head_dim_key, 0, 1, MAX_HEAD_DIM);
     a->emb_dim = get_int(&r, d->emb_dim_key, a->hidden, 1, MAX_WIDTH);
     a->vocab = get_int(&r, "vocab_size", 0, 1, MAX_COUNT);
+    if (token_ids(&r, "bos_token_id", a->vocab, &a->bos_id, 1) == 0) a->bos_id = -1;
+    a->n_eos = token_ids(&r, "eos_token_id", a->vocab, a->eos_ids, ZQ_MAX_EOS);
     double rope_pct = d->rope == ZQ_ROPE_PCT ? get_num(&r, d->rope_key, d->rope_default, 0, 1, 0) : 0;
     int rope_dim = d->rope == ZQ_ROPE_DIM ? get_int(&r, d->rope_key, -1, 0, MAX_HEAD_DIM) : 0;
     ZQ_TRY(r.st);
