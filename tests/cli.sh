@@ -363,6 +363,17 @@ mkdir -p "$TMP/eos" && cp tests/fixtures/engine/llama/* "$TMP/eos/"
 sed -i "s/^{/{\"eos_token_id\": [9999, $eos],/" "$TMP/eos/config.json"
 got=$("$ZQ" generate "$TMP/eos" -n 12 --prompt-ids 1 | head -n 1)
 all=$("$ZQ" generate "$TMP/eos" -n 12 --prompt-ids 1 --ignore-eos | head -n 1)
+# sampling from the top tokens: one token, or a mass of 1e-6, is greedy;
+# a seed gives the same draw
+g=$("$ZQ" generate $M -n 30 | head -n 1)
+k1=$("$ZQ" generate $M -n 30 --temperature 0.9 --top-k 1 --seed 5 | head -n 1)
+p0=$("$ZQ" generate $M -n 30 --temperature 0.9 --top-p 0.000001 --seed 5 | head -n 1)
+s1=$("$ZQ" generate $M -n 30 --temperature 0.9 --top-k 8 --top-p 0.9 --seed 5 | head -n 1)
+s2=$("$ZQ" generate $M -n 30 --temperature 0.9 --top-k 8 --top-p 0.9 --seed 5 | head -n 1)
+check generate/top-k-1-and-tiny-top-p-are-greedy '[ -n "$g" ] && [ "$g" = "$k1" ] && [ "$g" = "$p0" ]'
+check generate/top-sampling-seeded '[ -n "$s1" ] && [ "$s1" = "$s2" ] && [ "$s1" != "$g" ]'
+expect generate/top-k-needs-a-temperature 2 "$ZQ" generate $M --top-k 3
+expect generate/top-p-range 2 "$ZQ" generate $M --temperature 1 --top-p 1.5
 check generate/stops-at-eos '[ -n "$eos" ] && [ "$got" = "$(echo "$ids" | cut -d" " -f1-"$first")" ] && [ "$all" = "$ids" ]'
 
 finish

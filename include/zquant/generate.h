@@ -24,6 +24,11 @@ typedef struct {
     /* each new token as it is chosen (NULL: none) */
     void (*on_token)(void *ctx, int32_t prev, int32_t id);
     void *ctx;
+    /* sampling only from the top_k most likely tokens (0: all), and of
+     * those the fewest whose probabilities sum to top_p or more (1: all),
+     * ties in order of id */
+    int top_k;
+    float top_p;
 } zq_generate_opts;
 
 /* zq_generate with options; *n_out (may be NULL) gets the tokens in out,

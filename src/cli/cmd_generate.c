@@ -34,6 +34,9 @@ static const cli_option opts[] = {
     {'g', 0, "greedy", NULL, 0, "argmax at every step (the default)"},
     {'T', 0, "temperature", "T", 0, "sample from softmax(logits / T) instead"},
     {'s', 0, "seed", "S", 0, "seed for sampling (default 1)"},
+    {'K', 0, "top-k", "K", 0, "sample from the K most likely tokens only (default: all)"},
+    {'U', 0, "top-p", "P", 0, "sample from the fewest most likely tokens whose\n"
+                               "probabilities reach P, 0 < P <= 1 (default 1: all)"},
     {'k', 0, "tokenizer", "FILE", 0, "tokenizer for the text: llama2.c, or tokenizer.json\n"
                                      "(default: tokenizer.bin or tokenizer.json beside the\n"
                                      "model)"},
@@ -113,8 +116,8 @@ static void stream_token(void *ctx, int32_t prev, int32_t id)
 
 int cmd_generate(int argc, char **argv)
 {
-    long n_new = 32, seed = 1, threads = 0;
-    float temperature = 0;
+    long n_new = 32, seed = 1, threads = 0, top_k = 0;
+    float temperature = 0, top_p = 1;
     int json = 0, dequantize = 0, ignore_eos = 0, prompts = 0, c, n_prompt = 0;
     int32_t *prompt = NULL;
     const char *tok_path = NULL, *text_arg = NULL, *text_file = NULL;
@@ -143,6 +146,13 @@ int cmd_generate(int argc, char **argv)
             if (cli_number("generate", "--seed", optarg, 0, 0x7fffffffL, &seed)) rc = ZQ_ERR_USAGE;
             break;
         case 'k': tok_path = optarg; break;
+        case 'K':
+            if (cli_number("generate", "--top-k", optarg, 1, 1 << 30, &top_k)) rc = ZQ_ERR_USAGE;
+            break;
+        case 'U':
+            if (!cli_parse_float(optarg, &top_p) || !(top_p > 0 && top_p <= 1))
+                rc = cli_usage("generate", "--top-p takes a number above 0 and at most 1");
+            break;
         case 't':
             if (cli_number("generate", "--threads", optarg, 1, 1024, &threads)) rc = ZQ_ERR_USAGE;
             break;
@@ -156,6 +166,8 @@ int cmd_generate(int argc, char **argv)
     }
     if (rc < 0 && args.noperands != 1) rc = cli_usage("generate", "expected one MODEL");
     if (rc < 0 && prompts > 1) rc = cli_usage("generate", "give one of --prompt, --prompt-file and --prompt-ids");
+    if (rc < 0 && (top_k || top_p < 1) && temperature <= 0)
+        rc = cli_usage("generate", "--top-k and --top-p shape sampling: give --temperature T above 0 too");
     if (rc >= 0) {
         free(prompt);
         return rc;
@@ -203,7 +215,7 @@ int cmd_generate(int argc, char **argv)
         fwrite(text, 1, text_len, stdout);
         fflush(stdout);
     }
-    zq_generate_opts o = {temperature, (uint64_t)seed, !ignore_eos, streaming ? stream_token : NULL, &sc};
+    zq_generate_opts o = {temperature, (uint64_t)seed, !ignore_eos, streaming ? stream_token : NULL, &sc, (int)top_k, top_p};
     if (st == ZQ_OK) st = zq_generate_with(net, prompt, n_prompt, (int)n_new, &o, out, &n_out, &err);
     if (st == ZQ_OK && streaming) printf("\n");
     if (st == ZQ_OK && !streaming) {

@@ -27,8 +27,41 @@ zq_act_mode zq_generate_act_mode(const zq_net *net)
 zq_status zq_generate(zq_net *net, const int32_t *prompt, int n_prompt, int n_new, float temperature, uint64_t seed,
                       int32_t *out, zq_error *err)
 {
-    zq_generate_opts o = {temperature, seed, 0, NULL, NULL};
+    zq_generate_opts o = {temperature, seed, 0, NULL, NULL, 0, 1.0f};
     return zq_generate_with(net, prompt, n_prompt, n_new, &o, out, NULL, err);
+}
+
+static const float *sort_logits; /* for by_logit: qsort has no context */
+
+static int by_logit(const void *x, const void *y)
+{
+    int32_t i = *(const int32_t *)x, j = *(const int32_t *)y;
+    float a = sort_logits[i], b = sort_logits[j];
+    return a > b ? -1 : a < b ? 1 : (i > j) - (i < j);
+}
+
+/* A token drawn from softmax(z / T) restricted to the top_k most likely
+ * and, of those, the fewest reaching probability top_p; order and weights
+ * in buffers of V. */
+static int32_t sample_top(const float *z, int V, float T, int top_k, float top_p, uint64_t *rng, int32_t *order,
+                          double *w)
+{
+    for (int i = 0; i < V; i++) order[i] = i;
+    sort_logits = z;
+    qsort(order, (size_t)V, sizeof *order, by_logit);
+    int keep = top_k > 0 && top_k < V ? top_k : V;
+    double sum = 0;
+    for (int k = 0; k < keep; k++) sum += w[k] = exp((z[order[k]] - z[order[0]]) / T);
+    if (top_p < 1) {
+        double c = 0;
+        int k = 0;
+        while (k < keep && (k == 0 || c < top_p * sum)) c += w[k++];
+        keep = k, sum = c;
+    }
+    double u = uniform(rng) * sum, c = 0;
+    for (int k = 0; k < keep; k++)
+        if ((c += w[k]) > u) return order[k];
+    return order[keep - 1];
 }
 
 static int is_eos(const zq_arch *a, int32_t id)
@@ -55,6 +88,10 @@ zq_status zq_generate_with(zq_net *net, const int32_t *prompt, int n_prompt, int
     zq_status st = zq_run_cache_init(&cache, a, total, err);
     if (st == ZQ_OK) st = zq_run_init(&s, net, zq_generate_act_mode(net), (size_t)total, err);
     uint64_t rng = seed ? seed : 0x9e3779b97f4a7c15ull;
+    int filtered = temperature > 0 && (o->top_k > 0 || o->top_p < 1);
+    int32_t *order = filtered ? malloc((size_t)a->vocab * sizeof *order) : NULL;
+    double *weight = filtered ? malloc((size_t)a->vocab * sizeof *weight) : NULL;
+    if (st == ZQ_OK && filtered && (!order || !weight)) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     memcpy(out, prompt, (size_t)n_prompt * sizeof *out);
     /* the prompt in one pass, then one token at a time against the cache */
     for (int pos = 0, cur = n_prompt; st == ZQ_OK && cur < total; pos = cur++) {
@@ -63,6 +100,8 @@ zq_status zq_generate_with(zq_net *net, const int32_t *prompt, int n_prompt, int
         int next;
         if (temperature <= 0) {
             next = zq_argmax(s.logits, a->vocab);
+        } else if (o->top_k > 0 || o->top_p < 1) {
+            next = sample_top(s.logits, a->vocab, temperature, o->top_k, o->top_p, &rng, order, weight);
         } else {
             double lse = 0, mx = s.logits[zq_argmax(s.logits, a->vocab)];
             for (int i = 0; i < a->vocab; i++) lse += exp((s.logits[i] - mx) / temperature);
@@ -78,6 +117,8 @@ zq_status zq_generate_with(zq_net *net, const int32_t *prompt, int n_prompt, int
         if (o->on_token) o->on_token(o->ctx, out[cur - 1], next);
         if (o->stop_at_eos && is_eos(a, next)) break;
     }
+    free(order);
+    free(weight);
     if (cache.ws) zq_run_free(&s);
     zq_run_cache_free(&cache);
     return st;
