@@ -109,6 +109,11 @@ one=$(cat "$TMP/out")
 run "$ZQ" generate "$TMP/s.zq" -n 24 -t 2 --json
 check stories260K/generate-threads-same-ids '[ -n "$one" ] && [ "$one" = "$(cat "$TMP/out")" ]'
 
+# what runs is said: the kernels for a .zq, fp32 for the reference path and an FP model
+kern=$("$ZQ" --version | sed -n 's/^integer kernels: //p')
+be() { "$ZQ" eval "$@" --tokens "$TMP/real.bin" --max-tokens 600 --json 2>/dev/null | tr -d ' \t\n' | sed -n 's/.*"backend":"\([^"]*\)".*/\1/p'; }
+check eval/says-its-backend '[ -n "$kern" ] && [ "$(be "$TMP/s.zq")" = "$kern" ] && [ "$(be "$TMP/s.zq" --dequantize)" = fp32 ] && [ "$(be $M)" = fp32 ]'
+
 # zquant bench: the figures a machine reads
 run "$ZQ" bench "$TMP/s.zq" --prefill 32 --decode 8 --reps 2 --json
 check bench/json '[ "$rc" -eq 0 ] && for k in prefill_tps decode_tps load_s weight_bytes; do grep -q "\"$k\":[[:space:]]*[0-9]" "$TMP/out" || exit 1; done'

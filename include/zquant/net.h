@@ -44,6 +44,9 @@ zq_status zq_net_run_packed(zq_net *n, zq_act_mode mode, zq_error *err);
  * loaded (packed codes and their tables, or FP32), and the head's.
  * Loads every block (a streaming net releases each again). */
 zq_status zq_net_weight_bytes(zq_net *n, uint64_t *bytes, zq_error *err);
+/* Whether zq_net_run_packed found anything to run from stored values
+ * (a .zq file; not an FP checkpoint or an export, which run in FP32). */
+int zq_net_runs_packed(const zq_net *n);
 /* Number of Linear ids (for zq_act_quant.absmax). */
 int zq_net_linear_ids(const zq_net *n);
 

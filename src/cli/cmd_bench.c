@@ -110,7 +110,7 @@ int cmd_bench(int argc, char **argv)
         double pm, plo, phi, dm, dlo, dhi;
         rates(prefill, pre, (int)reps, &pm, &plo, &phi);
         rates(decode, dec, (int)reps, &dm, &dlo, &dhi);
-        const char *backend = dequantize || !zq_net_activation(net) ? "fp32" : zq_int8_kernels_name();
+        const char *backend = zq_net_runs_packed(net) ? zq_int8_kernels_name() : "fp32";
         if (json) {
             cJSON *j = cJSON_CreateObject();
             cJSON_AddStringToObject(j, "model", model);

@@ -141,7 +141,8 @@ static zq_status load_tokens(const eval_args *a, const char *model, zq_net *net,
     return ZQ_OK;
 }
 
-static void print_result(const eval_args *a, const char *model, zq_act_mode act, int ctx, const zq_eval_result *r)
+static void print_result(const eval_args *a, const char *model, zq_act_mode act, int ctx, int packed,
+                         const zq_eval_result *r)
 {
     double ppl = exp(r->nll), ref_ppl = exp(r->ref_nll);
     if (a->json) {
@@ -150,7 +151,7 @@ static void print_result(const eval_args *a, const char *model, zq_act_mode act,
         cJSON_AddNumberToObject(j, "tokens", (double)r->tokens);
         cJSON_AddNumberToObject(j, "ctx", ctx);
         cJSON_AddStringToObject(j, "act", zq_act_mode_name(act));
-        cJSON_AddStringToObject(j, "backend", a->dequantize ? "dequantized" : zq_int8_kernels_name());
+        cJSON_AddStringToObject(j, "backend", packed ? zq_int8_kernels_name() : "fp32");
         cJSON_AddNumberToObject(j, "nll", r->nll);
         cJSON_AddNumberToObject(j, "ppl", ppl);
         if (a->ref) {
@@ -168,7 +169,7 @@ static void print_result(const eval_args *a, const char *model, zq_act_mode act,
         return;
     }
     printf("%s: %llu tokens, ctx %d, activations %s, %s\n", model, (unsigned long long)r->tokens, ctx,
-           zq_act_mode_name(act), a->dequantize ? "weights dequantized" : "packed weights");
+           zq_act_mode_name(act), packed ? "packed weights" : "FP32 weights");
     printf("  ppl %.4f (nll %.4f nats/token)\n", ppl, r->nll);
     if (a->ref) {
         printf("  reference %s: ppl %.4f (nll %.4f)\n", a->ref, ref_ppl, r->ref_nll);
@@ -213,7 +214,7 @@ int cmd_eval(int argc, char **argv)
                           cli_progress_update, &prog};
         st = zq_eval(net, ref, ids, n, &o, &res, &err);
         cli_progress_end(&prog);
-        if (st == ZQ_OK) print_result(&a, model, act, ctx, &res);
+        if (st == ZQ_OK) print_result(&a, model, act, ctx, zq_net_runs_packed(net), &res);
     }
     zq_eval_result_free(&res);
     free(ids);

@@ -37,6 +37,7 @@ struct zq_net {
     int cache_all, all_quantized;
     uint64_t budget;
     int packed;                /* zq_net_run_packed */
+    int packed_any;            /* ... and the file has stored codes or FP16 matrices it runs from */
     zq_stored_codes embed;     /* packed: the embedding as stored, when WEIGHT(EMBED) is not loaded */
     zq_packed_linear *head;    /* packed: the head run from its stored values */
     zq_act_mode packed_mode;
@@ -54,6 +55,7 @@ const zq_activation *zq_net_activation(const zq_net *n)
     return zq_source_activation(n->src);
 }
 void zq_net_mark_all_quantized(zq_net *n) { n->all_quantized = 1; }
+int zq_net_runs_packed(const zq_net *n) { return n->packed && n->packed_any; }
 
 /* ---- finding and reading tensors ----------------------------------------- */
 
@@ -383,8 +385,10 @@ static uint64_t weight_bytes(zq_net *n)
     for (size_t i = 0; i < zq_source_count(n->src); i++) {
         zq_stored_codes st;
         zq_error ignore = {0};
-        if (n->packed && zq_source_codes(n->src, i, &st, &ignore) == ZQ_OK && st.q)
+        if (n->packed && zq_source_codes(n->src, i, &st, &ignore) == ZQ_OK && st.q) {
             total += st.grid.rows * st.grid.row_bytes * 2; /* at most twice the stored bytes (INT4 for AVX2) */
+            n->packed_any = 1;
+        }
         else
             total += zq_source_tensor(n->src, i)->numel * 4;
     }
