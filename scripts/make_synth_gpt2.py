@@ -27,9 +27,9 @@ def shapes(layers, h, vocab=50257, ctx=1024):
     return out
 
 
-def main(out_dir, layers=24, h=1024):
-    os.makedirs(out_dir, exist_ok=True)
-    table = shapes(layers, h)
+def write_f16_safetensors(path, table, values):
+    """A safetensors file of F16 tensors, table [(name, shape)] in order,
+    values(name, shape) giving each as float32, one tensor at a time."""
     header, at = {}, 0
     for name, shape in table:
         n = int(np.prod(shape)) * 2
@@ -37,13 +37,18 @@ def main(out_dir, layers=24, h=1024):
         at += n
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    rng = np.random.default_rng(1)
-    with open(os.path.join(out_dir, "model.safetensors"), "wb") as f:
+    with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(text)))
         f.write(text)
         for name, shape in table:
-            a = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
-            f.write(a.astype("<f2").tobytes())
+            f.write(values(name, shape).astype("<f2").tobytes())
+
+
+def main(out_dir, layers=24, h=1024):
+    os.makedirs(out_dir, exist_ok=True)
+    rng = np.random.default_rng(1)
+    write_f16_safetensors(os.path.join(out_dir, "model.safetensors"), shapes(layers, h),
+                          lambda name, shape: rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02))
     cfg = {"model_type": "gpt2", "n_embd": h, "n_head": h // 64, "n_layer": layers, "vocab_size": 50257,
            "n_positions": 1024, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5}
     with open(os.path.join(out_dir, "config.json"), "w") as f:

@@ -13,6 +13,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_synth_gpt2 import write_f16_safetensors  # noqa: E402
+
 
 def shapes(layers, h, ffn, vocab):
     out = [("model.embed_tokens.weight", (vocab, h))]
@@ -30,24 +33,14 @@ def shapes(layers, h, ffn, vocab):
 
 def main(out_dir, layers=24, h=1024, ffn=2816, vocab=32000):
     os.makedirs(out_dir, exist_ok=True)
-    table = shapes(layers, h, ffn, vocab)
-    header, at = {}, 0
-    for name, shape in table:
-        n = int(np.prod(shape)) * 2
-        header[name] = {"dtype": "F16", "shape": list(shape), "data_offsets": [at, at + n]}
-        at += n
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
     rng = np.random.default_rng(1)
-    with open(os.path.join(out_dir, "model.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for name, shape in table:
-            if name.endswith("norm.weight"):
-                a = np.ones(shape, dtype=np.float32)
-            else:
-                a = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
-            f.write(a.astype("<f2").tobytes())
+
+    def values(name, shape):
+        if name.endswith("norm.weight"):
+            return np.ones(shape, dtype=np.float32)
+        return rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
+
+    write_f16_safetensors(os.path.join(out_dir, "model.safetensors"), shapes(layers, h, ffn, vocab), values)
     cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": h,
            "intermediate_size": ffn, "num_attention_heads": h // 64, "num_key_value_heads": h // 64,
            "num_hidden_layers": layers, "vocab_size": vocab, "max_position_embeddings": 2048,

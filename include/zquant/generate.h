@@ -31,6 +31,9 @@ typedef struct {
     float top_p;
 } zq_generate_opts;
 
+/* Whether id is one of the config's eos_token_id ids. */
+int zq_is_eos(const zq_arch *a, int32_t id);
+
 /* zq_generate with options; *n_out (may be NULL) gets the tokens in out,
  * the prompt's included (fewer than n_prompt + n_new after an EOS). */
 zq_status zq_generate_with(zq_net *net, const int32_t *prompt, int n_prompt, int n_new, const zq_generate_opts *o,

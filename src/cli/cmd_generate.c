@@ -96,18 +96,11 @@ typedef struct {
     const zq_arch *arch;
 } stream_ctx;
 
-static int is_eos(const zq_arch *a, int32_t id)
-{
-    for (int k = 0; a && k < a->n_eos; k++)
-        if (a->eos_ids[k] == id) return 1;
-    return 0;
-}
-
 /* Each new token's text, printed as it comes (an EOS has none). */
 static void stream_token(void *ctx, int32_t prev, int32_t id)
 {
     const stream_ctx *sc = ctx;
-    if (is_eos(sc->arch, id)) return;
+    if (zq_is_eos(sc->arch, id)) return;
     size_t k;
     const char *p = zq_tokenizer_decode(sc->tok, prev, id, &k);
     fwrite(p, 1, k, stdout);
@@ -223,7 +216,7 @@ int cmd_generate(int argc, char **argv)
         char *gen = tok ? malloc(cap) : NULL;
         for (int i = n_prompt; gen && i < n_out; i++) {
             size_t k;
-            if (is_eos(sc.arch, out[i])) continue;
+            if (sc.arch && zq_is_eos(sc.arch, out[i])) continue;
             const char *p = zq_tokenizer_decode(tok, out[i - 1], out[i], &k);
             if (len + k + 1 > cap) {
                 cap = 2 * (len + k + 1);

@@ -64,7 +64,7 @@ static int32_t sample_top(const float *z, int V, float T, int top_k, float top_p
     return order[keep - 1];
 }
 
-static int is_eos(const zq_arch *a, int32_t id)
+int zq_is_eos(const zq_arch *a, int32_t id)
 {
     for (int k = 0; k < a->n_eos; k++)
         if (a->eos_ids[k] == id) return 1;
@@ -115,7 +115,7 @@ zq_status zq_generate_with(zq_net *net, const int32_t *prompt, int n_prompt, int
         out[cur] = next;
         if (n_out) *n_out = cur + 1;
         if (o->on_token) o->on_token(o->ctx, out[cur - 1], next);
-        if (o->stop_at_eos && is_eos(a, next)) break;
+        if (o->stop_at_eos && zq_is_eos(a, next)) break;
     }
     free(order);
     free(weight);

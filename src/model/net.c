@@ -378,18 +378,19 @@ void zq_net_release_block(zq_net *n, int layer)
     if (!n->cache_all && layer >= 0 && layer < n->arch.n_layers) drop_block(&n->blocks[layer]);
 }
 
-/* Bytes the weights take in memory when blocks are loaded as mode says. */
-static uint64_t weight_bytes(zq_net *n)
+/* Bytes the weights take in memory when blocks are loaded as n says;
+ * *stored (may be NULL): whether any tensor runs from stored values. */
+static uint64_t weight_bytes(zq_net *n, int *stored)
 {
     uint64_t total = 0;
+    if (stored) *stored = 0;
     for (size_t i = 0; i < zq_source_count(n->src); i++) {
         zq_stored_codes st;
         zq_error ignore = {0};
         if (n->packed && zq_source_codes(n->src, i, &st, &ignore) == ZQ_OK && st.q) {
             total += st.grid.rows * st.grid.row_bytes * 2; /* at most twice the stored bytes (INT4 for AVX2) */
-            n->packed_any = 1;
-        }
-        else
+            if (stored) *stored = 1;
+        } else
             total += zq_source_tensor(n->src, i)->numel * 4;
     }
     return total;
@@ -439,7 +440,7 @@ zq_status zq_net_run_packed(zq_net *n, zq_act_mode mode, zq_error *err)
         free(WEIGHT(n, ZQ_PART_EMBED));
         WEIGHT(n, ZQ_PART_EMBED) = NULL;
     }
-    n->cache_all = weight_bytes(n) <= n->budget;
+    n->cache_all = weight_bytes(n, &n->packed_any) <= n->budget;
     return ZQ_OK;
 }
 int zq_net_linear_ids(const zq_net *n) { return n->arch.n_layers * ZQ_LINEAR_SLOTS; }
@@ -592,7 +593,7 @@ zq_status zq_net_open(const char *path, size_t budget, zq_net **out, zq_error *e
     }
     if (st == ZQ_OK) {
         n->budget = budget ? budget : phys_memory() / 2;
-        n->cache_all = weight_bytes(n) <= n->budget;
+        n->cache_all = weight_bytes(n, NULL) <= n->budget;
         st = load_outer(n, err);
     }
     if (st != ZQ_OK) {

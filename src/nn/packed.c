@@ -181,35 +181,31 @@ typedef struct {
 } int_job;
 
 /* One token's codes, laid out group after group, each padded with zeros
- * to whole pairs of steps. */
-static void quantize_token(const int_job *j, int i, uint8_t *row)
+ * to whole pairs of steps: quantized in place, then each group moved to
+ * its padded start, last group first (a group only moves right). */
+static void quantize_token(const int_job *j, int i)
 {
     const zq_packed_linear *l = j->l;
     const float *x = j->x + (size_t)i * l->in;
-    int packed_as_is = l->group % ZQ_INT8_PAIR == 0;
-    uint8_t *dst = j->q + (size_t)i * j->lda, *codes = packed_as_is ? dst : row;
+    uint8_t *dst = j->q + (size_t)i * j->lda;
     if (j->mode == ZQ_AQ_TOKEN) {
-        j->scale[i] = l->k->quant_row_u8(x, (size_t)l->in, codes, &j->zero[i]);
+        j->scale[i] = l->k->quant_row_u8(x, (size_t)l->in, dst, &j->zero[i]);
     } else {
         float m = j->absmax;
         if (j->mode == ZQ_AQ_TOKEN_SYM) {
             m = 0;
             for (int c = 0; c < l->in; c++) m = fabsf(x[c]) > m ? fabsf(x[c]) : m;
         }
-        j->scale[i] = zq_int8_quant_row_sym(x, (size_t)l->in, m, codes);
+        j->scale[i] = zq_int8_quant_row_sym(x, (size_t)l->in, m, dst);
         j->zero[i] = 128;
     }
-    if (packed_as_is) {
-        memset(dst + l->in, 0, j->lda - (size_t)l->in);
-        return;
-    }
-    size_t at = 0;
-    for (int g = 0; g < l->groups; g++) {
-        uint64_t width = group_width(&l->st.grid, (uint64_t)g);
-        size_t padded = ZQ_INT8_PAIR * (g == l->groups - 1 ? l->last_pairs : l->pairs);
-        memcpy(dst + at, row + (uint64_t)g * l->group, (size_t)width);
-        memset(dst + at + width, 0, padded - (size_t)width);
-        at += padded;
+    size_t end = j->lda;
+    for (int g = l->groups - 1; g >= 0; g--) {
+        size_t width = (size_t)group_width(&l->st.grid, (uint64_t)g);
+        size_t at = ZQ_INT8_PAIR * (size_t)g * l->pairs; /* the group's padded start */
+        memmove(dst + at, dst + (uint64_t)g * l->group, width);
+        memset(dst + at + width, 0, end - at - width);
+        end = at;
     }
 }
 
@@ -217,12 +213,7 @@ static void prologue_task(void *ctx, size_t t, int worker)
 {
     (void)worker;
     const int_job *j = ctx;
-    uint8_t row[32768 + 64];
-    uint8_t *buf = (size_t)j->l->in <= sizeof row ? row : NULL;
-    uint8_t *heap = buf ? NULL : malloc((size_t)j->l->in);
-    for (int i = (int)t * PROLOGUE_ROWS; i < j->m && i < (int)(t + 1) * PROLOGUE_ROWS; i++)
-        quantize_token(j, i, buf ? buf : heap);
-    free(heap);
+    for (int i = (int)t * PROLOGUE_ROWS; i < j->m && i < (int)(t + 1) * PROLOGUE_ROWS; i++) quantize_token(j, i);
 }
 
 /* A token with no codes (all its values equal, c): its row is c times
