@@ -248,7 +248,10 @@ check refuse/gguf-no-llama.cpp-arch '[ "$rc" -eq 3 ] && grep -q "no architecture
 "$ZQ" quantize "$ENGINE/bert" -o "$TMP/bert.zq" -q --group-size 32
 run "$ZQ" export "$TMP/bert.zq" -o "$TMP/no.gguf" --no-vocab
 check refuse/gguf-bert-not-yet '[ "$rc" -eq 3 ] && grep -q "bert models is not supported yet" "$TMP/err" && [ ! -e "$TMP/no.gguf" ]'
-run "$ZQ" export "$TMP/s_f16.zq" -o "$TMP/no.gguf"
+mkdir -p "$TMP/bare"
+cp "$M/config.json" "$M/model.safetensors" "$TMP/bare/"
+"$ZQ" quantize "$TMP/bare" -o "$TMP/bare.zq" -p w8a16 --for llama.cpp -q
+run "$ZQ" export "$TMP/bare.zq" -o "$TMP/no.gguf"
 check refuse/gguf-no-tokenizer '[ "$rc" -eq 2 ] && grep -q "no tokenizer" "$TMP/err" && [ ! -e "$TMP/no.gguf" ]'
 cp "$TMP/s_f16.gguf" "$TMP/keep.gguf"
 run "$ZQ" export "$TMP/s_w8a16.zq" -o "$TMP/keep.gguf" --from "$M"

@@ -141,6 +141,10 @@ typedef struct {
 
 /* Parses config.json (origin names it in errors). */
 zq_status zq_arch_from_config(const char *config_json, const char *origin, zq_arch *a, zq_error *err);
+/* What generation_config.json (JSON text; NULL: none) says of BOS and EOS
+ * replaces the config's: generation reads it, as transformers' generate
+ * does (Llama 3 lists its end-of-turn ids there). */
+void zq_arch_generation_config(zq_arch *a, const char *json);
 
 /* The [out, in] shape of a block Linear part of this model. */
 void zq_arch_linear_shape(const zq_arch *a, zq_part p, int *out, int *in);

@@ -45,12 +45,15 @@ typedef struct {
     const char *input;  /* the .zq file */
     const char *output; /* GGUF: a file; compressed-tensors: a folder (created) */
     zq_target_id target; /* ZQ_TARGET_NONE: zq_target_of_output */
-    /* GGUF's vocabulary: a llama2.c tokenizer.bin or a tokenizer.json; NULL
-     * with no_vocab writes a GGUF without one (llama.cpp's "no_vocab") */
+    /* GGUF's vocabulary: a llama2.c tokenizer.bin or a tokenizer.json; NULL:
+     * the one found as model files are (below); no_vocab writes a GGUF
+     * without one (llama.cpp's "no_vocab") */
     const char *tokenizer;
     int no_vocab;
-    /* compressed-tensors: the original model folder, whose tokenizer and
-     * generation files are copied; NULL: none */
+    /* The original model folder. The tokenizer and the files of
+     * zq_model_files (compressed-tensors copies them beside its weights)
+     * are taken from it, else from those the .zq carries, else from the
+     * .zq's own folder; NULL: the last two only */
     const char *model_dir;
     const char *name; /* general.name; NULL: the input's file name */
     uint64_t shard_bytes; /* compressed-tensors: safetensors shards of at most this; 0: 5 GB as Hugging Face */

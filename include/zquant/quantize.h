@@ -65,6 +65,10 @@ typedef struct {
     int calib_samples, seq_len; /* default 128 and 256 */
     float damp;                 /* a fraction of the mean Hessian diagonal (default 0.01) */
     int act_order;
+    /* The method and its parameters as a JSON object, for the recipe (the
+     * lkd driver's: "name" lkd or gptq, its options and its data); NULL:
+     * round to nearest */
+    const char *recipe_method;
     /* round to nearest: called between chunks, done and total counting
      * input bytes; GPTQ: once a block, counting blocks */
     void (*progress)(void *ctx, uint64_t done, uint64_t total, const char *tensor);

@@ -20,7 +20,17 @@ typedef struct zq_tokenizer zq_tokenizer;
  * float32 score, an int32 length and the piece's bytes; ids 1 and 2 are BOS
  * and EOS, 3..258 the bytes 0x00..0xFF. */
 zq_status zq_tokenizer_load(const char *path, zq_tokenizer **out, zq_error *err);
+/* The same from bytes in memory, name (ending in .json or not) saying
+ * which kind and naming it in messages. */
+zq_status zq_tokenizer_parse(const char *name, const void *data, size_t len, zq_tokenizer **out, zq_error *err);
 void zq_tokenizer_free(zq_tokenizer *t);
+
+/* The names a model's tokenizer goes by, in the order they are looked
+ * for: tokenizer.bin, tokenizer.json. NULL-terminated. */
+extern const char *const zq_tokenizer_files[];
+/* A model's tokenizer: the first of zq_tokenizer_files zq_model_file
+ * finds for it, parsed; *out NULL when there is none. */
+zq_status zq_tokenizer_of_model(const char *model, zq_tokenizer **out, zq_error *err);
 int zq_tokenizer_vocab(const zq_tokenizer *t);
 /* The id put before each document: 1 for llama2.c; for tokenizer.json the
  * first of <s>, <|begin_of_text|>, <bos>, <|endoftext|> it has; -1 if none. */

@@ -66,6 +66,28 @@ typedef struct {
     zq_section sec[ZQ_SEC_COUNT];
 } zq_tensor;
 
+/* A file of the model folder carried inside the .zq (a tokenizer, the
+ * generation config), stored raw at offset, 64-byte aligned. */
+typedef struct {
+    char *name;
+    uint64_t offset, length;
+    uint32_t crc32c;
+} zq_attached;
+
+/* The files of a model folder a runtime needs besides the weights and
+ * config.json (which the metadata holds as "config"): what quantize
+ * carries into a .zq and what a compressed-tensors export writes beside
+ * its weights. NULL-terminated. */
+extern const char *const zq_model_files[];
+
+/* The first of names (NULL-terminated) a model has: for a .zq file, among
+ * the files it carries, then in its folder; for a folder, in it; for
+ * another file, in its folder. Its bytes (NUL-terminated) and where they
+ * came from ("m.zq:tokenizer.json", else the path), malloc'd; both NULL
+ * when it has none of them. */
+zq_status zq_model_file(const char *model, const char *const *names, char **shown, char **data, size_t *len,
+                        zq_error *err);
+
 /* ---- writing ---------------------------------------------------------- */
 
 typedef struct zq_writer zq_writer;
@@ -79,6 +101,8 @@ zq_status zq_writer_set_info(zq_writer *w, const char *model_type, const char *c
 /* Declares every tensor, in file order, before any data is written: the
  * metadata's room is reserved from this table. The name is copied. */
 zq_status zq_writer_add_tensor(zq_writer *w, const zq_tensor *t, zq_error *err);
+/* Carries a file (copied) in the .zq, also before any data is written. */
+zq_status zq_writer_attach(zq_writer *w, const char *name, const void *data, size_t len, zq_error *err);
 zq_status zq_writer_begin_section(zq_writer *w, size_t tensor, zq_section_kind kind, zq_error *err);
 zq_status zq_writer_write(zq_writer *w, const void *data, size_t len, zq_error *err);
 zq_status zq_writer_end_section(zq_writer *w, zq_error *err);
@@ -99,6 +123,8 @@ typedef struct zq_file zq_file;
  * and CRC (unless verify is 0, for tools that report damage themselves). */
 zq_status zq_file_open(const char *path, int verify, zq_file **out, zq_error *err);
 void zq_file_close(zq_file *f); /* accepts NULL */
+/* Whether path is a regular file that starts with ZQ_MAGIC. */
+int zq_is_zq_file(const char *path);
 
 const char *zq_file_path(const zq_file *f);
 size_t zq_file_count(const zq_file *f);
@@ -112,6 +138,12 @@ const char *zq_file_config(const zq_file *f);
 const char *zq_file_metadata(const zq_file *f);
 const zq_activation *zq_file_activation(const zq_file *f);
 uint64_t zq_file_size(const zq_file *f);
+/* The files the .zq carries (none in one written before zquant carried
+ * them): count, names, and the bytes of one by name, checked against its
+ * CRC-32C; *data is NULL (ZQ_OK) when the file carries no such file. */
+size_t zq_file_attached_count(const zq_file *f);
+const zq_attached *zq_file_attached_entry(const zq_file *f, size_t k);
+zq_status zq_file_attached(zq_file *f, const char *name, const void **data, size_t *len, zq_error *err);
 
 /* Bytes of a section, decompressed if needed (kept until close). */
 zq_status zq_file_section(zq_file *f, size_t i, zq_section_kind kind, const void **data, size_t *len,

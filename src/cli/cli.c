@@ -134,33 +134,31 @@ int cli_parse_file_json(int argc, char **argv, const char *cmd, const char *help
     return rc;
 }
 
-char *cli_find_tokenizer(const char *model)
+zq_status cli_tokenizer(const char *tokenizer, const char *model, const char *other_model, zq_tokenizer **out,
+                        zq_error *err)
 {
-    static const char *names[] = {"tokenizer.bin", "tokenizer.json"};
-    const char *slash = strrchr(model, '/');
-    size_t n = strlen(model);
-    char *p = malloc(n + 32);
-    for (int dir = 0; p && dir < 2; dir++) /* the model as a folder, then its folder */
-        for (int k = 0; k < 2; k++) {
-            if (dir == 0) sprintf(p, "%s/%s", model, names[k]);
-            else if (slash) sprintf(p, "%.*s/%s", (int)(slash - model), model, names[k]);
-            else sprintf(p, "%s", names[k]);
-            if (access(p, R_OK) == 0) return p;
-        }
-    free(p);
-    return NULL;
+    if (tokenizer) return zq_tokenizer_load(tokenizer, out, err);
+    ZQ_TRY(zq_tokenizer_of_model(model, out, err));
+    if (!*out && other_model) ZQ_TRY(zq_tokenizer_of_model(other_model, out, err));
+    return ZQ_OK;
 }
 
 zq_status cli_tokenize_text(const char *text, const char *tokenizer, const char *model, const char *other_model,
                             int32_t **ids, size_t *n, zq_error *err)
 {
-    char *path = tokenizer ? strdup(tokenizer) : cli_find_tokenizer(model);
-    if (!path && other_model) path = cli_find_tokenizer(other_model);
-    if (!path) return zq_fail(err, ZQ_ERR_USAGE, "no tokenizer.bin or tokenizer.json beside '%s': give --tokenizer", model);
     zq_tokenizer *t = NULL;
-    zq_status st = zq_tokenizer_load(path, &t, err);
-    free(path);
-    if (st == ZQ_OK) st = zq_tokenize_documents(t, text, ids, n, err);
+    ZQ_TRY(cli_tokenizer(tokenizer, model, other_model, &t, err));
+    if (!t)
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': no tokenizer (none carried in it, no tokenizer.bin or tokenizer.json "
+                       "beside it): give --tokenizer", model);
+    zq_status st = zq_tokenize_documents(t, text, ids, n, err);
     zq_tokenizer_free(t);
     return st;
+}
+
+void cli_size_ratio(uint64_t size, uint64_t fp16, char *buf, size_t n)
+{
+    if (!size || !fp16) snprintf(buf, n, "no FP16 size to compare");
+    else if (size <= fp16) snprintf(buf, n, "%.2fx smaller than FP16", (double)fp16 / (double)size);
+    else snprintf(buf, n, "%.2fx larger than FP16", (double)size / (double)fp16);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "zquant/error.h"
+#include "zquant/tokenizer.h"
 
 /* Exit codes are the zq_status values; zquant(1) lists them. */
 
@@ -64,13 +65,17 @@ int cli_gguf_chain_end(const char *zq, const char *gguf, const char *tokenizer, 
  * (with *file and *json set), else the exit code (0 after --help). */
 int cli_parse_file_json(int argc, char **argv, const char *cmd, const char *help, const char **file, int *json);
 
-/* tokenizer.bin, else tokenizer.json, in a model folder or beside a model
- * file; malloc'd, NULL when neither is there. */
-char *cli_find_tokenizer(const char *model);
-/* The ids of a text file as eval --text reads it, with TOKENIZER, else the
- * one beside MODEL, else beside OTHER_MODEL (may be NULL). */
+/* The file TOKENIZER (a --tokenizer), else MODEL's (zq_tokenizer_of_model),
+ * else OTHER_MODEL's (may be NULL); *out NULL when there is none. */
+zq_status cli_tokenizer(const char *tokenizer, const char *model, const char *other_model, zq_tokenizer **out,
+                        zq_error *err);
+/* The ids of a text file as eval --text reads it, with cli_tokenizer's. */
 zq_status cli_tokenize_text(const char *text, const char *tokenizer, const char *model, const char *other_model,
                             int32_t **ids, size_t *n, zq_error *err);
+
+/* "2.08x smaller than FP16", or "1.72x larger than FP16" (a file of
+ * small tensors, say, whose scales cost more than they save). */
+void cli_size_ratio(uint64_t size, uint64_t fp16, char *buf, size_t n);
 
 int cli_parse_long(const char *s, long lo, long hi, long *out);
 /* A plain decimal number >= 0 ("0.01", "1e-4"; no sign, no spaces, finite);

@@ -128,13 +128,14 @@ static zq_status load_tokens(const eval_args *a, const char *model, zq_net *net,
 {
     if (a->tokens) return zq_tokens_read(a->tokens, ids, n, err);
     if (a->text) return cli_tokenize_text(a->text, a->tokenizer, model, a->ref, ids, n, err);
-    /* sampled sequences, each starting from BOS (id 1, as llama2.c models use) */
+    /* sampled sequences, each starting from the config's BOS (else id 1, as llama2.c models use) */
     zq_net *from = ref ? ref : net;
     size_t len = (size_t)a->sample_len, total = (size_t)a->sample_n * len;
     *ids = malloc(total * sizeof **ids);
     if (!*ids) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     *n = total;
-    int32_t bos = zq_net_arch(from)->vocab > 1 ? 1 : 0;
+    const zq_arch *arch = zq_net_arch(from);
+    int32_t bos = arch->bos_id >= 0 ? arch->bos_id : arch->vocab > 1 ? 1 : 0;
     for (long s = 0; s < a->sample_n; s++)
         ZQ_TRY(zq_generate(from, &bos, 1, (int)len - 1, 1.0f, (uint64_t)a->seed * 1000003u + (uint64_t)s,
                            *ids + (size_t)s * len, err));

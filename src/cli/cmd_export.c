@@ -29,10 +29,11 @@ static const cli_option opts[] = {
     {OPT_FORMAT, 0, "format", "F", 0, "gguf (or llama.cpp) or compressed-tensors (or vllm,\n"
                                       "ct), the names quantize --for takes (default: gguf\n"
                                       "when PATH ends in .gguf, else compressed-tensors)"},
-    {OPT_FROM, 0, "from", "DIR", 0, "the original model folder: its tokenizer becomes the\n"
-                                    "GGUF vocabulary; its tokenizer and generation files are\n"
-                                    "copied into a compressed-tensors folder\n"
-                                    "(default: the folder MODEL.zq is in)"},
+    {OPT_FROM, 0, "from", "DIR", 0, "the original model folder, for a .zq that does not\n"
+                                    "carry its tokenizer and generation files: the\n"
+                                    "tokenizer becomes the GGUF vocabulary, the files are\n"
+                                    "copied into a compressed-tensors folder (default:\n"
+                                    "those MODEL.zq carries, else those beside it)"},
     {OPT_TOKENIZER, 0, "tokenizer", "F", 0, "GGUF: the tokenizer.bin or tokenizer.json to use"},
     {OPT_NO_VOCAB, 0, "no-vocab", NULL, 0, "GGUF: write no vocabulary (llama.cpp's no_vocab)"},
     {OPT_NAME, 0, "name", "NAME", 0, "GGUF general.name (default: MODEL.zq's file name)"},
@@ -60,14 +61,6 @@ static uint64_t parse_size(const char *s)
     for (size_t k = 0; k < sizeof units / sizeof *units; k++)
         if (!strcmp(end, units[k].suffix)) return v <= UINT64_MAX / units[k].unit ? v * units[k].unit : 0;
     return 0;
-}
-
-/* The model folder: --from, else the .zq file's own folder. */
-static char *model_dir(const char *from, const char *input)
-{
-    if (from) return strdup(from);
-    const char *slash = strrchr(input, '/');
-    return slash ? strndup(input, (size_t)(slash - input)) : strdup(".");
 }
 
 static void report(const zq_export_opts *o, const zq_export_report *r, double seconds, int json)
@@ -131,9 +124,7 @@ int cmd_export(int argc, char **argv)
     if (!o.output) return cli_usage("export", "no output given (-o OUT.gguf or -o OUT_DIR)");
     if (o.tokenizer && o.no_vocab) return cli_usage("export", "--tokenizer and --no-vocab contradict each other");
     o.input = args.operands[0];
-    char *dir = model_dir(from, o.input), *tok = NULL;
-    if (!o.tokenizer && !o.no_vocab && dir) o.tokenizer = tok = cli_find_tokenizer(dir);
-    o.model_dir = dir;
+    o.model_dir = from;
     cli_progress bar;
     cli_progress_init(&bar, "export", quiet || json, 1);
     o.progress = cli_progress_update;
@@ -144,8 +135,6 @@ int cmd_export(int argc, char **argv)
     zq_status st = zq_export(&o, &r, &err);
     cli_progress_end(&bar);
     if (st == ZQ_OK && !quiet) report(&o, &r, cli_now() - t0, json);
-    free(dir);
-    free(tok);
     return st == ZQ_OK ? 0 : cli_fail(&err);
 }
 

@@ -180,14 +180,13 @@ int cmd_generate(int argc, char **argv)
     if (st == ZQ_OK) st = zq_net_open(model, 0, &net, &err);
     if (st == ZQ_OK && !dequantize) st = zq_net_run_packed(net, zq_generate_act_mode(net), &err);
     if (st == ZQ_OK) {
-        char *path = tok_path ? strdup(tok_path) : cli_find_tokenizer(model);
         zq_error ignore = {0};
-        if (path && zq_tokenizer_load(path, &tok, &ignore) != ZQ_OK && (tok_path || text))
-            st = zq_tokenizer_load(path, &tok, &err); /* a named tokenizer, or one a text prompt needs, must load */
-        free(path);
+        /* a named tokenizer, or one a text prompt needs, must load; else ids alone will do */
+        if (cli_tokenizer(tok_path, model, NULL, &tok, tok_path || text ? &err : &ignore) != ZQ_OK && (tok_path || text))
+            st = err.code;
         if (st == ZQ_OK && text && !tok)
-            st = zq_fail(&err, ZQ_ERR_USAGE, "'%s': no tokenizer for a text prompt (tokenizer.bin or tokenizer.json "
-                         "beside the model): give --tokenizer", model);
+            st = zq_fail(&err, ZQ_ERR_USAGE, "'%s': no tokenizer for a text prompt (none carried in it, no "
+                         "tokenizer.bin or tokenizer.json beside it): give --tokenizer", model);
     }
     if (st == ZQ_OK && !prompt) { /* BOS, then the text's ids */
         const zq_arch *a = zq_net_arch(net);

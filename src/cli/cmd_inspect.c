@@ -77,9 +77,49 @@ static void print_json(const zq_file *f, uint64_t fp16)
         else cJSON_AddNullToObject(o, "sqnr_db");
         cJSON_AddItemToArray(arr, o);
     }
+    cJSON *files = cJSON_AddArrayToObject(root, "files");
+    for (size_t k = 0; k < zq_file_attached_count(f); k++) {
+        const zq_attached *a = zq_file_attached_entry(f, k);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", a->name);
+        cJSON_AddNumberToObject(o, "bytes", (double)a->length);
+        cJSON_AddItemToArray(files, o);
+    }
+    cJSON *meta = cJSON_Parse(zq_file_metadata(f));
+    cJSON *recipe = cJSON_DetachItemFromObjectCaseSensitive(meta, "recipe");
+    cJSON_AddItemToObject(root, "recipe", recipe ? recipe : cJSON_CreateObject());
+    cJSON_Delete(meta);
     cJSON_AddNumberToObject(root, "total_bytes", (double)zq_file_size(f));
     cJSON_AddNumberToObject(root, "fp16_bytes", (double)fp16);
     cli_json_print(stdout, root);
+}
+
+/* "how it was made" in one line: the recipe's method and its data. */
+static void print_recipe(const zq_file *f)
+{
+    cJSON *meta = cJSON_Parse(zq_file_metadata(f));
+    const cJSON *recipe = cJSON_GetObjectItemCaseSensitive(meta, "recipe");
+    const cJSON *method = cJSON_GetObjectItemCaseSensitive(recipe, "method");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(method, "name");
+    const cJSON *preset = cJSON_GetObjectItemCaseSensitive(recipe, "preset");
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(method, "data");
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(method, "steps");
+    printf("recipe: %s, method %s", cJSON_IsString(preset) ? preset->valuestring : "?",
+           cJSON_IsString(name) ? name->valuestring : "not recorded");
+    if (cJSON_IsString(name) && !strcmp(name->valuestring, "lkd") && cJSON_IsNumber(steps))
+        printf(" (%d steps a block)", steps->valueint);
+    if (cJSON_IsString(data) && *data->valuestring) printf(", data %s", data->valuestring);
+    printf("\n");
+    cJSON_Delete(meta);
+    if (!zq_file_attached_count(f)) {
+        printf("carries no model files (written before zquant carried them): export and generate need --from\n");
+        return;
+    }
+    printf("carries:");
+    for (size_t k = 0; k < zq_file_attached_count(f); k++)
+        printf("%s %s (%llu bytes)", k ? "," : "", zq_file_attached_entry(f, k)->name,
+               (unsigned long long)zq_file_attached_entry(f, k)->length);
+    printf("\n");
 }
 
 static const char *activation_label(zq_act_mode m)
@@ -95,6 +135,7 @@ static void print_table(const zq_file *f, uint64_t fp16)
     const zq_activation *a = zq_file_activation(f);
     printf("%s: model_type %s, activations %s\n", zq_file_path(f), *zq_file_model_type(f) ? zq_file_model_type(f) : "unknown",
            activation_label(zq_act_mode_of(a)));
+    print_recipe(f);
     printf("%-48s %-16s %-5s %-8s %-5s %12s %10s\n", "tensor", "shape", "kind", "group", "sym", "bytes", "rel_rmse");
     for (size_t i = 0; i < zq_file_count(f); i++) {
         const zq_tensor *t = zq_file_tensor(f, i);
@@ -110,9 +151,10 @@ static void print_table(const zq_file *f, uint64_t fp16)
         printf("%-48s %-16s %-5s %-8s %-5s %12llu %10s\n", t->name, shape, kind(t), group,
                q ? (t->spec.symmetric ? "yes" : "no") : "-", (unsigned long long)stored_bytes(t), rel);
     }
-    double ratio = zq_file_size(f) ? (double)fp16 / (double)zq_file_size(f) : 0;
-    printf("total %llu bytes, FP16 %llu bytes, %.2fx smaller\n", (unsigned long long)zq_file_size(f),
-           (unsigned long long)fp16, ratio);
+    char ratio[64];
+    cli_size_ratio(zq_file_size(f), fp16, ratio, sizeof ratio);
+    printf("total %llu bytes, FP16 %llu bytes, %s\n", (unsigned long long)zq_file_size(f), (unsigned long long)fp16,
+           ratio);
 }
 
 /* A GGUF file or compressed-tensors folder, tensor by tensor as stored. */

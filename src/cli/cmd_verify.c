@@ -47,17 +47,29 @@ int cmd_verify(int argc, char **argv)
             cJSON_AddItemToArray(errs, cJSON_CreateString(e.msg));
             if (!json) fprintf(stderr, "zquant: %s\n", e.msg);
         }
+    for (size_t k = 0; k < zq_file_attached_count(f); k++) {
+        const void *data;
+        size_t len;
+        zq_error e = {0};
+        if (zq_file_attached(f, zq_file_attached_entry(f, k)->name, &data, &len, &e) == ZQ_OK) continue;
+        bad++;
+        cJSON_AddItemToArray(errs, cJSON_CreateString(e.msg));
+        if (!json) fprintf(stderr, "zquant: %s\n", e.msg);
+    }
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "file", path);
         cJSON_AddBoolToObject(j, "ok", bad == 0);
+        cJSON_AddNumberToObject(j, "files", (double)zq_file_attached_count(f));
         cJSON_AddNumberToObject(j, "tensors", (double)zq_file_count(f));
         cJSON_AddNumberToObject(j, "sections", (double)sections);
         cJSON_AddItemToObject(j, "errors", errs);
         cli_json_print(stdout, j);
     } else {
         cJSON_Delete(errs);
-        if (!bad) printf("%s: ok (%zu tensors, %zu sections)\n", path, zq_file_count(f), sections);
+        if (!bad)
+            printf("%s: ok (%zu tensors, %zu sections, %zu files)\n", path, zq_file_count(f), sections,
+                   zq_file_attached_count(f));
     }
     zq_file_close(f);
     return bad ? ZQ_ERR_CORRUPT : 0;

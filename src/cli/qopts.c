@@ -188,8 +188,10 @@ void cli_quantize_report(const zq_quantize_opts *o, const zq_quantize_report *r,
         cli_json_print(stdout, j);
         return;
     }
-    printf("%s: %zu tensors, %zu quantized, %.2f MB (%.2fx smaller than FP16) in %.2f s\n", o->output, r->tensors,
-           r->quantized, (double)r->output_bytes / 1e6, ratio, seconds);
+    char how[64];
+    cli_size_ratio(r->output_bytes, r->fp16_bytes, how, sizeof how);
+    printf("%s: %zu tensors, %zu quantized, %.2f MB (%s) in %.2f s\n", o->output, r->tensors, r->quantized,
+           (double)r->output_bytes / 1e6, how, seconds);
     if (r->quantized) printf("worst relative RMSE %.4f in '%s'\n", r->worst_rel_rmse, r->worst_tensor);
 }
 
@@ -202,7 +204,12 @@ int cli_chain_begin(cli_qargs *q, const char *cmd, const char *input, cli_chain 
     if (n <= 5 || strcmp(out + n - 5, ".gguf")) return 0;
     zq_error err = {0};
     if (zq_output_allowed(out, q->o.force, &err) != ZQ_OK) return cli_fail(&err); /* now, not after the work */
-    c->tokenizer = cli_find_tokenizer(input);
+    char *name, *data;
+    size_t len;
+    zq_status found = zq_model_file(input, zq_tokenizer_files, &name, &data, &len, &err);
+    free(data);
+    if (found != ZQ_OK) return cli_fail(&err);
+    c->tokenizer = name;
     if (!c->tokenizer)
         return cli_usage(cmd, "-o %s: no tokenizer.bin or tokenizer.json beside '%s' for the GGUF vocabulary; write a "
                          ".zq and run zquant export --tokenizer", out, input);

@@ -12,6 +12,14 @@ const zq_arch_tensor *zq_export_row(const zq_arch_desc *d, const char *name, int
     return NULL;
 }
 
+zq_status zq_export_find_file(const zq_export_opts *o, const char *const *names, char **shown, char **data,
+                              size_t *len, zq_error *err)
+{
+    zq_status st = o->model_dir ? zq_model_file(o->model_dir, names, shown, data, len, err) : ZQ_OK;
+    if (st == ZQ_OK && (!o->model_dir || !*data)) st = zq_model_file(o->input, names, shown, data, len, err);
+    return st;
+}
+
 zq_status zq_export(const zq_export_opts *o, zq_export_report *r, zq_error *err)
 {
     memset(r, 0, sizeof *r);

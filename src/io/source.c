@@ -67,17 +67,6 @@ zq_status zq_source_add(zq_source *src, const char *name, zq_dtype dtype, int nd
     return ZQ_OK;
 }
 
-/* Whether path starts with the .zq magic: a model already quantized, which
- * the checkpoint readers would misread as a header of another format. */
-static int is_zq_file(const char *path)
-{
-    char magic[8];
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    int yes = fd >= 0 && read(fd, magic, sizeof magic) == (ssize_t)sizeof magic && !memcmp(magic, ZQ_MAGIC, 8);
-    if (fd >= 0) close(fd);
-    return yes;
-}
-
 static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -141,7 +130,7 @@ zq_status zq_source_open(const char *path, zq_source **out, zq_error *err)
     }
     zq_status st;
     zq_target_id target;
-    if (S_ISREG(sb.st_mode) && is_zq_file(path)) { /* a FIFO would block: its readers refuse it */
+    if (S_ISREG(sb.st_mode) && zq_is_zq_file(path)) { /* a FIFO would block: its readers refuse it */
         st = zq_fail(err, ZQ_ERR_USAGE, "'%s': already quantized (a .zq file); give the FP checkpoint it was made "
                      "from", path);
     } else if (S_ISDIR(sb.st_mode)) {

@@ -552,7 +552,19 @@ static zq_status lkd_run(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, z
     return st;
 }
 
-zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err) { return lkd_run(o, rep, 0, err); }
+/* The run with the recipe's method filled in from o. */
+static zq_status lkd_recorded(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, zq_error *err)
+{
+    zq_lkd_opts with = *o;
+    char *method = zq_lkd_recipe_method(o);
+    if (!method) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    with.q.recipe_method = method;
+    zq_status st = lkd_run(&with, rep, direct, err);
+    free(method);
+    return st;
+}
+
+zq_status zq_lkd(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *err) { return lkd_recorded(o, rep, 0, err); }
 
 typedef struct {
     const zq_quantize_opts *q;
@@ -592,7 +604,7 @@ zq_status zq_quantize_gptq(const zq_quantize_opts *q, zq_quantize_report *rep, z
     gptq_progress_ctx ctx = {q};
     if (q->progress) o.progress = gptq_progress, o.progress_ctx = &ctx;
     zq_lkd_report lr = {0};
-    zq_status st = lkd_run(&o, &lr, 1, err);
+    zq_status st = lkd_recorded(&o, &lr, 1, err);
     if (st == ZQ_OK) *rep = lr.quant;
     zq_lkd_report_free(&lr); /* a failed run has its report too */
     return st;

@@ -92,6 +92,9 @@ zq_status zq_lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
 /* src: the checkpoint, whose content (and --data's) the signature holds. */
 zq_status zq_lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_source *src, zq_error *err);
 void zq_lkd_workdir_close(workdir *w);
+/* The recipe's "method": the options the result depends on, named lkd or
+ * gptq, a data file by name, size and CRC-32C (malloc'd JSON text). */
+char *zq_lkd_recipe_method(const zq_lkd_opts *o);
 /* A distilled block is two files: block-K.safetensors, its tuned weights in
  * the checkpoint's names and layouts (a patch), and block-K.json, written
  * after it, with the options' signature, the patch's length and CRC-32C,

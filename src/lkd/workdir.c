@@ -346,6 +346,26 @@ char *zq_lkd_options_signature(const zq_lkd_opts *o)
     return s;
 }
 
+char *zq_lkd_recipe_method(const zq_lkd_opts *o)
+{
+    cJSON *j = options_json(o);
+    if (!j) return NULL;
+    /* steps 0 from GPTQ is quantize --method gptq */
+    cJSON_AddStringToObject(j, "name", o->steps == 0 && o->init == ZQ_INIT_GPTQ ? "gptq" : "lkd");
+    uint32_t crc;
+    uint64_t bytes;
+    zq_error ignore = {0};
+    if (o->data && zq_file_crc32c(o->data, &crc, &bytes, &ignore) == ZQ_OK) {
+        const char *slash = strrchr(o->data, '/');
+        cJSON_AddStringToObject(j, "data_file", slash ? slash + 1 : o->data);
+        cJSON_AddNumberToObject(j, "data_file_bytes", (double)bytes);
+        cJSON_AddNumberToObject(j, "data_file_crc32c", crc);
+    }
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
 /* What the tuned weights depend on: the options, and the inputs by their
  * content (a checkpoint or a token file replaced at the same path is
  * another input). */

@@ -269,3 +269,17 @@ zq_status zq_arch_check_tensors(const zq_arch *a, const zq_tensor_size *t, size_
     free(seen);
     return st;
 }
+
+void zq_arch_generation_config(zq_arch *a, const char *json)
+{
+    cJSON *c = json ? cJSON_Parse(json) : NULL;
+    reader r = {c, "generation_config.json", NULL, ZQ_OK};
+    int bos;
+    if (c && token_ids(&r, "bos_token_id", a->vocab, &bos, 1)) a->bos_id = bos;
+    int eos[ZQ_MAX_EOS], n = c ? token_ids(&r, "eos_token_id", a->vocab, eos, ZQ_MAX_EOS) : 0;
+    if (n) {
+        memcpy(a->eos_ids, eos, (size_t)n * sizeof *eos);
+        a->n_eos = n;
+    }
+    cJSON_Delete(c);
+}

@@ -3,6 +3,7 @@
  * are transposed, and fused projections (GPT-2's c_attn, NeoX's
  * query_key_value) are split into q, k and v. */
 #include "zquant/net.h"
+#include "zquant/zq.h"
 
 #include <stdio.h>
 #include <math.h>
@@ -574,6 +575,17 @@ static size_t phys_memory(void)
     return pages > 0 && size > 0 ? (size_t)pages * (size_t)size : (size_t)8 << 30;
 }
 
+static zq_status generation_config(zq_net *n, const char *path, zq_error *err)
+{
+    static const char *const names[] = {"generation_config.json", NULL};
+    char *shown, *text;
+    size_t len;
+    ZQ_TRY(zq_model_file(path, names, &shown, &text, &len, err));
+    zq_arch_generation_config(&n->arch, text);
+    free(shown), free(text);
+    return ZQ_OK;
+}
+
 zq_status zq_net_open(const char *path, size_t budget, zq_net **out, zq_error *err)
 {
     *out = NULL;
@@ -586,6 +598,7 @@ zq_status zq_net_open(const char *path, size_t budget, zq_net **out, zq_error *e
     zq_status st = zq_source_open_model(path, &n->src, err);
     const char *config = st == ZQ_OK ? zq_source_config(n->src) : NULL;
     if (st == ZQ_OK) st = zq_arch_from_config(config, path, &n->arch, err);
+    if (st == ZQ_OK) st = generation_config(n, path, err);
     if (st == ZQ_OK) st = zq_check_source(&n->arch, n->src, 1, err);
     if (st == ZQ_OK) {
         n->blocks = calloc((size_t)n->arch.n_layers, sizeof *n->blocks);

@@ -14,6 +14,7 @@
 #include "base/pool.h"
 #include "lkd/lkd_impl.h"
 #include "quant/job.h"
+#include "quant/recipe.h"
 #include "export/target.h"
 #include "model/check.h"
 #include "base/util.h"
@@ -105,39 +106,6 @@ static zq_status plan_spec(const zq_quantize_opts *o, const zq_preset *preset, c
     }
     if (o->target && zq_qspec_quantized(spec)) return fit_target(o, act_of(o, preset), info, role, spec, err);
     return ZQ_OK;
-}
-
-static char *recipe_json(const zq_quantize_opts *o, const zq_preset *preset)
-{
-    cJSON *r = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "preset", preset->name);
-    if (o->target) cJSON_AddStringToObject(r, "for", zq_target_runtime(o->target));
-    cJSON *w = cJSON_AddObjectToObject(r, "weights");
-    zq_qspec s = o->base;
-    char buf[64];
-    s.format = preset->attention;
-    zq_qspec_format(&s, buf, sizeof buf);
-    cJSON_AddStringToObject(w, "attention", buf);
-    cJSON_AddStringToObject(w, "linear", buf);
-    s.format = preset->mlp;
-    zq_qspec_format(&s, buf, sizeof buf);
-    cJSON_AddStringToObject(w, "mlp", buf);
-    cJSON_AddStringToObject(w, "other", "fp16");
-    cJSON_AddStringToObject(r, "activation", zq_act_mode_name(act_of(o, preset)));
-    cJSON *rules = cJSON_AddArrayToObject(r, "rules");
-    for (size_t k = 0; k < o->nrules; k++) {
-        cJSON *x = cJSON_CreateObject();
-        cJSON_AddStringToObject(x, "glob", o->rules[k].glob);
-        cJSON_AddStringToObject(x, "spec", o->rules[k].spec);
-        cJSON_AddItemToArray(rules, x);
-    }
-    cJSON *inc = cJSON_AddArrayToObject(r, "include");
-    for (size_t k = 0; k < o->ninclude; k++) cJSON_AddItemToArray(inc, cJSON_CreateString(o->include[k]));
-    cJSON *exc = cJSON_AddArrayToObject(r, "exclude");
-    for (size_t k = 0; k < o->nexclude; k++) cJSON_AddItemToArray(exc, cJSON_CreateString(o->exclude[k]));
-    char *text = cJSON_PrintUnformatted(r);
-    cJSON_Delete(r);
-    return text;
 }
 
 /* ---- running one tensor ------------------------------------------------ */
@@ -558,7 +526,7 @@ zq_status zq_quantize_job_begin(const zq_quantize_opts *o, zq_source *src, zq_qu
     size_t n = zq_source_count(src);
     j->plan = calloc(n + 1, sizeof *j->plan);
     j->written = calloc(n + 1, 1);
-    j->recipe = recipe_json(o, preset);
+    j->recipe = zq_recipe_json(o, preset, act_of(o, preset), zq_source_path(src));
     zq_status st = j->plan && j->written && j->recipe ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     if (st == ZQ_OK) st = zq_model_detect(zq_source_config(src), zq_source_path(src), &model, err);
     zq_arch arch; /* a config with the sizes: the tensors must have them (a file that contradicts itself exports to nothing that loads) */
@@ -567,6 +535,7 @@ zq_status zq_quantize_job_begin(const zq_quantize_opts *o, zq_source *src, zq_qu
         st = zq_check_source(&arch, src, 0, err);
     if (st == ZQ_OK) st = zq_writer_open(o->output, o->force, o->zstd_level, &j->w, err);
     if (st == ZQ_OK) st = zq_writer_set_info(j->w, model.model_type, zq_source_config(src), j->recipe, &act, err);
+    if (st == ZQ_OK) st = zq_attach_model_files(j->w, zq_source_path(src), err);
     if (st == ZQ_OK) st = declare_tensors(o, preset, src, &model, j->w, j->plan, err);
     runner *rn = &j->rn;
     rn->o = o;

@@ -7,6 +7,7 @@
 #include "base/le.h"
 #include "base/utf8.h"
 #include "base/files.h"
+#include "zquant/zq.h"
 #include "tok/tokenizer_impl.h"
 
 #define LLAMA2C_BOS 1
@@ -232,20 +233,17 @@ static zq_status load_llama2c(zq_tokenizer *t, const char *path, const char *buf
     return ZQ_OK;
 }
 
-zq_status zq_tokenizer_load(const char *path, zq_tokenizer **out, zq_error *err)
+/* buf is NUL-terminated (a tokenizer.json is parsed as a string). */
+static zq_status parse(const char *name, const char *buf, size_t len, zq_tokenizer **out, zq_error *err)
 {
     *out = NULL;
-    char *buf;
-    size_t len;
-    ZQ_TRY(zq_read_input_file(path, (size_t)256 << 20, &buf, &len, err));
     zq_tokenizer *t = calloc(1, sizeof *t);
     zq_status st = t ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    size_t pl = strlen(path);
+    size_t pl = strlen(name);
     if (st == ZQ_OK) {
-        if (pl >= 5 && strcmp(path + pl - 5, ".json") == 0) st = zq_hf_load(t, path, buf, err);
-        else st = load_llama2c(t, path, buf, len, err);
+        if (pl >= 5 && strcmp(name + pl - 5, ".json") == 0) st = zq_hf_load(t, name, buf, err);
+        else st = load_llama2c(t, name, buf, len, err);
     }
-    free(buf);
     if (st == ZQ_OK && !zq_tok_index(t)) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     if (st != ZQ_OK) {
         zq_tokenizer_free(t);
@@ -253,6 +251,42 @@ zq_status zq_tokenizer_load(const char *path, zq_tokenizer **out, zq_error *err)
     }
     *out = t;
     return ZQ_OK;
+}
+
+zq_status zq_tokenizer_parse(const char *name, const void *data, size_t len, zq_tokenizer **out, zq_error *err)
+{
+    *out = NULL;
+    char *buf = malloc(len + 1);
+    if (!buf) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    memcpy(buf, data, len);
+    buf[len] = 0;
+    zq_status st = parse(name, buf, len, out, err);
+    free(buf);
+    return st;
+}
+
+zq_status zq_tokenizer_load(const char *path, zq_tokenizer **out, zq_error *err)
+{
+    *out = NULL;
+    char *buf;
+    size_t len;
+    ZQ_TRY(zq_read_input_file(path, (size_t)256 << 20, &buf, &len, err));
+    zq_status st = parse(path, buf, len, out, err);
+    free(buf);
+    return st;
+}
+
+const char *const zq_tokenizer_files[] = {"tokenizer.bin", "tokenizer.json", NULL};
+
+zq_status zq_tokenizer_of_model(const char *model, zq_tokenizer **out, zq_error *err)
+{
+    *out = NULL;
+    char *name, *data;
+    size_t len;
+    ZQ_TRY(zq_model_file(model, zq_tokenizer_files, &name, &data, &len, err));
+    zq_status st = data ? parse(name, data, len, out, err) : ZQ_OK;
+    free(name), free(data);
+    return st;
 }
 
 static zq_status encode_llama2c(const zq_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n,

@@ -258,3 +258,35 @@ zq_status zq_tensor_from_json(const cJSON *j, zq_tensor *t, const char *path, ui
         ZQ_TRY(section_from_json(secs, t, (zq_section_kind)k, path, data_start, file_size, err));
     return ZQ_OK;
 }
+
+const char *const zq_model_files[] = {
+    "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "generation_config.json",
+    "vocab.json",     "merges.txt",            "added_tokens.json", "tokenizer.bin",         "chat_template.jinja",
+    NULL};
+
+cJSON *zq_attached_to_json(const zq_attached *a)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "name", a->name);
+    cJSON_AddNumberToObject(j, "offset", (double)a->offset);
+    cJSON_AddNumberToObject(j, "length", (double)a->length);
+    cJSON_AddNumberToObject(j, "crc32c", a->crc32c);
+    return j;
+}
+
+zq_status zq_attached_from_json(const cJSON *j, zq_attached *a, const char *path, uint64_t data_start,
+                                uint64_t file_size, zq_error *err)
+{
+    memset(a, 0, sizeof *a);
+    const char *name = get_str(j, "name");
+    uint64_t crc;
+    if (!name || !*name || strchr(name, '/') || !strcmp(name, "..") || !strcmp(name, "."))
+        return BAD("'%s': an entry of \"files\" has no plain file name", path);
+    if (!get_uint(j, "offset", &a->offset) || !get_uint(j, "length", &a->length) || !get_uint(j, "crc32c", &crc) ||
+        crc > 0xffffffffu)
+        return BAD("'%s': attached file '%s' is incomplete", path, name);
+    if (a->offset % ZQ_ALIGN || a->offset < data_start || a->offset > file_size || a->length > file_size - a->offset)
+        return BAD("'%s': attached file '%s' lies outside the data area", path, name);
+    a->crc32c = (uint32_t)crc;
+    return (a->name = strdup(name)) ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+}

@@ -31,5 +31,9 @@ uint64_t zq_tensor_numel(const zq_tensor *t);
 uint64_t zq_section_expected_size(const zq_tensor *t, zq_section_kind k);
 
 cJSON *zq_activation_to_json(const zq_activation *a);
+cJSON *zq_attached_to_json(const zq_attached *a);
+/* Fills a from j (a->name malloc'd), its bytes within the data area. */
+zq_status zq_attached_from_json(const cJSON *j, zq_attached *a, const char *path, uint64_t data_start,
+                                uint64_t file_size, zq_error *err);
 
 #endif

@@ -31,6 +31,8 @@ struct zq_file {
     zq_tensor *tensors;
     size_t count;
     void **inflated; /* [count * ZQ_SEC_COUNT] decompressed sections */
+    zq_attached *files;
+    size_t nfiles;
 };
 
 #define BAD(...) zq_fail(err, ZQ_ERR_FORMAT, __VA_ARGS__)
@@ -47,9 +49,11 @@ static int range_cmp(const void *a, const void *b)
 
 static zq_status check_overlaps(zq_file *f, zq_error *err)
 {
-    range *r = malloc((f->count * ZQ_SEC_COUNT + 1) * sizeof *r);
+    range *r = malloc((f->count * ZQ_SEC_COUNT + f->nfiles + 1) * sizeof *r);
     if (!r) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     size_t n = 0;
+    for (size_t k = 0; k < f->nfiles; k++)
+        if (f->files[k].length) r[n++] = (range){f->files[k].offset, f->files[k].offset + f->files[k].length};
     for (size_t i = 0; i < f->count; i++)
         for (int k = 0; k < ZQ_SEC_COUNT; k++)
             if (f->tensors[i].sec[k].present && f->tensors[i].sec[k].length)
@@ -105,12 +109,59 @@ static zq_status parse_metadata(zq_file *f, zq_error *err)
         st = zq_tensor_from_json(it, &f->tensors[f->count], f->path, f->data_start, f->size, err);
         f->count++; /* counted even on failure so close frees the name */
     }
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
+    if (st == ZQ_OK && files && !cJSON_IsArray(files)) st = BAD("'%s': metadata \"files\" is not a list", f->path);
+    size_t nf = (size_t)cJSON_GetArraySize(files);
+    if (st == ZQ_OK && nf && !(f->files = calloc(nf, sizeof *f->files))) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    cJSON_ArrayForEach(it, files) {
+        if (st != ZQ_OK) break;
+        st = zq_attached_from_json(it, &f->files[f->nfiles], f->path, f->data_start, f->size, err);
+        for (size_t k = 0; st == ZQ_OK && k < f->nfiles; k++)
+            if (!strcmp(f->files[k].name, f->files[f->nfiles].name))
+                st = BAD("'%s': file '%s' is attached twice", f->path, f->files[k].name);
+        f->nfiles++;
+    }
     cJSON_Delete(root);
     if (st == ZQ_OK) st = check_overlaps(f, err);
     return st;
 }
 
+static zq_status verify_attached(const zq_file *f, const zq_attached *a, zq_error *err)
+{
+    if (zq_crc32c(0, f->map + a->offset, a->length) != a->crc32c)
+        return zq_fail(err, ZQ_ERR_CORRUPT, "'%s': attached file '%s' checksum mismatch", f->path, a->name);
+    return ZQ_OK;
+}
+
+size_t zq_file_attached_count(const zq_file *f) { return f->nfiles; }
+const zq_attached *zq_file_attached_entry(const zq_file *f, size_t k) { return &f->files[k]; }
+
+zq_status zq_file_attached(zq_file *f, const char *name, const void **data, size_t *len, zq_error *err)
+{
+    *data = NULL;
+    *len = 0;
+    for (size_t k = 0; k < f->nfiles; k++) {
+        if (strcmp(f->files[k].name, name)) continue;
+        ZQ_TRY(verify_attached(f, &f->files[k], err));
+        *data = f->map + f->files[k].offset;
+        *len = (size_t)f->files[k].length;
+    }
+    return ZQ_OK;
+}
+
 static void drop_pages(zq_file *f, size_t i);
+
+int zq_is_zq_file(const char *path)
+{
+    char magic[8];
+    struct stat sb;
+    /* O_NONBLOCK: a FIFO would block; only a regular file counts */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    int yes = fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+              read(fd, magic, sizeof magic) == (ssize_t)sizeof magic && !memcmp(magic, ZQ_MAGIC, 8);
+    if (fd >= 0) close(fd);
+    return yes;
+}
 
 zq_status zq_file_open(const char *path, int verify, zq_file **out, zq_error *err)
 {
@@ -165,6 +216,7 @@ zq_status zq_file_open(const char *path, int verify, zq_file **out, zq_error *er
             if (f->tensors[i].sec[k].present) st = zq_file_verify_section(f, i, (zq_section_kind)k, err);
         drop_pages(f, i);
     }
+    for (size_t k = 0; st == ZQ_OK && verify && k < f->nfiles; k++) st = verify_attached(f, &f->files[k], err);
     if (st != ZQ_OK) {
         zq_file_close(f);
         return st;
@@ -182,6 +234,8 @@ void zq_file_close(zq_file *f)
     }
     free(f->inflated);
     free(f->tensors);
+    for (size_t k = 0; k < f->nfiles; k++) free(f->files[k].name);
+    free(f->files);
     zq_cleanup_unmap(f->map_slot);
     if (f->map) munmap(f->map, f->size);
     free(f->metadata);

@@ -31,6 +31,9 @@ struct zq_writer {
     uint64_t data_start; /* 0 until the first section begins */
     uint64_t pos;
     zq_section *open; /* section being written */
+    zq_attached *files; /* written after the last section, at commit */
+    void **file_data;
+    size_t nfiles;
 };
 
 zq_status zq_writer_open(const char *path, int force, int zstd_level, zq_writer **out, zq_error *err)
@@ -92,6 +95,27 @@ zq_status zq_writer_add_tensor(zq_writer *w, const zq_tensor *t, zq_error *err)
     return ZQ_OK;
 }
 
+zq_status zq_writer_attach(zq_writer *w, const char *name, const void *data, size_t len, zq_error *err)
+{
+    if (w->data_start) return zq_fail(err, ZQ_ERR_INTERNAL, "file '%s' attached after data began", name);
+    for (size_t k = 0; k < w->nfiles; k++)
+        if (!strcmp(w->files[k].name, name)) return zq_fail(err, ZQ_ERR_INTERNAL, "file '%s' attached twice", name);
+    zq_attached *f = realloc(w->files, (w->nfiles + 1) * sizeof *f);
+    if (f) w->files = f;
+    void **d = f ? realloc(w->file_data, (w->nfiles + 1) * sizeof *d) : NULL;
+    if (d) w->file_data = d;
+    void *copy = d ? malloc(len ? len : 1) : NULL;
+    char *nm = copy ? strdup(name) : NULL;
+    if (!nm) {
+        free(copy);
+        return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    }
+    memcpy(copy, data, len);
+    w->files[w->nfiles] = (zq_attached){nm, 0, len, zq_crc32c(0, data, len)};
+    w->file_data[w->nfiles++] = copy;
+    return ZQ_OK;
+}
+
 static char *render_metadata(const zq_writer *w, int placeholders)
 {
     cJSON *root = cJSON_CreateObject();
@@ -117,6 +141,14 @@ static char *render_metadata(const zq_writer *w, int placeholders)
             }
         }
         cJSON_AddItemToArray(arr, zq_tensor_to_json(&t));
+    }
+    if (w->nfiles) {
+        cJSON *files = cJSON_AddArrayToObject(root, "files");
+        for (size_t k = 0; k < w->nfiles; k++) {
+            zq_attached a = w->files[k];
+            if (placeholders) a.offset = 9007199254740991ull, a.crc32c = 0xffffffffu;
+            cJSON_AddItemToArray(files, zq_attached_to_json(&a));
+        }
     }
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -213,6 +245,9 @@ void zq_writer_set_error_stats(zq_writer *w, size_t tensor, double rel_rmse, dou
 
 static void free_writer(zq_writer *w)
 {
+    for (size_t k = 0; k < w->nfiles; k++) free(w->files[k].name), free(w->file_data[k]);
+    free(w->files);
+    free(w->file_data);
     for (size_t i = 0; i < w->count; i++) free(w->tensors[i].name);
     free(w->tensors);
     free(w->model_type);
@@ -221,6 +256,19 @@ static void free_writer(zq_writer *w)
     ZSTD_freeCCtx(w->cctx);
     free(w->zbuf);
     free(w);
+}
+
+/* Attached files follow the last section, raw and aligned as sections are,
+ * so a runtime maps them the same way. */
+static zq_status write_attached(zq_writer *w, size_t k, zq_error *err)
+{
+    static const unsigned char zeros[ZQ_ALIGN];
+    uint64_t pad = zq_align_up(w->pos, ZQ_ALIGN) - w->pos;
+    if (pad) ZQ_TRY(zq_atomic_write(&w->file, zeros, (size_t)pad, err));
+    w->pos += pad;
+    w->files[k].offset = w->pos;
+    w->pos += w->files[k].length;
+    return zq_atomic_write(&w->file, w->file_data[k], (size_t)w->files[k].length, err);
 }
 
 zq_status zq_writer_commit(zq_writer *w, uint64_t *size, zq_error *err)
@@ -233,6 +281,7 @@ zq_status zq_writer_commit(zq_writer *w, uint64_t *size, zq_error *err)
             if (!w->tensors[i].sec[k].present && zq_section_expected_size(&w->tensors[i], (zq_section_kind)k))
                 st = zq_fail(err, ZQ_ERR_INTERNAL, "'%s': tensor '%s': section '%s' never written", w->file.final,
                              w->tensors[i].name, zq_section_name((zq_section_kind)k));
+    for (size_t k = 0; st == ZQ_OK && k < w->nfiles; k++) st = write_attached(w, k, err);
     char *text = st == ZQ_OK ? render_metadata(w, 0) : NULL;
     if (st == ZQ_OK && !text) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     if (st == ZQ_OK) {

@@ -498,22 +498,15 @@ static zq_status write_file(const zq_atomic_dir *d, const char *name, const void
 /* The files of the original folder a runtime needs besides the weights. */
 static zq_status copy_model_files(const zq_export_opts *o, const zq_atomic_dir *d, zq_export_report *r, zq_error *err)
 {
-    static const char *names[] = {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
-                                  "generation_config.json", "vocab.json", "merges.txt", "added_tokens.json",
-                                  "tokenizer.bin", "chat_template.jinja"};
-    for (size_t k = 0; o->model_dir && k < sizeof names / sizeof *names; k++) {
-        char *src = zq_path_join(o->model_dir, names[k]), *text = NULL;
+    for (const char *const *name = zq_model_files; *name; name++) {
+        const char *one[] = {*name, NULL};
+        char *shown, *data;
         size_t len;
-        struct stat st;
-        zq_status s = ZQ_OK;
-        if (src && stat(src, &st) == 0 && S_ISREG(st.st_mode)) {
-            s = zq_read_input_file(src, (size_t)1 << 30, &text, &len, err);
-            if (s == ZQ_OK) s = write_file(d, names[k], text, len, &r->bytes, err);
-            if (s == ZQ_OK) r->files++;
-        }
-        free(text);
-        free(src);
-        ZQ_TRY(s);
+        ZQ_TRY(zq_export_find_file(o, one, &shown, &data, &len, err));
+        zq_status st = data ? write_file(d, *name, data, len, &r->bytes, err) : ZQ_OK;
+        if (st == ZQ_OK && data) r->files++;
+        free(shown), free(data);
+        ZQ_TRY(st);
     }
     return ZQ_OK;
 }

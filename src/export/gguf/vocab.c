@@ -86,12 +86,9 @@ static const char *pre_of(const cJSON *pre)
 
 /* From a tokenizer.json: the special flag of each added token, and the
  * pre-tokenizer llama.cpp should apply (into pre). */
-static zq_status json_extras(const char *path, int32_t *type, int vocab, char *pre, size_t pre_size, zq_error *err)
+static void json_extras(const char *text, int32_t *type, int vocab, char *pre, size_t pre_size)
 {
-    char *text;
-    ZQ_TRY(zq_read_input_file(path, (size_t)256 << 20, &text, NULL, err));
     cJSON *root = cJSON_Parse(text);
-    free(text);
     const cJSON *it;
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "added_tokens")) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
@@ -101,7 +98,6 @@ static zq_status json_extras(const char *path, int32_t *type, int vocab, char *p
     const char *name = pre_of(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"));
     snprintf(pre, pre_size, "%s", name ? name : "");
     cJSON_Delete(root);
-    return ZQ_OK;
 }
 
 /* An integer id from config.json (a list: its first), or fallback. */
@@ -149,12 +145,12 @@ static void put_merges(zq_gguf_keys *kv, const zq_tokenizer *t, const int32_t (*
     free(buf);
 }
 
-zq_status zq_gguf_vocab(zq_gguf_keys *kv, const char *path, const char *config, const char *model_type, int rows,
-                        char *note, size_t note_size, zq_error *err)
+zq_status zq_gguf_vocab(zq_gguf_keys *kv, const char *path, const char *data, size_t len, const char *config,
+                        const char *model_type, int rows, char *note, size_t note_size, zq_error *err)
 {
     char pre[32] = "";
     zq_tokenizer *t;
-    ZQ_TRY(zq_tokenizer_load(path, &t, err));
+    ZQ_TRY(zq_tokenizer_parse(path, data, len, &t, err));
     int n = t->vocab, json = t->hf != NULL, byte_level = zq_hf_byte_level(t);
     if (n > rows) {
         zq_tokenizer_free(t);
@@ -172,8 +168,8 @@ zq_status zq_gguf_vocab(zq_gguf_keys *kv, const char *path, const char *config, 
     }
     if (st == ZQ_OK && json) {
         zq_hf_merges(t, pairs);
-        st = json_extras(path, type, n, pre, sizeof pre, err);
-        if (st == ZQ_OK && byte_level && !pre[0]) {
+        json_extras(data, type, n, pre, sizeof pre);
+        if (byte_level && !pre[0]) {
             snprintf(pre, sizeof pre, "%s", bpe_pre(model_type));
             snprintf(note, note_size, "llama.cpp has no name for %s's pre-tokenizer: '%s' is assumed, and text may "
                      "split differently", path, pre);

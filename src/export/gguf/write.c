@@ -20,12 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/files.h"
 #include "base/le.h"
 #include "base/util.h"
 #include "io/atomic.h"
 #include "export/gguf/read.h"
 #include "zq/meta.h"
 #include "zquant/fp16.h"
+#include "zquant/tokenizer.h"
 
 #define GGUF_VERSION 3u
 #define GGUF_ALIGN 32u
@@ -325,22 +327,42 @@ static zq_status plan(zq_file *f, const zq_arch *a, gg_tensor *gt, size_t *n,
     return ZQ_OK;
 }
 
+typedef struct {
+    char *name, *data; /* NULL: no vocabulary */
+    size_t len;
+} vocab_file;
+
+/* --tokenizer, else the tokenizer found as the model's files are. */
+static zq_status find_vocab(const zq_export_opts *o, vocab_file *v, zq_error *err)
+{
+    memset(v, 0, sizeof *v);
+    if (o->no_vocab) return ZQ_OK;
+    if (!o->tokenizer) ZQ_TRY(zq_export_find_file(o, zq_tokenizer_files, &v->name, &v->data, &v->len, err));
+    else if (!(v->name = strdup(o->tokenizer))) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    else ZQ_TRY(zq_read_input_file(o->tokenizer, (size_t)256 << 20, &v->data, &v->len, err));
+    if (!v->data)
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': no tokenizer for the GGUF vocabulary (none carried in it, none beside "
+                       "it): give --tokenizer or --from the model folder (or --no-vocab)", o->input);
+    return ZQ_OK;
+}
+
 static zq_status header(const zq_export_opts *o, zq_file *f, const zq_arch *a, const gg_tensor *gt, size_t n,
-                        int ftype, int embed_rows, zq_gguf_keys *kv, zq_export_report *r, zq_error *err)
+                        int ftype, int embed_rows, const vocab_file *tok, zq_gguf_keys *kv, zq_export_report *r,
+                        zq_error *err)
 {
     const char *arch = a->desc->gguf_arch;
     zq_gguf_keys meta = {0};
     general_keys(&meta, o, f, arch, ftype);
     arch_keys(&meta, a, arch);
-    if (o->tokenizer) {
-        zq_status st = zq_gguf_vocab(&meta, o->tokenizer, zq_file_config(f), a->model_type, embed_rows, r->note,
-                                     sizeof r->note, err);
-        if (st != ZQ_OK) {
-            zq_gguf_kv_free(&meta);
-            return st;
-        }
-    } else {
+    zq_status st = ZQ_OK;
+    if (tok->data)
+        st = zq_gguf_vocab(&meta, tok->name, tok->data, tok->len, zq_file_config(f), a->model_type, embed_rows, r->note,
+                           sizeof r->note, err);
+    else
         zq_gguf_kv_str(&meta, "tokenizer.ggml.model", "no_vocab");
+    if (st != ZQ_OK) {
+        zq_gguf_kv_free(&meta);
+        return st;
     }
     zq_gguf_put_int(kv, 0x46554747u, 4); /* "GGUF" */
     zq_gguf_put_int(kv, GGUF_VERSION, 4);
@@ -364,16 +386,16 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
         if (t->part == ZQ_PART_MLM_DENSE)
             return zq_fail(err, ZQ_ERR_FORMAT, "'%s': GGUF export of %s models is not supported yet (llama, mistral, "
                            "qwen2, gpt2 and gpt_neox are)", o->input, a.model_type);
-    if (!o->tokenizer && !o->no_vocab)
-        return zq_fail(err, ZQ_ERR_USAGE, "'%s': no tokenizer for the GGUF vocabulary: give --tokenizer or --from "
-                       "the model folder (or --no-vocab)", o->input);
+    vocab_file tok;
+    zq_status st = find_vocab(o, &tok, err);
     gg_tensor *gt = calloc(zq_file_count(f) + 1, sizeof *gt);
-    if (!gt) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK && !gt) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     size_t n;
     int ftype, embed_rows;
     zq_gguf_keys head = {0};
-    zq_status st = plan(f, &a, gt, &n, r, &ftype, &embed_rows, err);
-    if (st == ZQ_OK) st = header(o, f, &a, gt, n, ftype, embed_rows, &head, r, err);
+    if (st == ZQ_OK) st = plan(f, &a, gt, &n, r, &ftype, &embed_rows, err);
+    if (st == ZQ_OK) st = header(o, f, &a, gt, n, ftype, embed_rows, &tok, &head, r, err);
+    free(tok.name), free(tok.data);
     zq_atomic out;
     if (st == ZQ_OK) st = zq_atomic_open(&out, o->output, o->force, err);
     if (st != ZQ_OK) {
