@@ -38,7 +38,9 @@ below gptq/lowers-kl-below-rtn "$(kl "$TMP/gptq.zq")" "$(awk -v r="$rtn" 'BEGIN 
 "$ZQ" quantize $M -o "$TMP/gptq2.zq" -q "${RECIPE[@]}" "${GPTQ[@]}" -t 2
 cmp -s "$TMP/gptq.zq" "$TMP/gptq2.zq" && ok gptq/same-bytes-any-threads || fail gptq/same-bytes-any-threads
 "$ZQ" quantize $M -o "$TMP/gptq-tok.zq" -q "${RECIPE[@]}" --method gptq --calib "$TMP/calib.bin" --calib-samples 32 --seq-len 256
-cmp -s "$TMP/gptq.zq" "$TMP/gptq-tok.zq" && ok gptq/calib-tokens-equal-calib-text || fail gptq/calib-tokens-equal-calib-text
+# the same codes and scales (the recipes differ: one names a token file, the other text's ids)
+"$ZQ" dequantize "$TMP/gptq.zq" -o "$TMP/same-a.safetensors" && "$ZQ" dequantize "$TMP/gptq-tok.zq" -o "$TMP/same-b.safetensors"
+cmp -s "$TMP/same-a.safetensors" "$TMP/same-b.safetensors" && ok gptq/calib-tokens-equal-calib-text || fail gptq/calib-tokens-equal-calib-text
 "$ZQ" quantize $M -o "$TMP/gptq-ao.zq" -q "${RECIPE[@]}" "${GPTQ[@]}" --act-order
 below gptq/act-order-lowers-kl-below-rtn "$(kl "$TMP/gptq-ao.zq")" "$(awk -v r="$rtn" 'BEGIN { print 0.85 * r }')"
 run "$ZQ" verify "$TMP/gptq.zq"

@@ -97,4 +97,28 @@ check old/export-asks-for-from '[ "$rc" -eq 2 ] && grep -q "give --tokenizer or 
 run "$ZQ" export "$TMP/away/old.zq" -o "$TMP/old.gguf" --from "$M"
 check old/export-with-from '[ "$rc" -eq 0 ] && [ -s "$TMP/old.gguf" ]'
 
+# one name per concept: the data options read the same in quantize and lkd
+"$ZQ" lkd "$M" -o "$TMP/lt.zq" -p w4/8a8 --steps 2 --text "$TMP/t.txt" -q
+run "$ZQ" inspect "$TMP/lt.zq" --json
+check names/lkd-takes-text '[ "$rc" -eq 0 ] && [ "$(json_get "$TMP/out" "(d[\"recipe\"][\"method\"][\"data\"], d[\"recipe\"][\"method\"][\"data_tokens\"] > 1000)")" = "('"'"''"'"', True)" ]'
+"$ZQ" lkd "$M" -o "$TMP/l1.zq" -p w4/8a8 --steps 2 --tokens "$TMP/ids.bin" --samples 8 -q
+"$ZQ" lkd "$M" -o "$TMP/l2.zq" -p w4/8a8 --steps 2 --calib "$TMP/ids.bin" --data-batches 2 -q
+check names/old-spellings-are-synonyms 'cmp -s "$TMP/l1.zq" "$TMP/l2.zq"'
+run "$ZQ" lkd "$M" -o "$TMP/x.zq" --steps 2 --tokens "$TMP/t.txt"
+check names/text-where-ids-expected '[ "$rc" -eq 7 ] && grep -q "looks like text, not token ids: give it with --text" "$TMP/err" && [ ! -e "$TMP/x.zq" ]'
+run "$ZQ" lkd "$M" -o "$TMP/x.zq" --steps 2 --tokens "$TMP/ids.bin" --generated
+check names/one-data-source '[ "$rc" -eq 2 ] && grep -q "give one of --tokens, --text, --generated and --random-tokens" "$TMP/err" && [ ! -e "$TMP/x.zq" ]'
+run "$ZQ" lkd "$M" -o "$TMP/x.zq" --samples 8 --data-batches 2
+check names/samples-or-batches '[ "$rc" -eq 2 ] && grep -q "give --samples or --data-batches" "$TMP/err"'
+run "$ZQ" quantize "$M" -o "$TMP/gen.zq" -p w4/8a8 --method gptq --generated --samples 2 --seq-len 32
+check names/gptq-on-generated-data '[ "$rc" -eq 0 ] && "$ZQ" inspect "$TMP/gen.zq" --json >"$TMP/j" && [ "$(json_get "$TMP/j" "d[\"recipe\"][\"method\"][\"data\"]")" = generated ]'
+run "$ZQ" quantize "$M" -o "$TMP/x.zq" --method gptq --random-tokens
+check names/gptq-not-on-random-ids '[ "$rc" -eq 2 ] && [ ! -e "$TMP/x.zq" ]'
+run "$ZQ" quantize "$M" -o "$TMP/x.zq" --samples 8
+check names/data-without-gptq '[ "$rc" -eq 2 ] && grep -q "are for --method gptq" "$TMP/err"'
+run "$ZQ" eval "$M" --tokens "$TMP/ids.bin" --seq-len 64 --json
+a=$(tr -d ' \t\n' <"$TMP/out")
+run "$ZQ" eval "$M" --tokens "$TMP/ids.bin" --ctx 64 --json
+check names/eval-seq-len-is-ctx '[ "$rc" -eq 0 ] && [ "$a" = "$(tr -d " \t\n" <"$TMP/out")" ] && grep -q "\"ctx\":[[:space:]]*64" "$TMP/out"'
+
 finish

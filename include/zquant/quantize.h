@@ -62,6 +62,7 @@ typedef struct {
     const char *calib;
     const int32_t *calib_ids;
     size_t n_calib_ids;
+    int calib_generated;        /* or sequences sampled from the FP model itself (neither calib given) */
     int calib_samples, seq_len; /* default 128 and 256 */
     float damp;                 /* a fraction of the mean Hessian diagonal (default 0.01) */
     int act_order;

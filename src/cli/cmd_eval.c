@@ -32,7 +32,9 @@ static const cli_option opts[] = {
     {OPT_SAMPLE, 0, "sample", "N,LEN", 0, "N sequences of LEN tokens sampled from the model\n"
                                           "itself (from the reference when given), temperature 1"},
     {OPT_SEED, 0, "seed", "S", 0, "seed for --sample (default 1)"},
-    {OPT_CTX, 0, "ctx", "N", 0, "window length (default: the model's context, at most 512)"},
+    {OPT_CTX, 0, "seq-len", "N", 0, "window length (default: the model's context, at most\n"
+                                    "512); --ctx N says the same"},
+    {OPT_CTX, 0, "ctx", "N", 0, NULL},
     {OPT_BATCH, 0, "batch", "B", 0, "windows per forward pass (default 4)"},
     {OPT_ACT, 0, "act", "MODE", 0, "activation quantization: int8-token (dynamic, per\n"
                                    "token; int8-token-sym: symmetric, as vLLM's W8A8),\n"

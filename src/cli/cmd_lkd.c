@@ -22,9 +22,8 @@ static const char help_head[] =
     "\n"
     "and every quantize option; the options:\n";
 
-enum { OPT_LAYERS = OPT_FIRST_FREE, OPT_STEPS, OPT_LR, OPT_WD, OPT_BATCH, OPT_SEQ, OPT_DATA_BATCHES, OPT_DATA,
-       OPT_RANDOM, OPT_SEED, OPT_INPUT, OPT_RESUME, OPT_TRAIN_NORMS, OPT_WORK, OPT_INIT, OPT_LEARN_CLIP, OPT_CLIP_LR,
-       OPT_GENERATED, OPT_SCHEDULE };
+enum { OPT_LAYERS = OPT_FIRST_FREE, OPT_STEPS, OPT_LR, OPT_WD, OPT_BATCH, OPT_DATA_BATCHES, OPT_SEED, OPT_INPUT,
+       OPT_RESUME, OPT_TRAIN_NORMS, OPT_WORK, OPT_INIT, OPT_LEARN_CLIP, OPT_CLIP_LR, OPT_SCHEDULE };
 
 static const cli_option lkd_opts[] = {
     {OPT_LAYERS, 0, "layers", "LIST", 0, "blocks to distil: 0-5,8 or all (default all)"},
@@ -34,14 +33,8 @@ static const cli_option lkd_opts[] = {
                                              "steps; with more steps and data it helps: README)"},
     {OPT_WD, 0, "weight-decay", "X", 0, "decoupled weight decay on weights (default 0.01)"},
     {OPT_BATCH, 0, "batch", "B", 0, "sequences per step (default 4)"},
-    {OPT_SEQ, 0, "seq-len", "T", 0, "tokens per sequence (default 128)"},
-    {OPT_DATA_BATCHES, 0, "data-batches", "N", 0, "distinct batches, cycled over the steps (default 16)"},
-    {OPT_DATA, 0, "data", "FILE", 0, "token file (raw uint32 or .npy) for the inputs"},
-    {OPT_RANDOM, 0, "random-tokens", NULL, 0, "uniformly random ids instead (the default; data-free)"},
-    {OPT_GENERATED, 0, "generated", NULL, 0, "sequences sampled from the FP model itself instead\n"
-                                             "(temperature 1, from BOS; data-free, and far better\n"
-                                             "than random ids: see zquant-lkd(1); costs one\n"
-                                             "token-by-token generation of the data first)"},
+    {OPT_DATA_BATCHES, 0, "data-batches", "N", 0, "distinct batches, cycled over the steps (default 16;\n"
+                                                  "--samples N says N / --batch)"},
     {OPT_SEED, 0, "seed", "S", 0, "seed for random or generated tokens (default 1)"},
     {OPT_INPUT, 0, "input", "MODE", 0, "fp (default: block k sees the FP model's activations)\n"
                                        "or quantized (it sees the quantized prefix's)"},
@@ -66,7 +59,31 @@ static const cli_option lkd_tail[] = {
     {'h', 'h', "help", NULL, 0, "this help"},
     CLI_OPTIONS_END};
 
-static const cli_option *const tables[] = {lkd_opts, cli_gptq_opts, cli_qopts, lkd_tail, NULL};
+static const cli_option *const tables[] = {lkd_opts, cli_data_opts, cli_gptq_opts, cli_qopts, lkd_tail, NULL};
+
+/* The data options into o, checked before any work; the text's ids, when
+ * --text names the data, into *ids (the caller frees them). */
+static int take_data(zq_lkd_opts *o, const cli_data *d, int batch_given, const char *input, int32_t **ids)
+{
+    int rc = cli_data_check(d, "lkd");
+    if (rc) return rc;
+    if (d->seq_len) o->seq_len = (int)d->seq_len;
+    if (d->samples && batch_given == 2)
+        return cli_usage("lkd", "give --samples or --data-batches, not both (--samples N is N / --batch batches)");
+    if (d->samples) o->data_batches = (int)((d->samples + o->batch - 1) / o->batch);
+    if (d->kind == CLI_DATA_TOKENS) o->data = d->file, o->generated = 0;
+    if (d->kind == CLI_DATA_RANDOM) o->data = NULL, o->generated = 0;
+    if (d->kind == CLI_DATA_GENERATED) o->data = NULL, o->generated = 1;
+    if (d->kind != CLI_DATA_TEXT) return 0;
+    zq_error err = {0};
+    size_t n = 0;
+    if (cli_tokenize_text(d->file, d->tokenizer, input, NULL, ids, &n, &err) != ZQ_OK) return cli_fail(&err);
+    o->data = NULL;
+    o->generated = 0;
+    o->data_ids = *ids;
+    o->n_data_ids = n;
+    return 0;
+}
 
 static void progress(void *ctx, const zq_lkd_progress *p)
 {
@@ -195,13 +212,16 @@ int cmd_lkd(int argc, char **argv)
     zq_lkd_opts_init(&o);
     cli_qargs q;
     cli_qargs_init(&q);
-    int json = 0, quiet = 0, rc = 0, c;
+    int json = 0, quiet = 0, rc = 0, c, batches_given = 0;
     long v;
+    cli_data d = {0};
+    int32_t *text_ids = NULL;
     char *optarg;
     cli_args args;
     cli_args_init(&args, "lkd", tables, argc, argv);
     while (rc == 0 && (c = cli_next(&args, &optarg, &rc)) > 0) {
         int taken = cli_qargs_option(&q, c, optarg, "lkd");
+        if (taken < 0) taken = cli_data_option(&d, c, optarg, "lkd");
         if (taken < 0) taken = cli_gptq_option(&o.damp, &o.act_order, c, optarg, "lkd");
         if (taken >= 0) {
             rc = taken;
@@ -221,15 +241,10 @@ int cmd_lkd(int argc, char **argv)
         case OPT_BATCH:
             if (!(rc = cli_number("lkd", "--batch", optarg, 1, 65536, &v))) o.batch = (int)v;
             break;
-        case OPT_SEQ:
-            if (!(rc = cli_number("lkd", "--seq-len", optarg, 2, 1 << 20, &v))) o.seq_len = (int)v;
-            break;
         case OPT_DATA_BATCHES:
             if (!(rc = cli_number("lkd", "--data-batches", optarg, 1, 1 << 20, &v))) o.data_batches = (int)v;
+            batches_given = 2;
             break;
-        case OPT_DATA: o.data = optarg, o.generated = 0; break;
-        case OPT_RANDOM: o.data = NULL, o.generated = 0; break;
-        case OPT_GENERATED: o.data = NULL, o.generated = 1; break;
         case OPT_SEED:
             if (!(rc = cli_number("lkd", "--seed", optarg, 0, 0x7fffffffL, &v))) o.seed = (uint64_t)v;
             break;
@@ -266,6 +281,7 @@ int cmd_lkd(int argc, char **argv)
     if (rc == 0 && !q.o.output && !o.work) rc = cli_usage("lkd", "no output given (-o OUT.zq, or --work DIR to distil blocks only)");
     cli_chain chain = {0};
     if (rc == 0 && q.o.output) rc = cli_chain_begin(&q, "lkd", input, &chain);
+    if (rc == 0) rc = take_data(&o, &d, batches_given, input, &text_ids);
     cli_mpi mpi;
     cli_mpi_start(&mpi);
     if (rc == 0) {
@@ -277,5 +293,6 @@ int cmd_lkd(int argc, char **argv)
     cli_mpi_end(&mpi);
     cli_chain_free(&chain);
     cli_qargs_free(&q);
+    free(text_ids);
     return rc < 0 ? 0 : rc;
 }

@@ -16,71 +16,60 @@ static const char help_head[] =
     "-o OUT.gguf writes OUT.gguf.zq (--for llama.cpp unless --for says otherwise)\n"
     "and exports it for llama.cpp with the tokenizer beside INPUT.\n"
     "\n";
-enum { OPT_METHOD = OPT_FIRST_FREE, OPT_CALIB, OPT_CALIB_TEXT, OPT_TOKENIZER, OPT_SAMPLES, OPT_SEQ };
+enum { OPT_METHOD = OPT_FIRST_FREE };
 
 static const cli_option method_opts[] = {
     {OPT_METHOD, 0, "method", "M", 0, "rtn (default): round to nearest, no data needed;\n"
                                       "gptq: GPTQ per Linear, block after block, with each\n"
-                                      "Linear's input Hessian taken on calibration text run\n"
-                                      "through the already-quantized blocks (activations\n"
-                                      "quantized as the recipe says); needs --calib or\n"
-                                      "--calib-text; INT4/INT8 with --group-size or --per-row"},
-    {OPT_CALIB, 0, "calib", "FILE", 0, "gptq: calibration tokens (raw uint32 or .npy)"},
-    {OPT_CALIB_TEXT, 0, "calib-text", "FILE", 0, "gptq: calibration text (documents split by lines\n"
-                                                 "holding <|endoftext|>), tokenized with --tokenizer;\n"
-                                                 "--text FILE says the same, as eval spells it"},
-    {OPT_CALIB_TEXT, 0, "text", "FILE", 0, NULL},
-    {OPT_TOKENIZER, 0, "tokenizer", "FILE", 0, "default: tokenizer.bin or tokenizer.json beside INPUT"},
-    {OPT_SAMPLES, 0, "calib-samples", "N", 0, "gptq: sequences taken from the start of the\n"
-                                              "calibration tokens (default 128)"},
-    {OPT_SEQ, 0, "seq-len", "T", 0, "gptq: tokens per sequence (default 256)"},
+                                      "Linear's input Hessian taken on data run through the\n"
+                                      "already-quantized blocks (activations quantized as\n"
+                                      "the recipe says); needs --tokens, --text or\n"
+                                      "--generated; INT4/INT8 with --group-size or --per-row"},
     CLI_OPTIONS_END};
 
-static const cli_option *const tables[] = {method_opts, cli_gptq_opts, cli_qopts, cli_common_opts, NULL};
+static const cli_option *const tables[] = {method_opts, cli_data_opts, cli_gptq_opts, cli_qopts, cli_common_opts, NULL};
 
 static const char help_tail[] =
     "\n"
     "Embeddings, norms, biases and the LM head stay FP16 unless a rule or\n"
     "--include says otherwise. See zquant-quantize(1).\n";
 
-typedef struct { /* what the CLI needs before the library's options: the text to tokenize */
-    const char *calib_text, *tokenizer;
-} method_args;
-
-static int method_option(zq_quantize_opts *o, method_args *m, int c, const char *arg)
+/* The data options, checked against the method before any work. */
+static int take_data(zq_quantize_opts *o, const cli_data *d)
 {
-    long v;
-    int rc;
-    switch (c) {
-    case OPT_METHOD:
-        if (!strcmp(arg, "rtn") || !strcmp(arg, "gptq")) o->method = strcmp(arg, "gptq") ? ZQ_METHOD_RTN : ZQ_METHOD_GPTQ;
-        else return cli_usage("quantize", "--method must be rtn or gptq");
-        return 0;
-    case OPT_CALIB: o->calib = arg; return 0;
-    case OPT_CALIB_TEXT: m->calib_text = arg; return 0;
-    case OPT_TOKENIZER: m->tokenizer = arg; return 0;
-    case OPT_SAMPLES:
-        if (!(rc = cli_number("quantize", "--calib-samples", arg, 1, 1 << 20, &v))) o->calib_samples = (int)v;
-        return rc;
-    case OPT_SEQ:
-        if (!(rc = cli_number("quantize", "--seq-len", arg, 2, 1 << 20, &v))) o->seq_len = (int)v;
-        return rc;
-    }
-    return cli_gptq_option(&o->damp, &o->act_order, c, arg, "quantize");
+    int rc = cli_data_check(d, "quantize");
+    int gptq = o->method == ZQ_METHOD_GPTQ;
+    if (rc) return rc;
+    if (!gptq && (d->sources || d->samples || d->seq_len || o->act_order))
+        return cli_usage("quantize", "--tokens, --text, --generated, --samples, --seq-len and --act-order are for "
+                         "--method gptq (round to nearest needs no data)");
+    if (gptq && d->kind == CLI_DATA_RANDOM)
+        return cli_usage("quantize", "--method gptq takes --tokens, --text or --generated, not random ids");
+    if (gptq && !d->sources) return cli_usage("quantize", "--method gptq needs calibration data: --tokens FILE, --text FILE or --generated");
+    if (d->kind == CLI_DATA_TOKENS) o->calib = d->file;
+    o->calib_generated = d->kind == CLI_DATA_GENERATED;
+    if (d->samples) o->calib_samples = (int)d->samples;
+    if (d->seq_len) o->seq_len = (int)d->seq_len;
+    return 0;
 }
 
 int cmd_quantize(int argc, char **argv)
 {
     cli_qargs q;
     cli_qargs_init(&q);
-    method_args m = {NULL, NULL};
+    cli_data d = {0};
     int json = 0, quiet = 0, rc = 0, c;
     char *arg;
     cli_args args;
     cli_args_init(&args, "quantize", tables, argc, argv);
     while (rc == 0 && (c = cli_next(&args, &arg, &rc)) > 0) {
         int taken = cli_qargs_option(&q, c, arg, "quantize");
-        if (taken < 0) taken = method_option(&q.o, &m, c, arg);
+        if (taken < 0) taken = cli_data_option(&d, c, arg, "quantize");
+        if (taken < 0) taken = cli_gptq_option(&q.o.damp, &q.o.act_order, c, arg, "quantize");
+        if (taken < 0 && c == OPT_METHOD) {
+            if (!strcmp(arg, "rtn") || !strcmp(arg, "gptq")) q.o.method = strcmp(arg, "gptq") ? ZQ_METHOD_RTN : ZQ_METHOD_GPTQ;
+            else taken = cli_usage("quantize", "--method must be rtn or gptq");
+        }
         if (taken >= 0) {
             rc = taken;
             continue;
@@ -98,10 +87,7 @@ int cmd_quantize(int argc, char **argv)
     if (rc == 0 && !input) rc = cli_usage("quantize", args.noperands ? "exactly one INPUT expected" : "no INPUT given");
     if (rc == 0 && !q.o.output) rc = cli_usage("quantize", "no output given (-o OUT.zq)");
     int gptq = q.o.method == ZQ_METHOD_GPTQ;
-    if (rc == 0 && gptq && !!q.o.calib + !!m.calib_text != 1)
-        rc = cli_usage("quantize", "--method gptq needs calibration data: --calib FILE or --calib-text FILE");
-    if (rc == 0 && !gptq && (q.o.calib || m.calib_text || q.o.act_order))
-        rc = cli_usage("quantize", "--calib, --calib-text and --act-order are for --method gptq");
+    if (rc == 0) rc = take_data(&q.o, &d);
     cli_chain chain = {0};
     if (rc == 0) rc = cli_chain_begin(&q, "quantize", input, &chain);
     if (rc == 0) {
@@ -116,7 +102,7 @@ int cmd_quantize(int argc, char **argv)
         int32_t *ids = NULL;
         double t0 = cli_now();
         zq_status st = ZQ_OK;
-        if (m.calib_text) st = cli_tokenize_text(m.calib_text, m.tokenizer, input, NULL, &ids, &q.o.n_calib_ids, &err);
+        if (d.kind == CLI_DATA_TEXT) st = cli_tokenize_text(d.file, d.tokenizer, input, NULL, &ids, &q.o.n_calib_ids, &err);
         q.o.calib_ids = ids;
         if (st == ZQ_OK) st = zq_quantize(&q.o, &rep, &err);
         free(ids);

@@ -59,6 +59,47 @@ int cli_gptq_option(float *damp, int *act_order, int c, const char *arg, const c
     return -1;
 }
 
+const cli_option cli_data_opts[] = {
+    {OPT_TOKENS, 0, "tokens", "FILE", 0, "data: token ids (raw little-endian uint32, or .npy)"},
+    {OPT_TOKENS, 0, "calib", "FILE", 0, NULL},
+    {OPT_TOKENS, 0, "data", "FILE", 0, NULL},
+    {OPT_TEXT, 0, "text", "FILE", 0, "data: text (documents split by lines holding\n"
+                                     "<|endoftext|>), tokenized with the model's tokenizer"},
+    {OPT_TEXT, 0, "calib-text", "FILE", 0, NULL},
+    {OPT_TOKENIZER, 0, "tokenizer", "FILE", 0, "for --text (default: the one the model carries or\n"
+                                               "has beside it)"},
+    {OPT_GENERATED, 0, "generated", NULL, 0, "data: sequences sampled from the FP model itself\n"
+                                             "(temperature 1, from BOS; data-free)"},
+    {OPT_RANDOM, 0, "random-tokens", NULL, 0, "data: uniformly random ids (data-free)"},
+    {OPT_SAMPLES, 0, "samples", "N", 0, "sequences of data (gptq: 128; lkd: 64, that is\n"
+                                        "--batch 4 x 16 distinct batches)"},
+    {OPT_SAMPLES, 0, "calib-samples", "N", 0, NULL},
+    {OPT_SEQ_LEN, 0, "seq-len", "T", 0, "tokens per sequence (gptq: 256; lkd: 128)"},
+    CLI_OPTIONS_END};
+
+int cli_data_option(cli_data *d, int c, const char *arg, const char *cmd)
+{
+    switch (c) {
+    case OPT_TOKENS: d->kind = CLI_DATA_TOKENS, d->file = arg, d->sources++; return 0;
+    case OPT_TEXT: d->kind = CLI_DATA_TEXT, d->file = arg, d->sources++; return 0;
+    case OPT_GENERATED: d->kind = CLI_DATA_GENERATED, d->sources++; return 0;
+    case OPT_RANDOM: d->kind = CLI_DATA_RANDOM, d->sources++; return 0;
+    case OPT_TOKENIZER: d->tokenizer = arg; return 0;
+    case OPT_SAMPLES: return cli_number(cmd, "--samples", arg, 1, 1 << 20, &d->samples);
+    case OPT_SEQ_LEN: return cli_number(cmd, "--seq-len", arg, 2, 1 << 20, &d->seq_len);
+    }
+    return -1;
+}
+
+int cli_data_check(const cli_data *d, const char *cmd)
+{
+    if (d->sources > 1)
+        return cli_usage(cmd, "give one of --tokens, --text, --generated and --random-tokens (the data comes from one "
+                         "place)");
+    if (d->tokenizer && d->kind != CLI_DATA_TEXT) return cli_usage(cmd, "--tokenizer is for --text");
+    return 0;
+}
+
 const cli_option cli_common_opts[] = {
     {OPT_JSON, 0, "json", NULL, 0, "print the report as JSON on stdout"},
     {'q', 'q', "quiet", NULL, 0, "no progress bar, no summary"},

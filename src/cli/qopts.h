@@ -6,7 +6,8 @@
 #include "zquant/quantize.h"
 
 enum { OPT_GROUP_SIZE = 256, OPT_GROUPS, OPT_PER_ROW, OPT_PER_TENSOR, OPT_ASYM, OPT_SYM, OPT_RULE, OPT_INCLUDE,
-       OPT_EXCLUDE, OPT_ACT, OPT_COMPRESS, OPT_FOR, OPT_JSON, OPT_DAMP, OPT_ACT_ORDER, OPT_FIRST_FREE };
+       OPT_EXCLUDE, OPT_ACT, OPT_COMPRESS, OPT_FOR, OPT_JSON, OPT_DAMP, OPT_ACT_ORDER, OPT_TOKENS, OPT_TEXT,
+       OPT_TOKENIZER, OPT_GENERATED, OPT_RANDOM, OPT_SAMPLES, OPT_SEQ_LEN, OPT_FIRST_FREE };
 
 extern const cli_option cli_qopts[];       /* the quantization options */
 extern const cli_option cli_common_opts[]; /* --json, -q, -h, which close every long-running command's list */
@@ -14,6 +15,24 @@ extern const cli_option cli_gptq_opts[];   /* GPTQ's --damp and --act-order (qua
 /* Takes a cli_gptq_opts option: -1 when c is none of them; 0: taken; else
  * the usage error's exit code. */
 int cli_gptq_option(float *damp, int *act_order, int c, const char *arg, const char *cmd);
+
+/* The data GPTQ calibrates on and LKD distils on, one name per concept
+ * (eval's --tokens, --text and --tokenizer are the same): --tokens FILE,
+ * --text FILE, --generated, --random-tokens, --samples N, --seq-len T;
+ * the older --calib, --data, --calib-text and --calib-samples are synonyms. */
+typedef enum { CLI_DATA_NONE, CLI_DATA_TOKENS, CLI_DATA_TEXT, CLI_DATA_GENERATED, CLI_DATA_RANDOM } cli_data_kind;
+typedef struct {
+    cli_data_kind kind;
+    const char *file; /* TOKENS, TEXT */
+    const char *tokenizer;
+    int sources;           /* how many of --tokens, --text, --generated, --random-tokens were given */
+    long samples, seq_len; /* 0: not given */
+} cli_data;
+extern const cli_option cli_data_opts[];
+/* -1: not one of these options; 0: taken; else the usage error's exit code */
+int cli_data_option(cli_data *d, int c, const char *arg, const char *cmd);
+/* After parsing: 0, or the usage error's exit code (two sources named). */
+int cli_data_check(const cli_data *d, const char *cmd);
 
 typedef struct {
     zq_quantize_opts o;

@@ -6,6 +6,7 @@
 
 #include "base/files.h"
 #include "base/le.h"
+#include "base/utf8.h"
 #include "io/atomic.h"
 #include "zquant/tokenizer.h"
 
@@ -94,6 +95,17 @@ static zq_status npy_tokens(const char *path, const unsigned char *d, size_t len
     return ZQ_OK;
 }
 
+/* Every id of a real vocabulary is below 2^24, so a token file has a zero
+ * byte in each id; text has none. Its start (cut at a whole character) is
+ * checked, so a long text file costs nothing more. */
+static int looks_like_text(const char *d, size_t len)
+{
+    size_t n = len < 4096 ? len : 4096;
+    if (n < 4 || memchr(d, 0, n)) return 0;
+    while (n < len && n > 0 && ((unsigned char)d[n] & 0xC0) == 0x80) n--; /* back to a character's start */
+    return zq_utf8_valid(d, n);
+}
+
 zq_status zq_tokens_read(const char *path, int32_t **ids, size_t *n, zq_error *err)
 {
     char *d;
@@ -104,6 +116,9 @@ zq_status zq_tokens_read(const char *path, int32_t **ids, size_t *n, zq_error *e
     zq_status st = ZQ_OK;
     if (len >= 6 && memcmp(d, "\x93NUMPY", 6) == 0) {
         st = npy_tokens(path, (const unsigned char *)d, len, ids, n, err);
+    } else if (looks_like_text(d, len)) {
+        st = zq_fail(err, ZQ_ERR_DATA, "'%s': looks like text, not token ids: give it with --text (or tokenize it with "
+                     "zquant tokenize)", path);
     } else if (len % 4) {
         st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': %zu bytes is not a whole number of uint32 ids", path, len);
     } else {

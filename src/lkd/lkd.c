@@ -581,8 +581,8 @@ static void gptq_progress(void *ctx, const zq_lkd_progress *p)
  * quantized as the recipe says), one calibration sequence a batch. */
 zq_status zq_quantize_gptq(const zq_quantize_opts *q, zq_quantize_report *rep, zq_error *err)
 {
-    if (!q->calib == !q->calib_ids)
-        return zq_fail(err, ZQ_ERR_USAGE, "GPTQ needs calibration data: a token file or tokens, one of them");
+    if (!!q->calib + !!q->calib_ids + !!q->calib_generated != 1)
+        return zq_fail(err, ZQ_ERR_USAGE, "GPTQ needs calibration data: a token file, tokens or generated ones, one of them");
     if (q->calib_samples < 1 || q->seq_len < 2 || !(q->damp > 0) || q->damp > 1)
         return zq_fail(err, ZQ_ERR_USAGE, "GPTQ needs at least one sequence of 2 tokens and a damp in (0, 1]");
     zq_lkd_opts o;
@@ -599,6 +599,7 @@ zq_status zq_quantize_gptq(const zq_quantize_opts *q, zq_quantize_report *rep, z
     o.data = q->calib;
     o.data_ids = q->calib_ids;
     o.n_data_ids = q->n_calib_ids;
+    o.generated = q->calib_generated;
     o.damp = q->damp;
     o.act_order = q->act_order;
     gptq_progress_ctx ctx = {q};
