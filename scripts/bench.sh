@@ -11,6 +11,8 @@ echo "== eval"
 /usr/bin/python3 "$here/bench_eval.py" "$ZQ" "$(nproc)"
 echo "== lkd"
 /usr/bin/python3 "$here/bench_lkd.py" "$ZQ" "$(nproc)" 3
+echo "== lkd's defaults against their goals (KL and time, the bundled model)"
+/usr/bin/python3 "$here/lkd_defaults.py" "$ZQ" build/lkd-defaults 3
 echo "== export"
 /usr/bin/python3 "$here/bench_export.py" "$ZQ" "${ZQ_BENCH_RUNS:-5}"
 echo "== gptq"

@@ -76,7 +76,10 @@ def main(zq, threads=2, steps=3):
     pt = torch_step_seconds(threads, steps)
     out = subprocess.run([zq, "lkd", MODEL, "-o", os.path.join("build", "bench", "lkd.zq"), "--force", "-p", "w4/8a8",
                           "--steps", str(steps), "--batch", str(B), "--seq-len", str(T), "--data-batches", "1",
-                          "-t", str(threads), "--json"], check=True, capture_output=True, text=True).stdout
+                          "-t", str(threads), "--json",
+                          # the step PyTorch's mirrors: FP inputs, no learned clipping, data that needs no generating
+                          "--input", "fp", "--no-learn-clip", "--random-tokens"],
+                         check=True, capture_output=True, text=True).stdout
     layer = json.loads(out)["layers"][0]
     zt = layer["seconds"] / layer["steps"]
     print(f"one GPT-2-medium block, batch {B}, seq {T}, w4/8a8, {threads} threads, {steps} steps")

@@ -33,7 +33,8 @@ def case(zq, model, ranges, steps, threads):
     out = os.path.join("build", "bench", "lkdpar")
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
-    opts = ["-p", "w4/8a8", "--steps", str(steps), "-t", str(threads), "-q"]
+    # blocks apart see FP inputs (lkd's default, the quantized prefix's, is serial)
+    opts = ["-p", "w4/8a8", "--steps", str(steps), "-t", str(threads), "-q", "--input", "fp"]
     serial = os.path.join(out, "serial.zq")
     t0 = time.perf_counter()
     rss1 = finish(start([zq, "lkd", model, "-o", serial] + opts))

@@ -25,9 +25,14 @@ BENCH = os.path.join("build", "bench")
 
 def lkd_step(build, seq):
     model = os.path.join(BENCH, "gpt2-medium-1block")
-    out = subprocess.run([os.path.join(build, "zquant"), "lkd", model, "-o", os.path.join(BENCH, "versus.zq"), "--force",
+    zq = os.path.join(build, "zquant")
+    # the same step in both builds: a build whose defaults learn clipping (and
+    # generate data, and take quantized inputs) is asked for the older ones
+    newer = "no-learn-clip" in subprocess.run([zq, "lkd", "--help"], capture_output=True, text=True).stdout
+    same = ["--no-learn-clip", "--random-tokens", "--input", "fp"] if newer else []
+    out = subprocess.run([zq, "lkd", model, "-o", os.path.join(BENCH, "versus.zq"), "--force",
                           "-p", "w4/8a8", "--steps", "3", "--batch", "4", "--seq-len", str(seq), "--data-batches", "1",
-                          "--json"], check=True, capture_output=True, text=True).stdout
+                          "--json"] + same, check=True, capture_output=True, text=True).stdout
     layer = json.loads(out)["layers"][0]
     return layer["seconds"] / layer["steps"]
 

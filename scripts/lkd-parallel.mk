@@ -15,6 +15,10 @@
 # WORK      the shared work directory (default OUT.work); kept afterwards, so a
 #           rerun after a failure distils only what is missing
 #
+# Blocks distilled apart see the FP model's activations (--input fp, given
+# last, over whatever LKD_OPTS says): with lkd's default, the quantized
+# prefix's, block k would wait for blocks 0..k-1 (MPI ranks are the parallel
+# form of that default: they share each batch instead).
 # Each process computes the FP model's activations through the blocks before
 # its range itself (one forward pass of those blocks over the data batches),
 # which costs far less than distilling them (--steps forward and backward
@@ -31,9 +35,9 @@ $(error OUT is not set: the .zq file to write)
 endif
 
 $(OUT): $(RANGES:%=$(WORK)/%.done)
-	$(ZQUANT) lkd $(MODEL) --work $(WORK) -o $@ $(LKD_OPTS) --force
+	$(ZQUANT) lkd $(MODEL) --work $(WORK) -o $@ $(LKD_OPTS) --input fp --force
 
 $(WORK)/%.done:
 	@mkdir -p $(WORK)
-	$(ZQUANT) lkd $(MODEL) --work $(WORK) --layers $* $(LKD_OPTS) --quiet
+	$(ZQUANT) lkd $(MODEL) --work $(WORK) --layers $* $(LKD_OPTS) --input fp --quiet
 	@touch $@

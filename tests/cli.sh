@@ -234,12 +234,21 @@ echo '{"model": {"type": "WordPiece", "vocab": {}}}' >"$TMP/wp.json"
 expect "tokenize/unsupported-model" 3 "$ZQ" tokenize "$REAL/stories.txt" --tokenizer "$TMP/wp.json" -o "$TMP/wp.bin"
 # --- lkd ----------------------------------------------------------------------------
 M=data/models/stories260K
+# loss_drops NAME FACTOR: every block's loss fell by FACTOR in $TMP/lkd.json
+loss_drops() {
+    local n
+    n=$(grep -c '"loss_end"' "$TMP/lkd.json")
+    awk -v f="$2" '/"loss_start"/ { gsub(/[,\t ]/, ""); split($0, a, ":"); s = a[2] }
+         /"loss_end"/ { gsub(/[,\t ]/, ""); split($0, a, ":"); if (!(a[2] < s / f)) bad = 1 }
+         END { exit bad }' "$TMP/lkd.json" && [ "$n" -eq 5 ] && ok "$1" ||
+        fail "$1" "$(head -c 400 "$TMP/lkd.json") $(head -c 200 "$TMP/err")"
+}
+# FP inputs: the loss is the block's own error, which tuning removes
+"$ZQ" lkd $M -o "$TMP/lkd-fp.zq" -p w4/8a8 --steps 40 --input fp --json >"$TMP/lkd.json" 2>"$TMP/err"
+loss_drops lkd/every-block-loss-drops 1.5
+# the defaults (quantized inputs): part of it is the prefix's error, which one block cannot undo
 "$ZQ" lkd $M -o "$TMP/lkd.zq" -p w4/8a8 --steps 40 --json >"$TMP/lkd.json" 2>"$TMP/err"
-n_layers=$(grep -c '"loss_end"' "$TMP/lkd.json")
-awk '/"loss_start"/ { gsub(/[,\t ]/, ""); split($0, a, ":"); s = a[2] }
-     /"loss_end"/ { gsub(/[,\t ]/, ""); split($0, a, ":"); if (!(a[2] < s / 1.5)) bad = 1 }
-     END { exit bad }' "$TMP/lkd.json" && [ "$n_layers" -eq 5 ] && ok "lkd/every-block-loss-drops" ||
-    fail "lkd/every-block-loss-drops" "$(head -c 400 "$TMP/lkd.json") $(head -c 200 "$TMP/err")"
+loss_drops lkd/defaults-every-block-loss-drops 1.2
 [ ! -e "$TMP/lkd.zq.lkd" ] && ok "lkd/workdir-removed" || fail "lkd/workdir-removed"
 expect "lkd/verify" 0 "$ZQ" verify "$TMP/lkd.zq"
 "$ZQ" eval "$TMP/lkd.zq" --tokens "$REAL/tokens.bin" --reference $M --json >"$TMP/el.json"
@@ -285,23 +294,23 @@ expect "lkd/data-outside-vocab" 7 "$ZQ" lkd $M -o "$TMP/x.zq" --data "$TMP/oov.b
 expect "lkd/exists" 8 "$ZQ" lkd $M -o "$TMP/lkd.zq" --steps 1
 [ ! -e "$TMP/x.zq" ] && ok "lkd/no-output-on-error" || fail "lkd/no-output-on-error"
 
-# --- LKD across processes: one work directory, blocks in parallel --------------------
-"$ZQ" lkd $M -o "$TMP/serial.zq" -p w4/8a8 --steps 5 -q
+# --- LKD across processes: one work directory, blocks in parallel (--input fp) ------
+"$ZQ" lkd $M -o "$TMP/serial.zq" -p w4/8a8 --steps 5 --input fp -q
 make -s -f scripts/lkd-parallel.mk -j2 ZQUANT="$ZQ" MODEL=$M OUT="$TMP/par.zq" RANGES="0-2 3-4" \
     LKD_OPTS="-p w4/8a8 --steps 5" >/dev/null 2>"$TMP/err"
 cmp -s "$TMP/serial.zq" "$TMP/par.zq" && ok "lkd-parallel/make-j2-same-bytes" || fail "lkd-parallel/make-j2-same-bytes" "$(head -c 300 "$TMP/err")"
-( "$ZQ" lkd $M --work "$TMP/ov" --layers 0-3 -p w4/8a8 --steps 5 -q &
-  "$ZQ" lkd $M --work "$TMP/ov" --layers 2-4 -p w4/8a8 --steps 5 -q; wait ) 2>"$TMP/err"
-"$ZQ" lkd $M --work "$TMP/ov" -o "$TMP/ov.zq" -p w4/8a8 --steps 5 -q 2>>"$TMP/err"
+( "$ZQ" lkd $M --work "$TMP/ov" --layers 0-3 -p w4/8a8 --steps 5 --input fp -q &
+  "$ZQ" lkd $M --work "$TMP/ov" --layers 2-4 -p w4/8a8 --steps 5 --input fp -q; wait ) 2>"$TMP/err"
+"$ZQ" lkd $M --work "$TMP/ov" -o "$TMP/ov.zq" -p w4/8a8 --steps 5 --input fp -q 2>>"$TMP/err"
 cmp -s "$TMP/serial.zq" "$TMP/ov.zq" && ok "lkd-parallel/overlapping-ranges-same-bytes" || fail "lkd-parallel/overlapping-ranges-same-bytes" "$(head -c 300 "$TMP/err")"
-"$ZQ" lkd $M --work "$TMP/part" --layers 1,3 -p w4/8a8 --steps 5 -q
-"$ZQ" lkd $M --work "$TMP/part" -o "$TMP/part.zq" -p w4/8a8 --steps 5 >"$TMP/out" 2>"$TMP/err"
+"$ZQ" lkd $M --work "$TMP/part" --layers 1,3 -p w4/8a8 --steps 5 --input fp -q
+"$ZQ" lkd $M --work "$TMP/part" -o "$TMP/part.zq" -p w4/8a8 --steps 5 --input fp >"$TMP/out" 2>"$TMP/err"
 rc=$?
 [ "$rc" -eq 2 ] && grep -q "blocks 0, 2, 4 not distilled there yet" "$TMP/err" && [ ! -e "$TMP/part.zq" ] &&
     ok "lkd-parallel/assemble-names-missing" || fail "lkd-parallel/assemble-names-missing" "exit $rc: $(head -c 300 "$TMP/err")"
-"$ZQ" lkd $M --work "$TMP/part" --layers 0-4 -p w4/8a8 --steps 6 -q >"$TMP/out" 2>"$TMP/err"
+"$ZQ" lkd $M --work "$TMP/part" --layers 0-4 -p w4/8a8 --steps 6 --input fp -q >"$TMP/out" 2>"$TMP/err"
 rc=$?
-[ "$rc" -eq 2 ] && grep -q "or with other options" "$TMP/err" &&
+[ "$rc" -eq 2 ] && grep -q "made with steps 5, this run has 6" "$TMP/err" &&
     ok "lkd-parallel/other-options-refused" || fail "lkd-parallel/other-options-refused" "exit $rc: $(head -c 300 "$TMP/err")"
 for cmd in eval generate bench tokenize lkd export; do
     "$ZQ" "$cmd" --help >"$TMP/h" 2>&1 && grep -q "^usage: zquant $cmd" "$TMP/h" && ok "help/$cmd" || fail "help/$cmd"

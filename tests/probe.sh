@@ -118,7 +118,7 @@ check lkd-work/assemble-with-other-weights-refused '[ "$rc" -eq 2 ] && one_line 
 "$ZQ" lkd $M --work "$TMP/wd" --data "$TMP/d.bin" --layers 0 "${L[@]}"
 head -c 4000 "$TMP/d.bin" >"$TMP/d2.bin" && mv "$TMP/d2.bin" "$TMP/d.bin" # other tokens, same path
 run "$ZQ" lkd $M --work "$TMP/wd" --data "$TMP/d.bin" --layers 0 -o "$TMP/wd.zq" "${L[@]}"
-check lkd-work/other-data-refused '[ "$rc" -eq 2 ] && one_line && grep -q "another checkpoint or data" "$TMP/err"'
+check lkd-work/other-data-refused '[ "$rc" -eq 2 ] && one_line && grep -q "made from other data" "$TMP/err"'
 # results do not depend on the thread count, so neither does a work directory
 "$ZQ" lkd $M -o "$TMP/t1.zq" "${L[@]}" --layers 0-1
 "$ZQ" lkd $M --work "$TMP/wt" "${L[@]}" --layers 0-1

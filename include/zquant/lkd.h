@@ -36,22 +36,23 @@ typedef struct {
     zq_quantize_opts q;     /* input, output, recipe, threads, force, compression */
     const char *layers;     /* "0-5,8", "all" or NULL (all) */
     int steps;              /* per layer (default 100) */
-    float lr;               /* Adam's learning rate (default 1e-4) */
-    int lr_cosine;          /* decay it (and clip_lr) to 0 over the steps along a half cosine */
+    float lr;               /* Adam's learning rate (default 3e-4) */
+    int lr_cosine;          /* decay it (and clip_lr) to 0 over the steps along a half cosine (the default) */
     float weight_decay;     /* decoupled, on weights only (default 0.01) */
     int batch, seq_len;     /* sequences per step and their length (4, 128) */
     int data_batches;       /* distinct batches, cycled over the steps (16) */
     const char *data;       /* token file; NULL: uniformly random tokens */
     const int32_t *data_ids; /* or the tokens themselves (n_data_ids of them) */
-    int generated;          /* or (neither given) sequences sampled from the FP model itself */
+    int generated;          /* or (neither given) sequences sampled from the FP model itself (the default);
+                               0: uniformly random ids */
     size_t n_data_ids;
     zq_lkd_init init;       /* ZQ_INIT_GPTQ needs input_quantized */
     float damp;             /* GPTQ: fraction of the Hessian's mean diagonal added (0.01) */
     int act_order;          /* GPTQ: columns in decreasing Hessian diagonal order */
-    int learn_clip;         /* also train a multiplier of every group's scale */
+    int learn_clip;         /* also train a multiplier of every group's scale (the default) */
     float clip_lr;          /* its learning rate (default 1e-3) */
     uint64_t seed;
-    int input_quantized;    /* feed block k the quantized prefix's output */
+    int input_quantized;    /* feed block k the quantized prefix's output (the default); 0: the FP model's */
     int train_norms;        /* also tune the block's biases and norms */
     int resume;
     /* A work directory shared by several processes (make -j, hosts on one

@@ -23,27 +23,31 @@ static const char help_head[] =
     "and every quantize option; the options:\n";
 
 enum { OPT_LAYERS = OPT_FIRST_FREE, OPT_STEPS, OPT_LR, OPT_WD, OPT_BATCH, OPT_DATA_BATCHES, OPT_SEED, OPT_INPUT,
-       OPT_RESUME, OPT_TRAIN_NORMS, OPT_WORK, OPT_INIT, OPT_LEARN_CLIP, OPT_CLIP_LR, OPT_SCHEDULE };
+       OPT_RESUME, OPT_TRAIN_NORMS, OPT_WORK, OPT_INIT, OPT_LEARN_CLIP, OPT_NO_LEARN_CLIP, OPT_CLIP_LR,
+       OPT_SCHEDULE };
 
 static const cli_option lkd_opts[] = {
     {OPT_LAYERS, 0, "layers", "LIST", 0, "blocks to distil: 0-5,8 or all (default all)"},
     {OPT_STEPS, 0, "steps", "N", 0, "Adam steps per block (default 100)"},
-    {OPT_LR, 0, "lr", "X", 0, "learning rate (default 1e-4)"},
-    {OPT_SCHEDULE, 0, "lr-schedule", "S", 0, "constant (default) or cosine (decays to 0 over the\n"
-                                             "steps; with more steps and data it helps: README)"},
+    {OPT_LR, 0, "lr", "X", 0, "learning rate (default 3e-4)"},
+    {OPT_SCHEDULE, 0, "lr-schedule", "S", 0, "cosine (default: decays to 0 over the steps along a\n"
+                                             "half cosine) or constant"},
     {OPT_WD, 0, "weight-decay", "X", 0, "decoupled weight decay on weights (default 0.01)"},
     {OPT_BATCH, 0, "batch", "B", 0, "sequences per step (default 4)"},
     {OPT_DATA_BATCHES, 0, "data-batches", "N", 0, "distinct batches, cycled over the steps (default 16;\n"
                                                   "--samples N says N / --batch)"},
     {OPT_SEED, 0, "seed", "S", 0, "seed for random or generated tokens (default 1)"},
-    {OPT_INPUT, 0, "input", "MODE", 0, "fp (default: block k sees the FP model's activations)\n"
-                                       "or quantized (it sees the quantized prefix's)"},
+    {OPT_INPUT, 0, "input", "MODE", 0, "quantized (default: block k sees the quantized\n"
+                                       "prefix's activations) or fp (the FP model's; blocks\n"
+                                       "are then independent, for parallel --work processes)"},
     {OPT_TRAIN_NORMS, 0, "train-norms", NULL, 0, "also tune the block's biases and norms (no decay)"},
     {OPT_INIT, 0, "init", "M", 0, "where each block starts: rtn (round to nearest, the\n"
                                   "default) or gptq (GPTQ on the same data, see\n"
                                   "quantize --method gptq; its scales stay fixed)"},
     {OPT_LEARN_CLIP, 0, "learn-clip", NULL, 0, "also train a multiplier of every group's scale\n"
-                                               "(learned clipping; the trained scales are written)"},
+                                               "(learned clipping, the default; the trained scales\n"
+                                               "are written)"},
+    {OPT_NO_LEARN_CLIP, 0, "no-learn-clip", NULL, 0, "keep round to nearest's scales"},
     {OPT_CLIP_LR, 0, "clip-lr", "X", 0, "its learning rate (default 1e-3)"},
     {OPT_RESUME, 0, "resume", NULL, 0, "continue a killed run from OUT.zq.lkd/"},
     {OPT_WORK, 0, "work", "DIR", 0, "a work directory processes share (make -j, hosts on\n"
@@ -261,6 +265,7 @@ int cmd_lkd(int argc, char **argv)
             else rc = cli_usage("lkd", "--init must be rtn or gptq");
             break;
         case OPT_LEARN_CLIP: o.learn_clip = 1; break;
+        case OPT_NO_LEARN_CLIP: o.learn_clip = 0; break;
         case OPT_SCHEDULE:
             if (!strcmp(optarg, "constant") || !strcmp(optarg, "cosine")) o.lr_cosine = !strcmp(optarg, "cosine");
             else rc = cli_usage("lkd", "--lr-schedule must be constant or cosine");

@@ -69,7 +69,7 @@ const cli_option cli_data_opts[] = {
     {OPT_TOKENIZER, 0, "tokenizer", "FILE", 0, "for --text (default: the one the model carries or\n"
                                                "has beside it)"},
     {OPT_GENERATED, 0, "generated", NULL, 0, "data: sequences sampled from the FP model itself\n"
-                                             "(temperature 1, from BOS; data-free)"},
+                                             "(temperature 1, from BOS; data-free; lkd's default)"},
     {OPT_RANDOM, 0, "random-tokens", NULL, 0, "data: uniformly random ids (data-free)"},
     {OPT_SAMPLES, 0, "samples", "N", 0, "sequences of data (gptq: 128; lkd: 64, that is\n"
                                         "--batch 4 x 16 distinct batches)"},

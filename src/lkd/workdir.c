@@ -65,6 +65,29 @@ static int file_crc(const char *path, uint64_t bytes, uint32_t *crc)
     return zq_file_crc32c(path, crc, &got, &ignore) == ZQ_OK && got == bytes;
 }
 
+/* What differs between a work file's signature and this run's, for the
+ * message: the first key whose value differs, and a way out. */
+static void name_difference(const char *there, const char *here, char *buf, size_t size)
+{
+    cJSON *a = cJSON_Parse(there), *b = cJSON_Parse(here), *it;
+    snprintf(buf, size, "made from another checkpoint or data, or with other options");
+    cJSON_ArrayForEach(it, b) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(a, it->string);
+        if (o && cJSON_Compare(o, it, 1)) continue;
+        char *va = o ? cJSON_PrintUnformatted(o) : NULL, *vb = cJSON_PrintUnformatted(it);
+        if (!strcmp(it->string, "model_crc32c")) snprintf(buf, size, "made from another checkpoint");
+        else if (!strncmp(it->string, "data", 4)) snprintf(buf, size, "made from other data (%s differs)", it->string);
+        else if (!strcmp(it->string, "layers"))
+            snprintf(buf, size, "made with --layers %s, this run has %s: with --input quantized (the default) a block's "
+                     "inputs come through the blocks before it, so every process sharing a work directory lists the "
+                     "same blocks (give --input fp to distil blocks in parallel processes)", va ? va : "?", vb ? vb : "?");
+        else snprintf(buf, size, "made with %s %s, this run has %s", it->string, va ? va : "(none)", vb ? vb : "?");
+        free(va), free(vb);
+        break;
+    }
+    cJSON_Delete(a), cJSON_Delete(b);
+}
+
 zq_status zq_lkd_block_done(const workdir *w, int layer, int *done, int *damaged, zq_error *err)
 {
     *done = *damaged = 0;
@@ -89,10 +112,12 @@ zq_status zq_lkd_block_done(const workdir *w, int layer, int *done, int *damaged
     const cJSON *pcrc = cJSON_GetObjectItemCaseSensitive(j, "patch_crc32c");
     if (cJSON_IsString(sig) && cJSON_IsNumber(l) && l->valueint == layer && cJSON_IsNumber(bytes) && cJSON_IsNumber(pcrc)) {
         uint32_t c;
-        if (strcmp(sig->valuestring, w->signature) != 0)
-            st = zq_fail(err, ZQ_ERR_USAGE, "'%s': made from another checkpoint or data, or with other options (a work directory "
-                         "is resumed or shared with the same ones; rerun without --resume, or give another --work, to start "
-                         "over)", path);
+        char why[512];
+        if (strcmp(sig->valuestring, w->signature) != 0) {
+            name_difference(sig->valuestring, w->signature, why, sizeof why);
+            st = zq_fail(err, ZQ_ERR_USAGE, "'%s': %s (a work directory is resumed or shared with the same options; rerun "
+                         "without --resume, or give another --work, to start over)", path, why);
+        }
         else if (file_crc(patch, (uint64_t)bytes->valuedouble, &c) && c == (uint32_t)pcrc->valuedouble)
             *done = 1;
     }
