@@ -10,7 +10,7 @@ export ZQ_BUILD=$BUILD
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}allocator_may_return_null=1
 total_pass=0
 total_fail=0
-for suite in "$BUILD/unit_tests" "tests/cli.sh" "tests/hostile.sh" "tests/probe.sh" "tests/export.sh" "tests/standalone.sh" "tests/int4.sh" "tests/packed.sh" "tests/mpi.sh" "tests/determinism.sh" "tests/fuzz.sh"; do
+for suite in "$BUILD/unit_tests" "tests/cli.sh" "tests/hostile.sh" "tests/probe.sh" "tests/export.sh" "tests/standalone.sh" "tests/frontdoor.sh" "tests/int4.sh" "tests/packed.sh" "tests/mpi.sh" "tests/determinism.sh" "tests/fuzz.sh"; do
     out=$("$suite" 2>&1)
     rc=$?
     printf '%s\n' "$out" | sed '$d'

@@ -26,6 +26,8 @@ typedef struct {
     double loss, seconds; /* the layer's distillation so far */
 } zq_lkd_progress;
 
+struct zq_lkd_layer; /* below: a distilled block's report */
+
 /* Where each block's quantized weights start before distillation. */
 typedef enum {
     ZQ_INIT_RTN = 0, /* round to nearest (the quantize default) */
@@ -78,6 +80,9 @@ typedef struct {
     void (*max_f32)(void *ctx, float *buf, size_t n);
     void *reduce_ctx;
     void (*progress)(void *ctx, const zq_lkd_progress *p);
+    /* with progress_ctx, as each block's distillation ends (its report's
+     * entry, whole); may be NULL */
+    void (*layer_done)(void *ctx, const struct zq_lkd_layer *l);
     void *progress_ctx;
 } zq_lkd_opts;
 
@@ -86,7 +91,7 @@ void zq_lkd_opts_init(zq_lkd_opts *o);
  * memory runs out): processes of one job compare it. */
 char *zq_lkd_options_signature(const zq_lkd_opts *o);
 
-typedef struct {
+typedef struct zq_lkd_layer {
     int index, steps;
     double seconds, loss_start, loss_end; /* loss: mean squared error over the data */
     double *curve; /* each step's loss on its batch (steps values); malloc'd, freed with the report */

@@ -53,6 +53,7 @@ typedef struct {
     size_t ninclude;
     const char *const *exclude; /* keep these in FP16 */
     size_t nexclude;
+    int allow_unmatched; /* a rule, include or exclude matching no tensor is not an error */
     int threads; /* <= 0: all cores */
     int force;
     int zstd_level; /* 0: no compression */
@@ -90,6 +91,11 @@ typedef struct {
 zq_status zq_quantize(const zq_quantize_opts *o, zq_quantize_report *report, zq_error *err);
 /* The same from an open source (o->input is then ignored). */
 zq_status zq_quantize_source(const zq_quantize_opts *o, zq_source *src, zq_quantize_report *report, zq_error *err);
+/* How o would store every tensor of src, in its order (*plan malloc'd,
+ * zq_source_count entries; names are src's, sections absent), and the
+ * activation scheme it records: the plan quantize --dry-run prints. */
+zq_status zq_quantize_plan_source(const zq_quantize_opts *o, zq_source *src, zq_tensor **plan, zq_act_mode *act,
+                                  zq_error *err);
 /* How o would store one tensor, and the activation scheme it records. */
 zq_status zq_quantize_plan(const zq_quantize_opts *o, const zq_model *model, const zq_tensor_info *info,
                            zq_qspec *spec, zq_act_mode *act, zq_error *err);

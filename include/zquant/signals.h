@@ -11,6 +11,9 @@ extern "C" {
 #endif
 
 void zq_install_signal_cleanup(void);
+/* A line (copied; NULL: none) the handler of SIGINT, SIGTERM or SIGHUP
+ * prints before the process dies: what was kept and how to go on. */
+void zq_signal_note(const char *line);
 
 #ifdef __cplusplus
 }

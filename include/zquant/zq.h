@@ -66,6 +66,11 @@ typedef struct {
     zq_section sec[ZQ_SEC_COUNT];
 } zq_tensor;
 
+/* Elements of t (its shape's product), and the bytes its sections hold
+ * once decompressed (codes, scales and mins; or FP16 data). */
+uint64_t zq_tensor_numel(const zq_tensor *t);
+uint64_t zq_tensor_bytes(const zq_tensor *t);
+
 /* A file of the model folder carried inside the .zq (a tokenizer, the
  * generation config), stored raw at offset, 64-byte aligned. */
 typedef struct {

@@ -41,7 +41,8 @@ double cli_now(void)
 
 void cli_progress_init(cli_progress *p, const char *label, int quiet, int bytes)
 {
-    p->enabled = !quiet && isatty(STDERR_FILENO);
+    p->enabled = !quiet;
+    p->tty = isatty(STDERR_FILENO);
     p->bytes = bytes;
     p->start = p->last = cli_now();
     p->label = label;
@@ -52,7 +53,7 @@ void cli_progress_update(void *ctx, uint64_t done, uint64_t total, const char *i
     cli_progress *p = ctx;
     if (!p->enabled) return;
     double now = cli_now();
-    if (now - p->last < 0.1 && done < total) return;
+    if (now - p->last < (p->tty ? 0.1 : CLI_PLAIN_EVERY) && (done < total || !p->tty)) return;
     p->last = now;
     if (done > total) done = total;
     double frac = total ? (double)done / (double)total : 1.0;
@@ -64,13 +65,14 @@ void cli_progress_update(void *ctx, uint64_t done, uint64_t total, const char *i
     char amount[48];
     if (p->bytes) snprintf(amount, sizeof amount, "%5.2f GB/s", rate);
     else snprintf(amount, sizeof amount, "%llu/%llu", (unsigned long long)done, (unsigned long long)total);
-    fprintf(stderr, "\r%s [%s] %3d%% %s %-40.40s", p->label, bar, (int)(frac * 100), amount, item ? item : "");
+    if (p->tty) fprintf(stderr, "\r%s [%s] %3d%% %s %-40.40s", p->label, bar, (int)(frac * 100), amount, item ? item : "");
+    else fprintf(stderr, "%s: %d%% %s %s\n", p->label, (int)(frac * 100), amount, item ? item : "");
     fflush(stderr);
 }
 
 void cli_progress_end(cli_progress *p)
 {
-    if (p->enabled) fprintf(stderr, "\r%*s\r", 100, "");
+    if (p->enabled && p->tty) fprintf(stderr, "\r%*s\r", 100, "");
 }
 
 int cli_parse_long(const char *s, long lo, long hi, long *out)
@@ -161,4 +163,13 @@ void cli_size_ratio(uint64_t size, uint64_t fp16, char *buf, size_t n)
     if (!size || !fp16) snprintf(buf, n, "no FP16 size to compare");
     else if (size <= fp16) snprintf(buf, n, "%.2fx smaller than FP16", (double)fp16 / (double)size);
     else snprintf(buf, n, "%.2fx larger than FP16", (double)size / (double)fp16);
+}
+
+void cli_group_label(const zq_tensor *t, char *buf, size_t size)
+{
+    if (!zq_qspec_quantized(&t->spec)) snprintf(buf, size, "-");
+    else if (t->grid.group_rows == 1 && t->grid.group_cols >= t->grid.cols) snprintf(buf, size, "row");
+    else if (t->grid.group_rows == 1) snprintf(buf, size, "g%llu", (unsigned long long)t->grid.group_cols);
+    else if (t->grid.row_groups == 1) snprintf(buf, size, "tensor");
+    else snprintf(buf, size, "blocks%llu", (unsigned long long)t->grid.row_groups);
 }

@@ -8,6 +8,8 @@
 
 #include "zquant/error.h"
 #include "zquant/tokenizer.h"
+#include "zquant/quantize.h"
+#include "zquant/zq.h"
 
 /* Exit codes are the zq_status values; zquant(1) lists them. */
 
@@ -27,9 +29,11 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_lkd(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 
-/* A progress bar on stderr, drawn only when stderr is a terminal. */
+/* Progress on stderr: a bar redrawn on a terminal; elsewhere (a pipe, a
+ * log file) a plain line every CLI_PLAIN_EVERY seconds. */
+#define CLI_PLAIN_EVERY 10.0
 typedef struct {
-    int enabled;
+    int enabled, tty;
     int bytes; /* counts are bytes: show a rate; else show done/total */
     double start, last;
     const char *label;
@@ -76,6 +80,13 @@ zq_status cli_tokenize_text(const char *text, const char *tokenizer, const char 
 /* "2.08x smaller than FP16", or "1.72x larger than FP16" (a file of
  * small tensors, say, whose scales cost more than they save). */
 void cli_size_ratio(uint64_t size, uint64_t fp16, char *buf, size_t n);
+
+/* A tensor's grouping as inspect shows it: "-", "row", "g128", "tensor", "blocks64". */
+void cli_group_label(const zq_tensor *t, char *buf, size_t size);
+
+/* The tensors of the checkpoint INPUT as o would store them, on stdout
+ * (quantize --dry-run, inspect MODEL_DIR); the exit code. */
+int cli_print_plan(const zq_quantize_opts *o, const char *input, int json);
 
 int cli_parse_long(const char *s, long lo, long hi, long *out);
 /* A plain decimal number >= 0 ("0.01", "1e-4"; no sign, no spaces, finite);

@@ -9,12 +9,15 @@
 #include "zquant/zq.h"
 
 static const char help[] =
-    "usage: zquant inspect FILE.zq|FILE.gguf|CT_DIR [--json]\n"
+    "usage: zquant inspect FILE.zq|FILE.gguf|CT_DIR|MODEL_DIR [--json]\n"
     "\n"
     "Lists every tensor of a .zq file (name, shape, kind, bits, group, stored\n"
-    "bytes, relative RMSE of its quantization) and the totals against FP16; of\n"
-    "a GGUF file or a compressed-tensors folder (zquant export's outputs), each\n"
-    "tensor as stored: name, type, shape, bytes.\n"
+    "bytes, relative RMSE of its quantization), its recipe and the files it\n"
+    "carries, and the totals against FP16; of a GGUF file or a\n"
+    "compressed-tensors folder (zquant export's outputs), each tensor as\n"
+    "stored: name, type, shape, bytes; of an FP checkpoint (a model folder, a\n"
+    ".safetensors or .h5 file), each tensor and how zquant quantize's defaults\n"
+    "would store it (quantize --dry-run shows it for other options).\n"
     "\n"
     "      --json      machine-readable output on stdout\n"
     "  -h, --help      this help\n";
@@ -24,22 +27,6 @@ static uint64_t stored_bytes(const zq_tensor *t)
     uint64_t n = 0;
     for (int k = 0; k < ZQ_SEC_COUNT; k++) n += t->sec[k].present ? t->sec[k].length : 0;
     return n;
-}
-
-static uint64_t numel(const zq_tensor *t)
-{
-    uint64_t n = 1;
-    for (int d = 0; d < t->ndim; d++) n *= (uint64_t)t->shape[d];
-    return n;
-}
-
-static void group_label(const zq_tensor *t, char *buf, size_t size)
-{
-    if (!zq_qspec_quantized(&t->spec)) snprintf(buf, size, "-");
-    else if (t->grid.group_rows == 1 && t->grid.group_cols >= t->grid.cols) snprintf(buf, size, "row");
-    else if (t->grid.group_rows == 1) snprintf(buf, size, "g%llu", (unsigned long long)t->grid.group_cols);
-    else if (t->grid.row_groups == 1) snprintf(buf, size, "tensor");
-    else snprintf(buf, size, "blocks%llu", (unsigned long long)t->grid.row_groups);
 }
 
 static const char *kind(const zq_tensor *t) { return zq_format_get(t->spec.format)->name; }
@@ -144,7 +131,7 @@ static void print_table(const zq_file *f, uint64_t fp16)
         for (int d = 0; d < t->ndim && at < sizeof shape; d++)
             at += (size_t)snprintf(shape + at, sizeof shape - at, d ? "x%lld" : "%lld", (long long)t->shape[d]);
         if (t->ndim == 0) snprintf(shape, sizeof shape, "scalar");
-        group_label(t, group, sizeof group);
+        cli_group_label(t, group, sizeof group);
         int q = zq_qspec_quantized(&t->spec);
         char rel[32] = "-";
         if (q) snprintf(rel, sizeof rel, "%.6f", t->rel_rmse);
@@ -209,13 +196,22 @@ int cmd_inspect(int argc, char **argv)
     if (rc >= 0) return rc;
     size_t len = strlen(path);
     struct stat sb;
-    if ((len > 5 && !strcmp(path + len - 5, ".gguf")) || (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)))
+    if (len > 5 && !strcmp(path + len - 5, ".gguf")) return inspect_export(path, json);
+    zq_quantize_opts defaults;
+    zq_quantize_opts_init(&defaults);
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        zq_stored_listing l;
+        zq_error err = {0};
+        if (zq_list_stored(path, &l, &err) != ZQ_OK) return cli_print_plan(&defaults, path, json); /* an FP checkpoint */
+        zq_stored_listing_free(&l);
         return inspect_export(path, json);
+    }
+    if (stat(path, &sb) == 0 && !zq_is_zq_file(path)) return cli_print_plan(&defaults, path, json);
     zq_file *f = NULL;
     zq_error err = {0};
     if (zq_file_open(path, 0, &f, &err) != ZQ_OK) return cli_fail(&err);
     uint64_t fp16 = 0;
-    for (size_t i = 0; i < zq_file_count(f); i++) fp16 += numel(zq_file_tensor(f, i)) * 2;
+    for (size_t i = 0; i < zq_file_count(f); i++) fp16 += zq_tensor_numel(zq_file_tensor(f, i)) * 2;
     if (json) print_json(f, fp16);
     else print_table(f, fp16);
     zq_file_close(f);

@@ -8,6 +8,7 @@
 #include "qopts.h"
 #include "zquant/crc32c.h"
 #include "zquant/lkd.h"
+#include "zquant/signals.h"
 
 static const char help_head[] =
     "usage: zquant lkd INPUT -o OUT.zq|OUT.gguf [--layers LIST] [options]\n"
@@ -89,33 +90,75 @@ static int take_data(zq_lkd_opts *o, const cli_data *d, int batch_given, const c
     return 0;
 }
 
+typedef struct {
+    cli_progress bar;
+    int layer_lines; /* print each block's line as it is done */
+} lkd_view;
+
+/* On a terminal a line redrawn; in a pipe or a log a plain line now and then. */
 static void progress(void *ctx, const zq_lkd_progress *p)
 {
-    cli_progress *bar = ctx;
+    cli_progress *bar = &((lkd_view *)ctx)->bar;
     if (!bar->enabled) return;
     double now = cli_now();
-    if (now - bar->last < 0.1 && p->step < p->steps) return;
+    if (now - bar->last < (bar->tty ? 0.1 : CLI_PLAIN_EVERY) && (p->step < p->steps || !bar->tty)) return;
     bar->last = now;
     double rate = p->seconds > 0 ? p->step / p->seconds : 0;
     double eta = rate > 0 ? (p->steps - p->step) / rate : 0;
-    fprintf(stderr, "\rlkd layer %d/%d  step %d/%d  loss %.6g  %.1f steps/s  ETA %.0fs      ", p->layer + 1,
-            p->n_layers, p->step, p->steps, p->loss, rate, eta);
+    fprintf(stderr, "%slkd layer %d/%d  step %d/%d  loss %.6g  %.1f steps/s  ETA %.0fs%s", bar->tty ? "\r" : "",
+            p->layer + 1, p->n_layers, p->step, p->steps, p->loss, rate, eta, bar->tty ? "      " : "\n");
     fflush(stderr);
+}
+
+static void print_layer(const zq_lkd_layer *l)
+{
+    printf("layer %d: %d steps in %.2f s, loss %.6g -> %.6g\n", l->index, l->steps, l->seconds, l->loss_start,
+           l->loss_end);
+}
+
+/* Each block's line when it is done, not all at the end: a long run in a
+ * pipeline shows where it is. */
+static void layer_done(void *ctx, const zq_lkd_layer *l)
+{
+    lkd_view *v = ctx;
+    if (!v->layer_lines) return;
+    if (v->bar.enabled && v->bar.tty) fprintf(stderr, "\r%*s\r", 100, "");
+    print_layer(l);
+    fflush(stdout);
+}
+
+/* What a signal leaves behind, said as the process dies. */
+static void set_resume_note(const zq_lkd_opts *o)
+{
+    char note[1024];
+    if (o->work)
+        snprintf(note, sizeof note, "\nzquant: lkd interrupted; the blocks distilled so far are kept in %s: run the same "
+                 "command again to go on\n", o->work);
+    else if (o->q.output && strncmp(o->q.output, "/dev/", 5) && strcmp(o->q.output, "-"))
+        snprintf(note, sizeof note, "\nzquant: lkd interrupted; the blocks distilled so far are kept in %s.lkd/: run the "
+                 "same command with --resume to go on\n", o->q.output);
+    else
+        snprintf(note, sizeof note, "\nzquant: lkd interrupted (a stream output keeps no blocks to resume from)\n");
+    zq_signal_note(note);
 }
 
 /* One zquant lkd job in this process; progress_bar: draw it (on a TTY). */
 static int run_lkd(zq_lkd_opts *o, int progress_bar, int quiet, int json, const cli_chain *chain)
 {
     int rc = 0;
-    cli_progress bar;
-    cli_progress_init(&bar, "lkd", !progress_bar, 0);
+    lkd_view view;
+    cli_progress_init(&view.bar, "lkd", !progress_bar, 0);
+    view.layer_lines = !quiet && !json;
     o->progress = progress;
-    o->progress_ctx = &bar;
+    o->layer_done = layer_done;
+    o->progress_ctx = &view;
+    set_resume_note(o);
     zq_lkd_report rep;
     zq_error err = {0};
     double t0 = cli_now();
     zq_status st = zq_lkd(o, &rep, &err);
-    cli_progress_end(&bar);
+    zq_signal_note(NULL);
+    cli_progress_end(&view.bar);
     for (int k = 0; st == ZQ_OK && !json && k < rep.n_discarded; k++)
         fprintf(stderr, "zquant lkd: block %d's work files did not check out: distilled again\n", rep.discarded[k]);
     if (st != ZQ_OK) {
@@ -142,10 +185,7 @@ static int run_lkd(zq_lkd_opts *o, int progress_bar, int quiet, int json, const 
         cJSON_AddNumberToObject(j, "total_bytes", (double)rep.quant.output_bytes);
         cJSON_AddNumberToObject(j, "seconds", cli_now() - t0);
         cli_json_print(stdout, j);
-    } else if (!quiet) {
-        for (int k = 0; k < rep.n; k++)
-            printf("layer %d: %d steps in %.2f s, loss %.6g -> %.6g\n", rep.layers[k].index, rep.layers[k].steps,
-                   rep.layers[k].seconds, rep.layers[k].loss_start, rep.layers[k].loss_end);
+    } else if (!quiet) { /* the blocks' lines came as each was done */
         if (o->q.output) cli_quantize_report(&o->q, &rep.quant, cli_now() - t0, 0);
         else printf("%s: %d blocks distilled here; assemble with -o OUT.zq --work %s\n", o->work, rep.n, o->work);
     }

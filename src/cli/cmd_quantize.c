@@ -16,7 +16,7 @@ static const char help_head[] =
     "-o OUT.gguf writes OUT.gguf.zq (--for llama.cpp unless --for says otherwise)\n"
     "and exports it for llama.cpp with the tokenizer beside INPUT.\n"
     "\n";
-enum { OPT_METHOD = OPT_FIRST_FREE };
+enum { OPT_METHOD = OPT_FIRST_FREE, OPT_DRY_RUN };
 
 static const cli_option method_opts[] = {
     {OPT_METHOD, 0, "method", "M", 0, "rtn (default): round to nearest, no data needed;\n"
@@ -25,6 +25,8 @@ static const cli_option method_opts[] = {
                                       "already-quantized blocks (activations quantized as\n"
                                       "the recipe says); needs --tokens, --text or\n"
                                       "--generated; INT4/INT8 with --group-size or --per-row"},
+    {OPT_DRY_RUN, 0, "dry-run", NULL, 0, "print the plan (each tensor, its format and group,\n"
+                                         "the bytes) and write nothing; -o may be left out"},
     CLI_OPTIONS_END};
 
 static const cli_option *const tables[] = {method_opts, cli_data_opts, cli_gptq_opts, cli_qopts, cli_common_opts, NULL};
@@ -58,7 +60,7 @@ int cmd_quantize(int argc, char **argv)
     cli_qargs q;
     cli_qargs_init(&q);
     cli_data d = {0};
-    int json = 0, quiet = 0, rc = 0, c;
+    int json = 0, quiet = 0, rc = 0, c, dry_run = 0;
     char *arg;
     cli_args args;
     cli_args_init(&args, "quantize", tables, argc, argv);
@@ -75,6 +77,7 @@ int cmd_quantize(int argc, char **argv)
             continue;
         }
         switch (c) {
+        case OPT_DRY_RUN: dry_run = 1; break;
         case OPT_JSON: json = 1; break;
         case 'q': quiet = 1; break;
         case 'h':
@@ -85,6 +88,15 @@ int cmd_quantize(int argc, char **argv)
     }
     const char *input = args.noperands == 1 ? args.operands[0] : NULL;
     if (rc == 0 && !input) rc = cli_usage("quantize", args.noperands ? "exactly one INPUT expected" : "no INPUT given");
+    if (rc == 0 && dry_run && q.o.method == ZQ_METHOD_GPTQ)
+        rc = cli_usage("quantize", "--dry-run shows how tensors are stored; GPTQ's plan is the same as round to nearest's, "
+                       "leave out --method gptq and its data");
+    if (rc == 0 && dry_run) {
+        cli_qargs_finish(&q);
+        rc = cli_print_plan(&q.o, input, json);
+        cli_qargs_free(&q);
+        return rc;
+    }
     if (rc == 0 && !q.o.output) rc = cli_usage("quantize", "no output given (-o OUT.zq)");
     int gptq = q.o.method == ZQ_METHOD_GPTQ;
     if (rc == 0) rc = take_data(&q.o, &d);

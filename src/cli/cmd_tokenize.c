@@ -1,6 +1,8 @@
 /* zquant tokenize: text to a token file. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "options.h"
@@ -18,11 +20,22 @@ static const char help[] =
 
 static const cli_option opts[] = {
     {'k', 0, "tokenizer", "FILE", 0, "tokenizer.bin (llama2.c) or tokenizer.json"},
-    {'o', 'o', "output", "FILE", 0, "where the ids go (required)"},
+    {'o', 'o', "output", "FILE", 0, "where the ids go (required; - for stdout)"},
     {'f', 'f', "force", NULL, 0, "overwrite OUT if it exists"},
     {'h', 'h', "help", NULL, 0, "this help"},
     CLI_OPTIONS_END};
 static const cli_option *const tables[] = {opts, NULL};
+
+/* -o -: the ids, raw little-endian uint32 as a token file holds them, down a pipe */
+static zq_status write_stdout(const int32_t *ids, size_t n, zq_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b[4] = {(unsigned char)ids[i], (unsigned char)(ids[i] >> 8), (unsigned char)(ids[i] >> 16),
+                              (unsigned char)(ids[i] >> 24)};
+        if (fwrite(b, 1, 4, stdout) != 4) return zq_fail_errno(err, ZQ_ERR_IO, "stdout: cannot write");
+    }
+    return fflush(stdout) == 0 ? ZQ_OK : zq_fail_errno(err, ZQ_ERR_IO, "stdout: cannot write");
+}
 
 int cmd_tokenize(int argc, char **argv)
 {
@@ -45,13 +58,16 @@ int cmd_tokenize(int argc, char **argv)
     if (args.noperands != 1) return cli_usage("tokenize", "expected one TEXT file");
     if (!tok_path) return cli_usage("tokenize", "no --tokenizer given");
     if (!out) return cli_usage("tokenize", "no output given (-o OUT.bin)");
+    if (!strcmp(out, "-") && isatty(STDOUT_FILENO))
+        return cli_usage("tokenize", "-o - writes binary ids and stdout is a terminal: redirect it, or give -o FILE");
     zq_error err = {0};
     zq_tokenizer *t = NULL;
     int32_t *ids = NULL;
     size_t n = 0;
     zq_status st = zq_tokenizer_load(tok_path, &t, &err);
     if (st == ZQ_OK) st = zq_tokenize_documents(t, args.operands[0], &ids, &n, &err);
-    if (st == ZQ_OK) st = zq_tokens_write(out, ids, n, force, &err);
+    if (st == ZQ_OK && strcmp(out, "-") == 0) st = write_stdout(ids, n, &err);
+    else if (st == ZQ_OK) st = zq_tokens_write(out, ids, n, force, &err);
     free(ids);
     zq_tokenizer_free(t);
     return st == ZQ_OK ? 0 : cli_fail(&err);

@@ -84,6 +84,13 @@ static int unknown(cli_args *a, const char *word, const char *name, size_t len, 
     return -1;
 }
 
+static int all_digits(const char *s)
+{
+    if (!*s) return 0;
+    while (*s >= '0' && *s <= '9') s++;
+    return !*s;
+}
+
 static int long_option(cli_args *a, char *word, char **value, int *rc)
 {
     char *name = word + 2, *eq = strchr(name, '=');
@@ -104,6 +111,8 @@ static int long_option(cli_args *a, char *word, char **value, int *rc)
             return -1;
         }
         *value = a->argv[a->at++];
+    } else if (a->at < a->argc && all_digits(a->argv[a->at])) {
+        *value = a->argv[a->at++]; /* --compress 3: an optional value that is a number is its value, not an operand */
     }
     return o->id;
 }

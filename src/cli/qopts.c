@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -30,6 +31,8 @@ const cli_option cli_qopts[] = {
                                           "then :sym or :asym (e.g. 'lm_head.weight=int8:row')"},
     {OPT_INCLUDE, 0, "include", "GLOB", 0, "also quantize tensors matching GLOB"},
     {OPT_EXCLUDE, 0, "exclude", "GLOB", 0, "keep tensors matching GLOB in FP16"},
+    {OPT_ALLOW_UNMATCHED, 0, "allow-unmatched", NULL, 0, "a --rule, --include or --exclude that matches no\n"
+                                                         "tensor is not an error"},
     {OPT_ACT, 0, "act", "SCHEME", 0, "activation scheme to record: int8-token (dynamic,\n"
                                      "asymmetric), int8-token-sym (dynamic, symmetric),\n"
                                      "int8-tensor (static), none"},
@@ -173,6 +176,7 @@ int cli_qargs_option(cli_qargs *q, int c, char *arg, const char *cmd)
     case OPT_RULE: return push_rule(q, arg) ? 0 : cli_usage(cmd, "--rule takes GLOB=SPEC, not '%s'", arg);
     case OPT_INCLUDE: return push(&q->include, &q->ninclude, arg) ? 0 : ZQ_ERR_NOMEM;
     case OPT_EXCLUDE: return push(&q->exclude, &q->nexclude, arg) ? 0 : ZQ_ERR_NOMEM;
+    case OPT_ALLOW_UNMATCHED: o->allow_unmatched = 1; return 0;
     case OPT_ACT: {
         zq_error err = {0};
         if (zq_act_mode_parse(arg, &o->act, &err) != ZQ_OK) return cli_fail(&err);
@@ -237,12 +241,27 @@ void cli_quantize_report(const zq_quantize_opts *o, const zq_quantize_report *r,
 }
 
 
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcasecmp(s + a - b, suffix) == 0;
+}
+
 int cli_chain_begin(cli_qargs *q, const char *cmd, const char *input, cli_chain *c)
 {
     const char *out = q->o.output;
     size_t n = strlen(out);
     memset(c, 0, sizeof *c);
-    if (n <= 5 || strcmp(out + n - 5, ".gguf")) return 0;
+    static const char *const checkpoints[] = {".safetensors", ".h5", ".hdf5", ".bin", ".pt", ".pth"};
+    for (size_t k = 0; k < sizeof checkpoints / sizeof *checkpoints; k++)
+        if (ends_with(out, checkpoints[k]))
+            return cli_usage(cmd, "-o %s: %s writes a .zq file (or a .gguf for llama.cpp), not %s; for a safetensors "
+                             "folder vLLM loads, write a .zq and run zquant export --format compressed-tensors", out, cmd,
+                             checkpoints[k]);
+    if (!ends_with(out, ".gguf")) return 0;
+    if (q->o.target && q->o.target != ZQ_TARGET_GGUF)
+        return cli_usage(cmd, "-o %s writes llama.cpp's GGUF, but --for %s asks for that runtime's layouts: give -o "
+                         "OUT.zq (then zquant export), or --for llama.cpp", out, zq_target_runtime(q->o.target));
     zq_error err = {0};
     if (zq_output_allowed(out, q->o.force, &err) != ZQ_OK) return cli_fail(&err); /* now, not after the work */
     char *name, *data;

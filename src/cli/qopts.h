@@ -7,7 +7,7 @@
 
 enum { OPT_GROUP_SIZE = 256, OPT_GROUPS, OPT_PER_ROW, OPT_PER_TENSOR, OPT_ASYM, OPT_SYM, OPT_RULE, OPT_INCLUDE,
        OPT_EXCLUDE, OPT_ACT, OPT_COMPRESS, OPT_FOR, OPT_JSON, OPT_DAMP, OPT_ACT_ORDER, OPT_TOKENS, OPT_TEXT,
-       OPT_TOKENIZER, OPT_GENERATED, OPT_RANDOM, OPT_SAMPLES, OPT_SEQ_LEN, OPT_FIRST_FREE };
+       OPT_TOKENIZER, OPT_GENERATED, OPT_RANDOM, OPT_SAMPLES, OPT_SEQ_LEN, OPT_ALLOW_UNMATCHED, OPT_FIRST_FREE };
 
 extern const cli_option cli_qopts[];       /* the quantization options */
 extern const cli_option cli_common_opts[]; /* --json, -q, -h, which close every long-running command's list */

@@ -63,8 +63,21 @@ static void remove_temp_files(void)
         if (pending_used[k] == 2) remove_folder(pending[k]);
 }
 
+static char note[PATH_ROOM + 256];
+static volatile sig_atomic_t note_len;
+
+void zq_signal_note(const char *line)
+{
+    note_len = 0; /* a handler running now prints nothing half-written */
+    size_t n = line ? strlen(line) : 0;
+    if (n >= sizeof note) n = sizeof note - 1;
+    if (n) memcpy(note, line, n);
+    note_len = (sig_atomic_t)n;
+}
+
 static void on_signal(int sig)
 {
+    if (note_len) (void)!write(STDERR_FILENO, note, (size_t)note_len);
     remove_temp_files();
     signal(sig, SIG_DFL);
     raise(sig);

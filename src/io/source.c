@@ -94,6 +94,18 @@ static zq_status check_config(const zq_source *src, zq_error *err)
     return bad ? zq_fail(err, ZQ_ERR_FORMAT, "'%s': its config is not valid UTF-8", src->path) : ZQ_OK;
 }
 
+static int has_pickle(const char *dir)
+{
+    static const char *const names[] = {"pytorch_model.bin", "pytorch_model.bin.index.json"};
+    int yes = 0;
+    for (size_t k = 0; k < 2 && !yes; k++) {
+        char *p = zq_path_join(dir, names[k]);
+        yes = p && access(p, F_OK) == 0;
+        free(p);
+    }
+    return yes;
+}
+
 static zq_status open_folder(zq_source *src, const char *dir, zq_error *err)
 {
     char *index = zq_path_join(dir, "model.safetensors.index.json");
@@ -102,6 +114,10 @@ static zq_status open_folder(zq_source *src, const char *dir, zq_error *err)
     if (!index || !single) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     else if (access(index, F_OK) == 0) st = zq_safetensors_open_sharded(src, dir, index, err);
     else if (access(single, F_OK) == 0) st = zq_safetensors_open(src, single, err);
+    else if (has_pickle(dir))
+        st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': holds PyTorch pickles (pytorch_model*.bin), which zquant does not read "
+                     "(loading one runs code): convert them to safetensors first, e.g. in Python with transformers: "
+                     "AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(OUT, safe_serialization=True)", dir);
     else
         st = zq_fail(err, ZQ_ERR_FORMAT,
                      "'%s': no model.safetensors or model.safetensors.index.json in this folder", dir);

@@ -242,6 +242,7 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
     for (int k = 0; k < tr->np; k++) /* the trained scales are the block's from now on */
         if (tr->p[k].alpha) ZQ_TRY(zq_lkd_clip_finish(&tr->p[k], err));
     rep->loss_end = data_loss(r, &tr->student, in);
+    if (o->layer_done) o->layer_done(o->progress_ctx, rep);
     return ZQ_OK;
 }
 
@@ -514,8 +515,9 @@ static zq_status lkd_run(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, z
     if (st == ZQ_OK && !direct) st = zq_lkd_workdir_open(&w, o, stream, src, err);
     if (st == ZQ_OK && (o->resume || o->work)) st = resume_state(&w, mask, done, rep, a->n_layers, err);
     if (st == ZQ_OK) {
-        zq_qspec unused;
-        st = zq_quantize_plan(&o->q, &model, zq_source_tensor(src, 0), &unused, &r.aq.mode, err);
+        zq_tensor *plan = NULL; /* every tensor planned now: a rule that names none fails before the work */
+        st = zq_quantize_plan_source(&o->q, src, &plan, &r.aq.mode, err);
+        free(plan);
         r.aq.n_ids = zq_net_linear_ids(net);
         r.aq.absmax = calloc((size_t)r.aq.n_ids + 1, sizeof(float));
         if (!r.aq.absmax) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");

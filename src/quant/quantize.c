@@ -427,9 +427,50 @@ static zq_status run_tensor(runner *rn, zq_source *src, size_t si, size_t ti, co
 
 /* ---- the job ----------------------------------------------------------- */
 
-static zq_status declare_tensors(const zq_quantize_opts *o, const zq_preset *preset, zq_source *src,
-                                 const zq_model *model, zq_writer *w, zq_tensor *plan, zq_error *err)
+/* A rule, include or exclude that names no tensor is almost always a typo
+ * or another model's name (a tied model has no lm_head.weight): said before
+ * any work, unless o->allow_unmatched. */
+static zq_status check_matched(const zq_quantize_opts *o, zq_source *src, zq_error *err)
 {
+    if (o->allow_unmatched || !zq_source_count(src)) return ZQ_OK;
+    const char *example = zq_source_tensor(src, zq_source_count(src) / 2)->name;
+    for (int kind = 0; kind < 3; kind++) {
+        size_t n = kind == 0 ? o->nrules : kind == 1 ? o->ninclude : o->nexclude;
+        for (size_t k = 0; k < n; k++) {
+            const char *glob = kind == 0 ? o->rules[k].glob : kind == 1 ? o->include[k] : o->exclude[k];
+            size_t i = 0;
+            while (i < zq_source_count(src) && fnmatch(glob, zq_source_tensor(src, i)->name, 0) != 0) i++;
+            if (i < zq_source_count(src)) continue;
+            static const char *const what[] = {"--rule", "--include", "--exclude"};
+            return zq_fail(err, ZQ_ERR_USAGE, "%s '%s%s%s' matches no tensor of '%s' (its names look like '%s'; "
+                           "--allow-unmatched to go on)", what[kind], glob, kind == 0 ? "=" : "",
+                           kind == 0 ? o->rules[k].spec : "", zq_source_path(src), example);
+        }
+    }
+    return ZQ_OK;
+}
+
+static zq_status check_opts(const zq_quantize_opts *o, const zq_preset **preset, zq_error *err)
+{
+    *preset = zq_preset_find(o->preset ? o->preset : "w8a8");
+    if (!*preset) {
+        char names[128];
+        zq_preset_names(names, sizeof names);
+        return zq_fail(err, ZQ_ERR_USAGE, "'%s': unknown preset (%s)", o->preset, names);
+    }
+    for (size_t k = 0; k < o->nrules; k++) { /* bad specs fail before any work */
+        zq_qspec probe = o->base;
+        ZQ_TRY(zq_qspec_parse(o->rules[k].spec, &probe, err));
+    }
+    return ZQ_OK;
+}
+
+/* How each tensor of src is stored (plan[i] for tensor i; names are
+ * src's). */
+static zq_status plan_tensors(const zq_quantize_opts *o, const zq_preset *preset, zq_source *src,
+                              const zq_model *model, zq_tensor *plan, zq_error *err)
+{
+    ZQ_TRY(check_matched(o, src, err));
     for (size_t i = 0; i < zq_source_count(src); i++) {
         const zq_tensor_info *info = zq_source_tensor(src, i);
         zq_tensor_role role = zq_model_classify(model, info);
@@ -448,23 +489,27 @@ static zq_status declare_tensors(const zq_quantize_opts *o, const zq_preset *pre
             zq_tensor_matrix(t, &rows, &cols);
             zq_grid_init(&t->grid, &t->spec, rows, cols);
         }
-        ZQ_TRY(zq_writer_add_tensor(w, t, err));
     }
     return ZQ_OK;
 }
 
-static zq_status check_opts(const zq_quantize_opts *o, const zq_preset **preset, zq_error *err)
+zq_status zq_quantize_plan_source(const zq_quantize_opts *o, zq_source *src, zq_tensor **plan, zq_act_mode *act,
+                                  zq_error *err)
 {
-    *preset = zq_preset_find(o->preset ? o->preset : "w8a8");
-    if (!*preset) {
-        char names[128];
-        zq_preset_names(names, sizeof names);
-        return zq_fail(err, ZQ_ERR_USAGE, "'%s': unknown preset (%s)", o->preset, names);
+    *plan = NULL;
+    const zq_preset *preset;
+    ZQ_TRY(check_opts(o, &preset, err));
+    zq_model model;
+    ZQ_TRY(zq_model_detect(zq_source_config(src), zq_source_path(src), &model, err));
+    zq_tensor *p = calloc(zq_source_count(src) + 1, sizeof *p);
+    if (!p) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    zq_status st = plan_tensors(o, preset, src, &model, p, err);
+    if (st != ZQ_OK) {
+        free(p);
+        return st;
     }
-    for (size_t k = 0; k < o->nrules; k++) { /* bad specs fail before any work */
-        zq_qspec probe = o->base;
-        ZQ_TRY(zq_qspec_parse(o->rules[k].spec, &probe, err));
-    }
+    *act = act_of(o, preset);
+    *plan = p;
     return ZQ_OK;
 }
 
@@ -536,7 +581,8 @@ zq_status zq_quantize_job_begin(const zq_quantize_opts *o, zq_source *src, zq_qu
     if (st == ZQ_OK) st = zq_writer_open(o->output, o->force, o->zstd_level, &j->w, err);
     if (st == ZQ_OK) st = zq_writer_set_info(j->w, model.model_type, zq_source_config(src), j->recipe, &act, err);
     if (st == ZQ_OK) st = zq_attach_model_files(j->w, zq_source_path(src), err);
-    if (st == ZQ_OK) st = declare_tensors(o, preset, src, &model, j->w, j->plan, err);
+    if (st == ZQ_OK) st = plan_tensors(o, preset, src, &model, j->plan, err);
+    for (size_t i = 0; st == ZQ_OK && i < n; i++) st = zq_writer_add_tensor(j->w, &j->plan[i], err);
     runner *rn = &j->rn;
     rn->o = o;
     rn->w = j->w;

@@ -62,6 +62,13 @@ uint64_t zq_section_expected_size(const zq_tensor *t, zq_section_kind k)
     }
 }
 
+uint64_t zq_tensor_bytes(const zq_tensor *t)
+{
+    uint64_t n = 0;
+    for (int k = 0; k < ZQ_SEC_COUNT; k++) n += zq_section_expected_size(t, (zq_section_kind)k);
+    return n;
+}
+
 cJSON *zq_activation_to_json(const zq_activation *a)
 {
     cJSON *j = cJSON_CreateObject();

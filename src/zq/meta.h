@@ -26,7 +26,6 @@ zq_status zq_tensor_from_json(const cJSON *j, zq_tensor *t, const char *path, ui
                               uint64_t file_size, zq_error *err);
 /* [out, in] matrix dimensions of a tensor as stored. */
 void zq_tensor_matrix(const zq_tensor *t, uint64_t *rows, uint64_t *cols);
-uint64_t zq_tensor_numel(const zq_tensor *t);
 /* Raw (decompressed) bytes each section of t must hold; 0 when absent. */
 uint64_t zq_section_expected_size(const zq_tensor *t, zq_section_kind k);
 
