@@ -19,6 +19,9 @@ echo "== zquant lkd $MODEL -o $OUT/stories260K-w48a8-lkd.zq -p w4/8a8"
 "$ZQ" lkd "$MODEL" -o "$OUT/stories260K-w48a8-lkd.zq" -p w4/8a8 --force
 echo "== zquant inspect $OUT/stories260K-w48a8.zq"
 "$ZQ" inspect "$OUT/stories260K-w48a8.zq"
+# the file alone carries its tokenizer: text in, text out
+echo "== zquant generate $OUT/stories260K-w48a8-lkd.zq --prompt \"Once upon a time\" -n 48"
+"$ZQ" generate "$OUT/stories260K-w48a8-lkd.zq" --prompt "Once upon a time" -n 48
 for f in w8a8 w48a8 w48a8-lkd; do
     echo "== zquant eval $OUT/stories260K-$f.zq --text $TEXT --max-tokens 50000 --reference $MODEL"
     "$ZQ" eval "$OUT/stories260K-$f.zq" --text "$TEXT" --max-tokens 50000 --reference "$MODEL"
@@ -28,6 +31,6 @@ echo "== zquant lkd $MODEL -o $OUT/stories260K-w48a16.gguf -p w4/8a16   (--for l
 "$ZQ" lkd "$MODEL" -o "$OUT/stories260K-w48a16.gguf" -p w4/8a16 --force
 echo "== zquant quantize $MODEL -o $OUT/stories260K-w8a8-vllm.zq -p w8a8 --for vllm; zquant export ... --format compressed-tensors"
 "$ZQ" quantize "$MODEL" -o "$OUT/stories260K-w8a8-vllm.zq" -p w8a8 --for vllm --force -q
-"$ZQ" export "$OUT/stories260K-w8a8-vllm.zq" -o "$OUT/stories260K-w8a8-vllm" --format compressed-tensors --from "$MODEL" --force
+"$ZQ" export "$OUT/stories260K-w8a8-vllm.zq" -o "$OUT/stories260K-w8a8-vllm" --format compressed-tensors --force
 echo "== zquant eval $OUT/stories260K-w48a16.gguf --text $TEXT --max-tokens 50000 --reference $MODEL   (the GGUF, read back)"
 "$ZQ" eval "$OUT/stories260K-w48a16.gguf" --text "$TEXT" --tokenizer "$MODEL/tokenizer.bin" --max-tokens 50000 --reference "$MODEL"

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from int4_table import MODEL, split_text, kl_of  # noqa: E402
 
 COMMON = ["-p", "w4/8a8", "--group-size", "32", "-q", "-f"]
-OLD_DEFAULTS = ["--random-tokens", "--input", "fp", "--no-learn-clip"]
+OLD_DEFAULTS = ["--random-tokens", "--input", "fp", "--no-learn-clip", "--lr", "1e-4", "--lr-schedule", "constant"]
 
 
 def timed(cmd):
@@ -52,7 +52,7 @@ def main():
         ("lkd, every default (generated data, quantized inputs, learned clipping)", kl["default"], r["default"],
          "<= 0.5x", r["default"] <= 0.5),
         ("lkd --text OTHER_STORIES (the defaults otherwise)", kl["text"], r["text"], "<= 0.45x", r["text"] <= 0.45),
-        ("lkd with the previous defaults (--random-tokens --input fp --no-learn-clip)", kl["old"], r["old"], "", None),
+        ("lkd with the previous defaults (--random-tokens --input fp --no-learn-clip --lr 1e-4 --lr-schedule constant)", kl["old"], r["old"], "", None),
         ("quantize --method gptq --text OTHER_STORIES", kl["gptq"], r["gptq"], "", None),
     ]
     print("| setting | KL | vs round to nearest | goal | |")
