@@ -120,6 +120,9 @@ PY
     check "gguf/tokenizer-json-$tok/export" '[ "$rc" -eq 0 ] && ! grep -q "note:" "$TMP/out"'
     $LLAMA "$TMP/tiny-$tok.gguf" --text "tests/fixtures/tokenizers/$tok/input.txt" --ids-out "$TMP/ll_ids.bin" >"$TMP/out" 2>"$TMP/err"
     check "gguf/tokenizer-json-$tok/llama.cpp-ids" 'cmp -s "tests/fixtures/tokenizers/$tok/expected.bin" "$TMP/ll_ids.bin"'
+    # and zquant reads the vocabulary back from the GGUF alone
+    run "$ZQ" tokenize "tests/fixtures/tokenizers/$tok/input.txt" --tokenizer "$TMP/tiny-$tok.gguf" -o "$TMP/gg_ids.bin" -f
+    check "gguf/tokenizer-json-$tok/read-back-ids" '[ "$rc" -eq 0 ] && cmp -s "tests/fixtures/tokenizers/$tok/expected.bin" "$TMP/gg_ids.bin"'
 done
 
 # The engine fixtures (tiny random models of each GGUF architecture): GPT-2's

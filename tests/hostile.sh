@@ -50,13 +50,16 @@ check output/lkd-to-device '[ "$rc" -eq 0 ] && [ ! -e "$NULLDEV.lkd" ] && [ -c "
 # --- 2. an output that is an input, whatever its spelling ----------------------------
 before=$(cat "$TMP"/model/* | sha256sum)
 ln "$TMP/model/model.safetensors" "$TMP/hardlink.safetensors"
+ln "$TMP/model/model.safetensors" "$TMP/hardlink.zq" # a name quantize writes, the input's inode
 ln -s model/config.json "$TMP/config-alias.json"
+# a checkpoint's own name is refused as a name quantize does not write; the
+# others because they are the input
 for out in "$TMP/model/model.safetensors" "$TMP/model/./model.safetensors" "$TMP/hardlink.safetensors" \
-    "$TMP/model/config.json" "$TMP/config-alias.json"; do
+    "$TMP/hardlink.zq" "$TMP/model/config.json" "$TMP/config-alias.json"; do
     run "$ZQ" quantize "$TMP/model" -o "$out" -f -q
-    check "output-is-input/quantize-$(basename "$out")" '[ "$rc" -eq 2 ] && one_line && grep -q "is the input" "$TMP/err"'
+    check "output-is-input/quantize-$(basename "$out")" '[ "$rc" -eq 2 ] && one_line && grep -q "is the input\|writes a .zq file" "$TMP/err"'
 done
-run "$ZQ" lkd "$TMP/model" -o "$TMP/hardlink.safetensors" -f --steps 1 -q
+run "$ZQ" lkd "$TMP/model" -o "$TMP/hardlink.zq" -f --steps 1 -q
 check output-is-input/lkd '[ "$rc" -eq 2 ] && grep -q "is the input" "$TMP/err"'
 cp "$TMP/ref.zq" "$TMP/in.zq"
 run "$ZQ" dequantize "$TMP/in.zq" -o "$TMP/in.zq" -f

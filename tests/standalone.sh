@@ -42,6 +42,13 @@ run "$ZQ" export "$TMP/away/m.zq" -o "$TMP/away/m.gguf"
 cp "$TMP/err" "$TMP/err_alone"
 run "$ZQ" export "$TMP/away/m.zq" -o "$TMP/from.gguf" --from "$M"
 check export/gguf-needs-no-from '[ "$rc" -eq 0 ] && [ -s "$TMP/away/m.gguf" ] && cmp -s "$TMP/away/m.gguf" "$TMP/from.gguf"'
+"$ZQ" tokenize "$TMP/t.txt" --tokenizer "$M/tokenizer.bin" -o "$TMP/ref_ids.bin"
+"$ZQ" tokenize "$TMP/t.txt" --tokenizer "$TMP/away/m.gguf" -o "$TMP/gguf_ids.bin"
+"$ZQ" tokenize "$TMP/t.txt" --tokenizer "$TMP/away/m.zq" -o "$TMP/zq_ids.bin"
+check tokenizer/from-the-gguf-and-the-zq 'cmp -s "$TMP/ref_ids.bin" "$TMP/gguf_ids.bin" && cmp -s "$TMP/ref_ids.bin" "$TMP/zq_ids.bin"'
+mkdir -p "$TMP/gonly" && cp "$TMP/away/m.gguf" "$TMP/gonly/"
+run "$ZQ" generate "$TMP/gonly/m.gguf" --prompt "Once upon a time" -n 8
+check generate/text-from-a-gguf-alone '[ "$rc" -eq 0 ] && grep -q "^Once upon a time" "$TMP/out"'
 "$ZQ" quantize "$M" -o "$TMP/away/v.zq" --for vllm -q
 run "$ZQ" export "$TMP/away/v.zq" -o "$TMP/away/ct" --format compressed-tensors
 check export/ct-gets-the-tokenizer '[ "$rc" -eq 0 ] && cmp -s "$TMP/away/ct/tokenizer.bin" "$M/tokenizer.bin"'

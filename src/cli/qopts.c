@@ -253,16 +253,18 @@ int cli_chain_begin(cli_qargs *q, const char *cmd, const char *input, cli_chain 
     size_t n = strlen(out);
     memset(c, 0, sizeof *c);
     static const char *const checkpoints[] = {".safetensors", ".h5", ".hdf5", ".bin", ".pt", ".pth"};
+    zq_error err = {0};
     for (size_t k = 0; k < sizeof checkpoints / sizeof *checkpoints; k++)
-        if (ends_with(out, checkpoints[k]))
-            return cli_usage(cmd, "-o %s: %s writes a .zq file (or a .gguf for llama.cpp), not %s; for a safetensors "
-                             "folder vLLM loads, write a .zq and run zquant export --format compressed-tensors", out, cmd,
-                             checkpoints[k]);
+        if (ends_with(out, checkpoints[k])) {
+            zq_fail(&err, ZQ_ERR_USAGE, "'%s': %s writes a .zq file (or a .gguf for llama.cpp), not %s; for a "
+                    "safetensors folder vLLM loads, write a .zq and run zquant export --format compressed-tensors", out,
+                    cmd, checkpoints[k]);
+            return cli_fail(&err);
+        }
     if (!ends_with(out, ".gguf")) return 0;
     if (q->o.target && q->o.target != ZQ_TARGET_GGUF)
         return cli_usage(cmd, "-o %s writes llama.cpp's GGUF, but --for %s asks for that runtime's layouts: give -o "
                          "OUT.zq (then zquant export), or --for llama.cpp", out, zq_target_runtime(q->o.target));
-    zq_error err = {0};
     if (zq_output_allowed(out, q->o.force, &err) != ZQ_OK) return cli_fail(&err); /* now, not after the work */
     char *name, *data;
     size_t len;

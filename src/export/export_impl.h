@@ -18,6 +18,12 @@ const zq_arch_tensor *zq_export_row(const zq_arch_desc *d, const char *name, int
 zq_status zq_export_find_file(const zq_export_opts *o, const char *const *names, char **shown, char **data,
                               size_t *len, zq_error *err);
 
+/* The vocabulary of the GGUF file at path as a tokenizer file zquant
+ * parses: a llama2.c tokenizer.bin for "llama" (SentencePiece), a
+ * tokenizer.json for "gpt2" (byte-level BPE); *name ("m.gguf:tokenizer.bin")
+ * and *data malloc'd, both NULL when the file has no vocabulary. */
+zq_status zq_gguf_tokenizer(const char *path, char **name, char **data, size_t *len, zq_error *err);
+
 /* tokenizer.ggml.* keys from a tokenizer.bin or tokenizer.json (name says
  * which, and names it in messages; data NUL-terminated); rows: the
  * embedding's rows (the vocabulary is padded to them). note gets what the

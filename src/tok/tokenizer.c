@@ -7,6 +7,7 @@
 #include "base/le.h"
 #include "base/utf8.h"
 #include "base/files.h"
+#include "export/export_impl.h"
 #include "zquant/zq.h"
 #include "tok/tokenizer_impl.h"
 
@@ -283,7 +284,11 @@ zq_status zq_tokenizer_of_model(const char *model, zq_tokenizer **out, zq_error 
     *out = NULL;
     char *name, *data;
     size_t len;
-    ZQ_TRY(zq_model_file(model, zq_tokenizer_files, &name, &data, &len, err));
+    size_t n = strlen(model);
+    int gguf = n > 5 && !strcmp(model + n - 5, ".gguf");
+    /* a GGUF file holds its vocabulary; the files beside it are a fallback */
+    ZQ_TRY(gguf ? zq_gguf_tokenizer(model, &name, &data, &len, err) : ZQ_OK);
+    if (!gguf || !data) ZQ_TRY(zq_model_file(model, zq_tokenizer_files, &name, &data, &len, err));
     zq_status st = data ? parse(name, data, len, out, err) : ZQ_OK;
     free(name), free(data);
     return st;

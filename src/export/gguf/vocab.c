@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "base/files.h"
+#include "base/le.h"
+#include "export/gguf/read.h"
 #include "tok/tokenizer_impl.h"
 
 enum { TOK_NORMAL = 1, TOK_UNKNOWN = 2, TOK_CONTROL = 3, TOK_USER = 4, TOK_UNUSED = 5, TOK_BYTE = 6 };
@@ -217,5 +219,166 @@ zq_status zq_gguf_vocab(zq_gguf_keys *kv, const char *path, const char *data, si
     free(score);
     free(pairs);
     zq_tokenizer_free(t);
+    return st;
+}
+
+/* ---- and back: a GGUF's vocabulary as a tokenizer zquant loads ------------------------ */
+
+typedef struct {
+    const unsigned char *p; /* the next element of a string array, bounds checked when the file was opened */
+} strings;
+
+static const char *next_string(strings *s, size_t *len)
+{
+    *len = (size_t)zq_load_le64(s->p);
+    const char *str = (const char *)s->p + 8;
+    s->p += 8 + *len;
+    return str;
+}
+
+static const zq_gguf_kv *array_of(const zq_gguf *g, const char *key, int elem, uint64_t count)
+{
+    const zq_gguf_kv *kv = zq_gguf_find(g, key);
+    return kv && kv->type == GGUF_ARRAY && kv->elem_type == elem && (!count || kv->count == count) ? kv : NULL;
+}
+
+/* "llama" (SentencePiece): the llama2.c layout zquant's own encoder takes,
+ * which needs the byte pieces at ids 3..258 as llama2.c has them. */
+static zq_status spm_as_llama2c(const zq_gguf *g, const zq_gguf_kv *tokens, char **data, size_t *len, zq_error *err)
+{
+    const zq_gguf_kv *scores = array_of(g, "tokenizer.ggml.scores", GGUF_F32, tokens->count);
+    if (!scores || tokens->count < 259)
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': its SentencePiece vocabulary has no scores, or fewer than 259 pieces",
+                       g->path);
+    size_t cap = 4 + (size_t)tokens->count * 8, at = 4;
+    strings s = {tokens->val};
+    for (uint64_t i = 0; i < tokens->count; i++) { /* ▁ becomes one byte: the pieces only shrink */
+        size_t n;
+        next_string(&s, &n);
+        cap += n;
+    }
+    unsigned char *out = malloc(cap);
+    if (!out) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    s.p = tokens->val;
+    uint32_t longest = 0;
+    for (uint64_t i = 0; i < tokens->count; i++) {
+        size_t n;
+        const char *p = next_string(&s, &n);
+        unsigned char *piece = out + at + 8;
+        size_t m = 0;
+        char want[8];
+        snprintf(want, sizeof want, "<0x%02X>", (unsigned)(i - 3));
+        if (i >= 3 && i < 259 && (n != 6 || memcmp(p, want, 6))) { /* llama2.c spells the bytes so too */
+            free(out);
+            return zq_fail(err, ZQ_ERR_FORMAT, "'%s': piece %llu is not the byte %s (zquant reads SentencePiece "
+                           "vocabularies laid out as Llama's): give --tokenizer", g->path, (unsigned long long)i, want);
+        }
+        for (size_t k = 0; k < n; k++) {
+            if (k + 3 <= n && !memcmp(p + k, SPM_SPACE, 3)) piece[m++] = ' ', k += 2;
+            else piece[m++] = (unsigned char)p[k];
+        }
+        zq_store_le32(out + at, (uint32_t)zq_load_le32(scores->val + 4 * i));
+        zq_store_le32(out + at + 4, (uint32_t)m);
+        at += 8 + m;
+        longest = m > longest ? (uint32_t)m : longest;
+    }
+    zq_store_le32(out, longest);
+    *data = (char *)out;
+    *len = at;
+    return ZQ_OK;
+}
+
+/* "gpt2" (byte-level BPE): the tokenizer.json it came from, near enough for
+ * zquant's encoder: vocabulary, merges, the pre-tokenizer llama.cpp names,
+ * control and user tokens as added tokens. */
+static zq_status bpe_as_json(const zq_gguf *g, const zq_gguf_kv *tokens, char **data, size_t *len, zq_error *err)
+{
+    const zq_gguf_kv *merges = array_of(g, "tokenizer.ggml.merges", GGUF_STRING, 0);
+    const zq_gguf_kv *types = array_of(g, "tokenizer.ggml.token_type", GGUF_I32, tokens->count);
+    char *pre = zq_gguf_string(g, "tokenizer.ggml.pre");
+    const char *regex = NULL;
+    for (size_t k = 0; pre && k < sizeof known_splits / sizeof *known_splits; k++)
+        if (!strcmp(pre, known_splits[k].pre)) regex = known_splits[k].regex;
+    if (!merges || (pre && strcmp(pre, "gpt-2") && strcmp(pre, "default") && !regex)) {
+        zq_status st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': byte-level vocabulary with %s: give --tokenizer", g->path,
+                               merges ? "a pre-tokenizer zquant has no regex for" : "no merges");
+        free(pre);
+        return st;
+    }
+    free(pre);
+    cJSON *root = cJSON_CreateObject(), *model = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(model, "type", "BPE");
+    cJSON *vocab = cJSON_AddObjectToObject(model, "vocab"), *list = cJSON_AddArrayToObject(model, "merges");
+    cJSON *added = cJSON_AddArrayToObject(root, "added_tokens");
+    strings s = {tokens->val};
+    for (uint64_t i = 0; i < tokens->count; i++) {
+        size_t n;
+        const char *p = next_string(&s, &n);
+        char *piece = strndup(p, n);
+        int32_t type = types ? (int32_t)zq_load_le32(types->val + 4 * i) : TOK_NORMAL;
+        if (piece && (type == TOK_CONTROL || type == TOK_USER)) {
+            cJSON *a = cJSON_CreateObject();
+            cJSON_AddNumberToObject(a, "id", (double)i);
+            cJSON_AddStringToObject(a, "content", piece);
+            cJSON_AddBoolToObject(a, "special", type == TOK_CONTROL);
+            cJSON_AddItemToArray(added, a);
+        }
+        if (piece && !cJSON_GetObjectItemCaseSensitive(vocab, piece)) cJSON_AddNumberToObject(vocab, piece, (double)i);
+        free(piece);
+    }
+    s.p = merges->val;
+    for (uint64_t i = 0; i < merges->count; i++) {
+        size_t n;
+        const char *p = next_string(&s, &n);
+        char *m = strndup(p, n);
+        if (m) cJSON_AddItemToArray(list, cJSON_CreateString(m));
+        free(m);
+    }
+    cJSON *pt = cJSON_AddObjectToObject(root, "pre_tokenizer");
+    if (regex) {
+        cJSON_AddStringToObject(pt, "type", "Sequence");
+        cJSON *seq = cJSON_AddArrayToObject(pt, "pretokenizers"), *split = cJSON_CreateObject(), *bl = cJSON_CreateObject();
+        cJSON_AddStringToObject(split, "type", "Split");
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(split, "pattern"), "Regex", regex);
+        cJSON_AddStringToObject(split, "behavior", "Isolated");
+        cJSON_AddStringToObject(bl, "type", "ByteLevel");
+        cJSON_AddBoolToObject(bl, "use_regex", 0);
+        cJSON_AddItemToArray(seq, split);
+        cJSON_AddItemToArray(seq, bl);
+    } else {
+        cJSON_AddStringToObject(pt, "type", "ByteLevel");
+    }
+    *data = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!*data) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    *len = strlen(*data);
+    return ZQ_OK;
+}
+
+zq_status zq_gguf_tokenizer(const char *path, char **name, char **data, size_t *len, zq_error *err)
+{
+    *name = *data = NULL;
+    *len = 0;
+    zq_gguf *g;
+    ZQ_TRY(zq_gguf_open(path, &g, err));
+    char *model = zq_gguf_string(g, "tokenizer.ggml.model");
+    const zq_gguf_kv *tokens = array_of(g, "tokenizer.ggml.tokens", GGUF_STRING, 0);
+    int spm = model && !strcmp(model, "llama"), bpe = model && !strcmp(model, "gpt2");
+    zq_status st = ZQ_OK;
+    if (tokens && (spm || bpe)) {
+        st = spm ? spm_as_llama2c(g, tokens, data, len, err) : bpe_as_json(g, tokens, data, len, err);
+        *name = malloc(strlen(path) + 32);
+        if (st == ZQ_OK && !*name) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        if (st == ZQ_OK) sprintf(*name, "%s:%s", path, spm ? "tokenizer.bin" : "tokenizer.json");
+    } else if (tokens) {
+        st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tokenizer model '%s' is not one zquant reads (llama, gpt2): give "
+                     "--tokenizer", path, model);
+    }
+    free(model);
+    zq_gguf_close(g);
+    if (st != ZQ_OK) {
+        free(*name), free(*data);
+        *name = *data = NULL;
+    }
     return st;
 }
