@@ -65,10 +65,25 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-def rope_halves(x, dim, base):
-    """GPT-NeoX / Llama: rotate the first `dim` dims of each head, halves layout."""
+def llama3_inv_freq(inv, s):
+    """transformers/modeling_rope_utils.py, _compute_llama3_parameters: long
+    wavelengths divided by factor, short ones kept, those between blended."""
+    old, lo, hi, f = s["original_max_position_embeddings"], s["low_freq_factor"], s["high_freq_factor"], s["factor"]
+    wavelen = 2 * math.pi / inv
+    scaled = torch.where(wavelen > old / lo, inv / f, inv)
+    smooth = (old / wavelen - lo) / (hi - lo)
+    blended = (1 - smooth) * scaled / f + smooth * scaled
+    medium = ~(wavelen < old / hi) & ~(wavelen > old / lo)
+    return torch.where(medium, blended, scaled)
+
+
+def rope_halves(x, dim, base, scaling=None):
+    """GPT-NeoX / Llama: rotate the first `dim` dims of each head, halves
+    layout; scaling: a config's rope_scaling (llama3)."""
     t = x.shape[-2]
     inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=DT) / dim))
+    if scaling:
+        inv = llama3_inv_freq(inv, scaling)
     f = torch.outer(torch.arange(t, dtype=DT), inv)
     emb = torch.cat((f, f), dim=-1)
     r, rest = x[..., :dim], x[..., dim:]
@@ -223,10 +238,10 @@ def gptj(ids):
     return w, cfg, h @ w["lm_head.weight"].T + w["lm_head.bias"]
 
 
-def llama_like(ids, model_type, qkv_bias, tied):
+def llama_like(ids, model_type, qkv_bias, tied, rope_scaling=None):
     """transformers/models/llama/modeling_llama.py (and qwen2's, which adds
     q/k/v biases): RMSNorm, RoPE in halves, grouped-query attention
-    (repeat_kv), SwiGLU MLP."""
+    (repeat_kv), SwiGLU MLP; rope_scaling as Llama 3.1 and later set it."""
     C, H, KV, L, V, P, I = 32, 4, 2, 2, 50, 16, 48
     d = C // H
     w = {"model.embed_tokens.weight": rnd(V, C), "model.norm.weight": ones_ish(C)}
@@ -245,6 +260,8 @@ def llama_like(ids, model_type, qkv_bias, tied):
     cfg = {"model_type": model_type, "hidden_size": C, "num_attention_heads": H, "num_key_value_heads": KV,
            "num_hidden_layers": L, "intermediate_size": I, "vocab_size": V, "max_position_embeddings": P,
            "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": tied}
+    if rope_scaling:
+        cfg["rope_scaling"] = rope_scaling
     t = len(ids)
 
     def rms(x, n):
@@ -258,8 +275,8 @@ def llama_like(ids, model_type, qkv_bias, tied):
     for i in range(L):
         p = f"model.layers.{i}."
         a = rms(h, p + "input_layernorm.weight")
-        q = rope_halves(heads(lin(a, p + "self_attn.q_proj"), H), d, 10000.0)
-        k = rope_halves(heads(lin(a, p + "self_attn.k_proj"), KV), d, 10000.0)
+        q = rope_halves(heads(lin(a, p + "self_attn.q_proj"), H), d, 10000.0, rope_scaling)
+        k = rope_halves(heads(lin(a, p + "self_attn.k_proj"), KV), d, 10000.0, rope_scaling)
         v = heads(lin(a, p + "self_attn.v_proj"), KV)
         k, v = k.repeat_interleave(H // KV, dim=0), v.repeat_interleave(H // KV, dim=0)
         h = h + lin(attend(q, k, v, causal(t), 1 / math.sqrt(d)), p + "self_attn.o_proj")
@@ -315,17 +332,27 @@ MODELS = {
     "gpt2": gpt2, "opt": opt, "gpt_neox": gpt_neox, "gptj": gptj, "bert": bert,
     "llama": lambda ids: llama_like(ids, "llama", False, False),
     "qwen2": lambda ids: llama_like(ids, "qwen2", True, True),
+    # Llama 3.2's shape: tied embeddings, llama3 rope scaling whose head of 8
+    # has one frequency kept (wavelength 6.3 < 256/16), one blended (62.8)
+    # and two divided by the factor (628, 6283 > 256)
+    "llama3": lambda ids: llama_like(ids, "llama", False, True, {"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0, "high_freq_factor": 16.0, "original_max_position_embeddings": 256}),
 }
 
 
 def main():
-    if os.path.exists(OUT):
+    """With names, only those fixtures are written: every model is still
+    computed, in order, so each one's random draws stay what they were."""
+    only = set(sys.argv[1:])
+    if not only and os.path.exists(OUT):
         shutil.rmtree(OUT)
     for name, fn in MODELS.items():
         ids = torch.randint(0, 50, (T,))
         with torch.no_grad():
             w, cfg, logits = fn(ids)
+        if only and name not in only:
+            continue
         d = os.path.join(OUT, name)
+        shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
         stio.save(os.path.join(d, "model.safetensors"), {k: v.to(torch.float32).numpy() for k, v in w.items()})
         with open(os.path.join(d, "config.json"), "w") as f:

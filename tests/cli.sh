@@ -273,7 +273,7 @@ cmp -s "$TMP/full.zq" "$TMP/killed.zq" && ok "lkd/resume-gives-identical-output"
 "$CMP" "$TMP/norms.safetensors" "$TMP/plain.safetensors" 2>"$TMP/err"
 grep -q "layers.0.input_layernorm.weight' differs" "$TMP/err" && ok "lkd/train-norms-tunes-norms" ||
     fail "lkd/train-norms-tunes-norms" "$(head -c 300 "$TMP/err")"
-for arch in gpt2 opt gpt_neox gptj llama qwen2 bert; do # Conv1D, fused and per-head q/k/v, GQA, post-LN
+for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 bert; do # Conv1D, fused and per-head q/k/v, GQA, rope scaling, post-LN
     E=tests/fixtures/engine/$arch
     if "$ZQ" lkd $E -o "$TMP/l-$arch.zq" -q -p w4/8a8 --group-size 16 --seq-len 8 --steps 20 2>"$TMP/err" &&
         "$ZQ" verify "$TMP/l-$arch.zq" >/dev/null 2>>"$TMP/err" &&
@@ -312,6 +312,24 @@ rc=$?
 rc=$?
 [ "$rc" -eq 2 ] && grep -q "made with steps 5, this run has 6" "$TMP/err" &&
     ok "lkd-parallel/other-options-refused" || fail "lkd-parallel/other-options-refused" "exit $rc: $(head -c 300 "$TMP/err")"
+# rope scaling: llama3 runs (the engine fixture above); any other kind is
+# refused with the key named where the model would run (eval, a GGUF for
+# llama.cpp), never run approximately; round to nearest, which runs
+# nothing, and a compressed-tensors folder (vLLM reads rope_scaling itself)
+# still work
+mkdir -p "$TMP/yarn" && cp tests/fixtures/engine/llama3/* "$TMP/yarn/"
+/usr/bin/python3 - "$TMP/yarn/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["rope_scaling"] = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 256}
+json.dump(c, open(sys.argv[1], "w"))
+PY
+expect "arch/rope-scaling-yarn-eval-refused" 3 "$ZQ" eval "$TMP/yarn" --tokens "$TMP/yarn/tokens.bin"
+grep -q "rope_scaling.rope_type 'yarn' is not implemented (llama3 is)" "$TMP/err" &&
+    ok "arch/rope-scaling-yarn-names-the-key" || fail "arch/rope-scaling-yarn-names-the-key" "$(head -c 200 "$TMP/err")"
+expect "arch/rope-scaling-yarn-quantizes" 0 "$ZQ" quantize "$TMP/yarn" -o "$TMP/yarn.zq" -p w8a16 --for llama.cpp -q
+expect "arch/rope-scaling-yarn-no-gguf" 3 "$ZQ" export "$TMP/yarn.zq" -o "$TMP/yarn.gguf" --no-vocab
+[ ! -e "$TMP/yarn.gguf" ] && ok "arch/rope-scaling-yarn-no-gguf-written" || fail "arch/rope-scaling-yarn-no-gguf-written"
 for cmd in eval generate bench tokenize lkd export; do
     "$ZQ" "$cmd" --help >"$TMP/h" 2>&1 && grep -q "^usage: zquant $cmd" "$TMP/h" && ok "help/$cmd" || fail "help/$cmd"
 done

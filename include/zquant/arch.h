@@ -86,7 +86,7 @@ typedef struct {
     const char *rope_key; /* ZQ_ROPE_PCT: fraction of a head, ZQ_ROPE_DIM: dimensions */
     double rope_default;  /* ZQ_ROPE_PCT: the fraction when absent (ZQ_ROPE_DIM: a whole head) */
     const char *parallel_key, *pre_ln_key, *no_final_norm_key, *emb_dim_key;
-    const char *unsupported_key; /* a key zquant cannot honour when set (rope_scaling) */
+    const char *rope_scaling_key; /* rope_scaling: the kinds zquant runs (llama3), others refused */
     const zq_arch_tensor *tensors; /* terminated by a NULL name */
     /* what Hugging Face's checkpoints put before the names of tensors that
      * are not the LM head ("model."); NULL: nothing */
@@ -125,6 +125,12 @@ typedef struct {
     int rotary_dims;       /* 0: learned absolute positions */
     int rope_interleaved;  /* rotate pairs (2i, 2i+1) (gptj) instead of halves */
     float rope_theta;
+    /* rope_scaling {"rope_type": "llama3"} (Llama 3.1 and later): a
+     * frequency whose wavelength 2 pi / f exceeds rope_original_max_pos /
+     * rope_low_freq is divided by rope_factor, one below rope_original_max_pos
+     * / rope_high_freq kept, the ones between blended; rope_factor 0: none */
+    float rope_factor, rope_low_freq, rope_high_freq;
+    int rope_original_max_pos;
     int pos_offset;        /* opt: position ids start at 2 */
     int causal;
     int final_norm;

@@ -71,6 +71,39 @@ static int token_ids(reader *r, const char *key, int vocab, int *out, int max)
     return n;
 }
 
+#define BAD(...) zq_fail(err, ZQ_ERR_FORMAT, __VA_ARGS__)
+
+/* What rope_scaling asks for: nothing ("default" or null), Llama 3's
+ * frequency scaling, or a kind zquant does not run, refused with the key
+ * and value named (never run approximately). */
+static zq_status rope_scaling(reader *r, const zq_arch_desc *d, zq_arch *a, const char *origin, zq_error *err)
+{
+    const cJSON *s = d->rope_scaling_key ? item(r, d->rope_scaling_key) : NULL;
+    if (!s) return ZQ_OK;
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(s, "rope_type");
+    if (!type) type = cJSON_GetObjectItemCaseSensitive(s, "type"); /* the older spelling */
+    if (!cJSON_IsObject(s) || !cJSON_IsString(type))
+        return BAD("'%s': %s must be an object with a rope_type", origin, d->rope_scaling_key);
+    if (!strcmp(type->valuestring, "default")) return ZQ_OK;
+    if (strcmp(type->valuestring, "llama3"))
+        return BAD("'%s': %s.rope_type '%s' is not implemented (llama3 is)", origin, d->rope_scaling_key,
+                   type->valuestring);
+    static const char *const keys[] = {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"};
+    double v[4];
+    for (int k = 0; k < 4; k++) {
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(s, keys[k]);
+        v[k] = cJSON_IsNumber(j) ? j->valuedouble : NAN;
+        if (!(v[k] > 0 && v[k] < 1e9))
+            return BAD("'%s': %s.%s must be a positive number for rope_type llama3", origin, d->rope_scaling_key, keys[k]);
+    }
+    if (!(v[2] > v[1])) return BAD("'%s': %s.high_freq_factor must exceed low_freq_factor", origin, d->rope_scaling_key);
+    a->rope_factor = (float)v[0];
+    a->rope_low_freq = (float)v[1];
+    a->rope_high_freq = (float)v[2];
+    a->rope_original_max_pos = (int)v[3];
+    return ZQ_OK;
+}
+
 /* lo_open: the value must be above lo, not equal to it */
 static double get_num(reader *r, const char *key, double def, double lo, double hi, int lo_open)
 {
@@ -113,7 +146,6 @@ static int parse_act(const char *s, zq_mlp_fn *fn)
     return 1;
 }
 
-#define BAD(...) zq_fail(err, ZQ_ERR_FORMAT, __VA_ARGS__)
 
 static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arch *a, zq_error *err)
 {
@@ -151,8 +183,7 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
     int rope_dim = d->rope == ZQ_ROPE_DIM ? get_int(&r, d->rope_key, -1, 0, MAX_HEAD_DIM) : 0;
     ZQ_TRY(r.st);
     a->emb_proj = a->emb_dim != a->hidden;
-    const cJSON *unsupported = d->unsupported_key ? cJSON_GetObjectItemCaseSensitive(c, d->unsupported_key) : NULL;
-    if (unsupported && !cJSON_IsNull(unsupported)) return BAD("'%s': %s is not supported", origin, d->unsupported_key);
+    ZQ_TRY(rope_scaling(&r, d, a, origin, err));
     if (!parse_act(act, &a->act)) return BAD("'%s': activation '%s' is not supported", origin, act);
     if (d->flags & ZQ_ARCH_GATED_MLP) {
         if (a->act != ZQ_SILU_GLU) return BAD("'%s': llama-style MLPs need silu", origin);

@@ -13,12 +13,27 @@
 
 /* ---- rotary positions ------------------------------------------------------- */
 
-void zq_rope_table(float *cos_t, float *sin_t, int T, int rot, float theta)
+/* Llama 3's frequency scaling as Hugging Face's _compute_llama3_parameters
+ * computes it: float32 tensors against Python numbers (those in double,
+ * then rounded to float32). */
+float zq_rope_llama3(const zq_arch *a, float inv_freq)
 {
-    int half = rot / 2;
+    double old = a->rope_original_max_pos, lo = a->rope_low_freq, hi = a->rope_high_freq;
+    float f = a->rope_factor, low_wavelen = (float)(old / lo), high_wavelen = (float)(old / hi);
+    float wavelen = (float)(2 * M_PI) / inv_freq;
+    float scaled = wavelen > low_wavelen ? inv_freq / f : inv_freq;
+    if (wavelen < high_wavelen || wavelen > low_wavelen) return scaled;
+    float smooth = ((float)old / wavelen - (float)lo) / (float)(hi - lo);
+    return (1.0f - smooth) * scaled / f + smooth * scaled;
+}
+
+void zq_rope_table(float *cos_t, float *sin_t, int T, const zq_arch *a)
+{
+    int rot = a->rotary_dims, half = rot / 2;
     for (int i = 0; i < half; i++) {
         /* as Hugging Face computes it: float32 inv_freq, float32 angle */
-        float inv_freq = (float)(1.0 / pow((double)theta, (double)(2 * i) / rot));
+        float inv_freq = (float)(1.0 / pow((double)a->rope_theta, (double)(2 * i) / rot));
+        if (a->rope_factor > 0) inv_freq = zq_rope_llama3(a, inv_freq);
         for (int t = 0; t < T; t++) {
             float ang = (float)t * inv_freq;
             cos_t[(size_t)t * half + i] = cosf(ang);

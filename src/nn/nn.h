@@ -59,8 +59,10 @@ void zq_mlp_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant *
 
 /* ---- attention.c ------------------------------------------------------------------ */
 
-/* cos/sin (T, rot/2) of positions 0..T-1 */
-void zq_rope_table(float *cos_t, float *sin_t, int T, int rot, float theta);
+/* cos/sin (T, rotary_dims/2) of positions 0..T-1, with a's rope scaling */
+void zq_rope_table(float *cos_t, float *sin_t, int T, const zq_arch *a);
+/* One rotary frequency under a's llama3 rope scaling (rope_factor > 0). */
+float zq_rope_llama3(const zq_arch *a, float inv_freq);
 /* ws->ao (BT, hidden) = attention(h), through the KV cache when set; the
  * probabilities stay in a training workspace */
 void zq_attention_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,

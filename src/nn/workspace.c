@@ -61,7 +61,7 @@ zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int t
         zq_workspace_free(ws);
         return NULL;
     }
-    if (a->rotary_dims) zq_rope_table(ws->cos_t, ws->sin_t, seq, a->rotary_dims, a->rope_theta);
+    if (a->rotary_dims) zq_rope_table(ws->cos_t, ws->sin_t, seq, a);
     return ws;
 }
 

@@ -2,8 +2,11 @@
  * for each model (scripts/gen_fixtures.py writes them beside the weights),
  * and against itself. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "nn/nn.h"
 #include "test.h"
 #include "zquant/arch.h"
 #include "zquant/source.h"
@@ -94,4 +97,39 @@ TEST(table_names_take_any_wrapper_prefix)
     CHECK(!zq_arch_tensor_match(q, "model.layers.x.self_attn.q_proj.weight", NULL));
     CHECK(norm && zq_arch_tensor_match(norm, "model.norm.weight", &layer) && layer == -1);
     CHECK(!zq_arch_tensor_match(norm, "model.layers.0.input_layernorm.weight", NULL));
+}
+
+/* rope_scaling: llama3 read (and its frequencies, worked by hand from
+ * Hugging Face's formula), "default" a no-op, any other kind refused with
+ * the key named rather than run approximately. */
+static zq_status llama_with(const char *scaling, zq_arch *a, zq_error *err)
+{
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg,
+             "{\"model_type\": \"llama\", \"hidden_size\": 32, \"num_attention_heads\": 4, \"num_hidden_layers\": 1, "
+             "\"intermediate_size\": 48, \"vocab_size\": 50, \"max_position_embeddings\": 16, \"rope_scaling\": %s}",
+             scaling);
+    return zq_arch_from_config(cfg, "cfg", a, err);
+}
+
+TEST(rope_scaling_llama3_read_others_refused)
+{
+    zq_arch a;
+    zq_error err = {0};
+    CHECK(llama_with("{\"rope_type\": \"llama3\", \"factor\": 4.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 16.0, "
+                     "\"original_max_position_embeddings\": 256}", &a, &err) == ZQ_OK);
+    CHECK(a.rope_factor == 4.0f && a.rope_low_freq == 1.0f && a.rope_high_freq == 16.0f && a.rope_original_max_pos == 256);
+    /* wavelength 2 pi: under 256 / 16, kept; 2 pi 1000: over 256, divided by 4; 2 pi 10: blended with
+     * smooth = (256 / 62.83 - 1) / 15 = 0.204958, (1 - smooth) 0.1 / 4 + smooth 0.1 = 0.0403719 */
+    CHECK(zq_rope_llama3(&a, 1.0f) == 1.0f);
+    CHECK(zq_rope_llama3(&a, 0.001f) == 0.001f / 4);
+    CHECK(fabsf(zq_rope_llama3(&a, 0.1f) - 0.0403719f) < 1e-7f);
+    CHECK(llama_with("{\"rope_type\": \"default\"}", &a, &err) == ZQ_OK && a.rope_factor == 0);
+    CHECK(llama_with("null", &a, &err) == ZQ_OK && a.rope_factor == 0);
+    CHECK(llama_with("{\"type\": \"yarn\", \"factor\": 4.0}", &a, &err) == ZQ_ERR_FORMAT);
+    CHECK(strstr(err.msg, "rope_scaling.rope_type 'yarn' is not implemented") != NULL);
+    err = (zq_error){0};
+    CHECK(llama_with("{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, "
+                     "\"original_max_position_embeddings\": 8192}", &a, &err) == ZQ_ERR_FORMAT);
+    CHECK(strstr(err.msg, "rope_scaling.high_freq_factor") != NULL);
 }

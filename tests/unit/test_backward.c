@@ -186,6 +186,7 @@ GRAD_TEST(gpt_neox)
 GRAD_TEST(gptj)
 GRAD_TEST(llama)
 GRAD_TEST(qwen2)
+GRAD_TEST(llama3)
 GRAD_TEST(bert)
 
 /* ---- against PyTorch autograd (scripts/gen_grad_fixtures.py) ---------------- */
@@ -313,4 +314,5 @@ TORCH_TEST(gpt_neox)
 TORCH_TEST(gptj)
 TORCH_TEST(llama)
 TORCH_TEST(qwen2)
+TORCH_TEST(llama3)
 TORCH_TEST(bert)

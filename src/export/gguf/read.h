@@ -10,6 +10,10 @@
 
 #include "zquant/error.h"
 
+/* zquant's own key: config.json's rope_scaling (JSON text), beside the
+ * rope_freqs.weight tensor llama.cpp runs, which does not give it back. */
+#define ZQ_GGUF_ROPE_SCALING_KEY "zquant.rope_scaling"
+
 /* The types of GGUF's key-value metadata. */
 enum { GGUF_U8 = 0, GGUF_I8, GGUF_U16, GGUF_I16, GGUF_U32, GGUF_I32, GGUF_F32, GGUF_BOOL, GGUF_STRING,
        GGUF_ARRAY, GGUF_U64, GGUF_I64, GGUF_F64 };

@@ -142,6 +142,11 @@ static zq_status make_config(const zq_gguf *g, const zq_arch_desc *d, const char
     }
     cJSON_AddNumberToObject(c, "vocab_size", (double)vocab);
     cJSON_AddBoolToObject(c, "tie_word_embeddings", tied);
+    char *scaling = zq_gguf_string(g, ZQ_GGUF_ROPE_SCALING_KEY);
+    cJSON *s = scaling ? cJSON_Parse(scaling) : NULL;
+    free(scaling);
+    if (s && d->rope_scaling_key) cJSON_AddItemToObject(c, d->rope_scaling_key, s);
+    else cJSON_Delete(s);
     *out = cJSON_PrintUnformatted(c);
     cJSON_Delete(c);
     return *out ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
@@ -179,6 +184,13 @@ zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
         int layer = -1;
         for (const zq_arch_tensor *e = d->tensors; e->name && !row; e++)
             if (e->gguf && name_match(e->gguf, t->name, &layer)) row = e;
+        if (!strcmp(t->name, "rope_freqs.weight")) { /* Llama 3's rope scaling, as llama.cpp runs it */
+            if (zq_gguf_find(g, ZQ_GGUF_ROPE_SCALING_KEY)) continue; /* the config says it (make_config) */
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': rope_freqs.weight (Llama 3 rope scaling) without zquant's %s: its "
+                         "parameters cannot be recovered from the factors; read the original checkpoint", path,
+                         ZQ_GGUF_ROPE_SCALING_KEY);
+            break;
+        }
         if (!row || t->ndim > 2) {
             st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' is not one zquant knows in a %s model", path, t->name, arch);
             break;

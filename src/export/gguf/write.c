@@ -16,6 +16,7 @@
 #include "export/gguf/rows.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "base/le.h"
 #include "base/util.h"
 #include "io/atomic.h"
+#include "nn/nn.h"
 #include "export/gguf/read.h"
 #include "zq/meta.h"
 #include "zquant/fp16.h"
@@ -48,6 +50,7 @@ typedef struct {
     zq_gguf_rows order; /* where llama.cpp wants each row */
     int conv1d; /* an FP16 matrix stored [in, out], written [out, in] */
     int embed;  /* the token embedding: its rows are the vocabulary's size */
+    float *values; /* a tensor the .zq does not hold, made here (index SIZE_MAX): rows F32 values */
 } gg_tensor;
 
 /* Whether codes stored as spec, in rows of `in` inputs, have a ggml type
@@ -167,6 +170,13 @@ static void arch_keys(zq_gguf_keys *kv, const zq_arch *a, const char *arch)
         zq_gguf_kv_f32(kv, KEY("rope.freq_base"), a->rope_theta);
     }
     zq_gguf_kv_u32(kv, KEY("vocab_size"), (uint32_t)a->vocab);
+    if (a->rope_factor > 0) { /* llama.cpp runs rope_freqs.weight; zquant reads these back (source.c) */
+        char s[256];
+        snprintf(s, sizeof s, "{\"rope_type\": \"llama3\", \"factor\": %.9g, \"low_freq_factor\": %.9g, "
+                 "\"high_freq_factor\": %.9g, \"original_max_position_embeddings\": %d}", a->rope_factor,
+                 a->rope_low_freq, a->rope_high_freq, a->rope_original_max_pos);
+        zq_gguf_kv_str(kv, ZQ_GGUF_ROPE_SCALING_KEY, s);
+    }
     if (a->desc->parallel_key) zq_gguf_kv_bool(kv, KEY("use_parallel_residual"), a->parallel);
 #undef KEY
 }
@@ -257,8 +267,40 @@ static zq_status sink_flush(sink *s, zq_error *err)
     return st;
 }
 
+/* llama.cpp's form of Llama 3's rope scaling (convert_hf_to_gguf's
+ * rope_freqs): one factor per frequency, which its rope divides the angle
+ * by; Hugging Face's scaled frequency is the plain one over it. */
+static zq_status rope_freqs(const zq_arch *a, gg_tensor *g, zq_error *err)
+{
+    int half = a->rotary_dims / 2;
+    memset(g, 0, sizeof *g);
+    g->index = SIZE_MAX;
+    snprintf(g->name, sizeof g->name, "rope_freqs.weight");
+    g->type = GGML_F32;
+    g->ndim = 1;
+    g->rows = (uint64_t)half;
+    g->cols = 1;
+    g->bytes = (uint64_t)half * 4;
+    g->order.kind = ROWS_SAME;
+    g->order.rows = g->rows;
+    if (!(g->values = malloc((size_t)half * sizeof *g->values))) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < half; i++) {
+        float inv = (float)(1.0 / pow((double)a->rope_theta, (double)(2 * i) / a->rotary_dims));
+        g->values[i] = inv / zq_rope_llama3(a, inv);
+    }
+    return ZQ_OK;
+}
+
 static zq_status write_tensor(zq_file *f, const gg_tensor *g, sink *s, zq_error *err)
 {
+    if (g->values) {
+        size_t padded = (size_t)zq_align_up(g->bytes, GGUF_ALIGN);
+        if (s->len + padded > s->cap) ZQ_TRY(sink_flush(s, err));
+        memset(s->buf + s->len, 0, padded);
+        for (uint64_t r = 0; r < g->rows; r++) zq_store_lef32(s->buf + s->len + 4 * r, g->values[r]);
+        s->len += padded;
+        return ZQ_OK;
+    }
     const zq_tensor *t = zq_file_tensor(f, g->index);
     const void *q = NULL, *sc = NULL, *mn = NULL, *data = NULL;
     size_t len;
@@ -311,6 +353,15 @@ static zq_status plan(zq_file *f, const zq_arch *a, gg_tensor *gt, size_t *n,
         by_type[g->type] += g->bytes;
         count[g->type]++;
         r->quantized += g->type >= GGML_Q4_0;
+        (*n)++;
+    }
+    if (a->rope_factor > 0) { /* room for it: gt holds one more than the .zq's tensors */
+        gg_tensor *g = &gt[*n];
+        ZQ_TRY(rope_freqs(a, g, err));
+        g->offset = offset;
+        offset += zq_align_up(g->bytes, GGUF_ALIGN);
+        by_type[g->type] += g->bytes;
+        count[g->type]++;
         (*n)++;
     }
     r->tensors = *n;
@@ -376,6 +427,12 @@ static zq_status header(const zq_export_opts *o, zq_file *f, const zq_arch *a, c
     return oom || kv->oom ? zq_fail(err, ZQ_ERR_NOMEM, "out of memory") : ZQ_OK;
 }
 
+static void free_plan(gg_tensor *gt, size_t n)
+{
+    for (size_t i = 0; gt && i < n; i++) free(gt[i].values);
+    free(gt);
+}
+
 zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *r, zq_error *err)
 {
     zq_arch a;
@@ -390,7 +447,7 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
     zq_status st = find_vocab(o, &tok, err);
     gg_tensor *gt = calloc(zq_file_count(f) + 1, sizeof *gt);
     if (st == ZQ_OK && !gt) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    size_t n;
+    size_t n = 0;
     int ftype, embed_rows;
     zq_gguf_keys head = {0};
     if (st == ZQ_OK) st = plan(f, &a, gt, &n, r, &ftype, &embed_rows, err);
@@ -400,7 +457,7 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
     if (st == ZQ_OK) st = zq_atomic_open(&out, o->output, o->force, err);
     if (st != ZQ_OK) {
         zq_gguf_kv_free(&head);
-        free(gt);
+        free_plan(gt, n);
         return st;
     }
     size_t cap = 1 << 20; /* at least the longest row, so a row is always built in place */
@@ -422,7 +479,7 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
     r->files = 1;
     free(s.buf);
     zq_gguf_kv_free(&head);
-    free(gt);
+    free_plan(gt, n);
     if (st == ZQ_OK) return zq_atomic_commit(&out, err);
     zq_atomic_abort(&out);
     return st;
