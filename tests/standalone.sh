@@ -52,6 +52,8 @@ check generate/text-from-a-gguf-alone '[ "$rc" -eq 0 ] && grep -q "^Once upon a 
 "$ZQ" quantize "$M" -o "$TMP/away/v.zq" --for vllm -q
 run "$ZQ" export "$TMP/away/v.zq" -o "$TMP/away/ct" --format compressed-tensors
 check export/ct-gets-the-tokenizer '[ "$rc" -eq 0 ] && cmp -s "$TMP/away/ct/tokenizer.bin" "$M/tokenizer.bin"'
+run "$ZQ" generate "$TMP/away/ct" --prompt "Once upon a time" -n 8
+check generate/text-from-a-ct-folder '[ "$rc" -eq 0 ] && grep -q "^Once upon a time" "$TMP/out" && [ "$(wc -c <"$TMP/out")" -gt 20 ]'
 
 # generation_config.json rides along and its eos_token_id stops generation
 cp -r "$M" "$TMP/gm"
