@@ -11,7 +11,6 @@ SUITE=frontdoor
 . tests/suite.sh
 M=data/models/stories260K
 TEXT=data/text/tinystories/valid-excerpt.txt
-json_get() { /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@"; }
 
 # --- the plan ---------------------------------------------------------------------
 run "$ZQ" quantize "$M" --dry-run -p w4/8a8 --group-size 32 --json

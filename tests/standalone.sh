@@ -12,7 +12,6 @@ SUITE=standalone
 M=data/models/stories260K
 TEXT=data/text/tinystories/valid-excerpt.txt
 head -c 20000 "$TEXT" >"$TMP/t.txt"
-json_get() { /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@"; }
 
 # the file alone, away from its model folder
 mkdir -p "$TMP/away"

@@ -19,6 +19,8 @@ run() {
 check() {
     if eval "$2"; then ok "$1"; else fail "$1" "exit $rc: $(head -c 300 "$TMP/err" 2>/dev/null)"; fi
 }
+# json_get FILE EXPR: EXPR (Python, the document as d) of the JSON in FILE
+json_get() { /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@"; }
 finish() {
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]

@@ -147,7 +147,7 @@ zq_status zq_read_input_file(const char *path, size_t limit, char **out, size_t 
     return read_whole(path, limit, 1, out, len, err);
 }
 
-zq_status zq_file_crc32c(const char *path, uint32_t *crc, uint64_t *bytes, zq_error *err)
+zq_status zq_file_crc32c(const char *path, uint64_t limit, uint32_t *crc, uint64_t *bytes, zq_error *err)
 {
     int fd;
     struct stat st;
@@ -157,7 +157,8 @@ zq_status zq_file_crc32c(const char *path, uint32_t *crc, uint64_t *bytes, zq_er
     uint32_t c = 0;
     uint64_t total = 0;
     ssize_t got = 0;
-    while (buf && (got = read(fd, buf, CHUNK)) > 0) {
+    while (buf && (!limit || total < limit) &&
+           (got = read(fd, buf, limit && limit - total < CHUNK ? (size_t)(limit - total) : CHUNK)) > 0) {
         c = zq_crc32c(c, buf, (size_t)got);
         total += (uint64_t)got;
     }

@@ -31,7 +31,8 @@ zq_status zq_read_input_file(const char *path, size_t limit, char **out, size_t 
  * output. malloc'd; NULL with errno set on failure (ELOOP). */
 char *zq_follow_links(const char *path);
 
-/* The CRC-32C of a whole regular file, read in pieces; *bytes its length. */
-zq_status zq_file_crc32c(const char *path, uint32_t *crc, uint64_t *bytes, zq_error *err);
+/* The CRC-32C of a regular file's first limit bytes (0: the whole file),
+ * read in pieces; *bytes how many it covers. */
+zq_status zq_file_crc32c(const char *path, uint64_t limit, uint32_t *crc, uint64_t *bytes, zq_error *err);
 
 #endif

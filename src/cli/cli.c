@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -136,10 +137,24 @@ int cli_parse_file_json(int argc, char **argv, const char *cmd, const char *help
     return rc;
 }
 
+/* A model (a .gguf, a .zq, a folder) where a tokenizer file is asked for. */
+static int names_a_model(const char *path)
+{
+    size_t n = strlen(path);
+    struct stat sb;
+    return (n > 5 && !strcmp(path + n - 5, ".gguf")) || zq_is_zq_file(path) ||
+           (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode));
+}
+
 zq_status cli_tokenizer(const char *tokenizer, const char *model, const char *other_model, zq_tokenizer **out,
                         zq_error *err)
 {
-    if (tokenizer) return zq_tokenizer_load(tokenizer, out, err);
+    *out = NULL;
+    if (tokenizer && !names_a_model(tokenizer)) return zq_tokenizer_load(tokenizer, out, err);
+    if (tokenizer) {
+        ZQ_TRY(zq_tokenizer_of_model(tokenizer, out, err));
+        return *out ? ZQ_OK : zq_fail(err, ZQ_ERR_USAGE, "'%s': has no tokenizer", tokenizer);
+    }
     ZQ_TRY(zq_tokenizer_of_model(model, out, err));
     if (!*out && other_model) ZQ_TRY(zq_tokenizer_of_model(other_model, out, err));
     return ZQ_OK;

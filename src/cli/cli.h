@@ -69,7 +69,8 @@ int cli_gguf_chain_end(const char *zq, const char *gguf, const char *tokenizer, 
  * (with *file and *json set), else the exit code (0 after --help). */
 int cli_parse_file_json(int argc, char **argv, const char *cmd, const char *help, const char **file, int *json);
 
-/* The file TOKENIZER (a --tokenizer), else MODEL's (zq_tokenizer_of_model),
+/* TOKENIZER (a --tokenizer: a tokenizer file, or a model whose tokenizer
+ * to use: a .gguf, a .zq, a folder), else MODEL's (zq_tokenizer_of_model),
  * else OTHER_MODEL's (may be NULL); *out NULL when there is none. */
 zq_status cli_tokenizer(const char *tokenizer, const char *model, const char *other_model, zq_tokenizer **out,
                         zq_error *err);

@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -28,19 +27,6 @@ static const cli_option opts[] = {
     {'h', 'h', "help", NULL, 0, "this help"},
     CLI_OPTIONS_END};
 static const cli_option *const tables[] = {opts, NULL};
-
-/* A tokenizer file, or a model that has one (a GGUF's vocabulary, a .zq's
- * carried tokenizer, a folder's). */
-static zq_status tokenizer_or_model(const char *path, zq_tokenizer **t, zq_error *err)
-{
-    size_t n = strlen(path);
-    struct stat sb;
-    int model = (n > 5 && !strcmp(path + n - 5, ".gguf")) || zq_is_zq_file(path) ||
-                (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode));
-    if (!model) return zq_tokenizer_load(path, t, err);
-    ZQ_TRY(zq_tokenizer_of_model(path, t, err));
-    return *t ? ZQ_OK : zq_fail(err, ZQ_ERR_USAGE, "'%s': has no tokenizer", path);
-}
 
 /* -o -: the ids, raw little-endian uint32 as a token file holds them, down a pipe */
 static zq_status write_stdout(const int32_t *ids, size_t n, zq_error *err)
@@ -80,7 +66,7 @@ int cmd_tokenize(int argc, char **argv)
     zq_tokenizer *t = NULL;
     int32_t *ids = NULL;
     size_t n = 0;
-    zq_status st = tokenizer_or_model(tok_path, &t, &err);
+    zq_status st = cli_tokenizer(tok_path, NULL, NULL, &t, &err);
     if (st == ZQ_OK) st = zq_tokenize_documents(t, args.operands[0], &ids, &n, &err);
     if (st == ZQ_OK && strcmp(out, "-") == 0) st = write_stdout(ids, n, &err);
     else if (st == ZQ_OK) st = zq_tokens_write(out, ids, n, force, &err);

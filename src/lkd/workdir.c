@@ -62,7 +62,7 @@ static int file_crc(const char *path, uint64_t bytes, uint32_t *crc)
 {
     uint64_t got;
     zq_error ignore = {0};
-    return zq_file_crc32c(path, crc, &got, &ignore) == ZQ_OK && got == bytes;
+    return zq_file_crc32c(path, 0, crc, &got, &ignore) == ZQ_OK && got == bytes;
 }
 
 /* What differs between a work file's signature and this run's, for the
@@ -380,7 +380,7 @@ char *zq_lkd_recipe_method(const zq_lkd_opts *o)
     uint32_t crc;
     uint64_t bytes;
     zq_error ignore = {0};
-    if (o->data && zq_file_crc32c(o->data, &crc, &bytes, &ignore) == ZQ_OK) {
+    if (o->data && zq_file_crc32c(o->data, 0, &crc, &bytes, &ignore) == ZQ_OK) {
         const char *slash = strrchr(o->data, '/');
         cJSON_AddStringToObject(j, "data_file", slash ? slash + 1 : o->data);
         cJSON_AddNumberToObject(j, "data_file_bytes", (double)bytes);
@@ -411,7 +411,7 @@ zq_status zq_lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_s
     uint32_t model_crc = 0, data_crc = 0;
     uint64_t bytes;
     ZQ_TRY(zq_source_fingerprint(src, &model_crc, err));
-    if (o->data) ZQ_TRY(zq_file_crc32c(o->data, &data_crc, &bytes, err));
+    if (o->data) ZQ_TRY(zq_file_crc32c(o->data, 0, &data_crc, &bytes, err));
     struct stat st;
     if (o->work && o->q.output && stat(o->work, &st) != 0) /* assembling: nothing to assemble from */
         return zq_fail(err, ZQ_ERR_USAGE, "'%s': no such work directory (distil into it first: zquant lkd %s --work %s)",

@@ -319,3 +319,29 @@ TEST(shrinking_zq_input_is_a_clean_error)
     CHECK(files_in(dir) == 0); /* the temp file of out.zq went too */
     rmdir(dir);
 }
+
+#include "../../src/base/files.h"
+#include "zquant/crc32c.h"
+
+/* A file's CRC-32C over its first bytes only (the recipe's head_crc32c of
+ * a weights file), across the 1 MiB read pieces, and over all of it. */
+TEST(file_crc32c_of_a_head_and_of_all)
+{
+    char path[] = "/tmp/zq-crc-XXXXXX";
+    int fd = mkstemp(path);
+    size_t n = (3u << 20) + 12345;
+    unsigned char *b = malloc(n);
+    for (size_t i = 0; b && i < n; i++) b[i] = (unsigned char)(i * 2654435761u >> 13);
+    CHECK(fd >= 0 && b && write(fd, b, n) == (ssize_t)n);
+    close(fd);
+    uint32_t crc;
+    uint64_t got;
+    zq_error err = {0};
+    CHECK(zq_file_crc32c(path, (1u << 20) + 7, &crc, &got, &err) == ZQ_OK);
+    CHECK(got == (1u << 20) + 7 && crc == zq_crc32c(0, b, (1u << 20) + 7));
+    CHECK(zq_file_crc32c(path, 0, &crc, &got, &err) == ZQ_OK);
+    CHECK(got == n && crc == zq_crc32c(0, b, n));
+    CHECK(zq_file_crc32c(path, 2 * (uint64_t)n, &crc, &got, &err) == ZQ_OK && got == n); /* past the end: the file */
+    unlink(path);
+    free(b);
+}
