@@ -26,8 +26,10 @@ static const cli_option opts[] = {
     {OPT_TOKENS, 0, "tokens", "FILE", 0, "token ids: raw little-endian uint32, or .npy of integers"},
     {OPT_TEXT, 0, "text", "FILE", 0, "real text: documents split by lines holding\n"
                                      "<|endoftext|>, each stripped and tokenized with BOS first"},
-    {OPT_TOKENIZER, 0, "tokenizer", "FILE", 0, "llama2.c tokenizer, or a Hugging Face tokenizer.json\n"
-                                               "(BPE) (default: tokenizer.bin or tokenizer.json\n"
+    {OPT_TOKENIZER, 0, "tokenizer", "FILE", 0, "llama2.c tokenizer, a Hugging Face tokenizer.json\n"
+                                               "(BPE), or a model that has one (default: the\n"
+                                               "model's: carried in a .zq, a GGUF's, or\n"
+                                               "tokenizer.bin or tokenizer.json\n"
                                                "beside the model or beside --reference)"},
     {OPT_SAMPLE, 0, "sample", "N,LEN", 0, "N sequences of LEN tokens sampled from the model\n"
                                           "itself (from the reference when given), temperature 1"},
