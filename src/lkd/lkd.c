@@ -340,7 +340,7 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
         const float *in = quantized_in ? r->xq : r->x;
         trainee tr;
         int student = mask[k] || quantized_in;
-        zq_status st = student ? zq_lkd_trainee_init(&tr, net, k, &fp, &r->o->q, r->o->train_norms, src, model, err) : ZQ_OK;
+        zq_status st = student ? zq_lkd_trainee_init(&tr, net, k, &fp, &r->o->q, r->o->train_norms, r->o->steps > 0, src, model, err) : ZQ_OK;
         if (st == ZQ_OK && mask[k] && done[k] && quantized_in) {
             st = zq_lkd_read_patch(w, k, &tr, a, err);
             if (st == ZQ_OK) st = zq_lkd_fake_quantize(&tr, a, err);
@@ -533,7 +533,7 @@ static zq_status lkd_run(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, z
         r.xq = o->input_quantized ? malloc((size_t)r.nb * r.per * sizeof(float)) : NULL;
         r.out = malloc(r.per * sizeof(float));
         r.dout = malloc(r.per * sizeof(float));
-        r.ws = zq_workspace_create_ex(a, r.B, r.T, 1);
+        r.ws = zq_workspace_create_ex(a, r.B, r.T, o->steps > 0); /* backward's buffers only for steps */
         if (!r.x || !r.y || (o->input_quantized && !r.xq) || !r.out || !r.dout || !r.ws)
             st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory for %d batches of activations", r.nb);
     }

@@ -52,9 +52,10 @@ typedef struct {
     char *signature; /* the options that shape the tuned weights, as JSON */
 } workdir;
 
-/* vectors: also train the block's biases and norms */
+/* vectors: also train the block's biases and norms; train: room for
+ * gradients and Adam's moments (none when there are no steps: GPTQ) */
 zq_status zq_lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *fp, const zq_quantize_opts *q,
-                          int vectors, zq_source *src, const zq_model *model, zq_error *err);
+                          int vectors, int train, zq_source *src, const zq_model *model, zq_error *err);
 void zq_lkd_trainee_free(trainee *tr);
 /* The block's Linears in ZQ_PART order: q, k, v, o, up, gate, down. */
 void zq_lkd_block_linears(zq_block *b, zq_linear **lin);

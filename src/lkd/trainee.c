@@ -63,7 +63,7 @@ void zq_lkd_trainee_free(trainee *tr)
 }
 
 zq_status zq_lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *fp, const zq_quantize_opts *q,
-                          int vectors, zq_source *src, const zq_model *model, zq_error *err)
+                          int vectors, int train, zq_source *src, const zq_model *model, zq_error *err)
 {
     memset(tr, 0, sizeof *tr);
     const zq_net_tensor *units;
@@ -82,11 +82,14 @@ zq_status zq_lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_bloc
         zq_act_mode act;
         ZQ_TRY(zq_quantize_plan(q, model, info, &p->spec, &act, err));
         p->master = malloc(p->n * sizeof(float));
-        p->grad = calloc(p->n, sizeof(float));
-        p->m = calloc(p->n, sizeof(float));
-        p->v = calloc(p->n, sizeof(float));
         p->fq = malloc(p->n * sizeof(float));
-        if (!p->master || !p->grad || !p->m || !p->v || !p->fq) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        if (train) { /* gradient and Adam's moments: three more copies of the block, for steps only */
+            p->grad = calloc(p->n, sizeof(float));
+            p->m = calloc(p->n, sizeof(float));
+            p->v = calloc(p->n, sizeof(float));
+        }
+        if (!p->master || !p->fq || (train && (!p->grad || !p->m || !p->v)))
+            return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         memcpy(p->master, p->u.w, p->n * sizeof(float));
     }
     float *fq[32], *grads[32];
