@@ -13,6 +13,8 @@ echo "== lkd"
 /usr/bin/python3 "$here/bench_lkd.py" "$ZQ" "$(nproc)" 3
 echo "== lkd's defaults against their goals (KL and time, the bundled model)"
 /usr/bin/python3 "$here/lkd_defaults.py" "$ZQ" build/lkd-defaults 3
+echo "== a 4-layer slice of Llama-2-7B width, every command (scripts/run_7b.py; the whole 7B: --layers 32)"
+/usr/bin/python3 "$here/run_7b.py" "$ZQ" build/bench/7b-slice --layers 4 --gptq-samples 2
 echo "== export"
 /usr/bin/python3 "$here/bench_export.py" "$ZQ" "${ZQ_BENCH_RUNS:-5}"
 echo "== gptq"

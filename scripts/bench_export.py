@@ -8,7 +8,8 @@ the ratio to cat, and peak RSS. A second reference, `cat OUT > COPY; sync
 COPY`, writes the same bytes to the same disk as the export does (which
 also fsyncs): what writing alone costs here.
 
-Targets: >= 1 GB/s of output, peak RSS < 256 MB.
+Goals (issue "A 7B checkpoint ... at memory speed"): >= 1.5 GB/s of
+output for every target and preset, peak RSS < 256 MB.
 
 usage: bench_export.py ZQUANT_BINARY [RUNS]"""
 import os
@@ -16,7 +17,9 @@ import shutil
 import subprocess
 import sys
 
-from bench_quantize import MODEL, HERE, run
+from bench_quantize import HERE, run
+
+MODEL = os.path.join("build", "bench", "gpt2-medium")
 
 
 def size_of(path):
@@ -54,11 +57,11 @@ def main(zq, runs=5):
         gbs = size / best / 1e9
         print(f"{'export ' + preset + ' -> ' + fmt:<38} {size / 1e6:8.1f} MB {best:7.3f} s {gbs:6.2f} GB/s  "
               f"cat {size / cat / 1e9:6.2f} GB/s ({best / cat:4.1f}x)  cat>file+sync {size / write / 1e9:5.2f} GB/s "
-              f"({best / write:4.1f}x)  peak RSS {rss:6.1f} MB")
-        ok &= gbs >= 1.0 and rss < 256
+              f"({best / write:4.1f}x)  peak RSS {rss:6.1f} MB  {'met' if gbs >= 1.5 and rss < 256 else 'NOT met'}")
+        ok &= gbs >= 1.5 and rss < 256
         if os.path.isdir(dst):
             shutil.rmtree(dst)
-    print("targets (>= 1 GB/s of output, < 256 MB):", "met" if ok else "NOT met")
+    print("goals (>= 1.5 GB/s of output, < 256 MB):", "met" if ok else "NOT met")
 
 
 if __name__ == "__main__":

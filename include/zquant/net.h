@@ -73,6 +73,11 @@ int zq_net_block_tensors(zq_net *n, int layer, const zq_net_tensor **units);
  * and the checkpoint's (transposed for Conv1D, NeoX's per-head row order). */
 void zq_net_tensor_layout(const zq_net_tensor *u, int heads, const float *in, float *out, int to_checkpoint);
 void zq_net_release_block(zq_net *n, int layer);
+/* Lets go of every tensor outside the blocks (embeddings, head, final
+ * norm: 1 GB of floats at Llama-2-7B's shape) for a caller that needs the
+ * blocks alone from here, as LKD and GPTQ once their data is embedded;
+ * zq_net_embed and zq_net_head then fail. */
+void zq_net_drop_outer(zq_net *n);
 
 /* x (B*T, hidden) from tokens (B*T), at positions pos0..pos0+T-1 in each
  * sequence. */

@@ -541,6 +541,7 @@ static zq_status lkd_run(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, z
         st = zq_net_embed(net, ids + ((size_t)b * o->batch + (size_t)o->data_rank * r.B) * r.T, r.B, r.T, 0,
                           r.x + (size_t)b * r.per, err); /* this rank's slice of batch b */
     if (st == ZQ_OK && r.xq) memcpy(r.xq, r.x, (size_t)r.nb * r.per * sizeof(float));
+    if (st == ZQ_OK) zq_net_drop_outer(net); /* the data is embedded: blocks alone from here */
     if (st == ZQ_OK) st = layers(&r, net, src, &model, &w, mask, done, rep, job, err);
     int n_layers = a ? a->n_layers : 0;
     zq_net_close(net); /* the quantize pass streams from the files again */

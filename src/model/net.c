@@ -44,6 +44,7 @@ struct zq_net {
     zq_act_mode packed_mode;
     block_slot *blocks;
     float *outer[NPARTS][2]; /* the tensors outside blocks: [part][0] weight, [part][1] bias */
+    int outer_dropped;       /* zq_net_drop_outer */
 };
 
 #define WEIGHT(n, part) ((n)->outer[part][0])
@@ -492,6 +493,7 @@ zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, int pos0,
 {
     const zq_arch *a = &n->arch;
     int C = a->hidden, E = a->emb_dim;
+    if (n->outer_dropped) return zq_fail(err, ZQ_ERR_INTERNAL, "'%s': the embedding was let go", n->path);
     if (pos0 + T > a->max_pos)
         return zq_fail(err, ZQ_ERR_USAGE, "'%s': a context of %d tokens is longer than the model's %d", n->path,
                        pos0 + T, a->max_pos);
@@ -531,8 +533,8 @@ zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, int pos0,
 
 zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float *scratch, zq_error *err)
 {
-    (void)err;
     const zq_arch *a = &n->arch;
+    if (n->outer_dropped) return zq_fail(err, ZQ_ERR_INTERNAL, "'%s': the head was let go", n->path);
     int C = a->hidden, E = a->emb_dim, V = a->vocab;
     const float *h = x;
     if (a->final_norm) {
@@ -615,6 +617,17 @@ zq_status zq_net_open(const char *path, size_t budget, zq_net **out, zq_error *e
     }
     *out = n;
     return ZQ_OK;
+}
+
+void zq_net_drop_outer(zq_net *n)
+{
+    for (int p = 0; p < NPARTS; p++) {
+        free(n->outer[p][0]), free(n->outer[p][1]);
+        n->outer[p][0] = n->outer[p][1] = NULL;
+    }
+    if (n->head) zq_packed_free(n->head), free(n->head);
+    n->head = NULL;
+    n->outer_dropped = 1;
 }
 
 void zq_net_close(zq_net *n)
