@@ -330,9 +330,10 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
     int last = -1, quantized_in = r->o->input_quantized;
     for (int k = 0; k < a->n_layers; k++)
         if (mask[k]) last = k;
-    /* with FP inputs a block not distilled here needs only the FP stream
-     * through it, and none is needed past the last listed block */
-    for (int k = 0; k < a->n_layers && (quantized_in || k <= last); k++) {
+    /* a block not distilled here needs only the stream through it (the
+     * quantized one with quantized inputs), and none is needed past the
+     * last listed block: --layers 0 of a 7B model runs one block, not 32 */
+    for (int k = 0; k <= last; k++) {
         zq_block fp;
         ZQ_TRY(zq_net_block(net, k, &fp, err));
         for (int b = 0; b < r->nb; b++) /* the teacher's output, once per batch */

@@ -94,8 +94,12 @@ static int quantized_at(const zq_net *n, size_t i)
 static zq_status read_tensor(zq_net *n, size_t i, int conv1d, float *out, zq_error *err)
 {
     const zq_tensor_info *t = zq_source_tensor(n->src, i);
-    if (conv1d) return zq_source_read_columns(n->src, i, 0, t->cols, out, err);
-    return zq_source_read(n->src, i, 0, t->rows, 0, t->cols, out, err);
+    zq_status st = conv1d ? zq_source_read_columns(n->src, i, 0, t->cols, out, err)
+                          : zq_source_read(n->src, i, 0, t->rows, 0, t->cols, out, err);
+    /* the floats are the copy from here: the file's pages leave the
+     * process (a 7B checkpoint's would otherwise pile up in its RSS) */
+    zq_source_release(n->src, i);
+    return st;
 }
 
 /* Loads the tensor named `want` with exactly `expect` elements into a new
@@ -390,7 +394,11 @@ static uint64_t weight_bytes(zq_net *n, int *stored)
         zq_stored_codes st;
         zq_error ignore = {0};
         if (n->packed && zq_source_codes(n->src, i, &st, &ignore) == ZQ_OK && st.q) {
-            total += st.grid.rows * st.grid.row_bytes * 2; /* at most twice the stored bytes (INT4 for AVX2) */
+            /* packed layouts keep the stored codes' size (nibbles stay
+             * nibbles) and add a float sum and scale per group; counting
+             * them twice made a 7B w8a8 file (6.7 GB) miss a 12 GB budget
+             * and repack every block for every decoded token */
+            total += st.grid.rows * st.grid.row_bytes + st.grid.row_groups * st.grid.col_groups * 8;
             if (stored) *stored = 1;
         } else
             total += zq_source_tensor(n->src, i)->numel * 4;
