@@ -106,7 +106,7 @@ def main():
     with open(tokens, "wb") as f:
         f.write(struct.pack("<2048I", *(rng.randrange(SHAPE["vocab"]) for _ in range(2048))))
 
-    for preset in ("w8a8", "w4/8a16"):
+    for preset in () if "quantize" in skip else ("w8a8", "w4/8a16"):
         tag = preset.replace("/", "")
         zqf = os.path.join(out, tag + ".zq")
         remove(zqf)
