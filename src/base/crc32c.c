@@ -68,12 +68,25 @@ static void build_x2n(void)
     for (int k = 1; k < 32; k++) x2n[k] = p = multmodp(p, p);
 }
 
-uint32_t zq_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+/* x^(8 len) mod P: what appending len zero bytes multiplies by */
+static uint32_t past_zeros(uint64_t len)
 {
     pthread_once(&x2n_once, build_x2n);
     uint32_t p = 1u << 31; /* x^0 */
     unsigned k = 3;        /* x^(8 len) = product of x^(2^(k)) over the bits of len, from 2^3 */
-    for (uint64_t n = len_b; n; n >>= 1, k++)
+    for (uint64_t n = len; n; n >>= 1, k++)
         if (n & 1) p = multmodp(x2n[k & 31], p);
-    return multmodp(p, crc_a) ^ crc_b;
+    return p;
+}
+
+uint32_t zq_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+    return multmodp(past_zeros(len_b), crc_a) ^ crc_b;
+}
+
+void zq_crc32c_zeros_table(uint64_t len, uint32_t t[4][256])
+{
+    uint32_t p = past_zeros(len);
+    for (int k = 0; k < 4; k++)
+        for (uint32_t v = 0; v < 256; v++) t[k][v] = multmodp(p, v << (8 * k));
 }

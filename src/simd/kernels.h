@@ -68,6 +68,10 @@ void zq_decode_run_ref(const uint8_t *row, int nibbles, int symmetric, uint64_t 
 float zq_dot_f16_ref(const uint16_t *w, const float *x, size_t n);
 float zq_dot_row_ref(const uint8_t *row, int nibbles, int symmetric, size_t cols, size_t group, const uint16_t *scale,
                      const uint16_t *min, const float *x, const float *xsum);
+/* Moving a CRC-32C state past len zero bytes (a linear map): state s
+ * goes to t[0][s & 255] ^ t[1][s >> 8 & 255] ^ t[2][s >> 16 & 255] ^
+ * t[3][s >> 24]; for kernels that run several streams and join them. */
+void zq_crc32c_zeros_table(uint64_t len, uint32_t t[4][256]);
 void zq_transpose_f16_to_f32_ref(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst);
 
 /* Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer,
