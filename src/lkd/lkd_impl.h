@@ -12,7 +12,8 @@
 typedef struct {
     zq_net_tensor u;  /* the block's own buffer: the FP weight, and what the student reads */
     zq_qspec spec;
-    float *master, *grad, *m, *v, *fq;
+    float *master; /* u.w itself: the block's buffer is trained in place */
+    float *grad, *m, *v, *fq;
     size_t n;
     /* The grid's FP16 scales (and mins), [row_groups, col_groups] in the
      * checkpoint's row order, when they are chosen rather than taken from
