@@ -112,7 +112,8 @@ def main():
         remove(zqf)
         dt, rss, _ = measure([zq, "quantize", model, "-o", zqf, "-q", "-p", preset])
         row(f"quantize -p {preset}", dt, rss, f"{fp16 / dt / 1e9:.2f} GB/s of FP16, {size_of(zqf) / 1e9:.2f} GB out")
-        if not skip >= {"eval", "bench"}:  # the model in memory, as where it is deployed; not its checkpoint
+        measured = not skip >= {"eval", "bench"}
+        if measured:  # the model in memory, as where it is deployed; not its checkpoint
             evict(weights)
             subprocess.run(["cat", zqf], stdout=subprocess.DEVNULL)
         if "eval" not in skip:
@@ -125,7 +126,8 @@ def main():
             row(f"bench {tag}.zq (prefill 128, decode 16)", dt, rss,
                 f"load {b['load_s']:.1f} s, prefill {b['prefill_tps']:.1f} tok/s, decode {b['decode_tps']:.2f} tok/s")
         remove(zqf)
-        subprocess.run(["cat"] + weights, stdout=subprocess.DEVNULL)
+        if measured:
+            subprocess.run(["cat"] + weights, stdout=subprocess.DEVNULL)
 
     for target, fmt, dest in (("llama.cpp", "gguf", "model.gguf"), ("vllm", "compressed-tensors", "ct")):
         if "export" in skip:

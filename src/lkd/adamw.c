@@ -23,7 +23,7 @@ void zq_lkd_adam_step(trainee *tr, float lr, float wd, float clip_lr)
     float c1 = 1.0f - powf(0.9f, (float)tr->t), c2 = 1.0f - powf(0.999f, (float)tr->t);
     for (int k = 0; k < tr->np; k++) {
         param *p = &tr->p[k];
-        adamw(p->master, p->grad, p->m, p->v, p->n, lr, p->u.vector ? 0 : wd, c1, c2);
+        adamw(p->u.w, p->grad, p->m, p->v, p->n, lr, p->u.vector ? 0 : wd, c1, c2);
         if (p->alpha) adamw(p->alpha, p->alpha_grad, p->alpha_m, p->alpha_v, p->ngroups, clip_lr, 0, c1, c2);
     }
 }

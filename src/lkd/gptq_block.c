@@ -60,13 +60,13 @@ static zq_status gptq_param(param *p, const zq_arch *a, const zq_gptq_hessian *h
     zq_status st = W && codes && p->scale && p->min ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     if (st == ZQ_OK) {
         p->ngroups = ng;
-        if (p->u.neox_qkv) zq_net_tensor_layout(&p->u, a->n_heads, p->master, W, 1);
-        else memcpy(W, p->master, p->n * sizeof *W);
+        if (p->u.neox_qkv) zq_net_tensor_layout(&p->u, a->n_heads, p->u.w, W, 1);
+        else memcpy(W, p->u.w, p->n * sizeof *W);
         st = zq_gptq_run(&p->spec, W, rows, cols, h, GPTQ_BLOCK_COLUMNS, codes, p->scale, p->min, err);
         if (st != ZQ_OK) st = zq_fail_context(err, "tensor '%s'", p->u.name);
     }
-    if (st == ZQ_OK && p->u.neox_qkv) zq_net_tensor_layout(&p->u, a->n_heads, W, p->master, 0);
-    else if (st == ZQ_OK) memcpy(p->master, W, p->n * sizeof *W);
+    if (st == ZQ_OK && p->u.neox_qkv) zq_net_tensor_layout(&p->u, a->n_heads, W, p->u.w, 0);
+    else if (st == ZQ_OK) memcpy(p->u.w, W, p->n * sizeof *W);
     free(W), free(codes);
     return st;
 }

@@ -10,9 +10,11 @@
 #include "zquant/source.h"
 
 typedef struct {
-    zq_net_tensor u;  /* the block's own buffer: the FP weight, and what the student reads */
+    /* u.w, the block's own buffer, is the FP master Adam trains in place:
+     * the teacher's outputs are computed before the trainee exists and its
+     * weights are not read again (a copy cost 0.8 GB at Llama-2-7B's block) */
+    zq_net_tensor u;
     zq_qspec spec;
-    float *master; /* u.w itself: the block's buffer is trained in place */
     float *grad, *m, *v, *fq;
     size_t n;
     /* The grid's FP16 scales (and mins), [row_groups, col_groups] in the

@@ -18,8 +18,8 @@ zq_status zq_lkd_fake_quantize(trainee *tr, const zq_arch *a, zq_error *err)
             free(tmp);
             return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         }
-        if (tmp) zq_net_tensor_layout(&p->u, a->n_heads, p->master, tmp, 1);
-        const float *w = tmp ? tmp : p->master;
+        if (tmp) zq_net_tensor_layout(&p->u, a->n_heads, p->u.w, tmp, 1);
+        const float *w = tmp ? tmp : p->u.w;
         zq_status st = p->alpha ? zq_lkd_clip_scales(p, w, err) : ZQ_OK;
         const uint16_t *scale = p->alpha ? p->eff : p->scale, *min = p->alpha ? p->eff_min : p->min;
         if (st == ZQ_OK) st = zq_fake_quant_matrix_with(&p->spec, w, rows, cols, scale, min, q ? q : p->fq, err);
@@ -37,12 +37,12 @@ zq_status zq_lkd_clip_gradients(trainee *tr, const zq_arch *a, zq_error *err)
         param *p = &tr->p[k];
         if (!p->alpha) continue;
         if (!p->u.neox_qkv) {
-            zq_lkd_clip_grad(p, p->master, p->grad);
+            zq_lkd_clip_grad(p, p->u.w, p->grad);
             continue;
         }
         float *w = malloc(p->n * sizeof *w), *g = malloc(p->n * sizeof *g);
         if (w && g) {
-            zq_net_tensor_layout(&p->u, a->n_heads, p->master, w, 1);
+            zq_net_tensor_layout(&p->u, a->n_heads, p->u.w, w, 1);
             zq_net_tensor_layout(&p->u, a->n_heads, p->grad, g, 1);
             zq_lkd_clip_grad(p, w, g);
         }
@@ -55,7 +55,7 @@ zq_status zq_lkd_clip_gradients(trainee *tr, const zq_arch *a, zq_error *err)
 void zq_lkd_trainee_free(trainee *tr)
 {
     for (int k = 0; k < tr->np; k++) {
-        free(tr->p[k].grad), free(tr->p[k].m), free(tr->p[k].v), free(tr->p[k].fq); /* the master is the block's */
+        free(tr->p[k].grad), free(tr->p[k].m), free(tr->p[k].v), free(tr->p[k].fq);
         free(tr->p[k].scale), free(tr->p[k].min);
         zq_lkd_clip_free(&tr->p[k]);
     }
@@ -81,10 +81,6 @@ zq_status zq_lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_bloc
         if (!info) return zq_fail(err, ZQ_ERR_INTERNAL, "tensor '%s' vanished", units[k].name);
         zq_act_mode act;
         ZQ_TRY(zq_quantize_plan(q, model, info, &p->spec, &act, err));
-        /* the teacher's outputs are computed before the trainee exists and
-         * its weights are not read again: the master is the block's own
-         * buffer, not a copy (0.8 GB less at Llama-2-7B's block) */
-        p->master = p->u.w;
         p->fq = malloc(p->n * sizeof(float));
         if (train) { /* gradient and Adam's moments: three more copies of the block, for steps only */
             p->grad = calloc(p->n, sizeof(float));

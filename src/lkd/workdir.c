@@ -222,7 +222,7 @@ static zq_status write_patch_file(const workdir *w, int layer, const patch_entri
         size_t len = pe->data[k] ? (size_t)(pe->shapes[k][0] * pe->shapes[k][1]) * 2 : p->n * sizeof(float);
         float *disk = pe->data[k] ? NULL : malloc(len);
         if (!pe->data[k] && !disk) { st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory"); break; }
-        if (disk) zq_net_tensor_layout(&p->u, a->n_heads, p->master, disk, 1);
+        if (disk) zq_net_tensor_layout(&p->u, a->n_heads, p->u.w, disk, 1);
         const void *bytes_of = disk ? (const void *)disk : pe->data[k];
         crc = zq_crc32c(crc, bytes_of, len);
         bytes += len;
@@ -262,7 +262,7 @@ zq_status zq_lkd_patch_source(trainee *tr, const zq_arch *a, const char *path, z
             st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
             break;
         }
-        if (!pe->data[k]) zq_net_tensor_layout(&p->u, a->n_heads, p->master, v, 1);
+        if (!pe->data[k]) zq_net_tensor_layout(&p->u, a->n_heads, p->u.w, v, 1);
         else
             for (size_t i = 0; i < n; i++) v[i] = zq_f16_to_f32(((const uint16_t *)pe->data[k])[i]); /* exact */
         st = zq_source_memory_add(*out, pe->e[k].name, pe->e[k].ndim, pe->shapes[k], v, err);
@@ -303,7 +303,7 @@ zq_status zq_lkd_read_patch(const workdir *w, int layer, trainee *tr, const zq_a
         float *disk = malloc(p->n * sizeof *disk);
         st = disk ? zq_source_read(src, (size_t)idx, 0, t->rows, 0, t->cols, disk, err)
                   : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-        if (st == ZQ_OK) zq_net_tensor_layout(&p->u, a->n_heads, disk, p->master, 0);
+        if (st == ZQ_OK) zq_net_tensor_layout(&p->u, a->n_heads, disk, p->u.w, 0);
         free(disk);
         if (st == ZQ_OK) st = zq_source_group_params(src, p->u.name, &p->scale, &p->min, &p->ngroups, err);
         zq_grid g;
