@@ -238,30 +238,36 @@ def gptj(ids):
     return w, cfg, h @ w["lm_head.weight"].T + w["lm_head.bias"]
 
 
-def llama_like(ids, model_type, qkv_bias, tied, rope_scaling=None):
+def llama_like(ids, model_type, qkv_bias, tied, rope_scaling=None, head_dim=None):
     """transformers/models/llama/modeling_llama.py (and qwen2's, which adds
     q/k/v biases): RMSNorm, RoPE in halves, grouped-query attention
-    (repeat_kv), SwiGLU MLP; rope_scaling as Llama 3.1 and later set it."""
+    (repeat_kv), SwiGLU MLP; rope_scaling as Llama 3.1 and later set it.
+    head_dim: qwen3's (modeling_qwen3.py), an explicit head size and q_norm,
+    k_norm (RMSNorm over each head, eps rms_norm_eps) before the rotation."""
     C, H, KV, L, V, P, I = 32, 4, 2, 2, 50, 16, 48
-    d = C // H
+    d = head_dim or C // H
     w = {"model.embed_tokens.weight": rnd(V, C), "model.norm.weight": ones_ish(C)}
     if not tied:
         w["lm_head.weight"] = rnd(V, C)
     for i in range(L):
         p = f"model.layers.{i}."
         w.update({p + "input_layernorm.weight": ones_ish(C), p + "post_attention_layernorm.weight": ones_ish(C),
-                  p + "self_attn.q_proj.weight": rnd(C, C), p + "self_attn.k_proj.weight": rnd(KV * d, C),
-                  p + "self_attn.v_proj.weight": rnd(KV * d, C), p + "self_attn.o_proj.weight": rnd(C, C),
+                  p + "self_attn.q_proj.weight": rnd(H * d, C), p + "self_attn.k_proj.weight": rnd(KV * d, C),
+                  p + "self_attn.v_proj.weight": rnd(KV * d, C), p + "self_attn.o_proj.weight": rnd(C, H * d),
                   p + "mlp.gate_proj.weight": rnd(I, C), p + "mlp.up_proj.weight": rnd(I, C),
                   p + "mlp.down_proj.weight": rnd(C, I)})
         if qkv_bias:
             w.update({p + "self_attn.q_proj.bias": rnd(C, scale=0.1), p + "self_attn.k_proj.bias": rnd(KV * d, scale=0.1),
                       p + "self_attn.v_proj.bias": rnd(KV * d, scale=0.1)})
+        if head_dim:
+            w.update({p + "self_attn.q_norm.weight": ones_ish(d), p + "self_attn.k_norm.weight": ones_ish(d)})
     cfg = {"model_type": model_type, "hidden_size": C, "num_attention_heads": H, "num_key_value_heads": KV,
            "num_hidden_layers": L, "intermediate_size": I, "vocab_size": V, "max_position_embeddings": P,
            "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": tied}
     if rope_scaling:
         cfg["rope_scaling"] = rope_scaling
+    if head_dim:
+        cfg.update({"head_dim": d, "attention_bias": False, "use_sliding_window": False})
     t = len(ids)
 
     def rms(x, n):
@@ -275,8 +281,11 @@ def llama_like(ids, model_type, qkv_bias, tied, rope_scaling=None):
     for i in range(L):
         p = f"model.layers.{i}."
         a = rms(h, p + "input_layernorm.weight")
-        q = rope_halves(heads(lin(a, p + "self_attn.q_proj"), H), d, 10000.0, rope_scaling)
-        k = rope_halves(heads(lin(a, p + "self_attn.k_proj"), KV), d, 10000.0, rope_scaling)
+        q, k = heads(lin(a, p + "self_attn.q_proj"), H), heads(lin(a, p + "self_attn.k_proj"), KV)
+        if head_dim:
+            q, k = rms(q, p + "self_attn.q_norm.weight"), rms(k, p + "self_attn.k_norm.weight")
+        q = rope_halves(q, d, 10000.0, rope_scaling)
+        k = rope_halves(k, d, 10000.0, rope_scaling)
         v = heads(lin(a, p + "self_attn.v_proj"), KV)
         k, v = k.repeat_interleave(H // KV, dim=0), v.repeat_interleave(H // KV, dim=0)
         h = h + lin(attend(q, k, v, causal(t), 1 / math.sqrt(d)), p + "self_attn.o_proj")
@@ -336,6 +345,8 @@ MODELS = {
     # has one frequency kept (wavelength 6.3 < 256/16), one blended (62.8)
     # and two divided by the factor (628, 6283 > 256)
     "llama3": lambda ids: llama_like(ids, "llama", False, True, {"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0, "high_freq_factor": 16.0, "original_max_position_embeddings": 256}),
+    # Qwen3: heads of 12 where hidden / heads is 8, per-head q and k norms
+    "qwen3": lambda ids: llama_like(ids, "qwen3", False, False, head_dim=12),
 }
 
 

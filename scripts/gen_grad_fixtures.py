@@ -91,11 +91,14 @@ def causal():
     return torch.triu(torch.full((T, T), float("-inf"), dtype=DT), 1)
 
 
-def mha(b, q, k, v, cfg, nkv, rot=None):
-    """q (T, H*d), k/v (T, nkv*d) of one sequence"""
+def mha(b, q, k, v, cfg, nkv, rot=None, norms=None):
+    """q (T, H*d), k/v (T, nkv*d) of one sequence; norms: of each q and k
+    head, before rot (Qwen3)"""
     H = cfg["num_attention_heads"] if "num_attention_heads" in cfg else cfg["n_head"]
     d = q.shape[-1] // H
     q, k, v = (t.view(T, -1, d).transpose(0, 1) for t in (q, k, v))
+    if norms:
+        q, k = norms[0](q), norms[1](k)
     if rot:
         q, k = rot(q), rot(k)
     k, v = k.repeat_interleave(H // nkv, 0), v.repeat_interleave(H // nkv, 0)
@@ -143,15 +146,16 @@ def block(name, w, cfg, x, quant):
         rot = lambda t: rope_interleaved(t, cfg["rotary_dim"])  # noqa: E731
         o = per_seq(torch.cat((q, k, v), 1), lambda s: mha(b, *s.split(q.shape[1], 1), cfg, cfg["n_head"], rot))
         return b.lin(o, "attn.out_proj") + b.lin(gelu_new(b.lin(a, "mlp.fc_in")), "mlp.fc_out") + x
-    if name in ("llama", "qwen2", "llama3"):
+    if name in ("llama", "qwen2", "llama3", "qwen3"):
         b = Block(w, "model.layers.0.", quant, ("mlp",))
         rms = lambda t, n: t * torch.rsqrt(t.pow(2).mean(-1, keepdim=True) + 1e-6) * b(n)  # noqa: E731
         a = rms(x, "input_layernorm.weight")
         q, k, v = (b.lin(a, f"self_attn.{n}_proj") for n in "qkv")
         H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-        d = x.shape[1] // H
+        d = cfg.get("head_dim", x.shape[1] // H)
         rot = lambda t: rope_halves(t, d, 10000.0, cfg.get("rope_scaling"))  # noqa: E731
-        o = per_seq(torch.cat((q, k, v), 1), lambda s: mha(b, s[:, :H * d], s[:, H * d:(H + KV) * d], s[:, (H + KV) * d:], cfg, KV, rot))
+        norms = (lambda t: rms(t, "self_attn.q_norm.weight"), lambda t: rms(t, "self_attn.k_norm.weight")) if name == "qwen3" else None
+        o = per_seq(torch.cat((q, k, v), 1), lambda s: mha(b, s[:, :H * d], s[:, H * d:(H + KV) * d], s[:, (H + KV) * d:], cfg, KV, rot, norms))
         x = x + b.lin(o, "self_attn.o_proj")
         m = rms(x, "post_attention_layernorm.weight")
         return x + b.lin(F.silu(b.lin(m, "mlp.gate_proj")) * b.lin(m, "mlp.up_proj"), "mlp.down_proj")
@@ -167,7 +171,7 @@ def block(name, w, cfg, x, quant):
 
 # fixtures added after the first seven draw from their own generator, so the
 # others' draws (and files) stay as they were
-LATER = ("llama3",)
+LATER = ("llama3", "qwen3")
 
 
 def main():

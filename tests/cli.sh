@@ -273,13 +273,18 @@ cmp -s "$TMP/full.zq" "$TMP/killed.zq" && ok "lkd/resume-gives-identical-output"
 "$CMP" "$TMP/norms.safetensors" "$TMP/plain.safetensors" 2>"$TMP/err"
 grep -q "layers.0.input_layernorm.weight' differs" "$TMP/err" && ok "lkd/train-norms-tunes-norms" ||
     fail "lkd/train-norms-tunes-norms" "$(head -c 300 "$TMP/err")"
-for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 bert; do # Conv1D, fused and per-head q/k/v, GQA, rope scaling, post-LN
+# KL over the fixture's 12 tokens is too noisy to rank two models this close
+# (qwen3: LKD 0.033 vs RTN 0.028 there, 0.011 vs 0.019 over 1024 sampled
+# tokens); causal models are judged on 64 sequences sampled from the FP model
+for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 bert; do # Conv1D, fused and per-head q/k/v, GQA, rope scaling, q/k norms, post-LN
     E=tests/fixtures/engine/$arch
+    DATA="--sample 64,16"
+    [ $arch = bert ] && DATA="--tokens $E/tokens.bin"
     if "$ZQ" lkd $E -o "$TMP/l-$arch.zq" -q -p w4/8a8 --group-size 16 --seq-len 8 --steps 20 2>"$TMP/err" &&
         "$ZQ" verify "$TMP/l-$arch.zq" >/dev/null 2>>"$TMP/err" &&
-        "$ZQ" eval "$TMP/l-$arch.zq" --tokens $E/tokens.bin --reference $E --json >"$TMP/l.json" 2>>"$TMP/err" &&
+        "$ZQ" eval "$TMP/l-$arch.zq" $DATA --reference $E --json >"$TMP/l.json" 2>>"$TMP/err" &&
         "$ZQ" quantize $E -o "$TMP/r-$arch.zq" -q -p w4/8a8 --group-size 16 2>>"$TMP/err" &&
-        "$ZQ" eval "$TMP/r-$arch.zq" --tokens $E/tokens.bin --reference $E --json >"$TMP/r.json" 2>>"$TMP/err" &&
+        "$ZQ" eval "$TMP/r-$arch.zq" $DATA --reference $E --json >"$TMP/r.json" 2>>"$TMP/err" &&
         awk -v l="$(field kl "$TMP/l.json")" -v r="$(field kl "$TMP/r.json")" 'BEGIN { exit !(l < r) }'; then
         ok "lkd/arch-$arch"
     else

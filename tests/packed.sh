@@ -62,12 +62,17 @@ compare() {
 
 # blocks NAME MODEL.zq TOKENS CTX: every block on the backend against the
 # same block dequantized, both fed the same input: relative output error
-# at most 1e-5 (on the fixtures' short contexts no token code lands on a
-# rounding boundary; the measured errors are ~1e-7, float rounding)
+# at most 1e-5 (float rounding; ~1e-7 measured), or, where an input one
+# ulp from a rounding boundary moved a token code one step, at most a
+# quarter of the activation quantization's own error in that block
+# (block_compare's max_ratio, its comment says why; on qwen3 w4a8-g20 one
+# code of token 9 flips: 1.4e-3 against the quantization's 7.5e-3)
 blocks() {
-    local e
-    e=$("$BC" "$2" "$3" "$4" 2>"$TMP/err" | field max_rel_err)
-    if below "$e" 1e-5; then ok "$1 (max $e)"; else fail "$1" "max relative error '$e': $(head -c 300 "$TMP/err")"; fi
+    local out e r
+    out=$("$BC" "$2" "$3" "$4" 2>"$TMP/err")
+    e=$(field max_rel_err <<<"$out")
+    r=$(field max_ratio <<<"$out")
+    if below "$r" 1; then ok "$1 (max $e)"; else fail "$1" "max relative error '$e', $r of the allowance: $(head -c 300 "$TMP/err")"; fi
 }
 
 # scheme name, quantize options, whether it is weight-only (layer0-fp16:
@@ -76,7 +81,7 @@ schemes=("w8a8|-p w8a8|0" "w4_8a8|-p w4/8a8|0" "w8a16|-p w8a16|1" "w4_8a16|-p w4
          "int8-tensor|-p w8a8 --act int8-tensor|0" "int8-token-sym|-p w8a8 --act int8-token-sym|0"
          "asym|-p w8a8 --asym|0" "w4a8-g20|-p w4/8a8 --group-size 20|0" "w8a8-g8|-p w8a8 --group-size 8|0"
          "layer0-fp16|-p w8a8 --exclude *.0.*|0")
-for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 bert; do
+for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 bert; do
     for s in "${schemes[@]}"; do
         IFS='|' read -r name opts wonly <<<"$s"
         set -f # the options' globs are zquant's

@@ -25,6 +25,7 @@ typedef enum {
     ZQ_PART_Q, ZQ_PART_K, ZQ_PART_V, ZQ_PART_O, ZQ_PART_UP, ZQ_PART_GATE, ZQ_PART_DOWN,
     ZQ_PART_QKV,                   /* q, k and v fused in one Linear */
     ZQ_PART_NORM1, ZQ_PART_NORM2,  /* a block's norms */
+    ZQ_PART_Q_NORM, ZQ_PART_K_NORM, /* RMSNorm of each query and key head (Qwen3) */
     ZQ_PART_EMBED, ZQ_PART_POS, ZQ_PART_TYPES, ZQ_PART_EMB_NORM, ZQ_PART_PROJ_IN, /* before the blocks */
     ZQ_PART_FINAL_NORM, ZQ_PART_PROJ_OUT, ZQ_PART_MLM_DENSE, ZQ_PART_MLM_NORM, ZQ_PART_HEAD /* after them */
 } zq_part;
@@ -65,7 +66,8 @@ enum {
     ZQ_ARCH_CAUSAL = 64,
     ZQ_ARCH_FINAL_NORM = 128,
     ZQ_ARCH_TOKEN_TYPES = 256, /* add token type 0's embedding */
-    ZQ_ARCH_MLM_HEAD = 512     /* dense + activation + LayerNorm before the decoder */
+    ZQ_ARCH_MLM_HEAD = 512,    /* dense + activation + LayerNorm before the decoder */
+    ZQ_ARCH_QK_NORM = 1024     /* q and k RMS-normed per head before rotary positions */
 };
 
 typedef struct {
@@ -77,6 +79,7 @@ typedef struct {
     const char *hidden_key, *heads_key, *layers_key, *inter_key, *max_pos_key, *eps_key, *act_key;
     int inter_per_hidden; /* no intermediate size: this many times hidden; 0: required */
     int max_pos_default;
+    int head_dim_default; /* 0: hidden / heads */
     double eps_default;
     const char *act_default;
     int pos_offset; /* learned positions start at this row (OPT: 2) */
@@ -124,6 +127,7 @@ typedef struct {
     zq_mlp_fn act;
     int rotary_dims;       /* 0: learned absolute positions */
     int rope_interleaved;  /* rotate pairs (2i, 2i+1) (gptj) instead of halves */
+    int qk_norm;           /* q and k RMS-normed per head (weights of head_dim) before rope */
     float rope_theta;
     /* rope_scaling {"rope_type": "llama3"} (Llama 3.1 and later): a
      * frequency whose wavelength 2 pi / f exceeds rope_original_max_pos /

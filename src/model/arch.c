@@ -98,8 +98,8 @@ static const zq_arch_tensor gptj_tensors[] = {
     {0, 0, NULL, NULL}};
 
 /* Llama and Mistral rotate halves; llama.cpp's llama architecture rotates
- * pairs, so its q and k rows are permuted on the way (Qwen2's rotates
- * halves in llama.cpp too: no permutation). q, k, v biases: Qwen2 has them,
+ * pairs, so its q and k rows are permuted on the way (its Qwen2 and Qwen3
+ * rotate halves too: no permutation). q, k, v biases: Qwen2 has them,
  * Llama checkpoints may. */
 #define LLAMA_FAMILY(rope)                                                                                  \
     {ZQ_PART_NORM1, W, "layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight"},                     \
@@ -116,11 +116,18 @@ static const zq_arch_tensor gptj_tensors[] = {
     {ZQ_PART_DOWN, W, "layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight"},                          \
     {ZQ_PART_EMBED, W, "embed_tokens.weight", "token_embd.weight"},                                         \
     {ZQ_PART_FINAL_NORM, W, "norm.weight", "output_norm.weight"},                                           \
-    {ZQ_PART_HEAD, W | OPT, "lm_head.weight", "output.weight"},                                             \
-    {0, 0, NULL, NULL}
+    {ZQ_PART_HEAD, W | OPT, "lm_head.weight", "output.weight"}
 
-static const zq_arch_tensor llama_tensors[] = {LLAMA_FAMILY(ZQ_T_ROPE_HALVES)};
-static const zq_arch_tensor qwen2_tensors[] = {LLAMA_FAMILY(0)};
+#define END {0, 0, NULL, NULL}
+static const zq_arch_tensor llama_tensors[] = {LLAMA_FAMILY(ZQ_T_ROPE_HALVES), END};
+static const zq_arch_tensor qwen2_tensors[] = {LLAMA_FAMILY(0), END};
+/* Qwen3: Qwen2's names, an RMSNorm weight of head_dim for q and one for k */
+static const zq_arch_tensor qwen3_tensors[] = {
+    LLAMA_FAMILY(0),
+    {ZQ_PART_Q_NORM, W, "layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight"},
+    {ZQ_PART_K_NORM, W, "layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight"},
+    END};
+#undef END
 
 static const zq_arch_tensor bert_tensors[] = {
     {ZQ_PART_Q, W, "layer.%d.attention.self.query.weight", "blk.%d.attn_q.weight"},
@@ -158,33 +165,35 @@ static const zq_arch_tensor bert_tensors[] = {
 #undef C1D
 
 #define PRE ZQ_ARCH_PRE_LN | ZQ_ARCH_CAUSAL | ZQ_ARCH_FINAL_NORM
-#define LLAMA_ROW(gguf, tensors, ...)                                                                            \
-    {{__VA_ARGS__}, gguf, PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP, "hidden_size", "num_attention_heads",             \
-     "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", "hidden_act", 0, 2048, \
-     1e-6, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_FULL, NULL, 0,                    \
+/* max_pos, head_dim: the configuration class's defaults (Qwen3Config's head_dim is 128) */
+#define LLAMA_ROW(gguf, flags, max_pos, head_dim, tensors, ...)                                                  \
+    {{__VA_ARGS__}, gguf, PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP | (flags), "hidden_size",                  \
+     "num_attention_heads", "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", \
+     "hidden_act", 0, max_pos, head_dim, 1e-6, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_FULL, NULL, 0,                    \
      NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model."}
 
 const zq_arch_desc zq_arch_table[] = {
     {{"gpt2"}, "gpt2", PRE, "n_embd", "n_head", "n_layer", "n_inner", "n_positions", "layer_norm_epsilon",
-     "activation_function", 4, 1024, 1e-5, "gelu_new", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0,
+     "activation_function", 4, 1024, 0, 1e-5, "gelu_new", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0,
      NULL, NULL, NULL, NULL, NULL, gpt2_tensors, NULL},
     {{"opt"}, NULL, PRE, "hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
-     "max_position_embeddings", NULL, "activation_function", 4, 2048, 1e-5, "relu", 2, NULL, NULL, NULL,
+     "max_position_embeddings", NULL, "activation_function", 4, 2048, 0, 1e-5, "relu", 2, NULL, NULL, NULL,
      ZQ_ROPE_NONE, NULL, 0, NULL, "do_layer_norm_before", "_remove_final_layer_norm", "word_embed_proj_dim", NULL,
      opt_tensors, NULL},
     {{"gpt_neox"}, "gptneox", PRE | ZQ_ARCH_PARALLEL, "hidden_size", "num_attention_heads", "num_hidden_layers",
-     "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 2048, 1e-5, "gelu", 0,
+     "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 2048, 0, 1e-5, "gelu", 0,
      NULL, NULL, "rotary_emb_base", ZQ_ROPE_PCT, "rotary_pct", 0.25, "use_parallel_residual", NULL, NULL, NULL,
      NULL, neox_tensors, "gpt_neox."},
     {{"gptj"}, NULL, PRE | ZQ_ARCH_PARALLEL | ZQ_ARCH_SHARED_NORM | ZQ_ARCH_ROPE_PAIRS, "n_embd", "n_head",
-     "n_layer", "n_inner", "n_positions", "layer_norm_epsilon", "activation_function", 4, 2048, 1e-5, "gelu_new",
+     "n_layer", "n_inner", "n_positions", "layer_norm_epsilon", "activation_function", 4, 2048, 0, 1e-5, "gelu_new",
      0, NULL, NULL, NULL, ZQ_ROPE_DIM, "rotary_dim", 0, NULL, NULL, NULL, NULL, NULL, gptj_tensors, NULL},
-    LLAMA_ROW("llama", llama_tensors, "llama", "mistral"),
-    LLAMA_ROW("qwen2", qwen2_tensors, "qwen2"),
+    LLAMA_ROW("llama", 0, 2048, 0, llama_tensors, "llama", "mistral"),
+    LLAMA_ROW("qwen2", 0, 32768, 0, qwen2_tensors, "qwen2"),
+    LLAMA_ROW("qwen3", ZQ_ARCH_QK_NORM, 32768, 128, qwen3_tensors, "qwen3"),
     {{"bert"}, "bert", ZQ_ARCH_TOKEN_TYPES | ZQ_ARCH_MLM_HEAD, "hidden_size", "num_attention_heads",
      "num_hidden_layers", "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 512,
-     1e-12, "gelu", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0, NULL, NULL, NULL, NULL, NULL, bert_tensors, NULL},
-    {{NULL}, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, 0, NULL, NULL, NULL, ZQ_ROPE_NONE,
+     0, 1e-12, "gelu", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0, NULL, NULL, NULL, NULL, NULL, bert_tensors, NULL},
+    {{NULL}, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, ZQ_ROPE_NONE,
      NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -213,13 +222,14 @@ zq_kind zq_part_kind(zq_part p)
     case ZQ_PART_Q: case ZQ_PART_K: case ZQ_PART_V: case ZQ_PART_QKV: case ZQ_PART_O: return ZQ_KIND_ATTENTION;
     case ZQ_PART_UP: case ZQ_PART_GATE: case ZQ_PART_DOWN: return ZQ_KIND_MLP;
     case ZQ_PART_EMBED: case ZQ_PART_POS: case ZQ_PART_TYPES: case ZQ_PART_PROJ_IN: return ZQ_KIND_EMBEDDING;
-    case ZQ_PART_NORM1: case ZQ_PART_NORM2: case ZQ_PART_EMB_NORM: case ZQ_PART_FINAL_NORM: return ZQ_KIND_NORM;
+    case ZQ_PART_NORM1: case ZQ_PART_NORM2: case ZQ_PART_Q_NORM: case ZQ_PART_K_NORM: case ZQ_PART_EMB_NORM:
+    case ZQ_PART_FINAL_NORM: return ZQ_KIND_NORM;
     case ZQ_PART_PROJ_OUT: case ZQ_PART_MLM_DENSE: case ZQ_PART_MLM_NORM: case ZQ_PART_HEAD: break;
     }
     return ZQ_KIND_HEAD;
 }
 
-int zq_part_in_block(zq_part p) { return p <= ZQ_PART_NORM2; }
+int zq_part_in_block(zq_part p) { return p <= ZQ_PART_K_NORM; }
 
 /* '%d' in a table name is '#' to zq_pattern_match */
 static int table_pattern(const char *name, int with_prefix, char *buf, size_t size)

@@ -152,7 +152,7 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
     const zq_arch_desc *d = zq_arch_find(mt);
     if (!d)
         return BAD("'%s': model_type '%s' has no forward pass in zquant (gpt2, opt, gpt_neox, gptj, llama, "
-                   "mistral, qwen2, bert)", origin, mt);
+                   "mistral, qwen2, qwen3, bert)", origin, mt);
     reader r = {c, origin, err, ZQ_OK};
     a->desc = d;
     a->hidden = get_int(&r, d->hidden_key, 0, 1, MAX_WIDTH);
@@ -169,12 +169,13 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
     a->shared_norm = (d->flags & ZQ_ARCH_SHARED_NORM) != 0;
     a->rope_interleaved = (d->flags & ZQ_ARCH_ROPE_PAIRS) != 0;
     a->rms_norm = (d->flags & ZQ_ARCH_RMS_NORM) != 0;
+    a->qk_norm = (d->flags & ZQ_ARCH_QK_NORM) != 0;
     a->token_types = (d->flags & ZQ_ARCH_TOKEN_TYPES) != 0;
     a->mlm_head = (d->flags & ZQ_ARCH_MLM_HEAD) != 0;
     a->pos_offset = d->pos_offset;
     a->rope_theta = (float)get_num(&r, d->rope_theta_key, 10000, 0, 1e12, 1);
     a->n_kv_heads = get_int(&r, d->kv_heads_key, a->n_heads, 1, MAX_HEADS);
-    a->head_dim = get_int(&r, d->head_dim_key, 0, 1, MAX_HEAD_DIM);
+    a->head_dim = get_int(&r, d->head_dim_key, d->head_dim_default, 1, MAX_HEAD_DIM);
     a->emb_dim = get_int(&r, d->emb_dim_key, a->hidden, 1, MAX_WIDTH);
     a->vocab = get_int(&r, "vocab_size", 0, 1, MAX_COUNT);
     if (token_ids(&r, "bos_token_id", a->vocab, &a->bos_id, 1) == 0) a->bos_id = -1;
@@ -247,6 +248,7 @@ uint64_t zq_arch_tensor_size(const zq_arch *a, const zq_arch_tensor *e)
     int bias = (e->flags & ZQ_T_BIAS) != 0, out, in;
     switch (e->part) {
     case ZQ_PART_NORM1: case ZQ_PART_NORM2: case ZQ_PART_EMB_NORM: case ZQ_PART_MLM_NORM: return C;
+    case ZQ_PART_Q_NORM: case ZQ_PART_K_NORM: return a->qk_norm ? (uint64_t)a->head_dim : 0;
     case ZQ_PART_EMBED: return V * E;
     case ZQ_PART_POS: return (uint64_t)(a->max_pos + a->pos_offset) * C;
     case ZQ_PART_FINAL_NORM: return a->final_norm ? C : 0;

@@ -338,6 +338,8 @@ static zq_status load_block(zq_net *n, int layer, block_slot *s, zq_error *err)
         int bias = (e->flags & ZQ_T_BIAS) != 0, optional = (e->flags & ZQ_T_OPTIONAL) != 0;
         if (e->part == ZQ_PART_NORM1) ZQ_TRY(vec(&L, e->name, a->hidden, optional, bias ? &b->norm1_b : &b->norm1_w));
         else if (e->part == ZQ_PART_NORM2) ZQ_TRY(vec(&L, e->name, a->hidden, optional, bias ? &b->norm2_b : &b->norm2_w));
+        else if (e->part == ZQ_PART_Q_NORM) ZQ_TRY(vec(&L, e->name, a->head_dim, optional, &b->q_norm_w));
+        else if (e->part == ZQ_PART_K_NORM) ZQ_TRY(vec(&L, e->name, a->head_dim, optional, &b->k_norm_w));
         else if (bias) continue; /* loaded with its weight */
         else if (e->part == ZQ_PART_QKV) ZQ_TRY(fused_qkv(&L, e, bias_of(rows, e->part), b));
         else ZQ_TRY(lin(&L, e, bias_of(rows, e->part), linear_of(b, e->part)));

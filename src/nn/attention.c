@@ -1,5 +1,5 @@
-/* The attention sublayer, forward and backward: q, k, v projections, rotary
- * positions, softmax(q k^T / sqrt(d)) v per head (grouped-query: several
+/* The attention sublayer, forward and backward: q, k, v projections, q and
+ * k RMS-normed per head where the model does (Qwen3), rotary positions, softmax(q k^T / sqrt(d)) v per head (grouped-query: several
  * query heads share a key/value head), the output projection. Heads run
  * side by side on the engine's threads; a training forward keeps each
  * head's probabilities for the backward. */
@@ -173,9 +173,15 @@ void zq_attention_forward(const zq_arch *a, const zq_block *blk, const zq_act_qu
                           const float *h, int B, int T)
 {
     int BT = B * T, hd = a->head_dim, nkv = a->n_kv_heads;
-    zq_linear_forward(&blk->q, aq, ws->aq, h, ws->q, BT, T);
-    zq_linear_forward(&blk->k, aq, ws->aq, h, ws->k, BT, T);
+    int keep_pre = a->qk_norm && ws->train; /* the backward reads q and k before their norms */
+    float *q = keep_pre ? ws->qpre : ws->q, *k = keep_pre ? ws->kpre : ws->k;
+    zq_linear_forward(&blk->q, aq, ws->aq, h, q, BT, T);
+    zq_linear_forward(&blk->k, aq, ws->aq, h, k, BT, T);
     zq_linear_forward(&blk->v, aq, ws->aq, h, ws->v, BT, T);
+    if (a->qk_norm) { /* in place when nothing keeps the inputs */
+        zq_head_norm_forward(a, ws->q, q, blk->q_norm_w, BT * a->n_heads, keep_pre ? &ws->qnorm : NULL);
+        zq_head_norm_forward(a, ws->k, k, blk->k_norm_w, BT * nkv, keep_pre ? &ws->knorm : NULL);
+    }
     size_t past = (size_t)(ws->kcache ? ws->pos0 : 0);
     rope_qk(a, ws, ws->q, ws->k, B, T, past, 1.0f);
     if (ws->kcache) {
@@ -196,6 +202,17 @@ void zq_attention_backward(const zq_arch *a, const zq_block *blk, const zq_act_q
     heads_job job = {a, ws, T};
     zq_engine_run((size_t)B * a->n_kv_heads, ws->threads, head_backward, &job);
     rope_qk(a, ws, ws->dq, ws->dk, B, T, 0, -1.0f); /* a rotation: its transpose turns back */
+    if (a->qk_norm) { /* through the head norms, with datt (read by the heads, done) as the scratch */
+        size_t nq = (size_t)BT * a->n_heads * a->head_dim, nk = (size_t)BT * a->n_kv_heads * a->head_dim;
+        memcpy(ws->datt, ws->dq, nq * sizeof(float));
+        memset(ws->dq, 0, nq * sizeof(float));
+        zq_head_norm_backward(a, &ws->qnorm, ws->qpre, blk->q_norm_w, ws->datt, ws->dq, g->q_norm_w, BT * a->n_heads,
+                              T * a->n_heads, ws);
+        memcpy(ws->datt, ws->dk, nk * sizeof(float));
+        memset(ws->dk, 0, nk * sizeof(float));
+        zq_head_norm_backward(a, &ws->knorm, ws->kpre, blk->k_norm_w, ws->datt, ws->dk, g->k_norm_w,
+                              BT * a->n_kv_heads, T * a->n_kv_heads, ws);
+    }
     zq_linear_backward(&blk->q, &g->q, aq, ws, h, ws->dq, dh, dh_beta, BT, T);
     zq_linear_backward(&blk->k, &g->k, aq, ws, h, ws->dk, dh, 1.0f, BT, T);
     zq_linear_backward(&blk->v, &g->v, aq, ws, h, ws->dv, dh, 1.0f, BT, T);

@@ -41,6 +41,12 @@ void zq_norm_forward(const zq_arch *a, float *out, const float *x, const float *
  * wanted), on ws's tree stacks; x is the forward's input. */
 void zq_norm_backward(const zq_arch *a, const zq_norm_stats *st, const float *x, const float *w, const float *dy,
                       float *dx, float *dw, float *db, int rows, int seq, zq_workspace *ws);
+/* RMSNorm of each head (rows = tokens x heads of head_dim values), weights
+ * of head_dim shared by the heads: Qwen3's q_norm and k_norm. */
+void zq_head_norm_forward(const zq_arch *a, float *out, const float *x, const float *w, int rows, zq_norm_stats *keep);
+/* seq: rows per sequence (tokens x heads) */
+void zq_head_norm_backward(const zq_arch *a, const zq_norm_stats *st, const float *x, const float *w, const float *dy,
+                           float *dx, float *dw, int rows, int seq, zq_workspace *ws);
 /* LayerNorm of any width (BERT's embedding and MLM-head norms). */
 void zq_layernorm(float *out, const float *x, const float *w, const float *b, int rows, int C, float eps);
 

@@ -50,13 +50,17 @@ void zq_norm_forward(const zq_arch *a, float *out, const float *x, const float *
     norm_rows(a->rms_norm, out, x, w, b, rows, a->hidden, a->norm_eps, keep);
 }
 
+void zq_head_norm_forward(const zq_arch *a, float *out, const float *x, const float *w, int rows, zq_norm_stats *keep)
+{
+    norm_rows(1, out, x, w, NULL, rows, a->head_dim, a->norm_eps, keep);
+}
+
 /* One row's input gradient into o (+=); its parameter gradient terms into
  * dw and db (+=, either may be NULL). */
-static void norm_row_backward(const zq_arch *a, double mean, double rstd, const float *xr, const float *w,
+static void norm_row_backward(int rms, int C, double mean, double rstd, const float *xr, const float *w,
                               const float *g, float *o, float *dw, float *db)
 {
     /* forward: y = xhat * w + b with xhat = (x - mean) * rstd (mean 0 for RMSNorm) */
-    int C = a->hidden;
     double sum_g = 0, sum_gx = 0; /* of dxhat and dxhat * xhat */
     for (int c = 0; c < C; c++) {
         double xhat = (xr[c] - mean) * rstd, dxhat = (double)g[c] * w[c];
@@ -67,16 +71,16 @@ static void norm_row_backward(const zq_arch *a, double mean, double rstd, const 
     }
     for (int c = 0; c < C; c++) {
         double xhat = (xr[c] - mean) * rstd, dxhat = (double)g[c] * w[c];
-        double d = a->rms_norm ? dxhat - xhat * sum_gx / C : dxhat - sum_g / C - xhat * sum_gx / C;
+        double d = rms ? dxhat - xhat * sum_gx / C : dxhat - sum_g / C - xhat * sum_gx / C;
         o[c] += (float)(rstd * d);
     }
 }
 
-void zq_norm_backward(const zq_arch *a, const zq_norm_stats *st, const float *x, const float *w, const float *dy,
-                      float *dx, float *dw, float *db, int rows, int seq, zq_workspace *ws)
+/* rows of C values in runs of seq, one sequence each */
+static void norm_backward(int rms, size_t C, const zq_norm_stats *st, const float *x, const float *w, const float *dy,
+                          float *dx, float *dw, float *db, int rows, int seq, zq_workspace *ws)
 {
     /* the parameter gradients: a sum per sequence, the sequences' as a tree */
-    size_t C = (size_t)a->hidden;
     if (seq <= 0 || seq > rows) seq = rows > 0 ? rows : 1;
     zq_tree_f32 tw, tb;
     zq_tree_f32_init(&tw, ws->sums, C);
@@ -86,7 +90,7 @@ void zq_norm_backward(const zq_arch *a, const zq_norm_stats *st, const float *x,
         if (pw) memset(pw, 0, C * sizeof *pw);
         if (pb) memset(pb, 0, C * sizeof *pb);
         for (int r = r0; r < rows && r < r0 + seq; r++)
-            norm_row_backward(a, st->mean[r], st->rstd[r], x + (size_t)r * C, w, dy + (size_t)r * C, dx + (size_t)r * C,
+            norm_row_backward(rms, (int)C, st->mean[r], st->rstd[r], x + (size_t)r * C, w, dy + (size_t)r * C, dx + (size_t)r * C,
                               pw, pb);
         if (pw) zq_tree_f32_add(&tw);
         if (pb) zq_tree_f32_add(&tb);
@@ -96,4 +100,16 @@ void zq_norm_backward(const zq_arch *a, const zq_norm_stats *st, const float *x,
         if (dw) dw[c] += sw[c];
         if (db) db[c] += sb[c];
     }
+}
+
+void zq_norm_backward(const zq_arch *a, const zq_norm_stats *st, const float *x, const float *w, const float *dy,
+                      float *dx, float *dw, float *db, int rows, int seq, zq_workspace *ws)
+{
+    norm_backward(a->rms_norm, (size_t)a->hidden, st, x, w, dy, dx, dw, db, rows, seq, ws);
+}
+
+void zq_head_norm_backward(const zq_arch *a, const zq_norm_stats *st, const float *x, const float *w, const float *dy,
+                           float *dx, float *dw, int rows, int seq, zq_workspace *ws)
+{
+    norm_backward(1, (size_t)a->head_dim, st, x, w, dy, dx, dw, NULL, rows, seq, ws);
 }

@@ -22,6 +22,8 @@ struct zq_workspace {
     int pos0;
     /* training only: what the backward pass reads, and its scratch */
     zq_norm_stats norm1, norm2; /* of the block's two norms */
+    zq_norm_stats qnorm, knorm; /* qk_norm: of each head's, and q, k before them */
+    float *qpre, *kpre;
     float *probs;               /* B x heads x seq x seq attention probabilities */
     float *dq, *dk, *dv, *datt, *dh1, *dh2, *dx1, *dtmp, *dup, *dgate, *dact, *dscores;
     float *sums; /* 2 tree stacks (base/tree.h) of sums_per_tree floats: parameter gradients of vectors */

@@ -80,6 +80,7 @@ ARCH_TEST(gptj)
 ARCH_TEST(llama)
 ARCH_TEST(qwen2)
 ARCH_TEST(llama3) /* llama3 rope scaling, tied embeddings */
+ARCH_TEST(qwen3)  /* head_dim apart from hidden / heads, q and k norms */
 ARCH_TEST(bert)
 
 TEST(token_wise_fake_quant_by_hand)

@@ -126,7 +126,7 @@ static zq_status make_config(const zq_gguf *g, const zq_arch_desc *d, const char
                 {d->layers_key, "block_count"},           {d->inter_key, "feed_forward_length"},
                 {d->max_pos_key, "context_length"},       {d->kv_heads_key, "attention.head_count_kv"},
                 {d->eps_key, (d->flags & ZQ_ARCH_RMS_NORM) ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon"},
-                {d->rope_theta_key, "rope.freq_base"}};
+                {d->rope_theta_key, "rope.freq_base"},    {d->head_dim_key, "attention.key_length"}};
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         char key[128];
         snprintf(key, sizeof key, "%s.%s", arch, keys[k].gguf);

@@ -118,7 +118,7 @@ static int config_id(const char *config, const char *key, int fallback)
 static const char *bpe_pre(const char *model_type)
 {
     if (!strcmp(model_type, "gpt2")) return "gpt-2";
-    if (!strcmp(model_type, "qwen2")) return "qwen2";
+    if (!strcmp(model_type, "qwen2") || !strcmp(model_type, "qwen3")) return "qwen2";
     if (!strcmp(model_type, "llama") || !strcmp(model_type, "mistral")) return "llama-bpe";
     return "default";
 }

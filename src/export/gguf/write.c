@@ -163,6 +163,10 @@ static void arch_keys(zq_gguf_keys *kv, const zq_arch *a, const char *arch)
     zq_gguf_kv_u32(kv, KEY("feed_forward_length"), (uint32_t)a->inter);
     zq_gguf_kv_u32(kv, KEY("attention.head_count"), (uint32_t)a->n_heads);
     if (a->n_kv_heads != a->n_heads) zq_gguf_kv_u32(kv, KEY("attention.head_count_kv"), (uint32_t)a->n_kv_heads);
+    if (a->desc->head_dim_key) { /* llama.cpp's default is hidden / heads, Qwen3's is not */
+        zq_gguf_kv_u32(kv, KEY("attention.key_length"), (uint32_t)a->head_dim);
+        zq_gguf_kv_u32(kv, KEY("attention.value_length"), (uint32_t)a->head_dim);
+    }
     if (a->rms_norm) zq_gguf_kv_f32(kv, KEY("attention.layer_norm_rms_epsilon"), a->norm_eps);
     else zq_gguf_kv_f32(kv, KEY("attention.layer_norm_epsilon"), a->norm_eps);
     if (a->rotary_dims) {
@@ -442,7 +446,7 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
     for (const zq_arch_tensor *t = a.desc->tensors; t->name; t++)
         if (t->part == ZQ_PART_MLM_DENSE)
             return zq_fail(err, ZQ_ERR_FORMAT, "'%s': GGUF export of %s models is not supported yet (llama, mistral, "
-                           "qwen2, gpt2 and gpt_neox are)", o->input, a.model_type);
+                           "qwen2, qwen3, gpt2 and gpt_neox are)", o->input, a.model_type);
     vocab_file tok;
     zq_status st = find_vocab(o, &tok, err);
     gg_tensor *gt = calloc(zq_file_count(f) + 1, sizeof *gt);
