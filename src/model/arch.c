@@ -169,8 +169,8 @@ static const zq_arch_tensor bert_tensors[] = {
 #define LLAMA_ROW(gguf, flags, max_pos, head_dim, tensors, ...)                                                  \
     {{__VA_ARGS__}, gguf, PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP | (flags), "hidden_size",                  \
      "num_attention_heads", "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", \
-     "hidden_act", 0, max_pos, head_dim, 1e-6, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_FULL, NULL, 0,                    \
-     NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model."}
+     "hidden_act", 0, max_pos, head_dim, 1e-6, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta",      \
+     ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model."}
 
 const zq_arch_desc zq_arch_table[] = {
     {{"gpt2"}, "gpt2", PRE, "n_embd", "n_head", "n_layer", "n_inner", "n_positions", "layer_norm_epsilon",

@@ -1,6 +1,7 @@
 /* The attention sublayer, forward and backward: q, k, v projections, q and
- * k RMS-normed per head where the model does (Qwen3), rotary positions, softmax(q k^T / sqrt(d)) v per head (grouped-query: several
- * query heads share a key/value head), the output projection. Heads run
+ * k RMS-normed per head where the model does (Qwen3), rotary positions,
+ * softmax(q k^T / sqrt(d)) v per head (grouped-query: several query heads
+ * share a key/value head), the output projection. Heads run
  * side by side on the engine's threads; a training forward keeps each
  * head's probabilities for the backward. */
 #include <math.h>

@@ -90,8 +90,8 @@ static void norm_backward(int rms, size_t C, const zq_norm_stats *st, const floa
         if (pw) memset(pw, 0, C * sizeof *pw);
         if (pb) memset(pb, 0, C * sizeof *pb);
         for (int r = r0; r < rows && r < r0 + seq; r++)
-            norm_row_backward(rms, (int)C, st->mean[r], st->rstd[r], x + (size_t)r * C, w, dy + (size_t)r * C, dx + (size_t)r * C,
-                              pw, pb);
+            norm_row_backward(rms, (int)C, st->mean[r], st->rstd[r], x + (size_t)r * C, w, dy + (size_t)r * C,
+                              dx + (size_t)r * C, pw, pb);
         if (pw) zq_tree_f32_add(&tw);
         if (pb) zq_tree_f32_add(&tb);
     }
