@@ -37,8 +37,12 @@ def ones_ish(n):
     return (1 + 0.1 * torch.randn(n, dtype=DT)).float().to(DT)
 
 
-def causal(t):
-    return torch.triu(torch.full((t, t), float("-inf"), dtype=DT), 1)
+def causal(t, window=None):
+    """masking_utils: key j is seen from query i when j <= i and, with a
+    sliding window, j > i - window (sliding_window_overlay)"""
+    i, j = torch.arange(t)[:, None], torch.arange(t)[None, :]
+    seen = (j <= i) & ((j > i - window) if window else True)
+    return torch.zeros(t, t, dtype=DT).masked_fill(~seen, float("-inf"))
 
 
 def attend(q, k, v, mask, scale):
@@ -238,12 +242,13 @@ def gptj(ids):
     return w, cfg, h @ w["lm_head.weight"].T + w["lm_head.bias"]
 
 
-def llama_like(ids, model_type, qkv_bias, tied, rope_scaling=None, head_dim=None):
+def llama_like(ids, model_type, qkv_bias, tied, rope_scaling=None, head_dim=None, window=None):
     """transformers/models/llama/modeling_llama.py (and qwen2's, which adds
     q/k/v biases): RMSNorm, RoPE in halves, grouped-query attention
     (repeat_kv), SwiGLU MLP; rope_scaling as Llama 3.1 and later set it.
     head_dim: qwen3's (modeling_qwen3.py), an explicit head size and q_norm,
-    k_norm (RMSNorm over each head, eps rms_norm_eps) before the rotation."""
+    k_norm (RMSNorm over each head, eps rms_norm_eps) before the rotation.
+    window: mistral's sliding_window (modeling_mistral.py: every layer)."""
     C, H, KV, L, V, P, I = 32, 4, 2, 2, 50, 16, 48
     d = head_dim or C // H
     w = {"model.embed_tokens.weight": rnd(V, C), "model.norm.weight": ones_ish(C)}
@@ -268,6 +273,8 @@ def llama_like(ids, model_type, qkv_bias, tied, rope_scaling=None, head_dim=None
         cfg["rope_scaling"] = rope_scaling
     if head_dim:
         cfg.update({"head_dim": d, "attention_bias": False, "use_sliding_window": False})
+    if model_type == "mistral":
+        cfg["sliding_window"] = window
     t = len(ids)
 
     def rms(x, n):
@@ -288,7 +295,7 @@ def llama_like(ids, model_type, qkv_bias, tied, rope_scaling=None, head_dim=None
         k = rope_halves(k, d, 10000.0, rope_scaling)
         v = heads(lin(a, p + "self_attn.v_proj"), KV)
         k, v = k.repeat_interleave(H // KV, dim=0), v.repeat_interleave(H // KV, dim=0)
-        h = h + lin(attend(q, k, v, causal(t), 1 / math.sqrt(d)), p + "self_attn.o_proj")
+        h = h + lin(attend(q, k, v, causal(t, window), 1 / math.sqrt(d)), p + "self_attn.o_proj")
         m = rms(h, p + "post_attention_layernorm.weight")
         h = h + lin(F.silu(lin(m, p + "mlp.gate_proj")) * lin(m, p + "mlp.up_proj"), p + "mlp.down_proj")
     h = rms(h, "model.norm.weight")
@@ -347,6 +354,9 @@ MODELS = {
     "llama3": lambda ids: llama_like(ids, "llama", False, True, {"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0, "high_freq_factor": 16.0, "original_max_position_embeddings": 256}),
     # Qwen3: heads of 12 where hidden / heads is 8, per-head q and k norms
     "qwen3": lambda ids: llama_like(ids, "qwen3", False, False, head_dim=12),
+    # Mistral v0.1's sliding window, 3 of the 12 positions (5 of the
+    # backward's): most queries see part of the causal context
+    "mistral": lambda ids: llama_like(ids, "mistral", False, False, window=3),
 }
 
 

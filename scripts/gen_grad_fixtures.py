@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stio  # noqa: E402
-from gen_engine_fixtures import attend, gelu_new, rope_halves, rope_interleaved  # noqa: E402
+from gen_engine_fixtures import attend, causal, gelu_new, rope_halves, rope_interleaved  # noqa: E402
 
 DIR = "tests/fixtures/engine"
 B, T = 2, 5
@@ -87,8 +87,6 @@ def ln(b, x, name, eps):
     return F.layer_norm(x, (x.shape[-1],), b(name + ".weight"), b(name + ".bias"), eps)
 
 
-def causal():
-    return torch.triu(torch.full((T, T), float("-inf"), dtype=DT), 1)
 
 
 def mha(b, q, k, v, cfg, nkv, rot=None, norms=None):
@@ -102,7 +100,9 @@ def mha(b, q, k, v, cfg, nkv, rot=None, norms=None):
     if rot:
         q, k = rot(q), rot(k)
     k, v = k.repeat_interleave(H // nkv, 0), v.repeat_interleave(H // nkv, 0)
-    return attend(q, k, v, None if cfg["model_type"] == "bert" else causal(), 1 / math.sqrt(d))
+    window = cfg.get("sliding_window") if cfg["model_type"] == "mistral" else None
+    mask = None if cfg["model_type"] == "bert" else causal(T, window)
+    return attend(q, k, v, mask, 1 / math.sqrt(d))
 
 
 def per_seq(x, f):
@@ -146,7 +146,7 @@ def block(name, w, cfg, x, quant):
         rot = lambda t: rope_interleaved(t, cfg["rotary_dim"])  # noqa: E731
         o = per_seq(torch.cat((q, k, v), 1), lambda s: mha(b, *s.split(q.shape[1], 1), cfg, cfg["n_head"], rot))
         return b.lin(o, "attn.out_proj") + b.lin(gelu_new(b.lin(a, "mlp.fc_in")), "mlp.fc_out") + x
-    if name in ("llama", "qwen2", "llama3", "qwen3"):
+    if name in ("llama", "qwen2", "llama3", "qwen3", "mistral"):
         b = Block(w, "model.layers.0.", quant, ("mlp",))
         rms = lambda t, n: t * torch.rsqrt(t.pow(2).mean(-1, keepdim=True) + 1e-6) * b(n)  # noqa: E731
         a = rms(x, "input_layernorm.weight")
@@ -171,7 +171,7 @@ def block(name, w, cfg, x, quant):
 
 # fixtures added after the first seven draw from their own generator, so the
 # others' draws (and files) stay as they were
-LATER = ("llama3", "qwen3")
+LATER = ("llama3", "qwen3", "mistral")
 
 
 def main():

@@ -135,7 +135,12 @@ done
     printf '}},"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},"decoder":{"type":"ByteLevel"},"added_tokens":[]}\n'
 } >"$TMP/tok50.json"
 for i in $(seq 1 256); do printf "\\x$(printf %02x $(((i * 37 + i / 7) % 50)))\\x00\\x00\\x00"; done >"$TMP/rand.bin"
-for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox; do
+# Mistral's sliding window (3): llama.cpp's llama attends over the whole
+# context, so the two are compared within 3 tokens of context, the export
+# says so, and zquant reads the window back from the GGUF.
+for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral; do
+    ctx=16
+    [ "$model" = mistral ] && ctx=3
     for spec in "f16|-p w8a16 --exclude *" "q8_0|-p w8a16" "q4_0|-p w4a16" "q4_1|-p w4a16 --asym" "mixed|-p w4/8a16"; do
         name=${spec%%|*}
         read -r -a opts <<<"${spec#*|}"
@@ -147,9 +152,24 @@ for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox; do
         "$ZQ" dequantize "$TMP/$model.zq" -o "$TMP/deq.safetensors" -f
         run "$CMP" "$TMP/deq.safetensors" "$TMP/$model.gguf"
         check "gguf/$model-$name/read-back-equals-dequantize" '[ "$rc" -eq 0 ]'
-        llama_vs_zquant "gguf/$model-$name/llama.cpp-logits" "$TMP/$model.zq" "$TMP/$model.gguf" "$TMP/rand.bin" 16
+        llama_vs_zquant "gguf/$model-$name/llama.cpp-logits" "$TMP/$model.zq" "$TMP/$model.gguf" "$TMP/rand.bin" $ctx
     done
 done
+run "$ZQ" export "$TMP/mistral.zq" -o "$TMP/mistral.gguf" --tokenizer "$TMP/tok50.json" -f
+check gguf/mistral/window-note 'grep -q "note: .*sliding window of 3: run it with a context of at most 3" "$TMP/out"'
+a=$("$ZQ" eval "$TMP/mistral.zq" --tokens "$TMP/rand.bin" --ctx 16 --act none --dequantize --json | tr -d ' \t\n' | field nll)
+b=$("$ZQ" eval "$TMP/mistral.gguf" --tokens "$TMP/rand.bin" --ctx 16 --act none --json | tr -d ' \t\n' | field nll)
+check gguf/mistral/window-read-back '[ -n "$a" ] && [ "$a" = "$b" ]'
+# Qwen2's rule (a window from layer max_window_layers on) comes back as the
+# same layers: block 0 full, block 1 over 3 positions
+mkdir -p "$TMP/qwsw" && cp "$ENGINE/qwen2/model.safetensors" "$TMP/qwsw/"
+sed 's/^{/{"use_sliding_window": true, "sliding_window": 3, "max_window_layers": 1,/' "$ENGINE/qwen2/config.json" >"$TMP/qwsw/config.json"
+"$ZQ" quantize "$TMP/qwsw" -o "$TMP/qwsw.zq" -p w8a16 --for llama.cpp -f -q
+"$ZQ" export "$TMP/qwsw.zq" -o "$TMP/qwsw.gguf" --tokenizer "$TMP/tok50.json" -f -q
+a=$("$ZQ" eval "$TMP/qwsw.zq" --tokens "$TMP/rand.bin" --ctx 16 --act none --dequantize --json | tr -d ' \t\n' | field nll)
+b=$("$ZQ" eval "$TMP/qwsw.gguf" --tokens "$TMP/rand.bin" --ctx 16 --act none --json | tr -d ' \t\n' | field nll)
+c=$("$ZQ" eval "$ENGINE/qwen2" --tokens "$TMP/rand.bin" --ctx 16 --act none --json | tr -d ' \t\n' | field nll)
+check gguf/qwen2-window-layers/read-back '[ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" != "$c" ]'
 
 # --- compressed-tensors, decoded by scripts/ct_decode.py ------------------------------
 CT=scripts/ct_decode.py # numpy, /usr/bin/python3
@@ -190,7 +210,7 @@ b=$("$ZQ" eval "$TMP/ct8" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' 
 check ct/w8a8-eval-runs-int8-activations '[ -n "$a" ] && [ "$a" = "$b" ]'
 run "$ZQ" inspect "$TMP/ct"
 check ct/inspect '[ "$rc" -eq 0 ] && grep -q "^model.layers.0.mlp.up_proj.weight_packed *I32 *172x8 " "$TMP/out" && grep -q "^model.layers.0.self_attn.q_proj.weight *I8 *64x64 " "$TMP/out"'
-for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox; do
+for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral; do
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e8.zq" -p w8a8 --for vllm -f -q
     ct_case "$model-w8a8" "$TMP/e8.zq"
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e4.zq" -p w4a16 --group-size 32 --for vllm -f -q

@@ -94,6 +94,16 @@ typedef struct {
     /* what Hugging Face's checkpoints put before the names of tensors that
      * are not the LM head ("model."); NULL: nothing */
     const char *prefix;
+    /* sliding-window attention: the window's key (NULL: none; JSON null: no
+     * window) and its default; use_key, when the row has one, must be true
+     * for the window to apply (Qwen2's use_sliding_window); first_key: the
+     * layers before it attend fully (Qwen2's max_window_layers); layer_types:
+     * an explicit "layer_types" list overrides the rule (Mistral ignores it,
+     * as its modeling file does) */
+    struct {
+        const char *key, *use_key, *first_key;
+        int size_default, first_default, layer_types;
+    } window;
 } zq_arch_desc;
 
 /* The row for a config.json model_type, NULL when zquant has none. */
@@ -129,6 +139,12 @@ typedef struct {
     int rope_interleaved;  /* rotate pairs (2i, 2i+1) (gptj) instead of halves */
     int qk_norm;           /* q and k RMS-normed per head (weights of head_dim) before rope */
     float rope_theta;
+    /* sliding-window attention: a query at position p attends to keys p -
+     * window < j <= p (Hugging Face's sliding_window_overlay) in layers
+     * from window_first on, except where window_period divides layer + 1
+     * (those attend fully; 0: none does); window 0: every layer attends to
+     * the whole context. See zq_arch_layer_window. */
+    int window, window_first, window_period;
     /* rope_scaling {"rope_type": "llama3"} (Llama 3.1 and later): a
      * frequency whose wavelength 2 pi / f exceeds rope_original_max_pos /
      * rope_low_freq is divided by rope_factor, one below rope_original_max_pos
@@ -155,6 +171,9 @@ zq_status zq_arch_from_config(const char *config_json, const char *origin, zq_ar
  * replaces the config's: generation reads it, as transformers' generate
  * does (Llama 3 lists its end-of-turn ids there). */
 void zq_arch_generation_config(zq_arch *a, const char *json);
+
+/* The attention window of block `layer` (0: the whole context). */
+int zq_arch_layer_window(const zq_arch *a, int layer);
 
 /* The [out, in] shape of a block Linear part of this model. */
 void zq_arch_linear_shape(const zq_arch *a, zq_part p, int *out, int *in);

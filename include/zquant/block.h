@@ -43,6 +43,7 @@ typedef struct {
     const float *q_norm_w, *k_norm_w; /* per-head RMSNorm of q and k (qk_norm) */
     zq_linear q, k, v, o;
     zq_linear up, gate, down; /* gate only for SwiGLU */
+    int window; /* sliding-window attention: a query sees the last `window` positions, its own included (0: all) */
 } zq_block;
 
 /* The activation quantization a forward pass emulates: mode, and for

@@ -165,36 +165,44 @@ static const zq_arch_tensor bert_tensors[] = {
 #undef C1D
 
 #define PRE ZQ_ARCH_PRE_LN | ZQ_ARCH_CAUSAL | ZQ_ARCH_FINAL_NORM
-/* max_pos, head_dim: the configuration class's defaults (Qwen3Config's head_dim is 128) */
-#define LLAMA_ROW(gguf, flags, max_pos, head_dim, tensors, ...)                                                  \
+/* max_pos, head_dim, window: the configuration class's defaults (Qwen3Config's head_dim is 128) */
+#define LLAMA_ROW(gguf, flags, max_pos, head_dim, window, tensors, ...)                                          \
     {{__VA_ARGS__}, gguf, PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP | (flags), "hidden_size",                  \
      "num_attention_heads", "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", \
      "hidden_act", 0, max_pos, head_dim, 1e-6, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta",      \
-     ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model."}
+     ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model.", window}
+#define NO_WINDOW {NULL, NULL, NULL, 0, 0, 0}
+/* MistralConfig: every layer, 4096 unless null */
+#define MISTRAL_WINDOW {"sliding_window", NULL, NULL, 4096, 0, 0}
+/* Qwen2Config, Qwen3Config: only with use_sliding_window, from layer max_window_layers (28) on */
+#define QWEN_WINDOW {"sliding_window", "use_sliding_window", "max_window_layers", 4096, 28, 1}
 
 const zq_arch_desc zq_arch_table[] = {
     {{"gpt2"}, "gpt2", PRE, "n_embd", "n_head", "n_layer", "n_inner", "n_positions", "layer_norm_epsilon",
      "activation_function", 4, 1024, 0, 1e-5, "gelu_new", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0,
-     NULL, NULL, NULL, NULL, NULL, gpt2_tensors, NULL},
+     NULL, NULL, NULL, NULL, NULL, gpt2_tensors, NULL, NO_WINDOW},
     {{"opt"}, NULL, PRE, "hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
      "max_position_embeddings", NULL, "activation_function", 4, 2048, 0, 1e-5, "relu", 2, NULL, NULL, NULL,
      ZQ_ROPE_NONE, NULL, 0, NULL, "do_layer_norm_before", "_remove_final_layer_norm", "word_embed_proj_dim", NULL,
-     opt_tensors, NULL},
+     opt_tensors, NULL, NO_WINDOW},
     {{"gpt_neox"}, "gptneox", PRE | ZQ_ARCH_PARALLEL, "hidden_size", "num_attention_heads", "num_hidden_layers",
      "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 2048, 0, 1e-5, "gelu", 0,
      NULL, NULL, "rotary_emb_base", ZQ_ROPE_PCT, "rotary_pct", 0.25, "use_parallel_residual", NULL, NULL, NULL,
-     NULL, neox_tensors, "gpt_neox."},
+     NULL, neox_tensors, "gpt_neox.", NO_WINDOW},
     {{"gptj"}, NULL, PRE | ZQ_ARCH_PARALLEL | ZQ_ARCH_SHARED_NORM | ZQ_ARCH_ROPE_PAIRS, "n_embd", "n_head",
      "n_layer", "n_inner", "n_positions", "layer_norm_epsilon", "activation_function", 4, 2048, 0, 1e-5, "gelu_new",
-     0, NULL, NULL, NULL, ZQ_ROPE_DIM, "rotary_dim", 0, NULL, NULL, NULL, NULL, NULL, gptj_tensors, NULL},
-    LLAMA_ROW("llama", 0, 2048, 0, llama_tensors, "llama", "mistral"),
-    LLAMA_ROW("qwen2", 0, 32768, 0, qwen2_tensors, "qwen2"),
-    LLAMA_ROW("qwen3", ZQ_ARCH_QK_NORM, 32768, 128, qwen3_tensors, "qwen3"),
+     0, NULL, NULL, NULL, ZQ_ROPE_DIM, "rotary_dim", 0, NULL, NULL, NULL, NULL, NULL, gptj_tensors, NULL, NO_WINDOW},
+    LLAMA_ROW("llama", 0, 2048, 0, NO_WINDOW, llama_tensors, "llama"),
+    /* after llama: GGUF's llama reads back as llama */
+    LLAMA_ROW("llama", 0, 4096 * 32, 0, MISTRAL_WINDOW, llama_tensors, "mistral"),
+    LLAMA_ROW("qwen2", 0, 32768, 0, QWEN_WINDOW, qwen2_tensors, "qwen2"),
+    LLAMA_ROW("qwen3", ZQ_ARCH_QK_NORM, 32768, 128, QWEN_WINDOW, qwen3_tensors, "qwen3"),
     {{"bert"}, "bert", ZQ_ARCH_TOKEN_TYPES | ZQ_ARCH_MLM_HEAD, "hidden_size", "num_attention_heads",
      "num_hidden_layers", "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 512,
-     0, 1e-12, "gelu", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0, NULL, NULL, NULL, NULL, NULL, bert_tensors, NULL},
+     0, 1e-12, "gelu", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0, NULL, NULL, NULL, NULL, NULL, bert_tensors, NULL,
+     NO_WINDOW},
     {{NULL}, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, ZQ_ROPE_NONE,
-     NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+     NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NO_WINDOW},
 };
 
 int zq_arch_is_buffer(const char *name)

@@ -147,6 +147,61 @@ static int parse_act(const char *s, zq_mlp_fn *fn)
 }
 
 
+/* Which layers attend over a sliding window, as the configuration class
+ * sets it: the window (JSON null: none; a use_key that is false: none),
+ * the layers from first_key on, or an explicit layer_types list where the
+ * row reads one. A list is kept as the rule it follows (sliding from a
+ * layer on, or sliding but every n-th full); one that follows neither is
+ * refused, never run as something near it. */
+static zq_status sliding_window(reader *r, const zq_arch_desc *d, zq_arch *a, const char *origin, zq_error *err)
+{
+    if (!d->window.key) return ZQ_OK;
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(r->c, d->window.key);
+    int use = d->window.use_key ? get_flag(r, d->window.use_key, 0) : 1;
+    int window = cJSON_IsNull(size) ? 0 : get_int(r, d->window.key, d->window.size_default, 1, MAX_COUNT);
+    int first = d->window.first_key ? get_int(r, d->window.first_key, d->window.first_default, 0, MAX_LAYERS)
+                                    : d->window.first_default;
+    ZQ_TRY(r->st);
+    a->window = use ? window : 0;
+    a->window_first = first;
+    const cJSON *types = d->window.layer_types ? item(r, "layer_types") : NULL, *e;
+    if (!types) return ZQ_OK;
+    if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != a->n_layers)
+        return BAD("'%s': layer_types must list %d layers", origin, a->n_layers);
+    int n = 0, first_sliding = -1, first_full_after = -1;
+    cJSON_ArrayForEach(e, types) {
+        int sliding = cJSON_IsString(e) && !strcmp(e->valuestring, "sliding_attention");
+        if (!sliding && !(cJSON_IsString(e) && !strcmp(e->valuestring, "full_attention")))
+            return BAD("'%s': layer_types[%d] is neither \"full_attention\" nor \"sliding_attention\"", origin, n);
+        if (sliding && first_sliding < 0) first_sliding = n;
+        if (!sliding && first_sliding >= 0 && first_full_after < 0) first_full_after = n;
+        n++;
+    }
+    if (first_sliding < 0) { /* every layer attends fully */
+        a->window = 0;
+        return ZQ_OK;
+    }
+    if (!a->window)
+        return BAD("'%s': layer_types has sliding_attention layers, but %s is %s", origin,
+                   !use ? d->window.use_key : d->window.key, !use ? "false" : "null");
+    a->window_first = first_sliding;
+    a->window_period = first_full_after < 0 ? 0 : first_full_after + 1;
+    n = 0;
+    cJSON_ArrayForEach(e, types) {
+        if ((zq_arch_layer_window(a, n) > 0) != !strcmp(e->valuestring, "sliding_attention"))
+            return BAD("'%s': layer_types: layer %d breaks the pattern of the layers before it (zquant runs sliding "
+                       "layers from one on, or sliding layers with every n-th full)", origin, n);
+        n++;
+    }
+    return ZQ_OK;
+}
+
+int zq_arch_layer_window(const zq_arch *a, int layer)
+{
+    if (!a->window || layer < a->window_first) return 0;
+    return a->window_period && (layer + 1) % a->window_period == 0 ? 0 : a->window;
+}
+
 static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arch *a, zq_error *err)
 {
     const zq_arch_desc *d = zq_arch_find(mt);
@@ -185,6 +240,7 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
     ZQ_TRY(r.st);
     a->emb_proj = a->emb_dim != a->hidden;
     ZQ_TRY(rope_scaling(&r, d, a, origin, err));
+    ZQ_TRY(sliding_window(&r, d, a, origin, err));
     if (!parse_act(act, &a->act)) return BAD("'%s': activation '%s' is not supported", origin, act);
     if (d->flags & ZQ_ARCH_GATED_MLP) {
         if (a->act != ZQ_SILU_GLU) return BAD("'%s': llama-style MLPs need silu", origin);

@@ -333,6 +333,7 @@ static zq_status load_block(zq_net *n, int layer, block_slot *s, zq_error *err)
     loader L = {.n = n, .s = s, .layer = layer, .err = err};
     zq_block *b = &s->blk;
     memset(b, 0, sizeof *b);
+    b->window = zq_arch_layer_window(a, layer);
     for (const zq_arch_tensor *e = rows; e->name; e++) {
         if (!zq_part_in_block(e->part)) continue;
         int bias = (e->flags & ZQ_T_BIAS) != 0, optional = (e->flags & ZQ_T_OPTIONAL) != 0;

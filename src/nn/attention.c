@@ -1,7 +1,8 @@
 /* The attention sublayer, forward and backward: q, k, v projections, q and
  * k RMS-normed per head where the model does (Qwen3), rotary positions,
  * softmax(q k^T / sqrt(d)) v per head (grouped-query: several query heads
- * share a key/value head), the output projection. Heads run
+ * share a key/value head; causal, over a sliding window where the block
+ * has one), the output projection. Heads run
  * side by side on the engine's threads; a training forward keeps each
  * head's probabilities for the backward. */
 #include <math.h>
@@ -80,10 +81,12 @@ static void rope_qk(const zq_arch *a, zq_workspace *ws, float *q, float *k, int 
 
 /* Head h of one sequence: Tq queries (the last Tq of Tk positions) against
  * Tk keys; out (Tq, nh*hd), columns of head h = softmax(q_h k_g^T /
- * sqrt(hd) [causal]) v_g with g = h / (nh / nkv) the key/value head it
- * shares; scores: Tq*Tk, left holding the probabilities */
+ * sqrt(hd) [mask]) v_g with g = h / (nh / nkv) the key/value head it
+ * shares. Causal: the query at position p sees keys j <= p, and with a
+ * window only p - window < j. scores: Tq*Tk, left holding the
+ * probabilities (0 outside the mask, so the backward needs no mask). */
 static void attention_head(float *out, const float *q, const float *k, const float *v, int Tq, int Tk, int nh, int nkv,
-                           int hd, int h, int causal, float *scores)
+                           int hd, int h, int causal, int window, float *scores)
 {
     const float scale = 1.0f / sqrtf((float)hd);
     int qld = nh * hd, kld = nkv * hd, g = h / (nh / nkv), past = Tk - Tq;
@@ -91,17 +94,19 @@ static void attention_head(float *out, const float *q, const float *k, const flo
     zq_gemm_nt(Tq, Tk, hd, qh, qld, kh, kld, 0.0f, scores, Tk, 0);
     for (int t = 0; t < Tq; t++) {
         float *row = scores + (size_t)t * Tk;
-        int n = causal ? past + t + 1 : Tk; /* query t sits at position past + t */
+        int end = causal ? past + t + 1 : Tk; /* query t sits at position past + t */
+        int start = causal && window && end > window ? end - window : 0;
         float mx = -INFINITY;
-        for (int j = 0; j < n; j++) {
+        for (int j = start; j < end; j++) {
             row[j] *= scale;
             mx = row[j] > mx ? row[j] : mx;
         }
         float sum = 0;
-        for (int j = 0; j < n; j++) sum += row[j] = expf(row[j] - mx);
+        for (int j = start; j < end; j++) sum += row[j] = expf(row[j] - mx);
         float inv = 1.0f / sum;
-        for (int j = 0; j < n; j++) row[j] *= inv;
-        for (int j = n; j < Tk; j++) row[j] = 0;
+        for (int j = start; j < end; j++) row[j] *= inv;
+        for (int j = 0; j < start; j++) row[j] = 0;
+        for (int j = end; j < Tk; j++) row[j] = 0;
     }
     zq_gemm_nn(Tq, hd, Tk, scores, Tk, vh, kld, 0.0f, out + (size_t)h * hd, qld, 0);
 }
@@ -110,7 +115,7 @@ static void attention_head(float *out, const float *q, const float *k, const flo
 typedef struct {
     const zq_arch *a;
     zq_workspace *ws;
-    int T;
+    int T, window;
 } heads_job;
 
 /* One (sequence, head). */
@@ -125,10 +130,10 @@ static void head_forward(void *ctx, size_t task, int worker)
                               : ws->scores + (size_t)worker * ws->seq * ws->seq;
     if (ws->kcache) /* the keys so far and these */
         attention_head(ws->att + qo, ws->q + qo, ws->kcache, ws->vcache, j->T, ws->pos0 + j->T, a->n_heads,
-                       a->n_kv_heads, hd, h, a->causal, scores);
+                       a->n_kv_heads, hd, h, a->causal, j->window, scores);
     else
         attention_head(ws->att + qo, ws->q + qo, ws->k + ko, ws->v + ko, j->T, j->T, a->n_heads, a->n_kv_heads, hd, h,
-                       a->causal, scores);
+                       a->causal, j->window, scores);
 }
 
 /* One (sequence, key/value head): every query head that shares it, so the
@@ -189,7 +194,7 @@ void zq_attention_forward(const zq_arch *a, const zq_block *blk, const zq_act_qu
         memcpy(ws->kcache + past * nkv * hd, ws->k, (size_t)T * nkv * hd * sizeof(float));
         memcpy(ws->vcache + past * nkv * hd, ws->v, (size_t)T * nkv * hd * sizeof(float));
     }
-    heads_job job = {a, ws, T};
+    heads_job job = {a, ws, T, blk->window};
     zq_engine_run((size_t)B * a->n_heads, ws->threads, head_forward, &job);
     zq_linear_forward(&blk->o, aq, ws->aq, ws->att, ws->ao, BT, T);
 }
@@ -200,7 +205,7 @@ void zq_attention_backward(const zq_arch *a, const zq_block *blk, const zq_act_q
 {
     int BT = B * T;
     zq_linear_backward(&blk->o, &g->o, aq, ws, ws->att, dao, ws->datt, 0.0f, BT, T);
-    heads_job job = {a, ws, T};
+    heads_job job = {a, ws, T, blk->window};
     zq_engine_run((size_t)B * a->n_kv_heads, ws->threads, head_backward, &job);
     rope_qk(a, ws, ws->dq, ws->dk, B, T, 0, -1.0f); /* a rotation: its transpose turns back */
     if (a->qk_norm) { /* through the head norms, with datt (read by the heads, done) as the scratch */

@@ -133,3 +133,56 @@ TEST(rope_scaling_llama3_read_others_refused)
                      "\"original_max_position_embeddings\": 8192}", &a, &err) == ZQ_ERR_FORMAT);
     CHECK(strstr(err.msg, "rope_scaling.high_freq_factor") != NULL);
 }
+
+/* A 6-layer config of model_type mt with `extra` keys (JSON members). */
+static zq_status windowed(const char *mt, const char *extra, zq_arch *a, zq_error *err)
+{
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "{\"model_type\": \"%s\", \"hidden_size\": 32, \"num_attention_heads\": 4, "
+             "\"num_hidden_layers\": 6, \"intermediate_size\": 48, \"vocab_size\": 50%s%s}", mt, *extra ? ", " : "",
+             extra);
+    *err = (zq_error){0};
+    return zq_arch_from_config(cfg, "cfg", a, err);
+}
+
+/* which of the 6 layers attend over a window, as "010011" */
+static const char *sliding_layers(const zq_arch *a)
+{
+    static char s[7];
+    for (int l = 0; l < 6; l++) s[l] = zq_arch_layer_window(a, l) ? '1' : '0';
+    return s;
+}
+
+TEST(sliding_window_layers_as_the_config_classes_set_them)
+{
+    zq_arch a;
+    zq_error err;
+    /* MistralConfig: 4096 when absent, none when null, every layer; layer_types ignored */
+    CHECK(windowed("mistral", "", &a, &err) == ZQ_OK && a.window == 4096 && !strcmp(sliding_layers(&a), "111111"));
+    CHECK(windowed("mistral", "\"sliding_window\": null", &a, &err) == ZQ_OK && !strcmp(sliding_layers(&a), "000000"));
+    CHECK(windowed("mistral", "\"sliding_window\": 7, \"layer_types\": 3", &a, &err) == ZQ_OK && a.window == 7);
+    CHECK(windowed("llama", "\"sliding_window\": 7", &a, &err) == ZQ_OK && !strcmp(sliding_layers(&a), "000000"));
+    /* Qwen2Config: only with use_sliding_window, from max_window_layers (28) on */
+    CHECK(windowed("qwen2", "\"sliding_window\": 7", &a, &err) == ZQ_OK && !strcmp(sliding_layers(&a), "000000"));
+    CHECK(windowed("qwen2", "\"use_sliding_window\": true", &a, &err) == ZQ_OK && a.window == 4096 &&
+          !strcmp(sliding_layers(&a), "000000"));
+    CHECK(windowed("qwen3", "\"use_sliding_window\": true, \"sliding_window\": 7, \"max_window_layers\": 4", &a,
+                   &err) == ZQ_OK && a.window == 7 && !strcmp(sliding_layers(&a), "000011"));
+    /* an explicit list: sliding from a layer on, or every n-th layer full (Gemma's kind) */
+    const char *full = "\"full_attention\"", *slide = "\"sliding_attention\"";
+    const char *use = "\"use_sliding_window\": true, \"layer_types\": [%s, %s, %s, %s, %s, %s]";
+    char extra[512];
+    snprintf(extra, sizeof extra, use, slide, slide, full, slide, slide, full);
+    CHECK(windowed("qwen2", extra, &a, &err) == ZQ_OK && !strcmp(sliding_layers(&a), "110110"));
+    snprintf(extra, sizeof extra, use, full, slide, slide, slide, slide, slide);
+    CHECK(windowed("qwen2", extra, &a, &err) == ZQ_OK && !strcmp(sliding_layers(&a), "011111"));
+    snprintf(extra, sizeof extra, use, slide, full, slide, slide, full, slide);
+    CHECK(windowed("qwen2", extra, &a, &err) == ZQ_ERR_FORMAT && strstr(err.msg, "layer_types: layer 3") != NULL);
+    snprintf(extra, sizeof extra, "\"layer_types\": [%s, %s, %s, %s, %s, %s]", full, slide, slide, slide, slide, slide);
+    CHECK(windowed("qwen2", extra, &a, &err) == ZQ_ERR_FORMAT &&
+          strstr(err.msg, "use_sliding_window is false") != NULL);
+    CHECK(windowed("qwen2", "\"use_sliding_window\": true, \"layer_types\": [\"full_attention\"]", &a, &err) ==
+              ZQ_ERR_FORMAT && strstr(err.msg, "layer_types must list 6 layers") != NULL);
+    CHECK(windowed("mistral", "\"sliding_window\": 0", &a, &err) == ZQ_ERR_FORMAT &&
+          strstr(err.msg, "'sliding_window'") != NULL);
+}

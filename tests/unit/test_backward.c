@@ -195,6 +195,7 @@ GRAD_TEST(llama)
 GRAD_TEST(qwen2)
 GRAD_TEST(llama3)
 GRAD_TEST(qwen3)
+GRAD_TEST(mistral)
 GRAD_TEST(bert)
 
 /* ---- against PyTorch autograd (scripts/gen_grad_fixtures.py) ---------------- */
@@ -324,4 +325,5 @@ TORCH_TEST(llama)
 TORCH_TEST(qwen2)
 TORCH_TEST(llama3)
 TORCH_TEST(qwen3)
+TORCH_TEST(mistral)
 TORCH_TEST(bert)

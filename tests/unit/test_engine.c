@@ -7,6 +7,7 @@
  * within 1e-4 with room for the softmax and norms. */
 #include <stdlib.h>
 
+#include "eval/run.h"
 #include "test.h"
 #include "zquant/eval.h"
 #include "zquant/net.h"
@@ -65,13 +66,58 @@ static double forward_error(const char *name)
     return worst;
 }
 
-#define ARCH_TEST(name)                                                       \
-    TEST(forward_matches_pytorch_##name)                                      \
+/* The same logits decoded one token at a time through the KV cache, as
+ * generate runs (the sliding window counts positions, not cache rows):
+ * the largest error against the reference, relative to its largest logit. */
+static double decode_error(const char *name)
+{
+    char path[256];
+    zq_error err = {0};
+    zq_net *net = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    zq_source *ref = NULL;
+    snprintf(path, sizeof path, DIR "%s", name);
+    if (zq_net_open(path, 0, &net, &err) != ZQ_OK) return INFINITY;
+    snprintf(path, sizeof path, DIR "%s/tokens.bin", name);
+    CHECK(zq_tokens_read(path, &ids, &n, &err) == ZQ_OK);
+    snprintf(path, sizeof path, DIR "%s/logits.safetensors", name);
+    CHECK(zq_source_open(path, &ref, &err) == ZQ_OK);
+    const zq_arch *a = zq_net_arch(net);
+    const zq_tensor_info *t = zq_source_tensor(ref, 0);
+    float *want = malloc(t->numel * 4);
+    CHECK(t->numel == (uint64_t)n * a->vocab && zq_source_read(ref, 0, 0, t->rows, 0, t->cols, want, &err) == ZQ_OK);
+    zq_run s;
+    zq_run_cache cache = {0};
+    CHECK(zq_run_cache_init(&cache, a, (int)n, &err) == ZQ_OK && zq_run_init(&s, net, ZQ_AQ_NONE, n, &err) == ZQ_OK);
+    double big = 0, diff = 0;
+    for (uint64_t k = 0; k < t->numel; k++) big = fabs(want[k]) > big ? fabs(want[k]) : big;
+    for (int pos = 0; pos < (int)n; pos++) {
+        CHECK(zq_run_step(&s, &cache, ids + pos, pos, 1, &err) == ZQ_OK);
+        for (int v = 0; v < a->vocab; v++) {
+            double d = fabs(want[(size_t)pos * a->vocab + v] - s.logits[v]);
+            diff = d > diff ? d : diff;
+        }
+    }
+    zq_run_free(&s);
+    zq_run_cache_free(&cache);
+    zq_source_close(ref);
+    free(want), free(ids);
+    zq_net_close(net);
+    return diff / big;
+}
+
+/* fn's error for fixture `name` within 1e-4 (the bound above) */
+#define WITHIN_BOUND_TEST(test, fn, name)                                     \
+    TEST(test##_##name)                                                       \
     {                                                                         \
-        double e = forward_error(#name);                                      \
+        double e = fn(#name);                                                 \
         if (!(e <= 1e-4)) fprintf(stderr, "  %s: relative error %g\n", #name, e); \
         CHECK(e <= 1e-4);                                                     \
     }
+#define ARCH_TEST(name) WITHIN_BOUND_TEST(forward_matches_pytorch, forward_error, name)
+/* causal models: token by token through the cache */
+#define DECODE_TEST(name) WITHIN_BOUND_TEST(decode_matches_pytorch, decode_error, name)
 
 ARCH_TEST(gpt2)
 ARCH_TEST(opt)
@@ -81,7 +127,15 @@ ARCH_TEST(llama)
 ARCH_TEST(qwen2)
 ARCH_TEST(llama3) /* llama3 rope scaling, tied embeddings */
 ARCH_TEST(qwen3)  /* head_dim apart from hidden / heads, q and k norms */
+ARCH_TEST(mistral) /* a sliding window of 3 over 12 positions */
 ARCH_TEST(bert)
+DECODE_TEST(gpt2)
+DECODE_TEST(opt)
+DECODE_TEST(gpt_neox)
+DECODE_TEST(gptj)
+DECODE_TEST(llama3)
+DECODE_TEST(qwen3)
+DECODE_TEST(mistral)
 
 TEST(token_wise_fake_quant_by_hand)
 {

@@ -142,6 +142,19 @@ static zq_status make_config(const zq_gguf *g, const zq_arch_desc *d, const char
     }
     cJSON_AddNumberToObject(c, "vocab_size", (double)vocab);
     cJSON_AddBoolToObject(c, "tie_word_embeddings", tied);
+    if (d->window.key) { /* the window where the file has one, else none (not the config class's default) */
+        char key[128];
+        uint64_t w;
+        snprintf(key, sizeof key, "%s.attention.sliding_window", arch);
+        int has = zq_gguf_uint(g, key, &w);
+        if (has) cJSON_AddNumberToObject(c, d->window.key, (double)w);
+        else cJSON_AddNullToObject(c, d->window.key);
+        if (has && d->window.use_key) cJSON_AddTrueToObject(c, d->window.use_key);
+        char *types = has && d->window.layer_types ? zq_gguf_string(g, ZQ_GGUF_LAYER_TYPES_KEY) : NULL;
+        cJSON *t = types ? cJSON_Parse(types) : NULL;
+        free(types);
+        if (t) cJSON_AddItemToObject(c, "layer_types", t); /* zq_arch_from_config checks it */
+    }
     char *scaling = zq_gguf_string(g, ZQ_GGUF_ROPE_SCALING_KEY);
     cJSON *s = scaling ? cJSON_Parse(scaling) : NULL;
     free(scaling);
@@ -162,9 +175,14 @@ zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
     ZQ_TRY(zq_gguf_open(path, &im->g, err));
     zq_gguf *g = im->g;
     char *arch = zq_gguf_string(g, "general.architecture");
-    const zq_arch_desc *d = NULL;
+    /* the row of zquant's model type when it is one of this architecture,
+     * else the first of it (llama.cpp's llama reads as llama) */
+    char *model_type = zq_gguf_string(g, ZQ_GGUF_MODEL_TYPE_KEY);
+    const zq_arch_desc *d = NULL, *typed = model_type ? zq_arch_find(model_type) : NULL;
+    free(model_type);
     for (const zq_arch_desc *r = zq_arch_table; arch && r->model_types[0] && !d; r++)
         if (r->gguf_arch && !strcmp(r->gguf_arch, arch)) d = r;
+    if (d && typed && typed->gguf_arch && !strcmp(typed->gguf_arch, arch)) d = typed;
     zq_status st = d ? ZQ_OK : zq_fail(err, ZQ_ERR_FORMAT, "'%s': GGUF architecture '%s' is not one zquant reads", path,
                                        arch ? arch : "(none)");
     im->t = calloc(g->nt + 1, sizeof *im->t);

@@ -182,7 +182,35 @@ static void arch_keys(zq_gguf_keys *kv, const zq_arch *a, const char *arch)
         zq_gguf_kv_str(kv, ZQ_GGUF_ROPE_SCALING_KEY, s);
     }
     if (a->desc->parallel_key) zq_gguf_kv_bool(kv, KEY("use_parallel_residual"), a->parallel);
+    zq_gguf_kv_str(kv, ZQ_GGUF_MODEL_TYPE_KEY, a->model_type);
+    if (a->window) {
+        zq_gguf_kv_u32(kv, KEY("attention.sliding_window"), (uint32_t)a->window);
+        cJSON *types = cJSON_CreateArray();
+        for (int l = 0; l < a->n_layers; l++)
+            cJSON_AddItemToArray(types, cJSON_CreateString(zq_arch_layer_window(a, l) ? "sliding_attention"
+                                                                                      : "full_attention"));
+        char *text = cJSON_PrintUnformatted(types);
+        if (text) zq_gguf_kv_str(kv, ZQ_GGUF_LAYER_TYPES_KEY, text);
+        else kv->oom = 1;
+        free(text);
+        cJSON_Delete(types);
+    }
 #undef KEY
+}
+
+/* What the user must know when llama.cpp's architecture attends over the
+ * whole context where the model's layers see a window: the two agree
+ * while the context is no longer than the window. */
+static void window_note(const zq_arch *a, const char *arch, char *note, size_t size)
+{
+    static const char *const windowed[] = {"gemma2", "gemma3", NULL}; /* llama.cpp applies their sliding_window */
+    int runs = 0;
+    for (int k = 0; windowed[k]; k++) runs |= !strcmp(windowed[k], arch);
+    if (!a->window || runs) return;
+    size_t at = strlen(note);
+    snprintf(note + at, size - at, "%sllama.cpp's %s attends over the whole context, the model's layers over a sliding "
+             "window of %d: run it with a context of at most %d (-c %d)", at ? "; " : "", arch, a->window, a->window,
+             a->window);
 }
 
 /* general.*: what the file is and what made it. */
@@ -419,6 +447,7 @@ static zq_status header(const zq_export_opts *o, zq_file *f, const zq_arch *a, c
         zq_gguf_kv_free(&meta);
         return st;
     }
+    window_note(a, arch, r->note, sizeof r->note);
     zq_gguf_put_int(kv, 0x46554747u, 4); /* "GGUF" */
     zq_gguf_put_int(kv, GGUF_VERSION, 4);
     zq_gguf_put_int(kv, n, 8);
