@@ -302,6 +302,74 @@ def llama_like(ids, model_type, qkv_bias, tied, rope_scaling=None, head_dim=None
     return w, cfg, h @ (w["model.embed_tokens.weight"] if tied else w["lm_head.weight"]).T
 
 
+GEMMA2 = {"model_type": "gemma2", "hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2,
+          "head_dim": 16, "num_hidden_layers": 2, "intermediate_size": 48, "vocab_size": 50,
+          "max_position_embeddings": 16, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+          "hidden_activation": "gelu_pytorch_tanh", "hidden_act": "gelu_pytorch_tanh", "query_pre_attn_scalar": 16,
+          "sliding_window": 3, "attn_logit_softcapping": 2.0, "final_logit_softcapping": 1.5,
+          "tie_word_embeddings": True, "attention_bias": False}
+
+
+def gemma_norm(x, w, eps=1e-6):
+    """Gemma2RMSNorm: x * rsqrt(mean(x^2) + eps) * (1 + w)"""
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * (1 + w)
+
+
+def gemma2_attention(q, k, v, cfg, window):
+    """eager_attention_forward of modeling_gemma2.py: q (H, T, d), k/v (KV,
+    T, d); scores * query_pre_attn_scalar^-0.5, soft-capped, masked
+    (sliding_window in the layers that have it), softmax, @ v -> (T, H*d)"""
+    H, KV = q.shape[0], k.shape[0]
+    k, v = k.repeat_interleave(H // KV, dim=0), v.repeat_interleave(H // KV, dim=0)
+    s = q @ k.transpose(-1, -2) * cfg["query_pre_attn_scalar"] ** -0.5
+    cap = cfg["attn_logit_softcapping"]
+    s = torch.tanh(s / cap) * cap
+    p = torch.softmax(s + causal(q.shape[1], window), dim=-1)
+    return (p @ v).transpose(0, 1).reshape(q.shape[1], -1)
+
+
+def gemma2_layer(w, p, h, cfg, layer, lin):
+    """Gemma2DecoderLayer: norms before and after attention and MLP, GeGLU
+    (gelu tanh); layer_types as Gemma2Config sets them (even layers slide)"""
+    H, KV, d = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+    window = cfg["sliding_window"] if layer % 2 == 0 else None
+    a = gemma_norm(h, w[p + "input_layernorm.weight"])
+    q, k = heads(lin(a, p + "self_attn.q_proj"), H), heads(lin(a, p + "self_attn.k_proj"), KV)
+    q, k = rope_halves(q, d, cfg["rope_theta"]), rope_halves(k, d, cfg["rope_theta"])
+    v = heads(lin(a, p + "self_attn.v_proj"), KV)
+    o = lin(gemma2_attention(q, k, v, cfg, window), p + "self_attn.o_proj")
+    h = h + gemma_norm(o, w[p + "post_attention_layernorm.weight"])
+    m = gemma_norm(h, w[p + "pre_feedforward_layernorm.weight"])
+    m = lin(gelu_new(lin(m, p + "mlp.gate_proj")) * lin(m, p + "mlp.up_proj"), p + "mlp.down_proj")
+    return h + gemma_norm(m, w[p + "post_feedforward_layernorm.weight"])
+
+
+def gemma2(ids):
+    """transformers/models/gemma2/modeling_gemma2.py: embeddings times
+    sqrt(hidden), the layers above, the final norm, the tied head, final
+    logits soft-capped. Norm weights are Gemma's w of (1 + w), not near 1."""
+    cfg = GEMMA2
+    C, L, V, I = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"], cfg["intermediate_size"]
+    H, KV, d = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+    w = {"model.embed_tokens.weight": rnd(V, C), "model.norm.weight": rnd(C, scale=0.1)}
+    for i in range(L):
+        p = f"model.layers.{i}."
+        for n in ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                  "post_feedforward_layernorm"):
+            w[p + n + ".weight"] = rnd(C, scale=0.1)
+        w.update({p + "self_attn.q_proj.weight": rnd(H * d, C), p + "self_attn.k_proj.weight": rnd(KV * d, C),
+                  p + "self_attn.v_proj.weight": rnd(KV * d, C), p + "self_attn.o_proj.weight": rnd(C, H * d),
+                  p + "mlp.gate_proj.weight": rnd(I, C), p + "mlp.up_proj.weight": rnd(I, C),
+                  p + "mlp.down_proj.weight": rnd(C, I)})
+    lin = lambda x, n: x @ w[n + ".weight"].T  # noqa: E731
+    h = w["model.embed_tokens.weight"][ids] * torch.tensor(C ** 0.5, dtype=DT)
+    for i in range(L):
+        h = gemma2_layer(w, f"model.layers.{i}.", h, cfg, i, lin)
+    logits = gemma_norm(h, w["model.norm.weight"]) @ w["model.embed_tokens.weight"].T
+    cap = cfg["final_logit_softcapping"]
+    return w, dict(cfg), torch.tanh(logits / cap) * cap
+
+
 def bert(ids):
     """transformers/models/bert/modeling_bert.py: post-LN encoder, no mask,
     exact GELU, MLM head (transform dense, GELU, LayerNorm, decoder tied to
@@ -357,6 +425,9 @@ MODELS = {
     # Mistral v0.1's sliding window, 3 of the 12 positions (5 of the
     # backward's): most queries see part of the causal context
     "mistral": lambda ids: llama_like(ids, "mistral", False, False, window=3),
+    # Gemma 2: head_dim 16 of hidden 32, soft caps low enough to bend the
+    # scores and logits, block 0 sliding over 3 positions, block 1 full
+    "gemma2": gemma2,
 }
 
 

@@ -276,7 +276,7 @@ grep -q "layers.0.input_layernorm.weight' differs" "$TMP/err" && ok "lkd/train-n
 # KL over the fixture's 12 tokens is too noisy to rank two models this close
 # (qwen3: LKD 0.033 vs RTN 0.028 there, 0.011 vs 0.019 over 1024 sampled
 # tokens); causal models are judged on 64 sequences sampled from the FP model
-for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 mistral bert; do # layouts, GQA, rope scaling, q/k norms, window, post-LN
+for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 mistral gemma2 bert; do # layouts, GQA, rope scaling, q/k norms, window, post-LN
     E=tests/fixtures/engine/$arch
     DATA="--sample 64,16"
     [ $arch = bert ] && DATA="--tokens $E/tokens.bin"

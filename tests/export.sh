@@ -138,7 +138,7 @@ for i in $(seq 1 256); do printf "\\x$(printf %02x $(((i * 37 + i / 7) % 50)))\\
 # Mistral's sliding window (3): llama.cpp's llama attends over the whole
 # context, so the two are compared within 3 tokens of context, the export
 # says so, and zquant reads the window back from the GGUF.
-for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral; do
+for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2; do
     ctx=16
     [ "$model" = mistral ] && ctx=3
     for spec in "f16|-p w8a16 --exclude *" "q8_0|-p w8a16" "q4_0|-p w4a16" "q4_1|-p w4a16 --asym" "mixed|-p w4/8a16"; do
@@ -170,6 +170,17 @@ a=$("$ZQ" eval "$TMP/qwsw.zq" --tokens "$TMP/rand.bin" --ctx 16 --act none --deq
 b=$("$ZQ" eval "$TMP/qwsw.gguf" --tokens "$TMP/rand.bin" --ctx 16 --act none --json | tr -d ' \t\n' | field nll)
 c=$("$ZQ" eval "$ENGINE/qwen2" --tokens "$TMP/rand.bin" --ctx 16 --act none --json | tr -d ' \t\n' | field nll)
 check gguf/qwen2-window-layers/read-back '[ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" != "$c" ]'
+# What llama.cpp's gemma2 cannot run is refused before any work: its query
+# scale comes from the layer count, its caps are always on
+for bad in 's/"query_pre_attn_scalar": 16/"query_pre_attn_scalar": 12/|query_pre_attn_scalar 12' \
+           's/"final_logit_softcapping": 1.5/"final_logit_softcapping": null/|does not cap its logits'; do
+    mkdir -p "$TMP/g2bad" && cp "$ENGINE/gemma2/model.safetensors" "$TMP/g2bad/"
+    sed "${bad%%|*}" "$ENGINE/gemma2/config.json" >"$TMP/g2bad/config.json"
+    "$ZQ" quantize "$TMP/g2bad" -o "$TMP/g2bad.zq" -p w8a16 --for llama.cpp -f -q
+    rm -f "$TMP/g2bad.gguf"
+    run "$ZQ" export "$TMP/g2bad.zq" -o "$TMP/g2bad.gguf" --tokenizer "$TMP/tok50.json"
+    check "gguf/gemma2-refuses/${bad#*|}" '[ "$rc" -eq 3 ] && grep -q "${bad#*|}" "$TMP/err" && [ ! -e "$TMP/g2bad.gguf" ]'
+done
 
 # --- compressed-tensors, decoded by scripts/ct_decode.py ------------------------------
 CT=scripts/ct_decode.py # numpy, /usr/bin/python3
@@ -210,7 +221,7 @@ b=$("$ZQ" eval "$TMP/ct8" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' 
 check ct/w8a8-eval-runs-int8-activations '[ -n "$a" ] && [ "$a" = "$b" ]'
 run "$ZQ" inspect "$TMP/ct"
 check ct/inspect '[ "$rc" -eq 0 ] && grep -q "^model.layers.0.mlp.up_proj.weight_packed *I32 *172x8 " "$TMP/out" && grep -q "^model.layers.0.self_attn.q_proj.weight *I8 *64x64 " "$TMP/out"'
-for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral; do
+for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2; do
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e8.zq" -p w8a8 --for vllm -f -q
     ct_case "$model-w8a8" "$TMP/e8.zq"
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e4.zq" -p w4a16 --group-size 32 --for vllm -f -q

@@ -26,6 +26,7 @@ typedef enum {
     ZQ_PART_QKV,                   /* q, k and v fused in one Linear */
     ZQ_PART_NORM1, ZQ_PART_NORM2,  /* a block's norms */
     ZQ_PART_Q_NORM, ZQ_PART_K_NORM, /* RMSNorm of each query and key head (Qwen3) */
+    ZQ_PART_POST_NORM1, ZQ_PART_POST_NORM2, /* on the attention's and the MLP's outputs (Gemma 2) */
     ZQ_PART_EMBED, ZQ_PART_POS, ZQ_PART_TYPES, ZQ_PART_EMB_NORM, ZQ_PART_PROJ_IN, /* before the blocks */
     ZQ_PART_FINAL_NORM, ZQ_PART_PROJ_OUT, ZQ_PART_MLM_DENSE, ZQ_PART_MLM_NORM, ZQ_PART_HEAD /* after them */
 } zq_part;
@@ -61,13 +62,16 @@ enum {
     ZQ_ARCH_PARALLEL = 2,     /* attention and MLP read the same input */
     ZQ_ARCH_SHARED_NORM = 4,  /* ... through one norm */
     ZQ_ARCH_RMS_NORM = 8,     /* RMSNorm instead of LayerNorm */
-    ZQ_ARCH_GATED_MLP = 16,   /* SwiGLU: down(silu(gate(x)) * up(x)) */
+    ZQ_ARCH_GATED_MLP = 16,   /* down(act(gate(x)) * up(x)): SwiGLU, GeGLU */
     ZQ_ARCH_ROPE_PAIRS = 32,  /* rotate pairs (2i, 2i+1) instead of halves */
     ZQ_ARCH_CAUSAL = 64,
     ZQ_ARCH_FINAL_NORM = 128,
     ZQ_ARCH_TOKEN_TYPES = 256, /* add token type 0's embedding */
     ZQ_ARCH_MLM_HEAD = 512,    /* dense + activation + LayerNorm before the decoder */
-    ZQ_ARCH_QK_NORM = 1024     /* q and k RMS-normed per head before rotary positions */
+    ZQ_ARCH_QK_NORM = 1024,    /* q and k RMS-normed per head before rotary positions */
+    ZQ_ARCH_POST_NORMS = 2048, /* attention and MLP outputs normed before their residual add (Gemma 2) */
+    ZQ_ARCH_NORM_PLUS_ONE = 4096, /* RMSNorm scales by 1 + w (Gemma) */
+    ZQ_ARCH_EMBED_SCALE = 8192 /* token embeddings times sqrt(hidden) (Gemma) */
 };
 
 typedef struct {
@@ -97,13 +101,21 @@ typedef struct {
     /* sliding-window attention: the window's key (NULL: none; JSON null: no
      * window) and its default; use_key, when the row has one, must be true
      * for the window to apply (Qwen2's use_sliding_window); first_key: the
-     * layers before it attend fully (Qwen2's max_window_layers); layer_types:
+     * layers before it attend fully (Qwen2's max_window_layers); period: every
+ * period-th layer attends fully (Gemma 2: 2, see zq_arch); layer_types:
      * an explicit "layer_types" list overrides the rule (Mistral ignores it,
      * as its modeling file does) */
     struct {
         const char *key, *use_key, *first_key;
-        int size_default, first_default, layer_types;
+        int size_default, first_default, period_default, layer_types;
     } window;
+    /* Gemma 2's scores and logits: queries scaled by query_key^-1/2 instead
+     * of head_dim^-1/2; scores and final logits soft-capped, cap * tanh(x /
+     * cap) (JSON null: not capped); NULL keys: none of it */
+    struct {
+        const char *query_key, *attn_cap_key, *final_cap_key;
+        double query_default, attn_cap_default, final_cap_default;
+    } scores;
 } zq_arch_desc;
 
 /* The row for a config.json model_type, NULL when zquant has none. */
@@ -123,7 +135,7 @@ int zq_arch_is_buffer(const char *name);
 
 /* ---- a model's configuration, for the forward pass -------------------------- */
 
-typedef enum { ZQ_GELU_TANH, ZQ_GELU_ERF, ZQ_RELU, ZQ_SILU_GLU } zq_mlp_fn;
+typedef enum { ZQ_GELU_TANH, ZQ_GELU_ERF, ZQ_RELU, ZQ_SILU } zq_mlp_fn;
 
 typedef struct {
     const zq_arch_desc *desc;
@@ -135,6 +147,12 @@ typedef struct {
     int parallel;          /* attention and MLP read the same input (neox, gptj) */
     int shared_norm;       /* ... through one norm (gptj) */
     zq_mlp_fn act;
+    int gated;             /* down(act(gate(x)) * up(x)) */
+    int post_norms;        /* attention and MLP outputs normed before their residual add (Gemma 2) */
+    float norm_offset;     /* RMSNorm scales by norm_offset + w (Gemma: 1) */
+    float embed_scale;     /* token embeddings times this (Gemma: sqrt(hidden)); 0: not scaled */
+    float attn_scale;      /* scores are q.k times this (1/sqrt(head_dim) unless the config says otherwise) */
+    float attn_softcap, final_softcap; /* cap * tanh(x / cap) of scores, of logits; 0: none */
     int rotary_dims;       /* 0: learned absolute positions */
     int rope_interleaved;  /* rotate pairs (2i, 2i+1) (gptj) instead of halves */
     int qk_norm;           /* q and k RMS-normed per head (weights of head_dim) before rope */

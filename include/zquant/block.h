@@ -1,6 +1,6 @@
 /* One transformer block on the CPU (OpenBLAS sgemm), forward and backward,
  * for every architecture of zquant/arch.h: gpt2, opt, gpt_neox, gptj,
- * llama (mistral, qwen2, qwen3) and bert. The paper's activation quantization is
+ * llama (mistral, qwen2, qwen3), gemma2 and bert. The paper's activation quantization is
  * emulated on the input of every quantized Linear; the backward pass lets
  * gradients through every quantizer unchanged (straight-through).
  *
@@ -41,6 +41,7 @@ typedef struct {
 typedef struct {
     const float *norm1_w, *norm1_b, *norm2_w, *norm2_b;
     const float *q_norm_w, *k_norm_w; /* per-head RMSNorm of q and k (qk_norm) */
+    const float *post_norm1_w, *post_norm2_w; /* of the attention's and the MLP's outputs (post_norms) */
     zq_linear q, k, v, o;
     zq_linear up, gate, down; /* gate only for SwiGLU */
     int window; /* sliding-window attention: a query sees the last `window` positions, its own included (0: all) */
@@ -95,7 +96,7 @@ typedef struct {
 } zq_linear_grad;
 
 typedef struct {
-    float *norm1_w, *norm1_b, *norm2_w, *norm2_b, *q_norm_w, *k_norm_w;
+    float *norm1_w, *norm1_b, *norm2_w, *norm2_b, *q_norm_w, *k_norm_w, *post_norm1_w, *post_norm2_w;
     zq_linear_grad q, k, v, o, up, gate, down;
 } zq_block_grads;
 

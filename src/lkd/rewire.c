@@ -47,6 +47,8 @@ void zq_block_rewire(const zq_block *fp, const zq_net_tensor *units, int n, floa
     rewire_ptr(&student->norm2_b, &g->norm2_b, units, n, w_bufs, g_bufs);
     rewire_ptr(&student->q_norm_w, &g->q_norm_w, units, n, w_bufs, g_bufs);
     rewire_ptr(&student->k_norm_w, &g->k_norm_w, units, n, w_bufs, g_bufs);
+    rewire_ptr(&student->post_norm1_w, &g->post_norm1_w, units, n, w_bufs, g_bufs);
+    rewire_ptr(&student->post_norm2_w, &g->post_norm2_w, units, n, w_bufs, g_bufs);
     rewire_linear(&student->q, &g->q, units, n, w_bufs, g_bufs);
     rewire_linear(&student->k, &g->k, units, n, w_bufs, g_bufs);
     rewire_linear(&student->v, &g->v, units, n, w_bufs, g_bufs);

@@ -127,6 +127,24 @@ static const zq_arch_tensor qwen3_tensors[] = {
     {ZQ_PART_Q_NORM, W, "layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight"},
     {ZQ_PART_K_NORM, W, "layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight"},
     END};
+/* Gemma 2: llama's projections, four norms a block (llama.cpp's weights
+ * are 1 + these, as it runs its norms as x * w) */
+static const zq_arch_tensor gemma2_tensors[] = {
+    {ZQ_PART_NORM1, W, "layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight"},
+    {ZQ_PART_POST_NORM1, W, "layers.%d.post_attention_layernorm.weight", "blk.%d.post_attention_norm.weight"},
+    {ZQ_PART_NORM2, W, "layers.%d.pre_feedforward_layernorm.weight", "blk.%d.ffn_norm.weight"},
+    {ZQ_PART_POST_NORM2, W, "layers.%d.post_feedforward_layernorm.weight", "blk.%d.post_ffw_norm.weight"},
+    {ZQ_PART_Q, W, "layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight"},
+    {ZQ_PART_K, W, "layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight"},
+    {ZQ_PART_V, W, "layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight"},
+    {ZQ_PART_O, W, "layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight"},
+    {ZQ_PART_UP, W, "layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight"},
+    {ZQ_PART_GATE, W, "layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight"},
+    {ZQ_PART_DOWN, W, "layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight"},
+    {ZQ_PART_EMBED, W, "embed_tokens.weight", "token_embd.weight"},
+    {ZQ_PART_FINAL_NORM, W, "norm.weight", "output_norm.weight"},
+    {ZQ_PART_HEAD, W | OPT, "lm_head.weight", NULL}, /* llama.cpp's gemma2 has none of its own */
+    END};
 #undef END
 
 static const zq_arch_tensor bert_tensors[] = {
@@ -170,39 +188,49 @@ static const zq_arch_tensor bert_tensors[] = {
     {{__VA_ARGS__}, gguf, PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP | (flags), "hidden_size",                  \
      "num_attention_heads", "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", \
      "hidden_act", 0, max_pos, head_dim, 1e-6, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta",      \
-     ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model.", window}
-#define NO_WINDOW {NULL, NULL, NULL, 0, 0, 0}
+     ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model.", window, NO_SCORES}
+#define NO_WINDOW {NULL, NULL, NULL, 0, 0, 0, 0}
 /* MistralConfig: every layer, 4096 unless null */
-#define MISTRAL_WINDOW {"sliding_window", NULL, NULL, 4096, 0, 0}
+#define MISTRAL_WINDOW {"sliding_window", NULL, NULL, 4096, 0, 0, 0}
 /* Qwen2Config, Qwen3Config: only with use_sliding_window, from layer max_window_layers (28) on */
-#define QWEN_WINDOW {"sliding_window", "use_sliding_window", "max_window_layers", 4096, 28, 1}
+#define QWEN_WINDOW {"sliding_window", "use_sliding_window", "max_window_layers", 4096, 28, 0, 1}
+/* Gemma2Config: 4096 in the even layers (every second one attends fully) */
+#define GEMMA2_WINDOW {"sliding_window", NULL, NULL, 4096, 0, 2, 1}
+#define NO_SCORES {NULL, NULL, NULL, 0, 0, 0}
 
 const zq_arch_desc zq_arch_table[] = {
     {{"gpt2"}, "gpt2", PRE, "n_embd", "n_head", "n_layer", "n_inner", "n_positions", "layer_norm_epsilon",
      "activation_function", 4, 1024, 0, 1e-5, "gelu_new", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0,
-     NULL, NULL, NULL, NULL, NULL, gpt2_tensors, NULL, NO_WINDOW},
+     NULL, NULL, NULL, NULL, NULL, gpt2_tensors, NULL, NO_WINDOW, NO_SCORES},
     {{"opt"}, NULL, PRE, "hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
      "max_position_embeddings", NULL, "activation_function", 4, 2048, 0, 1e-5, "relu", 2, NULL, NULL, NULL,
      ZQ_ROPE_NONE, NULL, 0, NULL, "do_layer_norm_before", "_remove_final_layer_norm", "word_embed_proj_dim", NULL,
-     opt_tensors, NULL, NO_WINDOW},
+     opt_tensors, NULL, NO_WINDOW, NO_SCORES},
     {{"gpt_neox"}, "gptneox", PRE | ZQ_ARCH_PARALLEL, "hidden_size", "num_attention_heads", "num_hidden_layers",
      "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 2048, 0, 1e-5, "gelu", 0,
      NULL, NULL, "rotary_emb_base", ZQ_ROPE_PCT, "rotary_pct", 0.25, "use_parallel_residual", NULL, NULL, NULL,
-     NULL, neox_tensors, "gpt_neox.", NO_WINDOW},
+     NULL, neox_tensors, "gpt_neox.", NO_WINDOW, NO_SCORES},
     {{"gptj"}, NULL, PRE | ZQ_ARCH_PARALLEL | ZQ_ARCH_SHARED_NORM | ZQ_ARCH_ROPE_PAIRS, "n_embd", "n_head",
      "n_layer", "n_inner", "n_positions", "layer_norm_epsilon", "activation_function", 4, 2048, 0, 1e-5, "gelu_new",
-     0, NULL, NULL, NULL, ZQ_ROPE_DIM, "rotary_dim", 0, NULL, NULL, NULL, NULL, NULL, gptj_tensors, NULL, NO_WINDOW},
+     0, NULL, NULL, NULL, ZQ_ROPE_DIM, "rotary_dim", 0, NULL, NULL, NULL, NULL, NULL, gptj_tensors, NULL, NO_WINDOW,
+     NO_SCORES},
     LLAMA_ROW("llama", 0, 2048, 0, NO_WINDOW, llama_tensors, "llama"),
     /* after llama: GGUF's llama reads back as llama */
     LLAMA_ROW("llama", 0, 4096 * 32, 0, MISTRAL_WINDOW, llama_tensors, "mistral"),
     LLAMA_ROW("qwen2", 0, 32768, 0, QWEN_WINDOW, qwen2_tensors, "qwen2"),
     LLAMA_ROW("qwen3", ZQ_ARCH_QK_NORM, 32768, 128, QWEN_WINDOW, qwen3_tensors, "qwen3"),
+    {{"gemma2"}, "gemma2", PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP | ZQ_ARCH_POST_NORMS | ZQ_ARCH_NORM_PLUS_ONE |
+     ZQ_ARCH_EMBED_SCALE, "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
+     "max_position_embeddings", "rms_norm_eps", "hidden_activation", 0, 8192, 256, 1e-6, "gelu_pytorch_tanh", 0,
+     "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL, NULL, "rope_scaling",
+     gemma2_tensors, "model.", GEMMA2_WINDOW,
+     {"query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", 256, 50.0, 30.0}},
     {{"bert"}, "bert", ZQ_ARCH_TOKEN_TYPES | ZQ_ARCH_MLM_HEAD, "hidden_size", "num_attention_heads",
      "num_hidden_layers", "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 512,
      0, 1e-12, "gelu", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0, NULL, NULL, NULL, NULL, NULL, bert_tensors, NULL,
-     NO_WINDOW},
+     NO_WINDOW, NO_SCORES},
     {{NULL}, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, ZQ_ROPE_NONE,
-     NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NO_WINDOW},
+     NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NO_WINDOW, NO_SCORES},
 };
 
 int zq_arch_is_buffer(const char *name)
@@ -230,14 +258,15 @@ zq_kind zq_part_kind(zq_part p)
     case ZQ_PART_Q: case ZQ_PART_K: case ZQ_PART_V: case ZQ_PART_QKV: case ZQ_PART_O: return ZQ_KIND_ATTENTION;
     case ZQ_PART_UP: case ZQ_PART_GATE: case ZQ_PART_DOWN: return ZQ_KIND_MLP;
     case ZQ_PART_EMBED: case ZQ_PART_POS: case ZQ_PART_TYPES: case ZQ_PART_PROJ_IN: return ZQ_KIND_EMBEDDING;
-    case ZQ_PART_NORM1: case ZQ_PART_NORM2: case ZQ_PART_Q_NORM: case ZQ_PART_K_NORM: case ZQ_PART_EMB_NORM:
+    case ZQ_PART_NORM1: case ZQ_PART_NORM2: case ZQ_PART_Q_NORM: case ZQ_PART_K_NORM: case ZQ_PART_POST_NORM1:
+    case ZQ_PART_POST_NORM2: case ZQ_PART_EMB_NORM:
     case ZQ_PART_FINAL_NORM: return ZQ_KIND_NORM;
     case ZQ_PART_PROJ_OUT: case ZQ_PART_MLM_DENSE: case ZQ_PART_MLM_NORM: case ZQ_PART_HEAD: break;
     }
     return ZQ_KIND_HEAD;
 }
 
-int zq_part_in_block(zq_part p) { return p <= ZQ_PART_K_NORM; }
+int zq_part_in_block(zq_part p) { return p <= ZQ_PART_POST_NORM2; }
 
 /* '%d' in a table name is '#' to zq_pattern_match */
 static int table_pattern(const char *name, int with_prefix, char *buf, size_t size)

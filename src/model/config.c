@@ -141,11 +141,27 @@ static int parse_act(const char *s, zq_mlp_fn *fn)
     if (!strcmp(s, "gelu_new") || !strcmp(s, "gelu_pytorch_tanh") || !strcmp(s, "gelu_fast")) *fn = ZQ_GELU_TANH;
     else if (!strcmp(s, "gelu")) *fn = ZQ_GELU_ERF;
     else if (!strcmp(s, "relu")) *fn = ZQ_RELU;
-    else if (!strcmp(s, "silu") || !strcmp(s, "swish")) *fn = ZQ_SILU_GLU;
+    else if (!strcmp(s, "silu") || !strcmp(s, "swish")) *fn = ZQ_SILU;
     else return 0;
     return 1;
 }
 
+
+/* A number that JSON null turns off (0), its default when absent. */
+static double get_nullable(reader *r, const char *key, double def, double lo, double hi)
+{
+    const cJSON *j = key ? cJSON_GetObjectItemCaseSensitive(r->c, key) : NULL;
+    return cJSON_IsNull(j) ? 0 : get_num(r, key, def, lo, hi, 1);
+}
+
+/* Gemma 2's query scale and soft-capping; every other row: 1/sqrt(head_dim), no caps. */
+static void scores(reader *r, const zq_arch_desc *d, zq_arch *a)
+{
+    double query = d->scores.query_key ? get_num(r, d->scores.query_key, d->scores.query_default, 0, 1e9, 1) : 0;
+    a->attn_scale = query > 0 ? (float)pow(query, -0.5) : 1.0f / sqrtf((float)a->head_dim);
+    a->attn_softcap = (float)get_nullable(r, d->scores.attn_cap_key, d->scores.attn_cap_default, 0, 1e9);
+    a->final_softcap = (float)get_nullable(r, d->scores.final_cap_key, d->scores.final_cap_default, 0, 1e9);
+}
 
 /* Which layers attend over a sliding window, as the configuration class
  * sets it: the window (JSON null: none; a use_key that is false: none),
@@ -164,6 +180,7 @@ static zq_status sliding_window(reader *r, const zq_arch_desc *d, zq_arch *a, co
     ZQ_TRY(r->st);
     a->window = use ? window : 0;
     a->window_first = first;
+    a->window_period = d->window.period_default;
     const cJSON *types = d->window.layer_types ? item(r, "layer_types") : NULL, *e;
     if (!types) return ZQ_OK;
     if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != a->n_layers)
@@ -207,7 +224,7 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
     const zq_arch_desc *d = zq_arch_find(mt);
     if (!d)
         return BAD("'%s': model_type '%s' has no forward pass in zquant (gpt2, opt, gpt_neox, gptj, llama, "
-                   "mistral, qwen2, qwen3, bert)", origin, mt);
+                   "mistral, qwen2, qwen3, gemma2, bert)", origin, mt);
     reader r = {c, origin, err, ZQ_OK};
     a->desc = d;
     a->hidden = get_int(&r, d->hidden_key, 0, 1, MAX_WIDTH);
@@ -225,6 +242,9 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
     a->rope_interleaved = (d->flags & ZQ_ARCH_ROPE_PAIRS) != 0;
     a->rms_norm = (d->flags & ZQ_ARCH_RMS_NORM) != 0;
     a->qk_norm = (d->flags & ZQ_ARCH_QK_NORM) != 0;
+    a->gated = (d->flags & ZQ_ARCH_GATED_MLP) != 0;
+    a->post_norms = (d->flags & ZQ_ARCH_POST_NORMS) != 0;
+    a->norm_offset = (d->flags & ZQ_ARCH_NORM_PLUS_ONE) ? 1.0f : 0.0f;
     a->token_types = (d->flags & ZQ_ARCH_TOKEN_TYPES) != 0;
     a->mlm_head = (d->flags & ZQ_ARCH_MLM_HEAD) != 0;
     a->pos_offset = d->pos_offset;
@@ -242,11 +262,7 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
     ZQ_TRY(rope_scaling(&r, d, a, origin, err));
     ZQ_TRY(sliding_window(&r, d, a, origin, err));
     if (!parse_act(act, &a->act)) return BAD("'%s': activation '%s' is not supported", origin, act);
-    if (d->flags & ZQ_ARCH_GATED_MLP) {
-        if (a->act != ZQ_SILU_GLU) return BAD("'%s': llama-style MLPs need silu", origin);
-    } else if (a->act == ZQ_SILU_GLU) {
-        return BAD("'%s': silu is only supported in llama-style gated MLPs", origin);
-    }
+    if (!a->gated && a->act == ZQ_SILU) return BAD("'%s': silu is only supported in gated MLPs", origin);
     if (!a->hidden || !a->n_heads || !a->n_layers || !a->vocab || !a->inter)
         return BAD("'%s': config lacks the model's sizes (hidden, heads, layers, vocab, intermediate)", origin);
     if (!a->head_dim) {
@@ -264,6 +280,9 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
     }
     if (a->rotary_dims % 2 || a->rotary_dims > a->head_dim)
         return BAD("'%s': rotary dimensions %d do not fit heads of %d", origin, a->rotary_dims, a->head_dim);
+    scores(&r, d, a);
+    ZQ_TRY(r.st);
+    a->embed_scale = (d->flags & ZQ_ARCH_EMBED_SCALE) ? (float)sqrt((double)a->hidden) : 0; /* as Gemma's normalizer */
     snprintf(a->model_type, sizeof a->model_type, "%s", mt);
     return ZQ_OK;
 }
@@ -305,6 +324,7 @@ uint64_t zq_arch_tensor_size(const zq_arch *a, const zq_arch_tensor *e)
     switch (e->part) {
     case ZQ_PART_NORM1: case ZQ_PART_NORM2: case ZQ_PART_EMB_NORM: case ZQ_PART_MLM_NORM: return C;
     case ZQ_PART_Q_NORM: case ZQ_PART_K_NORM: return a->qk_norm ? (uint64_t)a->head_dim : 0;
+    case ZQ_PART_POST_NORM1: case ZQ_PART_POST_NORM2: return a->post_norms ? C : 0;
     case ZQ_PART_EMBED: return V * E;
     case ZQ_PART_POS: return (uint64_t)(a->max_pos + a->pos_offset) * C;
     case ZQ_PART_FINAL_NORM: return a->final_norm ? C : 0;

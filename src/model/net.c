@@ -341,6 +341,8 @@ static zq_status load_block(zq_net *n, int layer, block_slot *s, zq_error *err)
         else if (e->part == ZQ_PART_NORM2) ZQ_TRY(vec(&L, e->name, a->hidden, optional, bias ? &b->norm2_b : &b->norm2_w));
         else if (e->part == ZQ_PART_Q_NORM) ZQ_TRY(vec(&L, e->name, a->head_dim, optional, &b->q_norm_w));
         else if (e->part == ZQ_PART_K_NORM) ZQ_TRY(vec(&L, e->name, a->head_dim, optional, &b->k_norm_w));
+        else if (e->part == ZQ_PART_POST_NORM1) ZQ_TRY(vec(&L, e->name, a->hidden, optional, &b->post_norm1_w));
+        else if (e->part == ZQ_PART_POST_NORM2) ZQ_TRY(vec(&L, e->name, a->hidden, optional, &b->post_norm2_w));
         else if (bias) continue; /* loaded with its weight */
         else if (e->part == ZQ_PART_QKV) ZQ_TRY(fused_qkv(&L, e, bias_of(rows, e->part), b));
         else ZQ_TRY(lin(&L, e, bias_of(rows, e->part), linear_of(b, e->part)));
@@ -535,6 +537,8 @@ zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, int pos0,
             }
             if (WEIGHT(n, ZQ_PART_TYPES))
                 for (int c = 0; c < C; c++) o[c] += WEIGHT(n, ZQ_PART_TYPES)[c];
+            if (a->embed_scale > 0)
+                for (int c = 0; c < C; c++) o[c] *= a->embed_scale;
         }
     free(row);
     if (WEIGHT(n, ZQ_PART_EMB_NORM))
@@ -568,15 +572,12 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
         free(tmp);
         h = scratch;
     }
-    if (n->head) {
-        zq_linear head = {NULL, NULL, V, E, 0, 0, n->head};
-        zq_linear_forward(&head, NULL, NULL, h, logits, rows, 0);
-        return ZQ_OK;
-    }
-    /* no head of its own: tied to the embedding */
+    /* packed, or tied to the embedding when the model has no head of its own */
     const float *head_w = WEIGHT(n, ZQ_PART_HEAD) ? WEIGHT(n, ZQ_PART_HEAD) : WEIGHT(n, ZQ_PART_EMBED);
-    zq_linear head = {head_w, BIAS(n, ZQ_PART_HEAD), V, E, 0, 0, NULL};
+    zq_linear head = {n->head ? NULL : head_w, n->head ? NULL : BIAS(n, ZQ_PART_HEAD), V, E, 0, 0, n->head};
     zq_linear_forward(&head, NULL, NULL, h, logits, rows, 0);
+    float cap = a->final_softcap; /* Gemma 2: cap * tanh(logit / cap) */
+    for (size_t i = 0; cap > 0 && i < (size_t)rows * V; i++) logits[i] = tanhf(logits[i] / cap) * cap;
     return ZQ_OK;
 }
 

@@ -79,26 +79,38 @@ static void rope_qk(const zq_arch *a, zq_workspace *ws, float *q, float *k, int 
 
 /* ---- one head -------------------------------------------------------------------- */
 
+/* Which keys a query sees and how its scores are shaped: causal, the query
+ * at position p sees keys j <= p, and with a window only p - window < j;
+ * scores are q.k * scale, soft-capped to cap * tanh(s / cap) when cap > 0. */
+typedef struct {
+    int causal, window;
+    float scale, cap;
+} score_rule;
+
 /* Head h of one sequence: Tq queries (the last Tq of Tk positions) against
- * Tk keys; out (Tq, nh*hd), columns of head h = softmax(q_h k_g^T /
- * sqrt(hd) [mask]) v_g with g = h / (nh / nkv) the key/value head it
- * shares. Causal: the query at position p sees keys j <= p, and with a
- * window only p - window < j. scores: Tq*Tk, left holding the
- * probabilities (0 outside the mask, so the backward needs no mask). */
+ * Tk keys; out (Tq, nh*hd), columns of head h = softmax(rule(q_h k_g^T))
+ * v_g with g = h / (nh / nkv) the key/value head it shares. scores: Tq*Tk,
+ * left holding the probabilities (0 outside the mask, so the backward
+ * needs no mask); slope (NULL: not wanted), shaped as scores: d capped /
+ * d score, 0 outside the mask. */
 static void attention_head(float *out, const float *q, const float *k, const float *v, int Tq, int Tk, int nh, int nkv,
-                           int hd, int h, int causal, int window, float *scores)
+                           int hd, int h, const score_rule *rule, float *scores, float *slope)
 {
-    const float scale = 1.0f / sqrtf((float)hd);
     int qld = nh * hd, kld = nkv * hd, g = h / (nh / nkv), past = Tk - Tq;
     const float *qh = q + (size_t)h * hd, *kh = k + (size_t)g * hd, *vh = v + (size_t)g * hd;
     zq_gemm_nt(Tq, Tk, hd, qh, qld, kh, kld, 0.0f, scores, Tk, 0);
     for (int t = 0; t < Tq; t++) {
-        float *row = scores + (size_t)t * Tk;
-        int end = causal ? past + t + 1 : Tk; /* query t sits at position past + t */
-        int start = causal && window && end > window ? end - window : 0;
+        float *row = scores + (size_t)t * Tk, *sl = slope ? slope + (size_t)t * Tk : NULL;
+        int end = rule->causal ? past + t + 1 : Tk; /* query t sits at position past + t */
+        int start = rule->causal && rule->window && end > rule->window ? end - rule->window : 0;
         float mx = -INFINITY;
         for (int j = start; j < end; j++) {
-            row[j] *= scale;
+            row[j] *= rule->scale;
+            if (rule->cap > 0) {
+                float c = tanhf(row[j] / rule->cap);
+                row[j] = c * rule->cap;
+                if (sl) sl[j] = 1.0f - c * c;
+            }
             mx = row[j] > mx ? row[j] : mx;
         }
         float sum = 0;
@@ -107,6 +119,10 @@ static void attention_head(float *out, const float *q, const float *k, const flo
         for (int j = start; j < end; j++) row[j] *= inv;
         for (int j = 0; j < start; j++) row[j] = 0;
         for (int j = end; j < Tk; j++) row[j] = 0;
+        if (sl) {
+            memset(sl, 0, (size_t)start * sizeof *sl);
+            memset(sl + end, 0, (size_t)(Tk - end) * sizeof *sl);
+        }
     }
     zq_gemm_nn(Tq, hd, Tk, scores, Tk, vh, kld, 0.0f, out + (size_t)h * hd, qld, 0);
 }
@@ -115,8 +131,15 @@ static void attention_head(float *out, const float *q, const float *k, const flo
 typedef struct {
     const zq_arch *a;
     zq_workspace *ws;
-    int T, window;
+    int T;
+    score_rule rule;
 } heads_job;
+
+static heads_job heads_of(const zq_arch *a, const zq_block *blk, zq_workspace *ws, int T)
+{
+    heads_job j = {a, ws, T, {a->causal, blk->window, a->attn_scale, a->attn_softcap}};
+    return j;
+}
 
 /* One (sequence, head). */
 static void head_forward(void *ctx, size_t task, int worker)
@@ -126,14 +149,15 @@ static void head_forward(void *ctx, size_t task, int worker)
     zq_workspace *ws = j->ws;
     int b = (int)(task / (size_t)a->n_heads), h = (int)(task % (size_t)a->n_heads), hd = a->head_dim;
     size_t qo = (size_t)b * j->T * a->n_heads * hd, ko = (size_t)b * j->T * a->n_kv_heads * hd;
-    float *scores = ws->train ? ws->probs + ((size_t)b * a->n_heads + h) * j->T * j->T
-                              : ws->scores + (size_t)worker * ws->seq * ws->seq;
+    size_t head = ((size_t)b * a->n_heads + h) * j->T * j->T; /* this head's square, training */
+    float *scores = ws->train ? ws->probs + head : ws->scores + (size_t)worker * ws->seq * ws->seq;
+    float *slope = ws->train && ws->cap_slope ? ws->cap_slope + head : NULL;
     if (ws->kcache) /* the keys so far and these */
         attention_head(ws->att + qo, ws->q + qo, ws->kcache, ws->vcache, j->T, ws->pos0 + j->T, a->n_heads,
-                       a->n_kv_heads, hd, h, a->causal, j->window, scores);
+                       a->n_kv_heads, hd, h, &j->rule, scores, slope);
     else
         attention_head(ws->att + qo, ws->q + qo, ws->k + ko, ws->v + ko, j->T, j->T, a->n_heads, a->n_kv_heads, hd, h,
-                       a->causal, j->window, scores);
+                       &j->rule, scores, slope);
 }
 
 /* One (sequence, key/value head): every query head that shares it, so the
@@ -148,7 +172,7 @@ static void head_backward(void *ctx, size_t task, int worker)
     int qld = nh * hd, kld = nkv * hd;
     size_t qo = (size_t)b * T * qld, ko = (size_t)b * T * kld;
     float *dS = ws->dscores + (size_t)worker * ws->seq * ws->seq;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float scale = j->rule.scale;
     const float *k = ws->k + ko + (size_t)kvh * hd, *v = ws->v + ko + (size_t)kvh * hd;
     float *dk = ws->dk + ko + (size_t)kvh * hd, *dv = ws->dv + ko + (size_t)kvh * hd;
     for (int r = 0; r < T; r++) {
@@ -157,16 +181,18 @@ static void head_backward(void *ctx, size_t task, int worker)
     }
     for (int h = kvh * group; h < (kvh + 1) * group; h++) {
         const float *P = ws->probs + ((size_t)b * nh + h) * T * T;
+        const float *slope = ws->cap_slope ? ws->cap_slope + ((size_t)b * nh + h) * T * T : NULL;
         const float *dO = ws->datt + qo + (size_t)h * hd, *q = ws->q + qo + (size_t)h * hd;
         float *dq = ws->dq + qo + (size_t)h * hd;
         zq_gemm_tn(T, hd, T, P, T, dO, qld, 1.0f, dv, kld, 0, NULL, 0); /* dV += P^T dO */
         zq_gemm_nt(T, T, hd, dO, qld, v, kld, 0.0f, dS, T, 0); /* dP = dO V^T */
-        for (int t = 0; t < T; t++) { /* dS = P (dP - rowsum(dP P)) * scale */
+        for (int t = 0; t < T; t++) { /* dS = P (dP - rowsum(dP P)) * scale [* the cap's slope] */
             float *row = dS + (size_t)t * T;
             const float *p = P + (size_t)t * T;
             float dot = 0;
             for (int s = 0; s < T; s++) dot += row[s] * p[s];
             for (int s = 0; s < T; s++) row[s] = p[s] * (row[s] - dot) * scale;
+            for (int s = 0; slope && s < T; s++) row[s] *= slope[(size_t)t * T + s];
         }
         zq_gemm_nn(T, hd, T, dS, T, k, kld, 0.0f, dq, qld, 0); /* dQ = dS K */
         zq_gemm_tn(T, hd, T, dS, T, q, qld, 1.0f, dk, kld, 0, NULL, 0); /* dK += dS^T Q */
@@ -194,7 +220,7 @@ void zq_attention_forward(const zq_arch *a, const zq_block *blk, const zq_act_qu
         memcpy(ws->kcache + past * nkv * hd, ws->k, (size_t)T * nkv * hd * sizeof(float));
         memcpy(ws->vcache + past * nkv * hd, ws->v, (size_t)T * nkv * hd * sizeof(float));
     }
-    heads_job job = {a, ws, T, blk->window};
+    heads_job job = heads_of(a, blk, ws, T);
     zq_engine_run((size_t)B * a->n_heads, ws->threads, head_forward, &job);
     zq_linear_forward(&blk->o, aq, ws->aq, ws->att, ws->ao, BT, T);
 }
@@ -205,7 +231,7 @@ void zq_attention_backward(const zq_arch *a, const zq_block *blk, const zq_act_q
 {
     int BT = B * T;
     zq_linear_backward(&blk->o, &g->o, aq, ws, ws->att, dao, ws->datt, 0.0f, BT, T);
-    heads_job job = {a, ws, T, blk->window};
+    heads_job job = heads_of(a, blk, ws, T);
     zq_engine_run((size_t)B * a->n_kv_heads, ws->threads, head_backward, &job);
     rope_qk(a, ws, ws->dq, ws->dk, B, T, 0, -1.0f); /* a rotation: its transpose turns back */
     if (a->qk_norm) { /* through the head norms, with datt (read by the heads, done) as the scratch */

@@ -45,12 +45,14 @@ zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int t
     if (train) {
         norm_stats(ws, &ws->norm1, bt);
         norm_stats(ws, &ws->norm2, bt);
+        if (a->post_norms) norm_stats(ws, &ws->post1, bt), norm_stats(ws, &ws->post2, bt);
         if (a->qk_norm) {
             norm_stats(ws, &ws->qnorm, bt * a->n_heads);
             norm_stats(ws, &ws->knorm, bt * a->n_kv_heads);
             ws->qpre = floats(ws, bt * qd), ws->kpre = floats(ws, bt * kvd);
         }
         ws->probs = floats(ws, bt * a->n_heads * seq);
+        if (a->attn_softcap > 0) ws->cap_slope = floats(ws, bt * a->n_heads * seq);
         ws->dq = floats(ws, bt * qd), ws->dk = floats(ws, bt * kvd), ws->dv = floats(ws, bt * kvd), ws->datt = floats(ws, bt * qd);
         ws->dh1 = floats(ws, bt * C), ws->dh2 = floats(ws, bt * C), ws->dx1 = floats(ws, bt * C), ws->dtmp = floats(ws, bt * C);
         ws->dup = floats(ws, bt * I), ws->dgate = floats(ws, bt * I), ws->dact = floats(ws, bt * I);

@@ -10,7 +10,7 @@ struct zq_workspace {
     int batch, seq, train, threads, failed;
     /* threads: the engine's when it was made: attention's scratch has one
      * seq x seq square per thread */
-    void *owned[48];
+    void *owned[64];
     int nowned;
     /* forward: norm outputs, residuals, attention, MLP (BT x width) */
     float *xn, *xn2, *mid, *mid2, *q, *k, *v, *att, *ao, *mo, *up, *gate, *act, *aq;
@@ -22,9 +22,11 @@ struct zq_workspace {
     int pos0;
     /* training only: what the backward pass reads, and its scratch */
     zq_norm_stats norm1, norm2; /* of the block's two norms */
+    zq_norm_stats post1, post2; /* post_norms: of the attention's and the MLP's outputs */
     zq_norm_stats qnorm, knorm; /* qk_norm: of each head's, and q, k before them */
     float *qpre, *kpre;
     float *probs;               /* B x heads x seq x seq attention probabilities */
+    float *cap_slope;           /* attn_softcap: d capped / d score, shaped as probs */
     float *dq, *dk, *dv, *datt, *dh1, *dh2, *dx1, *dtmp, *dup, *dgate, *dact, *dscores;
     float *sums; /* 2 tree stacks (base/tree.h) of sums_per_tree floats: parameter gradients of vectors */
     size_t sums_per_tree;

@@ -186,3 +186,21 @@ TEST(sliding_window_layers_as_the_config_classes_set_them)
     CHECK(windowed("mistral", "\"sliding_window\": 0", &a, &err) == ZQ_ERR_FORMAT &&
           strstr(err.msg, "'sliding_window'") != NULL);
 }
+
+TEST(gemma2_config_as_gemma2config_defaults_it)
+{
+    zq_arch a;
+    zq_error err;
+    CHECK(windowed("gemma2", "\"head_dim\": 16", &a, &err) == ZQ_OK);
+    /* query_pre_attn_scalar 256, caps 50 and 30, a window of 4096 in the even layers, (1 + w) norms */
+    CHECK(a.attn_scale == 0.0625f && a.attn_softcap == 50.0f && a.final_softcap == 30.0f);
+    CHECK(a.window == 4096 && !strcmp(sliding_layers(&a), "101010") && a.norm_offset == 1.0f && a.gated);
+    CHECK(a.embed_scale == (float)sqrt(32.0) && a.post_norms && a.act == ZQ_GELU_TANH && a.max_pos == 8192);
+    CHECK(windowed("gemma2", "\"query_pre_attn_scalar\": 144, \"attn_logit_softcapping\": null, "
+                   "\"final_logit_softcapping\": null", &a, &err) == ZQ_OK);
+    CHECK(fabsf(a.attn_scale - 1.0f / 12) < 1e-9f && a.attn_softcap == 0 && a.final_softcap == 0);
+    CHECK(windowed("gemma2", "\"attn_logit_softcapping\": -1", &a, &err) == ZQ_ERR_FORMAT &&
+          strstr(err.msg, "'attn_logit_softcapping'") != NULL);
+    /* a llama's scale stays 1/sqrt(head_dim) */
+    CHECK(windowed("llama", "", &a, &err) == ZQ_OK && a.attn_scale == 1.0f / sqrtf(8.0f) && a.norm_offset == 0);
+}

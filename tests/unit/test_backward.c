@@ -158,6 +158,7 @@ static int check_arch(const char *name)
     g.gate.w = calloc(I * C, 4), g.down.b = calloc(C, 4), g.v.w = calloc((size_t)blk.v.out * C, 4);
     size_t hd = (size_t)a->head_dim;
     if (blk.q_norm_w) g.q_norm_w = calloc(hd, 4), g.k_norm_w = calloc(hd, 4), g.k.w = calloc((size_t)blk.k.out * C, 4);
+    if (blk.post_norm1_w) g.post_norm1_w = calloc(C, 4), g.post_norm2_w = calloc(C, 4);
     loss_of(a, &blk, ws, x, R, out);
     zq_block_backward(a, &blk, NULL, ws, x, R, dx, &g, B, T);
     int bad = check_param(name, "x", a, &blk, ws, x, R, out, x, dx, n, &seed);
@@ -176,8 +177,14 @@ static int check_arch(const char *name)
         bad += check_param(name, "k_norm.w", a, &blk, ws, x, R, out, (float *)blk.k_norm_w, g.k_norm_w, hd, &seed);
         bad += check_param(name, "k.w", a, &blk, ws, x, R, out, (float *)blk.k.w, g.k.w, (size_t)blk.k.out * C, &seed);
     }
+    if (blk.post_norm1_w) {
+        bad += check_param(name, "post_norm1.w", a, &blk, ws, x, R, out, (float *)blk.post_norm1_w, g.post_norm1_w, C,
+                           &seed);
+        bad += check_param(name, "post_norm2.w", a, &blk, ws, x, R, out, (float *)blk.post_norm2_w, g.post_norm2_w, C,
+                           &seed);
+    }
     float *bufs[] = {x, R, out, dx, g.norm1_w, g.norm1_b, g.norm2_w, g.norm2_b, g.q.w, g.o.w, g.up.w, g.down.w,
-                     g.gate.w, g.down.b, g.v.w, g.q_norm_w, g.k_norm_w, g.k.w};
+                     g.gate.w, g.down.b, g.v.w, g.q_norm_w, g.k_norm_w, g.k.w, g.post_norm1_w, g.post_norm2_w};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(bufs[k]);
     zq_workspace_free(ws);
     zq_net_close(net);
@@ -196,6 +203,7 @@ GRAD_TEST(qwen2)
 GRAD_TEST(llama3)
 GRAD_TEST(qwen3)
 GRAD_TEST(mistral)
+GRAD_TEST(gemma2)
 GRAD_TEST(bert)
 
 /* ---- against PyTorch autograd (scripts/gen_grad_fixtures.py) ---------------- */
@@ -326,4 +334,5 @@ TORCH_TEST(qwen2)
 TORCH_TEST(llama3)
 TORCH_TEST(qwen3)
 TORCH_TEST(mistral)
+TORCH_TEST(gemma2)
 TORCH_TEST(bert)

@@ -128,6 +128,7 @@ ARCH_TEST(qwen2)
 ARCH_TEST(llama3) /* llama3 rope scaling, tied embeddings */
 ARCH_TEST(qwen3)  /* head_dim apart from hidden / heads, q and k norms */
 ARCH_TEST(mistral) /* a sliding window of 3 over 12 positions */
+ARCH_TEST(gemma2)  /* post norms, (1 + w) norms, soft caps, GeGLU, scaled embeddings, alternating windows */
 ARCH_TEST(bert)
 DECODE_TEST(gpt2)
 DECODE_TEST(opt)
@@ -136,6 +137,7 @@ DECODE_TEST(gptj)
 DECODE_TEST(llama3)
 DECODE_TEST(qwen3)
 DECODE_TEST(mistral)
+DECODE_TEST(gemma2)
 
 TEST(token_wise_fake_quant_by_hand)
 {

@@ -13,13 +13,15 @@
 /* zquant's own key: config.json's rope_scaling (JSON text), beside the
  * rope_freqs.weight tensor llama.cpp runs, which does not give it back. */
 #define ZQ_GGUF_ROPE_SCALING_KEY "zquant.rope_scaling"
-/* zquant's own keys: config.json's model_type, where llama.cpp's
- * architecture stands for several (mistral runs as llama), and which
- * layers attend over the window of <arch>.attention.sliding_window (a
- * JSON list as config.json's layer_types), which llama.cpp's llama, qwen2
- * and qwen3 do not read. */
-#define ZQ_GGUF_MODEL_TYPE_KEY "zquant.model_type"
-#define ZQ_GGUF_LAYER_TYPES_KEY "zquant.layer_types"
+/* zquant's own key: the members of config.json that llama.cpp's keys do
+ * not carry (a JSON object): model_type, where llama.cpp's architecture
+ * stands for several (mistral runs as llama), the sliding window's keys as
+ * the config gives them, Gemma 2's query_pre_attn_scalar. */
+#define ZQ_GGUF_CONFIG_KEY "zquant.config"
+
+/* Whether llama.cpp applies <arch>.attention.sliding_window (its llama,
+ * qwen2 and qwen3 attend over the whole context). */
+int zq_gguf_runs_windows(const char *arch);
 
 /* The types of GGUF's key-value metadata. */
 enum { GGUF_U8 = 0, GGUF_I8, GGUF_U16, GGUF_I16, GGUF_U32, GGUF_I32, GGUF_F32, GGUF_BOOL, GGUF_STRING,

@@ -21,6 +21,7 @@ typedef struct {
     const zq_gguf_tensor *t;
     zq_gguf_rows order; /* where llama.cpp keeps each Hugging Face row */
     int conv1d; /* Hugging Face's layout is the transpose */
+    float add;  /* added to every value of a vector: -1 for Gemma's norms (llama.cpp's are 1 + w) */
     float *whole; /* decoded whole (vectors, Conv1D), until released */
 } gs_tensor;
 
@@ -72,7 +73,7 @@ static zq_status read_gguf(zq_source *src, size_t i, uint64_t row0, uint64_t nro
         for (uint64_t r = 0; r < nrows; r++)
             for (uint64_t c = 0; c < ncols; c++) {
                 uint64_t hr = row0 + r, hc = col0 + c;
-                out[r * ncols + c] = x->t->ndim == 1 ? x->whole[zq_gguf_rows_target(&x->order, hc)]
+                out[r * ncols + c] = x->t->ndim == 1 ? x->whole[zq_gguf_rows_target(&x->order, hc)] + x->add
                                                      : x->whole[hc * n0 + hr]; /* HF [in, out] */
             }
         return ZQ_OK;
@@ -112,6 +113,31 @@ static void close_gguf(zq_source *src)
 
 static const zq_source_ops gguf_ops = {read_gguf, release_gguf, close_gguf, NULL, NULL, NULL, NULL};
 
+/* The window as llama.cpp runs it: attention.sliding_window over the
+ * layers of attention.sliding_window_pattern (every n-th full) where
+ * llama.cpp applies it (absent: its default, the config class's), none
+ * where it does not. */
+static void window_config(const zq_gguf *g, const zq_arch_desc *d, const char *arch, cJSON *c)
+{
+    char key[128];
+    uint64_t w, period;
+    if (!d->window.key) return;
+    snprintf(key, sizeof key, "%s.attention.sliding_window", arch);
+    int runs = zq_gguf_runs_windows(arch), has = runs && zq_gguf_uint(g, key, &w);
+    if (!runs) cJSON_AddNullToObject(c, d->window.key);
+    if (!has) return;
+    cJSON_AddNumberToObject(c, d->window.key, (double)w);
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", arch);
+    if (!d->window.layer_types || !zq_gguf_uint(g, key, &period)) return;
+    cJSON *types = cJSON_AddArrayToObject(c, "layer_types");
+    uint64_t layers = 0;
+    snprintf(key, sizeof key, "%s.block_count", arch);
+    zq_gguf_uint(g, key, &layers);
+    for (uint64_t l = 0; l < layers && l < 100000; l++) /* llama.cpp: layer l slides when l % period < period - 1 */
+        cJSON_AddItemToArray(types, cJSON_CreateString(!period || l % period < period - 1 ? "sliding_attention"
+                                                                                         : "full_attention"));
+}
+
 /* config.json as the architecture row names its keys, from the GGUF keys;
  * a value that is not a finite number is refused, never replaced by the
  * config's default. */
@@ -126,7 +152,9 @@ static zq_status make_config(const zq_gguf *g, const zq_arch_desc *d, const char
                 {d->layers_key, "block_count"},           {d->inter_key, "feed_forward_length"},
                 {d->max_pos_key, "context_length"},       {d->kv_heads_key, "attention.head_count_kv"},
                 {d->eps_key, (d->flags & ZQ_ARCH_RMS_NORM) ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon"},
-                {d->rope_theta_key, "rope.freq_base"},    {d->head_dim_key, "attention.key_length"}};
+                {d->rope_theta_key, "rope.freq_base"},    {d->head_dim_key, "attention.key_length"},
+                {d->scores.attn_cap_key, "attn_logit_softcapping"},
+                {d->scores.final_cap_key, "final_logit_softcapping"}};
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         char key[128];
         snprintf(key, sizeof key, "%s.%s", arch, keys[k].gguf);
@@ -142,19 +170,17 @@ static zq_status make_config(const zq_gguf *g, const zq_arch_desc *d, const char
     }
     cJSON_AddNumberToObject(c, "vocab_size", (double)vocab);
     cJSON_AddBoolToObject(c, "tie_word_embeddings", tied);
-    if (d->window.key) { /* the window where the file has one, else none (not the config class's default) */
-        char key[128];
-        uint64_t w;
-        snprintf(key, sizeof key, "%s.attention.sliding_window", arch);
-        int has = zq_gguf_uint(g, key, &w);
-        if (has) cJSON_AddNumberToObject(c, d->window.key, (double)w);
-        else cJSON_AddNullToObject(c, d->window.key);
-        if (has && d->window.use_key) cJSON_AddTrueToObject(c, d->window.use_key);
-        char *types = has && d->window.layer_types ? zq_gguf_string(g, ZQ_GGUF_LAYER_TYPES_KEY) : NULL;
-        cJSON *t = types ? cJSON_Parse(types) : NULL;
-        free(types);
-        if (t) cJSON_AddItemToObject(c, "layer_types", t); /* zq_arch_from_config checks it */
+    window_config(g, d, arch, c);
+    char *extra = zq_gguf_string(g, ZQ_GGUF_CONFIG_KEY); /* zquant's: the config's own members win */
+    cJSON *x = extra ? cJSON_Parse(extra) : NULL, *e;
+    free(extra);
+    cJSON_ArrayForEach(e, x) {
+        if (cJSON_GetObjectItemCaseSensitive(c, e->string))
+            cJSON_ReplaceItemInObjectCaseSensitive(c, e->string, cJSON_Duplicate(e, 1));
+        else
+            cJSON_AddItemToObject(c, e->string, cJSON_Duplicate(e, 1));
     }
+    cJSON_Delete(x);
     char *scaling = zq_gguf_string(g, ZQ_GGUF_ROPE_SCALING_KEY);
     cJSON *s = scaling ? cJSON_Parse(scaling) : NULL;
     free(scaling);
@@ -177,9 +203,12 @@ zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
     char *arch = zq_gguf_string(g, "general.architecture");
     /* the row of zquant's model type when it is one of this architecture,
      * else the first of it (llama.cpp's llama reads as llama) */
-    char *model_type = zq_gguf_string(g, ZQ_GGUF_MODEL_TYPE_KEY);
-    const zq_arch_desc *d = NULL, *typed = model_type ? zq_arch_find(model_type) : NULL;
-    free(model_type);
+    char *extra = zq_gguf_string(g, ZQ_GGUF_CONFIG_KEY);
+    cJSON *config = extra ? cJSON_Parse(extra) : NULL;
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(config, "model_type");
+    const zq_arch_desc *d = NULL, *typed = cJSON_IsString(mt) ? zq_arch_find(mt->valuestring) : NULL;
+    free(extra);
+    cJSON_Delete(config);
     for (const zq_arch_desc *r = zq_arch_table; arch && r->model_types[0] && !d; r++)
         if (r->gguf_arch && !strcmp(r->gguf_arch, arch)) d = r;
     if (d && typed && typed->gguf_arch && !strcmp(typed->gguf_arch, arch)) d = typed;
@@ -224,6 +253,7 @@ zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
         gs_tensor *x = &im->t[src->count];
         x->t = t;
         x->conv1d = t->ndim == 2 && (row->flags & ZQ_T_CONV1D);
+        x->add = (d->flags & ZQ_ARCH_NORM_PLUS_ONE) && zq_part_kind(row->part) == ZQ_KIND_NORM ? -1.0f : 0.0f;
         uint64_t rows = t->ndim == 2 ? t->ne[1] : t->ne[0];
         st = zq_gguf_rows_init(&x->order, row, rows, (int)heads, (int)kv_heads, path, t->name, err);
         if (st != ZQ_OK) break;

@@ -50,6 +50,7 @@ typedef struct {
     zq_gguf_rows order; /* where llama.cpp wants each row */
     int conv1d; /* an FP16 matrix stored [in, out], written [out, in] */
     int embed;  /* the token embedding: its rows are the vocabulary's size */
+    float add;  /* added to every value of an FP vector: 1 for Gemma's norms, which llama.cpp runs as x * w */
     float *values; /* a tensor the .zq does not hold, made here (index SIZE_MAX): rows F32 values */
 } gg_tensor;
 
@@ -133,6 +134,7 @@ static zq_status plan_tensor(const zq_file *f, const zq_arch *a, size_t i, gg_te
     snprintf(g->name, sizeof g->name, row->gguf, layer);
     g->ndim = t->ndim;
     g->embed = row->part == ZQ_PART_EMBED && !(row->flags & ZQ_T_BIAS);
+    g->add = zq_part_kind(row->part) == ZQ_KIND_NORM && !(row->flags & ZQ_T_BIAS) ? a->norm_offset : 0;
     if (zq_qspec_quantized(&t->spec)) {
         ZQ_TRY(quantized_type(f, t, &g->type, err));
         g->rows = t->grid.rows, g->cols = t->grid.cols, g->ndim = 2;
@@ -153,7 +155,28 @@ static zq_status plan_tensor(const zq_file *f, const zq_arch *a, size_t i, gg_te
 
 /* ---- the header ------------------------------------------------------------ */
 
-static void arch_keys(zq_gguf_keys *kv, const zq_arch *a, const char *arch)
+/* zquant.config: config.json's members that the keys below do not carry,
+ * as the config gives them. */
+static void config_key(zq_gguf_keys *kv, const zq_arch *a, const char *config)
+{
+    const zq_arch_desc *d = a->desc;
+    const char *keys[] = {d->window.key, d->window.use_key, d->window.first_key,
+                          d->window.layer_types ? "layer_types" : NULL, d->scores.query_key};
+    cJSON *from = cJSON_Parse(config), *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "model_type", a->model_type);
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        const cJSON *v = keys[k] ? cJSON_GetObjectItemCaseSensitive(from, keys[k]) : NULL;
+        if (v) cJSON_AddItemToObject(c, keys[k], cJSON_Duplicate(v, 1));
+    }
+    char *text = cJSON_PrintUnformatted(c);
+    if (text) zq_gguf_kv_str(kv, ZQ_GGUF_CONFIG_KEY, text);
+    else kv->oom = 1;
+    free(text);
+    cJSON_Delete(c);
+    cJSON_Delete(from);
+}
+
+static void arch_keys(zq_gguf_keys *kv, const zq_arch *a, const char *arch, const char *config)
 {
     char key[128];
 #define KEY(suffix) (snprintf(key, sizeof key, "%s." suffix, arch), key)
@@ -182,35 +205,43 @@ static void arch_keys(zq_gguf_keys *kv, const zq_arch *a, const char *arch)
         zq_gguf_kv_str(kv, ZQ_GGUF_ROPE_SCALING_KEY, s);
     }
     if (a->desc->parallel_key) zq_gguf_kv_bool(kv, KEY("use_parallel_residual"), a->parallel);
-    zq_gguf_kv_str(kv, ZQ_GGUF_MODEL_TYPE_KEY, a->model_type);
-    if (a->window) {
-        zq_gguf_kv_u32(kv, KEY("attention.sliding_window"), (uint32_t)a->window);
-        cJSON *types = cJSON_CreateArray();
-        for (int l = 0; l < a->n_layers; l++)
-            cJSON_AddItemToArray(types, cJSON_CreateString(zq_arch_layer_window(a, l) ? "sliding_attention"
-                                                                                      : "full_attention"));
-        char *text = cJSON_PrintUnformatted(types);
-        if (text) zq_gguf_kv_str(kv, ZQ_GGUF_LAYER_TYPES_KEY, text);
-        else kv->oom = 1;
-        free(text);
-        cJSON_Delete(types);
-    }
+    /* no window where llama.cpp applies one: a window of the whole context */
+    if (a->window || zq_gguf_runs_windows(arch))
+        zq_gguf_kv_u32(kv, KEY("attention.sliding_window"), (uint32_t)(a->window ? a->window : a->max_pos));
+    if (a->window) zq_gguf_kv_u32(kv, KEY("attention.sliding_window_pattern"), (uint32_t)a->window_period);
+    if (a->attn_softcap > 0) zq_gguf_kv_f32(kv, KEY("attn_logit_softcapping"), a->attn_softcap);
+    if (a->final_softcap > 0) zq_gguf_kv_f32(kv, KEY("final_logit_softcapping"), a->final_softcap);
+    config_key(kv, a, config);
 #undef KEY
 }
 
-/* What the user must know when llama.cpp's architecture attends over the
- * whole context where the model's layers see a window: the two agree
- * while the context is no longer than the window. */
-static void window_note(const zq_arch *a, const char *arch, char *note, size_t size)
+/* What llama.cpp's architecture cannot run as the model does: refused
+ * (gemma2's query scale and caps are fixed, its window pattern starts at
+ * layer 0), or, for a window llama.cpp ignores, a note (unless note is
+ * NULL): the two agree while the context is no longer than the window. */
+static zq_status llama_cpp_runs(const zq_arch *a, const char *arch, const char *path, char *note, size_t size,
+                                zq_error *err)
 {
-    static const char *const windowed[] = {"gemma2", "gemma3", NULL}; /* llama.cpp applies their sliding_window */
-    int runs = 0;
-    for (int k = 0; windowed[k]; k++) runs |= !strcmp(windowed[k], arch);
-    if (!a->window || runs) return;
+    if (!strcmp(arch, "gemma2")) {
+        /* llama.cpp: 1/sqrt(hidden / heads) for its 27B (46 layers), else 1/sqrt(head_dim) */
+        int q = a->n_layers == 46 ? a->hidden / a->n_heads : a->head_dim;
+        if (fabsf(a->attn_scale * sqrtf((float)q) - 1.0f) > 1e-6f)
+            return zq_fail(err, ZQ_ERR_FORMAT, "'%s': query_pre_attn_scalar %g: llama.cpp's gemma2 scales queries by "
+                           "1/sqrt(%d) for %d layers, and no GGUF key changes it", path,
+                           1.0 / ((double)a->attn_scale * a->attn_scale), q, a->n_layers);
+        if (!(a->attn_softcap > 0) || !(a->final_softcap > 0))
+            return zq_fail(err, ZQ_ERR_FORMAT, "'%s': llama.cpp's gemma2 soft-caps scores and logits; this model does "
+                           "not cap its %s", path, a->attn_softcap > 0 ? "logits" : "scores");
+        if (a->window && a->window_first)
+            return zq_fail(err, ZQ_ERR_FORMAT, "'%s': layer_types: layers before %d attend fully, and llama.cpp's "
+                           "gemma2 has no key for that", path, a->window_first);
+    }
+    if (!note || !a->window || zq_gguf_runs_windows(arch)) return ZQ_OK;
     size_t at = strlen(note);
     snprintf(note + at, size - at, "%sllama.cpp's %s attends over the whole context, the model's layers over a sliding "
              "window of %d: run it with a context of at most %d (-c %d)", at ? "; " : "", arch, a->window, a->window,
              a->window);
+    return ZQ_OK;
 }
 
 /* general.*: what the file is and what made it. */
@@ -278,7 +309,7 @@ static void quantized_row(const zq_tensor *t, int type, const uint8_t *codes, co
 static void fp_row(const gg_tensor *g, const uint16_t *data, uint64_t sr, unsigned char *out)
 {
     if (g->type == GGML_F32) { /* a vector, one value per row */
-        zq_store_lef32(out, zq_f16_to_f32(data[sr]));
+        zq_store_lef32(out, zq_f16_to_f32(data[sr]) + g->add);
     } else if (g->conv1d) {
         for (uint64_t c = 0; c < g->cols; c++) zq_store_le16(out + 2 * c, data[c * g->rows + sr]);
     } else {
@@ -436,18 +467,18 @@ static zq_status header(const zq_export_opts *o, zq_file *f, const zq_arch *a, c
     const char *arch = a->desc->gguf_arch;
     zq_gguf_keys meta = {0};
     general_keys(&meta, o, f, arch, ftype);
-    arch_keys(&meta, a, arch);
+    arch_keys(&meta, a, arch, zq_file_config(f));
     zq_status st = ZQ_OK;
     if (tok->data)
         st = zq_gguf_vocab(&meta, tok->name, tok->data, tok->len, zq_file_config(f), a->model_type, embed_rows, r->note,
                            sizeof r->note, err);
     else
         zq_gguf_kv_str(&meta, "tokenizer.ggml.model", "no_vocab");
+    if (st == ZQ_OK) st = llama_cpp_runs(a, arch, o->input, r->note, sizeof r->note, err);
     if (st != ZQ_OK) {
         zq_gguf_kv_free(&meta);
         return st;
     }
-    window_note(a, arch, r->note, sizeof r->note);
     zq_gguf_put_int(kv, 0x46554747u, 4); /* "GGUF" */
     zq_gguf_put_int(kv, GGUF_VERSION, 4);
     zq_gguf_put_int(kv, n, 8);
@@ -475,7 +506,8 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
     for (const zq_arch_tensor *t = a.desc->tensors; t->name; t++)
         if (t->part == ZQ_PART_MLM_DENSE)
             return zq_fail(err, ZQ_ERR_FORMAT, "'%s': GGUF export of %s models is not supported yet (llama, mistral, "
-                           "qwen2, qwen3, gpt2 and gpt_neox are)", o->input, a.model_type);
+                           "qwen2, qwen3, gemma2, gpt2 and gpt_neox are)", o->input, a.model_type);
+    ZQ_TRY(llama_cpp_runs(&a, a.desc->gguf_arch, o->input, NULL, 0, err)); /* before any work */
     vocab_file tok;
     zq_status st = find_vocab(o, &tok, err);
     gg_tensor *gt = calloc(zq_file_count(f) + 1, sizeof *gt);
