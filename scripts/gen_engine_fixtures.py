@@ -83,10 +83,13 @@ def llama3_inv_freq(inv, s):
 
 def rope_halves(x, dim, base, scaling=None):
     """GPT-NeoX / Llama: rotate the first `dim` dims of each head, halves
-    layout; scaling: a config's rope_scaling (llama3)."""
+    layout; scaling: a config's rope_scaling (llama3, or linear:
+    _compute_linear_scaling_rope_parameters divides every frequency)."""
     t = x.shape[-2]
     inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=DT) / dim))
-    if scaling:
+    if scaling and scaling["rope_type"] == "linear":
+        inv = inv / scaling["factor"]
+    elif scaling:
         inv = llama3_inv_freq(inv, scaling)
     f = torch.outer(torch.arange(t, dtype=DT), inv)
     emb = torch.cat((f, f), dim=-1)
@@ -315,40 +318,56 @@ def gemma_norm(x, w, eps=1e-6):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * (1 + w)
 
 
-def gemma2_attention(q, k, v, cfg, window):
+def gemma_attention(q, k, v, cfg, window):
     """eager_attention_forward of modeling_gemma2.py: q (H, T, d), k/v (KV,
-    T, d); scores * query_pre_attn_scalar^-0.5, soft-capped, masked
-    (sliding_window in the layers that have it), softmax, @ v -> (T, H*d)"""
+    T, d); scores * query_pre_attn_scalar^-0.5, soft-capped where the config
+    caps them, masked (sliding_window in the layers that have it), softmax,
+    @ v -> (T, H*d)"""
     H, KV = q.shape[0], k.shape[0]
     k, v = k.repeat_interleave(H // KV, dim=0), v.repeat_interleave(H // KV, dim=0)
     s = q @ k.transpose(-1, -2) * cfg["query_pre_attn_scalar"] ** -0.5
     cap = cfg["attn_logit_softcapping"]
-    s = torch.tanh(s / cap) * cap
+    if cap:
+        s = torch.tanh(s / cap) * cap
     p = torch.softmax(s + causal(q.shape[1], window), dim=-1)
     return (p @ v).transpose(0, 1).reshape(q.shape[1], -1)
 
 
-def gemma2_layer(w, p, h, cfg, layer, lin):
-    """Gemma2DecoderLayer: norms before and after attention and MLP, GeGLU
-    (gelu tanh); layer_types as Gemma2Config sets them (even layers slide)"""
+def gemma_layer(w, p, h, cfg, layer, lin):
+    """Gemma2DecoderLayer (and Gemma3DecoderLayer): norms before and after
+    attention and MLP, GeGLU (gelu tanh). Gemma 2's even layers slide;
+    Gemma 3's slide but every sliding_window_pattern-th, with their own
+    rotary base (rope_local_base_freq, unscaled), and norm q and k per head
+    (Gemma3RMSNorm) before the rotation."""
     H, KV, d = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
-    window = cfg["sliding_window"] if layer % 2 == 0 else None
+    gemma3 = cfg["model_type"] == "gemma3_text"
+    sliding = (layer + 1) % cfg["sliding_window_pattern"] != 0 if gemma3 else layer % 2 == 0
+    base, scaling = cfg["rope_theta"], cfg.get("rope_scaling")
+    if gemma3 and sliding:
+        base, scaling = cfg["rope_local_base_freq"], None
     a = gemma_norm(h, w[p + "input_layernorm.weight"])
     q, k = heads(lin(a, p + "self_attn.q_proj"), H), heads(lin(a, p + "self_attn.k_proj"), KV)
-    q, k = rope_halves(q, d, cfg["rope_theta"]), rope_halves(k, d, cfg["rope_theta"])
+    if gemma3:
+        q, k = gemma_norm(q, w[p + "self_attn.q_norm.weight"]), gemma_norm(k, w[p + "self_attn.k_norm.weight"])
+    q, k = rope_halves(q, d, base, scaling), rope_halves(k, d, base, scaling)
     v = heads(lin(a, p + "self_attn.v_proj"), KV)
-    o = lin(gemma2_attention(q, k, v, cfg, window), p + "self_attn.o_proj")
+    o = lin(gemma_attention(q, k, v, cfg, cfg["sliding_window"] if sliding else None), p + "self_attn.o_proj")
     h = h + gemma_norm(o, w[p + "post_attention_layernorm.weight"])
     m = gemma_norm(h, w[p + "pre_feedforward_layernorm.weight"])
     m = lin(gelu_new(lin(m, p + "mlp.gate_proj")) * lin(m, p + "mlp.up_proj"), p + "mlp.down_proj")
     return h + gemma_norm(m, w[p + "post_feedforward_layernorm.weight"])
 
 
-def gemma2(ids):
-    """transformers/models/gemma2/modeling_gemma2.py: embeddings times
-    sqrt(hidden), the layers above, the final norm, the tied head, final
-    logits soft-capped. Norm weights are Gemma's w of (1 + w), not near 1."""
-    cfg = GEMMA2
+GEMMA3 = dict(GEMMA2, model_type="gemma3_text", num_hidden_layers=3, sliding_window_pattern=3, rope_theta=1e6,
+              rope_local_base_freq=10000.0, rope_scaling={"rope_type": "linear", "factor": 4.0},
+              attn_logit_softcapping=None, final_logit_softcapping=None)
+
+
+def gemma(ids, cfg):
+    """transformers/models/gemma2/modeling_gemma2.py and gemma3's (text):
+    embeddings times sqrt(hidden), the layers above, the final norm, the
+    tied head, final logits soft-capped where the config caps them. Norm
+    weights are Gemma's w of (1 + w), not near 1."""
     C, L, V, I = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"], cfg["intermediate_size"]
     H, KV, d = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
     w = {"model.embed_tokens.weight": rnd(V, C), "model.norm.weight": rnd(C, scale=0.1)}
@@ -361,13 +380,59 @@ def gemma2(ids):
                   p + "self_attn.v_proj.weight": rnd(KV * d, C), p + "self_attn.o_proj.weight": rnd(C, H * d),
                   p + "mlp.gate_proj.weight": rnd(I, C), p + "mlp.up_proj.weight": rnd(I, C),
                   p + "mlp.down_proj.weight": rnd(C, I)})
+        if cfg["model_type"] == "gemma3_text":
+            w.update({p + "self_attn.q_norm.weight": rnd(d, scale=0.1), p + "self_attn.k_norm.weight": rnd(d, scale=0.1)})
     lin = lambda x, n: x @ w[n + ".weight"].T  # noqa: E731
     h = w["model.embed_tokens.weight"][ids] * torch.tensor(C ** 0.5, dtype=DT)
     for i in range(L):
-        h = gemma2_layer(w, f"model.layers.{i}.", h, cfg, i, lin)
+        h = gemma_layer(w, f"model.layers.{i}.", h, cfg, i, lin)
     logits = gemma_norm(h, w["model.norm.weight"]) @ w["model.embed_tokens.weight"].T
     cap = cfg["final_logit_softcapping"]
-    return w, dict(cfg), torch.tanh(logits / cap) * cap
+    return w, dict(cfg), torch.tanh(logits / cap) * cap if cap else logits
+
+
+PHI3 = {"model_type": "phi3", "hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "num_hidden_layers": 2, "intermediate_size": 48, "vocab_size": 50, "max_position_embeddings": 16,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu", "partial_rotary_factor": 0.5,
+        "sliding_window": None, "tie_word_embeddings": False, "rope_scaling": None}
+
+
+def phi3_layer(w, p, h, cfg, lin):
+    """Phi3DecoderLayer (modeling_phi3.py): qkv_proj's rows are q, then k,
+    then v (grouped-query sizes); the first partial_rotary_factor of each
+    head rotated in halves; gate_up_proj's output chunked, gate first,
+    up * silu(gate)"""
+    H, KV, C, I = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["hidden_size"], cfg["intermediate_size"]
+    d = C // H
+    rms = lambda x, n: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w[n]  # noqa: E731
+    qkv = lin(rms(h, p + "input_layernorm.weight"), p + "self_attn.qkv_proj")
+    q, k, v = heads(qkv[:, :H * d], H), heads(qkv[:, H * d:(H + KV) * d], KV), heads(qkv[:, (H + KV) * d:], KV)
+    rot = int(d * cfg["partial_rotary_factor"])
+    q, k = rope_halves(q, rot, cfg["rope_theta"]), rope_halves(k, rot, cfg["rope_theta"])
+    k, v = k.repeat_interleave(H // KV, dim=0), v.repeat_interleave(H // KV, dim=0)
+    h = h + lin(attend(q, k, v, causal(h.shape[0], cfg["sliding_window"]), 1 / math.sqrt(d)), p + "self_attn.o_proj")
+    gate, up = lin(rms(h, p + "post_attention_layernorm.weight"), p + "mlp.gate_up_proj").chunk(2, dim=-1)
+    return h + lin(up * F.silu(gate), p + "mlp.down_proj")
+
+
+def phi3(ids):
+    """transformers/models/phi3/modeling_phi3.py: the layers above, final
+    RMSNorm, the head."""
+    cfg = PHI3
+    C, H, KV, L, V, I = 32, 4, 2, 2, 50, 48
+    d = C // H
+    w = {"model.embed_tokens.weight": rnd(V, C), "model.norm.weight": ones_ish(C), "lm_head.weight": rnd(V, C)}
+    for i in range(L):
+        p = f"model.layers.{i}."
+        w.update({p + "input_layernorm.weight": ones_ish(C), p + "post_attention_layernorm.weight": ones_ish(C),
+                  p + "self_attn.qkv_proj.weight": rnd((H + 2 * KV) * d, C), p + "self_attn.o_proj.weight": rnd(C, C),
+                  p + "mlp.gate_up_proj.weight": rnd(2 * I, C), p + "mlp.down_proj.weight": rnd(C, I)})
+    lin = lambda x, n: x @ w[n + ".weight"].T  # noqa: E731
+    h = w["model.embed_tokens.weight"][ids]
+    for i in range(L):
+        h = phi3_layer(w, f"model.layers.{i}.", h, cfg, lin)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w["model.norm.weight"]
+    return w, dict(cfg), h @ w["lm_head.weight"].T
 
 
 def bert(ids):
@@ -427,7 +492,14 @@ MODELS = {
     "mistral": lambda ids: llama_like(ids, "mistral", False, False, window=3),
     # Gemma 2: head_dim 16 of hidden 32, soft caps low enough to bend the
     # scores and logits, block 0 sliding over 3 positions, block 1 full
-    "gemma2": gemma2,
+    "gemma2": lambda ids: gemma(ids, GEMMA2),
+    # Gemma 3: q/k norms, layers 0 and 1 sliding over 3 positions with
+    # their own rotary base, layer 2 full with rope_theta 1e6 scaled
+    # linearly by 4, no caps
+    "gemma3_text": lambda ids: gemma(ids, GEMMA3),
+    # Phi-3: fused q/k/v of grouped-query sizes, fused gate/up, half of
+    # each head rotated
+    "phi3": phi3,
 }
 
 

@@ -276,7 +276,7 @@ grep -q "layers.0.input_layernorm.weight' differs" "$TMP/err" && ok "lkd/train-n
 # KL over the fixture's 12 tokens is too noisy to rank two models this close
 # (qwen3: LKD 0.033 vs RTN 0.028 there, 0.011 vs 0.019 over 1024 sampled
 # tokens); causal models are judged on 64 sequences sampled from the FP model
-for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 mistral gemma2 bert; do # layouts, GQA, rope scaling, q/k norms, window, post-LN
+for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 mistral gemma2 gemma3_text phi3 bert; do # layouts, GQA, rope scaling, q/k norms, window, post-LN
     E=tests/fixtures/engine/$arch
     DATA="--sample 64,16"
     [ $arch = bert ] && DATA="--tokens $E/tokens.bin"
@@ -330,7 +330,7 @@ c["rope_scaling"] = {"rope_type": "yarn", "factor": 4.0, "original_max_position_
 json.dump(c, open(sys.argv[1], "w"))
 PY
 expect "arch/rope-scaling-yarn-eval-refused" 3 "$ZQ" eval "$TMP/yarn" --tokens "$TMP/yarn/tokens.bin"
-grep -q "rope_scaling.rope_type 'yarn' is not implemented (llama3 is)" "$TMP/err" &&
+grep -q "rope_scaling.rope_type 'yarn' is not implemented (linear and llama3 are)" "$TMP/err" &&
     ok "arch/rope-scaling-yarn-names-the-key" || fail "arch/rope-scaling-yarn-names-the-key" "$(head -c 200 "$TMP/err")"
 expect "arch/rope-scaling-yarn-quantizes" 0 "$ZQ" quantize "$TMP/yarn" -o "$TMP/yarn.zq" -p w8a16 --for llama.cpp -q
 expect "arch/rope-scaling-yarn-no-gguf" 3 "$ZQ" export "$TMP/yarn.zq" -o "$TMP/yarn.gguf" --no-vocab

@@ -138,7 +138,7 @@ for i in $(seq 1 256); do printf "\\x$(printf %02x $(((i * 37 + i / 7) % 50)))\\
 # Mistral's sliding window (3): llama.cpp's llama attends over the whole
 # context, so the two are compared within 3 tokens of context, the export
 # says so, and zquant reads the window back from the GGUF.
-for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2; do
+for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3; do
     ctx=16
     [ "$model" = mistral ] && ctx=3
     for spec in "f16|-p w8a16 --exclude *" "q8_0|-p w8a16" "q4_0|-p w4a16" "q4_1|-p w4a16 --asym" "mixed|-p w4/8a16"; do
@@ -153,6 +153,10 @@ for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2; do
         run "$CMP" "$TMP/deq.safetensors" "$TMP/$model.gguf"
         check "gguf/$model-$name/read-back-equals-dequantize" '[ "$rc" -eq 0 ]'
         llama_vs_zquant "gguf/$model-$name/llama.cpp-logits" "$TMP/$model.zq" "$TMP/$model.gguf" "$TMP/rand.bin" $ctx
+        # and zquant runs the GGUF as the model it came from
+        a=$("$ZQ" eval "$TMP/$model.zq" --tokens "$TMP/rand.bin" --ctx 16 --act none --dequantize --json | tr -d ' \t\n' | field nll)
+        b=$("$ZQ" eval "$TMP/$model.gguf" --tokens "$TMP/rand.bin" --ctx 16 --act none --json | tr -d ' \t\n' | field nll)
+        check "gguf/$model-$name/eval-reads-it-back" '[ -n "$a" ] && [ "$a" = "$b" ]'
     done
 done
 run "$ZQ" export "$TMP/mistral.zq" -o "$TMP/mistral.gguf" --tokenizer "$TMP/tok50.json" -f
@@ -221,7 +225,7 @@ b=$("$ZQ" eval "$TMP/ct8" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' 
 check ct/w8a8-eval-runs-int8-activations '[ -n "$a" ] && [ "$a" = "$b" ]'
 run "$ZQ" inspect "$TMP/ct"
 check ct/inspect '[ "$rc" -eq 0 ] && grep -q "^model.layers.0.mlp.up_proj.weight_packed *I32 *172x8 " "$TMP/out" && grep -q "^model.layers.0.self_attn.q_proj.weight *I8 *64x64 " "$TMP/out"'
-for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2; do
+for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3; do
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e8.zq" -p w8a8 --for vllm -f -q
     ct_case "$model-w8a8" "$TMP/e8.zq"
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e4.zq" -p w4a16 --group-size 32 --for vllm -f -q

@@ -24,6 +24,7 @@ extern "C" {
 typedef enum {
     ZQ_PART_Q, ZQ_PART_K, ZQ_PART_V, ZQ_PART_O, ZQ_PART_UP, ZQ_PART_GATE, ZQ_PART_DOWN,
     ZQ_PART_QKV,                   /* q, k and v fused in one Linear */
+    ZQ_PART_GATE_UP,               /* gate and up fused in one Linear, gate's rows first (Phi-3) */
     ZQ_PART_NORM1, ZQ_PART_NORM2,  /* a block's norms */
     ZQ_PART_Q_NORM, ZQ_PART_K_NORM, /* RMSNorm of each query and key head (Qwen3) */
     ZQ_PART_POST_NORM1, ZQ_PART_POST_NORM2, /* on the attention's and the MLP's outputs (Gemma 2) */
@@ -102,11 +103,12 @@ typedef struct {
      * window) and its default; use_key, when the row has one, must be true
      * for the window to apply (Qwen2's use_sliding_window); first_key: the
      * layers before it attend fully (Qwen2's max_window_layers); period: every
- * period-th layer attends fully (Gemma 2: 2, see zq_arch); layer_types:
+ * period-th layer attends fully (Gemma 2: 2, Gemma 3's sliding_window_pattern:
+ * 6, see zq_arch); layer_types:
      * an explicit "layer_types" list overrides the rule (Mistral ignores it,
      * as its modeling file does) */
     struct {
-        const char *key, *use_key, *first_key;
+        const char *key, *use_key, *first_key, *period_key;
         int size_default, first_default, period_default, layer_types;
     } window;
     /* Gemma 2's scores and logits: queries scaled by query_key^-1/2 instead
@@ -116,6 +118,14 @@ typedef struct {
         const char *query_key, *attn_cap_key, *final_cap_key;
         double query_default, attn_cap_default, final_cap_default;
     } scores;
+    /* rotary bases: rope_theta's default (0: 10000), and the sliding layers'
+     * own base where the model has one (Gemma 3's rope_local_base_freq,
+     * never scaled); NULL: they share rope_theta */
+    struct {
+        double theta_default;
+        const char *local_key;
+        double local_default;
+    } rope_base;
 } zq_arch_desc;
 
 /* The row for a config.json model_type, NULL when zquant has none. */
@@ -157,6 +167,8 @@ typedef struct {
     int rope_interleaved;  /* rotate pairs (2i, 2i+1) (gptj) instead of halves */
     int qk_norm;           /* q and k RMS-normed per head (weights of head_dim) before rope */
     float rope_theta;
+    float rope_local_theta; /* the sliding layers' rotary base, unscaled (Gemma 3); 0: rope_theta */
+    float rope_linear;      /* rope_scaling {"rope_type": "linear"}: frequencies divided by this; 0: none */
     /* sliding-window attention: a query at position p attends to keys p -
      * window < j <= p (Hugging Face's sliding_window_overlay) in layers
      * from window_first on, except where window_period divides layer + 1

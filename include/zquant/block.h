@@ -1,6 +1,6 @@
 /* One transformer block on the CPU (OpenBLAS sgemm), forward and backward,
  * for every architecture of zquant/arch.h: gpt2, opt, gpt_neox, gptj,
- * llama (mistral, qwen2, qwen3), gemma2 and bert. The paper's activation quantization is
+ * llama (mistral, qwen2, qwen3), gemma2, gemma3_text, phi3 and bert. The paper's activation quantization is
  * emulated on the input of every quantized Linear; the backward pass lets
  * gradients through every quantizer unchanged (straight-through).
  *
@@ -45,6 +45,7 @@ typedef struct {
     zq_linear q, k, v, o;
     zq_linear up, gate, down; /* gate only for SwiGLU */
     int window; /* sliding-window attention: a query sees the last `window` positions, its own included (0: all) */
+    int local_rope; /* rotary positions from the local base (rope_local_theta: Gemma 3's sliding layers) */
 } zq_block;
 
 /* The activation quantization a forward pass emulates: mode, and for

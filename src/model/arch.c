@@ -97,6 +97,16 @@ static const zq_arch_tensor gptj_tensors[] = {
     {ZQ_PART_HEAD, B | OPT, "lm_head.bias", NULL},
     {0, 0, NULL, NULL}};
 
+/* Llama's attention output, SwiGLU MLP, embedding and final norm, which
+ * Qwen and Gemma keep */
+#define LLAMA_OUTPUT_AND_MLP                                                                                \
+    {ZQ_PART_O, W, "layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight"},                       \
+    {ZQ_PART_UP, W, "layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight"},                                \
+    {ZQ_PART_GATE, W, "layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight"},                          \
+    {ZQ_PART_DOWN, W, "layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight"},                          \
+    {ZQ_PART_EMBED, W, "embed_tokens.weight", "token_embd.weight"},                                         \
+    {ZQ_PART_FINAL_NORM, W, "norm.weight", "output_norm.weight"}
+
 /* Llama and Mistral rotate halves; llama.cpp's llama architecture rotates
  * pairs, so its q and k rows are permuted on the way (its Qwen2 and Qwen3
  * rotate halves too: no permutation). q, k, v biases: Qwen2 has them,
@@ -110,12 +120,7 @@ static const zq_arch_tensor gptj_tensors[] = {
     {ZQ_PART_K, B | OPT | rope, "layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias"},                  \
     {ZQ_PART_V, W, "layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight"},                            \
     {ZQ_PART_V, B | OPT, "layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias"},                          \
-    {ZQ_PART_O, W, "layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight"},                       \
-    {ZQ_PART_UP, W, "layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight"},                                \
-    {ZQ_PART_GATE, W, "layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight"},                          \
-    {ZQ_PART_DOWN, W, "layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight"},                          \
-    {ZQ_PART_EMBED, W, "embed_tokens.weight", "token_embd.weight"},                                         \
-    {ZQ_PART_FINAL_NORM, W, "norm.weight", "output_norm.weight"},                                           \
+    LLAMA_OUTPUT_AND_MLP,                                                                                   \
     {ZQ_PART_HEAD, W | OPT, "lm_head.weight", "output.weight"}
 
 #define END {0, 0, NULL, NULL}
@@ -128,24 +133,40 @@ static const zq_arch_tensor qwen3_tensors[] = {
     {ZQ_PART_K_NORM, W, "layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight"},
     END};
 /* Gemma 2: llama's projections, four norms a block (llama.cpp's weights
- * are 1 + these, as it runs its norms as x * w) */
-static const zq_arch_tensor gemma2_tensors[] = {
+ * are 1 + these, as it runs its norms as x * w); llama.cpp's gemma2 and
+ * gemma3 have no head of their own */
+#define GEMMA_FAMILY                                                                                          \
+    {ZQ_PART_NORM1, W, "layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight"},                       \
+    {ZQ_PART_POST_NORM1, W, "layers.%d.post_attention_layernorm.weight", "blk.%d.post_attention_norm.weight"}, \
+    {ZQ_PART_NORM2, W, "layers.%d.pre_feedforward_layernorm.weight", "blk.%d.ffn_norm.weight"},              \
+    {ZQ_PART_POST_NORM2, W, "layers.%d.post_feedforward_layernorm.weight", "blk.%d.post_ffw_norm.weight"},    \
+    {ZQ_PART_Q, W, "layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight"},                              \
+    {ZQ_PART_K, W, "layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight"},                              \
+    {ZQ_PART_V, W, "layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight"},                              \
+    LLAMA_OUTPUT_AND_MLP,                                                                                     \
+    {ZQ_PART_HEAD, W | OPT, "lm_head.weight", NULL}
+static const zq_arch_tensor gemma2_tensors[] = {GEMMA_FAMILY, END};
+/* Gemma 3: Gemma 2's and q, k norms of head_dim (1 + w too) */
+static const zq_arch_tensor gemma3_tensors[] = {
+    GEMMA_FAMILY,
+    {ZQ_PART_Q_NORM, W, "layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight"},
+    {ZQ_PART_K_NORM, W, "layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight"},
+    END};
+#undef END
+
+/* Phi-3: q, k, v fused (all q rows, then k, then v), gate and up fused
+ * (gate's rows first), as llama.cpp's phi3 keeps them */
+static const zq_arch_tensor phi3_tensors[] = {
     {ZQ_PART_NORM1, W, "layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight"},
-    {ZQ_PART_POST_NORM1, W, "layers.%d.post_attention_layernorm.weight", "blk.%d.post_attention_norm.weight"},
-    {ZQ_PART_NORM2, W, "layers.%d.pre_feedforward_layernorm.weight", "blk.%d.ffn_norm.weight"},
-    {ZQ_PART_POST_NORM2, W, "layers.%d.post_feedforward_layernorm.weight", "blk.%d.post_ffw_norm.weight"},
-    {ZQ_PART_Q, W, "layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight"},
-    {ZQ_PART_K, W, "layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight"},
-    {ZQ_PART_V, W, "layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight"},
+    {ZQ_PART_NORM2, W, "layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight"},
+    {ZQ_PART_QKV, W, "layers.%d.self_attn.qkv_proj.weight", "blk.%d.attn_qkv.weight"},
     {ZQ_PART_O, W, "layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight"},
-    {ZQ_PART_UP, W, "layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight"},
-    {ZQ_PART_GATE, W, "layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight"},
+    {ZQ_PART_GATE_UP, W, "layers.%d.mlp.gate_up_proj.weight", "blk.%d.ffn_up.weight"},
     {ZQ_PART_DOWN, W, "layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight"},
     {ZQ_PART_EMBED, W, "embed_tokens.weight", "token_embd.weight"},
     {ZQ_PART_FINAL_NORM, W, "norm.weight", "output_norm.weight"},
-    {ZQ_PART_HEAD, W | OPT, "lm_head.weight", NULL}, /* llama.cpp's gemma2 has none of its own */
-    END};
-#undef END
+    {ZQ_PART_HEAD, W | OPT, "lm_head.weight", "output.weight"},
+    {0, 0, NULL, NULL}};
 
 static const zq_arch_tensor bert_tensors[] = {
     {ZQ_PART_Q, W, "layer.%d.attention.self.query.weight", "blk.%d.attn_q.weight"},
@@ -188,49 +209,66 @@ static const zq_arch_tensor bert_tensors[] = {
     {{__VA_ARGS__}, gguf, PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP | (flags), "hidden_size",                  \
      "num_attention_heads", "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", \
      "hidden_act", 0, max_pos, head_dim, 1e-6, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta",      \
-     ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model.", window, NO_SCORES}
-#define NO_WINDOW {NULL, NULL, NULL, 0, 0, 0, 0}
+     ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model.", window, NO_SCORES,        \
+     NO_ROPE_BASE}
+#define NO_WINDOW {NULL, NULL, NULL, NULL, 0, 0, 0, 0}
 /* MistralConfig: every layer, 4096 unless null */
-#define MISTRAL_WINDOW {"sliding_window", NULL, NULL, 4096, 0, 0, 0}
+#define MISTRAL_WINDOW {"sliding_window", NULL, NULL, NULL, 4096, 0, 0, 0}
 /* Qwen2Config, Qwen3Config: only with use_sliding_window, from layer max_window_layers (28) on */
-#define QWEN_WINDOW {"sliding_window", "use_sliding_window", "max_window_layers", 4096, 28, 0, 1}
-/* Gemma2Config: 4096 in the even layers (every second one attends fully) */
-#define GEMMA2_WINDOW {"sliding_window", NULL, NULL, 4096, 0, 2, 1}
+#define QWEN_WINDOW {"sliding_window", "use_sliding_window", "max_window_layers", NULL, 4096, 28, 0, 1}
 #define NO_SCORES {NULL, NULL, NULL, 0, 0, 0}
+#define NO_ROPE_BASE {0, NULL, 0}
+/* Gemma2Config and Gemma3TextConfig: GeGLU, norms around both sublayers, a
+ * window of 4096 but in every period-th layer (2; Gemma 3's
+ * sliding_window_pattern, 6); caps of 50 and 30 (Gemma 3: none); Gemma 3
+ * adds q/k norms and a rotary base of its own for the sliding layers */
+#define GEMMA_ROW(model_type, gguf, flags, max_pos, period_key, period, tensors, caps, rope_base)                 \
+    {{model_type}, gguf, PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP | ZQ_ARCH_POST_NORMS | ZQ_ARCH_NORM_PLUS_ONE |  \
+     ZQ_ARCH_EMBED_SCALE | (flags), "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", \
+     "max_position_embeddings", "rms_norm_eps", "hidden_activation", 0, max_pos, 256, 1e-6, "gelu_pytorch_tanh", 0, \
+     "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL, NULL, "rope_scaling",  \
+     tensors, "model.", {"sliding_window", NULL, NULL, period_key, 4096, 0, period, 1},                             \
+     {"query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", 256, caps}, rope_base}
+#define GEMMA2_CAPS 50.0, 30.0
+#define NO_CAPS 0, 0
+#define GEMMA3_ROPE_BASE {1e6, "rope_local_base_freq", 10000}
 
 const zq_arch_desc zq_arch_table[] = {
     {{"gpt2"}, "gpt2", PRE, "n_embd", "n_head", "n_layer", "n_inner", "n_positions", "layer_norm_epsilon",
      "activation_function", 4, 1024, 0, 1e-5, "gelu_new", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0,
-     NULL, NULL, NULL, NULL, NULL, gpt2_tensors, NULL, NO_WINDOW, NO_SCORES},
+     NULL, NULL, NULL, NULL, NULL, gpt2_tensors, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE},
     {{"opt"}, NULL, PRE, "hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
      "max_position_embeddings", NULL, "activation_function", 4, 2048, 0, 1e-5, "relu", 2, NULL, NULL, NULL,
      ZQ_ROPE_NONE, NULL, 0, NULL, "do_layer_norm_before", "_remove_final_layer_norm", "word_embed_proj_dim", NULL,
-     opt_tensors, NULL, NO_WINDOW, NO_SCORES},
+     opt_tensors, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE},
     {{"gpt_neox"}, "gptneox", PRE | ZQ_ARCH_PARALLEL, "hidden_size", "num_attention_heads", "num_hidden_layers",
      "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 2048, 0, 1e-5, "gelu", 0,
      NULL, NULL, "rotary_emb_base", ZQ_ROPE_PCT, "rotary_pct", 0.25, "use_parallel_residual", NULL, NULL, NULL,
-     NULL, neox_tensors, "gpt_neox.", NO_WINDOW, NO_SCORES},
+     NULL, neox_tensors, "gpt_neox.", NO_WINDOW, NO_SCORES, NO_ROPE_BASE},
     {{"gptj"}, NULL, PRE | ZQ_ARCH_PARALLEL | ZQ_ARCH_SHARED_NORM | ZQ_ARCH_ROPE_PAIRS, "n_embd", "n_head",
      "n_layer", "n_inner", "n_positions", "layer_norm_epsilon", "activation_function", 4, 2048, 0, 1e-5, "gelu_new",
      0, NULL, NULL, NULL, ZQ_ROPE_DIM, "rotary_dim", 0, NULL, NULL, NULL, NULL, NULL, gptj_tensors, NULL, NO_WINDOW,
-     NO_SCORES},
+     NO_SCORES, NO_ROPE_BASE},
     LLAMA_ROW("llama", 0, 2048, 0, NO_WINDOW, llama_tensors, "llama"),
     /* after llama: GGUF's llama reads back as llama */
     LLAMA_ROW("llama", 0, 4096 * 32, 0, MISTRAL_WINDOW, llama_tensors, "mistral"),
     LLAMA_ROW("qwen2", 0, 32768, 0, QWEN_WINDOW, qwen2_tensors, "qwen2"),
     LLAMA_ROW("qwen3", ZQ_ARCH_QK_NORM, 32768, 128, QWEN_WINDOW, qwen3_tensors, "qwen3"),
-    {{"gemma2"}, "gemma2", PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP | ZQ_ARCH_POST_NORMS | ZQ_ARCH_NORM_PLUS_ONE |
-     ZQ_ARCH_EMBED_SCALE, "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
-     "max_position_embeddings", "rms_norm_eps", "hidden_activation", 0, 8192, 256, 1e-6, "gelu_pytorch_tanh", 0,
-     "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL, NULL, "rope_scaling",
-     gemma2_tensors, "model.", GEMMA2_WINDOW,
-     {"query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", 256, 50.0, 30.0}},
+    GEMMA_ROW("gemma2", "gemma2", 0, 8192, NULL, 2, gemma2_tensors, GEMMA2_CAPS, NO_ROPE_BASE),
+    GEMMA_ROW("gemma3_text", "gemma3", ZQ_ARCH_QK_NORM, 131072, "sliding_window_pattern", 6, gemma3_tensors, NO_CAPS,
+              GEMMA3_ROPE_BASE),
+    /* Phi3Config: partial_rotary_factor of a head rotated, in halves; a window only where sliding_window says */
+    {{"phi3"}, "phi3", PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP, "hidden_size", "num_attention_heads",
+     "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", "hidden_act", 0, 4096, 0,
+     1e-5, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_PCT, "partial_rotary_factor", 1.0, NULL,
+     NULL, NULL, NULL, "rope_scaling", phi3_tensors, "model.", {"sliding_window", NULL, NULL, NULL, 0, 0, 0, 0},
+     NO_SCORES, NO_ROPE_BASE},
     {{"bert"}, "bert", ZQ_ARCH_TOKEN_TYPES | ZQ_ARCH_MLM_HEAD, "hidden_size", "num_attention_heads",
      "num_hidden_layers", "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 512,
      0, 1e-12, "gelu", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0, NULL, NULL, NULL, NULL, NULL, bert_tensors, NULL,
-     NO_WINDOW, NO_SCORES},
+     NO_WINDOW, NO_SCORES, NO_ROPE_BASE},
     {{NULL}, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, ZQ_ROPE_NONE,
-     NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NO_WINDOW, NO_SCORES},
+     NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE},
 };
 
 int zq_arch_is_buffer(const char *name)
@@ -256,7 +294,7 @@ zq_kind zq_part_kind(zq_part p)
 {
     switch (p) {
     case ZQ_PART_Q: case ZQ_PART_K: case ZQ_PART_V: case ZQ_PART_QKV: case ZQ_PART_O: return ZQ_KIND_ATTENTION;
-    case ZQ_PART_UP: case ZQ_PART_GATE: case ZQ_PART_DOWN: return ZQ_KIND_MLP;
+    case ZQ_PART_UP: case ZQ_PART_GATE: case ZQ_PART_GATE_UP: case ZQ_PART_DOWN: return ZQ_KIND_MLP;
     case ZQ_PART_EMBED: case ZQ_PART_POS: case ZQ_PART_TYPES: case ZQ_PART_PROJ_IN: return ZQ_KIND_EMBEDDING;
     case ZQ_PART_NORM1: case ZQ_PART_NORM2: case ZQ_PART_Q_NORM: case ZQ_PART_K_NORM: case ZQ_PART_POST_NORM1:
     case ZQ_PART_POST_NORM2: case ZQ_PART_EMB_NORM:

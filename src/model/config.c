@@ -85,8 +85,15 @@ static zq_status rope_scaling(reader *r, const zq_arch_desc *d, zq_arch *a, cons
     if (!cJSON_IsObject(s) || !cJSON_IsString(type))
         return BAD("'%s': %s must be an object with a rope_type", origin, d->rope_scaling_key);
     if (!strcmp(type->valuestring, "default")) return ZQ_OK;
+    if (!strcmp(type->valuestring, "linear")) { /* every frequency divided by factor */
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(s, "factor");
+        if (!cJSON_IsNumber(f) || !(f->valuedouble >= 1 && f->valuedouble < 1e9))
+            return BAD("'%s': %s.factor must be a number of at least 1 for rope_type linear", origin, d->rope_scaling_key);
+        a->rope_linear = (float)f->valuedouble;
+        return ZQ_OK;
+    }
     if (strcmp(type->valuestring, "llama3"))
-        return BAD("'%s': %s.rope_type '%s' is not implemented (llama3 is)", origin, d->rope_scaling_key,
+        return BAD("'%s': %s.rope_type '%s' is not implemented (linear and llama3 are)", origin, d->rope_scaling_key,
                    type->valuestring);
     static const char *const keys[] = {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"};
     double v[4];
@@ -178,9 +185,15 @@ static zq_status sliding_window(reader *r, const zq_arch_desc *d, zq_arch *a, co
     int first = d->window.first_key ? get_int(r, d->window.first_key, d->window.first_default, 0, MAX_LAYERS)
                                     : d->window.first_default;
     ZQ_TRY(r->st);
+    int period = d->window.period_key ? get_int(r, d->window.period_key, d->window.period_default, 1, MAX_LAYERS)
+                                      : d->window.period_default;
+    ZQ_TRY(r->st);
     a->window = use ? window : 0;
     a->window_first = first;
-    a->window_period = d->window.period_default;
+    a->window_period = period;
+    if (!a->window && a->rope_local_theta > 0) /* Gemma 3's pattern still picks the local base then */
+        return BAD("'%s': %s is null: layers of the pattern that slide over no window are not supported", origin,
+                   d->window.key);
     const cJSON *types = d->window.layer_types ? item(r, "layer_types") : NULL, *e;
     if (!types) return ZQ_OK;
     if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != a->n_layers)
@@ -224,7 +237,7 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
     const zq_arch_desc *d = zq_arch_find(mt);
     if (!d)
         return BAD("'%s': model_type '%s' has no forward pass in zquant (gpt2, opt, gpt_neox, gptj, llama, "
-                   "mistral, qwen2, qwen3, gemma2, bert)", origin, mt);
+                   "mistral, qwen2, qwen3, gemma2, gemma3_text, phi3, bert)", origin, mt);
     reader r = {c, origin, err, ZQ_OK};
     a->desc = d;
     a->hidden = get_int(&r, d->hidden_key, 0, 1, MAX_WIDTH);
@@ -248,7 +261,10 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
     a->token_types = (d->flags & ZQ_ARCH_TOKEN_TYPES) != 0;
     a->mlm_head = (d->flags & ZQ_ARCH_MLM_HEAD) != 0;
     a->pos_offset = d->pos_offset;
-    a->rope_theta = (float)get_num(&r, d->rope_theta_key, 10000, 0, 1e12, 1);
+    a->rope_theta = (float)get_num(&r, d->rope_theta_key, d->rope_base.theta_default > 0 ? d->rope_base.theta_default
+                                                                                         : 10000, 0, 1e12, 1);
+    if (d->rope_base.local_key)
+        a->rope_local_theta = (float)get_num(&r, d->rope_base.local_key, d->rope_base.local_default, 0, 1e12, 1);
     a->n_kv_heads = get_int(&r, d->kv_heads_key, a->n_heads, 1, MAX_HEADS);
     a->head_dim = get_int(&r, d->head_dim_key, d->head_dim_default, 1, MAX_HEAD_DIM);
     a->emb_dim = get_int(&r, d->emb_dim_key, a->hidden, 1, MAX_WIDTH);
@@ -309,7 +325,8 @@ void zq_arch_linear_shape(const zq_arch *a, zq_part p, int *out, int *in)
     switch (p) {
     case ZQ_PART_Q: *out = qd, *in = C; return;
     case ZQ_PART_K: case ZQ_PART_V: *out = kvd, *in = C; return;
-    case ZQ_PART_QKV: *out = 3 * qd, *in = C; return;
+    case ZQ_PART_QKV: *out = qd + 2 * kvd, *in = C; return;
+    case ZQ_PART_GATE_UP: *out = 2 * I, *in = C; return;
     case ZQ_PART_O: *out = C, *in = qd; return;
     case ZQ_PART_UP: case ZQ_PART_GATE: *out = I, *in = C; return;
     case ZQ_PART_DOWN: *out = C, *in = I; return;

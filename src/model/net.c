@@ -142,7 +142,7 @@ typedef struct {
     int layer;
     char name[256];
     zq_error *err;
-    zq_stored_codes qkv_codes; /* a fused projection's, packed by fused_qkv */
+    zq_stored_codes qkv_codes; /* a fused projection's, packed by fused() */
     long qkv_index;
 } loader;
 
@@ -234,81 +234,99 @@ static zq_status lin(loader *L, const zq_arch_tensor *w, const zq_arch_tensor *b
         keep(L, b);
         ZQ_TRY(unit(L, bidx, b, out_dim, 1, 0, 1));
     }
-    int slot = w->part == ZQ_PART_QKV ? 0 : (int)w->part;
+    int is_fused = w->part == ZQ_PART_QKV || w->part == ZQ_PART_GATE_UP;
+    int slot = is_fused ? 0 : (int)w->part; /* a fused one's parts get their own (fused()) */
     *dst = (zq_linear){wp, b, out_dim, in_dim, quantized_at(L->n, (size_t)idx), L->layer * ZQ_LINEAR_SLOTS + slot, NULL};
     /* a fused projection is split into its parts' packed Linears by the caller */
-    if (st.q && w->part != ZQ_PART_QKV) {
+    if (st.q && !is_fused) {
         ZQ_TRY(packed_linear(L, &st, NULL, out_dim, b, &dst->packed));
         if (dst->packed->k) zq_source_drop(L->n->src, (size_t)idx); /* packed: the stored rows only as a fallback */
     }
-    if (st.q && w->part == ZQ_PART_QKV) L->qkv_codes = st, L->qkv_index = idx;
+    if (st.q && is_fused) L->qkv_codes = st, L->qkv_index = idx;
     return ZQ_OK;
 }
 
-/* NeoX interleaves a fused projection per head ([h][q|k|v][hd]): row r
- * of part p in the engine's order is stored row (h * 3 + p) * hd + d. */
-static size_t fused_row(const zq_arch *a, int per_head, int p, size_t r)
+/* A fused Linear's parts in the engine's order: q, k, v (q/k/v), or gate,
+ * up (Phi-3's gate_up_proj), each with its rows and calibration slot. */
+typedef struct {
+    zq_linear *dst[3];
+    int rows[3], slot[3], n;
+    int per_head; /* NeoX: rows grouped per head, [h][q|k|v][hd] */
+} fused_parts;
+
+static fused_parts parts_of(const zq_arch *a, zq_block *b, const zq_arch_tensor *w)
 {
-    size_t hd = (size_t)a->head_dim, rows = (size_t)a->n_heads * hd;
-    return per_head ? (r / hd * 3 + (size_t)p) * hd + r % hd : (size_t)p * rows + r;
+    int qd = a->n_heads * a->head_dim, kvd = a->n_kv_heads * a->head_dim;
+    if (w->part == ZQ_PART_GATE_UP)
+        return (fused_parts){{&b->gate, &b->up}, {a->inter, a->inter}, {ZQ_PART_GATE, ZQ_PART_UP}, 2, 0};
+    return (fused_parts){{&b->q, &b->k, &b->v}, {qd, kvd, kvd}, {ZQ_PART_Q, ZQ_PART_K, ZQ_PART_V}, 3,
+                         (w->flags & ZQ_T_QKV_PER_HEAD) != 0};
 }
 
-/* The three parts of a fused projection run from its stored codes. */
-static zq_status fused_packed(loader *L, const zq_linear *all, int per_head, zq_block *b)
+/* The stored row of row r of part p: the parts one after the other, or
+ * NeoX's per-head interleaving (every part of heads x hd rows). */
+static size_t fused_row(const zq_arch *a, const fused_parts *f, int p, size_t r)
+{
+    size_t hd = (size_t)a->head_dim, at = 0;
+    if (f->per_head) return (r / hd * 3 + (size_t)p) * hd + r % hd;
+    for (int k = 0; k < p; k++) at += (size_t)f->rows[k];
+    return at + r;
+}
+
+/* The parts of a fused projection run from its stored codes. */
+static zq_status fused_packed(loader *L, const zq_linear *all, const fused_parts *f)
 {
     const zq_arch *a = &L->n->arch;
-    int rows = a->n_heads * a->head_dim;
-    uint32_t *map = malloc((size_t)rows * sizeof *map);
+    uint32_t *map = malloc((size_t)all->out * sizeof *map);
     if (!map) return zq_fail(L->err, ZQ_ERR_NOMEM, "out of memory");
-    zq_linear *dst[3] = {&b->q, &b->k, &b->v};
     zq_status st = ZQ_OK;
-    for (int p = 0; p < 3 && st == ZQ_OK; p++) {
-        for (int r = 0; r < rows; r++) map[r] = (uint32_t)fused_row(a, per_head, p, (size_t)r);
-        *dst[p] = (zq_linear){NULL, all->b ? all->b + (size_t)p * rows : NULL, rows, a->hidden, all->quantized,
-                              L->layer * ZQ_LINEAR_SLOTS + p, NULL};
-        st = packed_linear(L, &L->qkv_codes, map, rows, dst[p]->b, &dst[p]->packed);
+    for (int p = 0, at = 0; p < f->n && st == ZQ_OK; at += f->rows[p++]) {
+        for (int r = 0; r < f->rows[p]; r++) map[r] = (uint32_t)fused_row(a, f, p, (size_t)r);
+        *f->dst[p] = (zq_linear){NULL, all->b ? all->b + at : NULL, f->rows[p], a->hidden, all->quantized,
+                                 L->layer * ZQ_LINEAR_SLOTS + f->slot[p], NULL};
+        st = packed_linear(L, &L->qkv_codes, map, f->rows[p], f->dst[p]->b, &f->dst[p]->packed);
     }
     free(map);
-    if (st == ZQ_OK && b->q.packed->k) zq_source_drop(L->n->src, (size_t)L->qkv_index);
+    if (st == ZQ_OK && f->dst[0]->packed->k) zq_source_drop(L->n->src, (size_t)L->qkv_index);
     return st;
 }
 
-/* A fused [q; k; v] projection: views into one buffer, its rows (and its
- * bias) in the engine's order first. */
-static zq_status fused_qkv(loader *L, const zq_arch_tensor *w, const zq_arch_tensor *bias, zq_block *b)
+/* A fused projection: views into one buffer, its rows (and its bias) in
+ * the engine's order first. */
+static zq_status fused(loader *L, const zq_arch_tensor *w, const zq_arch_tensor *bias, zq_block *b)
 {
     const zq_arch *a = &L->n->arch;
-    int C = a->hidden, hd = a->head_dim, nh = a->n_heads, per_head = (w->flags & ZQ_T_QKV_PER_HEAD) != 0;
+    int C = a->hidden;
+    fused_parts f = parts_of(a, b, w);
     zq_linear all;
     int first = L->s->nunits;
     memset(&L->qkv_codes, 0, sizeof L->qkv_codes);
     ZQ_TRY(lin(L, w, bias, &all));
-    size_t rows = (size_t)nh * hd;
-    if (per_head) {
+    size_t rows = (size_t)all.out;
+    if (f.per_head) {
         for (int k = first; k < L->s->nunits; k++) L->s->units[k].neox_qkv = 1; /* the weight and its bias */
         float *wp = (float *)all.w, *bp = (float *)all.b;
-        float *tw = wp ? malloc(3 * rows * C * sizeof *tw) : NULL, *tb = malloc(3 * rows * sizeof *tb);
+        float *tw = wp ? malloc(rows * C * sizeof *tw) : NULL, *tb = malloc(rows * sizeof *tb);
         if ((wp && !tw) || !tb) {
             free(tw);
             free(tb);
             return zq_fail(L->err, ZQ_ERR_NOMEM, "out of memory");
         }
-        for (int part = 0; part < 3; part++)
-            for (size_t r = 0; r < rows; r++) {
-                size_t from = fused_row(a, 1, part, r), to = (size_t)part * rows + r;
+        for (int part = 0, at = 0; part < f.n; at += f.rows[part++])
+            for (size_t r = 0; r < (size_t)f.rows[part]; r++) {
+                size_t from = fused_row(a, &f, part, r), to = (size_t)at + r;
                 if (wp) memcpy(tw + to * C, wp + from * C, (size_t)C * sizeof *tw);
                 if (bp) tb[to] = bp[from];
             }
-        if (wp) memcpy(wp, tw, 3 * rows * C * sizeof *tw);
-        if (bp) memcpy(bp, tb, 3 * rows * sizeof *tb);
+        if (wp) memcpy(wp, tw, rows * C * sizeof *tw);
+        if (bp) memcpy(bp, tb, rows * sizeof *tb);
         free(tw);
         free(tb);
     }
-    if (L->qkv_codes.q) return fused_packed(L, &all, per_head, b);
-    zq_linear *dst[3] = {&b->q, &b->k, &b->v};
-    for (int p = 0; p < 3; p++)
-        *dst[p] = (zq_linear){all.w + p * rows * C, all.b ? all.b + p * rows : NULL, (int)rows, C, all.quantized,
-                              L->layer * ZQ_LINEAR_SLOTS + p, NULL};
+    if (L->qkv_codes.q) return fused_packed(L, &all, &f);
+    for (int p = 0, at = 0; p < f.n; at += f.rows[p++])
+        *f.dst[p] = (zq_linear){all.w + (size_t)at * C, all.b ? all.b + at : NULL, f.rows[p], C, all.quantized,
+                                L->layer * ZQ_LINEAR_SLOTS + f.slot[p], NULL};
     return ZQ_OK;
 }
 
@@ -334,6 +352,7 @@ static zq_status load_block(zq_net *n, int layer, block_slot *s, zq_error *err)
     zq_block *b = &s->blk;
     memset(b, 0, sizeof *b);
     b->window = zq_arch_layer_window(a, layer);
+    b->local_rope = b->window && a->rope_local_theta > 0;
     for (const zq_arch_tensor *e = rows; e->name; e++) {
         if (!zq_part_in_block(e->part)) continue;
         int bias = (e->flags & ZQ_T_BIAS) != 0, optional = (e->flags & ZQ_T_OPTIONAL) != 0;
@@ -344,7 +363,7 @@ static zq_status load_block(zq_net *n, int layer, block_slot *s, zq_error *err)
         else if (e->part == ZQ_PART_POST_NORM1) ZQ_TRY(vec(&L, e->name, a->hidden, optional, &b->post_norm1_w));
         else if (e->part == ZQ_PART_POST_NORM2) ZQ_TRY(vec(&L, e->name, a->hidden, optional, &b->post_norm2_w));
         else if (bias) continue; /* loaded with its weight */
-        else if (e->part == ZQ_PART_QKV) ZQ_TRY(fused_qkv(&L, e, bias_of(rows, e->part), b));
+        else if (e->part == ZQ_PART_QKV || e->part == ZQ_PART_GATE_UP) ZQ_TRY(fused(&L, e, bias_of(rows, e->part), b));
         else ZQ_TRY(lin(&L, e, bias_of(rows, e->part), linear_of(b, e->part)));
     }
     s->loaded = 1;

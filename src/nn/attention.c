@@ -29,13 +29,15 @@ float zq_rope_llama3(const zq_arch *a, float inv_freq)
     return (1.0f - smooth) * scaled / f + smooth * scaled;
 }
 
-void zq_rope_table(float *cos_t, float *sin_t, int T, const zq_arch *a)
+void zq_rope_table(float *cos_t, float *sin_t, int T, const zq_arch *a, int local)
 {
     int rot = a->rotary_dims, half = rot / 2;
     for (int i = 0; i < half; i++) {
-        /* as Hugging Face computes it: float32 inv_freq, float32 angle */
-        float inv_freq = (float)(1.0 / pow((double)a->rope_theta, (double)(2 * i) / rot));
-        if (a->rope_factor > 0) inv_freq = zq_rope_llama3(a, inv_freq);
+        /* as Hugging Face computes it: float32 inv_freq, float32 angle; the
+         * local base (Gemma 3's sliding layers) is never scaled */
+        float inv_freq = (float)(1.0 / pow((double)(local ? a->rope_local_theta : a->rope_theta), (double)(2 * i) / rot));
+        if (!local && a->rope_factor > 0) inv_freq = zq_rope_llama3(a, inv_freq);
+        if (!local && a->rope_linear > 0) inv_freq = inv_freq / a->rope_linear;
         for (int t = 0; t < T; t++) {
             float ang = (float)t * inv_freq;
             cos_t[(size_t)t * half + i] = cosf(ang);
@@ -64,12 +66,14 @@ static void rope(float *x, int ld, int T, int heads, int hd, int rot, int interl
         }
 }
 
-/* q and k of every sequence, from position `past` on */
-static void rope_qk(const zq_arch *a, zq_workspace *ws, float *q, float *k, int B, int T, size_t past, float sign)
+/* q and k of every sequence, from position `past` on, by the block's table */
+static void rope_qk(const zq_arch *a, const zq_block *blk, zq_workspace *ws, float *q, float *k, int B, int T,
+                    size_t past, float sign)
 {
     int hd = a->head_dim, nh = a->n_heads, nkv = a->n_kv_heads;
     size_t half = (size_t)(a->rotary_dims / 2);
-    const float *cos_t = ws->cos_t + past * half, *sin_t = ws->sin_t + past * half;
+    const float *cos_t = (blk->local_rope ? ws->cos_l : ws->cos_t) + past * half;
+    const float *sin_t = (blk->local_rope ? ws->sin_l : ws->sin_t) + past * half;
     for (int b = 0; a->rotary_dims && b < B; b++) {
         size_t qo = (size_t)b * T * nh * hd, ko = (size_t)b * T * nkv * hd;
         rope(q + qo, nh * hd, T, nh, hd, a->rotary_dims, a->rope_interleaved, cos_t, sin_t, sign);
@@ -215,7 +219,7 @@ void zq_attention_forward(const zq_arch *a, const zq_block *blk, const zq_act_qu
         zq_head_norm_forward(a, ws->k, k, blk->k_norm_w, BT * nkv, keep_pre ? &ws->knorm : NULL);
     }
     size_t past = (size_t)(ws->kcache ? ws->pos0 : 0);
-    rope_qk(a, ws, ws->q, ws->k, B, T, past, 1.0f);
+    rope_qk(a, blk, ws, ws->q, ws->k, B, T, past, 1.0f);
     if (ws->kcache) {
         memcpy(ws->kcache + past * nkv * hd, ws->k, (size_t)T * nkv * hd * sizeof(float));
         memcpy(ws->vcache + past * nkv * hd, ws->v, (size_t)T * nkv * hd * sizeof(float));
@@ -233,7 +237,7 @@ void zq_attention_backward(const zq_arch *a, const zq_block *blk, const zq_act_q
     zq_linear_backward(&blk->o, &g->o, aq, ws, ws->att, dao, ws->datt, 0.0f, BT, T);
     heads_job job = heads_of(a, blk, ws, T);
     zq_engine_run((size_t)B * a->n_kv_heads, ws->threads, head_backward, &job);
-    rope_qk(a, ws, ws->dq, ws->dk, B, T, 0, -1.0f); /* a rotation: its transpose turns back */
+    rope_qk(a, blk, ws, ws->dq, ws->dk, B, T, 0, -1.0f); /* a rotation: its transpose turns back */
     if (a->qk_norm) { /* through the head norms, with datt (read by the heads, done) as the scratch */
         size_t nq = (size_t)BT * a->n_heads * a->head_dim, nk = (size_t)BT * a->n_kv_heads * a->head_dim;
         memcpy(ws->datt, ws->dq, nq * sizeof(float));

@@ -66,7 +66,8 @@ void zq_mlp_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant *
 /* ---- attention.c ------------------------------------------------------------------ */
 
 /* cos/sin (T, rotary_dims/2) of positions 0..T-1, with a's rope scaling */
-void zq_rope_table(float *cos_t, float *sin_t, int T, const zq_arch *a);
+/* local: the sliding layers' own base (rope_local_theta), unscaled */
+void zq_rope_table(float *cos_t, float *sin_t, int T, const zq_arch *a, int local);
 /* One rotary frequency under a's llama3 rope scaling (rope_factor > 0). */
 float zq_rope_llama3(const zq_arch *a, float inv_freq);
 /* ws->ao (BT, hidden) = attention(h), through the KV cache when set; the

@@ -16,6 +16,7 @@ struct zq_workspace {
     float *xn, *xn2, *mid, *mid2, *q, *k, *v, *att, *ao, *mo, *up, *gate, *act, *aq;
     float *scores;        /* threads x seq x seq scratch */
     float *cos_t, *sin_t; /* seq x rotary/2 */
+    float *cos_l, *sin_l; /* the same of the local base (rope_local_theta), else NULL */
     /* decoding with a KV cache (batch 1): this layer's keys and values for
      * positions [0, pos0) are in kcache/vcache (seq rows each) */
     float *kcache, *vcache;

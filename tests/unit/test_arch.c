@@ -204,3 +204,19 @@ TEST(gemma2_config_as_gemma2config_defaults_it)
     /* a llama's scale stays 1/sqrt(head_dim) */
     CHECK(windowed("llama", "", &a, &err) == ZQ_OK && a.attn_scale == 1.0f / sqrtf(8.0f) && a.norm_offset == 0);
 }
+
+TEST(gemma3_text_config_as_gemma3textconfig_defaults_it)
+{
+    zq_arch a;
+    zq_error err;
+    /* a window of 4096 but in every 6th layer, rope_theta 1e6 and 10000 for the sliding layers, no caps */
+    CHECK(windowed("gemma3_text", "\"head_dim\": 16", &a, &err) == ZQ_OK && a.qk_norm && a.post_norms);
+    CHECK(a.window == 4096 && !strcmp(sliding_layers(&a), "111110") && a.rope_theta == 1e6f &&
+          a.rope_local_theta == 10000.0f && a.attn_softcap == 0 && a.final_softcap == 0 && a.max_pos == 131072);
+    CHECK(windowed("gemma3_text", "\"sliding_window_pattern\": 2, \"rope_scaling\": {\"rope_type\": \"linear\", "
+                   "\"factor\": 8.0}", &a, &err) == ZQ_OK && !strcmp(sliding_layers(&a), "101010") && a.rope_linear == 8);
+    CHECK(windowed("gemma3_text", "\"sliding_window\": null", &a, &err) == ZQ_ERR_FORMAT &&
+          strstr(err.msg, "sliding_window is null") != NULL);
+    CHECK(windowed("gemma3_text", "\"rope_scaling\": {\"rope_type\": \"linear\"}", &a, &err) == ZQ_ERR_FORMAT &&
+          strstr(err.msg, "rope_scaling.factor") != NULL);
+}

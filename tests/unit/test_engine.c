@@ -129,6 +129,8 @@ ARCH_TEST(llama3) /* llama3 rope scaling, tied embeddings */
 ARCH_TEST(qwen3)  /* head_dim apart from hidden / heads, q and k norms */
 ARCH_TEST(mistral) /* a sliding window of 3 over 12 positions */
 ARCH_TEST(gemma2)  /* post norms, (1 + w) norms, soft caps, GeGLU, scaled embeddings, alternating windows */
+ARCH_TEST(gemma3_text) /* q/k norms, a local rotary base in sliding layers, linear rope scaling */
+ARCH_TEST(phi3)   /* fused q/k/v of grouped-query sizes, fused gate/up, partial rotary */
 ARCH_TEST(bert)
 DECODE_TEST(gpt2)
 DECODE_TEST(opt)
@@ -138,6 +140,8 @@ DECODE_TEST(llama3)
 DECODE_TEST(qwen3)
 DECODE_TEST(mistral)
 DECODE_TEST(gemma2)
+DECODE_TEST(gemma3_text)
+DECODE_TEST(phi3)
 
 TEST(token_wise_fake_quant_by_hand)
 {

@@ -343,7 +343,7 @@ char *zq_gguf_string(const zq_gguf *g, const char *key)
 
 int zq_gguf_runs_windows(const char *arch)
 {
-    static const char *const windowed[] = {"gemma2", NULL};
+    static const char *const windowed[] = {"gemma2", "gemma3", NULL};
     for (int k = 0; windowed[k]; k++)
         if (!strcmp(windowed[k], arch)) return 1;
     return 0;

@@ -138,6 +138,29 @@ static void window_config(const zq_gguf *g, const zq_arch_desc *d, const char *a
                                                                                          : "full_attention"));
 }
 
+/* How much of a head rotates, from rope.dimension_count, as the row's key
+ * says it: a fraction of the head (Phi-3, GPT-NeoX) or dimensions. */
+static void rotary_config(const zq_gguf *g, const zq_arch_desc *d, const char *arch, cJSON *c)
+{
+    char key[128];
+    uint64_t dims, hd, hidden, heads;
+    snprintf(key, sizeof key, "%s.rope.dimension_count", arch);
+    if (!d->rope_key || !zq_gguf_uint(g, key, &dims)) return;
+    if (d->rope == ZQ_ROPE_DIM) {
+        cJSON_AddNumberToObject(c, d->rope_key, (double)dims);
+        return;
+    }
+    snprintf(key, sizeof key, "%s.attention.key_length", arch);
+    if (!zq_gguf_uint(g, key, &hd)) {
+        snprintf(key, sizeof key, "%s.embedding_length", arch);
+        int ok = zq_gguf_uint(g, key, &hidden);
+        snprintf(key, sizeof key, "%s.attention.head_count", arch);
+        if (!ok || !zq_gguf_uint(g, key, &heads) || !heads) return;
+        hd = hidden / heads;
+    }
+    if (hd) cJSON_AddNumberToObject(c, d->rope_key, (double)dims / (double)hd);
+}
+
 /* config.json as the architecture row names its keys, from the GGUF keys;
  * a value that is not a finite number is refused, never replaced by the
  * config's default. */
@@ -154,7 +177,7 @@ static zq_status make_config(const zq_gguf *g, const zq_arch_desc *d, const char
                 {d->eps_key, (d->flags & ZQ_ARCH_RMS_NORM) ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon"},
                 {d->rope_theta_key, "rope.freq_base"},    {d->head_dim_key, "attention.key_length"},
                 {d->scores.attn_cap_key, "attn_logit_softcapping"},
-                {d->scores.final_cap_key, "final_logit_softcapping"}};
+                {d->scores.final_cap_key, "final_logit_softcapping"}, {d->rope_base.local_key, "rope.freq_base_swa"}};
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         char key[128];
         snprintf(key, sizeof key, "%s.%s", arch, keys[k].gguf);
@@ -169,8 +192,25 @@ static zq_status make_config(const zq_gguf *g, const zq_arch_desc *d, const char
             cJSON_AddNumberToObject(c, keys[k].hf, (double)(float)f);
     }
     cJSON_AddNumberToObject(c, "vocab_size", (double)vocab);
+    rotary_config(g, d, arch, c);
     cJSON_AddBoolToObject(c, "tie_word_embeddings", tied);
     window_config(g, d, arch, c);
+    char key[128], *scaling_type;
+    double factor;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    scaling_type = zq_gguf_string(g, key);
+    snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
+    if (d->rope_scaling_key && scaling_type && !strcmp(scaling_type, "linear") && zq_gguf_float(g, key, &factor)) {
+        cJSON *s = cJSON_AddObjectToObject(c, d->rope_scaling_key);
+        cJSON_AddStringToObject(s, "rope_type", "linear");
+        cJSON_AddNumberToObject(s, "factor", (double)(float)factor);
+    }
+    free(scaling_type);
+    char *scaling = zq_gguf_string(g, ZQ_GGUF_ROPE_SCALING_KEY);
+    cJSON *s = scaling ? cJSON_Parse(scaling) : NULL;
+    free(scaling);
+    if (s && d->rope_scaling_key) cJSON_AddItemToObject(c, d->rope_scaling_key, s);
+    else cJSON_Delete(s);
     char *extra = zq_gguf_string(g, ZQ_GGUF_CONFIG_KEY); /* zquant's: the config's own members win */
     cJSON *x = extra ? cJSON_Parse(extra) : NULL, *e;
     free(extra);
@@ -181,11 +221,6 @@ static zq_status make_config(const zq_gguf *g, const zq_arch_desc *d, const char
             cJSON_AddItemToObject(c, e->string, cJSON_Duplicate(e, 1));
     }
     cJSON_Delete(x);
-    char *scaling = zq_gguf_string(g, ZQ_GGUF_ROPE_SCALING_KEY);
-    cJSON *s = scaling ? cJSON_Parse(scaling) : NULL;
-    free(scaling);
-    if (s && d->rope_scaling_key) cJSON_AddItemToObject(c, d->rope_scaling_key, s);
-    else cJSON_Delete(s);
     *out = cJSON_PrintUnformatted(c);
     cJSON_Delete(c);
     return *out ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");

@@ -160,8 +160,9 @@ static zq_status plan_tensor(const zq_file *f, const zq_arch *a, size_t i, gg_te
 static void config_key(zq_gguf_keys *kv, const zq_arch *a, const char *config)
 {
     const zq_arch_desc *d = a->desc;
-    const char *keys[] = {d->window.key, d->window.use_key, d->window.first_key,
-                          d->window.layer_types ? "layer_types" : NULL, d->scores.query_key};
+    const char *keys[] = {d->window.key, d->window.use_key, d->window.first_key, d->window.period_key,
+                          d->window.layer_types ? "layer_types" : NULL, d->scores.query_key, d->rope_scaling_key,
+                          d->rope_base.local_key, d->rope_key};
     cJSON *from = cJSON_Parse(config), *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "model_type", a->model_type);
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
@@ -195,6 +196,11 @@ static void arch_keys(zq_gguf_keys *kv, const zq_arch *a, const char *arch, cons
     if (a->rotary_dims) {
         zq_gguf_kv_u32(kv, KEY("rope.dimension_count"), (uint32_t)a->rotary_dims);
         zq_gguf_kv_f32(kv, KEY("rope.freq_base"), a->rope_theta);
+        if (a->rope_local_theta > 0) zq_gguf_kv_f32(kv, KEY("rope.freq_base_swa"), a->rope_local_theta);
+    }
+    if (a->rope_linear > 0) { /* llama.cpp: not on the layers of freq_base_swa */
+        zq_gguf_kv_str(kv, KEY("rope.scaling.type"), "linear");
+        zq_gguf_kv_f32(kv, KEY("rope.scaling.factor"), a->rope_linear);
     }
     zq_gguf_kv_u32(kv, KEY("vocab_size"), (uint32_t)a->vocab);
     if (a->rope_factor > 0) { /* llama.cpp runs rope_freqs.weight; zquant reads these back (source.c) */
@@ -216,25 +222,35 @@ static void arch_keys(zq_gguf_keys *kv, const zq_arch *a, const char *arch, cons
 }
 
 /* What llama.cpp's architecture cannot run as the model does: refused
- * (gemma2's query scale and caps are fixed, its window pattern starts at
- * layer 0), or, for a window llama.cpp ignores, a note (unless note is
+ * (gemma2's and gemma3's query scale and caps are fixed, their window
+ * pattern starts at layer 0), or, for a window llama.cpp ignores, a note (unless note is
  * NULL): the two agree while the context is no longer than the window. */
 static zq_status llama_cpp_runs(const zq_arch *a, const char *arch, const char *path, char *note, size_t size,
                                 zq_error *err)
 {
-    if (!strcmp(arch, "gemma2")) {
-        /* llama.cpp: 1/sqrt(hidden / heads) for its 27B (46 layers), else 1/sqrt(head_dim) */
-        int q = a->n_layers == 46 ? a->hidden / a->n_heads : a->head_dim;
+    /* llama.cpp's gemma2 and gemma3: queries by 1/sqrt(hidden / heads) for
+     * the 27B (by its layer count), else 1/sqrt(head_dim); gemma2 always
+     * caps scores and logits, gemma3 never its scores */
+    static const struct {
+        const char *arch;
+        int big_layers, caps;
+    } gemma[] = {{"gemma2", 46, 1}, {"gemma3", 62, 0}};
+    for (size_t k = 0; k < sizeof gemma / sizeof *gemma; k++) {
+        if (strcmp(arch, gemma[k].arch)) continue;
+        int q = a->n_layers == gemma[k].big_layers ? a->hidden / a->n_heads : a->head_dim;
         if (fabsf(a->attn_scale * sqrtf((float)q) - 1.0f) > 1e-6f)
-            return zq_fail(err, ZQ_ERR_FORMAT, "'%s': query_pre_attn_scalar %g: llama.cpp's gemma2 scales queries by "
+            return zq_fail(err, ZQ_ERR_FORMAT, "'%s': query_pre_attn_scalar %g: llama.cpp's %s scales queries by "
                            "1/sqrt(%d) for %d layers, and no GGUF key changes it", path,
-                           1.0 / ((double)a->attn_scale * a->attn_scale), q, a->n_layers);
-        if (!(a->attn_softcap > 0) || !(a->final_softcap > 0))
+                           1.0 / ((double)a->attn_scale * a->attn_scale), arch, q, a->n_layers);
+        if (gemma[k].caps && (!(a->attn_softcap > 0) || !(a->final_softcap > 0)))
             return zq_fail(err, ZQ_ERR_FORMAT, "'%s': llama.cpp's gemma2 soft-caps scores and logits; this model does "
                            "not cap its %s", path, a->attn_softcap > 0 ? "logits" : "scores");
+        if (!gemma[k].caps && a->attn_softcap > 0)
+            return zq_fail(err, ZQ_ERR_FORMAT, "'%s': attn_logit_softcapping %g: llama.cpp's %s does not cap scores",
+                           path, a->attn_softcap, arch);
         if (a->window && a->window_first)
             return zq_fail(err, ZQ_ERR_FORMAT, "'%s': layer_types: layers before %d attend fully, and llama.cpp's "
-                           "gemma2 has no key for that", path, a->window_first);
+                           "%s has no key for that", path, a->window_first, arch);
     }
     if (!note || !a->window || zq_gguf_runs_windows(arch)) return ZQ_OK;
     size_t at = strlen(note);
@@ -506,7 +522,7 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
     for (const zq_arch_tensor *t = a.desc->tensors; t->name; t++)
         if (t->part == ZQ_PART_MLM_DENSE)
             return zq_fail(err, ZQ_ERR_FORMAT, "'%s': GGUF export of %s models is not supported yet (llama, mistral, "
-                           "qwen2, qwen3, gemma2, gpt2 and gpt_neox are)", o->input, a.model_type);
+                           "qwen2, qwen3, gemma2, gemma3_text, phi3, gpt2 and gpt_neox are)", o->input, a.model_type);
     ZQ_TRY(llama_cpp_runs(&a, a.desc->gguf_arch, o->input, NULL, 0, err)); /* before any work */
     vocab_file tok;
     zq_status st = find_vocab(o, &tok, err);
