@@ -435,6 +435,77 @@ def phi3(ids):
     return w, dict(cfg), h @ w["lm_head.weight"].T
 
 
+def moe(x, router, experts, k, renormalize, lin, fixed_routing=False):
+    """MixtralSparseMoeBlock (modeling_mixtral.py) and Qwen3MoeSparseMoeBlock:
+    a softmax over the router's logits, each token's top-k experts, their
+    weights renormalized (Mixtral; Qwen3-MoE with norm_topk_prob), the
+    experts' SwiGLU outputs (lin(x, name) of their gate, up, down names)
+    summed with those weights. fixed_routing: the weights as constants,
+    as zquant's backward holds them."""
+    p = torch.softmax(x @ router.T, dim=-1)
+    w, sel = torch.topk(p, k, dim=-1)
+    if renormalize:
+        w = w / w.sum(-1, keepdim=True)
+    if fixed_routing:
+        w = w.detach()
+    out = torch.zeros_like(x)
+    for e, (g, u, d) in enumerate(experts):
+        rows, slot = torch.where(sel == e)
+        if len(rows):
+            y = lin(F.silu(lin(x[rows], g)) * lin(x[rows], u), d)
+            out = out.index_add(0, rows, y * w[rows, slot, None])
+    return out
+
+
+MIXTRAL = {"model_type": "mixtral", "hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2,
+           "num_hidden_layers": 2, "intermediate_size": 32, "vocab_size": 50, "max_position_embeddings": 16,
+           "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu", "num_local_experts": 4,
+           "num_experts_per_tok": 2, "sliding_window": None, "tie_word_embeddings": False}
+
+
+def mixtral(ids):
+    """transformers/models/mixtral/modeling_mixtral.py: llama's attention
+    (RMSNorm, rope in halves, grouped-query), the mixture above for the MLP
+    (experts w1 gate, w3 up, w2 down), final norm and head."""
+    cfg = MIXTRAL
+    C, H, KV, L, V, I, E = 32, 4, 2, 2, 50, 32, 4
+    d = C // H
+    w = {"model.embed_tokens.weight": rnd(V, C), "model.norm.weight": ones_ish(C), "lm_head.weight": rnd(V, C)}
+    for i in range(L):
+        p = f"model.layers.{i}."
+        w.update({p + "input_layernorm.weight": ones_ish(C), p + "post_attention_layernorm.weight": ones_ish(C),
+                  p + "self_attn.q_proj.weight": rnd(H * d, C), p + "self_attn.k_proj.weight": rnd(KV * d, C),
+                  p + "self_attn.v_proj.weight": rnd(KV * d, C), p + "self_attn.o_proj.weight": rnd(C, H * d),
+                  p + "block_sparse_moe.gate.weight": rnd(E, C, scale=1.0)})
+        for e in range(E):
+            q = f"{p}block_sparse_moe.experts.{e}."
+            w.update({q + "w1.weight": rnd(I, C), q + "w3.weight": rnd(I, C), q + "w2.weight": rnd(C, I)})
+    h = w["model.embed_tokens.weight"][ids]
+    lin = lambda x, n: x @ w[n + ".weight"].T  # noqa: E731
+    for i in range(L):
+        h = mixtral_layer(w, f"model.layers.{i}.", h, cfg, lin)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w["model.norm.weight"]
+    return w, dict(cfg), h @ w["lm_head.weight"].T
+
+
+def mixtral_layer(w, p, h, cfg, lin, fixed_routing=False):
+    """lin(x, name): a Linear by its name without ".weight" """
+    H, KV, C, E = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["hidden_size"], cfg["num_local_experts"]
+    d = C // H
+    rms = lambda x, n: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w[n]  # noqa: E731
+    a = rms(h, p + "input_layernorm.weight")
+    q, k = heads(lin(a, p + "self_attn.q_proj"), H), heads(lin(a, p + "self_attn.k_proj"), KV)
+    q, k = rope_halves(q, d, cfg["rope_theta"]), rope_halves(k, d, cfg["rope_theta"])
+    v = heads(lin(a, p + "self_attn.v_proj"), KV)
+    k, v = k.repeat_interleave(H // KV, dim=0), v.repeat_interleave(H // KV, dim=0)
+    h = h + lin(attend(q, k, v, causal(h.shape[0]), 1 / math.sqrt(d)), p + "self_attn.o_proj")
+    x = f"{p}block_sparse_moe.experts."
+    experts = [(f"{x}{e}.w1", f"{x}{e}.w3", f"{x}{e}.w2") for e in range(E)]
+    m = rms(h, p + "post_attention_layernorm.weight")
+    return h + moe(m, w[p + "block_sparse_moe.gate.weight"], experts, cfg["num_experts_per_tok"], True, lin,
+                   fixed_routing)
+
+
 def bert(ids):
     """transformers/models/bert/modeling_bert.py: post-LN encoder, no mask,
     exact GELU, MLM head (transform dense, GELU, LayerNorm, decoder tied to
@@ -500,6 +571,8 @@ MODELS = {
     # Phi-3: fused q/k/v of grouped-query sizes, fused gate/up, half of
     # each head rotated
     "phi3": phi3,
+    # Mixtral: top-2 of 4 experts, a router wide enough that tokens spread
+    "mixtral": mixtral,
 }
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stio  # noqa: E402
-from gen_engine_fixtures import attend, causal, gelu_new, gemma_layer, phi3_layer, rope_halves, rope_interleaved  # noqa: E402,E501
+from gen_engine_fixtures import attend, causal, gelu_new, gemma_layer, mixtral_layer, phi3_layer, rope_halves, rope_interleaved  # noqa: E402,E501
 
 DIR = "tests/fixtures/engine"
 B, T = 2, 5
@@ -159,6 +159,9 @@ def block(name, w, cfg, x, quant):
         x = x + b.lin(o, "self_attn.o_proj")
         m = rms(x, "post_attention_layernorm.weight")
         return x + b.lin(F.silu(b.lin(m, "mlp.gate_proj")) * b.lin(m, "mlp.up_proj"), "mlp.down_proj")
+    if name == "mixtral":  # the routing held fixed, as zquant's backward (and LKD) hold it
+        b = Block(w, "model.layers.0.", quant, ("block_sparse_moe.experts",))
+        return per_seq(x, lambda s: mixtral_layer(w, "model.layers.0.", s, cfg, lambda t, n: b.lin(t, n[len(b.p):]), True))
     if name == "phi3":
         b = Block(w, "model.layers.0.", quant, ("mlp",))
         return per_seq(x, lambda s: phi3_layer(w, "model.layers.0.", s, cfg, lambda t, n: b.lin(t, n[len(b.p):])))
@@ -177,7 +180,7 @@ def block(name, w, cfg, x, quant):
 
 # fixtures added after the first seven draw from their own generator, so the
 # others' draws (and files) stay as they were
-LATER = ("llama3", "qwen3", "mistral", "gemma2", "gemma3_text", "phi3")
+LATER = ("llama3", "qwen3", "mistral", "gemma2", "gemma3_text", "phi3", "mixtral")
 
 
 def main():

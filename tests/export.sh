@@ -32,12 +32,12 @@ LLAMA="node $NODE_DIR/check.mjs"
 # of 1/127 of their largest), an error the size of W8A8's, whose KL the
 # README measures at 0.001 on this model: 0.002 is twice it
 llama_vs_zquant() {
-    local name=$1 zq=$2 gguf=$3 tokens=$4 ctx=$5
+    local name=$1 zq=$2 gguf=$3 tokens=$4 ctx=$5 klmax=${6:-0.002}
     "$ZQ" eval "$zq" --tokens "$tokens" --ctx "$ctx" --act none --logprobs "$TMP/lp.bin" -f --json >"$TMP/zq.json" 2>"$TMP/err"
     local zn=$(tr -d ' \t\n' <"$TMP/zq.json" | field nll)
     $LLAMA "$gguf" --tokens "$tokens" --ctx "$ctx" --logprobs "$TMP/lp.bin" >"$TMP/ll.json" 2>>"$TMP/err"
     local ln=$(field nll <"$TMP/ll.json") kl=$(field kl <"$TMP/ll.json")
-    if [ -n "$zn" ] && [ -n "$ln" ] && within "$ln" "$zn" 0.005 && below "$kl" 0.002; then
+    if [ -n "$zn" ] && [ -n "$ln" ] && within "$ln" "$zn" 0.005 && below "$kl" "$klmax"; then
         ok "$name (nll zquant $zn, llama.cpp $ln, KL $kl)"
     else
         fail "$name" "nll zquant '$zn' llama.cpp '$ln' KL '$kl': $(head -c 300 "$TMP/err")"
@@ -138,7 +138,12 @@ for i in $(seq 1 256); do printf "\\x$(printf %02x $(((i * 37 + i / 7) % 50)))\\
 # Mistral's sliding window (3): llama.cpp's llama attends over the whole
 # context, so the two are compared within 3 tokens of context, the export
 # says so, and zquant reads the window back from the GGUF.
-for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3; do
+# Mixtral: llama.cpp rounds activations to Q8_0 before quantized matmuls,
+# which flips the expert choice of tokens whose 2nd and 3rd experts are
+# near tied (each flip an O(1) change of that token's output): its
+# quantized files get a KL bound of 0.005 (measured 5e-4 to 1.5e-3); at F16
+# the routing agrees and the bound is the others' (measured 4e-6).
+for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3 mixtral; do
     ctx=16
     [ "$model" = mistral ] && ctx=3
     for spec in "f16|-p w8a16 --exclude *" "q8_0|-p w8a16" "q4_0|-p w4a16" "q4_1|-p w4a16 --asym" "mixed|-p w4/8a16"; do
@@ -147,12 +152,17 @@ for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text p
         set -f
         run "$ZQ" quantize "$ENGINE/$model" -o "$TMP/$model.zq" "${opts[@]}" --for llama.cpp -f -q
         set +f
-        run "$ZQ" export "$TMP/$model.zq" -o "$TMP/$model.gguf" --tokenizer "$TMP/tok50.json" -f -q
+        # named apart from the architecture: llama.cpp fails to load the
+        # 50-piece vocabulary of a file whose general.name is "phi3.zq"
+        # ("_Map_base::at"), and loads the same file named otherwise
+        run "$ZQ" export "$TMP/$model.zq" -o "$TMP/$model.gguf" --tokenizer "$TMP/tok50.json" --name fixture -f -q
         if [ "$rc" -ne 0 ]; then fail "gguf/$model-$name/export" "$(head -c 300 "$TMP/err")"; continue; fi
         "$ZQ" dequantize "$TMP/$model.zq" -o "$TMP/deq.safetensors" -f
         run "$CMP" "$TMP/deq.safetensors" "$TMP/$model.gguf"
         check "gguf/$model-$name/read-back-equals-dequantize" '[ "$rc" -eq 0 ]'
-        llama_vs_zquant "gguf/$model-$name/llama.cpp-logits" "$TMP/$model.zq" "$TMP/$model.gguf" "$TMP/rand.bin" $ctx
+        klmax=0.002
+        [ "$model" = mixtral ] && [ "$name" != f16 ] && klmax=0.005
+        llama_vs_zquant "gguf/$model-$name/llama.cpp-logits" "$TMP/$model.zq" "$TMP/$model.gguf" "$TMP/rand.bin" $ctx $klmax
         # and zquant runs the GGUF as the model it came from
         a=$("$ZQ" eval "$TMP/$model.zq" --tokens "$TMP/rand.bin" --ctx 16 --act none --dequantize --json | tr -d ' \t\n' | field nll)
         b=$("$ZQ" eval "$TMP/$model.gguf" --tokens "$TMP/rand.bin" --ctx 16 --act none --json | tr -d ' \t\n' | field nll)
@@ -225,7 +235,7 @@ b=$("$ZQ" eval "$TMP/ct8" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' 
 check ct/w8a8-eval-runs-int8-activations '[ -n "$a" ] && [ "$a" = "$b" ]'
 run "$ZQ" inspect "$TMP/ct"
 check ct/inspect '[ "$rc" -eq 0 ] && grep -q "^model.layers.0.mlp.up_proj.weight_packed *I32 *172x8 " "$TMP/out" && grep -q "^model.layers.0.self_attn.q_proj.weight *I8 *64x64 " "$TMP/out"'
-for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3; do
+for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3 mixtral; do
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e8.zq" -p w8a8 --for vllm -f -q
     ct_case "$model-w8a8" "$TMP/e8.zq"
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e4.zq" -p w4a16 --group-size 32 --for vllm -f -q

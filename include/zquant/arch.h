@@ -28,14 +28,17 @@ typedef enum {
     ZQ_PART_NORM1, ZQ_PART_NORM2,  /* a block's norms */
     ZQ_PART_Q_NORM, ZQ_PART_K_NORM, /* RMSNorm of each query and key head (Qwen3) */
     ZQ_PART_POST_NORM1, ZQ_PART_POST_NORM2, /* on the attention's and the MLP's outputs (Gemma 2) */
+    ZQ_PART_ROUTER,                 /* a mixture of experts' router: expert logits of a token */
+    ZQ_PART_EXP_GATE, ZQ_PART_EXP_UP, ZQ_PART_EXP_DOWN, /* each expert's SwiGLU MLP */
     ZQ_PART_EMBED, ZQ_PART_POS, ZQ_PART_TYPES, ZQ_PART_EMB_NORM, ZQ_PART_PROJ_IN, /* before the blocks */
     ZQ_PART_FINAL_NORM, ZQ_PART_PROJ_OUT, ZQ_PART_MLM_DENSE, ZQ_PART_MLM_NORM, ZQ_PART_HEAD /* after them */
 } zq_part;
 
 #define ZQ_LINEAR_SLOTS 7 /* ZQ_PART_Q .. ZQ_PART_DOWN */
 
-/* What a tensor is for: attention, MLP, embedding, norm, or the LM head. */
-typedef enum { ZQ_KIND_ATTENTION, ZQ_KIND_MLP, ZQ_KIND_EMBEDDING, ZQ_KIND_NORM, ZQ_KIND_HEAD } zq_kind;
+/* What a tensor is for: attention, MLP, embedding, norm, the LM head, or
+ * an MoE router (kept FP16 by default, as the LM head). */
+typedef enum { ZQ_KIND_ATTENTION, ZQ_KIND_MLP, ZQ_KIND_EMBEDDING, ZQ_KIND_NORM, ZQ_KIND_HEAD, ZQ_KIND_ROUTER } zq_kind;
 zq_kind zq_part_kind(zq_part p);
 /* A block part (layer-numbered name), or one outside the blocks. */
 int zq_part_in_block(zq_part p);
@@ -45,7 +48,8 @@ enum {
     ZQ_T_OPTIONAL = 2,     /* may be absent (a tied head, a bias some variants have) */
     ZQ_T_CONV1D = 4,       /* stored [in, out] (GPT-2's Conv1D), not [out, in] */
     ZQ_T_QKV_PER_HEAD = 8, /* fused rows grouped per head, [h][q|k|v][d] (NeoX) */
-    ZQ_T_ROPE_HALVES = 16  /* rows of q or k rotated by halves (Hugging Face); llama.cpp rotates pairs */
+    ZQ_T_ROPE_HALVES = 16, /* rows of q or k rotated by halves (Hugging Face); llama.cpp rotates pairs */
+    ZQ_T_EXPERT = 32       /* one per expert: the name's second %d is the expert */
 };
 
 typedef struct {
@@ -126,6 +130,15 @@ typedef struct {
         const char *local_key;
         double local_default;
     } rope_base;
+    /* mixture of experts: the keys of the expert count, experts per token,
+     * an expert's width (NULL: intermediate_size), whether the chosen
+     * experts' weights are renormalized (NULL: always, as Mixtral), the
+     * layer step of sparse blocks (NULL: every block is); experts_key
+     * NULL: none */
+    struct {
+        const char *experts_key, *topk_key, *inter_key, *norm_topk_key, *step_key, *dense_layers_key;
+        int topk_default;
+    } moe;
 } zq_arch_desc;
 
 /* The row for a config.json model_type, NULL when zquant has none. */
@@ -137,6 +150,8 @@ extern const zq_arch_desc zq_arch_table[];
  * number in *layer) or outside blocks: equal to t's name, or ending in "."
  * followed by it, so any wrapper prefix ("model.", "transformer.") fits. */
 int zq_arch_tensor_match(const zq_arch_tensor *t, const char *name, int *layer);
+/* ... and for a ZQ_T_EXPERT entry the expert's number in *expert (may be NULL) */
+int zq_arch_tensor_match_at(const zq_arch_tensor *t, const char *name, int *layer, int *expert);
 
 /* Whether name is a buffer some checkpoints save beside the parameters
  * (GPT-2's causal mask "attn.bias", rotary "inv_freq", "position_ids"):
@@ -175,6 +190,10 @@ typedef struct {
      * (those attend fully; 0: none does); window 0: every layer attends to
      * the whole context. See zq_arch_layer_window. */
     int window, window_first, window_period;
+    /* mixture of experts: n_experts (0: none) in block l when (l + 1) %
+     * moe_step == 0, each of moe_inter wide; a token's moe_topk likeliest
+     * experts, their softmax weights renormalized to sum 1 when moe_norm_topk */
+    int n_experts, moe_topk, moe_inter, moe_step, moe_norm_topk;
     /* rope_scaling {"rope_type": "llama3"} (Llama 3.1 and later): a
      * frequency whose wavelength 2 pi / f exceeds rope_original_max_pos /
      * rope_low_freq is divided by rope_factor, one below rope_original_max_pos
@@ -204,6 +223,8 @@ void zq_arch_generation_config(zq_arch *a, const char *json);
 
 /* The attention window of block `layer` (0: the whole context). */
 int zq_arch_layer_window(const zq_arch *a, int layer);
+/* Whether block `layer`'s MLP is a mixture of experts. */
+int zq_arch_layer_moe(const zq_arch *a, int layer);
 
 /* The [out, in] shape of a block Linear part of this model. */
 void zq_arch_linear_shape(const zq_arch *a, zq_part p, int *out, int *in);

@@ -1,6 +1,6 @@
 /* One transformer block on the CPU (OpenBLAS sgemm), forward and backward,
  * for every architecture of zquant/arch.h: gpt2, opt, gpt_neox, gptj,
- * llama (mistral, qwen2, qwen3), gemma2, gemma3_text, phi3 and bert. The paper's activation quantization is
+ * llama (mistral, qwen2, qwen3), gemma2, gemma3_text, phi3, mixtral and bert. The paper's activation quantization is
  * emulated on the input of every quantized Linear; the backward pass lets
  * gradients through every quantizer unchanged (straight-through).
  *
@@ -44,6 +44,12 @@ typedef struct {
     const float *post_norm1_w, *post_norm2_w; /* of the attention's and the MLP's outputs (post_norms) */
     zq_linear q, k, v, o;
     zq_linear up, gate, down; /* gate only for SwiGLU */
+    /* a mixture of experts in place of the MLP (n_experts > 0): the router
+     * (its logits pick each token's experts) and every expert's gate, up
+     * and down, experts[3 e + 0, 1, 2] */
+    zq_linear router;
+    int n_experts;
+    zq_linear *experts;
     int window; /* sliding-window attention: a query sees the last `window` positions, its own included (0: all) */
     int local_rope; /* rotary positions from the local base (rope_local_theta: Gemma 3's sliding layers) */
 } zq_block;
@@ -99,6 +105,7 @@ typedef struct {
 typedef struct {
     float *norm1_w, *norm1_b, *norm2_w, *norm2_b, *q_norm_w, *k_norm_w, *post_norm1_w, *post_norm2_w;
     zq_linear_grad q, k, v, o, up, gate, down;
+    zq_linear_grad *experts; /* a mixture's: 3 per expert as zq_block's (the router gets none) */
 } zq_block_grads;
 
 /* After zq_block_forward(a, blk, aq, ws, x, ...) with a training workspace:

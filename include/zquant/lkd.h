@@ -115,9 +115,12 @@ void zq_lkd_report_free(zq_lkd_report *r);
  * the tensors in units (some of zq_net_block_tensors'): student reads
  * w_bufs[u] (or keeps fp's buffers where w_bufs is NULL) and g gets
  * gradient slots in g_bufs[u]; a fused q/k/v tensor feeds three Linears.
- * What units do not hold stays fp's, with no gradient. */
+ * What units do not hold stays fp's, with no gradient. A mixture's experts
+ * go to experts and expert_grads (3 per expert each; NULL when fp has
+ * none); its router stays fp's. */
 void zq_block_rewire(const zq_block *fp, const zq_net_tensor *units, int n, float *const *w_bufs,
-                     float *const *g_bufs, zq_block *student, zq_block_grads *g);
+                     float *const *g_bufs, zq_block *student, zq_block_grads *g, zq_linear *experts,
+                     zq_linear_grad *expert_grads);
 
 #ifdef __cplusplus
 }

@@ -5,10 +5,10 @@
 
 #include <string.h>
 
-const zq_arch_tensor *zq_export_row(const zq_arch_desc *d, const char *name, int *layer)
+const zq_arch_tensor *zq_export_row(const zq_arch_desc *d, const char *name, int *layer, int *expert)
 {
     for (const zq_arch_tensor *t = d ? d->tensors : NULL; t && t->name; t++)
-        if (zq_arch_tensor_match(t, name, layer)) return t;
+        if (zq_arch_tensor_match_at(t, name, layer, expert)) return t;
     return NULL;
 }
 

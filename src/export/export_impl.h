@@ -7,9 +7,9 @@
 #include "zquant/export.h"
 #include "zquant/zq.h"
 
-/* The architecture row entry for tensor name (its block in *layer), NULL
- * when the row has none. */
-const zq_arch_tensor *zq_export_row(const zq_arch_desc *d, const char *name, int *layer);
+/* The architecture row entry for tensor name (its block in *layer, an
+ * expert's number in *expert, which may be NULL), NULL when the row has none. */
+const zq_arch_tensor *zq_export_row(const zq_arch_desc *d, const char *name, int *layer, int *expert);
 
 /* A file of the model the export needs besides the .zq's tensors: the
  * first of names zq_model_file finds in o->model_dir (the user's --from),

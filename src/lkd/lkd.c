@@ -499,6 +499,9 @@ static zq_status lkd_run(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, z
     int stream = 0;
     if (st == ZQ_OK && o->q.output) st = zq_output_check(o->q.output, o->q.force, &stream, err); /* now, not after the work */
     const zq_arch *a = st == ZQ_OK ? zq_net_arch(net) : NULL;
+    if (st == ZQ_OK && a->n_experts) /* its blocks distil and calibrate with routing from the FP block: not yet */
+        st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': lkd and gptq of a mixture of experts (%d a block) are not supported "
+                     "yet; quantize it with --method rtn", o->q.input, a->n_experts);
     if (st == ZQ_OK && o->seq_len > a->max_pos)
         st = zq_fail(err, ZQ_ERR_USAGE, "--seq-len %d is longer than the model's %d positions", o->seq_len, a->max_pos);
     if (st == ZQ_OK) {

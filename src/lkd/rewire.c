@@ -37,10 +37,19 @@ static void rewire_linear(zq_linear *l, zq_linear_grad *g, const zq_net_tensor *
 }
 
 void zq_block_rewire(const zq_block *fp, const zq_net_tensor *units, int n, float *const *w_bufs,
-                     float *const *g_bufs, zq_block *student, zq_block_grads *g)
+                     float *const *g_bufs, zq_block *student, zq_block_grads *g, zq_linear *experts,
+                     zq_linear_grad *expert_grads)
 {
     *student = *fp;
     memset(g, 0, sizeof *g);
+    if (fp->n_experts) {
+        student->experts = experts;
+        g->experts = expert_grads;
+        for (int k = 0; k < 3 * fp->n_experts; k++) {
+            experts[k] = fp->experts[k];
+            rewire_linear(&experts[k], &expert_grads[k], units, n, w_bufs, g_bufs);
+        }
+    }
     rewire_ptr(&student->norm1_w, &g->norm1_w, units, n, w_bufs, g_bufs);
     rewire_ptr(&student->norm1_b, &g->norm1_b, units, n, w_bufs, g_bufs);
     rewire_ptr(&student->norm2_w, &g->norm2_w, units, n, w_bufs, g_bufs);

@@ -92,7 +92,7 @@ zq_status zq_lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_bloc
     }
     float *fq[32], *grads[32];
     for (int k = 0; k < tr->np; k++) fq[k] = tr->p[k].fq, grads[k] = tr->p[k].grad;
-    zq_block_rewire(fp, chosen, tr->np, fq, grads, &tr->student, &tr->g);
+    zq_block_rewire(fp, chosen, tr->np, fq, grads, &tr->student, &tr->g, NULL, NULL); /* lkd refuses experts */
     /* the student's Linears with quantized weights quantize their inputs,
      * as the runtime will (an FP checkpoint's block marks none) */
     zq_linear *lin[ZQ_LINEAR_SLOTS];

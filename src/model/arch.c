@@ -13,6 +13,7 @@
 #define B ZQ_T_BIAS
 #define OPT ZQ_T_OPTIONAL
 #define C1D ZQ_T_CONV1D
+#define EXP ZQ_T_EXPERT
 
 static const zq_arch_tensor gpt2_tensors[] = {
     {ZQ_PART_NORM1, W, "h.%d.ln_1.weight", "blk.%d.attn_norm.weight"},
@@ -154,6 +155,25 @@ static const zq_arch_tensor gemma3_tensors[] = {
     END};
 #undef END
 
+/* Mixtral: llama's attention; a router and num_local_experts SwiGLU
+ * experts (w1 gate, w3 up, w2 down) for the MLP, which llama.cpp stacks
+ * into one tensor of each (written by the GGUF exporter) */
+static const zq_arch_tensor mixtral_tensors[] = {
+    {ZQ_PART_NORM1, W, "layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight"},
+    {ZQ_PART_NORM2, W, "layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight"},
+    {ZQ_PART_Q, W | ZQ_T_ROPE_HALVES, "layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight"},
+    {ZQ_PART_K, W | ZQ_T_ROPE_HALVES, "layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight"},
+    {ZQ_PART_V, W, "layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight"},
+    {ZQ_PART_O, W, "layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight"},
+    {ZQ_PART_ROUTER, W, "layers.%d.block_sparse_moe.gate.weight", "blk.%d.ffn_gate_inp.weight"},
+    {ZQ_PART_EXP_GATE, W | EXP, "layers.%d.block_sparse_moe.experts.%d.w1.weight", "blk.%d.ffn_gate_exps.weight"},
+    {ZQ_PART_EXP_UP, W | EXP, "layers.%d.block_sparse_moe.experts.%d.w3.weight", "blk.%d.ffn_up_exps.weight"},
+    {ZQ_PART_EXP_DOWN, W | EXP, "layers.%d.block_sparse_moe.experts.%d.w2.weight", "blk.%d.ffn_down_exps.weight"},
+    {ZQ_PART_EMBED, W, "embed_tokens.weight", "token_embd.weight"},
+    {ZQ_PART_FINAL_NORM, W, "norm.weight", "output_norm.weight"},
+    {ZQ_PART_HEAD, W | OPT, "lm_head.weight", "output.weight"},
+    {0, 0, NULL, NULL}};
+
 /* Phi-3: q, k, v fused (all q rows, then k, then v), gate and up fused
  * (gate's rows first), as llama.cpp's phi3 keeps them */
 static const zq_arch_tensor phi3_tensors[] = {
@@ -202,6 +222,7 @@ static const zq_arch_tensor bert_tensors[] = {
 #undef B
 #undef OPT
 #undef C1D
+#undef EXP
 
 #define PRE ZQ_ARCH_PRE_LN | ZQ_ARCH_CAUSAL | ZQ_ARCH_FINAL_NORM
 /* max_pos, head_dim, window: the configuration class's defaults (Qwen3Config's head_dim is 128) */
@@ -210,7 +231,7 @@ static const zq_arch_tensor bert_tensors[] = {
      "num_attention_heads", "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", \
      "hidden_act", 0, max_pos, head_dim, 1e-6, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta",      \
      ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model.", window, NO_SCORES,        \
-     NO_ROPE_BASE}
+     NO_ROPE_BASE, NO_MOE}
 #define NO_WINDOW {NULL, NULL, NULL, NULL, 0, 0, 0, 0}
 /* MistralConfig: every layer, 4096 unless null */
 #define MISTRAL_WINDOW {"sliding_window", NULL, NULL, NULL, 4096, 0, 0, 0}
@@ -218,6 +239,7 @@ static const zq_arch_tensor bert_tensors[] = {
 #define QWEN_WINDOW {"sliding_window", "use_sliding_window", "max_window_layers", NULL, 4096, 28, 0, 1}
 #define NO_SCORES {NULL, NULL, NULL, 0, 0, 0}
 #define NO_ROPE_BASE {0, NULL, 0}
+#define NO_MOE {NULL, NULL, NULL, NULL, NULL, NULL, 0}
 /* Gemma2Config and Gemma3TextConfig: GeGLU, norms around both sublayers, a
  * window of 4096 but in every period-th layer (2; Gemma 3's
  * sliding_window_pattern, 6); caps of 50 and 30 (Gemma 3: none); Gemma 3
@@ -228,7 +250,7 @@ static const zq_arch_tensor bert_tensors[] = {
      "max_position_embeddings", "rms_norm_eps", "hidden_activation", 0, max_pos, 256, 1e-6, "gelu_pytorch_tanh", 0, \
      "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL, NULL, "rope_scaling",  \
      tensors, "model.", {"sliding_window", NULL, NULL, period_key, 4096, 0, period, 1},                             \
-     {"query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", 256, caps}, rope_base}
+     {"query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", 256, caps}, rope_base, NO_MOE}
 #define GEMMA2_CAPS 50.0, 30.0
 #define NO_CAPS 0, 0
 #define GEMMA3_ROPE_BASE {1e6, "rope_local_base_freq", 10000}
@@ -236,19 +258,19 @@ static const zq_arch_tensor bert_tensors[] = {
 const zq_arch_desc zq_arch_table[] = {
     {{"gpt2"}, "gpt2", PRE, "n_embd", "n_head", "n_layer", "n_inner", "n_positions", "layer_norm_epsilon",
      "activation_function", 4, 1024, 0, 1e-5, "gelu_new", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0,
-     NULL, NULL, NULL, NULL, NULL, gpt2_tensors, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE},
+     NULL, NULL, NULL, NULL, NULL, gpt2_tensors, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE},
     {{"opt"}, NULL, PRE, "hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
      "max_position_embeddings", NULL, "activation_function", 4, 2048, 0, 1e-5, "relu", 2, NULL, NULL, NULL,
      ZQ_ROPE_NONE, NULL, 0, NULL, "do_layer_norm_before", "_remove_final_layer_norm", "word_embed_proj_dim", NULL,
-     opt_tensors, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE},
+     opt_tensors, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE},
     {{"gpt_neox"}, "gptneox", PRE | ZQ_ARCH_PARALLEL, "hidden_size", "num_attention_heads", "num_hidden_layers",
      "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 2048, 0, 1e-5, "gelu", 0,
      NULL, NULL, "rotary_emb_base", ZQ_ROPE_PCT, "rotary_pct", 0.25, "use_parallel_residual", NULL, NULL, NULL,
-     NULL, neox_tensors, "gpt_neox.", NO_WINDOW, NO_SCORES, NO_ROPE_BASE},
+     NULL, neox_tensors, "gpt_neox.", NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE},
     {{"gptj"}, NULL, PRE | ZQ_ARCH_PARALLEL | ZQ_ARCH_SHARED_NORM | ZQ_ARCH_ROPE_PAIRS, "n_embd", "n_head",
      "n_layer", "n_inner", "n_positions", "layer_norm_epsilon", "activation_function", 4, 2048, 0, 1e-5, "gelu_new",
      0, NULL, NULL, NULL, ZQ_ROPE_DIM, "rotary_dim", 0, NULL, NULL, NULL, NULL, NULL, gptj_tensors, NULL, NO_WINDOW,
-     NO_SCORES, NO_ROPE_BASE},
+     NO_SCORES, NO_ROPE_BASE, NO_MOE},
     LLAMA_ROW("llama", 0, 2048, 0, NO_WINDOW, llama_tensors, "llama"),
     /* after llama: GGUF's llama reads back as llama */
     LLAMA_ROW("llama", 0, 4096 * 32, 0, MISTRAL_WINDOW, llama_tensors, "mistral"),
@@ -257,18 +279,24 @@ const zq_arch_desc zq_arch_table[] = {
     GEMMA_ROW("gemma2", "gemma2", 0, 8192, NULL, 2, gemma2_tensors, GEMMA2_CAPS, NO_ROPE_BASE),
     GEMMA_ROW("gemma3_text", "gemma3", ZQ_ARCH_QK_NORM, 131072, "sliding_window_pattern", 6, gemma3_tensors, NO_CAPS,
               GEMMA3_ROPE_BASE),
+    /* MixtralConfig: a window only where sliding_window says; rope_theta 1e6; top-2 of 8 experts, renormalized */
+    {{"mixtral"}, "llama", PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP, "hidden_size", "num_attention_heads",
+     "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", "hidden_act", 0, 4096 * 32,
+     0, 1e-5, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL,
+     NULL, "rope_scaling", mixtral_tensors, "model.", {"sliding_window", NULL, NULL, NULL, 0, 0, 0, 0}, NO_SCORES,
+     {1e6, NULL, 0}, {"num_local_experts", "num_experts_per_tok", NULL, NULL, NULL, NULL, 2}},
     /* Phi3Config: partial_rotary_factor of a head rotated, in halves; a window only where sliding_window says */
     {{"phi3"}, "phi3", PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP, "hidden_size", "num_attention_heads",
      "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", "hidden_act", 0, 4096, 0,
      1e-5, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_PCT, "partial_rotary_factor", 1.0, NULL,
      NULL, NULL, NULL, "rope_scaling", phi3_tensors, "model.", {"sliding_window", NULL, NULL, NULL, 0, 0, 0, 0},
-     NO_SCORES, NO_ROPE_BASE},
+     NO_SCORES, NO_ROPE_BASE, NO_MOE},
     {{"bert"}, "bert", ZQ_ARCH_TOKEN_TYPES | ZQ_ARCH_MLM_HEAD, "hidden_size", "num_attention_heads",
      "num_hidden_layers", "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 512,
      0, 1e-12, "gelu", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0, NULL, NULL, NULL, NULL, NULL, bert_tensors, NULL,
-     NO_WINDOW, NO_SCORES, NO_ROPE_BASE},
+     NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE},
     {{NULL}, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, ZQ_ROPE_NONE,
-     NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE},
+     NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE},
 };
 
 int zq_arch_is_buffer(const char *name)
@@ -294,7 +322,9 @@ zq_kind zq_part_kind(zq_part p)
 {
     switch (p) {
     case ZQ_PART_Q: case ZQ_PART_K: case ZQ_PART_V: case ZQ_PART_QKV: case ZQ_PART_O: return ZQ_KIND_ATTENTION;
-    case ZQ_PART_UP: case ZQ_PART_GATE: case ZQ_PART_GATE_UP: case ZQ_PART_DOWN: return ZQ_KIND_MLP;
+    case ZQ_PART_UP: case ZQ_PART_GATE: case ZQ_PART_GATE_UP: case ZQ_PART_DOWN: case ZQ_PART_EXP_GATE:
+    case ZQ_PART_EXP_UP: case ZQ_PART_EXP_DOWN: return ZQ_KIND_MLP;
+    case ZQ_PART_ROUTER: return ZQ_KIND_ROUTER;
     case ZQ_PART_EMBED: case ZQ_PART_POS: case ZQ_PART_TYPES: case ZQ_PART_PROJ_IN: return ZQ_KIND_EMBEDDING;
     case ZQ_PART_NORM1: case ZQ_PART_NORM2: case ZQ_PART_Q_NORM: case ZQ_PART_K_NORM: case ZQ_PART_POST_NORM1:
     case ZQ_PART_POST_NORM2: case ZQ_PART_EMB_NORM:
@@ -304,7 +334,7 @@ zq_kind zq_part_kind(zq_part p)
     return ZQ_KIND_HEAD;
 }
 
-int zq_part_in_block(zq_part p) { return p <= ZQ_PART_POST_NORM2; }
+int zq_part_in_block(zq_part p) { return p <= ZQ_PART_EXP_DOWN; }
 
 /* '%d' in a table name is '#' to zq_pattern_match */
 static int table_pattern(const char *name, int with_prefix, char *buf, size_t size)
@@ -320,16 +350,24 @@ static int table_pattern(const char *name, int with_prefix, char *buf, size_t si
     return 1;
 }
 
-int zq_arch_tensor_match(const zq_arch_tensor *t, const char *name, int *layer)
+static int pattern_numbers(const char *p, const char *s, int *nums, int k, int max);
+
+int zq_arch_tensor_match_at(const zq_arch_tensor *t, const char *name, int *layer, int *expert)
 {
     char pat[256];
-    int l = -1;
+    int nums[2] = {-1, -1};
     for (int prefixed = 0; prefixed < 2; prefixed++)
-        if (table_pattern(t->name, prefixed, pat, sizeof pat) && zq_pattern_match(pat, name, &l)) {
-            if (layer) *layer = zq_part_in_block(t->part) ? l : -1;
+        if (table_pattern(t->name, prefixed, pat, sizeof pat) && pattern_numbers(pat, name, nums, 0, 2)) {
+            if (layer) *layer = zq_part_in_block(t->part) ? nums[0] : -1;
+            if (expert) *expert = (t->flags & ZQ_T_EXPERT) ? nums[1] : -1;
             return 1;
         }
     return 0;
+}
+
+int zq_arch_tensor_match(const zq_arch_tensor *t, const char *name, int *layer)
+{
+    return zq_arch_tensor_match_at(t, name, layer, NULL);
 }
 
 /* ---- roles ----------------------------------------------------------------------- */
@@ -345,12 +383,13 @@ const char *zq_role_name(zq_role role)
     return "other";
 }
 
-int zq_pattern_match(const char *p, const char *s, int *number)
+/* zq_pattern_match, the values of the first max '#' runs into nums[k..] */
+static int pattern_numbers(const char *p, const char *s, int *nums, int k, int max)
 {
     for (;; p++, s++) {
         if (*p == '*') {
             for (const char *t = s;; t++) {
-                if (zq_pattern_match(p + 1, t, number)) return 1;
+                if (pattern_numbers(p + 1, t, nums, k, max)) return 1;
                 if (!*t) return 0;
             }
         }
@@ -361,13 +400,21 @@ int zq_pattern_match(const char *p, const char *s, int *number)
                 if (v < 100000000) v = v * 10 + (*s - '0');
                 s++;
             }
-            if (!zq_pattern_match(p + 1, s, number)) return 0;
-            if (number) *number = (int)v;
+            if (!pattern_numbers(p + 1, s, nums, k + 1, max)) return 0;
+            if (k < max) nums[k] = (int)v;
             return 1;
         }
         if (*p != *s) return 0;
         if (!*p) return 1;
     }
+}
+
+int zq_pattern_match(const char *p, const char *s, int *number)
+{
+    int v = -1;
+    if (!pattern_numbers(p, s, &v, 0, 1)) return 0;
+    if (number && v >= 0) *number = v;
+    return 1;
 }
 
 zq_status zq_model_detect(const char *config, const char *origin, zq_model *out, zq_error *err)
@@ -409,7 +456,8 @@ zq_tensor_role zq_model_classify(const zq_model *m, const zq_tensor_info *t)
     for (const zq_arch_tensor *e = d->tensors; e->name && t->ndim == 2; e++) {
         zq_kind kind = zq_part_kind(e->part);
         int layer;
-        if ((e->flags & ZQ_T_BIAS) || !zq_part_in_block(e->part) || kind == ZQ_KIND_NORM) continue;
+        if ((e->flags & ZQ_T_BIAS) || !zq_part_in_block(e->part) || (kind != ZQ_KIND_MLP && kind != ZQ_KIND_ATTENTION))
+            continue;
         if (!zq_arch_tensor_match(e, t->name, &layer)) continue;
         r.role = kind == ZQ_KIND_MLP ? ZQ_ROLE_MLP : ZQ_ROLE_ATTENTION;
         r.layer = layer;

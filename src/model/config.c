@@ -226,6 +226,27 @@ static zq_status sliding_window(reader *r, const zq_arch_desc *d, zq_arch *a, co
     return ZQ_OK;
 }
 
+/* Mixture of experts as the configuration class sets it. */
+static zq_status moe(reader *r, const zq_arch_desc *d, zq_arch *a, const char *origin, zq_error *err)
+{
+    if (!d->moe.experts_key) return ZQ_OK;
+    a->n_experts = get_int(r, d->moe.experts_key, 0, 0, 1 << 16);
+    a->moe_topk = get_int(r, d->moe.topk_key, d->moe.topk_default, 1, 1 << 16);
+    a->moe_inter = d->moe.inter_key ? get_int(r, d->moe.inter_key, 0, 1, 4 * MAX_WIDTH) : a->inter;
+    a->moe_norm_topk = d->moe.norm_topk_key ? get_flag(r, d->moe.norm_topk_key, 0) : 1;
+    a->moe_step = d->moe.step_key ? get_int(r, d->moe.step_key, 1, 1, MAX_LAYERS) : 1;
+    ZQ_TRY(r->st);
+    const cJSON *dense = d->moe.dense_layers_key ? item(r, d->moe.dense_layers_key) : NULL;
+    if (dense && !(cJSON_IsArray(dense) && cJSON_GetArraySize(dense) == 0))
+        return BAD("'%s': %s lists dense layers among the sparse ones: not supported", origin, d->moe.dense_layers_key);
+    if (a->n_experts && (a->moe_topk > a->n_experts || !a->moe_inter))
+        return BAD("'%s': %d experts per token of %d, each %d wide: not a mixture zquant runs", origin, a->moe_topk,
+                   a->n_experts, a->moe_inter);
+    return ZQ_OK;
+}
+
+int zq_arch_layer_moe(const zq_arch *a, int layer) { return a->n_experts > 0 && (layer + 1) % a->moe_step == 0; }
+
 int zq_arch_layer_window(const zq_arch *a, int layer)
 {
     if (!a->window || layer < a->window_first) return 0;
@@ -277,6 +298,7 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
     a->emb_proj = a->emb_dim != a->hidden;
     ZQ_TRY(rope_scaling(&r, d, a, origin, err));
     ZQ_TRY(sliding_window(&r, d, a, origin, err));
+    ZQ_TRY(moe(&r, d, a, origin, err));
     if (!parse_act(act, &a->act)) return BAD("'%s': activation '%s' is not supported", origin, act);
     if (!a->gated && a->act == ZQ_SILU) return BAD("'%s': silu is only supported in gated MLPs", origin);
     if (!a->hidden || !a->n_heads || !a->n_layers || !a->vocab || !a->inter)
@@ -327,6 +349,9 @@ void zq_arch_linear_shape(const zq_arch *a, zq_part p, int *out, int *in)
     case ZQ_PART_K: case ZQ_PART_V: *out = kvd, *in = C; return;
     case ZQ_PART_QKV: *out = qd + 2 * kvd, *in = C; return;
     case ZQ_PART_GATE_UP: *out = 2 * I, *in = C; return;
+    case ZQ_PART_EXP_GATE: case ZQ_PART_EXP_UP: *out = a->moe_inter, *in = C; return;
+    case ZQ_PART_EXP_DOWN: *out = C, *in = a->moe_inter; return;
+    case ZQ_PART_ROUTER: *out = a->n_experts, *in = C; return;
     case ZQ_PART_O: *out = C, *in = qd; return;
     case ZQ_PART_UP: case ZQ_PART_GATE: *out = I, *in = C; return;
     case ZQ_PART_DOWN: *out = C, *in = I; return;
@@ -361,33 +386,40 @@ zq_status zq_arch_check_tensors(const zq_arch *a, const zq_tensor_size *t, size_
     const zq_arch_tensor *rows = a->desc->tensors;
     size_t nrows = 0;
     while (rows[nrows].name) nrows++;
-    unsigned char *seen = calloc(nrows * ((size_t)a->n_layers + 1) + 1, 1); /* [row][layer, or the last for outer ones] */
+    /* [row][layer, or the last for outer ones]: how many seen (experts: one each) */
+    unsigned *seen = calloc(nrows * ((size_t)a->n_layers + 1) + 1, sizeof *seen);
     if (!seen) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     zq_status st = ZQ_OK;
     for (size_t i = 0; st == ZQ_OK && i < n; i++) {
-        int layer = -1;
+        int layer = -1, expert = -1;
         size_t r = 0;
-        while (r < nrows && !zq_arch_tensor_match(&rows[r], t[i].name, &layer)) r++;
+        while (r < nrows && !zq_arch_tensor_match_at(&rows[r], t[i].name, &layer, &expert)) r++;
         if (r == nrows || zq_arch_is_buffer(t[i].name)) continue; /* not one the model is made of */
         uint64_t want = zq_arch_tensor_size(a, &rows[r]);
         if (layer >= a->n_layers)
             st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' is of block %d, but the config has %d blocks", origin,
                          t[i].name, layer, a->n_layers);
+        else if ((rows[r].flags & ZQ_T_EXPERT) && expert >= a->n_experts)
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' is of expert %d, but the config has %d experts", origin,
+                         t[i].name, expert, a->n_experts);
         else if (want && t[i].numel != want)
             st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s': %llu values, the config implies %llu (hidden %d, "
                          "heads %d, kv heads %d, head dim %d, intermediate %d, vocab %d)", origin, t[i].name,
                          (unsigned long long)t[i].numel, (unsigned long long)want, a->hidden, a->n_heads, a->n_kv_heads,
                          a->head_dim, a->inter, a->vocab);
-        else seen[r * ((size_t)a->n_layers + 1) + (size_t)(layer >= 0 ? layer : a->n_layers)] = 1;
+        else seen[r * ((size_t)a->n_layers + 1) + (size_t)(layer >= 0 ? layer : a->n_layers)]++;
     }
     for (size_t r = 0; st == ZQ_OK && complete && r < nrows; r++) {
         const zq_arch_tensor *e = &rows[r];
         if ((e->flags & ZQ_T_OPTIONAL) || !zq_arch_tensor_size(a, e)) continue;
-        int in_block = zq_part_in_block(e->part);
+        int in_block = zq_part_in_block(e->part), sparse = e->part >= ZQ_PART_ROUTER;
+        int mlp = e->part == ZQ_PART_UP || e->part == ZQ_PART_GATE || e->part == ZQ_PART_DOWN || sparse;
+        int want = (e->flags & ZQ_T_EXPERT) ? a->n_experts : 1;
         for (int l = in_block ? 0 : a->n_layers; st == ZQ_OK && l <= a->n_layers && (!in_block || l < a->n_layers); l++)
-            if (!seen[r * ((size_t)a->n_layers + 1) + (size_t)l]) {
-                char name[256];
-                snprintf(name, sizeof name, e->name, l);
+            if ((!mlp || sparse == zq_arch_layer_moe(a, l)) &&
+                seen[r * ((size_t)a->n_layers + 1) + (size_t)l] < (unsigned)want) {
+                char name[256]; /* the first missing one is named as any would be: the first of them */
+                snprintf(name, sizeof name, e->name, l, 0);
                 st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': no tensor '%s' (the config has %d blocks)", origin, name,
                              a->n_layers);
             }

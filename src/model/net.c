@@ -19,15 +19,19 @@
 
 
 typedef struct {
-    float *buf[32]; /* what the block owns */
+    float **buf; /* what the block owns */
     int nbuf;
-    zq_packed_linear *packed[ZQ_LINEAR_SLOTS]; /* its Linears run from stored codes */
+    zq_packed_linear **packed; /* its Linears run from stored codes */
     int npacked;
     zq_block blk;
-    zq_net_tensor units[32]; /* its tensors: Linear weights, then vectors */
+    zq_net_tensor *units; /* its tensors: Linear weights, then vectors */
     int nunits;
+    zq_linear *experts; /* blk.experts */
     int loaded;
 } block_slot;
+
+/* Room for a block's tensors: every part of the row once, each expert's three. */
+#define SLOT_ROOM(a) (48 + 3 * (size_t)(a)->n_experts)
 
 #define NPARTS (ZQ_PART_HEAD + 1)
 
@@ -139,7 +143,7 @@ static zq_status load(zq_net *n, const char *want, uint64_t expect, int conv1d, 
 typedef struct {
     zq_net *n;
     block_slot *s;
-    int layer;
+    int layer, expert;
     char name[256];
     zq_error *err;
     zq_stored_codes qkv_codes; /* a fused projection's, packed by fused() */
@@ -148,7 +152,7 @@ typedef struct {
 
 static const char *nm(loader *L, const char *fmt)
 {
-    snprintf(L->name, sizeof L->name, fmt, L->layer);
+    snprintf(L->name, sizeof L->name, fmt, L->layer, L->expert); /* an expert's name has its number second */
     return L->name;
 }
 
@@ -235,7 +239,10 @@ static zq_status lin(loader *L, const zq_arch_tensor *w, const zq_arch_tensor *b
         ZQ_TRY(unit(L, bidx, b, out_dim, 1, 0, 1));
     }
     int is_fused = w->part == ZQ_PART_QKV || w->part == ZQ_PART_GATE_UP;
-    int slot = is_fused ? 0 : (int)w->part; /* a fused one's parts get their own (fused()) */
+    /* a fused one's parts get their own (fused()); experts and the router
+     * share the slots of the MLP whose input they read */
+    static const int moe_slot[] = {ZQ_PART_UP, ZQ_PART_GATE, ZQ_PART_UP, ZQ_PART_DOWN}; /* router, gate, up, down */
+    int slot = is_fused ? 0 : w->part >= ZQ_PART_ROUTER ? moe_slot[w->part - ZQ_PART_ROUTER] : (int)w->part;
     *dst = (zq_linear){wp, b, out_dim, in_dim, quantized_at(L->n, (size_t)idx), L->layer * ZQ_LINEAR_SLOTS + slot, NULL};
     /* a fused projection is split into its parts' packed Linears by the caller */
     if (st.q && !is_fused) {
@@ -350,7 +357,17 @@ static zq_status load_block(zq_net *n, int layer, block_slot *s, zq_error *err)
     const zq_arch_tensor *rows = a->desc->tensors;
     loader L = {.n = n, .s = s, .layer = layer, .err = err};
     zq_block *b = &s->blk;
+    size_t room = SLOT_ROOM(a);
+    if (!s->buf) s->buf = calloc(room, sizeof *s->buf);
+    if (!s->packed) s->packed = calloc(room, sizeof *s->packed);
+    if (!s->units) s->units = calloc(room, sizeof *s->units);
+    if (!s->experts && a->n_experts) s->experts = calloc(3 * (size_t)a->n_experts, sizeof *s->experts);
+    if (!s->buf || !s->packed || !s->units || (a->n_experts && !s->experts))
+        return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     memset(b, 0, sizeof *b);
+    int sparse = zq_arch_layer_moe(a, layer);
+    b->n_experts = sparse ? a->n_experts : 0;
+    b->experts = s->experts;
     b->window = zq_arch_layer_window(a, layer);
     b->local_rope = b->window && a->rope_local_theta > 0;
     for (const zq_arch_tensor *e = rows; e->name; e++) {
@@ -364,7 +381,13 @@ static zq_status load_block(zq_net *n, int layer, block_slot *s, zq_error *err)
         else if (e->part == ZQ_PART_POST_NORM2) ZQ_TRY(vec(&L, e->name, a->hidden, optional, &b->post_norm2_w));
         else if (bias) continue; /* loaded with its weight */
         else if (e->part == ZQ_PART_QKV || e->part == ZQ_PART_GATE_UP) ZQ_TRY(fused(&L, e, bias_of(rows, e->part), b));
-        else ZQ_TRY(lin(&L, e, bias_of(rows, e->part), linear_of(b, e->part)));
+        else if (e->part == ZQ_PART_ROUTER) {
+            if (sparse) ZQ_TRY(lin(&L, e, bias_of(rows, e->part), &b->router));
+        } else if (e->part >= ZQ_PART_EXP_GATE) {
+            for (L.expert = 0; sparse && L.expert < a->n_experts; L.expert++)
+                ZQ_TRY(lin(&L, e, NULL, &b->experts[3 * L.expert + (e->part - ZQ_PART_EXP_GATE)]));
+        } else if (!sparse || (e->part != ZQ_PART_UP && e->part != ZQ_PART_GATE && e->part != ZQ_PART_DOWN))
+            ZQ_TRY(lin(&L, e, bias_of(rows, e->part), linear_of(b, e->part)));
     }
     s->loaded = 1;
     return ZQ_OK;
@@ -664,7 +687,11 @@ void zq_net_drop_outer(zq_net *n)
 void zq_net_close(zq_net *n)
 {
     if (!n) return;
-    for (int l = 0; n->blocks && l < n->arch.n_layers; l++) drop_block(&n->blocks[l]);
+    for (int l = 0; n->blocks && l < n->arch.n_layers; l++) {
+        block_slot *s = &n->blocks[l];
+        drop_block(s);
+        free(s->buf), free(s->packed), free(s->units), free(s->experts);
+    }
     free(n->blocks);
     for (int p = 0; p < NPARTS; p++) free(n->outer[p][0]), free(n->outer[p][1]);
     if (n->head) zq_packed_free(n->head), free(n->head);

@@ -40,8 +40,7 @@ void zq_activate(zq_mlp_fn fn, float *x, const float *up, size_t n)
     for (size_t i = 0; i < n; i++) x[i] = up ? act_value(fn, x[i]) * up[i] : act_value(fn, x[i]);
 }
 
-/* Gated (act = f(gate) * up): du and dg; else du from the pre-activation u. */
-static void activate_backward(zq_mlp_fn fn, const float *u, const float *gate, const float *dact, float *du, float *dg,
+void zq_activate_backward(zq_mlp_fn fn, const float *u, const float *gate, const float *dact, float *du, float *dg,
                               size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -58,6 +57,10 @@ void zq_mlp_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *a
                     int BT, int T)
 {
     size_t n = (size_t)BT * a->inter;
+    if (blk->n_experts) {
+        zq_moe_forward(a, blk, aq, ws, h, BT, T);
+        return;
+    }
     zq_linear_forward(&blk->up, aq, ws->aq, h, ws->up, BT, T);
     if (a->gated) {
         zq_linear_forward(&blk->gate, aq, ws->aq, h, ws->gate, BT, T);
@@ -74,8 +77,12 @@ void zq_mlp_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant *
                      const zq_block_grads *g, const float *h, const float *dmo, float *dh, float dh_beta, int BT, int T)
 {
     size_t n = (size_t)BT * a->inter;
+    if (blk->n_experts) {
+        zq_moe_backward(a, blk, aq, ws, g, dmo, dh, dh_beta, BT, T);
+        return;
+    }
     zq_linear_backward(&blk->down, &g->down, aq, ws, ws->act, dmo, ws->dact, 0.0f, BT, T);
-    activate_backward(a->act, ws->up, a->gated ? ws->gate : NULL, ws->dact, ws->dup, ws->dgate, n);
+    zq_activate_backward(a->act, ws->up, a->gated ? ws->gate : NULL, ws->dact, ws->dup, ws->dgate, n);
     zq_linear_backward(&blk->up, &g->up, aq, ws, h, ws->dup, dh, dh_beta, BT, T);
     if (a->gated) zq_linear_backward(&blk->gate, &g->gate, aq, ws, h, ws->dgate, dh, 1.0f, BT, T);
 }

@@ -52,8 +52,12 @@ void zq_layernorm(float *out, const float *x, const float *w, const float *b, in
 
 /* ---- mlp.c ---------------------------------------------------------------------- */
 
-/* in place over n values; SwiGLU: x[i] = silu(x[i]) * up[i] */
+/* in place over n values; gated (up not NULL): x[i] = act(x[i]) * up[i] */
 void zq_activate(zq_mlp_fn fn, float *x, const float *up, size_t n);
+/* gated (act = f(gate) * u): du and dg from dact; else (gate NULL) du from
+ * the pre-activation u */
+void zq_activate_backward(zq_mlp_fn fn, const float *u, const float *gate, const float *dact, float *du, float *dg,
+                          size_t n);
 /* ws->mo (BT, hidden) = mlp(h); the pre-activations stay in ws->up and
  * ws->gate, the activation in ws->act */
 void zq_mlp_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws, const float *h,
@@ -63,10 +67,17 @@ void zq_mlp_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant *
                      const zq_block_grads *g, const float *h, const float *dmo, float *dh, float dh_beta, int BT,
                      int T);
 
+/* ---- moe.c: a mixture of experts, the MLP of zq_mlp_forward when the block has one */
+
+void zq_moe_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws, const float *h,
+                    int BT, int T);
+void zq_moe_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
+                     const zq_block_grads *g, const float *dmo, float *dh, float dh_beta, int BT, int T);
+
 /* ---- attention.c ------------------------------------------------------------------ */
 
-/* cos/sin (T, rotary_dims/2) of positions 0..T-1, with a's rope scaling */
-/* local: the sliding layers' own base (rope_local_theta), unscaled */
+/* cos/sin (T, rotary_dims/2) of positions 0..T-1, with a's rope scaling;
+ * local: the sliding layers' own base (rope_local_theta), unscaled */
 void zq_rope_table(float *cos_t, float *sin_t, int T, const zq_arch *a, int local);
 /* One rotary frequency under a's llama3 rope scaling (rope_factor > 0). */
 float zq_rope_llama3(const zq_arch *a, float inv_freq);

@@ -29,8 +29,9 @@ zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int t
     if (!ws) return NULL;
     size_t bt = (size_t)batch * seq, C = (size_t)a->hidden, qd = (size_t)a->n_heads * a->head_dim;
     size_t kvd = (size_t)a->n_kv_heads * a->head_dim, I = (size_t)a->inter;
-    size_t widest = C > qd ? C : qd;
+    size_t widest = C > qd ? C : qd, MI = (size_t)a->moe_inter, E = (size_t)a->n_experts;
     widest = widest > I ? widest : I;
+    widest = widest > MI ? widest : MI;
     ws->batch = batch;
     ws->seq = seq;
     ws->train = train;
@@ -40,6 +41,20 @@ zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int t
     ws->ao = floats(ws, bt * C), ws->mo = floats(ws, bt * C);
     ws->up = floats(ws, bt * I), ws->gate = floats(ws, bt * I), ws->act = floats(ws, bt * I), ws->aq = floats(ws, bt * widest);
     ws->scores = floats(ws, (size_t)ws->threads * seq * seq);
+    if (E) { /* every token's k (token, expert) pairs */
+        size_t pairs = bt * (size_t)a->moe_topk, groups = (size_t)batch * E;
+        ws->router_logits = floats(ws, bt * E), ws->router_probs = floats(ws, bt * E);
+        ws->route_w = floats(ws, pairs), ws->pair_w = floats(ws, pairs);
+        ws->route_sel = own(ws, pairs * sizeof(int)), ws->pair_token = own(ws, pairs * sizeof(int));
+        ws->group_start = own(ws, (groups + 1) * sizeof(int)), ws->group_fill = own(ws, groups * sizeof(int));
+        ws->moe_in = floats(ws, pairs * C), ws->moe_y = floats(ws, pairs * C);
+        ws->moe_gate = floats(ws, pairs * MI), ws->moe_up = floats(ws, pairs * MI);
+        ws->moe_act = floats(ws, pairs * MI);
+        if (train) {
+            ws->moe_dact = floats(ws, pairs * MI), ws->moe_dup = floats(ws, pairs * MI);
+            ws->moe_dgate = floats(ws, pairs * MI), ws->moe_dx = floats(ws, pairs * C);
+        }
+    }
     size_t half = (size_t)(a->rotary_dims ? a->rotary_dims / 2 : 1);
     ws->cos_t = floats(ws, (size_t)seq * half), ws->sin_t = floats(ws, (size_t)seq * half);
     if (a->rope_local_theta > 0) ws->cos_l = floats(ws, (size_t)seq * half), ws->sin_l = floats(ws, (size_t)seq * half);

@@ -10,7 +10,7 @@ struct zq_workspace {
     int batch, seq, train, threads, failed;
     /* threads: the engine's when it was made: attention's scratch has one
      * seq x seq square per thread */
-    void *owned[64];
+    void *owned[80];
     int nowned;
     /* forward: norm outputs, residuals, attention, MLP (BT x width) */
     float *xn, *xn2, *mid, *mid2, *q, *k, *v, *att, *ao, *mo, *up, *gate, *act, *aq;
@@ -21,6 +21,13 @@ struct zq_workspace {
      * positions [0, pos0) are in kcache/vcache (seq rows each) */
     float *kcache, *vcache;
     int pos0;
+    /* a mixture of experts (moe.c): router logits and softmax (BT x E),
+     * each token's top-k experts and weights, the (token, expert) pairs
+     * grouped by (sequence, expert) from group_start, and their rows */
+    float *router_logits, *router_probs, *route_w, *pair_w;
+    int *route_sel, *pair_token, *group_start, *group_fill;
+    float *moe_in, *moe_gate, *moe_up, *moe_act, *moe_y;    /* pairs x hidden or x expert width */
+    float *moe_dact, *moe_dup, *moe_dgate, *moe_dx;         /* training */
     /* training only: what the backward pass reads, and its scratch */
     zq_norm_stats norm1, norm2; /* of the block's two norms */
     zq_norm_stats post1, post2; /* post_norms: of the attention's and the MLP's outputs */

@@ -131,6 +131,7 @@ ARCH_TEST(mistral) /* a sliding window of 3 over 12 positions */
 ARCH_TEST(gemma2)  /* post norms, (1 + w) norms, soft caps, GeGLU, scaled embeddings, alternating windows */
 ARCH_TEST(gemma3_text) /* q/k norms, a local rotary base in sliding layers, linear rope scaling */
 ARCH_TEST(phi3)   /* fused q/k/v of grouped-query sizes, fused gate/up, partial rotary */
+ARCH_TEST(mixtral) /* top-2 of 4 experts, renormalized */
 ARCH_TEST(bert)
 DECODE_TEST(gpt2)
 DECODE_TEST(opt)
@@ -142,6 +143,7 @@ DECODE_TEST(mistral)
 DECODE_TEST(gemma2)
 DECODE_TEST(gemma3_text)
 DECODE_TEST(phi3)
+DECODE_TEST(mixtral)
 
 TEST(token_wise_fake_quant_by_hand)
 {

@@ -163,7 +163,7 @@ static zq_status describe(const ct_impl *im, const char *path, const char *modul
     int layer;
     char wname[640];
     snprintf(wname, sizeof wname, "%s.weight", module);
-    const zq_arch_tensor *row = zq_export_row(d, wname, &layer);
+    const zq_arch_tensor *row = zq_export_row(d, wname, &layer, NULL);
     x->conv1d = row && (row->flags & ZQ_T_CONV1D);
     if (x->scale < 0 || (s = zq_source_tensor(in, (size_t)x->scale))->dtype != ZQ_DT_F16 || s->ndim != 2 || b->ndim != 2)
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s': no FP16 [out, groups] weight_scale beside its codes", path, module);

@@ -173,19 +173,28 @@ static zq_status plan_quantized(zq_file *f, size_t i, zq_act_mode act, ct_plan *
     return ZQ_OK;
 }
 
-/* Layers vLLM fuses into one kernel (q/k/v, gate/up) must share a scheme. */
+/* Which of a block's kernels vLLM runs a part in, when it fuses several:
+ * q/k/v, gate/up, a mixture's experts (one kernel for all); 0: its own. */
+static int fused_class(zq_part p)
+{
+    if (p <= ZQ_PART_V || p == ZQ_PART_QKV) return 1;
+    if (p == ZQ_PART_UP || p == ZQ_PART_GATE || p == ZQ_PART_GATE_UP) return 2;
+    return p >= ZQ_PART_EXP_GATE ? 3 : 0;
+}
+
+/* Layers vLLM fuses into one kernel (q/k/v, gate/up, experts) must share a scheme. */
 static zq_status check_fused(zq_file *f, const zq_arch_desc *d, const ct_plan *plan, zq_error *err)
 {
     size_t n = zq_file_count(f);
     for (size_t i = 0; d && i < n; i++) {
         int li, lj;
-        const zq_arch_tensor *ri = zq_export_row(d, zq_file_tensor(f, i)->name, &li);
+        const zq_arch_tensor *ri = zq_export_row(d, zq_file_tensor(f, i)->name, &li, NULL);
         if (!ri || ri->flags & ZQ_T_BIAS) continue;
-        int fused_i = ri->part <= ZQ_PART_V ? 1 : ri->part == ZQ_PART_UP || ri->part == ZQ_PART_GATE ? 2 : 0;
+        int fused_i = fused_class(ri->part);
         for (size_t j = i + 1; fused_i && j < n; j++) {
-            const zq_arch_tensor *rj = zq_export_row(d, zq_file_tensor(f, j)->name, &lj);
+            const zq_arch_tensor *rj = zq_export_row(d, zq_file_tensor(f, j)->name, &lj, NULL);
             if (!rj || rj->flags & ZQ_T_BIAS || lj != li) continue;
-            int fused_j = rj->part <= ZQ_PART_V ? 1 : rj->part == ZQ_PART_UP || rj->part == ZQ_PART_GATE ? 2 : 0;
+            int fused_j = fused_class(rj->part);
             if (fused_j != fused_i) continue;
             if (plan[i].quantized != plan[j].quantized || (plan[i].quantized && !same_scheme(&plan[i].s, &plan[j].s)))
                 return zq_fail(err, ZQ_ERR_FORMAT, "'%s': '%s' and '%s' are fused into one layer by vLLM but are "

@@ -22,6 +22,7 @@ typedef struct {
     zq_gguf_rows order; /* where llama.cpp keeps each Hugging Face row */
     int conv1d; /* Hugging Face's layout is the transpose */
     float add;  /* added to every value of a vector: -1 for Gemma's norms (llama.cpp's are 1 + w) */
+    uint64_t row_base; /* an expert of a stacked tensor: its first row */
     float *whole; /* decoded whole (vectors, Conv1D), until released */
 } gs_tensor;
 
@@ -81,7 +82,7 @@ static zq_status read_gguf(zq_source *src, size_t i, uint64_t row0, uint64_t nro
     float *row = malloc(n0 * sizeof *row);
     if (!row) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (uint64_t r = 0; r < nrows; r++) {
-        uint64_t gr = zq_gguf_rows_target(&x->order, row0 + r);
+        uint64_t gr = x->row_base + zq_gguf_rows_target(&x->order, row0 + r);
         zq_ggml_decode_row(x->t->type, x->t->data + gr * zq_ggml_row_bytes(x->t->type, n0), n0, row);
         memcpy(out + r * ncols, row + col0, ncols * sizeof *row);
     }
@@ -177,7 +178,8 @@ static zq_status make_config(const zq_gguf *g, const zq_arch_desc *d, const char
                 {d->eps_key, (d->flags & ZQ_ARCH_RMS_NORM) ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon"},
                 {d->rope_theta_key, "rope.freq_base"},    {d->head_dim_key, "attention.key_length"},
                 {d->scores.attn_cap_key, "attn_logit_softcapping"},
-                {d->scores.final_cap_key, "final_logit_softcapping"}, {d->rope_base.local_key, "rope.freq_base_swa"}};
+                {d->scores.final_cap_key, "final_logit_softcapping"}, {d->rope_base.local_key, "rope.freq_base_swa"},
+                {d->moe.experts_key, "expert_count"},     {d->moe.topk_key, "expert_used_count"}};
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         char key[128];
         snprintf(key, sizeof key, "%s.%s", arch, keys[k].gguf);
@@ -244,12 +246,18 @@ zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
     const zq_arch_desc *d = NULL, *typed = cJSON_IsString(mt) ? zq_arch_find(mt->valuestring) : NULL;
     free(extra);
     cJSON_Delete(config);
-    for (const zq_arch_desc *r = zq_arch_table; arch && r->model_types[0] && !d; r++)
-        if (r->gguf_arch && !strcmp(r->gguf_arch, arch)) d = r;
+    char experts_key[128];
+    uint64_t experts = 0;
+    snprintf(experts_key, sizeof experts_key, "%s.expert_count", arch ? arch : "");
+    zq_gguf_uint(g, experts_key, &experts);
+    for (const zq_arch_desc *r = zq_arch_table; arch && r->model_types[0] && !d; r++) /* with experts: a mixture's */
+        if (r->gguf_arch && !strcmp(r->gguf_arch, arch) && (!experts || r->moe.experts_key)) d = r;
     if (d && typed && typed->gguf_arch && !strcmp(typed->gguf_arch, arch)) d = typed;
     zq_status st = d ? ZQ_OK : zq_fail(err, ZQ_ERR_FORMAT, "'%s': GGUF architecture '%s' is not one zquant reads", path,
                                        arch ? arch : "(none)");
-    im->t = calloc(g->nt + 1, sizeof *im->t);
+    size_t slots = 1; /* one per tensor, one per expert of a stacked one */
+    for (size_t k = 0; k < g->nt; k++) slots += g->t[k].ndim == 3 && g->t[k].ne[2] < 65536 ? g->t[k].ne[2] : 1;
+    im->t = calloc(slots, sizeof *im->t);
     if (st == ZQ_OK && !im->t) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     char key[128], blocks_key[128];
     uint64_t heads = 0, kv_heads = 0, vocab = 0, blocks = 0;
@@ -273,7 +281,8 @@ zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
                          ZQ_GGUF_ROPE_SCALING_KEY);
             break;
         }
-        if (!row || t->ndim > 2) {
+        int stacked = row && (row->flags & ZQ_T_EXPERT); /* [experts][rows][cols] */
+        if (!row || t->ndim > (stacked ? 3 : 2) || (stacked && (t->ndim != 3 || t->ne[2] >= 65536))) {
             st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' is not one zquant knows in a %s model", path, t->name, arch);
             break;
         }
@@ -282,21 +291,24 @@ zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
                          (unsigned long long)blocks);
             break;
         }
-        char name[256], plain[200];
-        snprintf(plain, sizeof plain, row->name, layer);
-        snprintf(name, sizeof name, "%s%s", row->part == ZQ_PART_HEAD || !d->prefix ? "" : d->prefix, plain);
-        gs_tensor *x = &im->t[src->count];
-        x->t = t;
-        x->conv1d = t->ndim == 2 && (row->flags & ZQ_T_CONV1D);
-        x->add = (d->flags & ZQ_ARCH_NORM_PLUS_ONE) && zq_part_kind(row->part) == ZQ_KIND_NORM ? -1.0f : 0.0f;
-        uint64_t rows = t->ndim == 2 ? t->ne[1] : t->ne[0];
-        st = zq_gguf_rows_init(&x->order, row, rows, (int)heads, (int)kv_heads, path, t->name, err);
-        if (st != ZQ_OK) break;
-        int64_t shape[2] = {(int64_t)(x->conv1d || t->ndim == 1 ? t->ne[0] : t->ne[1]),
-                            (int64_t)(x->conv1d ? t->ne[1] : t->ne[0])};
-        if (row->part == ZQ_PART_EMBED && !(row->flags & ZQ_T_BIAS)) vocab = t->ne[1];
-        size_t index;
-        st = zq_source_add(src, name, ZQ_DT_F32, t->ndim, shape, &index, err);
+        for (uint64_t e = 0; st == ZQ_OK && e < (stacked ? t->ne[2] : 1); e++) { /* each expert a tensor */
+            char name[256], plain[200];
+            snprintf(plain, sizeof plain, row->name, layer, (int)e);
+            snprintf(name, sizeof name, "%s%s", row->part == ZQ_PART_HEAD || !d->prefix ? "" : d->prefix, plain);
+            gs_tensor *x = &im->t[src->count];
+            x->t = t;
+            x->conv1d = t->ndim == 2 && (row->flags & ZQ_T_CONV1D);
+            x->add = (d->flags & ZQ_ARCH_NORM_PLUS_ONE) && zq_part_kind(row->part) == ZQ_KIND_NORM ? -1.0f : 0.0f;
+            uint64_t rows = t->ndim >= 2 ? t->ne[1] : t->ne[0];
+            x->row_base = e * rows;
+            st = zq_gguf_rows_init(&x->order, row, rows, (int)heads, (int)kv_heads, path, t->name, err);
+            if (st != ZQ_OK) break;
+            int64_t shape[2] = {(int64_t)(x->conv1d || t->ndim == 1 ? t->ne[0] : t->ne[1]),
+                                (int64_t)(x->conv1d ? t->ne[1] : t->ne[0])};
+            if (row->part == ZQ_PART_EMBED && !(row->flags & ZQ_T_BIAS)) vocab = t->ne[1];
+            size_t index;
+            st = zq_source_add(src, name, ZQ_DT_F32, t->ndim == 1 ? 1 : 2, shape, &index, err);
+        }
     }
     int tied = !zq_gguf_tensor_named(g, "output.weight");
     if (st == ZQ_OK) st = make_config(g, d, arch, vocab, tied, &src->config, err);

@@ -52,6 +52,10 @@ typedef struct {
     int embed;  /* the token embedding: its rows are the vocabulary's size */
     float add;  /* added to every value of an FP vector: 1 for Gemma's norms, which llama.cpp runs as x * w */
     float *values; /* a tensor the .zq does not hold, made here (index SIZE_MAX): rows F32 values */
+    /* a mixture's experts stacked as llama.cpp keeps them ([experts][rows][cols],
+     * ndim 3): the .zq index of each (rows and bytes are one expert's) */
+    size_t *experts;
+    int n_experts;
 } gg_tensor;
 
 /* Whether codes stored as spec, in rows of `in` inputs, have a ggml type
@@ -118,12 +122,13 @@ static zq_status quantized_type(const zq_file *f, const zq_tensor *t, int *type,
     }
 }
 
-static zq_status plan_tensor(const zq_file *f, const zq_arch *a, size_t i, gg_tensor *g, int *skip, zq_error *err)
+static zq_status plan_tensor(const zq_file *f, const zq_arch *a, size_t i, gg_tensor *g, int *skip, int *expert,
+                               zq_error *err)
 {
     const zq_tensor *t = zq_file_tensor(f, i);
     const char *path = zq_file_path(f);
     int layer = -1;
-    const zq_arch_tensor *row = zq_export_row(a->desc, t->name, &layer);
+    const zq_arch_tensor *row = zq_export_row(a->desc, t->name, &layer, expert);
     *skip = !row && zq_arch_is_buffer(t->name);
     if (*skip) return ZQ_OK;
     if (!row || !row->gguf)
@@ -211,6 +216,10 @@ static void arch_keys(zq_gguf_keys *kv, const zq_arch *a, const char *arch, cons
         zq_gguf_kv_str(kv, ZQ_GGUF_ROPE_SCALING_KEY, s);
     }
     if (a->desc->parallel_key) zq_gguf_kv_bool(kv, KEY("use_parallel_residual"), a->parallel);
+    if (a->n_experts) { /* llama.cpp's llama renormalizes the chosen experts' weights, as Mixtral */
+        zq_gguf_kv_u32(kv, KEY("expert_count"), (uint32_t)a->n_experts);
+        zq_gguf_kv_u32(kv, KEY("expert_used_count"), (uint32_t)a->moe_topk);
+    }
     /* no window where llama.cpp applies one: a window of the whole context */
     if (a->window || zq_gguf_runs_windows(arch))
         zq_gguf_kv_u32(kv, KEY("attention.sliding_window"), (uint32_t)(a->window ? a->window : a->max_pos));
@@ -282,9 +291,10 @@ static void general_keys(zq_gguf_keys *kv, const zq_export_opts *o, zq_file *f, 
 static void put_tensor_info(zq_gguf_keys *kv, const gg_tensor *g)
 {
     zq_gguf_put_str(kv, g->name, strlen(g->name));
-    zq_gguf_put_int(kv, (uint64_t)g->ndim, 4);
+    zq_gguf_put_int(kv, (uint64_t)(g->experts ? 3 : g->ndim), 4);
     zq_gguf_put_int(kv, g->ndim == 1 ? g->rows : g->cols, 8); /* ne[0]: the contiguous dimension */
     if (g->ndim == 2) zq_gguf_put_int(kv, g->rows, 8);
+    if (g->experts) zq_gguf_put_int(kv, (uint64_t)g->n_experts, 8);
     zq_gguf_put_int(kv, (uint64_t)g->type, 4);
     zq_gguf_put_int(kv, g->offset, 8);
 }
@@ -370,6 +380,36 @@ static zq_status rope_freqs(const zq_arch *a, gg_tensor *g, zq_error *err)
     return ZQ_OK;
 }
 
+/* The rows of .zq tensor index as g lays them out, into the sink. */
+static zq_status write_rows(zq_file *f, const gg_tensor *g, size_t index, sink *s, zq_error *err)
+{
+    const zq_tensor *t = zq_file_tensor(f, index);
+    const void *q = NULL, *sc = NULL, *mn = NULL, *data = NULL;
+    size_t len;
+    if (zq_qspec_quantized(&t->spec)) {
+        ZQ_TRY(zq_file_section(f, index, ZQ_SEC_Q, &q, &len, err));
+        ZQ_TRY(zq_file_section(f, index, ZQ_SEC_SCALE, &sc, &len, err));
+        if (!t->spec.symmetric) ZQ_TRY(zq_file_section(f, index, ZQ_SEC_MIN, &mn, &len, err));
+    } else if (g->rows) {
+        ZQ_TRY(zq_file_section(f, index, ZQ_SEC_DATA, &data, &len, err));
+    }
+    uint64_t row_bytes = zq_ggml_row_bytes(g->type, g->cols);
+    for (uint64_t gr = 0; gr < g->rows; gr++) {
+        if (s->len + row_bytes > s->cap) {
+            ZQ_TRY(sink_flush(s, err));
+            uint64_t done = zq_gguf_rows_done(&g->order, gr); /* source rows no later row reads */
+            if (q) zq_file_drop(f, index, ZQ_SEC_Q, done * t->grid.row_bytes);
+            else if (!g->conv1d && g->type == GGML_F16) zq_file_drop(f, index, ZQ_SEC_DATA, done * g->cols * 2);
+        }
+        unsigned char *dst = s->buf + s->len; /* the sink holds the longest row (see zq_export_gguf) */
+        if (q) quantized_row(t, g->type, q, sc, mn, zq_gguf_rows_source(&g->order, gr), dst);
+        else fp_row(g, data, zq_gguf_rows_source(&g->order, gr), dst);
+        s->len += row_bytes;
+    }
+    zq_file_release(f, index);
+    return ZQ_OK;
+}
+
 static zq_status write_tensor(zq_file *f, const gg_tensor *g, sink *s, zq_error *err)
 {
     if (g->values) {
@@ -380,39 +420,42 @@ static zq_status write_tensor(zq_file *f, const gg_tensor *g, sink *s, zq_error 
         s->len += padded;
         return ZQ_OK;
     }
-    const zq_tensor *t = zq_file_tensor(f, g->index);
-    const void *q = NULL, *sc = NULL, *mn = NULL, *data = NULL;
-    size_t len;
-    if (zq_qspec_quantized(&t->spec)) {
-        ZQ_TRY(zq_file_section(f, g->index, ZQ_SEC_Q, &q, &len, err));
-        ZQ_TRY(zq_file_section(f, g->index, ZQ_SEC_SCALE, &sc, &len, err));
-        if (!t->spec.symmetric) ZQ_TRY(zq_file_section(f, g->index, ZQ_SEC_MIN, &mn, &len, err));
-    } else if (g->rows) {
-        ZQ_TRY(zq_file_section(f, g->index, ZQ_SEC_DATA, &data, &len, err));
-    }
-    uint64_t row_bytes = zq_ggml_row_bytes(g->type, g->cols);
-    for (uint64_t gr = 0; gr < g->rows; gr++) {
-        if (s->len + row_bytes > s->cap) {
-            ZQ_TRY(sink_flush(s, err));
-            uint64_t done = zq_gguf_rows_done(&g->order, gr); /* source rows no later row reads */
-            if (q) zq_file_drop(f, g->index, ZQ_SEC_Q, done * t->grid.row_bytes);
-            else if (!g->conv1d && g->type == GGML_F16) zq_file_drop(f, g->index, ZQ_SEC_DATA, done * g->cols * 2);
-        }
-        unsigned char *dst = s->buf + s->len; /* the sink holds the longest row (see zq_export_gguf) */
-        if (q) quantized_row(t, g->type, q, sc, mn, zq_gguf_rows_source(&g->order, gr), dst);
-        else fp_row(g, data, zq_gguf_rows_source(&g->order, gr), dst);
-        s->len += row_bytes;
-    }
+    for (int e = 0; e < (g->experts ? g->n_experts : 1); e++) /* an expert's rows after another's */
+        ZQ_TRY(write_rows(f, g, g->experts ? g->experts[e] : g->index, s, err));
     static const unsigned char zeros[GGUF_ALIGN];
     size_t pad = (size_t)(zq_align_up(g->bytes, GGUF_ALIGN) - g->bytes);
     if (s->len + pad > s->cap) ZQ_TRY(sink_flush(s, err));
     memcpy(s->buf + s->len, zeros, pad);
     s->len += pad;
-    zq_file_release(f, g->index);
     return ZQ_OK;
 }
 
 /* ---- the whole file ------------------------------------------------------------ */
+
+/* gt[n], just planned, is expert `expert` of a stack: into the stack of its
+ * name among gt[0..n) (*stacked), else it starts that stack. Every expert
+ * of a stack must have its type and shape: llama.cpp runs them as one. */
+static zq_status stack_expert(zq_file *f, const zq_arch *a, gg_tensor *gt, size_t n, int expert, int *stacked,
+                              zq_error *err)
+{
+    gg_tensor *g = &gt[n], *into = NULL;
+    for (size_t k = 0; k < n && !into; k++)
+        if (gt[k].experts && !strcmp(gt[k].name, g->name)) into = &gt[k];
+    *stacked = into != NULL;
+    if (!into) {
+        into = g;
+        if (!(g->experts = malloc((size_t)a->n_experts * sizeof *g->experts)))
+            return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        for (int e = 0; e < a->n_experts; e++) g->experts[e] = SIZE_MAX;
+        g->n_experts = a->n_experts;
+    } else if (into->type != g->type || into->rows != g->rows || into->cols != g->cols) {
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' is stored as %s, another expert of its layer as %s: "
+                       "llama.cpp stacks them into one tensor of one type", zq_file_path(f),
+                       zq_file_tensor(f, g->index)->name, zq_ggml_type_name(g->type), zq_ggml_type_name(into->type));
+    }
+    into->experts[expert] = g->index;
+    return ZQ_OK;
+}
 
 static zq_status plan(zq_file *f, const zq_arch *a, gg_tensor *gt, size_t *n,
                       zq_export_report *r, int *ftype, int *embed_rows, zq_error *err)
@@ -422,17 +465,29 @@ static zq_status plan(zq_file *f, const zq_arch *a, gg_tensor *gt, size_t *n,
     *n = 0;
     *embed_rows = a->vocab;
     for (size_t i = 0; i < zq_file_count(f); i++) {
-        int skip;
-        ZQ_TRY(plan_tensor(f, a, i, &gt[*n], &skip, err));
+        int skip, expert = -1;
+        ZQ_TRY(plan_tensor(f, a, i, &gt[*n], &skip, &expert, err));
         if (skip) continue;
+        if (expert >= 0) { /* into its stack, the first of them making it */
+            int stacked;
+            ZQ_TRY(stack_expert(f, a, gt, *n, expert, &stacked, err));
+            if (stacked) continue;
+        }
         gg_tensor *g = &gt[*n];
         if (g->embed) *embed_rows = (int)g->rows;
+        (*n)++;
+    }
+    for (size_t k = 0; k < *n; k++) { /* sizes known now that every expert is in its stack */
+        gg_tensor *g = &gt[k];
+        for (int e = 0; g->experts && e < g->n_experts; e++)
+            if (g->experts[e] == SIZE_MAX)
+                return zq_fail(err, ZQ_ERR_FORMAT, "'%s': no expert %d for '%s'", zq_file_path(f), e, g->name);
+        if (g->experts) g->bytes *= (uint64_t)g->n_experts;
         g->offset = offset;
         offset += zq_align_up(g->bytes, GGUF_ALIGN);
         by_type[g->type] += g->bytes;
         count[g->type]++;
         r->quantized += g->type >= GGML_Q4_0;
-        (*n)++;
     }
     if (a->rope_factor > 0) { /* room for it: gt holds one more than the .zq's tensors */
         gg_tensor *g = &gt[*n];
@@ -509,7 +564,7 @@ static zq_status header(const zq_export_opts *o, zq_file *f, const zq_arch *a, c
 
 static void free_plan(gg_tensor *gt, size_t n)
 {
-    for (size_t i = 0; gt && i < n; i++) free(gt[i].values);
+    for (size_t i = 0; gt && i < n; i++) free(gt[i].values), free(gt[i].experts);
     free(gt);
 }
 
@@ -529,7 +584,7 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
     gg_tensor *gt = calloc(zq_file_count(f) + 1, sizeof *gt);
     if (st == ZQ_OK && !gt) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     size_t n = 0;
-    int ftype, embed_rows;
+    int ftype = 0, embed_rows = 0;
     zq_gguf_keys head = {0};
     if (st == ZQ_OK) st = plan(f, &a, gt, &n, r, &ftype, &embed_rows, err);
     if (st == ZQ_OK) st = header(o, f, &a, gt, n, ftype, embed_rows, &tok, &head, r, err);
