@@ -463,46 +463,116 @@ MIXTRAL = {"model_type": "mixtral", "hidden_size": 32, "num_attention_heads": 4,
            "num_experts_per_tok": 2, "sliding_window": None, "tie_word_embeddings": False}
 
 
-def mixtral(ids):
-    """transformers/models/mixtral/modeling_mixtral.py: llama's attention
-    (RMSNorm, rope in halves, grouped-query), the mixture above for the MLP
-    (experts w1 gate, w3 up, w2 down), final norm and head."""
-    cfg = MIXTRAL
-    C, H, KV, L, V, I, E = 32, 4, 2, 2, 50, 32, 4
-    d = C // H
-    w = {"model.embed_tokens.weight": rnd(V, C), "model.norm.weight": ones_ish(C), "lm_head.weight": rnd(V, C)}
-    for i in range(L):
-        p = f"model.layers.{i}."
-        w.update({p + "input_layernorm.weight": ones_ish(C), p + "post_attention_layernorm.weight": ones_ish(C),
-                  p + "self_attn.q_proj.weight": rnd(H * d, C), p + "self_attn.k_proj.weight": rnd(KV * d, C),
-                  p + "self_attn.v_proj.weight": rnd(KV * d, C), p + "self_attn.o_proj.weight": rnd(C, H * d),
-                  p + "block_sparse_moe.gate.weight": rnd(E, C, scale=1.0)})
-        for e in range(E):
-            q = f"{p}block_sparse_moe.experts.{e}."
-            w.update({q + "w1.weight": rnd(I, C), q + "w3.weight": rnd(I, C), q + "w2.weight": rnd(C, I)})
-    h = w["model.embed_tokens.weight"][ids]
-    lin = lambda x, n: x @ w[n + ".weight"].T  # noqa: E731
-    for i in range(L):
-        h = mixtral_layer(w, f"model.layers.{i}.", h, cfg, lin)
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w["model.norm.weight"]
-    return w, dict(cfg), h @ w["lm_head.weight"].T
+def decoder_attention_weights(p, C, H, KV, d):
+    """block p's norms and q, k, v, o of a Llama-like decoder"""
+    return {p + "input_layernorm.weight": ones_ish(C), p + "post_attention_layernorm.weight": ones_ish(C),
+            p + "self_attn.q_proj.weight": rnd(H * d, C), p + "self_attn.k_proj.weight": rnd(KV * d, C),
+            p + "self_attn.v_proj.weight": rnd(KV * d, C), p + "self_attn.o_proj.weight": rnd(C, H * d)}
 
 
-def mixtral_layer(w, p, h, cfg, lin, fixed_routing=False):
-    """lin(x, name): a Linear by its name without ".weight" """
-    H, KV, C, E = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["hidden_size"], cfg["num_local_experts"]
-    d = C // H
+def decoder_attention(w, p, h, cfg, lin, d, qk_norms):
+    """Llama's attention sublayer (RMSNorm, rope in halves, grouped-query),
+    with Qwen3's per-head q/k norms; the residual sum and its normed copy
+    for the MLP"""
+    H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     rms = lambda x, n: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w[n]  # noqa: E731
     a = rms(h, p + "input_layernorm.weight")
     q, k = heads(lin(a, p + "self_attn.q_proj"), H), heads(lin(a, p + "self_attn.k_proj"), KV)
+    if qk_norms:
+        q, k = rms(q, p + "self_attn.q_norm.weight"), rms(k, p + "self_attn.k_norm.weight")
     q, k = rope_halves(q, d, cfg["rope_theta"]), rope_halves(k, d, cfg["rope_theta"])
     v = heads(lin(a, p + "self_attn.v_proj"), KV)
     k, v = k.repeat_interleave(H // KV, dim=0), v.repeat_interleave(H // KV, dim=0)
     h = h + lin(attend(q, k, v, causal(h.shape[0]), 1 / math.sqrt(d)), p + "self_attn.o_proj")
+    return h, rms(h, p + "post_attention_layernorm.weight")
+
+
+def decoder_logits(w, ids, cfg, layer):
+    """embeddings, layer(p, i, h, lin) for each block, final norm and head"""
+    h = w["model.embed_tokens.weight"][ids]
+    lin = lambda x, n: x @ w[n + ".weight"].T  # noqa: E731
+    for i in range(cfg["num_hidden_layers"]):
+        h = layer(f"model.layers.{i}.", i, h, lin)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w["model.norm.weight"]
+    return h @ w["lm_head.weight"].T
+
+
+def mixtral(ids):
+    """transformers/models/mixtral/modeling_mixtral.py: llama's attention,
+    the mixture above for the MLP (experts w1 gate, w3 up, w2 down), final
+    norm and head."""
+    cfg = MIXTRAL
+    C, H, KV, L, V, I, E = 32, 4, 2, 2, 50, 32, 4
+    w = {"model.embed_tokens.weight": rnd(V, C), "model.norm.weight": ones_ish(C), "lm_head.weight": rnd(V, C)}
+    for i in range(L):
+        p = f"model.layers.{i}."
+        w.update(decoder_attention_weights(p, C, H, KV, C // H))
+        w[p + "block_sparse_moe.gate.weight"] = rnd(E, C, scale=1.0)
+        for e in range(E):
+            q = f"{p}block_sparse_moe.experts.{e}."
+            w.update({q + "w1.weight": rnd(I, C), q + "w3.weight": rnd(I, C), q + "w2.weight": rnd(C, I)})
+    return w, dict(cfg), decoder_logits(w, ids, cfg, lambda p, i, h, lin: mixtral_layer(w, p, h, cfg, lin))
+
+
+def mixtral_layer(w, p, h, cfg, lin, fixed_routing=False):
+    """lin(x, name): a Linear by its name without ".weight" """
+    h, m = decoder_attention(w, p, h, cfg, lin, cfg["hidden_size"] // cfg["num_attention_heads"], False)
     x = f"{p}block_sparse_moe.experts."
-    experts = [(f"{x}{e}.w1", f"{x}{e}.w3", f"{x}{e}.w2") for e in range(E)]
-    m = rms(h, p + "post_attention_layernorm.weight")
+    experts = [(f"{x}{e}.w1", f"{x}{e}.w3", f"{x}{e}.w2") for e in range(cfg["num_local_experts"])]
     return h + moe(m, w[p + "block_sparse_moe.gate.weight"], experts, cfg["num_experts_per_tok"], True, lin,
+                   fixed_routing)
+
+
+QWEN3_MOE = {"model_type": "qwen3_moe", "hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2,
+             "head_dim": 12, "num_hidden_layers": 2, "intermediate_size": 48, "moe_intermediate_size": 16,
+             "vocab_size": 50, "max_position_embeddings": 16, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+             "hidden_act": "silu", "num_experts": 4, "num_experts_per_tok": 2, "norm_topk_prob": True,
+             "decoder_sparse_step": 1, "mlp_only_layers": [], "use_sliding_window": False,
+             "tie_word_embeddings": False}
+# block 1 dense by mlp_only_layers, three experts of four a token, not renormalized
+QWEN3_MOE_DENSE = dict(QWEN3_MOE, num_hidden_layers=3, mlp_only_layers=[1], num_experts_per_tok=3,
+                       norm_topk_prob=False)
+
+
+def qwen3_moe_sparse(cfg, layer):
+    """Qwen3MoeDecoderLayer: the mixture unless mlp_only_layers lists the
+    block or decoder_sparse_step skips it"""
+    return layer not in cfg["mlp_only_layers"] and (layer + 1) % cfg["decoder_sparse_step"] == 0
+
+
+def qwen3_moe(ids, cfg):
+    """transformers/models/qwen3_moe/modeling_qwen3_moe.py: Qwen3's
+    attention (explicit head_dim, q/k RMSNorm per head before the
+    rotation), Qwen3MoeSparseMoeBlock (router mlp.gate, experts of
+    gate/up/down_proj moe_intermediate_size wide, norm_topk_prob) or
+    Qwen3MoeMLP in the dense blocks."""
+    C, H, KV, V = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["vocab_size"]
+    d, I, MI, E = cfg["head_dim"], cfg["intermediate_size"], cfg["moe_intermediate_size"], cfg["num_experts"]
+    w = {"model.embed_tokens.weight": rnd(V, C), "model.norm.weight": ones_ish(C), "lm_head.weight": rnd(V, C)}
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        w.update(decoder_attention_weights(p, C, H, KV, d))
+        w.update({p + "self_attn.q_norm.weight": ones_ish(d), p + "self_attn.k_norm.weight": ones_ish(d)})
+        if not qwen3_moe_sparse(cfg, i):
+            w.update({p + "mlp.gate_proj.weight": rnd(I, C), p + "mlp.up_proj.weight": rnd(I, C),
+                      p + "mlp.down_proj.weight": rnd(C, I)})
+            continue
+        w[p + "mlp.gate.weight"] = rnd(E, C, scale=1.0)
+        for e in range(E):
+            q = f"{p}mlp.experts.{e}."
+            w.update({q + "gate_proj.weight": rnd(MI, C), q + "up_proj.weight": rnd(MI, C),
+                      q + "down_proj.weight": rnd(C, MI)})
+    return w, dict(cfg), decoder_logits(w, ids, cfg, lambda p, i, h, lin: qwen3_moe_layer(w, p, i, h, cfg, lin))
+
+
+def qwen3_moe_layer(w, p, layer, h, cfg, lin, fixed_routing=False):
+    """lin(x, name): a Linear by its name without ".weight" """
+    h, m = decoder_attention(w, p, h, cfg, lin, cfg["head_dim"], True)
+    if not qwen3_moe_sparse(cfg, layer):
+        return h + lin(F.silu(lin(m, p + "mlp.gate_proj")) * lin(m, p + "mlp.up_proj"), p + "mlp.down_proj")
+    x = f"{p}mlp.experts."
+    experts = [(f"{x}{e}.gate_proj", f"{x}{e}.up_proj", f"{x}{e}.down_proj") for e in range(cfg["num_experts"])]
+    return h + moe(m, w[p + "mlp.gate.weight"], experts, cfg["num_experts_per_tok"], cfg["norm_topk_prob"], lin,
                    fixed_routing)
 
 
@@ -573,6 +643,12 @@ MODELS = {
     "phi3": phi3,
     # Mixtral: top-2 of 4 experts, a router wide enough that tokens spread
     "mixtral": mixtral,
+    # Qwen3-MoE: heads of 12 where hidden / heads is 8, top-2 of 4 experts
+    # renormalized (as Qwen3-30B-A3B and llama.cpp's qwen3moe); and the
+    # class's other mixtures: a dense block among sparse ones, top-3 as
+    # the router gives them
+    "qwen3_moe": lambda ids: qwen3_moe(ids, QWEN3_MOE),
+    "qwen3_moe_dense": lambda ids: qwen3_moe(ids, QWEN3_MOE_DENSE),
 }
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stio  # noqa: E402
-from gen_engine_fixtures import attend, causal, gelu_new, gemma_layer, mixtral_layer, phi3_layer, rope_halves, rope_interleaved  # noqa: E402,E501
+from gen_engine_fixtures import attend, causal, gelu_new, gemma_layer, mixtral_layer, phi3_layer, qwen3_moe_layer, rope_halves, rope_interleaved  # noqa: E402,E501
 
 DIR = "tests/fixtures/engine"
 B, T = 2, 5
@@ -162,6 +162,9 @@ def block(name, w, cfg, x, quant):
     if name == "mixtral":  # the routing held fixed, as zquant's backward (and LKD) hold it
         b = Block(w, "model.layers.0.", quant, ("block_sparse_moe.experts",))
         return per_seq(x, lambda s: mixtral_layer(w, "model.layers.0.", s, cfg, lambda t, n: b.lin(t, n[len(b.p):]), True))
+    if name in ("qwen3_moe", "qwen3_moe_dense"):  # block 0 is sparse in both
+        b = Block(w, "model.layers.0.", quant, ("mlp.experts",))
+        return per_seq(x, lambda s: qwen3_moe_layer(w, "model.layers.0.", 0, s, cfg, lambda t, n: b.lin(t, n[len(b.p):]), True))
     if name == "phi3":
         b = Block(w, "model.layers.0.", quant, ("mlp",))
         return per_seq(x, lambda s: phi3_layer(w, "model.layers.0.", s, cfg, lambda t, n: b.lin(t, n[len(b.p):])))
@@ -180,7 +183,7 @@ def block(name, w, cfg, x, quant):
 
 # fixtures added after the first seven draw from their own generator, so the
 # others' draws (and files) stay as they were
-LATER = ("llama3", "qwen3", "mistral", "gemma2", "gemma3_text", "phi3", "mixtral")
+LATER = ("llama3", "qwen3", "mistral", "gemma2", "gemma3_text", "phi3", "mixtral", "qwen3_moe", "qwen3_moe_dense")
 
 
 def main():

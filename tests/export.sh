@@ -138,12 +138,13 @@ for i in $(seq 1 256); do printf "\\x$(printf %02x $(((i * 37 + i / 7) % 50)))\\
 # Mistral's sliding window (3): llama.cpp's llama attends over the whole
 # context, so the two are compared within 3 tokens of context, the export
 # says so, and zquant reads the window back from the GGUF.
-# Mixtral: llama.cpp rounds activations to Q8_0 before quantized matmuls,
-# which flips the expert choice of tokens whose 2nd and 3rd experts are
-# near tied (each flip an O(1) change of that token's output): its
-# quantized files get a KL bound of 0.005 (measured 5e-4 to 1.5e-3); at F16
-# the routing agrees and the bound is the others' (measured 4e-6).
-for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3 mixtral; do
+# Mixtures of experts (Mixtral, Qwen3-MoE): llama.cpp rounds activations to
+# Q8_0 before quantized matmuls, which flips the expert choice of tokens
+# whose k-th and next experts are near tied (each flip an O(1) change of
+# that token's output): their quantized files get a KL bound of 0.005
+# (measured: mixtral 5e-4 to 1.5e-3, qwen3_moe 7e-5 to 2.3e-4); at F16 the
+# routing agrees and the bound is the others' (measured 4e-6, 5e-7).
+for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3 mixtral qwen3_moe; do
     ctx=16
     [ "$model" = mistral ] && ctx=3
     for spec in "f16|-p w8a16 --exclude *" "q8_0|-p w8a16" "q4_0|-p w4a16" "q4_1|-p w4a16 --asym" "mixed|-p w4/8a16"; do
@@ -161,7 +162,7 @@ for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text p
         run "$CMP" "$TMP/deq.safetensors" "$TMP/$model.gguf"
         check "gguf/$model-$name/read-back-equals-dequantize" '[ "$rc" -eq 0 ]'
         klmax=0.002
-        [ "$model" = mixtral ] && [ "$name" != f16 ] && klmax=0.005
+        case $model in mixtral | qwen3_moe) [ "$name" != f16 ] && klmax=0.005 ;; esac
         llama_vs_zquant "gguf/$model-$name/llama.cpp-logits" "$TMP/$model.zq" "$TMP/$model.gguf" "$TMP/rand.bin" $ctx $klmax
         # and zquant runs the GGUF as the model it came from
         a=$("$ZQ" eval "$TMP/$model.zq" --tokens "$TMP/rand.bin" --ctx 16 --act none --dequantize --json | tr -d ' \t\n' | field nll)
@@ -194,6 +195,16 @@ for bad in 's/"query_pre_attn_scalar": 16/"query_pre_attn_scalar": 12/|query_pre
     rm -f "$TMP/g2bad.gguf"
     run "$ZQ" export "$TMP/g2bad.zq" -o "$TMP/g2bad.gguf" --tokenizer "$TMP/tok50.json"
     check "gguf/gemma2-refuses/${bad#*|}" '[ "$rc" -eq 3 ] && grep -q "${bad#*|}" "$TMP/err" && [ ! -e "$TMP/g2bad.gguf" ]'
+done
+# llama.cpp's qwen3moe has experts in every block and renormalizes their
+# weights: a dense block, or norm_topk_prob false, is refused before any work
+mkdir -p "$TMP/q3bad" && cp "$ENGINE/qwen3_moe/model.safetensors" "$TMP/q3bad/"
+sed 's/"norm_topk_prob": true/"norm_topk_prob": false/' "$ENGINE/qwen3_moe/config.json" >"$TMP/q3bad/config.json"
+for bad in "$TMP/q3bad|norm_topk_prob is false" "$ENGINE/qwen3_moe_dense|block 1 is dense (by mlp_only_layers)"; do
+    "$ZQ" quantize "${bad%%|*}" -o "$TMP/q3bad.zq" -p w8a16 --for llama.cpp -f -q
+    rm -f "$TMP/q3bad.gguf"
+    run "$ZQ" export "$TMP/q3bad.zq" -o "$TMP/q3bad.gguf" --tokenizer "$TMP/tok50.json"
+    check "gguf/qwen3moe-refuses/${bad#*|}" '[ "$rc" -eq 3 ] && grep -qF "${bad#*|}" "$TMP/err" && [ ! -e "$TMP/q3bad.gguf" ]'
 done
 
 # --- compressed-tensors, decoded by scripts/ct_decode.py ------------------------------
@@ -235,7 +246,7 @@ b=$("$ZQ" eval "$TMP/ct8" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' 
 check ct/w8a8-eval-runs-int8-activations '[ -n "$a" ] && [ "$a" = "$b" ]'
 run "$ZQ" inspect "$TMP/ct"
 check ct/inspect '[ "$rc" -eq 0 ] && grep -q "^model.layers.0.mlp.up_proj.weight_packed *I32 *172x8 " "$TMP/out" && grep -q "^model.layers.0.self_attn.q_proj.weight *I8 *64x64 " "$TMP/out"'
-for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3 mixtral; do
+for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3 mixtral qwen3_moe qwen3_moe_dense; do
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e8.zq" -p w8a8 --for vllm -f -q
     ct_case "$model-w8a8" "$TMP/e8.zq"
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e4.zq" -p w4a16 --group-size 32 --for vllm -f -q

@@ -133,11 +133,11 @@ typedef struct {
     /* mixture of experts: the keys of the expert count, experts per token,
      * an expert's width (NULL: intermediate_size), whether the chosen
      * experts' weights are renormalized (NULL: always, as Mixtral), the
-     * layer step of sparse blocks (NULL: every block is); experts_key
-     * NULL: none */
+     * layer step of sparse blocks (NULL: every block is), the list of
+     * blocks that are dense all the same; experts_key NULL: none */
     struct {
         const char *experts_key, *topk_key, *inter_key, *norm_topk_key, *step_key, *dense_layers_key;
-        int topk_default;
+        int topk_default, inter_default;
     } moe;
 } zq_arch_desc;
 
@@ -161,6 +161,8 @@ int zq_arch_is_buffer(const char *name);
 /* ---- a model's configuration, for the forward pass -------------------------- */
 
 typedef enum { ZQ_GELU_TANH, ZQ_GELU_ERF, ZQ_RELU, ZQ_SILU } zq_mlp_fn;
+
+#define ZQ_MAX_DENSE_LAYERS 64 /* a mixture's dense blocks by number (Qwen3-MoE's mlp_only_layers) */
 
 typedef struct {
     const zq_arch_desc *desc;
@@ -191,9 +193,11 @@ typedef struct {
      * the whole context. See zq_arch_layer_window. */
     int window, window_first, window_period;
     /* mixture of experts: n_experts (0: none) in block l when (l + 1) %
-     * moe_step == 0, each of moe_inter wide; a token's moe_topk likeliest
-     * experts, their softmax weights renormalized to sum 1 when moe_norm_topk */
+     * moe_step == 0 and l is not among moe_dense, each of moe_inter wide;
+     * a token's moe_topk likeliest experts, their softmax weights
+     * renormalized to sum 1 when moe_norm_topk */
     int n_experts, moe_topk, moe_inter, moe_step, moe_norm_topk;
+    int moe_dense[ZQ_MAX_DENSE_LAYERS], n_moe_dense;
     /* rope_scaling {"rope_type": "llama3"} (Llama 3.1 and later): a
      * frequency whose wavelength 2 pi / f exceeds rope_original_max_pos /
      * rope_low_freq is divided by rope_factor, one below rope_original_max_pos

@@ -98,41 +98,62 @@ static const zq_arch_tensor gptj_tensors[] = {
     {ZQ_PART_HEAD, B | OPT, "lm_head.bias", NULL},
     {0, 0, NULL, NULL}};
 
-/* Llama's attention output, SwiGLU MLP, embedding and final norm, which
- * Qwen and Gemma keep */
-#define LLAMA_OUTPUT_AND_MLP                                                                                \
-    {ZQ_PART_O, W, "layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight"},                       \
-    {ZQ_PART_UP, W, "layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight"},                                \
-    {ZQ_PART_GATE, W, "layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight"},                          \
-    {ZQ_PART_DOWN, W, "layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight"},                          \
-    {ZQ_PART_EMBED, W, "embed_tokens.weight", "token_embd.weight"},                                         \
-    {ZQ_PART_FINAL_NORM, W, "norm.weight", "output_norm.weight"}
-
-/* Llama and Mistral rotate halves; llama.cpp's llama architecture rotates
- * pairs, so its q and k rows are permuted on the way (its Qwen2 and Qwen3
- * rotate halves too: no permutation). q, k, v biases: Qwen2 has them,
- * Llama checkpoints may. */
-#define LLAMA_FAMILY(rope)                                                                                  \
-    {ZQ_PART_NORM1, W, "layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight"},                     \
-    {ZQ_PART_NORM2, W, "layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight"},             \
+/* The pieces of Llama's block that its descendants keep. Llama and
+ * Mistral rotate halves; llama.cpp's llama architecture rotates pairs, so
+ * its q and k rows are permuted on the way (its Qwen2 and Qwen3 rotate
+ * halves too: no permutation). q, k, v biases: Qwen2 has them, Llama
+ * checkpoints may. */
+#define LLAMA_QKV(rope)                                                                                      \
     {ZQ_PART_Q, W | rope, "layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight"},                     \
-    {ZQ_PART_Q, B | OPT | rope, "layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias"},                  \
     {ZQ_PART_K, W | rope, "layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight"},                     \
-    {ZQ_PART_K, B | OPT | rope, "layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias"},                  \
-    {ZQ_PART_V, W, "layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight"},                            \
+    {ZQ_PART_V, W, "layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight"}
+#define LLAMA_O {ZQ_PART_O, W, "layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight"}
+#define LLAMA_ATTENTION(rope)                                                                                \
+    {ZQ_PART_NORM1, W, "layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight"},                      \
+    {ZQ_PART_NORM2, W, "layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight"},              \
+    LLAMA_QKV(rope),                                                                                         \
+    {ZQ_PART_Q, B | OPT | rope, "layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias"},                   \
+    {ZQ_PART_K, B | OPT | rope, "layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias"},                   \
     {ZQ_PART_V, B | OPT, "layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias"},                          \
-    LLAMA_OUTPUT_AND_MLP,                                                                                   \
-    {ZQ_PART_HEAD, W | OPT, "lm_head.weight", "output.weight"}
+    LLAMA_O
+#define LLAMA_MLP                                                                                            \
+    {ZQ_PART_UP, W, "layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight"},                                 \
+    {ZQ_PART_GATE, W, "layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight"},                           \
+    {ZQ_PART_DOWN, W, "layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight"}
+#define LLAMA_EMBED_AND_NORM                                                                                 \
+    {ZQ_PART_EMBED, W, "embed_tokens.weight", "token_embd.weight"},                                          \
+    {ZQ_PART_FINAL_NORM, W, "norm.weight", "output_norm.weight"}
+#define LLAMA_OUTER LLAMA_EMBED_AND_NORM, {ZQ_PART_HEAD, W | OPT, "lm_head.weight", "output.weight"}
+/* Qwen3's and Gemma 3's: an RMSNorm weight of head_dim for q and one for k */
+#define QK_NORMS                                                                                             \
+    {ZQ_PART_Q_NORM, W, "layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight"},                   \
+    {ZQ_PART_K_NORM, W, "layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight"}
+/* a mixture of experts' router and SwiGLU experts by their names in the
+ * block; llama.cpp stacks each part of every expert into one tensor
+ * (written so by the GGUF exporter) */
+#define MOE_TENSORS(router, gate, up, down)                                                                  \
+    {ZQ_PART_ROUTER, W, "layers.%d." router ".weight", "blk.%d.ffn_gate_inp.weight"},                        \
+    {ZQ_PART_EXP_GATE, W | EXP, "layers.%d." gate ".weight", "blk.%d.ffn_gate_exps.weight"},                 \
+    {ZQ_PART_EXP_UP, W | EXP, "layers.%d." up ".weight", "blk.%d.ffn_up_exps.weight"},                       \
+    {ZQ_PART_EXP_DOWN, W | EXP, "layers.%d." down ".weight", "blk.%d.ffn_down_exps.weight"}
 
 #define END {0, 0, NULL, NULL}
-static const zq_arch_tensor llama_tensors[] = {LLAMA_FAMILY(ZQ_T_ROPE_HALVES), END};
-static const zq_arch_tensor qwen2_tensors[] = {LLAMA_FAMILY(0), END};
-/* Qwen3: Qwen2's names, an RMSNorm weight of head_dim for q and one for k */
-static const zq_arch_tensor qwen3_tensors[] = {
-    LLAMA_FAMILY(0),
-    {ZQ_PART_Q_NORM, W, "layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight"},
-    {ZQ_PART_K_NORM, W, "layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight"},
-    END};
+static const zq_arch_tensor llama_tensors[] = {LLAMA_ATTENTION(ZQ_T_ROPE_HALVES), LLAMA_MLP, LLAMA_OUTER, END};
+static const zq_arch_tensor qwen2_tensors[] = {LLAMA_ATTENTION(0), LLAMA_MLP, LLAMA_OUTER, END};
+static const zq_arch_tensor qwen3_tensors[] = {LLAMA_ATTENTION(0), QK_NORMS, LLAMA_MLP, LLAMA_OUTER, END};
+/* Mixtral: llama's attention, experts w1 (gate), w3 (up), w2 (down) */
+static const zq_arch_tensor mixtral_tensors[] = {
+    LLAMA_ATTENTION(ZQ_T_ROPE_HALVES),
+    MOE_TENSORS("block_sparse_moe.gate", "block_sparse_moe.experts.%d.w1", "block_sparse_moe.experts.%d.w3",
+                "block_sparse_moe.experts.%d.w2"),
+    LLAMA_OUTER, END};
+/* Qwen3-MoE: Qwen3's attention; sparse blocks have a router (mlp.gate)
+ * and experts of Qwen3's MLP names, dense ones (decoder_sparse_step,
+ * mlp_only_layers) Qwen3's MLP */
+static const zq_arch_tensor qwen3_moe_tensors[] = {
+    LLAMA_ATTENTION(0), QK_NORMS, LLAMA_MLP,
+    MOE_TENSORS("mlp.gate", "mlp.experts.%d.gate_proj", "mlp.experts.%d.up_proj", "mlp.experts.%d.down_proj"),
+    LLAMA_OUTER, END};
 /* Gemma 2: llama's projections, four norms a block (llama.cpp's weights
  * are 1 + these, as it runs its norms as x * w); llama.cpp's gemma2 and
  * gemma3 have no head of their own */
@@ -141,52 +162,22 @@ static const zq_arch_tensor qwen3_tensors[] = {
     {ZQ_PART_POST_NORM1, W, "layers.%d.post_attention_layernorm.weight", "blk.%d.post_attention_norm.weight"}, \
     {ZQ_PART_NORM2, W, "layers.%d.pre_feedforward_layernorm.weight", "blk.%d.ffn_norm.weight"},              \
     {ZQ_PART_POST_NORM2, W, "layers.%d.post_feedforward_layernorm.weight", "blk.%d.post_ffw_norm.weight"},    \
-    {ZQ_PART_Q, W, "layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight"},                              \
-    {ZQ_PART_K, W, "layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight"},                              \
-    {ZQ_PART_V, W, "layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight"},                              \
-    LLAMA_OUTPUT_AND_MLP,                                                                                     \
+    LLAMA_QKV(0), LLAMA_O, LLAMA_MLP, LLAMA_EMBED_AND_NORM,                                                  \
     {ZQ_PART_HEAD, W | OPT, "lm_head.weight", NULL}
 static const zq_arch_tensor gemma2_tensors[] = {GEMMA_FAMILY, END};
-/* Gemma 3: Gemma 2's and q, k norms of head_dim (1 + w too) */
-static const zq_arch_tensor gemma3_tensors[] = {
-    GEMMA_FAMILY,
-    {ZQ_PART_Q_NORM, W, "layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight"},
-    {ZQ_PART_K_NORM, W, "layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight"},
-    END};
-#undef END
-
-/* Mixtral: llama's attention; a router and num_local_experts SwiGLU
- * experts (w1 gate, w3 up, w2 down) for the MLP, which llama.cpp stacks
- * into one tensor of each (written by the GGUF exporter) */
-static const zq_arch_tensor mixtral_tensors[] = {
-    {ZQ_PART_NORM1, W, "layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight"},
-    {ZQ_PART_NORM2, W, "layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight"},
-    {ZQ_PART_Q, W | ZQ_T_ROPE_HALVES, "layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight"},
-    {ZQ_PART_K, W | ZQ_T_ROPE_HALVES, "layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight"},
-    {ZQ_PART_V, W, "layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight"},
-    {ZQ_PART_O, W, "layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight"},
-    {ZQ_PART_ROUTER, W, "layers.%d.block_sparse_moe.gate.weight", "blk.%d.ffn_gate_inp.weight"},
-    {ZQ_PART_EXP_GATE, W | EXP, "layers.%d.block_sparse_moe.experts.%d.w1.weight", "blk.%d.ffn_gate_exps.weight"},
-    {ZQ_PART_EXP_UP, W | EXP, "layers.%d.block_sparse_moe.experts.%d.w3.weight", "blk.%d.ffn_up_exps.weight"},
-    {ZQ_PART_EXP_DOWN, W | EXP, "layers.%d.block_sparse_moe.experts.%d.w2.weight", "blk.%d.ffn_down_exps.weight"},
-    {ZQ_PART_EMBED, W, "embed_tokens.weight", "token_embd.weight"},
-    {ZQ_PART_FINAL_NORM, W, "norm.weight", "output_norm.weight"},
-    {ZQ_PART_HEAD, W | OPT, "lm_head.weight", "output.weight"},
-    {0, 0, NULL, NULL}};
-
+/* Gemma 3: Gemma 2's and q, k norms (1 + w too) */
+static const zq_arch_tensor gemma3_tensors[] = {GEMMA_FAMILY, QK_NORMS, END};
 /* Phi-3: q, k, v fused (all q rows, then k, then v), gate and up fused
  * (gate's rows first), as llama.cpp's phi3 keeps them */
 static const zq_arch_tensor phi3_tensors[] = {
     {ZQ_PART_NORM1, W, "layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight"},
     {ZQ_PART_NORM2, W, "layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight"},
     {ZQ_PART_QKV, W, "layers.%d.self_attn.qkv_proj.weight", "blk.%d.attn_qkv.weight"},
-    {ZQ_PART_O, W, "layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight"},
+    LLAMA_O,
     {ZQ_PART_GATE_UP, W, "layers.%d.mlp.gate_up_proj.weight", "blk.%d.ffn_up.weight"},
     {ZQ_PART_DOWN, W, "layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight"},
-    {ZQ_PART_EMBED, W, "embed_tokens.weight", "token_embd.weight"},
-    {ZQ_PART_FINAL_NORM, W, "norm.weight", "output_norm.weight"},
-    {ZQ_PART_HEAD, W | OPT, "lm_head.weight", "output.weight"},
-    {0, 0, NULL, NULL}};
+    LLAMA_OUTER, END};
+#undef END
 
 static const zq_arch_tensor bert_tensors[] = {
     {ZQ_PART_Q, W, "layer.%d.attention.self.query.weight", "blk.%d.attn_q.weight"},
@@ -225,21 +216,37 @@ static const zq_arch_tensor bert_tensors[] = {
 #undef EXP
 
 #define PRE ZQ_ARCH_PRE_LN | ZQ_ARCH_CAUSAL | ZQ_ARCH_FINAL_NORM
-/* max_pos, head_dim, window: the configuration class's defaults (Qwen3Config's head_dim is 128) */
-#define LLAMA_ROW(gguf, flags, max_pos, head_dim, window, tensors, ...)                                          \
-    {{__VA_ARGS__}, gguf, PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP | (flags), "hidden_size",                  \
-     "num_attention_heads", "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", \
-     "hidden_act", 0, max_pos, head_dim, 1e-6, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta",      \
-     ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model.", window, NO_SCORES,        \
-     NO_ROPE_BASE, NO_MOE}
+/* Llama's family as its configuration classes default it: max_pos,
+ * head_dim (0: hidden / heads; Qwen3Config's is 128), rms_norm_eps, the
+ * rotary kind with its key, the window, rotary bases and experts */
+#define DECODER_ROW(model_type, gguf, flags, max_pos, head_dim, eps, rotary, tensors, window, rope_base, moe)     \
+    {{model_type}, gguf, PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP | (flags), "hidden_size",                    \
+     "num_attention_heads", "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps",  \
+     "hidden_act", 0, max_pos, head_dim, eps, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta", rotary, \
+     1.0, NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model.", window, NO_SCORES, rope_base, moe}
+#define ROTARY_FULL ZQ_ROPE_FULL, NULL
+/* Phi3Config: partial_rotary_factor of a head rotated, in halves */
+#define ROTARY_PARTIAL ZQ_ROPE_PCT, "partial_rotary_factor"
 #define NO_WINDOW {NULL, NULL, NULL, NULL, 0, 0, 0, 0}
 /* MistralConfig: every layer, 4096 unless null */
 #define MISTRAL_WINDOW {"sliding_window", NULL, NULL, NULL, 4096, 0, 0, 0}
 /* Qwen2Config, Qwen3Config: only with use_sliding_window, from layer max_window_layers (28) on */
 #define QWEN_WINDOW {"sliding_window", "use_sliding_window", "max_window_layers", NULL, 4096, 28, 0, 1}
+/* Qwen3MoeConfig: with use_sliding_window, every layer (its modeling file reads no max_window_layers) */
+#define QWEN_MOE_WINDOW {"sliding_window", "use_sliding_window", NULL, NULL, 4096, 0, 0, 0}
+/* MixtralConfig, Phi3Config: a window only where sliding_window says */
+#define CONFIG_WINDOW {"sliding_window", NULL, NULL, NULL, 0, 0, 0, 0}
 #define NO_SCORES {NULL, NULL, NULL, 0, 0, 0}
 #define NO_ROPE_BASE {0, NULL, 0}
-#define NO_MOE {NULL, NULL, NULL, NULL, NULL, NULL, 0}
+#define NO_MOE {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0}
+/* MixtralConfig: rope_theta 1e6; top-2 of num_local_experts, renormalized, every block sparse */
+#define MIXTRAL_ROPE_BASE {1e6, NULL, 0}
+#define MIXTRAL_MOE {"num_local_experts", "num_experts_per_tok", NULL, NULL, NULL, NULL, 2, 0}
+/* Qwen3MoeConfig: top-8 of num_experts, each 768 wide, renormalized by
+ * norm_topk_prob, sparse every decoder_sparse_step-th block but those
+ * mlp_only_layers lists */
+#define QWEN_MOE {"num_experts", "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob", \
+                  "decoder_sparse_step", "mlp_only_layers", 8, 768}
 /* Gemma2Config and Gemma3TextConfig: GeGLU, norms around both sublayers, a
  * window of 4096 but in every period-th layer (2; Gemma 3's
  * sliding_window_pattern, 6); caps of 50 and 30 (Gemma 3: none); Gemma 3
@@ -271,26 +278,21 @@ const zq_arch_desc zq_arch_table[] = {
      "n_layer", "n_inner", "n_positions", "layer_norm_epsilon", "activation_function", 4, 2048, 0, 1e-5, "gelu_new",
      0, NULL, NULL, NULL, ZQ_ROPE_DIM, "rotary_dim", 0, NULL, NULL, NULL, NULL, NULL, gptj_tensors, NULL, NO_WINDOW,
      NO_SCORES, NO_ROPE_BASE, NO_MOE},
-    LLAMA_ROW("llama", 0, 2048, 0, NO_WINDOW, llama_tensors, "llama"),
+    DECODER_ROW("llama", "llama", 0, 2048, 0, 1e-6, ROTARY_FULL, llama_tensors, NO_WINDOW, NO_ROPE_BASE, NO_MOE),
     /* after llama: GGUF's llama reads back as llama */
-    LLAMA_ROW("llama", 0, 4096 * 32, 0, MISTRAL_WINDOW, llama_tensors, "mistral"),
-    LLAMA_ROW("qwen2", 0, 32768, 0, QWEN_WINDOW, qwen2_tensors, "qwen2"),
-    LLAMA_ROW("qwen3", ZQ_ARCH_QK_NORM, 32768, 128, QWEN_WINDOW, qwen3_tensors, "qwen3"),
+    DECODER_ROW("mistral", "llama", 0, 4096 * 32, 0, 1e-6, ROTARY_FULL, llama_tensors, MISTRAL_WINDOW, NO_ROPE_BASE,
+                NO_MOE),
+    DECODER_ROW("qwen2", "qwen2", 0, 32768, 0, 1e-6, ROTARY_FULL, qwen2_tensors, QWEN_WINDOW, NO_ROPE_BASE, NO_MOE),
+    DECODER_ROW("qwen3", "qwen3", ZQ_ARCH_QK_NORM, 32768, 128, 1e-6, ROTARY_FULL, qwen3_tensors, QWEN_WINDOW,
+                NO_ROPE_BASE, NO_MOE),
     GEMMA_ROW("gemma2", "gemma2", 0, 8192, NULL, 2, gemma2_tensors, GEMMA2_CAPS, NO_ROPE_BASE),
     GEMMA_ROW("gemma3_text", "gemma3", ZQ_ARCH_QK_NORM, 131072, "sliding_window_pattern", 6, gemma3_tensors, NO_CAPS,
               GEMMA3_ROPE_BASE),
-    /* MixtralConfig: a window only where sliding_window says; rope_theta 1e6; top-2 of 8 experts, renormalized */
-    {{"mixtral"}, "llama", PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP, "hidden_size", "num_attention_heads",
-     "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", "hidden_act", 0, 4096 * 32,
-     0, 1e-5, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL,
-     NULL, "rope_scaling", mixtral_tensors, "model.", {"sliding_window", NULL, NULL, NULL, 0, 0, 0, 0}, NO_SCORES,
-     {1e6, NULL, 0}, {"num_local_experts", "num_experts_per_tok", NULL, NULL, NULL, NULL, 2}},
-    /* Phi3Config: partial_rotary_factor of a head rotated, in halves; a window only where sliding_window says */
-    {{"phi3"}, "phi3", PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP, "hidden_size", "num_attention_heads",
-     "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps", "hidden_act", 0, 4096, 0,
-     1e-5, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_PCT, "partial_rotary_factor", 1.0, NULL,
-     NULL, NULL, NULL, "rope_scaling", phi3_tensors, "model.", {"sliding_window", NULL, NULL, NULL, 0, 0, 0, 0},
-     NO_SCORES, NO_ROPE_BASE, NO_MOE},
+    DECODER_ROW("mixtral", "llama", 0, 4096 * 32, 0, 1e-5, ROTARY_FULL, mixtral_tensors, CONFIG_WINDOW,
+                MIXTRAL_ROPE_BASE, MIXTRAL_MOE),
+    DECODER_ROW("qwen3_moe", "qwen3moe", ZQ_ARCH_QK_NORM, 32768, 0, 1e-6, ROTARY_FULL, qwen3_moe_tensors,
+                QWEN_MOE_WINDOW, NO_ROPE_BASE, QWEN_MOE),
+    DECODER_ROW("phi3", "phi3", 0, 4096, 0, 1e-5, ROTARY_PARTIAL, phi3_tensors, CONFIG_WINDOW, NO_ROPE_BASE, NO_MOE),
     {{"bert"}, "bert", ZQ_ARCH_TOKEN_TYPES | ZQ_ARCH_MLM_HEAD, "hidden_size", "num_attention_heads",
      "num_hidden_layers", "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 512,
      0, 1e-12, "gelu", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0, NULL, NULL, NULL, NULL, NULL, bert_tensors, NULL,

@@ -232,20 +232,35 @@ static zq_status moe(reader *r, const zq_arch_desc *d, zq_arch *a, const char *o
     if (!d->moe.experts_key) return ZQ_OK;
     a->n_experts = get_int(r, d->moe.experts_key, 0, 0, 1 << 16);
     a->moe_topk = get_int(r, d->moe.topk_key, d->moe.topk_default, 1, 1 << 16);
-    a->moe_inter = d->moe.inter_key ? get_int(r, d->moe.inter_key, 0, 1, 4 * MAX_WIDTH) : a->inter;
+    a->moe_inter = d->moe.inter_key ? get_int(r, d->moe.inter_key, d->moe.inter_default, 1, 4 * MAX_WIDTH) : a->inter;
     a->moe_norm_topk = d->moe.norm_topk_key ? get_flag(r, d->moe.norm_topk_key, 0) : 1;
     a->moe_step = d->moe.step_key ? get_int(r, d->moe.step_key, 1, 1, MAX_LAYERS) : 1;
     ZQ_TRY(r->st);
-    const cJSON *dense = d->moe.dense_layers_key ? item(r, d->moe.dense_layers_key) : NULL;
-    if (dense && !(cJSON_IsArray(dense) && cJSON_GetArraySize(dense) == 0))
-        return BAD("'%s': %s lists dense layers among the sparse ones: not supported", origin, d->moe.dense_layers_key);
+    const cJSON *dense = d->moe.dense_layers_key ? item(r, d->moe.dense_layers_key) : NULL, *e;
+    if (dense && !cJSON_IsNull(dense) && !cJSON_IsArray(dense))
+        return BAD("'%s': %s must be a list of block numbers", origin, d->moe.dense_layers_key);
+    const cJSON *listed = cJSON_IsArray(dense) ? dense : NULL; /* null: none, as the class reads it */
+    cJSON_ArrayForEach(e, listed) {
+        if (!cJSON_IsNumber(e) || e->valuedouble != (int)e->valuedouble || e->valueint < 0 ||
+            e->valueint >= a->n_layers)
+            return BAD("'%s': %s[%d] is not a block number below %d", origin, d->moe.dense_layers_key, a->n_moe_dense,
+                       a->n_layers);
+        if (a->n_moe_dense == ZQ_MAX_DENSE_LAYERS)
+            return BAD("'%s': %s lists more than %d blocks", origin, d->moe.dense_layers_key, ZQ_MAX_DENSE_LAYERS);
+        a->moe_dense[a->n_moe_dense++] = e->valueint;
+    }
     if (a->n_experts && (a->moe_topk > a->n_experts || !a->moe_inter))
         return BAD("'%s': %d experts per token of %d, each %d wide: not a mixture zquant runs", origin, a->moe_topk,
                    a->n_experts, a->moe_inter);
     return ZQ_OK;
 }
 
-int zq_arch_layer_moe(const zq_arch *a, int layer) { return a->n_experts > 0 && (layer + 1) % a->moe_step == 0; }
+int zq_arch_layer_moe(const zq_arch *a, int layer)
+{
+    for (int k = 0; k < a->n_moe_dense; k++)
+        if (a->moe_dense[k] == layer) return 0;
+    return a->n_experts > 0 && (layer + 1) % a->moe_step == 0;
+}
 
 int zq_arch_layer_window(const zq_arch *a, int layer)
 {
@@ -256,9 +271,14 @@ int zq_arch_layer_window(const zq_arch *a, int layer)
 static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arch *a, zq_error *err)
 {
     const zq_arch_desc *d = zq_arch_find(mt);
-    if (!d)
-        return BAD("'%s': model_type '%s' has no forward pass in zquant (gpt2, opt, gpt_neox, gptj, llama, "
-                   "mistral, qwen2, qwen3, gemma2, gemma3_text, phi3, bert)", origin, mt);
+    if (!d) {
+        char known[512] = "";
+        for (const zq_arch_desc *k = zq_arch_table; k->model_types[0]; k++)
+            for (int t = 0; t < 4 && k->model_types[t]; t++)
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", *known ? ", " : "",
+                         k->model_types[t]);
+        return BAD("'%s': model_type '%s' has no forward pass in zquant (%s)", origin, mt, known);
+    }
     reader r = {c, origin, err, ZQ_OK};
     a->desc = d;
     a->hidden = get_int(&r, d->hidden_key, 0, 1, MAX_WIDTH);

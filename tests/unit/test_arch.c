@@ -145,13 +145,15 @@ static zq_status windowed(const char *mt, const char *extra, zq_arch *a, zq_erro
     return zq_arch_from_config(cfg, "cfg", a, err);
 }
 
-/* which of the 6 layers attend over a window, as "010011" */
-static const char *sliding_layers(const zq_arch *a)
+/* which of the 6 layers `is` says yes of, as "010011" */
+static const char *layers_where(const zq_arch *a, int (*is)(const zq_arch *, int))
 {
     static char s[7];
-    for (int l = 0; l < 6; l++) s[l] = zq_arch_layer_window(a, l) ? '1' : '0';
+    for (int l = 0; l < 6; l++) s[l] = is(a, l) ? '1' : '0';
     return s;
 }
+#define sliding_layers(a) layers_where(a, zq_arch_layer_window)
+#define sparse_layers(a) layers_where(a, zq_arch_layer_moe)
 
 TEST(sliding_window_layers_as_the_config_classes_set_them)
 {
@@ -219,4 +221,35 @@ TEST(gemma3_text_config_as_gemma3textconfig_defaults_it)
           strstr(err.msg, "sliding_window is null") != NULL);
     CHECK(windowed("gemma3_text", "\"rope_scaling\": {\"rope_type\": \"linear\"}", &a, &err) == ZQ_ERR_FORMAT &&
           strstr(err.msg, "rope_scaling.factor") != NULL);
+}
+
+TEST(mixtures_of_experts_as_the_config_classes_set_them)
+{
+    zq_arch a;
+    zq_error err;
+    /* MixtralConfig: top-2, renormalized, experts as wide as intermediate_size, every block */
+    CHECK(windowed("mixtral", "\"num_local_experts\": 8", &a, &err) == ZQ_OK && a.n_experts == 8 &&
+          a.moe_topk == 2 && a.moe_norm_topk && a.moe_inter == 48 && !strcmp(sparse_layers(&a), "111111"));
+    /* Qwen3MoeConfig: 128 experts needs saying; top-8 of them, 768 wide, not renormalized */
+    CHECK(windowed("qwen3_moe", "\"num_experts\": 16", &a, &err) == ZQ_OK && a.n_experts == 16 && a.moe_topk == 8 &&
+          !a.moe_norm_topk && a.moe_inter == 768 && !strcmp(sparse_layers(&a), "111111") && a.window == 0);
+    CHECK(windowed("qwen3_moe", "\"num_experts\": 16, \"decoder_sparse_step\": 2, \"mlp_only_layers\": [3], "
+                   "\"norm_topk_prob\": true, \"moe_intermediate_size\": 20", &a, &err) == ZQ_OK &&
+          !strcmp(sparse_layers(&a), "010001") && a.moe_norm_topk && a.moe_inter == 20);
+    CHECK(windowed("qwen3_moe", "\"num_experts\": 16, \"mlp_only_layers\": null", &a, &err) == ZQ_OK &&
+          !strcmp(sparse_layers(&a), "111111"));
+    /* with use_sliding_window, a window in every block (its modeling file reads no max_window_layers) */
+    CHECK(windowed("qwen3_moe", "\"num_experts\": 16, \"use_sliding_window\": true, \"sliding_window\": 5", &a, &err) ==
+              ZQ_OK && !strcmp(sliding_layers(&a), "111111") && a.window == 5);
+    CHECK(windowed("qwen3_moe", "\"num_experts\": 16, \"mlp_only_layers\": [6]", &a, &err) == ZQ_ERR_FORMAT &&
+          strstr(err.msg, "mlp_only_layers[0] is not a block number below 6") != NULL);
+    CHECK(windowed("qwen3_moe", "\"num_experts\": 16, \"mlp_only_layers\": 2", &a, &err) == ZQ_ERR_FORMAT &&
+          strstr(err.msg, "mlp_only_layers must be a list") != NULL);
+    CHECK(windowed("qwen3_moe", "\"num_experts\": 4, \"num_experts_per_tok\": 5", &a, &err) == ZQ_ERR_FORMAT &&
+          strstr(err.msg, "5 experts per token of 4") != NULL);
+    CHECK(windowed("qwen3_moe", "\"num_experts\": 16, \"decoder_sparse_step\": 0", &a, &err) == ZQ_ERR_FORMAT &&
+          strstr(err.msg, "decoder_sparse_step") != NULL);
+    /* an unknown model type is refused naming the ones zquant runs */
+    CHECK(windowed("mamba", "", &a, &err) == ZQ_ERR_FORMAT &&
+          strstr(err.msg, "mixtral, qwen3_moe, phi3, bert") != NULL);
 }

@@ -132,6 +132,8 @@ ARCH_TEST(gemma2)  /* post norms, (1 + w) norms, soft caps, GeGLU, scaled embedd
 ARCH_TEST(gemma3_text) /* q/k norms, a local rotary base in sliding layers, linear rope scaling */
 ARCH_TEST(phi3)   /* fused q/k/v of grouped-query sizes, fused gate/up, partial rotary */
 ARCH_TEST(mixtral) /* top-2 of 4 experts, renormalized */
+ARCH_TEST(qwen3_moe) /* q/k norms of an explicit head size, top-2 of 4 experts */
+ARCH_TEST(qwen3_moe_dense) /* a dense block between sparse ones, top-3 not renormalized */
 ARCH_TEST(bert)
 DECODE_TEST(gpt2)
 DECODE_TEST(opt)
@@ -144,6 +146,8 @@ DECODE_TEST(gemma2)
 DECODE_TEST(gemma3_text)
 DECODE_TEST(phi3)
 DECODE_TEST(mixtral)
+DECODE_TEST(qwen3_moe)
+DECODE_TEST(qwen3_moe_dense)
 
 TEST(token_wise_fake_quant_by_hand)
 {

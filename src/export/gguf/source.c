@@ -179,7 +179,8 @@ static zq_status make_config(const zq_gguf *g, const zq_arch_desc *d, const char
                 {d->rope_theta_key, "rope.freq_base"},    {d->head_dim_key, "attention.key_length"},
                 {d->scores.attn_cap_key, "attn_logit_softcapping"},
                 {d->scores.final_cap_key, "final_logit_softcapping"}, {d->rope_base.local_key, "rope.freq_base_swa"},
-                {d->moe.experts_key, "expert_count"},     {d->moe.topk_key, "expert_used_count"}};
+                {d->moe.experts_key, "expert_count"},     {d->moe.topk_key, "expert_used_count"},
+                {d->moe.inter_key, "expert_feed_forward_length"}};
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         char key[128];
         snprintf(key, sizeof key, "%s.%s", arch, keys[k].gguf);
@@ -194,6 +195,8 @@ static zq_status make_config(const zq_gguf *g, const zq_arch_desc *d, const char
             cJSON_AddNumberToObject(c, keys[k].hf, (double)(float)f);
     }
     cJSON_AddNumberToObject(c, "vocab_size", (double)vocab);
+    if (d->moe.norm_topk_key) /* llama.cpp's mixtures renormalize their experts' weights */
+        cJSON_AddBoolToObject(c, d->moe.norm_topk_key, 1);
     rotary_config(g, d, arch, c);
     cJSON_AddBoolToObject(c, "tie_word_embeddings", tied);
     window_config(g, d, arch, c);

@@ -216,9 +216,10 @@ static void arch_keys(zq_gguf_keys *kv, const zq_arch *a, const char *arch, cons
         zq_gguf_kv_str(kv, ZQ_GGUF_ROPE_SCALING_KEY, s);
     }
     if (a->desc->parallel_key) zq_gguf_kv_bool(kv, KEY("use_parallel_residual"), a->parallel);
-    if (a->n_experts) { /* llama.cpp's llama renormalizes the chosen experts' weights, as Mixtral */
+    if (a->n_experts) { /* llama.cpp renormalizes the chosen experts' weights (see llama_cpp_runs) */
         zq_gguf_kv_u32(kv, KEY("expert_count"), (uint32_t)a->n_experts);
         zq_gguf_kv_u32(kv, KEY("expert_used_count"), (uint32_t)a->moe_topk);
+        if (a->desc->moe.inter_key) zq_gguf_kv_u32(kv, KEY("expert_feed_forward_length"), (uint32_t)a->moe_inter);
     }
     /* no window where llama.cpp applies one: a window of the whole context */
     if (a->window || zq_gguf_runs_windows(arch))
@@ -232,8 +233,9 @@ static void arch_keys(zq_gguf_keys *kv, const zq_arch *a, const char *arch, cons
 
 /* What llama.cpp's architecture cannot run as the model does: refused
  * (gemma2's and gemma3's query scale and caps are fixed, their window
- * pattern starts at layer 0), or, for a window llama.cpp ignores, a note (unless note is
- * NULL): the two agree while the context is no longer than the window. */
+ * pattern starts at layer 0; its mixtures have experts in every block), or,
+ * for a window llama.cpp ignores, a note (unless note is NULL): the two
+ * agree while the context is no longer than the window. */
 static zq_status llama_cpp_runs(const zq_arch *a, const char *arch, const char *path, char *note, size_t size,
                                 zq_error *err)
 {
@@ -261,6 +263,16 @@ static zq_status llama_cpp_runs(const zq_arch *a, const char *arch, const char *
             return zq_fail(err, ZQ_ERR_FORMAT, "'%s': layer_types: layers before %d attend fully, and llama.cpp's "
                            "%s has no key for that", path, a->window_first, arch);
     }
+    /* llama.cpp's llama (Mixtral) and qwen3moe: experts in every block,
+     * their weights renormalized */
+    for (int l = 0; a->n_experts && l < a->n_layers; l++)
+        if (!zq_arch_layer_moe(a, l))
+            return zq_fail(err, ZQ_ERR_FORMAT, "'%s': block %d is dense (by %s), and llama.cpp's %s has experts in "
+                           "every block", path, l,
+                           a->moe_step > 1 ? a->desc->moe.step_key : a->desc->moe.dense_layers_key, arch);
+    if (a->n_experts && !a->moe_norm_topk)
+        return zq_fail(err, ZQ_ERR_FORMAT, "'%s': %s is false, and llama.cpp's %s renormalizes the chosen experts' "
+                       "weights", path, a->desc->moe.norm_topk_key, arch);
     if (!note || !a->window || zq_gguf_runs_windows(arch)) return ZQ_OK;
     size_t at = strlen(note);
     snprintf(note + at, size - at, "%sllama.cpp's %s attends over the whole context, the model's layers over a sliding "
@@ -576,8 +588,8 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': llama.cpp has no architecture for %s models", o->input, a.model_type);
     for (const zq_arch_tensor *t = a.desc->tensors; t->name; t++)
         if (t->part == ZQ_PART_MLM_DENSE)
-            return zq_fail(err, ZQ_ERR_FORMAT, "'%s': GGUF export of %s models is not supported yet (llama, mistral, "
-                           "qwen2, qwen3, gemma2, gemma3_text, phi3, gpt2 and gpt_neox are)", o->input, a.model_type);
+            return zq_fail(err, ZQ_ERR_FORMAT, "'%s': GGUF export of %s models is not supported yet (their masked-LM "
+                           "head has no llama.cpp tensors)", o->input, a.model_type);
     ZQ_TRY(llama_cpp_runs(&a, a.desc->gguf_arch, o->input, NULL, 0, err)); /* before any work */
     vocab_file tok;
     zq_status st = find_vocab(o, &tok, err);
