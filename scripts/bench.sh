@@ -11,6 +11,8 @@ echo "== eval"
 /usr/bin/python3 "$here/bench_eval.py" "$ZQ" "$(nproc)"
 echo "== lkd"
 /usr/bin/python3 "$here/bench_lkd.py" "$ZQ" "$(nproc)" 3
+echo "== a mixture of experts' block distilled and GPTQ'd, peak RSS against dense blocks"
+/usr/bin/python3 "$here/bench_moe_memory.py" "$ZQ" build/bench/moe-memory 3 16
 echo "== lkd's defaults against their goals (KL and time, the bundled model)"
 /usr/bin/python3 "$here/lkd_defaults.py" "$ZQ" build/lkd-defaults 3
 echo "== a 4-layer slice of Llama-2-7B width, every command (scripts/run_7b.py; the whole 7B: --layers 32)"

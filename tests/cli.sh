@@ -276,7 +276,9 @@ grep -q "layers.0.input_layernorm.weight' differs" "$TMP/err" && ok "lkd/train-n
 # KL over the fixture's 12 tokens is too noisy to rank two models this close
 # (qwen3: LKD 0.033 vs RTN 0.028 there, 0.011 vs 0.019 over 1024 sampled
 # tokens); causal models are judged on 64 sequences sampled from the FP model
-for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 mistral gemma2 gemma3_text phi3 bert; do # layouts, GQA, rope scaling, q/k norms, window, post-LN
+# layouts, GQA, rope scaling, q/k norms, window, post-LN, experts routed as the FP block routes them
+for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 mistral gemma2 gemma3_text phi3 mixtral qwen3_moe \
+    qwen3_moe_dense bert; do
     E=tests/fixtures/engine/$arch
     DATA="--sample 64,16"
     [ $arch = bert ] && DATA="--tokens $E/tokens.bin"
@@ -292,12 +294,24 @@ for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 mistral gemma2 gemma
     fi
 done
 expect "lkd/text-data" 0 "$ZQ" lkd $M -o "$TMP/d.zq" -q -p w4/8a8 --steps 5 --data "$REAL/tokens.bin" --input quantized
-# a mixture of experts quantizes and runs, but neither distils nor takes GPTQ yet: said before any work
-E=tests/fixtures/engine/mixtral
-expect "lkd/moe-refused" 3 "$ZQ" lkd $E -o "$TMP/x.zq" -q
-grep -q "lkd and gptq of a mixture of experts (4 a block) are not supported yet" "$TMP/err" && [ ! -e "$TMP/x.zq" ] &&
-    ok "lkd/moe-refused-says-so" || fail "lkd/moe-refused-says-so" "$(head -c 200 "$TMP/err")"
-expect "gptq/moe-refused" 3 "$ZQ" quantize $E -o "$TMP/x.zq" -q --method gptq --calib $E/tokens.bin --seq-len 8
+# a mixture's LKD with GPTQ's start (a Hessian an expert, from its tokens)
+# and learned clipping: the same bytes for any thread count
+E=tests/fixtures/engine/qwen3_moe_dense
+for t in 1 2; do
+    "$ZQ" lkd $E -o "$TMP/moe-$t.zq" -q -p w4/8a8 --group-size 16 --seq-len 8 --steps 10 --init gptq --learn-clip \
+        -t $t
+done
+cmp -s "$TMP/moe-1.zq" "$TMP/moe-2.zq" && ok lkd/moe-same-bytes-any-threads || fail lkd/moe-same-bytes-any-threads
+# static ranges (int8-tensor) are the quantized student's: LKD lowers KL
+# below round to nearest's, as it does with token-wise ranges (the ranges
+# were once taken before the student was fake-quantized: from whatever its
+# buffers held)
+"$ZQ" lkd $E -o "$TMP/ls.zq" -q -p w4/8a8 --group-size 16 --act int8-tensor --seq-len 8 --steps 20 -t 1
+"$ZQ" quantize $E -o "$TMP/rs.zq" -q -p w4/8a8 --group-size 16 --act int8-tensor
+"$ZQ" eval "$TMP/ls.zq" --sample 64,16 --reference $E --json >"$TMP/l.json"
+"$ZQ" eval "$TMP/rs.zq" --sample 64,16 --reference $E --json >"$TMP/r.json"
+awk -v l="$(field kl "$TMP/l.json")" -v r="$(field kl "$TMP/r.json")" 'BEGIN { exit !(l != "" && l < r) }' &&
+    ok "lkd/static-ranges-lower-kl" || fail "lkd/static-ranges-lower-kl" "kl lkd $(field kl "$TMP/l.json") rtn $(field kl "$TMP/r.json")"
 expect "lkd/bad-layer" 2 "$ZQ" lkd $M -o "$TMP/x.zq" --layers 7
 expect "lkd/bad-input-mode" 2 "$ZQ" lkd $M -o "$TMP/x.zq" --input sideways
 expect "lkd/not-from-zq" 2 "$ZQ" lkd "$TMP/s.zq" -o "$TMP/x.zq"

@@ -85,5 +85,11 @@ rc=$?
 [ "$rc" -eq 2 ] && grep -q "a power of two of sequences per process" "$TMP/err" && [ ! -e "$TMP/q6.zq" ] &&
     ok "data-parallel/share-not-power-of-two-refused" ||
     fail "data-parallel/share-not-power-of-two-refused" "exit $rc: $(tail -c 300 "$TMP/err")"
+# a mixture's experts see other tokens on each rank: no common tree, refused
+E=tests/fixtures/engine/mixtral
+"${MPIRUN[@]}" "$ZQMPI" lkd $E -o "$TMP/moe.zq" -q -p w4/8a8 --steps 2 --seq-len 8 --input quantized >"$TMP/out" 2>"$TMP/err"
+rc=$?
+[ "$rc" -eq 2 ] && grep -q "data-parallel lkd and gptq of a mixture of experts" "$TMP/err" && [ ! -e "$TMP/moe.zq" ] &&
+    ok "data-parallel/moe-refused" || fail "data-parallel/moe-refused" "exit $rc: $(tail -c 300 "$TMP/err")"
 
 finish

@@ -50,6 +50,11 @@ typedef struct {
     zq_linear router;
     int n_experts;
     zq_linear *experts;
+    /* routing fixed from outside: each token's moe_topk experts and their
+     * weights, as another block chose them (LKD's student takes its FP
+     * block's); NULL: the router chooses */
+    const int *route_sel;
+    const float *route_w;
     int window; /* sliding-window attention: a query sees the last `window` positions, its own included (0: all) */
     int local_rope; /* rotary positions from the local base (rope_local_theta: Gemma 3's sliding layers) */
 } zq_block;
@@ -95,6 +100,10 @@ void zq_workspace_set_cache(zq_workspace *ws, float *k, float *v, int pos0);
  * in every sequence. */
 void zq_block_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *aq, zq_workspace *ws,
                       const float *x, float *out, int batch, int seq);
+
+/* The routing of a mixture block's last zq_block_forward on ws: rows x
+ * moe_topk experts and weights, as zq_block's route_sel and route_w take them. */
+void zq_block_routes(const zq_arch *a, const zq_workspace *ws, int rows, int *sel, float *w);
 
 /* Gradient buffers shaped like the weights, accumulated (+=) into:
  * callers zero them. NULL: not wanted. */

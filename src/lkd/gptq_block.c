@@ -1,8 +1,10 @@
 /* GPTQ for one block inside the LKD driver: the Linears are taken in the
  * order the block computes them, a stage at a time (q/k/v share an input,
- * as do up/gate), so each stage's Hessian is gathered with the stages
- * before it already quantized ("true sequential"), over every batch of the
- * block's input, activations quantized as the runtime will. */
+ * as do up/gate, and each expert's gate/up the tokens routed to it), so
+ * each stage's Hessian is gathered with the stages before it already
+ * quantized ("true sequential"), over every batch of the block's input,
+ * activations quantized as the runtime will, a mixture routed as its FP
+ * block. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,27 +18,37 @@ enum { GPTQ_BLOCK_COLUMNS = 128 }; /* columns per lazy update, as the paper */
 /* A batch's x^T x is a tree over its sequences (zquant/sum.h), the
  * data-parallel ranks' slices of it combined by the same rule, so every
  * rank and a serial run hold the same float product of each batch; the
- * batches' are then added in order, in double. */
+ * batches' are then added in order, in double. A mixture's expert sees
+ * its tokens of a sequence at a time, in sequence order. */
 typedef struct {
-    int id;          /* the Linear whose input is gathered */
-    int cols;
+    const zq_linear *L; /* the student's Linear whose input is gathered */
+    int params[3], n;   /* the tensors this input's Hessian quantizes */
+    double *H;          /* the batches' sum */
+    double tokens;      /* rows seen, every rank's */
+} target;
+
+typedef struct {
+    target *t;
+    int n;
     float *part;     /* [cols, cols]: one batch's x^T x */
     float *sums;     /* zq_gemm_tn's tree stacks */
     size_t sums_len;
-    double *H;       /* the batches' sum */
-    double tokens;   /* rows seen, every rank's */
     const run *r;
 } gather;
 
 static void observe(void *ctx, const zq_linear *L, const float *x, int rows, int seq)
 {
     gather *g = ctx;
-    if (L->id != g->id) return;
-    size_t nn = (size_t)g->cols * g->cols;
-    zq_gemm_tn(g->cols, g->cols, rows, x, g->cols, x, g->cols, 0.0f, g->part, g->cols, seq, g->sums, g->sums_len);
-    if (g->r->ranks > 1) g->r->o->sum_f32(g->r->o->reduce_ctx, g->part, nn); /* the whole batch's */
-    for (size_t i = 0; i < nn; i++) g->H[i] += g->part[i];
-    g->tokens += (double)rows * g->r->ranks;
+    for (int i = 0; i < g->n; i++) {
+        target *t = &g->t[i];
+        if (t->L != L) continue;
+        int cols = L->in;
+        size_t nn = (size_t)cols * cols;
+        zq_gemm_tn(cols, cols, rows, x, cols, x, cols, 0.0f, g->part, cols, seq, g->sums, g->sums_len);
+        if (g->r->ranks > 1) g->r->o->sum_f32(g->r->o->reduce_ctx, g->part, nn); /* the whole batch's */
+        for (size_t k = 0; k < nn; k++) t->H[k] += g->part[k];
+        t->tokens += (double)rows * g->r->ranks;
+    }
 }
 
 /* Quantizes p's master with GPTQ against the stage's prepared Hessian: p keeps the
@@ -71,58 +83,97 @@ static zq_status gptq_param(param *p, const zq_arch *a, const zq_gptq_hessian *h
     return st;
 }
 
-zq_status zq_lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
+/* The stage's targets: Linears of the block sharing an input, with the
+ * quantized tensors each one's Hessian serves (a fused q/k/v is one). */
+static zq_status stage_targets(trainee *tr, zq_linear *const *lin, const int *slots, int n_slots, target *t, int *nt,
+                               zq_error *err)
 {
-    static const int stages[4][3] = {{ZQ_PART_Q, ZQ_PART_K, ZQ_PART_V},
-                                     {ZQ_PART_O, -1, -1},
-                                     {ZQ_PART_UP, ZQ_PART_GATE, -1},
-                                     {ZQ_PART_DOWN, -1, -1}};
-    zq_linear *lin[ZQ_LINEAR_SLOTS];
-    zq_lkd_block_linears(&tr->student, lin);
-    ZQ_TRY(zq_lkd_fake_quantize(tr, r->a, err));
-    for (int s = 0; s < 4; s++) {
-        int todo[3], n = 0;
-        gather g = {-1, 0, NULL, NULL, 0, NULL, 0, r};
-        for (int i = 0; i < 3 && stages[s][i] >= 0; i++) {
-            const zq_linear *L = lin[stages[s][i]];
-            int k = zq_lkd_param_of(tr, L->w);
-            if (k < 0 || !L->quantized || (n && todo[n - 1] == k)) continue; /* a fused q/k/v is one tensor */
-            if (tr->p[k].spec.gran != ZQ_GRAN_GROUP && tr->p[k].spec.gran != ZQ_GRAN_ROW)
-                return zq_fail(err, ZQ_ERR_USAGE, "tensor '%s': GPTQ needs groups along the input (--group-size) or per-row scales",
-                               tr->p[k].u.name);
-            todo[n++] = k;
-            if (g.id < 0) g.id = L->id, g.cols = L->in;
-        }
-        if (!n) continue;
-        size_t nn = (size_t)g.cols * g.cols;
-        g.sums_len = zq_gemm_tn_scratch(g.cols, g.cols, r->B * r->T, r->T);
-        g.H = calloc(nn, sizeof *g.H);
-        g.part = malloc(nn * sizeof *g.part);
-        g.sums = malloc((g.sums_len ? g.sums_len : 1) * sizeof *g.sums);
-        if (!g.H || !g.part || !g.sums) {
-            free(g.H), free(g.part), free(g.sums);
-            return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-        }
+    target *cur = NULL;
+    for (int i = 0; i < n_slots; i++) {
+        const zq_linear *L = lin[slots[i]];
+        int k = zq_lkd_param_of(tr, L->w);
+        if (k < 0 || !L->quantized || (cur && cur->params[cur->n - 1] == k)) continue;
+        if (tr->p[k].spec.gran != ZQ_GRAN_GROUP && tr->p[k].spec.gran != ZQ_GRAN_ROW)
+            return zq_fail(err, ZQ_ERR_USAGE, "tensor '%s': GPTQ needs groups along the input (--group-size) or "
+                           "per-row scales", tr->p[k].u.name);
+        if (!cur) cur = &t[(*nt)++], *cur = (target){L, {0}, 0, NULL, 0};
+        cur->params[cur->n++] = k;
+    }
+    return ZQ_OK;
+}
+
+/* GPTQ of targets t[0..n), their Hessians gathered in one pass over the data. */
+static zq_status gptq_targets(run *r, trainee *tr, const float *in, target *t, int n, zq_error *err)
+{
+    int widest = 0;
+    for (int i = 0; i < n; i++) widest = t[i].L->in > widest ? t[i].L->in : widest;
+    gather g = {t, n, malloc((size_t)widest * widest * sizeof *g.part), NULL,
+                zq_gemm_tn_scratch(widest, widest, r->B * r->T, r->T), r};
+    g.sums = malloc((g.sums_len ? g.sums_len : 1) * sizeof *g.sums);
+    zq_status st = g.part && g.sums ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (int i = 0; st == ZQ_OK && i < n; i++)
+        if (!(t[i].H = calloc((size_t)t[i].L->in * t[i].L->in, sizeof *t[i].H)))
+            st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) {
         zq_lkd_calibrate(r, &tr->student, in);
         r->aq.observe = observe;
         r->aq.observe_ctx = &g;
-        for (int b = 0; b < r->nb; b++)
-            zq_block_forward(r->a, &tr->student, &r->aq, r->ws, in + (size_t)b * r->per, r->out, r->B, r->T);
+        for (int b = 0; b < r->nb; b++) zq_lkd_forward(r, &tr->student, b, in + (size_t)b * r->per, r->out);
         r->aq.observe = NULL;
         r->aq.observe_ctx = NULL;
-        free(g.sums);
-        float *H = g.part; /* H = 2 X^T X / n, as the paper, in float from here */
-        for (size_t i = 0; i < nn; i++) H[i] = (float)(g.H[i] * 2.0 / g.tokens);
-        free(g.H);
-        zq_gptq_hessian h; /* one factor for the stage's matrices: they share the input */
-        zq_status st = zq_gptq_prepare(H, g.cols, r->o->damp, r->o->act_order, &h, err);
-        if (st != ZQ_OK) /* name what the Hessian belongs to */
-            st = zq_fail_context(err, "tensor '%s'%s", tr->p[todo[0]].u.name, n > 1 ? " and the others of its input" : "");
-        for (int i = 0; st == ZQ_OK && i < n; i++) st = gptq_param(&tr->p[todo[i]], r->a, &h, err);
-        zq_gptq_hessian_free(&h);
-        free(H);
-        ZQ_TRY(st);
-        ZQ_TRY(zq_lkd_fake_quantize(tr, r->a, err)); /* the next stage sees these weights quantized */
     }
-    return ZQ_OK;
+    for (int i = 0; st == ZQ_OK && i < n; i++) {
+        if (!t[i].tokens) continue; /* an expert no token chose: round to nearest, as no data says otherwise */
+        int cols = t[i].L->in;
+        size_t nn = (size_t)cols * cols;
+        float *H = g.part; /* H = 2 X^T X / n, as the paper, in float from here */
+        for (size_t k = 0; k < nn; k++) H[k] = (float)(t[i].H[k] * 2.0 / t[i].tokens);
+        zq_gptq_hessian h; /* one factor for the matrices of the input */
+        st = zq_gptq_prepare(H, cols, r->o->damp, r->o->act_order, &h, err);
+        if (st != ZQ_OK) /* name what the Hessian belongs to */
+            st = zq_fail_context(err, "tensor '%s'%s", tr->p[t[i].params[0]].u.name,
+                                 t[i].n > 1 ? " and the others of its input" : "");
+        for (int j = 0; st == ZQ_OK && j < t[i].n; j++) st = gptq_param(&tr->p[t[i].params[j]], r->a, &h, err);
+        zq_gptq_hessian_free(&h);
+    }
+    for (int i = 0; i < n; i++) free(t[i].H), t[i].H = NULL;
+    free(g.part), free(g.sums);
+    return st;
+}
+
+/* Hessians gathered in one pass, a mixture's experts' included: at most
+ * this many bytes of them (or one) */
+#define GPTQ_HESSIAN_BYTES ((size_t)256 << 20)
+
+zq_status zq_lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
+{
+    /* the dense Linears by ZQ_PART slot, then a mixture's experts by
+     * their place in an expert's three (gate, up, down) */
+    static const int stages[6][3] = {{ZQ_PART_Q, ZQ_PART_K, ZQ_PART_V}, {ZQ_PART_O, -1, -1},
+                                     {ZQ_PART_UP, ZQ_PART_GATE, -1},    {ZQ_PART_DOWN, -1, -1},
+                                     {0, 1, -1},                        {2, -1, -1}};
+    int E = tr->student.n_experts, nl;
+    zq_linear **lin = malloc((ZQ_LINEAR_SLOTS + 3 * (size_t)E) * sizeof *lin);
+    target *t = malloc(((size_t)E + 1) * sizeof *t);
+    zq_status st = lin && t ? ZQ_OK : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) zq_lkd_block_linears(&tr->student, lin, &nl), st = zq_lkd_fake_quantize(tr, r->a, err);
+    for (int s = 0; st == ZQ_OK && s < 6; s++) {
+        int nt = 0, slots[3], ns = 0;
+        for (int e = 0; st == ZQ_OK && e < (s < 4 ? 1 : E); e++) { /* an expert stage: one target an expert */
+            for (ns = 0; ns < 3 && stages[s][ns] >= 0; ns++)
+                slots[ns] = s < 4 ? stages[s][ns] : ZQ_LINEAR_SLOTS + 3 * e + stages[s][ns];
+            st = stage_targets(tr, lin, slots, ns, t, &nt, err);
+        }
+        for (int i = 0; st == ZQ_OK && i < nt;) { /* as many as the budget holds a pass */
+            size_t bytes = 0;
+            int j = i;
+            while (j < nt && (j == i || bytes + (size_t)t[j].L->in * t[j].L->in * sizeof(double) <= GPTQ_HESSIAN_BYTES))
+                bytes += (size_t)t[j].L->in * t[j].L->in * sizeof(double), j++;
+            st = gptq_targets(r, tr, in, t + i, j - i, err);
+            if (st == ZQ_OK) st = zq_lkd_fake_quantize(tr, r->a, err); /* what comes after sees them quantized */
+            i = j;
+        }
+    }
+    free(lin), free(t);
+    return st;
 }

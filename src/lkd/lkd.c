@@ -194,12 +194,21 @@ static double batch_mse(const run *r, const float *a, const float *b, float *gra
     return s / n;
 }
 
+void zq_lkd_forward(run *r, zq_block *student, int b, const float *x, float *out)
+{
+    size_t routes = (size_t)b * r->B * r->T * r->a->moe_topk;
+    int fixed = r->fp_routes && student->n_experts;
+    student->route_sel = fixed ? r->route_sel + routes : NULL;
+    student->route_w = fixed ? r->route_w + routes : NULL;
+    zq_block_forward(r->a, student, &r->aq, r->ws, x, out, r->B, r->T);
+}
+
 /* mean loss of the student (fake-quantized as it now is) over every batch */
-static double data_loss(run *r, const zq_block *student, const float *in)
+static double data_loss(run *r, zq_block *student, const float *in)
 {
     double s = 0;
     for (int b = 0; b < r->nb; b++) {
-        zq_block_forward(r->a, student, &r->aq, r->ws, in + (size_t)b * r->per, r->out, r->B, r->T);
+        zq_lkd_forward(r, student, b, in + (size_t)b * r->per, r->out);
         s += batch_mse(r, r->out, r->y + (size_t)b * r->per, NULL);
     }
     return s / r->nb;
@@ -222,7 +231,7 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
         int b = s % r->nb;
         const float *x = in + (size_t)b * r->per;
         if (s) ZQ_TRY(zq_lkd_fake_quantize(tr, r->a, err));
-        zq_block_forward(r->a, &tr->student, &r->aq, r->ws, x, r->out, r->B, r->T);
+        zq_lkd_forward(r, &tr->student, b, x, r->out);
         loss = batch_mse(r, r->out, r->y + (size_t)b * r->per, r->dout);
         zq_block_backward(r->a, &tr->student, &r->aq, r->ws, x, r->dout, NULL, &tr->g, r->B, r->T);
         if (r->ranks > 1) /* the ranks' subtrees of the batch's gradient sums */
@@ -248,12 +257,12 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
 
 /* static activation ranges (int8-tensor recipes): the student's inputs,
  * calibrated on the data before each block is tuned */
-void zq_lkd_calibrate(run *r, const zq_block *student, const float *in)
+void zq_lkd_calibrate(run *r, zq_block *student, const float *in)
 {
     if (r->aq.mode != ZQ_AQ_TENSOR) return;
     r->aq.mode = ZQ_AQ_CALIBRATE;
     memset(r->aq.absmax, 0, (size_t)r->aq.n_ids * sizeof(float));
-    for (int b = 0; b < r->nb; b++) zq_block_forward(r->a, student, &r->aq, r->ws, in + (size_t)b * r->per, r->out, r->B, r->T);
+    for (int b = 0; b < r->nb; b++) zq_lkd_forward(r, student, b, in + (size_t)b * r->per, r->out);
     if (r->ranks > 1) r->o->max_f32(r->o->reduce_ctx, r->aq.absmax, (size_t)r->aq.n_ids);
     r->aq.mode = ZQ_AQ_TENSOR;
 }
@@ -265,17 +274,20 @@ void zq_lkd_calibrate(run *r, const zq_block *student, const float *in)
  * the distillation steps; reported. */
 static zq_status tune(run *r, trainee *tr, int k, const float *in, zq_lkd_report *rep, zq_error *err)
 {
+    r->fp_routes = 1; /* a mixture's student routes as its FP block did */
     zq_status st = ZQ_OK;
     if (r->o->init == ZQ_INIT_GPTQ) st = zq_lkd_gptq_block(r, tr, in, err);
     if (st == ZQ_OK && r->o->init == ZQ_INIT_GPTQ && r->o->progress) {
         zq_lkd_progress p = {k, r->a->n_layers, 0, r->o->steps, 0, 0};
         r->o->progress(r->o->progress_ctx, &p);
     }
-    zq_lkd_calibrate(r, &tr->student, in);
+    if (st == ZQ_OK) st = zq_lkd_fake_quantize(tr, r->a, err); /* the ranges are the quantized student's */
+    if (st == ZQ_OK) zq_lkd_calibrate(r, &tr->student, in);
     zq_lkd_layer *l = &rep->layers[rep->n];
     if (st == ZQ_OK) st = distill(r, tr, k, in, l, err);
     if (st == ZQ_OK) rep->n++;
     else free(l->curve), l->curve = NULL; /* not reported: the report frees only the first n */
+    r->fp_routes = 0;
     return st;
 }
 
@@ -336,8 +348,11 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
     for (int k = 0; k <= last; k++) {
         zq_block fp;
         ZQ_TRY(zq_net_block(net, k, &fp, err));
-        for (int b = 0; b < r->nb; b++) /* the teacher's output, once per batch */
+        size_t routes = (size_t)r->B * r->T * a->moe_topk;
+        for (int b = 0; b < r->nb; b++) { /* the teacher's output (and routing), once per batch */
             zq_block_forward(a, &fp, NULL, r->ws, r->x + (size_t)b * r->per, r->y + (size_t)b * r->per, r->B, r->T);
+            if (fp.n_experts) zq_block_routes(a, r->ws, r->B * r->T, r->route_sel + b * routes, r->route_w + b * routes);
+        }
         const float *in = quantized_in ? r->xq : r->x;
         trainee tr;
         int student = mask[k] || quantized_in;
@@ -357,7 +372,7 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
             zq_lkd_calibrate(r, &tr.student, r->xq);
             for (int b = 0; b < r->nb; b++) {
                 float *x = r->xq + (size_t)b * r->per;
-                zq_block_forward(a, &tr.student, &r->aq, r->ws, x, r->out, r->B, r->T);
+                zq_lkd_forward(r, &tr.student, b, x, r->out);
                 memcpy(x, r->out, r->per * sizeof(float));
             }
         }
@@ -499,9 +514,9 @@ static zq_status lkd_run(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, z
     int stream = 0;
     if (st == ZQ_OK && o->q.output) st = zq_output_check(o->q.output, o->q.force, &stream, err); /* now, not after the work */
     const zq_arch *a = st == ZQ_OK ? zq_net_arch(net) : NULL;
-    if (st == ZQ_OK && a->n_experts) /* its blocks distil and calibrate with routing from the FP block: not yet */
-        st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': lkd and gptq of a mixture of experts (%d a block) are not supported "
-                     "yet; quantize it with --method rtn", o->q.input, a->n_experts);
+    if (st == ZQ_OK && a->n_experts && o->data_ranks > 1) /* each rank's experts see other tokens: no tree to share */
+        st = zq_fail(err, ZQ_ERR_USAGE, "'%s': data-parallel lkd and gptq of a mixture of experts are not supported "
+                     "yet; run it in one process (blocks may still be shared, --share)", o->q.input);
     if (st == ZQ_OK && o->seq_len > a->max_pos)
         st = zq_fail(err, ZQ_ERR_USAGE, "--seq-len %d is longer than the model's %d positions", o->seq_len, a->max_pos);
     if (st == ZQ_OK) {
@@ -538,7 +553,11 @@ static zq_status lkd_run(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, z
         r.out = malloc(r.per * sizeof(float));
         r.dout = malloc(r.per * sizeof(float));
         r.ws = zq_workspace_create_ex(a, r.B, r.T, o->steps > 0); /* backward's buffers only for steps */
-        if (!r.x || !r.y || (o->input_quantized && !r.xq) || !r.out || !r.dout || !r.ws)
+        size_t routes = (size_t)r.nb * r.B * r.T * a->moe_topk;
+        r.route_sel = a->n_experts ? malloc(routes * sizeof *r.route_sel) : NULL;
+        r.route_w = a->n_experts ? malloc(routes * sizeof *r.route_w) : NULL;
+        if (!r.x || !r.y || (o->input_quantized && !r.xq) || !r.out || !r.dout || !r.ws ||
+            (a->n_experts && (!r.route_sel || !r.route_w)))
             st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory for %d batches of activations", r.nb);
     }
     for (int b = 0; st == ZQ_OK && b < r.nb; b++)
@@ -560,6 +579,7 @@ static zq_status lkd_run(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, z
     for (int k = 0; done && k < n_layers; k++) any_done |= done[k];
     if (st != ZQ_OK && !o->work && w.dir && !any_done) zq_lkd_workdir_remove(&w, n_layers); /* nothing to resume */
     free(ids), free(mask), free(done), free(r.aq.absmax), free(r.x), free(r.y), free(r.xq), free(r.out), free(r.dout);
+    free(r.route_sel), free(r.route_w);
     zq_workspace_free(r.ws);
     zq_source_close(src);
     zq_net_close(net);

@@ -31,10 +31,12 @@ typedef struct {
 } param;
 
 typedef struct {
-    param p[32];
+    param *p; /* every tensor of the block but a mixture's router */
     int np;
     zq_block student;
     zq_block_grads g;
+    zq_linear *experts; /* the student's, a mixture's (3 per expert) */
+    zq_linear_grad *expert_grads;
     long t; /* Adam steps taken */
 } trainee;
 
@@ -48,7 +50,16 @@ typedef struct {
     int ranks;       /* data-parallel processes (1: none) */
     size_t per;      /* floats of one batch's activations (this rank's slice) */
     float *x, *y, *xq, *out, *dout;
+    /* a mixture block's routing in the FP block, each batch's B*T*moe_topk
+     * experts and weights; fp_routes: the student takes them (while it is
+     * tuned), else its router chooses (as it runs, for the next block) */
+    int *route_sel;
+    float *route_w;
+    int fp_routes;
 } run;
+
+/* The student's forward on batch b of the data (x, its input there). */
+void zq_lkd_forward(run *r, zq_block *student, int b, const float *x, float *out);
 
 typedef struct {
     char *dir;
@@ -60,8 +71,10 @@ typedef struct {
 zq_status zq_lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *fp, const zq_quantize_opts *q,
                           int vectors, int train, zq_source *src, const zq_model *model, zq_error *err);
 void zq_lkd_trainee_free(trainee *tr);
-/* The block's Linears in ZQ_PART order: q, k, v, o, up, gate, down. */
-void zq_lkd_block_linears(zq_block *b, zq_linear **lin);
+/* The block's Linears: q, k, v, o, up, gate, down (ZQ_PART order), then
+ * every expert's gate, up, down; *n of them (lin: room for
+ * ZQ_LINEAR_SLOTS + 3 n_experts). */
+void zq_lkd_block_linears(zq_block *b, zq_linear **lin, int *n);
 /* The trainable weight tensor whose buffer holds w; -1 if none. */
 int zq_lkd_param_of(const trainee *tr, const float *w);
 /* the student's weights from the masters, as the recipe stores them */
@@ -83,7 +96,7 @@ void zq_lkd_clip_grad(param *p, const float *w, const float *g);
 /* fixes the trained scales as p's chosen ones (what the patch carries). */
 zq_status zq_lkd_clip_finish(param *p, zq_error *err);
 /* Static activation ranges (int8-tensor recipes) of the student on in. */
-void zq_lkd_calibrate(run *r, const zq_block *student, const float *in);
+void zq_lkd_calibrate(run *r, zq_block *student, const float *in);
 /* GPTQ on the block's quantized Linears, in the order the block computes
  * them (q/k/v, o, up/gate, down), each one's Hessian from its input with
  * what comes before it already quantized, over every batch of in: the

@@ -59,18 +59,19 @@ void zq_lkd_trainee_free(trainee *tr)
         free(tr->p[k].scale), free(tr->p[k].min);
         zq_lkd_clip_free(&tr->p[k]);
     }
-    tr->np = 0;
+    free(tr->p), free(tr->experts), free(tr->expert_grads);
+    memset(tr, 0, sizeof *tr);
 }
 
-zq_status zq_lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *fp, const zq_quantize_opts *q,
-                          int vectors, int train, zq_source *src, const zq_model *model, zq_error *err)
+/* The trainable tensors of the block: its Linears, and with vectors its
+ * biases and norms; never a mixture's router, whose choices the student
+ * takes from the FP block. */
+static zq_status trainee_params(trainee *tr, const zq_net_tensor *units, int nu, const zq_block *fp,
+                                const zq_quantize_opts *q, int vectors, int train, zq_source *src,
+                                const zq_model *model, zq_net_tensor *chosen, zq_error *err)
 {
-    memset(tr, 0, sizeof *tr);
-    const zq_net_tensor *units;
-    int nu = zq_net_block_tensors(net, layer, &units);
-    zq_net_tensor chosen[32];
     for (int k = 0; k < nu; k++) {
-        if (units[k].vector && !vectors) continue;
+        if ((units[k].vector && !vectors) || (fp->n_experts && units[k].w == fp->router.w)) continue;
         chosen[tr->np] = units[k];
         param *p = &tr->p[tr->np++];
         p->u = units[k];
@@ -90,24 +91,47 @@ zq_status zq_lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_bloc
         if (!p->fq || (train && (!p->grad || !p->m || !p->v)))
             return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     }
-    float *fq[32], *grads[32];
-    for (int k = 0; k < tr->np; k++) fq[k] = tr->p[k].fq, grads[k] = tr->p[k].grad;
-    zq_block_rewire(fp, chosen, tr->np, fq, grads, &tr->student, &tr->g, NULL, NULL); /* lkd refuses experts */
-    /* the student's Linears with quantized weights quantize their inputs,
-     * as the runtime will (an FP checkpoint's block marks none) */
-    zq_linear *lin[ZQ_LINEAR_SLOTS];
-    zq_lkd_block_linears(&tr->student, lin);
-    for (int s = 0; s < ZQ_LINEAR_SLOTS; s++) {
-        int k = zq_lkd_param_of(tr, lin[s]->w);
-        lin[s]->quantized = k >= 0 && zq_qspec_quantized(&tr->p[k].spec);
-    }
     return ZQ_OK;
 }
 
-void zq_lkd_block_linears(zq_block *b, zq_linear **lin)
+zq_status zq_lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_block *fp, const zq_quantize_opts *q,
+                          int vectors, int train, zq_source *src, const zq_model *model, zq_error *err)
+{
+    memset(tr, 0, sizeof *tr);
+    const zq_net_tensor *units;
+    int nu = zq_net_block_tensors(net, layer, &units), E = fp->n_experts;
+    zq_net_tensor *chosen = malloc((size_t)nu * sizeof *chosen);
+    float **fq = malloc((size_t)nu * sizeof *fq), **grads = malloc((size_t)nu * sizeof *grads);
+    tr->p = calloc((size_t)nu, sizeof *tr->p);
+    tr->experts = calloc(3 * (size_t)E + 1, sizeof *tr->experts);
+    tr->expert_grads = calloc(3 * (size_t)E + 1, sizeof *tr->expert_grads);
+    zq_status st = chosen && fq && grads && tr->p && tr->experts && tr->expert_grads
+                       ? trainee_params(tr, units, nu, fp, q, vectors, train, src, model, chosen, err)
+                       : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    for (int k = 0; st == ZQ_OK && k < tr->np; k++) fq[k] = tr->p[k].fq, grads[k] = tr->p[k].grad;
+    if (st == ZQ_OK) zq_block_rewire(fp, chosen, tr->np, fq, grads, &tr->student, &tr->g, tr->experts, tr->expert_grads);
+    free(chosen), free(fq), free(grads);
+    ZQ_TRY(st);
+    /* the student's Linears with quantized weights quantize their inputs,
+     * as the runtime will (an FP checkpoint's block marks none) */
+    zq_linear **lin = malloc((ZQ_LINEAR_SLOTS + 3 * (size_t)E) * sizeof *lin);
+    if (!lin) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    int nl;
+    zq_lkd_block_linears(&tr->student, lin, &nl);
+    for (int s = 0; s < nl; s++) {
+        int k = zq_lkd_param_of(tr, lin[s]->w);
+        lin[s]->quantized = k >= 0 && zq_qspec_quantized(&tr->p[k].spec);
+    }
+    free(lin);
+    return ZQ_OK;
+}
+
+void zq_lkd_block_linears(zq_block *b, zq_linear **lin, int *n)
 {
     zq_linear *all[ZQ_LINEAR_SLOTS] = {&b->q, &b->k, &b->v, &b->o, &b->up, &b->gate, &b->down};
     memcpy(lin, all, sizeof all);
+    *n = ZQ_LINEAR_SLOTS;
+    for (int k = 0; k < 3 * b->n_experts; k++) lin[(*n)++] = &b->experts[k];
 }
 
 int zq_lkd_param_of(const trainee *tr, const float *w)

@@ -166,40 +166,52 @@ void zq_lkd_workdir_remove(const workdir *w, int n_layers)
 /* The tensors a block's patch holds: each param's master in the
  * checkpoint's layout, then its chosen scales (and mins) as NAME#scale,
  * NAME#min; data[k] NULL for a master (converted on the way out). */
-enum { PATCH_MAX = 3 * 32 };
+/* A patch's entries: each tuned tensor, and its chosen scales (and mins)
+ * as entries of their own; e[k].shape points into item[k]. */
 typedef struct {
-    zq_st_entry e[PATCH_MAX];
-    const void *data[PATCH_MAX];
-    const param *of[PATCH_MAX];
-    int64_t shapes[PATCH_MAX][2];
-    char names[PATCH_MAX][320];
+    zq_st_entry *e;
+    struct patch_item {
+        const void *data; /* NULL: the param's master */
+        const param *of;
+        int64_t shape[2];
+        char name[320];
+    } *item;
     size_t n;
 } patch_entries;
 
-static zq_status list_patch(trainee *tr, patch_entries *pe, zq_error *err)
+static void free_patch(patch_entries *pe)
 {
-    pe->n = 0;
+    if (pe) free(pe->e), free(pe->item);
+    free(pe);
+}
+
+static zq_status list_patch(trainee *tr, patch_entries **out, zq_error *err)
+{
+    patch_entries *pe = *out = calloc(1, sizeof *pe);
+    size_t room = 3 * (size_t)tr->np + 1; /* a tensor, its scales, its mins */
+    if (pe) pe->e = calloc(room, sizeof *pe->e), pe->item = calloc(room, sizeof *pe->item);
+    if (!pe || !pe->e || !pe->item) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (int k = 0; k < tr->np; k++) {
         const param *p = &tr->p[k];
         const zq_net_tensor *u = &p->u;
         size_t ne = pe->n;
-        pe->shapes[ne][0] = u->conv1d ? u->cols : u->rows;
-        pe->shapes[ne][1] = u->conv1d ? u->rows : u->cols;
-        pe->of[ne] = p, pe->data[ne] = NULL;
-        pe->e[ne] = (zq_st_entry){u->name, u->vector ? 1 : 2, pe->shapes[ne], ZQ_ST_F32};
+        pe->item[ne].shape[0] = u->conv1d ? u->cols : u->rows;
+        pe->item[ne].shape[1] = u->conv1d ? u->rows : u->cols;
+        pe->item[ne].of = p, pe->item[ne].data = NULL;
+        pe->e[ne] = (zq_st_entry){u->name, u->vector ? 1 : 2, pe->item[ne].shape, ZQ_ST_F32};
         pe->n++;
         if (!p->scale) continue;
         zq_grid g;
         zq_grid_init(&g, &p->spec, (uint64_t)u->rows, (uint64_t)u->cols);
         for (int m = 0; m < (p->spec.symmetric ? 1 : 2); m++) {
             ne = pe->n;
-            if ((size_t)snprintf(pe->names[ne], sizeof pe->names[ne], "%s#%s", u->name, m ? "min" : "scale") >=
-                sizeof pe->names[ne])
+            if ((size_t)snprintf(pe->item[ne].name, sizeof pe->item[ne].name, "%s#%s", u->name, m ? "min" : "scale") >=
+                sizeof pe->item[ne].name)
                 return zq_fail(err, ZQ_ERR_USAGE, "tensor '%s': name too long for its scales' entry", u->name);
-            pe->shapes[ne][0] = (int64_t)g.row_groups;
-            pe->shapes[ne][1] = (int64_t)g.col_groups;
-            pe->of[ne] = p, pe->data[ne] = m ? (const void *)p->min : (const void *)p->scale;
-            pe->e[ne] = (zq_st_entry){pe->names[ne], 2, pe->shapes[ne], ZQ_ST_F16};
+            pe->item[ne].shape[0] = (int64_t)g.row_groups;
+            pe->item[ne].shape[1] = (int64_t)g.col_groups;
+            pe->item[ne].of = p, pe->item[ne].data = m ? (const void *)p->min : (const void *)p->scale;
+            pe->e[ne] = (zq_st_entry){pe->item[ne].name, 2, pe->item[ne].shape, ZQ_ST_F16};
             pe->n++;
         }
     }
@@ -218,12 +230,12 @@ static zq_status write_patch_file(const workdir *w, int layer, const patch_entri
     uint64_t bytes = hlen;
     if (st == ZQ_OK) st = zq_atomic_write(&f, header, hlen, err);
     for (size_t k = 0; st == ZQ_OK && k < pe->n; k++) {
-        const param *p = pe->of[k];
-        size_t len = pe->data[k] ? (size_t)(pe->shapes[k][0] * pe->shapes[k][1]) * 2 : p->n * sizeof(float);
-        float *disk = pe->data[k] ? NULL : malloc(len);
-        if (!pe->data[k] && !disk) { st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory"); break; }
+        const param *p = pe->item[k].of;
+        size_t len = pe->item[k].data ? (size_t)(pe->item[k].shape[0] * pe->item[k].shape[1]) * 2 : p->n * sizeof(float);
+        float *disk = pe->item[k].data ? NULL : malloc(len);
+        if (!pe->item[k].data && !disk) { st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory"); break; }
         if (disk) zq_net_tensor_layout(&p->u, a->n_heads, p->u.w, disk, 1);
-        const void *bytes_of = disk ? (const void *)disk : pe->data[k];
+        const void *bytes_of = disk ? (const void *)disk : pe->item[k].data;
         crc = zq_crc32c(crc, bytes_of, len);
         bytes += len;
         st = zq_atomic_write(&f, bytes_of, len, err);
@@ -239,35 +251,33 @@ static zq_status write_patch_file(const workdir *w, int layer, const patch_entri
 
 zq_status zq_lkd_write_patch(const workdir *w, int layer, trainee *tr, const zq_arch *a, zq_error *err)
 {
-    patch_entries *pe = malloc(sizeof *pe); /* tens of KB: not on the stack */
-    if (!pe) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    zq_status st = list_patch(tr, pe, err);
+    patch_entries *pe;
+    zq_status st = list_patch(tr, &pe, err);
     if (st == ZQ_OK) st = write_patch_file(w, layer, pe, a, err);
-    free(pe);
+    free_patch(pe);
     return st;
 }
 
 zq_status zq_lkd_patch_source(trainee *tr, const zq_arch *a, const char *path, zq_source **out, zq_error *err)
 {
     *out = NULL;
-    patch_entries *pe = malloc(sizeof *pe);
-    if (!pe) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
-    zq_status st = list_patch(tr, pe, err);
+    patch_entries *pe;
+    zq_status st = list_patch(tr, &pe, err);
     if (st == ZQ_OK) st = zq_source_memory(path, out, err);
     for (size_t k = 0; st == ZQ_OK && k < pe->n; k++) {
-        const param *p = pe->of[k];
-        size_t n = pe->data[k] ? (size_t)(pe->shapes[k][0] * pe->shapes[k][1]) : p->n;
+        const param *p = pe->item[k].of;
+        size_t n = pe->item[k].data ? (size_t)(pe->item[k].shape[0] * pe->item[k].shape[1]) : p->n;
         float *v = malloc((n ? n : 1) * sizeof *v);
         if (!v) {
             st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
             break;
         }
-        if (!pe->data[k]) zq_net_tensor_layout(&p->u, a->n_heads, p->u.w, v, 1);
+        if (!pe->item[k].data) zq_net_tensor_layout(&p->u, a->n_heads, p->u.w, v, 1);
         else
-            for (size_t i = 0; i < n; i++) v[i] = zq_f16_to_f32(((const uint16_t *)pe->data[k])[i]); /* exact */
-        st = zq_source_memory_add(*out, pe->e[k].name, pe->e[k].ndim, pe->shapes[k], v, err);
+            for (size_t i = 0; i < n; i++) v[i] = zq_f16_to_f32(((const uint16_t *)pe->item[k].data)[i]); /* exact */
+        st = zq_source_memory_add(*out, pe->e[k].name, pe->e[k].ndim, pe->item[k].shape, v, err);
     }
-    free(pe);
+    free_patch(pe);
     if (st != ZQ_OK) {
         zq_source_close(*out);
         *out = NULL;

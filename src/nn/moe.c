@@ -18,7 +18,11 @@
 static void route(const zq_arch *a, const zq_block *blk, zq_workspace *ws, int BT, int T)
 {
     int E = blk->n_experts, k = a->moe_topk, B = BT / T;
-    for (int t = 0; t < BT; t++) {
+    if (blk->route_sel) {
+        memcpy(ws->route_sel, blk->route_sel, (size_t)BT * k * sizeof *ws->route_sel);
+        memcpy(ws->route_w, blk->route_w, (size_t)BT * k * sizeof *ws->route_w);
+    }
+    for (int t = 0; !blk->route_sel && t < BT; t++) {
         const float *z = ws->router_logits + (size_t)t * E;
         float *p = ws->router_probs + (size_t)t * E, mx = -INFINITY, sum = 0;
         for (int e = 0; e < E; e++) mx = z[e] > mx ? z[e] : mx;
@@ -57,7 +61,7 @@ void zq_moe_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *a
                     int BT, int T)
 {
     int E = blk->n_experts, B = BT / T, C = a->hidden, I = a->moe_inter;
-    zq_linear_forward(&blk->router, aq, ws->aq, h, ws->router_logits, BT, T);
+    if (!blk->route_sel) zq_linear_forward(&blk->router, aq, ws->aq, h, ws->router_logits, BT, T);
     route(a, blk, ws, BT, T);
     int pairs = ws->group_start[B * E];
     for (int i = 0; i < pairs; i++)
@@ -113,4 +117,10 @@ void zq_moe_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant *
             const float *dx = ws->moe_dx + (size_t)i * C;
             for (int c = 0; c < C; c++) d[c] += dx[c];
         }
+}
+
+void zq_block_routes(const zq_arch *a, const zq_workspace *ws, int rows, int *sel, float *w)
+{
+    memcpy(sel, ws->route_sel, (size_t)rows * a->moe_topk * sizeof *sel);
+    memcpy(w, ws->route_w, (size_t)rows * a->moe_topk * sizeof *w);
 }
