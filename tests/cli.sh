@@ -294,6 +294,26 @@ for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 mistral gemma2 gemma
     fi
 done
 expect "lkd/text-data" 0 "$ZQ" lkd $M -o "$TMP/d.zq" -q -p w4/8a8 --steps 5 --data "$REAL/tokens.bin" --input quantized
+# transformers 5 writes rope_theta and rope_scaling into rope_parameters (one
+# per layer type where the model has them): the same model, the same NLL
+for arch in llama3 gemma3_text phi3; do
+    mkdir -p "$TMP/v5-$arch" && cp tests/fixtures/engine/$arch/model.safetensors "$TMP/v5-$arch/"
+    /usr/bin/python3 - tests/fixtures/engine/$arch/config.json "$TMP/v5-$arch/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+p = dict(c.pop("rope_scaling", None) or {"rope_type": "default"}, rope_theta=c.pop("rope_theta", 10000.0))
+if "partial_rotary_factor" in c:
+    p["partial_rotary_factor"] = c.pop("partial_rotary_factor")
+if "rope_local_base_freq" in c:
+    p = {"full_attention": p, "sliding_attention": {"rope_type": "default", "rope_theta": c.pop("rope_local_base_freq")}}
+c["rope_parameters"] = p
+json.dump(c, open(sys.argv[2], "w"))
+PY
+    "$ZQ" eval tests/fixtures/engine/$arch --tokens tests/fixtures/engine/$arch/tokens.bin --json >"$TMP/a.json"
+    "$ZQ" eval "$TMP/v5-$arch" --tokens tests/fixtures/engine/$arch/tokens.bin --json >"$TMP/b.json"
+    a=$(field nll "$TMP/a.json") b=$(field nll "$TMP/b.json")
+    [ -n "$a" ] && [ "$a" = "$b" ] && ok "rope-parameters/$arch-same-nll" || fail "rope-parameters/$arch-same-nll" "'$a' '$b'"
+done
 # a mixture's LKD with GPTQ's start (a Hessian an expert, from its tokens)
 # and learned clipping: the same bytes for any thread count
 E=tests/fixtures/engine/qwen3_moe_dense

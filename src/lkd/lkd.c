@@ -351,7 +351,8 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
         size_t routes = (size_t)r->B * r->T * a->moe_topk;
         for (int b = 0; b < r->nb; b++) { /* the teacher's output (and routing), once per batch */
             zq_block_forward(a, &fp, NULL, r->ws, r->x + (size_t)b * r->per, r->y + (size_t)b * r->per, r->B, r->T);
-            if (fp.n_experts) zq_block_routes(a, r->ws, r->B * r->T, r->route_sel + b * routes, r->route_w + b * routes);
+            if (fp.n_experts)
+                zq_block_routes(a, r->ws, r->B * r->T, r->route_sel + b * routes, r->route_w + b * routes);
         }
         const float *in = quantized_in ? r->xq : r->x;
         trainee tr;

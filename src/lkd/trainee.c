@@ -109,7 +109,8 @@ zq_status zq_lkd_trainee_init(trainee *tr, zq_net *net, int layer, const zq_bloc
                        ? trainee_params(tr, units, nu, fp, q, vectors, train, src, model, chosen, err)
                        : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (int k = 0; st == ZQ_OK && k < tr->np; k++) fq[k] = tr->p[k].fq, grads[k] = tr->p[k].grad;
-    if (st == ZQ_OK) zq_block_rewire(fp, chosen, tr->np, fq, grads, &tr->student, &tr->g, tr->experts, tr->expert_grads);
+    if (st == ZQ_OK)
+        zq_block_rewire(fp, chosen, tr->np, fq, grads, &tr->student, &tr->g, tr->experts, tr->expert_grads);
     free(chosen), free(fq), free(grads);
     ZQ_TRY(st);
     /* the student's Linears with quantized weights quantize their inputs,

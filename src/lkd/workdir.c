@@ -231,7 +231,8 @@ static zq_status write_patch_file(const workdir *w, int layer, const patch_entri
     if (st == ZQ_OK) st = zq_atomic_write(&f, header, hlen, err);
     for (size_t k = 0; st == ZQ_OK && k < pe->n; k++) {
         const param *p = pe->item[k].of;
-        size_t len = pe->item[k].data ? (size_t)(pe->item[k].shape[0] * pe->item[k].shape[1]) * 2 : p->n * sizeof(float);
+        const int64_t *shape = pe->item[k].shape;
+        size_t len = pe->item[k].data ? (size_t)(shape[0] * shape[1]) * 2 : p->n * sizeof(float);
         float *disk = pe->item[k].data ? NULL : malloc(len);
         if (!pe->item[k].data && !disk) { st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory"); break; }
         if (disk) zq_net_tensor_layout(&p->u, a->n_heads, p->u.w, disk, 1);

@@ -268,7 +268,62 @@ int zq_arch_layer_window(const zq_arch *a, int layer)
     return a->window_period && (layer + 1) % a->window_period == 0 ? 0 : a->window;
 }
 
-static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arch *a, zq_error *err)
+/* c[key] = a copy of v (NULL: no key) */
+static void put(cJSON *c, const char *key, const cJSON *v)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(c, key);
+    if (v) cJSON_AddItemToObject(c, key, cJSON_Duplicate(v, 1));
+}
+
+static const char *rope_type(const cJSON *p)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "rope_type");
+    if (!t) t = cJSON_GetObjectItemCaseSensitive(p, "type");
+    return cJSON_IsString(t) ? t->valuestring : t ? NULL : "default";
+}
+
+/* transformers 5 writes the rotary settings as one rope_parameters object
+ * (rope_type, rope_theta, the scaling's keys, partial_rotary_factor), or
+ * one per layer type (full_attention, sliding_attention): they become the
+ * keys the row reads (rope_theta, rope_scaling, the sliding layers' base),
+ * which they replace, as transformers gives rope_parameters precedence. */
+static zq_status rope_parameters(cJSON *c, const zq_arch_desc *d, const char *origin, zq_error *err)
+{
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(c, "rope_parameters");
+    if (!p || cJSON_IsNull(p) || d->rope == ZQ_ROPE_NONE) return ZQ_OK;
+    if (!cJSON_IsObject(p)) return BAD("'%s': rope_parameters must be an object", origin);
+    const cJSON *full = cJSON_GetObjectItemCaseSensitive(p, "full_attention");
+    const cJSON *sliding = cJSON_GetObjectItemCaseSensitive(p, "sliding_attention");
+    if (!cJSON_IsObject(full) && !cJSON_IsObject(sliding)) full = sliding = p;
+    if (!cJSON_IsObject(full)) return BAD("'%s': rope_parameters.full_attention must be an object", origin);
+    const char *type = rope_type(full), *sliding_type = cJSON_IsObject(sliding) ? rope_type(sliding) : "default";
+    if (!type || !sliding_type) return BAD("'%s': rope_parameters: rope_type must be a string", origin);
+    if (strcmp(type, "default") && strcmp(type, "linear") && strcmp(type, "llama3"))
+        return BAD("'%s': rope_parameters.rope_type '%s' is not implemented (linear and llama3 are)", origin, type);
+    const cJSON *theta = cJSON_GetObjectItemCaseSensitive(full, "rope_theta");
+    if (cJSON_IsObject(sliding) && sliding != full) {
+        const cJSON *local = cJSON_GetObjectItemCaseSensitive(sliding, "rope_theta");
+        if (strcmp(sliding_type, "default"))
+            return BAD("'%s': rope_parameters.sliding_attention.rope_type '%s': zquant runs sliding layers' "
+                       "rotary positions unscaled", origin, sliding_type);
+        if (d->rope_base.local_key) put(c, d->rope_base.local_key, local);
+        else if (!cJSON_Compare(local, theta, 1))
+            return BAD("'%s': rope_parameters: sliding_attention's rope_theta differs from full_attention's, and "
+                       "%s models have one rotary base", origin, d->model_types[0]);
+    }
+    if (theta && !d->rope_theta_key && !(cJSON_IsNumber(theta) && theta->valuedouble == 10000))
+        return BAD("'%s': rope_parameters.rope_theta: %s models rotate with base 10000", origin, d->model_types[0]);
+    if (theta && d->rope_theta_key) put(c, d->rope_theta_key, theta);
+    const cJSON *fraction = cJSON_GetObjectItemCaseSensitive(full, "partial_rotary_factor");
+    if (fraction && d->rope == ZQ_ROPE_PCT) put(c, d->rope_key, fraction);
+    if (strcmp(type, "default") && !d->rope_scaling_key)
+        return BAD("'%s': rope_parameters.rope_type '%s' is not implemented for %s models", origin, type,
+                   d->model_types[0]);
+    if (d->rope_scaling_key) put(c, d->rope_scaling_key, strcmp(type, "default") ? full : NULL);
+    return ZQ_OK;
+}
+
+static zq_status fill(cJSON *c, const char *mt, const char *origin, zq_arch *a, zq_error *err)
 {
     const zq_arch_desc *d = zq_arch_find(mt);
     if (!d) {
@@ -279,6 +334,7 @@ static zq_status fill(const cJSON *c, const char *mt, const char *origin, zq_arc
                          k->model_types[t]);
         return BAD("'%s': model_type '%s' has no forward pass in zquant (%s)", origin, mt, known);
     }
+    ZQ_TRY(rope_parameters(c, d, origin, err));
     reader r = {c, origin, err, ZQ_OK};
     a->desc = d;
     a->hidden = get_int(&r, d->hidden_key, 0, 1, MAX_WIDTH);

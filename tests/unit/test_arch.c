@@ -253,3 +253,38 @@ TEST(mixtures_of_experts_as_the_config_classes_set_them)
     CHECK(windowed("mamba", "", &a, &err) == ZQ_ERR_FORMAT &&
           strstr(err.msg, "mixtral, qwen3_moe, phi3, bert") != NULL);
 }
+
+/* transformers 5's rope_parameters: the same model as the older keys give it */
+TEST(rope_parameters_as_transformers_5_writes_them)
+{
+    zq_arch a, b;
+    zq_error err;
+    const char *llama3 = "\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": "
+                         "4.0, \"original_max_position_embeddings\": 8192";
+    char old[512], v5[512];
+    snprintf(old, sizeof old, "\"rope_theta\": 500000.0, \"rope_scaling\": {%s}", llama3);
+    snprintf(v5, sizeof v5, "\"rope_parameters\": {\"rope_theta\": 500000.0, %s}", llama3);
+    CHECK(windowed("llama", old, &a, &err) == ZQ_OK && windowed("llama", v5, &b, &err) == ZQ_OK);
+    CHECK(b.rope_theta == 500000.0f && b.rope_factor == 8.0f && b.rope_high_freq == 4.0f &&
+          b.rope_original_max_pos == 8192 && a.rope_theta == b.rope_theta && a.rope_factor == b.rope_factor);
+    /* precedence over a stale rope_theta, as transformers gives it */
+    CHECK(windowed("qwen2", "\"rope_theta\": 10000.0, \"rope_parameters\": {\"rope_type\": \"default\", "
+                   "\"rope_theta\": 1000000.0}", &b, &err) == ZQ_OK && b.rope_theta == 1e6f && b.rope_factor == 0);
+    /* one per layer type: Gemma 3's sliding layers on their own, unscaled base */
+    CHECK(windowed("gemma3_text", "\"head_dim\": 16, \"rope_parameters\": {\"full_attention\": {\"rope_type\": "
+                   "\"linear\", \"factor\": 8.0, \"rope_theta\": 1000000.0}, \"sliding_attention\": {\"rope_type\": "
+                   "\"default\", \"rope_theta\": 20000.0}}", &b, &err) == ZQ_OK);
+    CHECK(b.rope_theta == 1e6f && b.rope_linear == 8.0f && b.rope_local_theta == 20000.0f);
+    CHECK(windowed("gemma3_text", "\"head_dim\": 16, \"rope_parameters\": {\"full_attention\": {\"rope_theta\": 1e6}, "
+                   "\"sliding_attention\": {\"rope_type\": \"linear\", \"factor\": 2.0}}", &b, &err) == ZQ_ERR_FORMAT &&
+          strstr(err.msg, "sliding_attention.rope_type 'linear'") != NULL);
+    /* a model of one base cannot take two */
+    CHECK(windowed("qwen2", "\"rope_parameters\": {\"full_attention\": {\"rope_theta\": 1e6}, \"sliding_attention\": "
+                   "{\"rope_theta\": 1e4}}", &b, &err) == ZQ_ERR_FORMAT && strstr(err.msg, "one rotary base") != NULL);
+    /* Phi-3's rotated fraction inside, a type zquant does not run refused by the key it came in */
+    CHECK(windowed("phi3", "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 10000.0, "
+                   "\"partial_rotary_factor\": 0.5}", &b, &err) == ZQ_OK && b.rotary_dims == 4);
+    CHECK(windowed("llama", "\"rope_parameters\": {\"rope_type\": \"yarn\", \"factor\": 4.0}", &b, &err) ==
+              ZQ_ERR_FORMAT && strstr(err.msg, "rope_parameters.rope_type 'yarn' is not implemented") != NULL);
+    CHECK(windowed("llama", "\"rope_parameters\": 3", &b, &err) == ZQ_ERR_FORMAT);
+}
