@@ -314,6 +314,23 @@ PY
     a=$(field nll "$TMP/a.json") b=$(field nll "$TMP/b.json")
     [ -n "$a" ] && [ "$a" = "$b" ] && ok "rope-parameters/$arch-same-nll" || fail "rope-parameters/$arch-same-nll" "'$a' '$b'"
 done
+# Gemma 3's multimodal checkpoints (config gemma3 with a text_config, the
+# language model under a wrapper beside a vision tower): the language model
+# runs as the text model does; the tower is no block's, kept FP16
+E=tests/fixtures/engine/gemma3_text
+"$ZQ" eval $E --tokens $E/tokens.bin --json >"$TMP/a.json"
+for layout in hub saved; do
+    /usr/bin/python3 scripts/make_multimodal_gemma3.py $E "$TMP/mm-$layout" $layout
+    "$ZQ" eval "$TMP/mm-$layout" --tokens $E/tokens.bin --json >"$TMP/b.json"
+    a=$(field nll "$TMP/a.json") b=$(field nll "$TMP/b.json")
+    [ -n "$a" ] && [ "$a" = "$b" ] && ok "multimodal/gemma3-$layout-runs-its-text-model" ||
+        fail "multimodal/gemma3-$layout-runs-its-text-model" "'$a' '$b'"
+done
+run "$ZQ" quantize "$TMP/mm-hub" -o "$TMP/mm.zq" -p w4/8a8 -q
+"$ZQ" inspect "$TMP/mm.zq" >"$TMP/out"
+check "multimodal/gemma3-tower-kept-fp16" '[ "$rc" -eq 0 ] &&
+    grep -q "^vision_tower.vision_model.encoder.layers.0.self_attn.q_proj.weight .* f16 " "$TMP/out" &&
+    grep -q "^language_model.model.layers.0.self_attn.q_proj.weight .* int8 " "$TMP/out"'
 # a mixture's LKD with GPTQ's start (a Hessian an expert, from its tokens)
 # and learned clipping: the same bytes for any thread count
 E=tests/fixtures/engine/qwen3_moe_dense

@@ -206,6 +206,18 @@ for bad in "$TMP/q3bad|norm_topk_prob is false" "$ENGINE/qwen3_moe_dense|block 1
     run "$ZQ" export "$TMP/q3bad.zq" -o "$TMP/q3bad.gguf" --tokenizer "$TMP/tok50.json"
     check "gguf/qwen3moe-refuses/${bad#*|}" '[ "$rc" -eq 3 ] && grep -qF "${bad#*|}" "$TMP/err" && [ ! -e "$TMP/q3bad.gguf" ]'
 done
+# Gemma 3's multimodal layout: the language model alone goes to GGUF (the
+# vision tower is llama.cpp's mmproj file's), runs as llama.cpp's gemma3 and
+# reads back as the model it came from
+/usr/bin/python3 scripts/make_multimodal_gemma3.py "$ENGINE/gemma3_text" "$TMP/mm" hub
+"$ZQ" quantize "$TMP/mm" -o "$TMP/mm.zq" -p w8a16 --for llama.cpp -f -q
+run "$ZQ" export "$TMP/mm.zq" -o "$TMP/mm.gguf" --tokenizer "$TMP/tok50.json" --name fixture -f
+check gguf/gemma3-multimodal/language-model-alone \
+    '[ "$rc" -eq 0 ] && grep -q "7 tensors of the vision tower and projector are left out" "$TMP/out"'
+llama_vs_zquant "gguf/gemma3-multimodal/llama.cpp-logits" "$TMP/mm.zq" "$TMP/mm.gguf" "$TMP/rand.bin" 16
+a=$("$ZQ" eval "$TMP/mm.zq" --tokens "$TMP/rand.bin" --ctx 16 --act none --dequantize --json | tr -d ' \t\n' | field nll)
+b=$("$ZQ" eval "$TMP/mm.gguf" --tokens "$TMP/rand.bin" --ctx 16 --act none --json | tr -d ' \t\n' | field nll)
+check gguf/gemma3-multimodal/eval-reads-it-back '[ -n "$a" ] && [ "$a" = "$b" ]'
 
 # --- compressed-tensors, decoded by scripts/ct_decode.py ------------------------------
 CT=scripts/ct_decode.py # numpy, /usr/bin/python3
@@ -246,6 +258,9 @@ b=$("$ZQ" eval "$TMP/ct8" --tokens "$TMP/ids10k.bin" --ctx 512 --json | tr -d ' 
 check ct/w8a8-eval-runs-int8-activations '[ -n "$a" ] && [ "$a" = "$b" ]'
 run "$ZQ" inspect "$TMP/ct"
 check ct/inspect '[ "$rc" -eq 0 ] && grep -q "^model.layers.0.mlp.up_proj.weight_packed *I32 *172x8 " "$TMP/out" && grep -q "^model.layers.0.self_attn.q_proj.weight *I8 *64x64 " "$TMP/out"'
+# the multimodal layout keeps its vision tower, FP16, beside the language model
+"$ZQ" quantize "$TMP/mm" -o "$TMP/mmv.zq" -p w8a8 --for vllm -f -q
+ct_case gemma3-multimodal-w8a8 "$TMP/mmv.zq"
 for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3 mixtral qwen3_moe qwen3_moe_dense; do
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e8.zq" -p w8a8 --for vllm -f -q
     ct_case "$model-w8a8" "$TMP/e8.zq"

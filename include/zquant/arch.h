@@ -139,6 +139,10 @@ typedef struct {
         const char *experts_key, *topk_key, *inter_key, *norm_topk_key, *step_key, *dense_layers_key;
         int topk_default, inter_default;
     } moe;
+    /* the configuration class's defaults of keys the row requires
+     * elsewhere (sizes), as JSON members a config may leave out, as
+     * multimodal configs' text_config do; NULL: none */
+    const char *class_defaults;
 } zq_arch_desc;
 
 /* The row for a config.json model_type, NULL when zquant has none. */
@@ -218,8 +222,18 @@ typedef struct {
 } zq_arch;
 #define ZQ_MAX_EOS 4
 
-/* Parses config.json (origin names it in errors). */
+/* Parses config.json (origin names it in errors). A multimodal
+ * checkpoint's is read as its language model's (zq_arch_language_config). */
 zq_status zq_arch_from_config(const char *config_json, const char *origin, zq_arch *a, zq_error *err);
+/* A multimodal checkpoint's config.json (Gemma 3's "gemma3"): its language
+ * model's config (text_config, of the text model type where it names none,
+ * with the wrapper's BOS and EOS where it names none), as malloc'd JSON;
+ * NULL for any other config (the language model's own) or no memory. */
+char *zq_arch_language_config(const char *config_json);
+/* Whether name is a tensor of a multimodal checkpoint's other towers (the
+ * vision tower, the projector into the text embedding): never one of the
+ * table's, whatever its name ends in. */
+int zq_arch_is_other_tower(const char *name);
 /* What generation_config.json (JSON text; NULL: none) says of BOS and EOS
  * replaces the config's: generation reads it, as transformers' generate
  * does (Llama 3 lists its end-of-turn ids there). */

@@ -103,16 +103,8 @@ static uint64_t next_rand(uint64_t *s)
     return *s * 2685821657736338717ull;
 }
 
-/* The BOS id sequences start with: the config's, else llama2.c's 1. */
-static int32_t bos_id(const char *config, const zq_arch *a)
-{
-    cJSON *j = config ? cJSON_Parse(config) : NULL;
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "bos_token_id");
-    int32_t id = cJSON_IsNumber(b) && b->valuedouble >= 0 && b->valuedouble < a->vocab ? (int32_t)b->valuedouble
-                 : a->vocab > 1 ? 1 : 0;
-    cJSON_Delete(j);
-    return id;
-}
+/* The BOS id sequences start with: the config's (its language model's), else llama2.c's 1. */
+static int32_t bos_id(const zq_arch *a) { return a->bos_id >= 0 ? a->bos_id : a->vocab > 1 ? 1 : 0; }
 
 /* n sequences of T tokens sampled from the FP model itself (temperature 1,
  * from BOS): data-free, yet text-like where random ids are not. The model
@@ -542,7 +534,7 @@ static zq_status lkd_run(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, z
         r.aq.absmax = calloc((size_t)r.aq.n_ids + 1, sizeof(float));
         if (!r.aq.absmax) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     }
-    if (st == ZQ_OK) st = make_data(o, a, bos_id(zq_source_config(src), a), &ids, &r.nb, err);
+    if (st == ZQ_OK) st = make_data(o, a, bos_id(a), &ids, &r.nb, err);
     if (st == ZQ_OK) {
         r.ranks = o->data_ranks > 1 ? o->data_ranks : 1;
         r.B = o->batch / r.ranks;

@@ -223,7 +223,7 @@ static const zq_arch_tensor bert_tensors[] = {
     {{model_type}, gguf, PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP | (flags), "hidden_size",                    \
      "num_attention_heads", "num_hidden_layers", "intermediate_size", "max_position_embeddings", "rms_norm_eps",  \
      "hidden_act", 0, max_pos, head_dim, eps, "silu", 0, "num_key_value_heads", "head_dim", "rope_theta", rotary, \
-     1.0, NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model.", window, NO_SCORES, rope_base, moe}
+     1.0, NULL, NULL, NULL, NULL, "rope_scaling", tensors, "model.", window, NO_SCORES, rope_base, moe, NULL}
 #define ROTARY_FULL ZQ_ROPE_FULL, NULL
 /* Phi3Config: partial_rotary_factor of a head rotated, in halves */
 #define ROTARY_PARTIAL ZQ_ROPE_PCT, "partial_rotary_factor"
@@ -251,33 +251,42 @@ static const zq_arch_tensor bert_tensors[] = {
  * window of 4096 but in every period-th layer (2; Gemma 3's
  * sliding_window_pattern, 6); caps of 50 and 30 (Gemma 3: none); Gemma 3
  * adds q/k norms and a rotary base of its own for the sliding layers */
-#define GEMMA_ROW(model_type, gguf, flags, max_pos, period_key, period, tensors, caps, rope_base)                 \
+#define GEMMA_ROW(model_type, gguf, flags, max_pos, period_key, period, tensors, caps, rope_base, defaults)       \
     {{model_type}, gguf, PRE | ZQ_ARCH_RMS_NORM | ZQ_ARCH_GATED_MLP | ZQ_ARCH_POST_NORMS | ZQ_ARCH_NORM_PLUS_ONE |  \
      ZQ_ARCH_EMBED_SCALE | (flags), "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", \
      "max_position_embeddings", "rms_norm_eps", "hidden_activation", 0, max_pos, 256, 1e-6, "gelu_pytorch_tanh", 0, \
      "num_key_value_heads", "head_dim", "rope_theta", ZQ_ROPE_FULL, NULL, 0, NULL, NULL, NULL, NULL, "rope_scaling",  \
      tensors, "model.", {"sliding_window", NULL, NULL, period_key, 4096, 0, period, 1},                             \
-     {"query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", 256, caps}, rope_base, NO_MOE}
+     {"query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", 256, caps}, rope_base, NO_MOE,  \
+     defaults}
 #define GEMMA2_CAPS 50.0, 30.0
 #define NO_CAPS 0, 0
 #define GEMMA3_ROPE_BASE {1e6, "rope_local_base_freq", 10000}
+/* Gemma2Config's and Gemma3TextConfig's sizes (Gemma 3's multimodal
+ * checkpoints leave most of them out of text_config) */
+#define GEMMA2_DEFAULTS                                                                                       \
+    "{\"vocab_size\": 256000, \"hidden_size\": 2304, \"intermediate_size\": 9216, \"num_hidden_layers\": 26, " \
+    "\"num_attention_heads\": 8, \"num_key_value_heads\": 4}"
+#define GEMMA3_DEFAULTS                                                                                       \
+    "{\"vocab_size\": 262208, \"hidden_size\": 2304, \"intermediate_size\": 9216, \"num_hidden_layers\": 26, " \
+    "\"num_attention_heads\": 8, \"num_key_value_heads\": 4}"
 
 const zq_arch_desc zq_arch_table[] = {
     {{"gpt2"}, "gpt2", PRE, "n_embd", "n_head", "n_layer", "n_inner", "n_positions", "layer_norm_epsilon",
      "activation_function", 4, 1024, 0, 1e-5, "gelu_new", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0,
-     NULL, NULL, NULL, NULL, NULL, gpt2_tensors, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE},
+     NULL, NULL, NULL, NULL, NULL, gpt2_tensors, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE, NULL},
     {{"opt"}, NULL, PRE, "hidden_size", "num_attention_heads", "num_hidden_layers", "ffn_dim",
      "max_position_embeddings", NULL, "activation_function", 4, 2048, 0, 1e-5, "relu", 2, NULL, NULL, NULL,
      ZQ_ROPE_NONE, NULL, 0, NULL, "do_layer_norm_before", "_remove_final_layer_norm", "word_embed_proj_dim", NULL,
-     opt_tensors, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE},
+     opt_tensors, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE, NULL},
     {{"gpt_neox"}, "gptneox", PRE | ZQ_ARCH_PARALLEL, "hidden_size", "num_attention_heads", "num_hidden_layers",
      "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 2048, 0, 1e-5, "gelu", 0,
      NULL, NULL, "rotary_emb_base", ZQ_ROPE_PCT, "rotary_pct", 0.25, "use_parallel_residual", NULL, NULL, NULL,
-     NULL, neox_tensors, "gpt_neox.", NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE},
+     NULL, neox_tensors, "gpt_neox.", NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE, NULL},
     {{"gptj"}, NULL, PRE | ZQ_ARCH_PARALLEL | ZQ_ARCH_SHARED_NORM | ZQ_ARCH_ROPE_PAIRS, "n_embd", "n_head",
      "n_layer", "n_inner", "n_positions", "layer_norm_epsilon", "activation_function", 4, 2048, 0, 1e-5, "gelu_new",
      0, NULL, NULL, NULL, ZQ_ROPE_DIM, "rotary_dim", 0, NULL, NULL, NULL, NULL, NULL, gptj_tensors, NULL, NO_WINDOW,
-     NO_SCORES, NO_ROPE_BASE, NO_MOE},
+     NO_SCORES, NO_ROPE_BASE, NO_MOE, NULL},
     DECODER_ROW("llama", "llama", 0, 2048, 0, 1e-6, ROTARY_FULL, llama_tensors, NO_WINDOW, NO_ROPE_BASE, NO_MOE),
     /* after llama: GGUF's llama reads back as llama */
     DECODER_ROW("mistral", "llama", 0, 4096 * 32, 0, 1e-6, ROTARY_FULL, llama_tensors, MISTRAL_WINDOW, NO_ROPE_BASE,
@@ -285,9 +294,9 @@ const zq_arch_desc zq_arch_table[] = {
     DECODER_ROW("qwen2", "qwen2", 0, 32768, 0, 1e-6, ROTARY_FULL, qwen2_tensors, QWEN_WINDOW, NO_ROPE_BASE, NO_MOE),
     DECODER_ROW("qwen3", "qwen3", ZQ_ARCH_QK_NORM, 32768, 128, 1e-6, ROTARY_FULL, qwen3_tensors, QWEN_WINDOW,
                 NO_ROPE_BASE, NO_MOE),
-    GEMMA_ROW("gemma2", "gemma2", 0, 8192, NULL, 2, gemma2_tensors, GEMMA2_CAPS, NO_ROPE_BASE),
+    GEMMA_ROW("gemma2", "gemma2", 0, 8192, NULL, 2, gemma2_tensors, GEMMA2_CAPS, NO_ROPE_BASE, GEMMA2_DEFAULTS),
     GEMMA_ROW("gemma3_text", "gemma3", ZQ_ARCH_QK_NORM, 131072, "sliding_window_pattern", 6, gemma3_tensors, NO_CAPS,
-              GEMMA3_ROPE_BASE),
+              GEMMA3_ROPE_BASE, GEMMA3_DEFAULTS),
     DECODER_ROW("mixtral", "llama", 0, 4096 * 32, 0, 1e-5, ROTARY_FULL, mixtral_tensors, CONFIG_WINDOW,
                 MIXTRAL_ROPE_BASE, MIXTRAL_MOE),
     DECODER_ROW("qwen3_moe", "qwen3moe", ZQ_ARCH_QK_NORM, 32768, 0, 1e-6, ROTARY_FULL, qwen3_moe_tensors,
@@ -296,10 +305,50 @@ const zq_arch_desc zq_arch_table[] = {
     {{"bert"}, "bert", ZQ_ARCH_TOKEN_TYPES | ZQ_ARCH_MLM_HEAD, "hidden_size", "num_attention_heads",
      "num_hidden_layers", "intermediate_size", "max_position_embeddings", "layer_norm_eps", "hidden_act", 4, 512,
      0, 1e-12, "gelu", 0, NULL, NULL, NULL, ZQ_ROPE_NONE, NULL, 0, NULL, NULL, NULL, NULL, NULL, bert_tensors, NULL,
-     NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE},
+     NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE, NULL},
     {{NULL}, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, ZQ_ROPE_NONE,
-     NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE},
+     NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NO_WINDOW, NO_SCORES, NO_ROPE_BASE, NO_MOE, NULL},
 };
+
+/* Multimodal checkpoints whose language model zquant runs, the key of its
+ * config and its model type when that config names none */
+static const struct {
+    const char *model_type, *text_key, *text_type;
+} multimodal[] = {{"gemma3", "text_config", "gemma3_text"}};
+
+char *zq_arch_language_config(const char *config_json)
+{
+    cJSON *root = config_json ? cJSON_Parse(config_json) : NULL;
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    char *out = NULL;
+    for (size_t k = 0; cJSON_IsString(mt) && k < sizeof multimodal / sizeof *multimodal; k++) {
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, multimodal[k].text_key);
+        if (strcmp(mt->valuestring, multimodal[k].model_type) || !cJSON_IsObject(text)) continue;
+        cJSON *c = cJSON_Duplicate(text, 1);
+        static const char *const inherited[] = {"bos_token_id", "eos_token_id"};
+        for (size_t i = 0; i < 2; i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, inherited[i]);
+            if (v && !cJSON_GetObjectItemCaseSensitive(c, inherited[i]))
+                cJSON_AddItemToObject(c, inherited[i], cJSON_Duplicate(v, 1));
+        }
+        if (!cJSON_GetObjectItemCaseSensitive(c, "model_type"))
+            cJSON_AddStringToObject(c, "model_type", multimodal[k].text_type);
+        out = cJSON_PrintUnformatted(c);
+        cJSON_Delete(c);
+    }
+    cJSON_Delete(root);
+    return out;
+}
+
+int zq_arch_is_other_tower(const char *name)
+{
+    static const char *const towers[] = {"vision_tower.", "multi_modal_projector."};
+    for (size_t k = 0; k < sizeof towers / sizeof *towers; k++) {
+        const char *at = strstr(name, towers[k]);
+        if (at && (at == name || at[-1] == '.')) return 1;
+    }
+    return 0;
+}
 
 int zq_arch_is_buffer(const char *name)
 {
@@ -358,6 +407,7 @@ int zq_arch_tensor_match_at(const zq_arch_tensor *t, const char *name, int *laye
 {
     char pat[256];
     int nums[2] = {-1, -1};
+    if (zq_arch_is_other_tower(name)) return 0;
     for (int prefixed = 0; prefixed < 2; prefixed++)
         if (table_pattern(t->name, prefixed, pat, sizeof pat) && pattern_numbers(pat, name, nums, 0, 2)) {
             if (layer) *layer = zq_part_in_block(t->part) ? nums[0] : -1;
@@ -423,7 +473,9 @@ zq_status zq_model_detect(const char *config, const char *origin, zq_model *out,
 {
     memset(out, 0, sizeof *out);
     if (!config) return ZQ_OK;
-    cJSON *root = cJSON_Parse(config);
+    char *language = zq_arch_language_config(config);
+    cJSON *root = cJSON_Parse(language ? language : config);
+    free(language);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': config is not a JSON object", origin);

@@ -334,6 +334,10 @@ static zq_status fill(cJSON *c, const char *mt, const char *origin, zq_arch *a, 
                          k->model_types[t]);
         return BAD("'%s': model_type '%s' has no forward pass in zquant (%s)", origin, mt, known);
     }
+    cJSON *defaults = d->class_defaults ? cJSON_Parse(d->class_defaults) : NULL, *e;
+    cJSON_ArrayForEach(e, defaults) /* what the config leaves out, as its class fills it */
+        if (!cJSON_GetObjectItemCaseSensitive(c, e->string)) cJSON_AddItemToObject(c, e->string, cJSON_Duplicate(e, 1));
+    cJSON_Delete(defaults);
     ZQ_TRY(rope_parameters(c, d, origin, err));
     reader r = {c, origin, err, ZQ_OK};
     a->desc = d;
@@ -405,7 +409,9 @@ zq_status zq_arch_from_config(const char *config_json, const char *origin, zq_ar
 {
     memset(a, 0, sizeof *a);
     if (!config_json) return BAD("'%s': no config.json: the forward pass needs the model's sizes", origin);
-    cJSON *c = cJSON_Parse(config_json);
+    char *language = zq_arch_language_config(config_json);
+    cJSON *c = cJSON_Parse(language ? language : config_json);
+    free(language);
     if (!cJSON_IsObject(c)) {
         cJSON_Delete(c);
         return BAD("'%s': config is not a JSON object", origin);

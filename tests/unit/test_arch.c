@@ -288,3 +288,29 @@ TEST(rope_parameters_as_transformers_5_writes_them)
               ZQ_ERR_FORMAT && strstr(err.msg, "rope_parameters.rope_type 'yarn' is not implemented") != NULL);
     CHECK(windowed("llama", "\"rope_parameters\": 3", &b, &err) == ZQ_ERR_FORMAT);
 }
+
+/* Gemma 3's multimodal config: its text_config, filled as Gemma3TextConfig fills it */
+TEST(multimodal_gemma3_config_is_its_text_model)
+{
+    const char *cfg = "{\"model_type\": \"gemma3\", \"eos_token_id\": [1, 106], \"text_config\": {\"hidden_size\": "
+                      "2560, \"intermediate_size\": 10240, \"num_hidden_layers\": 34, \"sliding_window\": 1024, "
+                      "\"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 8.0}}, \"vision_config\": {}}";
+    zq_arch a;
+    zq_error err = {0};
+    CHECK(zq_arch_from_config(cfg, "cfg", &a, &err) == ZQ_OK && !strcmp(a.model_type, "gemma3_text"));
+    CHECK(a.hidden == 2560 && a.n_layers == 34 && a.n_heads == 8 && a.n_kv_heads == 4 && a.head_dim == 256 &&
+          a.vocab == 262208 && a.window == 1024 && a.rope_linear == 8.0f && a.n_eos == 2 && a.eos_ids[1] == 106);
+    zq_model m;
+    CHECK(zq_model_detect(cfg, "cfg", &m, &err) == ZQ_OK && m.known && m.n_layers == 34);
+    char *text = zq_arch_language_config("{\"model_type\": \"llama\"}");
+    CHECK(text == NULL);
+    /* the towers' tensors are no block's, whatever their names end in */
+    const zq_arch_desc *d = zq_arch_find("gemma3_text");
+    int layer = -1;
+    CHECK(zq_arch_tensor_match(&d->tensors[4], "language_model.model.layers.3.self_attn.q_proj.weight", &layer) &&
+          layer == 3);
+    CHECK(!zq_arch_tensor_match(&d->tensors[4], "vision_tower.vision_model.encoder.layers.3.self_attn.q_proj.weight",
+                                &layer));
+    CHECK(zq_arch_is_other_tower("model.multi_modal_projector.mm_input_projection_weight") &&
+          !zq_arch_is_other_tower("model.layers.0.my_vision_tower.weight"));
+}

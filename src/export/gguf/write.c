@@ -129,7 +129,7 @@ static zq_status plan_tensor(const zq_file *f, const zq_arch *a, size_t i, gg_te
     const char *path = zq_file_path(f);
     int layer = -1;
     const zq_arch_tensor *row = zq_export_row(a->desc, t->name, &layer, expert);
-    *skip = !row && zq_arch_is_buffer(t->name);
+    *skip = !row && (zq_arch_is_buffer(t->name) || zq_arch_is_other_tower(t->name));
     if (*skip) return ZQ_OK;
     if (!row || !row->gguf)
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': tensor '%s' has no llama.cpp name for a %s model", path, t->name,
@@ -168,7 +168,9 @@ static void config_key(zq_gguf_keys *kv, const zq_arch *a, const char *config)
     const char *keys[] = {d->window.key, d->window.use_key, d->window.first_key, d->window.period_key,
                           d->window.layer_types ? "layer_types" : NULL, d->scores.query_key, d->rope_scaling_key,
                           d->rope_base.local_key, d->rope_key};
-    cJSON *from = cJSON_Parse(config), *c = cJSON_CreateObject();
+    char *language = zq_arch_language_config(config); /* a multimodal config's members are its text_config's */
+    cJSON *from = cJSON_Parse(language ? language : config), *c = cJSON_CreateObject();
+    free(language);
     cJSON_AddStringToObject(c, "model_type", a->model_type);
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         const cJSON *v = keys[k] ? cJSON_GetObjectItemCaseSensitive(from, keys[k]) : NULL;
@@ -476,9 +478,11 @@ static zq_status plan(zq_file *f, const zq_arch *a, gg_tensor *gt, size_t *n,
     size_t count[GGML_NTYPES] = {0};
     *n = 0;
     *embed_rows = a->vocab;
+    size_t towers = 0;
     for (size_t i = 0; i < zq_file_count(f); i++) {
         int skip, expert = -1;
         ZQ_TRY(plan_tensor(f, a, i, &gt[*n], &skip, &expert, err));
+        towers += skip && zq_arch_is_other_tower(zq_file_tensor(f, i)->name);
         if (skip) continue;
         if (expert >= 0) { /* into its stack, the first of them making it */
             int stacked;
@@ -511,6 +515,11 @@ static zq_status plan(zq_file *f, const zq_arch *a, gg_tensor *gt, size_t *n,
         (*n)++;
     }
     r->tensors = *n;
+    if (towers) { /* llama.cpp reads a multimodal model's other towers from an mmproj file of its own */
+        size_t len = strlen(r->note);
+        snprintf(r->note + len, sizeof r->note - len, "%sthe language model alone: %zu tensors of the vision tower "
+                 "and projector are left out (llama.cpp takes them as an mmproj GGUF)", len ? "; " : "", towers);
+    }
     int best = GGML_F16;
     for (int k = GGML_Q4_0; k < GGML_NTYPES; k++)
         if (by_type[k] && by_type[k] > (best >= GGML_Q4_0 ? by_type[best] : 0)) best = k;
