@@ -81,20 +81,31 @@ def llama3_inv_freq(inv, s):
     return torch.where(medium, blended, scaled)
 
 
-def rope_halves(x, dim, base, scaling=None):
+def rope_halves(x, dim, base, scaling=None, pos0=0):
     """GPT-NeoX / Llama: rotate the first `dim` dims of each head, halves
-    layout; scaling: a config's rope_scaling (llama3, or linear:
-    _compute_linear_scaling_rope_parameters divides every frequency)."""
+    layout, at positions pos0.. ; scaling: a config's rope_scaling (llama3,
+    linear: _compute_linear_scaling_rope_parameters divides every
+    frequency, or longrope: _compute_longrope_parameters' short or long
+    factors, long when the forward's positions pass the pretraining length
+    as longrope_frequency_update switches, cos and sin times the attention
+    factor)."""
     t = x.shape[-2]
     inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=DT) / dim))
-    if scaling and scaling["rope_type"] == "linear":
+    amp = 1.0
+    kind = scaling and scaling.get("rope_type", scaling.get("type"))
+    if kind == "linear":
         inv = inv / scaling["factor"]
+    elif kind == "longrope":
+        orig, factor = scaling["original_max_position_embeddings"], scaling["factor"]
+        ext = scaling["long_factor"] if pos0 + t > orig else scaling["short_factor"]
+        inv = inv / torch.tensor(ext, dtype=DT)
+        amp = math.sqrt(1 + math.log(factor) / math.log(orig)) if factor > 1 else 1.0
     elif scaling:
         inv = llama3_inv_freq(inv, scaling)
-    f = torch.outer(torch.arange(t, dtype=DT), inv)
+    f = torch.outer(torch.arange(pos0, pos0 + t, dtype=DT), inv)
     emb = torch.cat((f, f), dim=-1)
     r, rest = x[..., :dim], x[..., dim:]
-    r = r * emb.cos() + rotate_half(r) * emb.sin()
+    r = r * emb.cos() * amp + rotate_half(r) * emb.sin() * amp
     return torch.cat((r, rest), dim=-1)
 
 
@@ -397,28 +408,43 @@ PHI3 = {"model_type": "phi3", "hidden_size": 32, "num_attention_heads": 4, "num_
         "sliding_window": None, "tie_word_embeddings": False, "rope_scaling": None}
 
 
-def phi3_layer(w, p, h, cfg, lin):
+def phi3_scaling(cfg):
+    """rope_scaling with the pretraining length and factor Phi3Config keeps beside it"""
+    s = cfg["rope_scaling"]
+    if s and "original_max_position_embeddings" in cfg:
+        orig = cfg["original_max_position_embeddings"]
+        s = dict(s, original_max_position_embeddings=orig, factor=cfg["max_position_embeddings"] / orig)
+    return s
+
+
+def phi3_layer(w, p, h, cfg, lin, cache=None):
     """Phi3DecoderLayer (modeling_phi3.py): qkv_proj's rows are q, then k,
     then v (grouped-query sizes); the first partial_rotary_factor of each
     head rotated in halves; gate_up_proj's output chunked, gate first,
-    up * silu(gate)"""
+    up * silu(gate). cache: a list the layer's rotated keys and values of
+    earlier calls are kept in (decoding one token a call, as generate)"""
     H, KV, C, I = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["hidden_size"], cfg["intermediate_size"]
     d = C // H
     rms = lambda x, n: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w[n]  # noqa: E731
     qkv = lin(rms(h, p + "input_layernorm.weight"), p + "self_attn.qkv_proj")
     q, k, v = heads(qkv[:, :H * d], H), heads(qkv[:, H * d:(H + KV) * d], KV), heads(qkv[:, (H + KV) * d:], KV)
-    rot = int(d * cfg["partial_rotary_factor"])
-    q, k = rope_halves(q, rot, cfg["rope_theta"]), rope_halves(k, rot, cfg["rope_theta"])
+    rot, pos0 = int(d * cfg["partial_rotary_factor"]), len(cache[0]) if cache else 0
+    q = rope_halves(q, rot, cfg["rope_theta"], phi3_scaling(cfg), pos0)
+    k = rope_halves(k, rot, cfg["rope_theta"], phi3_scaling(cfg), pos0)
+    if cache is not None:
+        cache[0].append(k), cache[1].append(v)
+        k, v = torch.cat(cache[0], dim=1), torch.cat(cache[1], dim=1)
     k, v = k.repeat_interleave(H // KV, dim=0), v.repeat_interleave(H // KV, dim=0)
-    h = h + lin(attend(q, k, v, causal(h.shape[0], cfg["sliding_window"]), 1 / math.sqrt(d)), p + "self_attn.o_proj")
+    mask = causal(k.shape[1], cfg["sliding_window"])[pos0:]
+    h = h + lin(attend(q, k, v, mask, 1 / math.sqrt(d)), p + "self_attn.o_proj")
     gate, up = lin(rms(h, p + "post_attention_layernorm.weight"), p + "mlp.gate_up_proj").chunk(2, dim=-1)
     return h + lin(up * F.silu(gate), p + "mlp.down_proj")
 
 
-def phi3(ids):
+def phi3(ids, cfg=PHI3, decode=None):
     """transformers/models/phi3/modeling_phi3.py: the layers above, final
-    RMSNorm, the head."""
-    cfg = PHI3
+    RMSNorm, the head; decode (a dict): also the logits of decoding one
+    token at a time into decode["logits"], where they differ (longrope)."""
     C, H, KV, L, V, I = 32, 4, 2, 2, 50, 48
     d = C // H
     w = {"model.embed_tokens.weight": rnd(V, C), "model.norm.weight": ones_ish(C), "lm_head.weight": rnd(V, C)}
@@ -428,11 +454,25 @@ def phi3(ids):
                   p + "self_attn.qkv_proj.weight": rnd((H + 2 * KV) * d, C), p + "self_attn.o_proj.weight": rnd(C, C),
                   p + "mlp.gate_up_proj.weight": rnd(2 * I, C), p + "mlp.down_proj.weight": rnd(C, I)})
     lin = lambda x, n: x @ w[n + ".weight"].T  # noqa: E731
-    h = w["model.embed_tokens.weight"][ids]
-    for i in range(L):
-        h = phi3_layer(w, f"model.layers.{i}.", h, cfg, lin)
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w["model.norm.weight"]
-    return w, dict(cfg), h @ w["lm_head.weight"].T
+
+    def run(ids, caches=None):
+        h = w["model.embed_tokens.weight"][ids]
+        for i in range(L):
+            h = phi3_layer(w, f"model.layers.{i}.", h, cfg, lin, caches[i] if caches else None)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w["model.norm.weight"]
+        return h @ w["lm_head.weight"].T
+
+    if decode is not None:
+        caches = [([], []) for _ in range(L)]
+        decode["logits"] = torch.cat([run(ids[t:t + 1], caches) for t in range(len(ids))])
+    return w, dict(cfg), run(ids)
+
+
+# Phi-3.5's longrope with a pretraining length of 8 of 32 positions: the
+# fixture's 12 tokens run on the long factors; decoded one at a time, the
+# first 8 on the short ones (their keys cached so), as Hugging Face decodes
+PHI3_LONGROPE = dict(PHI3, max_position_embeddings=32, original_max_position_embeddings=8,
+                     rope_scaling={"type": "longrope", "short_factor": [1.0, 1.25], "long_factor": [1.5, 4.0]})
 
 
 def moe(x, router, experts, k, renormalize, lin, fixed_routing=False):
@@ -649,7 +689,9 @@ MODELS = {
     # the router gives them
     "qwen3_moe": lambda ids: qwen3_moe(ids, QWEN3_MOE),
     "qwen3_moe_dense": lambda ids: qwen3_moe(ids, QWEN3_MOE_DENSE),
+    "phi3_longrope": lambda ids: phi3(ids, PHI3_LONGROPE, DECODED),
 }
+DECODED = {}  # phi3_longrope's decode logits
 
 
 def main():
@@ -673,6 +715,9 @@ def main():
         with open(os.path.join(d, "tokens.bin"), "wb") as f:
             f.write(struct.pack(f"<{T}I", *ids.tolist()))
         stio.save(os.path.join(d, "logits.safetensors"), {"logits": logits.to(torch.float32).numpy()})
+        if DECODED:  # the reference for decoding where it is not the full forward's
+            stio.save(os.path.join(d, "decode-logits.safetensors"),
+                      {"logits": DECODED.pop("logits").to(torch.float32).numpy()})
         if name in ("gpt2", "llama"):  # the same model as HDF5 (float16, as h5py writes it), config inside
             with h5py.File(os.path.join(OUT, name + ".h5"), "w") as f:
                 for k, v in w.items():

@@ -165,7 +165,7 @@ def block(name, w, cfg, x, quant):
     if name in ("qwen3_moe", "qwen3_moe_dense"):  # block 0 is sparse in both
         b = Block(w, "model.layers.0.", quant, ("mlp.experts",))
         return per_seq(x, lambda s: qwen3_moe_layer(w, "model.layers.0.", 0, s, cfg, lambda t, n: b.lin(t, n[len(b.p):]), True))
-    if name == "phi3":
+    if name in ("phi3", "phi3_longrope"):  # 5 positions: longrope's short factors
         b = Block(w, "model.layers.0.", quant, ("mlp",))
         return per_seq(x, lambda s: phi3_layer(w, "model.layers.0.", s, cfg, lambda t, n: b.lin(t, n[len(b.p):])))
     if name in ("gemma2", "gemma3_text"):
@@ -183,7 +183,7 @@ def block(name, w, cfg, x, quant):
 
 # fixtures added after the first seven draw from their own generator, so the
 # others' draws (and files) stay as they were
-LATER = ("llama3", "qwen3", "mistral", "gemma2", "gemma3_text", "phi3", "mixtral", "qwen3_moe", "qwen3_moe_dense")
+LATER = ("llama3", "qwen3", "mistral", "gemma2", "gemma3_text", "phi3", "mixtral", "qwen3_moe", "qwen3_moe_dense", "phi3_longrope")
 
 
 def main():

@@ -277,8 +277,8 @@ grep -q "layers.0.input_layernorm.weight' differs" "$TMP/err" && ok "lkd/train-n
 # (qwen3: LKD 0.033 vs RTN 0.028 there, 0.011 vs 0.019 over 1024 sampled
 # tokens); causal models are judged on 64 sequences sampled from the FP model
 # layouts, GQA, rope scaling, q/k norms, window, post-LN, experts routed as the FP block routes them
-for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 mistral gemma2 gemma3_text phi3 mixtral qwen3_moe \
-    qwen3_moe_dense bert; do
+for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 mistral gemma2 gemma3_text phi3 phi3_longrope mixtral \
+    qwen3_moe qwen3_moe_dense bert; do
     E=tests/fixtures/engine/$arch
     DATA="--sample 64,16"
     [ $arch = bert ] && DATA="--tokens $E/tokens.bin"
@@ -387,7 +387,7 @@ c["rope_scaling"] = {"rope_type": "yarn", "factor": 4.0, "original_max_position_
 json.dump(c, open(sys.argv[1], "w"))
 PY
 expect "arch/rope-scaling-yarn-eval-refused" 3 "$ZQ" eval "$TMP/yarn" --tokens "$TMP/yarn/tokens.bin"
-grep -q "rope_scaling.rope_type 'yarn' is not implemented (linear and llama3 are)" "$TMP/err" &&
+grep -q "rope_scaling.rope_type 'yarn' is not implemented (linear, llama3 and longrope are)" "$TMP/err" &&
     ok "arch/rope-scaling-yarn-names-the-key" || fail "arch/rope-scaling-yarn-names-the-key" "$(head -c 200 "$TMP/err")"
 expect "arch/rope-scaling-yarn-quantizes" 0 "$ZQ" quantize "$TMP/yarn" -o "$TMP/yarn.zq" -p w8a16 --for llama.cpp -q
 expect "arch/rope-scaling-yarn-no-gguf" 3 "$ZQ" export "$TMP/yarn.zq" -o "$TMP/yarn.gguf" --no-vocab

@@ -144,7 +144,9 @@ for i in $(seq 1 256); do printf "\\x$(printf %02x $(((i * 37 + i / 7) % 50)))\\
 # that token's output): their quantized files get a KL bound of 0.005
 # (measured: mixtral 5e-4 to 1.5e-3, qwen3_moe 7e-5 to 2.3e-4); at F16 the
 # routing agrees and the bound is the others' (measured 4e-6, 5e-7).
-for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3 mixtral qwen3_moe; do
+# phi3_longrope: a pretraining length of 8, so llama.cpp (its context of
+# 16 longer than that) and zquant (windows of 16) both run the long factors
+for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3 phi3_longrope mixtral qwen3_moe; do
     ctx=16
     [ "$model" = mistral ] && ctx=3
     for spec in "f16|-p w8a16 --exclude *" "q8_0|-p w8a16" "q4_0|-p w4a16" "q4_1|-p w4a16 --asym" "mixed|-p w4/8a16"; do
@@ -196,6 +198,8 @@ for bad in 's/"query_pre_attn_scalar": 16/"query_pre_attn_scalar": 12/|query_pre
     run "$ZQ" export "$TMP/g2bad.zq" -o "$TMP/g2bad.gguf" --tokenizer "$TMP/tok50.json"
     check "gguf/gemma2-refuses/${bad#*|}" '[ "$rc" -eq 3 ] && grep -q "${bad#*|}" "$TMP/err" && [ ! -e "$TMP/g2bad.gguf" ]'
 done
+run "$ZQ" export "$TMP/phi3_longrope.zq" -o "$TMP/phi3_longrope.gguf" --tokenizer "$TMP/tok50.json" -f
+check gguf/phi3-longrope/context-note 'grep -q "note: .*longrope: llama.cpp takes the long factors when the context it runs with exceeds 8 positions" "$TMP/out"'
 # llama.cpp's qwen3moe has experts in every block and renormalizes their
 # weights: a dense block, or norm_topk_prob false, is refused before any work
 mkdir -p "$TMP/q3bad" && cp "$ENGINE/qwen3_moe/model.safetensors" "$TMP/q3bad/"
@@ -261,7 +265,8 @@ check ct/inspect '[ "$rc" -eq 0 ] && grep -q "^model.layers.0.mlp.up_proj.weight
 # the multimodal layout keeps its vision tower, FP16, beside the language model
 "$ZQ" quantize "$TMP/mm" -o "$TMP/mmv.zq" -p w8a8 --for vllm -f -q
 ct_case gemma3-multimodal-w8a8 "$TMP/mmv.zq"
-for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3 mixtral qwen3_moe qwen3_moe_dense; do
+for model in gpt2 qwen2 qwen3 llama llama3 gpt_neox mistral gemma2 gemma3_text phi3 phi3_longrope mixtral qwen3_moe \
+    qwen3_moe_dense; do
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e8.zq" -p w8a8 --for vllm -f -q
     ct_case "$model-w8a8" "$TMP/e8.zq"
     "$ZQ" quantize "$ENGINE/$model" -o "$TMP/e4.zq" -p w4a16 --group-size 32 --for vllm -f -q

@@ -75,8 +75,8 @@ PY
 
 # every architecture's layout (Conv1D, fused and per-head q/k/v, GQA,
 # post-LN, experts with a Hessian each): GPTQ on the fixture's own tokens lowers its KL
-for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 mistral gemma2 gemma3_text phi3 mixtral qwen3_moe \
-    qwen3_moe_dense bert; do
+for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 mistral gemma2 gemma3_text phi3 phi3_longrope mixtral \
+    qwen3_moe qwen3_moe_dense bert; do
     E=tests/fixtures/engine/$arch
     "$ZQ" quantize $E -o "$TMP/r-$arch.zq" -q -p w4/8a8 --group-size 16 2>"$TMP/err" &&
         "$ZQ" quantize $E -o "$TMP/g-$arch.zq" -q -p w4/8a8 --group-size 16 --method gptq --calib $E/tokens.bin \

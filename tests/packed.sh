@@ -81,7 +81,7 @@ schemes=("w8a8|-p w8a8|0" "w4_8a8|-p w4/8a8|0" "w8a16|-p w8a16|1" "w4_8a16|-p w4
          "int8-tensor|-p w8a8 --act int8-tensor|0" "int8-token-sym|-p w8a8 --act int8-token-sym|0"
          "asym|-p w8a8 --asym|0" "w4a8-g20|-p w4/8a8 --group-size 20|0" "w8a8-g8|-p w8a8 --group-size 8|0"
          "layer0-fp16|-p w8a8 --exclude *.0.*|0")
-for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 mistral gemma2 gemma3_text phi3 mixtral qwen3_moe_dense bert; do
+for arch in gpt2 opt gpt_neox gptj llama qwen2 llama3 qwen3 mistral gemma2 gemma3_text phi3 phi3_longrope mixtral qwen3_moe_dense bert; do
     for s in "${schemes[@]}"; do
         IFS='|' read -r name opts wonly <<<"$s"
         set -f # the options' globs are zquant's

@@ -167,6 +167,7 @@ int zq_arch_is_buffer(const char *name);
 typedef enum { ZQ_GELU_TANH, ZQ_GELU_ERF, ZQ_RELU, ZQ_SILU } zq_mlp_fn;
 
 #define ZQ_MAX_DENSE_LAYERS 64 /* a mixture's dense blocks by number (Qwen3-MoE's mlp_only_layers) */
+#define ZQ_MAX_ROPE_PAIRS 256  /* longrope's factors: rotary dimensions / 2 */
 
 typedef struct {
     const zq_arch_desc *desc;
@@ -208,6 +209,13 @@ typedef struct {
      * / rope_high_freq kept, the ones between blended; rope_factor 0: none */
     float rope_factor, rope_low_freq, rope_high_freq;
     int rope_original_max_pos;
+    /* rope_scaling {"rope_type": "longrope"} (Phi-3.5, Phi-4-mini): each
+     * frequency divided by rope_short[i], or by rope_long[i] in a forward
+     * whose positions reach past rope_original_max_pos, as Hugging Face
+     * switches; cos and sin times rope_attn_factor. rope_longrope: the
+     * factors' count (rotary_dims / 2), 0: none */
+    int rope_longrope;
+    float rope_short[ZQ_MAX_ROPE_PAIRS], rope_long[ZQ_MAX_ROPE_PAIRS], rope_attn_factor;
     int pos_offset;        /* opt: position ids start at 2 */
     int causal;
     int final_norm;

@@ -73,6 +73,53 @@ static int token_ids(reader *r, const char *key, int vocab, int *out, int max)
 
 #define BAD(...) zq_fail(err, ZQ_ERR_FORMAT, __VA_ARGS__)
 
+/* LongRoPE as Hugging Face's _compute_longrope_parameters reads it: the
+ * pretraining length from the config (Phi-3 keeps it outside rope_scaling)
+ * or rope_scaling, factor given or max_position_embeddings over it, the
+ * attention factor given or sqrt(1 + ln factor / ln original). The factors'
+ * count is checked against the rotary dimensions once they are known. */
+static zq_status longrope(reader *r, const cJSON *s, const zq_arch_desc *d, zq_arch *a, const char *origin,
+                          zq_error *err)
+{
+    const char *key = d->rope_scaling_key;
+    const cJSON *lists[2] = {cJSON_GetObjectItemCaseSensitive(s, "short_factor"),
+                             cJSON_GetObjectItemCaseSensitive(s, "long_factor")};
+    float *into[2] = {a->rope_short, a->rope_long};
+    int n[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *e;
+        if (!cJSON_IsArray(lists[k]))
+            return BAD("'%s': %s.%s must be a list of numbers", origin, key, k ? "long_factor" : "short_factor");
+        cJSON_ArrayForEach(e, lists[k]) {
+            if (!cJSON_IsNumber(e) || !(e->valuedouble > 0 && e->valuedouble < 1e9) || n[k] == ZQ_MAX_ROPE_PAIRS)
+                return BAD("'%s': %s.%s[%d] is not a positive number zquant takes", origin, key,
+                           k ? "long_factor" : "short_factor", n[k]);
+            into[k][n[k]++] = (float)e->valuedouble;
+        }
+    }
+    if (n[0] != n[1] || !n[0]) return BAD("'%s': %s: short_factor and long_factor differ in length", origin, key);
+    const cJSON *inner = cJSON_GetObjectItemCaseSensitive(s, "original_max_position_embeddings");
+    int orig = get_int(r, "original_max_position_embeddings", 0, 1, MAX_COUNT);
+    ZQ_TRY(r->st);
+    if (!orig && cJSON_IsNumber(inner) && inner->valuedouble >= 1 && inner->valuedouble <= MAX_COUNT)
+        orig = (int)inner->valuedouble;
+    if (!orig) return BAD("'%s': longrope needs original_max_position_embeddings", origin);
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(s, "factor");
+    const cJSON *af = cJSON_GetObjectItemCaseSensitive(s, "attention_factor");
+    double implied = (double)a->max_pos / orig, factor = cJSON_IsNumber(f) ? f->valuedouble : implied;
+    /* transformers 4 took the implied factor over a given one, 5 the given one */
+    if (fabs(factor - implied) > 1e-9 * implied)
+        return BAD("'%s': %s.factor %g is not max_position_embeddings / original_max_position_embeddings (%g), and "
+                   "transformers' versions take different ones", origin, key, factor, implied);
+    if (af && !(cJSON_IsNumber(af) && af->valuedouble > 0 && af->valuedouble < 1e9))
+        return BAD("'%s': %s.attention_factor must be a positive number", origin, key);
+    a->rope_attn_factor = af ? (float)af->valuedouble
+                         : factor <= 1 ? 1.0f : (float)sqrt(1 + log(factor) / log((double)orig));
+    a->rope_longrope = n[0];
+    a->rope_original_max_pos = orig;
+    return ZQ_OK;
+}
+
 /* What rope_scaling asks for: nothing ("default" or null), Llama 3's
  * frequency scaling, or a kind zquant does not run, refused with the key
  * and value named (never run approximately). */
@@ -92,9 +139,11 @@ static zq_status rope_scaling(reader *r, const zq_arch_desc *d, zq_arch *a, cons
         a->rope_linear = (float)f->valuedouble;
         return ZQ_OK;
     }
+    if (!strcmp(type->valuestring, "longrope") || !strcmp(type->valuestring, "su"))
+        return longrope(r, s, d, a, origin, err);
     if (strcmp(type->valuestring, "llama3"))
-        return BAD("'%s': %s.rope_type '%s' is not implemented (linear and llama3 are)", origin, d->rope_scaling_key,
-                   type->valuestring);
+        return BAD("'%s': %s.rope_type '%s' is not implemented (linear, llama3 and longrope are)", origin,
+                   d->rope_scaling_key, type->valuestring);
     static const char *const keys[] = {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"};
     double v[4];
     for (int k = 0; k < 4; k++) {
@@ -298,8 +347,9 @@ static zq_status rope_parameters(cJSON *c, const zq_arch_desc *d, const char *or
     if (!cJSON_IsObject(full)) return BAD("'%s': rope_parameters.full_attention must be an object", origin);
     const char *type = rope_type(full), *sliding_type = cJSON_IsObject(sliding) ? rope_type(sliding) : "default";
     if (!type || !sliding_type) return BAD("'%s': rope_parameters: rope_type must be a string", origin);
-    if (strcmp(type, "default") && strcmp(type, "linear") && strcmp(type, "llama3"))
-        return BAD("'%s': rope_parameters.rope_type '%s' is not implemented (linear and llama3 are)", origin, type);
+    if (strcmp(type, "default") && strcmp(type, "linear") && strcmp(type, "llama3") && strcmp(type, "longrope"))
+        return BAD("'%s': rope_parameters.rope_type '%s' is not implemented (linear, llama3 and longrope are)", origin,
+                   type);
     const cJSON *theta = cJSON_GetObjectItemCaseSensitive(full, "rope_theta");
     if (cJSON_IsObject(sliding) && sliding != full) {
         const cJSON *local = cJSON_GetObjectItemCaseSensitive(sliding, "rope_theta");
@@ -398,6 +448,9 @@ static zq_status fill(cJSON *c, const char *mt, const char *origin, zq_arch *a, 
     }
     if (a->rotary_dims % 2 || a->rotary_dims > a->head_dim)
         return BAD("'%s': rotary dimensions %d do not fit heads of %d", origin, a->rotary_dims, a->head_dim);
+    if (a->rope_longrope && a->rope_longrope != a->rotary_dims / 2)
+        return BAD("'%s': %s has %d factors for %d rotary dimensions (%d pairs)", origin, d->rope_scaling_key,
+                   a->rope_longrope, a->rotary_dims, a->rotary_dims / 2);
     scores(&r, d, a);
     ZQ_TRY(r.st);
     a->embed_scale = (d->flags & ZQ_ARCH_EMBED_SCALE) ? (float)sqrt((double)a->hidden) : 0; /* as Gemma's normalizer */

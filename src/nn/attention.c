@@ -29,19 +29,23 @@ float zq_rope_llama3(const zq_arch *a, float inv_freq)
     return (1.0f - smooth) * scaled / f + smooth * scaled;
 }
 
-void zq_rope_table(float *cos_t, float *sin_t, int T, const zq_arch *a, int local)
+void zq_rope_table(float *cos_t, float *sin_t, int T, const zq_arch *a, zq_rope_set set)
 {
-    int rot = a->rotary_dims, half = rot / 2;
+    int rot = a->rotary_dims, half = rot / 2, local = set == ZQ_ROPE_SET_LOCAL;
+    float amp = a->rope_longrope ? a->rope_attn_factor : 1.0f;
     for (int i = 0; i < half; i++) {
         /* as Hugging Face computes it: float32 inv_freq, float32 angle; the
          * local base (Gemma 3's sliding layers) is never scaled */
-        float inv_freq = (float)(1.0 / pow((double)(local ? a->rope_local_theta : a->rope_theta), (double)(2 * i) / rot));
+        double base = pow((double)(local ? a->rope_local_theta : a->rope_theta), (double)(2 * i) / rot);
+        float inv_freq = (float)(1.0 / base);
         if (!local && a->rope_factor > 0) inv_freq = zq_rope_llama3(a, inv_freq);
         if (!local && a->rope_linear > 0) inv_freq = inv_freq / a->rope_linear;
+        const float *ext = set == ZQ_ROPE_SET_LONG ? a->rope_long : a->rope_short;
+        if (a->rope_longrope) inv_freq = (float)(1.0 / (ext[i] * base));
         for (int t = 0; t < T; t++) {
             float ang = (float)t * inv_freq;
-            cos_t[(size_t)t * half + i] = cosf(ang);
-            sin_t[(size_t)t * half + i] = sinf(ang);
+            cos_t[(size_t)t * half + i] = cosf(ang) * amp;
+            sin_t[(size_t)t * half + i] = sinf(ang) * amp;
         }
     }
 }
@@ -72,8 +76,11 @@ static void rope_qk(const zq_arch *a, const zq_block *blk, zq_workspace *ws, flo
 {
     int hd = a->head_dim, nh = a->n_heads, nkv = a->n_kv_heads;
     size_t half = (size_t)(a->rotary_dims / 2);
-    const float *cos_t = (blk->local_rope ? ws->cos_l : ws->cos_t) + past * half;
-    const float *sin_t = (blk->local_rope ? ws->sin_l : ws->sin_t) + past * half;
+    /* longrope: the long factors once the forward's positions pass the
+     * pretraining length, as Hugging Face's longrope_frequency_update */
+    int lng = a->rope_longrope && past + (size_t)T > (size_t)a->rope_original_max_pos;
+    const float *cos_t = (blk->local_rope ? ws->cos_l : lng ? ws->cos_long : ws->cos_t) + past * half;
+    const float *sin_t = (blk->local_rope ? ws->sin_l : lng ? ws->sin_long : ws->sin_t) + past * half;
     for (int b = 0; a->rotary_dims && b < B; b++) {
         size_t qo = (size_t)b * T * nh * hd, ko = (size_t)b * T * nkv * hd;
         rope(q + qo, nh * hd, T, nh, hd, a->rotary_dims, a->rope_interleaved, cos_t, sin_t, sign);

@@ -76,9 +76,11 @@ void zq_moe_backward(const zq_arch *a, const zq_block *blk, const zq_act_quant *
 
 /* ---- attention.c ------------------------------------------------------------------ */
 
-/* cos/sin (T, rotary_dims/2) of positions 0..T-1, with a's rope scaling;
- * local: the sliding layers' own base (rope_local_theta), unscaled */
-void zq_rope_table(float *cos_t, float *sin_t, int T, const zq_arch *a, int local);
+/* cos/sin (T, rotary_dims/2) of positions 0..T-1, with a's rope scaling:
+ * the global base's (with longrope, its short factors), the sliding
+ * layers' own base (rope_local_theta, unscaled), or longrope's long factors */
+typedef enum { ZQ_ROPE_SET_GLOBAL, ZQ_ROPE_SET_LOCAL, ZQ_ROPE_SET_LONG } zq_rope_set;
+void zq_rope_table(float *cos_t, float *sin_t, int T, const zq_arch *a, zq_rope_set set);
 /* One rotary frequency under a's llama3 rope scaling (rope_factor > 0). */
 float zq_rope_llama3(const zq_arch *a, float inv_freq);
 /* ws->ao (BT, hidden) = attention(h), through the KV cache when set; the

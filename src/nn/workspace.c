@@ -58,6 +58,7 @@ zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int t
     size_t half = (size_t)(a->rotary_dims ? a->rotary_dims / 2 : 1);
     ws->cos_t = floats(ws, (size_t)seq * half), ws->sin_t = floats(ws, (size_t)seq * half);
     if (a->rope_local_theta > 0) ws->cos_l = floats(ws, (size_t)seq * half), ws->sin_l = floats(ws, (size_t)seq * half);
+    if (a->rope_longrope) ws->cos_long = floats(ws, (size_t)seq * half), ws->sin_long = floats(ws, (size_t)seq * half);
     if (train) {
         norm_stats(ws, &ws->norm1, bt);
         norm_stats(ws, &ws->norm2, bt);
@@ -84,8 +85,9 @@ zq_workspace *zq_workspace_create_ex(const zq_arch *a, int batch, int seq, int t
         zq_workspace_free(ws);
         return NULL;
     }
-    if (a->rotary_dims) zq_rope_table(ws->cos_t, ws->sin_t, seq, a, 0);
-    if (a->rotary_dims && ws->cos_l) zq_rope_table(ws->cos_l, ws->sin_l, seq, a, 1);
+    if (a->rotary_dims) zq_rope_table(ws->cos_t, ws->sin_t, seq, a, ZQ_ROPE_SET_GLOBAL);
+    if (a->rotary_dims && ws->cos_l) zq_rope_table(ws->cos_l, ws->sin_l, seq, a, ZQ_ROPE_SET_LOCAL);
+    if (a->rotary_dims && ws->cos_long) zq_rope_table(ws->cos_long, ws->sin_long, seq, a, ZQ_ROPE_SET_LONG);
     return ws;
 }
 

@@ -17,6 +17,7 @@ struct zq_workspace {
     float *scores;        /* threads x seq x seq scratch */
     float *cos_t, *sin_t; /* seq x rotary/2 */
     float *cos_l, *sin_l; /* the same of the local base (rope_local_theta), else NULL */
+    float *cos_long, *sin_long; /* longrope's long factors', else NULL */
     /* decoding with a KV cache (batch 1): this layer's keys and values for
      * positions [0, pos0) are in kcache/vcache (seq rows each) */
     float *kcache, *vcache;

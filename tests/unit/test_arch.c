@@ -314,3 +314,36 @@ TEST(multimodal_gemma3_config_is_its_text_model)
     CHECK(zq_arch_is_other_tower("model.multi_modal_projector.mm_input_projection_weight") &&
           !zq_arch_is_other_tower("model.layers.0.my_vision_tower.weight"));
 }
+
+/* Phi-3.5's longrope as Hugging Face reads it */
+TEST(longrope_as_phi3config_reads_it)
+{
+    zq_arch a;
+    zq_error err;
+    const char *lr = "\"partial_rotary_factor\": 0.5, \"max_position_embeddings\": 4096, "
+                     "\"original_max_position_embeddings\": 256, \"rope_scaling\": {\"type\": \"longrope\", "
+                     "\"short_factor\": [1, 1.5], \"long_factor\": [2, 3]";
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "%s}", lr);
+    CHECK(windowed("phi3", cfg, &a, &err) == ZQ_OK && a.rope_longrope == 2 && a.rope_original_max_pos == 256 &&
+          a.rope_long[1] == 3.0f && a.rope_short[1] == 1.5f);
+    CHECK(fabsf(a.rope_attn_factor - (float)sqrt(1 + log(16.0) / log(256.0))) < 1e-6f); /* factor 4096 / 256 */
+    snprintf(cfg, sizeof cfg, "%s, \"attention_factor\": 1.25}", lr);
+    CHECK(windowed("phi3", cfg, &a, &err) == ZQ_OK && a.rope_attn_factor == 1.25f);
+    snprintf(cfg, sizeof cfg, "%s, \"factor\": 8}", lr); /* transformers 4 and 5 would disagree */
+    CHECK(windowed("phi3", cfg, &a, &err) == ZQ_ERR_FORMAT && strstr(err.msg, "rope_scaling.factor 8") != NULL);
+    CHECK(windowed("phi3", "\"rope_scaling\": {\"type\": \"longrope\", \"short_factor\": [1, 1], \"long_factor\": "
+                   "[1, 2, 3]}, \"original_max_position_embeddings\": 8", &a, &err) == ZQ_ERR_FORMAT &&
+          strstr(err.msg, "differ in length") != NULL);
+    CHECK(windowed("phi3", "\"rope_scaling\": {\"type\": \"longrope\", \"short_factor\": [1, 1], \"long_factor\": "
+                   "[1, 2]}, \"original_max_position_embeddings\": 8", &a, &err) == ZQ_ERR_FORMAT &&
+          strstr(err.msg, "2 factors for 8 rotary dimensions") != NULL);
+    CHECK(windowed("phi3", "\"rope_scaling\": {\"type\": \"longrope\", \"short_factor\": [1, 1, 1, 1], "
+                   "\"long_factor\": [1, 2, 3, 4]}", &a, &err) == ZQ_ERR_FORMAT &&
+          strstr(err.msg, "needs original_max_position_embeddings") != NULL);
+    /* transformers 5: the same inside rope_parameters */
+    CHECK(windowed("phi3", "\"max_position_embeddings\": 64, \"rope_parameters\": {\"rope_type\": \"longrope\", "
+                   "\"rope_theta\": 10000.0, \"short_factor\": [1, 1, 1, 1], \"long_factor\": [1, 2, 3, 4], "
+                   "\"original_max_position_embeddings\": 16}", &a, &err) == ZQ_OK &&
+          a.rope_longrope == 4 && a.rope_original_max_pos == 16 && a.rope_long[3] == 4.0f);
+}

@@ -277,6 +277,12 @@ zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
         int layer = -1;
         for (const zq_arch_tensor *e = d->tensors; e->name && !row; e++)
             if (e->gguf && name_match(e->gguf, t->name, &layer)) row = e;
+        if (!strncmp(t->name, "rope_factors_", 13)) { /* longrope's, as llama.cpp runs it */
+            if (zq_gguf_find(g, ZQ_GGUF_CONFIG_KEY)) continue; /* zquant's config carries rope_scaling */
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': %s (longrope) without zquant's %s: the config's rope_scaling is "
+                         "not in the file; read the original checkpoint", path, t->name, ZQ_GGUF_CONFIG_KEY);
+            break;
+        }
         if (!strcmp(t->name, "rope_freqs.weight")) { /* Llama 3's rope scaling, as llama.cpp runs it */
             if (zq_gguf_find(g, ZQ_GGUF_ROPE_SCALING_KEY)) continue; /* the config says it (make_config) */
             st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': rope_freqs.weight (Llama 3 rope scaling) without zquant's %s: its "

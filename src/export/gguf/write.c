@@ -167,7 +167,7 @@ static void config_key(zq_gguf_keys *kv, const zq_arch *a, const char *config)
     const zq_arch_desc *d = a->desc;
     const char *keys[] = {d->window.key, d->window.use_key, d->window.first_key, d->window.period_key,
                           d->window.layer_types ? "layer_types" : NULL, d->scores.query_key, d->rope_scaling_key,
-                          d->rope_base.local_key, d->rope_key};
+                          d->rope_base.local_key, d->rope_key, "original_max_position_embeddings", "rope_parameters"};
     char *language = zq_arch_language_config(config); /* a multimodal config's members are its text_config's */
     cJSON *from = cJSON_Parse(language ? language : config), *c = cJSON_CreateObject();
     free(language);
@@ -216,6 +216,10 @@ static void arch_keys(zq_gguf_keys *kv, const zq_arch *a, const char *arch, cons
                  "\"high_freq_factor\": %.9g, \"original_max_position_embeddings\": %d}", a->rope_factor,
                  a->rope_low_freq, a->rope_high_freq, a->rope_original_max_pos);
         zq_gguf_kv_str(kv, ZQ_GGUF_ROPE_SCALING_KEY, s);
+    }
+    if (a->rope_longrope) { /* its factors are tensors (rope_factors) */
+        zq_gguf_kv_f32(kv, KEY("rope.scaling.attn_factor"), a->rope_attn_factor);
+        zq_gguf_kv_u32(kv, KEY("rope.scaling.original_context_length"), (uint32_t)a->rope_original_max_pos);
     }
     if (a->desc->parallel_key) zq_gguf_kv_bool(kv, KEY("use_parallel_residual"), a->parallel);
     if (a->n_experts) { /* llama.cpp renormalizes the chosen experts' weights (see llama_cpp_runs) */
@@ -275,6 +279,12 @@ static zq_status llama_cpp_runs(const zq_arch *a, const char *arch, const char *
     if (a->n_experts && !a->moe_norm_topk)
         return zq_fail(err, ZQ_ERR_FORMAT, "'%s': %s is false, and llama.cpp's %s renormalizes the chosen experts' "
                        "weights", path, a->desc->moe.norm_topk_key, arch);
+    if (note && a->rope_longrope) {
+        size_t at = strlen(note);
+        snprintf(note + at, size - at, "%slongrope: llama.cpp takes the long factors when the context it runs with "
+                 "exceeds %d positions, Hugging Face once a sequence does: the two agree when both are longer than "
+                 "%d, or both at most", at ? "; " : "", a->rope_original_max_pos, a->rope_original_max_pos);
+    }
     if (!note || !a->window || zq_gguf_runs_windows(arch)) return ZQ_OK;
     size_t at = strlen(note);
     snprintf(note + at, size - at, "%sllama.cpp's %s attends over the whole context, the model's layers over a sliding "
@@ -370,15 +380,18 @@ static zq_status sink_flush(sink *s, zq_error *err)
     return st;
 }
 
-/* llama.cpp's form of Llama 3's rope scaling (convert_hf_to_gguf's
- * rope_freqs): one factor per frequency, which its rope divides the angle
- * by; Hugging Face's scaled frequency is the plain one over it. */
-static zq_status rope_freqs(const zq_arch *a, gg_tensor *g, zq_error *err)
+/* llama.cpp's form of rope scaling: one factor per frequency, which its
+ * rope divides the angle by. Llama 3's (convert_hf_to_gguf's rope_freqs):
+ * Hugging Face's scaled frequency is the plain one over it; longrope's
+ * (Phi-3's rope_factors_long and _short): its factors as they are, which
+ * llama.cpp picks by the context it runs with. A vector F32 tensor, no
+ * .zq tensor's. */
+static zq_status rope_factors(const zq_arch *a, const char *name, gg_tensor *g, zq_error *err)
 {
     int half = a->rotary_dims / 2;
     memset(g, 0, sizeof *g);
     g->index = SIZE_MAX;
-    snprintf(g->name, sizeof g->name, "rope_freqs.weight");
+    snprintf(g->name, sizeof g->name, "%s", name);
     g->type = GGML_F32;
     g->ndim = 1;
     g->rows = (uint64_t)half;
@@ -389,7 +402,8 @@ static zq_status rope_freqs(const zq_arch *a, gg_tensor *g, zq_error *err)
     if (!(g->values = malloc((size_t)half * sizeof *g->values))) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (int i = 0; i < half; i++) {
         float inv = (float)(1.0 / pow((double)a->rope_theta, (double)(2 * i) / a->rotary_dims));
-        g->values[i] = inv / zq_rope_llama3(a, inv);
+        g->values[i] = a->rope_longrope ? (strstr(name, "long") ? a->rope_long : a->rope_short)[i]
+                                        : inv / zq_rope_llama3(a, inv);
     }
     return ZQ_OK;
 }
@@ -505,9 +519,12 @@ static zq_status plan(zq_file *f, const zq_arch *a, gg_tensor *gt, size_t *n,
         count[g->type]++;
         r->quantized += g->type >= GGML_Q4_0;
     }
-    if (a->rope_factor > 0) { /* room for it: gt holds one more than the .zq's tensors */
+    static const char *const llama3[] = {"rope_freqs.weight", NULL};
+    static const char *const longrope[] = {"rope_factors_long.weight", "rope_factors_short.weight", NULL};
+    const char *const *extra = a->rope_factor > 0 ? llama3 : a->rope_longrope ? longrope : NULL;
+    for (int k = 0; extra && extra[k]; k++) { /* room for them: gt holds two more than the .zq's tensors */
         gg_tensor *g = &gt[*n];
-        ZQ_TRY(rope_freqs(a, g, err));
+        ZQ_TRY(rope_factors(a, extra[k], g, err));
         g->offset = offset;
         offset += zq_align_up(g->bytes, GGUF_ALIGN);
         by_type[g->type] += g->bytes;
@@ -602,7 +619,7 @@ zq_status zq_export_gguf(const zq_export_opts *o, zq_file *f, zq_export_report *
     ZQ_TRY(llama_cpp_runs(&a, a.desc->gguf_arch, o->input, NULL, 0, err)); /* before any work */
     vocab_file tok;
     zq_status st = find_vocab(o, &tok, err);
-    gg_tensor *gt = calloc(zq_file_count(f) + 1, sizeof *gt);
+    gg_tensor *gt = calloc(zq_file_count(f) + 2, sizeof *gt);
     if (st == ZQ_OK && !gt) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     size_t n = 0;
     int ftype = 0, embed_rows = 0;
