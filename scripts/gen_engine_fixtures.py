@@ -441,10 +441,10 @@ def phi3_layer(w, p, h, cfg, lin, cache=None):
     return h + lin(up * F.silu(gate), p + "mlp.down_proj")
 
 
-def phi3(ids, cfg=PHI3, decode=None):
+def phi3(ids, cfg=PHI3, decode=False):
     """transformers/models/phi3/modeling_phi3.py: the layers above, final
     RMSNorm, the head; decode (a dict): also the logits of decoding one
-    token at a time into decode["logits"], where they differ (longrope)."""
+    token at a time as a fourth result, where they differ (longrope)."""
     C, H, KV, L, V, I = 32, 4, 2, 2, 50, 48
     d = C // H
     w = {"model.embed_tokens.weight": rnd(V, C), "model.norm.weight": ones_ish(C), "lm_head.weight": rnd(V, C)}
@@ -462,9 +462,10 @@ def phi3(ids, cfg=PHI3, decode=None):
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w["model.norm.weight"]
         return h @ w["lm_head.weight"].T
 
-    if decode is not None:
+    if decode:
         caches = [([], []) for _ in range(L)]
-        decode["logits"] = torch.cat([run(ids[t:t + 1], caches) for t in range(len(ids))])
+        decoded = torch.cat([run(ids[t:t + 1], caches) for t in range(len(ids))])
+        return w, dict(cfg), run(ids), decoded
     return w, dict(cfg), run(ids)
 
 
@@ -689,9 +690,8 @@ MODELS = {
     # the router gives them
     "qwen3_moe": lambda ids: qwen3_moe(ids, QWEN3_MOE),
     "qwen3_moe_dense": lambda ids: qwen3_moe(ids, QWEN3_MOE_DENSE),
-    "phi3_longrope": lambda ids: phi3(ids, PHI3_LONGROPE, DECODED),
+    "phi3_longrope": lambda ids: phi3(ids, PHI3_LONGROPE, decode=True),
 }
-DECODED = {}  # phi3_longrope's decode logits
 
 
 def main():
@@ -703,7 +703,7 @@ def main():
     for name, fn in MODELS.items():
         ids = torch.randint(0, 50, (T,))
         with torch.no_grad():
-            w, cfg, logits = fn(ids)
+            w, cfg, logits, *decoded = fn(ids)  # decoded: the logits of decoding, where not the forward's
         if only and name not in only:
             continue
         d = os.path.join(OUT, name)
@@ -715,9 +715,8 @@ def main():
         with open(os.path.join(d, "tokens.bin"), "wb") as f:
             f.write(struct.pack(f"<{T}I", *ids.tolist()))
         stio.save(os.path.join(d, "logits.safetensors"), {"logits": logits.to(torch.float32).numpy()})
-        if DECODED:  # the reference for decoding where it is not the full forward's
-            stio.save(os.path.join(d, "decode-logits.safetensors"),
-                      {"logits": DECODED.pop("logits").to(torch.float32).numpy()})
+        if decoded:
+            stio.save(os.path.join(d, "decode-logits.safetensors"), {"logits": decoded[0].to(torch.float32).numpy()})
         if name in ("gpt2", "llama"):  # the same model as HDF5 (float16, as h5py writes it), config inside
             with h5py.File(os.path.join(OUT, name + ".h5"), "w") as f:
                 for k, v in w.items():

@@ -277,17 +277,21 @@ zq_status zq_gguf_source_open(zq_source *src, const char *path, zq_error *err)
         int layer = -1;
         for (const zq_arch_tensor *e = d->tensors; e->name && !row; e++)
             if (e->gguf && name_match(e->gguf, t->name, &layer)) row = e;
-        if (!strncmp(t->name, "rope_factors_", 13)) { /* longrope's, as llama.cpp runs it */
-            if (zq_gguf_find(g, ZQ_GGUF_CONFIG_KEY)) continue; /* zquant's config carries rope_scaling */
-            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': %s (longrope) without zquant's %s: the config's rope_scaling is "
-                         "not in the file; read the original checkpoint", path, t->name, ZQ_GGUF_CONFIG_KEY);
-            break;
-        }
-        if (!strcmp(t->name, "rope_freqs.weight")) { /* Llama 3's rope scaling, as llama.cpp runs it */
-            if (zq_gguf_find(g, ZQ_GGUF_ROPE_SCALING_KEY)) continue; /* the config says it (make_config) */
-            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': rope_freqs.weight (Llama 3 rope scaling) without zquant's %s: its "
-                         "parameters cannot be recovered from the factors; read the original checkpoint", path,
-                         ZQ_GGUF_ROPE_SCALING_KEY);
+        /* llama.cpp's forms of rope scaling: the config zquant wrote beside
+         * them says it (make_config); its parameters cannot be recovered
+         * from the factors alone */
+        static const struct {
+            const char *prefix, *key, *what;
+        } rope_tensors[] = {{"rope_freqs.weight", ZQ_GGUF_ROPE_SCALING_KEY, "Llama 3 rope scaling"},
+                            {"rope_factors_", ZQ_GGUF_CONFIG_KEY, "longrope"}};
+        int rope_tensor = -1;
+        for (int r = 0; r < 2; r++)
+            if (!strncmp(t->name, rope_tensors[r].prefix, strlen(rope_tensors[r].prefix))) rope_tensor = r;
+        if (rope_tensor >= 0 && zq_gguf_find(g, rope_tensors[rope_tensor].key)) continue;
+        if (rope_tensor >= 0) {
+            st = zq_fail(err, ZQ_ERR_FORMAT, "'%s': %s (%s) without zquant's %s: its parameters cannot be recovered "
+                         "from the factors; read the original checkpoint", path, t->name, rope_tensors[rope_tensor].what,
+                         rope_tensors[rope_tensor].key);
             break;
         }
         int stacked = row && (row->flags & ZQ_T_EXPERT); /* [experts][rows][cols] */
