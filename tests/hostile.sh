@@ -77,6 +77,14 @@ ZQ_TRUNCATE="$TMP/shrink/model.safetensors:9000" LD_PRELOAD="$FAULT" run "$ZQ" q
 check truncated-input/clean-error '[ "$rc" -eq 4 ] && one_line && grep -q "shrank" "$TMP/err"'
 check truncated-input/nothing-left '[ ! -e "$TMP/shrink.zq" ] && no_temp_files "$TMP"'
 
+# --- 3b. a file system that takes O_DIRECT but refuses the writes: the same bytes, buffered ---
+ZQ_REFUSE_DIRECT=1 LD_PRELOAD="$FAULT" "$ZQ" quantize $M -o "$TMP/refused.zq" -q
+check output/direct-writes-refused-same-bytes 'cmp -s "$TMP/refused.zq" "$TMP/ref.zq"'
+# refused mid-file, after whole 4 MiB stages went direct
+ZQ_REFUSE_DIRECT=3 LD_PRELOAD="$FAULT" "$PWD/$BUILD/unit_tests" atomic_output_has_every_byte_written_direct_or_not \
+    >"$TMP/err" 2>&1
+check output/direct-writes-refused-mid-file '[ "$(tail -1 "$TMP/err")" = "1 passed, 0 failed" ]'
+
 # --- 4. checkpoints with no tensors, or only empty ones --------------------------------------
 python3_free_st() { # NAME JSON: a safetensors file with that header and no data
     local h=$2 n=${#2}

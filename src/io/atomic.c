@@ -16,9 +16,12 @@
 #include "base/files.h"
 #include "base/util.h"
 #include "io/cleanup.h"
+#include "io/direct.h"
 
 static void release(zq_atomic *a)
 {
+    zq_direct_abandon(a->direct);
+    a->direct = NULL;
     zq_cleanup_remove(a->slot);
     a->slot = -1;
     if (a->fd >= 0) close(a->fd);
@@ -130,6 +133,7 @@ zq_status zq_atomic_open_as(zq_atomic *a, const char *path, const char *shown, i
     umask(mask);
     fchmod(a->fd, 0666 & ~mask);
     a->slot = zq_cleanup_add(a->tmp);
+    a->direct = zq_direct_start(a->fd, 0);
     return ZQ_OK;
 }
 
@@ -160,12 +164,32 @@ static zq_status write_all(int fd, const char *p, size_t len, const char *name, 
 
 zq_status zq_atomic_write(zq_atomic *a, const void *data, size_t len, zq_error *err)
 {
+    if (a->direct) return zq_direct_write(a->direct, data, len, a->final, err);
     kick_writeback(a, len);
     return write_all(a->fd, data, len, a->final, err);
 }
 
+/* Buffered from here on: what is staged is written, the position after it. */
+static zq_status end_direct(zq_atomic *a, zq_error *err)
+{
+    zq_direct *d = a->direct;
+    a->direct = NULL;
+    return d ? zq_direct_finish(d, a->final, err) : ZQ_OK;
+}
+
+zq_status zq_atomic_seek(zq_atomic *a, uint64_t offset, zq_error *err)
+{
+    if (a->direct && offset >= zq_direct_end(a->direct))
+        return zq_direct_write(a->direct, NULL, offset - zq_direct_end(a->direct), a->final, err);
+    ZQ_TRY(end_direct(a, err));
+    if (lseek(a->fd, (off_t)offset, SEEK_SET) < 0) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': seek failed", a->final);
+    return ZQ_OK;
+}
+
 zq_status zq_atomic_pwrite(zq_atomic *a, const void *data, size_t len, uint64_t offset, zq_error *err)
 {
+    if (a->direct && zq_direct_patch(a->direct, data, len, offset)) return ZQ_OK;
+    ZQ_TRY(end_direct(a, err));
     const char *p = data;
     while (len) {
         ssize_t k = pwrite(a->fd, p, len, (off_t)offset);
@@ -205,7 +229,8 @@ zq_status zq_atomic_commit(zq_atomic *a, zq_error *err)
         release(a);
         return st;
     }
-    if (fsync(a->fd) != 0) st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': fsync failed", a->final);
+    st = end_direct(a, err);
+    if (st == ZQ_OK && fsync(a->fd) != 0) st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': fsync failed", a->final);
     if (st == ZQ_OK && close(a->fd) != 0) st = zq_fail_errno(err, ZQ_ERR_IO, "'%s': close failed", a->final);
     a->fd = -1;
     if (st == ZQ_OK && !a->force && access(a->target, F_OK) == 0)

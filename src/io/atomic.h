@@ -21,6 +21,7 @@ typedef struct {
     char *target;    /* the file that is replaced: final, its symlinks followed */
     int slot;        /* in the signal-cleanup table, -1 if none */
     size_t unkicked; /* bytes written since writeback was last started */
+    struct zq_direct *direct; /* a regular file's writes, while they go direct (io/direct.h) */
 } zq_atomic;
 
 /* Whether path may be written (what zq_atomic_open checks first): not an
@@ -32,6 +33,9 @@ zq_status zq_atomic_open(zq_atomic *a, const char *path, int force, zq_error *er
  * folder being written: OUT/name, not the temp folder). */
 zq_status zq_atomic_open_as(zq_atomic *a, const char *path, const char *shown, int force, zq_error *err);
 zq_status zq_atomic_write(zq_atomic *a, const void *data, size_t len, zq_error *err);
+/* Moves where zq_atomic_write writes to offset; the bytes skipped are
+ * zeros or what zq_atomic_pwrite puts there. */
+zq_status zq_atomic_seek(zq_atomic *a, uint64_t offset, zq_error *err);
 zq_status zq_atomic_pwrite(zq_atomic *a, const void *data, size_t len, uint64_t offset, zq_error *err);
 zq_status zq_atomic_commit(zq_atomic *a, zq_error *err); /* releases a */
 void zq_atomic_abort(zq_atomic *a);                      /* releases a; safe twice */

@@ -162,9 +162,7 @@ static zq_status start_data(zq_writer *w, zq_error *err)
     w->data_start = zq_align_up(ZQ_HEADER_SIZE + strlen(text) + METADATA_SLACK, ZQ_ALIGN);
     free(text);
     w->pos = w->data_start;
-    if (lseek(w->file.fd, (off_t)w->pos, SEEK_SET) < 0)
-        return zq_fail_errno(err, ZQ_ERR_IO, "'%s': seek failed", w->file.final);
-    return ZQ_OK;
+    return zq_atomic_seek(&w->file, w->pos, err);
 }
 
 static zq_status emit(zq_writer *w, const void *data, size_t len, zq_error *err)

@@ -12,9 +12,14 @@
  *                             truncate PATH to BYTES first, as another
  *                             process could at any time;
  *   ZQ_CRASH_IN=FUNCTION      crash (SIGSEGV) inside libhdf5's H5Ovisit2 or
- *                             H5Dread, as libhdf5 does on some crafted files. */
+ *                             H5Dread, as libhdf5 does on some crafted files;
+ *   ZQ_REFUSE_DIRECT=N        from the Nth pwrite to a file opened O_DIRECT
+ *                             on, fail it with EINVAL, as a file system
+ *                             that takes the flag but not the write does. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,6 +79,30 @@ int madvise(void *addr, size_t len, int advice)
         if (truncate(path, bytes) != 0) perror("fault: truncate");
     }
     return real(addr, len, advice);
+}
+
+static int refuse_direct(int fd)
+{
+    static long seen;
+    const char *arm = getenv("ZQ_REFUSE_DIRECT");
+    int fl = arm ? fcntl(fd, F_GETFL) : 0;
+    if (!arm || fl < 0 || !(fl & O_DIRECT) || ++seen < atol(arm)) return 0;
+    errno = EINVAL;
+    return 1;
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t at)
+{
+    static ssize_t (*real)(int, const void *, size_t, off_t);
+    if (!real) real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
+    return refuse_direct(fd) ? -1 : real(fd, buf, n, at);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t at)
+{
+    static ssize_t (*real)(int, const void *, size_t, off_t);
+    if (!real) real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite64");
+    return refuse_direct(fd) ? -1 : real(fd, buf, n, at);
 }
 
 /* libhdf5's entry points, by their ABI (hid_t is int64_t in 1.10) */

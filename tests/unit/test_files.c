@@ -275,6 +275,53 @@ TEST(interrupted_write_leaves_nothing)
     }
 }
 
+/* An output's bytes, however its writes fall on the direct writer's
+ * blocks and stages: a skipped gap, pieces across 4 KiB blocks and 4 MiB
+ * stages, a patch of bytes still staged, one of bytes long on the disk
+ * (from then on the file is written buffered), a short last block. In a
+ * folder on the disk and in /dev/shm, whichever of them takes O_DIRECT. */
+TEST(atomic_output_has_every_byte_written_direct_or_not)
+{
+    const char *roots[2] = {"/tmp", "/dev/shm"};
+    size_t n = (9u << 20) + 12345;
+    unsigned char *want = calloc(n, 1), *got = malloc(n);
+    for (size_t k = 100; k < n; k++) want[k] = (unsigned char)(k * 2654435761u >> 13);
+    for (int r = 0; r < 2; r++) {
+        char dir[64], out[80];
+        snprintf(dir, sizeof dir, "%s/zq-test-XXXXXX", roots[r]);
+        if (!mkdtemp(dir)) continue; /* no /dev/shm here */
+        snprintf(out, sizeof out, "%s/out.bin", dir);
+        for (int small = 0; small < 2; small++) {
+            size_t len = small ? 5000 : n; /* small: every byte still staged at the end */
+            zq_atomic a;
+            zq_error err = {0};
+            CHECK(zq_atomic_open(&a, out, 1, &err) == ZQ_OK);
+            CHECK(zq_atomic_seek(&a, 100, &err) == ZQ_OK);
+            size_t at = 100, piece[] = {1, 4095, 4097, 3u << 20, 77, 1u << 20};
+            for (int p = 0; at < len; p = (p + 1) % 6) {
+                size_t k = piece[p] < len - at ? piece[p] : len - at;
+                CHECK(zq_atomic_write(&a, want + at, k, &err) == ZQ_OK);
+                at += k;
+            }
+            CHECK(zq_atomic_pwrite(&a, want + len - 10, 10, len - 10, &err) == ZQ_OK);
+            memcpy(want, "HEAD", 4);
+            CHECK(zq_atomic_pwrite(&a, "HEAD", 4, 0, &err) == ZQ_OK);
+            CHECK(zq_atomic_commit(&a, &err) == ZQ_OK);
+            memset(want, 0, 4);
+            FILE *f = fopen(out, "rb");
+            size_t read = f ? fread(got, 1, n, f) : 0;
+            if (f) fclose(f);
+            CHECK_EQ_U(read, len);
+            CHECK(read == len && memcmp(got, "HEAD", 4) == 0 && memcmp(got + 4, want + 4, len - 4) == 0);
+        }
+        unlink(out);
+        CHECK(files_in(dir) == 0);
+        rmdir(dir);
+    }
+    free(want);
+    free(got);
+}
+
 /* A .zq file truncated by someone else while mapped: the read faults
  * (SIGBUS) and the handler of zq_install_signal_cleanup turns it into a
  * one-line error and exit code 4, temp files removed. */
