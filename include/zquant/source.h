@@ -118,6 +118,11 @@ zq_status zq_source_codes(zq_source *src, size_t i, zq_stored_codes *out, zq_err
  * (a reader that copied the codes keeps one copy resident, not two). */
 void zq_source_drop(zq_source *src, size_t i);
 
+/* Whether tensor i's bytes are mapped memory, where a read of one row costs
+ * what its share of a larger read does (HDF5's are not: each read is a
+ * request to the reader's process). */
+int zq_source_mapped(zq_source *src, size_t i);
+
 /* Rows the caller will read soon: the reader may map them ahead, in bulk. */
 void zq_source_prefetch_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nrows);
 

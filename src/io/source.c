@@ -275,6 +275,11 @@ void zq_source_drop(zq_source *src, size_t i)
     if (src->ops->drop && i < src->count) src->ops->drop(src, i);
 }
 
+int zq_source_mapped(zq_source *src, size_t i)
+{
+    return i < src->count && src->ops->raw && src->ops->raw(src, i) != NULL;
+}
+
 void zq_source_prefetch_rows(zq_source *src, size_t i, uint64_t row0, uint64_t nrows)
 {
     if (src->ops->prefetch && nrows) src->ops->prefetch(src, i, row0, nrows);

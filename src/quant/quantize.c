@@ -179,10 +179,15 @@ static zq_status run_chunk(tensor_job *j, uint64_t chunk, chunk_slot *slot, scra
         slot->len = n * 2;
         return ZQ_OK;
     }
-    ZQ_TRY(load_rows(j, s, r0, nr, err));
+    /* a mapped row read at a time stays in L1 through conversion, range
+     * and codes; columns (a transposed source) and requests to a reader's
+     * process come in one go */
+    int by_row = !t->transposed && zq_source_mapped(j->src, j->si);
+    if (!by_row) ZQ_TRY(load_rows(j, s, r0, nr, err));
     const zq_format *fmt = zq_format_get(t->spec.format);
     for (uint64_t r = 0; r < nr; r++) {
-        const float *x = s->buf + r * j->cols;
+        if (by_row) ZQ_TRY(load_rows(j, s, r0 + r, 1, err));
+        const float *x = by_row ? s->buf : s->buf + r * j->cols;
         uint8_t *row_out = slot->out + r * g->row_bytes;
         for (uint64_t gj = 0; gj < g->col_groups; gj++) {
             zq_group grp = zq_grid_group(g, r0 + r, gj);
