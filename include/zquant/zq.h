@@ -125,7 +125,11 @@ void zq_writer_abort(zq_writer *w);
 typedef struct zq_file zq_file;
 
 /* Maps the file, checks the header, the metadata and every section's bounds
- * and CRC (unless verify is 0, for tools that report damage themselves). */
+ * and CRC: all of them now (ZQ_VERIFY_ALL), or each section's CRC when
+ * zq_file_section first returns it (ZQ_VERIFY_ON_USE: a single pass such
+ * as export's reads the file once, not twice; one thread at a time), or
+ * no CRC (0, for tools that report damage themselves). */
+enum { ZQ_VERIFY_ALL = 1, ZQ_VERIFY_ON_USE = 2 };
 zq_status zq_file_open(const char *path, int verify, zq_file **out, zq_error *err);
 void zq_file_close(zq_file *f); /* accepts NULL */
 /* Whether path is a regular file that starts with ZQ_MAGIC. */

@@ -25,7 +25,7 @@ zq_status zq_export(const zq_export_opts *o, zq_export_report *r, zq_error *err)
     memset(r, 0, sizeof *r);
     r->target = o->target ? o->target : zq_target_of_output(o->output);
     zq_file *f;
-    ZQ_TRY(zq_file_open(o->input, 1, &f, err));
+    ZQ_TRY(zq_file_open(o->input, ZQ_VERIFY_ON_USE, &f, err));
     /* what a runtime loads must agree with itself: its config and its
      * tensors, all of them there (else llama.cpp or vLLM refuses it, or
      * runs a truncated model) */

@@ -179,15 +179,15 @@ static zq_status run_chunk(tensor_job *j, uint64_t chunk, chunk_slot *slot, scra
         slot->len = n * 2;
         return ZQ_OK;
     }
-    /* a mapped row read at a time stays in L1 through conversion, range
-     * and codes; columns (a transposed source) and requests to a reader's
-     * process come in one go */
-    int by_row = !t->transposed && zq_source_mapped(j->src, j->si);
-    if (!by_row) ZQ_TRY(load_rows(j, s, r0, nr, err));
+    /* Mapped rows are read a few at a time, so conversion, range and codes
+     * run on rows still in L1 (one row) or L2 (64 columns of a transposed
+     * source: two whole cache lines of each of its rows); requests to a
+     * reader's process come a chunk at once. */
+    uint64_t step = !zq_source_mapped(j->src, j->si) ? nr : t->transposed ? 64 : 1;
     const zq_format *fmt = zq_format_get(t->spec.format);
     for (uint64_t r = 0; r < nr; r++) {
-        if (by_row) ZQ_TRY(load_rows(j, s, r0 + r, 1, err));
-        const float *x = by_row ? s->buf : s->buf + r * j->cols;
+        if (r % step == 0) ZQ_TRY(load_rows(j, s, r0 + r, nr - r < step ? nr - r : step, err));
+        const float *x = s->buf + r % step * j->cols;
         uint8_t *row_out = slot->out + r * g->row_bytes;
         for (uint64_t gj = 0; gj < g->col_groups; gj++) {
             zq_group grp = zq_grid_group(g, r0 + r, gj);

@@ -183,6 +183,47 @@ TARGET static void transpose_f16_to_f32(const uint16_t *src, size_t src_stride, 
         for (size_t c = 0; c < cols8; c++) dst[c * rows + k] = zq_f16_to_f32(src[k * src_stride + c]);
 }
 
+/* Sixteen rows of sixteen bytes: four rounds of byte interleaves, pairing
+ * the rows whose index differs in bit 3, then 2, 1, 0; each round moves
+ * one bit of the column index into the row index, so after four the two
+ * have swapped. */
+TARGET static void transpose_u8_16x16(const uint8_t *src, size_t ss, uint8_t *dst, size_t ds)
+{
+    __m128i r[16], t[16];
+    for (int k = 0; k < 16; k++) r[k] = _mm_loadu_si128((const __m128i *)(src + k * ss));
+    /* unrolled whole, so every index is a constant and r, t registers */
+#pragma GCC unroll 4
+    for (int bit = 8; bit >= 1; bit >>= 1) {
+#pragma GCC unroll 16
+        for (int k = 0; k < 16; k++)
+            if (!(k & bit)) {
+                t[k] = _mm_unpacklo_epi8(r[k], r[k | bit]);
+                t[k | bit] = _mm_unpackhi_epi8(r[k], r[k | bit]);
+            }
+#pragma GCC unroll 16
+        for (int k = 0; k < 16; k++) r[k] = t[k];
+    }
+    for (int k = 0; k < 16; k++) _mm_storeu_si128((__m128i *)(dst + k * ds), r[k]);
+}
+
+TARGET static void transpose_u8(const uint8_t *src, size_t src_stride, size_t rows, size_t cols, uint8_t *dst)
+{
+    /* 64 columns (a source line) by 256 rows at a time */
+    enum { KT = 256, CT = 64 };
+    size_t rows16 = rows & ~(size_t)15, cols16 = cols & ~(size_t)15;
+    for (size_t c0 = 0; c0 < cols16; c0 += CT)
+        for (size_t k0 = 0; k0 < rows16; k0 += KT) {
+            size_t cend = c0 + CT < cols16 ? c0 + CT : cols16, kend = k0 + KT < rows16 ? k0 + KT : rows16;
+            for (size_t c = c0; c < cend; c += 16)
+                for (size_t k = k0; k < kend; k += 16)
+                    transpose_u8_16x16(src + k * src_stride + c, src_stride, dst + c * rows + k, rows);
+        }
+    for (size_t c = cols16; c < cols; c++)
+        for (size_t k = 0; k < rows; k++) dst[c * rows + k] = src[k * src_stride + c];
+    for (size_t k = rows16; k < rows; k++)
+        for (size_t c = 0; c < cols16; c++) dst[c * rows + k] = src[k * src_stride + c];
+}
+
 /* Three streams of CRC_LANE bytes at a time: the crc32 instruction takes 3
  * cycles and issues every cycle, so one stream runs at a third of its
  * speed. The state is linear over GF(2), so stream 0's state moved past
@@ -314,7 +355,7 @@ __attribute__((target("avx2,f16c,sse4.2,fma"))) static float dot_f16(const uint1
 }
 
 static const zq_kernels avx2 = {"avx2", range_f32, quantize_run, pack_nibbles, f16_to_f32, f32_to_f16,
-                                transpose_f16_to_f32, crc32c, decode_run, dot_row, dot_f16};
+                                transpose_f16_to_f32, transpose_u8, crc32c, decode_run, dot_row, dot_f16};
 
 /* cpuid, not __builtin_cpu_supports: clang's lacks "f16c". AVX state must
  * also be enabled by the OS (XCR0 bits 1 and 2). */

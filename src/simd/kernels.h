@@ -26,6 +26,9 @@ typedef struct {
     /* dst[c * rows + k] = float(src[k * src_stride + c]) for k < rows, c <
      * cols: a block of halves read across rows, written transposed */
     void (*transpose_f16_to_f32)(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst);
+    /* dst[c * rows + k] = src[k * src_stride + c]: bytes (INT8 codes) the
+     * same way */
+    void (*transpose_u8)(const uint8_t *src, size_t src_stride, size_t rows, size_t cols, uint8_t *dst);
     /* zq_crc32c */
     uint32_t (*crc32c)(uint32_t crc, const void *data, size_t len);
     /* zq_decode_run for INT8 and INT4 rows: out[k] = code(col0 + k) * s + m
@@ -73,6 +76,7 @@ float zq_dot_row_ref(const uint8_t *row, int nibbles, int symmetric, size_t cols
  * t[3][s >> 24]; for kernels that run several streams and join them. */
 void zq_crc32c_zeros_table(uint64_t len, uint32_t t[4][256]);
 void zq_transpose_f16_to_f32_ref(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst);
+void zq_transpose_u8_ref(const uint8_t *src, size_t src_stride, size_t rows, size_t cols, uint8_t *dst);
 
 /* Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer,
  * ties to even, for |x| < 2^22: exact, branch-free and vectorizable. Codes

@@ -29,7 +29,7 @@ static unsigned char *build_header(const zq_file *f, size_t esize, size_t *len)
 zq_status zq_dequantize_file(const char *zq_path, const char *out_path, int dtype_f16, int force, zq_error *err)
 {
     zq_file *f = NULL;
-    ZQ_TRY(zq_file_open(zq_path, 1, &f, err));
+    ZQ_TRY(zq_file_open(zq_path, ZQ_VERIFY_ALL, &f, err));
     size_t esize = dtype_f16 ? 2 : 4, hlen = 0;
     unsigned char *header = build_header(f, esize, &hlen);
     zq_atomic out;

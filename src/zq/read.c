@@ -31,6 +31,7 @@ struct zq_file {
     zq_tensor *tensors;
     size_t count;
     void **inflated; /* [count * ZQ_SEC_COUNT] decompressed sections */
+    unsigned char *unverified; /* [count * ZQ_SEC_COUNT] CRCs still to check (ZQ_VERIFY_ON_USE) */
     zq_attached *files;
     size_t nfiles;
 };
@@ -211,7 +212,12 @@ zq_status zq_file_open(const char *path, int verify, zq_file **out, zq_error *er
             st = parse_metadata(f, err);
         }
     }
-    for (size_t i = 0; st == ZQ_OK && verify && i < f->count; i++) {
+    if (st == ZQ_OK && verify == ZQ_VERIFY_ON_USE) {
+        f->unverified = malloc(f->count * ZQ_SEC_COUNT + 1);
+        if (!f->unverified) st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        else memset(f->unverified, 1, f->count * ZQ_SEC_COUNT + 1);
+    }
+    for (size_t i = 0; st == ZQ_OK && verify == ZQ_VERIFY_ALL && i < f->count; i++) {
         for (int k = 0; k < ZQ_SEC_COUNT && st == ZQ_OK; k++)
             if (f->tensors[i].sec[k].present) st = zq_file_verify_section(f, i, (zq_section_kind)k, err);
         drop_pages(f, i);
@@ -233,6 +239,7 @@ void zq_file_close(zq_file *f)
         if (f->inflated) zq_file_release(f, i);
     }
     free(f->inflated);
+    free(f->unverified);
     free(f->tensors);
     for (size_t k = 0; k < f->nfiles; k++) free(f->files[k].name);
     free(f->files);
@@ -261,22 +268,27 @@ long zq_file_find(const zq_file *f, const char *name)
     return -1;
 }
 
-zq_status zq_file_verify_section(zq_file *f, size_t i, zq_section_kind kind, zq_error *err)
+/* In steps, each step's pages dropped after when drop says so: verifying a
+ * file keeps a step resident, not its largest tensor. */
+static zq_status check_crc(zq_file *f, size_t i, zq_section_kind kind, int drop, zq_error *err)
 {
     const zq_section *s = &f->tensors[i].sec[kind];
     if (!s->present) return ZQ_OK;
-    /* in steps, each step's pages dropped after: verifying a file keeps a
-     * step resident, not its largest tensor */
     enum { STEP = 16u << 20 };
     uint32_t crc = 0;
     for (uint64_t at = 0; at < s->length; at += STEP) {
         crc = zq_crc32c(crc, f->map + s->offset + at, s->length - at < STEP ? s->length - at : STEP);
-        zq_file_drop(f, i, kind, at);
+        if (drop) zq_file_drop(f, i, kind, at + STEP);
     }
     if (crc != s->crc32c)
         return zq_fail(err, ZQ_ERR_CORRUPT, "'%s': tensor '%s': section '%s' checksum mismatch", f->path,
                        f->tensors[i].name, zq_section_name(kind));
     return ZQ_OK;
+}
+
+zq_status zq_file_verify_section(zq_file *f, size_t i, zq_section_kind kind, zq_error *err)
+{
+    return check_crc(f, i, kind, 1, err);
 }
 
 zq_status zq_file_section(zq_file *f, size_t i, zq_section_kind kind, const void **data, size_t *len, zq_error *err)
@@ -285,6 +297,14 @@ zq_status zq_file_section(zq_file *f, size_t i, zq_section_kind kind, const void
     if (!s->present)
         return zq_fail(err, ZQ_ERR_INTERNAL, "'%s': tensor '%s': no section '%s'", f->path, f->tensors[i].name,
                        zq_section_name(kind));
+    unsigned char *unverified = f->unverified ? &f->unverified[i * ZQ_SEC_COUNT + kind] : NULL;
+    if (unverified && *unverified) {
+        /* the caller reads the bytes next: a section of up to 64 MiB stays
+         * mapped for it (the caller drops it), a larger one is read twice
+         * rather than kept whole */
+        ZQ_TRY(check_crc(f, i, kind, s->length > (64u << 20), err));
+        *unverified = 0;
+    }
     *len = (size_t)s->size;
     if (!s->compressed) {
         *data = f->map + s->offset;

@@ -106,7 +106,7 @@ static zq_status open_zq(const char *path, zq_source **out, zq_error *err)
     }
     src->impl = x;
     src->ops = &zq_ops;
-    zq_status st = zq_file_open(path, 1, &x->f, err);
+    zq_status st = zq_file_open(path, ZQ_VERIFY_ALL, &x->f, err);
     const char *config = st == ZQ_OK ? zq_file_config(x->f) : NULL;
     if (config && strcmp(config, "{}") != 0 && !(src->config = strdup(config)))
         st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");

@@ -157,6 +157,30 @@ TEST(kernel_transpose_matches_scalar)
     free(src), free(d1), free(d2);
 }
 
+TEST(kernel_byte_transpose_matches_scalar)
+{
+    /* past one 256 x 64 tile, with ragged edges and unaligned rows */
+    enum { MAXR = 600, MAXC = 150, CAP = MAXR * (MAXC + 7) + 4 };
+    const zq_kernels *v = vector_set("transpose_u8");
+    uint8_t *src = malloc(CAP), *d1 = malloc(MAXR * MAXC), *d2 = malloc(MAXR * MAXC);
+    for (size_t k = 0; k < CAP; k++) src[k] = (uint8_t)next();
+    for (int trial = 0; v && trial < 200; trial++) {
+        size_t big = trial % 4 == 0;
+        size_t rows = next() % (big ? MAXR : 40), cols = next() % (big ? MAXC : 40);
+        size_t stride = cols + next() % 7, col0 = next() % 4;
+        memset(d1, 0, MAXR * MAXC);
+        memset(d2, 0, MAXR * MAXC);
+        zq_kernels_scalar.transpose_u8(src + col0, stride, rows, cols, d1);
+        v->transpose_u8(src + col0, stride, rows, cols, d2);
+        CHECK(memcmp(d1, d2, rows * cols) == 0);
+        int bad = 0; /* and the reference is the transpose */
+        for (size_t k = 0; k < rows; k++)
+            for (size_t c = 0; c < cols; c++) bad += d1[c * rows + k] != src[col0 + k * stride + c];
+        CHECK(bad == 0);
+    }
+    free(src), free(d1), free(d2);
+}
+
 TEST(kernel_crc32c_matches_scalar)
 {
     const zq_kernels *v = vector_set("crc32c");

@@ -32,6 +32,7 @@
 #include "io/atomic_dir.h"
 #include "io/st_write.h"
 #include "zq/meta.h"
+#include "simd/kernels.h"
 #include "zquant/fp16.h"
 
 #define CT_VERSION "0.12.2" /* the compressed-tensors whose rules this follows */
@@ -411,16 +412,7 @@ static zq_status write_entry(zq_file *f, const ct_entry *e, const ct_plan *p, si
     if (!buf) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     zq_status st = ZQ_OK;
     if (e->piece == PIECE_CODES) { /* the checkpoint's [in, out] layout */
-        /* in small tiles: power-of-two strides map a big tile's lines onto a
-         * few cache sets */
-        enum { TILE = 16 };
-        const uint64_t rows = g->rows, cols = g->cols, stride = g->row_bytes; /* not reloaded through buf */
-        for (uint64_t r0 = 0; r0 < rows; r0 += TILE)
-            for (uint64_t c0 = 0; c0 < cols; c0 += TILE) {
-                uint64_t r1 = r0 + TILE < rows ? r0 + TILE : rows, c1 = c0 + TILE < cols ? c0 + TILE : cols;
-                for (uint64_t c = c0; c < c1; c++)
-                    for (uint64_t r = r0; r < r1; r++) buf[c * rows + r] = codes[r * stride + c];
-            }
+        zq_kernels_active()->transpose_u8(codes, g->row_bytes, g->rows, g->cols, buf);
         st = put(s, buf, bytes, err);
     } else if (e->piece == PIECE_PACKED) {
         for (uint64_t r = 0; st == ZQ_OK && r < g->rows; r++) {
