@@ -82,6 +82,17 @@ expect "verify/flipped-byte" 6 "$ZQ" verify "$TMP/flip.zq"
 if grep -q "checksum mismatch" "$TMP/err"; then ok "verify/flipped-byte-named"; else fail "verify/flipped-byte-named"; fi
 expect "dequantize/refuses-corrupt" 6 "$ZQ" dequantize "$TMP/flip.zq" -o "$TMP/c.safetensors"
 [ ! -e "$TMP/c.safetensors" ] && ok "dequantize/no-output-on-error" || fail "dequantize/no-output-on-error"
+# export checks each section as it converts it: a damaged one still stops
+# it with the tensor named, and nothing is left, output or temp file
+"$ZQ" quantize "$FIX/engine/llama" -o "$TMP/ex.zq" -q -p w8a8 --for llama.cpp
+cp "$TMP/ex.zq" "$TMP/ex-flip.zq"
+printf '\x5a' | dd of="$TMP/ex-flip.zq" bs=1 seek=$(($(stat -c %s "$TMP/ex.zq") / 2)) conv=notrunc status=none
+for fmt in gguf compressed-tensors; do
+    expect "export/refuses-corrupt-$fmt" 6 "$ZQ" export "$TMP/ex-flip.zq" -o "$TMP/ex-$fmt" --format $fmt --no-vocab -q
+    grep -q "ex-flip.zq': tensor '[^']*': section '[a-z]*' checksum mismatch" "$TMP/err" && [ ! -e "$TMP/ex-$fmt" ] &&
+        [ -z "$(find "$TMP" -name '.ex-*')" ] && ok "export/corrupt-$fmt-named-nothing-left" ||
+        fail "export/corrupt-$fmt-named-nothing-left" "$(head -c 300 "$TMP/err")"
+done
 head -c $((size / 2)) "$TMP/base.zq" >"$TMP/half.zq"
 expect "verify/truncated" 3 "$ZQ" verify "$TMP/half.zq"
 expect "verify/not-zq" 3 "$ZQ" verify "$FIX/models/llama/config.json"
