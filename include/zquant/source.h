@@ -85,6 +85,15 @@ zq_status zq_source_read(zq_source *src, size_t i, uint64_t row0, uint64_t nrows
 zq_status zq_source_read_columns(zq_source *src, size_t i, uint64_t col0, uint64_t ncols, float *out,
                                  zq_error *err);
 
+/* Rows [row0, row0+nrows) of tensor i as the file stores them (its dtype's
+ * bytes, little-endian, rows of cols values), read into dst, not mapped: a
+ * single pass over a checkpoint keeps its pages in the page cache, out of
+ * this process and its page tables. Where zq_source_mapped says the bytes
+ * are a file's; safe from several threads at once. */
+zq_status zq_source_read_stored(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, void *dst, zq_error *err);
+/* Converts n values of dtype dt at p (any alignment) to float. */
+void zq_convert_to_f32(zq_dtype dt, const void *p, float *out, size_t n);
+
 /* Reads whole rows [row0, row0+nrows) of tensor i as FP16 (a plain copy
  * when the tensor is stored as F16). */
 zq_status zq_source_read_f16(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint16_t *out,

@@ -152,7 +152,7 @@ static void close_h5(zq_source *src)
     src->impl = NULL;
 }
 
-static const zq_source_ops h5_ops = {read_h5, NULL, close_h5, NULL, NULL, NULL, NULL};
+static const zq_source_ops h5_ops = {read_h5, NULL, close_h5, NULL, NULL, NULL, NULL, NULL};
 
 /* The config may travel inside the file as a string attribute "config". */
 static zq_status read_config_attr(zq_source *src, h5_impl *im, zq_error *err)

@@ -191,7 +191,7 @@ static void close_remote(zq_source *src)
     src->impl = NULL;
 }
 
-static const zq_source_ops remote_ops = {read_remote, NULL, close_remote, NULL, NULL, NULL, NULL};
+static const zq_source_ops remote_ops = {read_remote, NULL, close_remote, NULL, NULL, NULL, NULL, NULL};
 
 /* The helper's listing into src. */
 static zq_status receive_listing(zq_source *src, remote *r, zq_error *err)

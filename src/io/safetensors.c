@@ -28,6 +28,7 @@
 typedef struct {
     char *path;
     unsigned char *map;
+    int fd; /* kept for zq_source_read_stored; -1 */
     uint64_t size;
     uint64_t data_start;
     int map_slot; /* in the table a SIGBUS handler reads */
@@ -90,11 +91,35 @@ static void release_st(zq_source *src, size_t i, uint64_t row0, uint64_t nrows)
     advise_rows(src, i, row0, nrows, MADV_DONTNEED, 1);
 }
 
+/* pread, not the mapping: see zq_source_read_stored. A file that ends
+ * before the bytes its header promised shrank after it was opened. */
+static zq_status read_stored_st(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, void *dst, zq_error *err)
+{
+    st_impl *im = src->impl;
+    const zq_tensor_info *t = &src->tensors[i];
+    const st_file *f = &im->files[im->locs[i].file];
+    uint64_t es = zq_dtype_size(t->dtype), at = im->locs[i].offset + row0 * t->cols * es, n = nrows * t->cols * es;
+    unsigned char *p = dst;
+    while (n) {
+        ssize_t k = pread(f->fd, p, n, (off_t)at);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': tensor '%s': read failed", f->path, t->name);
+        if (k == 0)
+            return zq_fail(err, ZQ_ERR_IO, "'%s': the file shrank while it was being read (truncated by another process?)",
+                           f->path);
+        p += k;
+        at += (uint64_t)k;
+        n -= (uint64_t)k;
+    }
+    return ZQ_OK;
+}
+
 static void close_st(zq_source *src)
 {
     st_impl *im = src->impl;
     if (!im) return;
     for (size_t k = 0; k < im->nfiles; k++) {
+        if (im->files[k].fd >= 0) close(im->files[k].fd);
         zq_cleanup_unmap(im->files[k].map_slot);
         if (im->files[k].map) munmap(im->files[k].map, im->files[k].size);
         free(im->files[k].path);
@@ -118,7 +143,7 @@ static void prefetch_st(zq_source *src, size_t i, uint64_t row0, uint64_t nrows)
     advise_rows(src, i, row0, nrows, MADV_POPULATE_READ, 0);
 }
 
-static const zq_source_ops st_ops = {read_st, release_st, close_st, raw_st, prefetch_st, NULL, NULL};
+static const zq_source_ops st_ops = {read_st, release_st, close_st, raw_st, prefetch_st, NULL, NULL, read_stored_st};
 
 static zq_status ensure_impl(zq_source *src, zq_error *err)
 {
@@ -245,7 +270,7 @@ static zq_status map_file(st_file *f, zq_error *err)
                        f->path, (unsigned long long)f->size);
     }
     void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
+    f->fd = fd;
     if (m == MAP_FAILED) /* ENOMEM: no address space left for it (ulimit -v) */
         return zq_fail_errno(err, errno == ENOMEM ? ZQ_ERR_NOMEM : ZQ_ERR_IO, "'%s': cannot map it into memory", f->path);
     f->map = m;
@@ -265,6 +290,7 @@ static zq_status add_file(zq_source *src, const char *path, zq_error *err)
     st_file *f = &files[im->nfiles++];
     memset(f, 0, sizeof *f);
     f->map_slot = -1;
+    f->fd = -1;
     if (!(f->path = strdup(path))) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     ZQ_TRY(map_file(f, err));
 

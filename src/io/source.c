@@ -238,6 +238,15 @@ zq_status zq_source_read_columns(zq_source *src, size_t i, uint64_t col0, uint64
     return ZQ_OK;
 }
 
+zq_status zq_source_read_stored(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, void *dst, zq_error *err)
+{
+    ZQ_TRY(check_block(src, i, row0, nrows, 0, src->tensors[i].cols, err));
+    if (!src->ops->read_stored)
+        return zq_fail(err, ZQ_ERR_INTERNAL, "'%s': tensor '%s': not stored in a file as it is", src->path,
+                       src->tensors[i].name);
+    return nrows ? src->ops->read_stored(src, i, row0, nrows, dst, err) : ZQ_OK;
+}
+
 zq_status zq_source_read_f16(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, uint16_t *out,
                              zq_error *err)
 {
@@ -358,6 +367,13 @@ static void prefetch_patched(zq_source *src, size_t i, uint64_t row0, uint64_t n
     zq_source_prefetch_rows(p->parts[p->part[i]], p->index[i], row0, nrows);
 }
 
+static zq_status read_stored_patched(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, void *dst,
+                                     zq_error *err)
+{
+    patched *p = src->impl;
+    return zq_source_read_stored(p->parts[p->part[i]], p->index[i], row0, nrows, dst, err);
+}
+
 static void close_patched(zq_source *src)
 {
     patched *p = src->impl;
@@ -370,7 +386,8 @@ static void close_patched(zq_source *src)
     src->impl = NULL;
 }
 
-static const zq_source_ops patched_ops = {read_patched, release_patched, close_patched, raw_patched, prefetch_patched, NULL, NULL};
+static const zq_source_ops patched_ops = {read_patched,     release_patched, close_patched,      raw_patched,
+                                          prefetch_patched, NULL,            NULL, read_stored_patched};
 
 /* The F16 table tensor `name` holds in src (any of a patched source's
  * parts, the last first), read back as FP16; *out NULL when none has it. */
@@ -545,7 +562,7 @@ static void close_memory(zq_source *src)
     src->impl = NULL;
 }
 
-static const zq_source_ops memory_ops = {read_memory, NULL, close_memory, NULL, NULL, NULL, NULL};
+static const zq_source_ops memory_ops = {read_memory, NULL, close_memory, NULL, NULL, NULL, NULL, NULL};
 
 zq_status zq_source_memory(const char *path, zq_source **out, zq_error *err)
 {

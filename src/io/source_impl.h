@@ -16,6 +16,8 @@ typedef struct {
     void (*prefetch)(zq_source *src, size_t i, uint64_t row0, uint64_t nrows); /* may be NULL */
     zq_status (*codes)(zq_source *src, size_t i, zq_stored_codes *out, zq_error *err); /* may be NULL */
     void (*drop)(zq_source *src, size_t i);                                             /* may be NULL */
+    /* zq_source_read_stored; NULL where raw is */
+    zq_status (*read_stored)(zq_source *src, size_t i, uint64_t row0, uint64_t nrows, void *dst, zq_error *err);
 } zq_source_ops;
 
 struct zq_source {
@@ -59,7 +61,5 @@ zq_status zq_source_memory_add(zq_source *src, const char *name, int ndim, const
                                zq_error *err);
 zq_status zq_source_overlay(zq_source *base, zq_source *patch, zq_source **out, zq_error *err);
 
-/* Converts n elements of dtype at p (any alignment) to float. */
-void zq_convert_to_f32(zq_dtype dt, const void *p, float *out, size_t n);
 
 #endif

@@ -124,7 +124,8 @@ typedef struct {
 typedef struct {
     float *buf; /* a chunk as [out, in] rows */
     uint8_t *codes;
-    size_t buf_cap, codes_cap;
+    unsigned char *stored; /* a chunk's rows as the file stores them */
+    size_t buf_cap, codes_cap, stored_cap;
 } scratch;
 
 typedef struct {
@@ -164,6 +165,15 @@ static zq_status load_rows(tensor_job *j, scratch *s, uint64_t r0, uint64_t nr, 
     return zq_source_read_columns(j->src, j->si, r0, nr, s->buf, err);
 }
 
+/* A file's rows are read with pread (zq_source_read_stored), not through
+ * the mapping: faulting its pages in and dropping them again cost the
+ * workers more than the copy does. Columns (a transposed source) are read
+ * mapped, and other sources as they read. */
+static int reads_stored(const tensor_job *j)
+{
+    return (!j->t->transposed || j->kind == JOB_COPY) && zq_source_mapped(j->src, j->si);
+}
+
 static zq_status run_chunk(tensor_job *j, uint64_t chunk, chunk_slot *slot, scratch *s)
 {
     zq_error *err = &slot->err;
@@ -171,22 +181,27 @@ static zq_status run_chunk(tensor_job *j, uint64_t chunk, chunk_slot *slot, scra
     const zq_grid *g = &t->grid;
     uint64_t r0 = chunk * j->rows_per_chunk;
     uint64_t nr = j->rows - r0 < j->rows_per_chunk ? j->rows - r0 : j->rows_per_chunk;
+    int stored = reads_stored(j);
+    size_t es = zq_dtype_size(j->info->dtype);
     if (j->kind == JOB_COPY) {
         size_t n = (size_t)(nr * j->cols);
-        ZQ_TRY(zq_source_read_f16(j->src, j->si, r0, nr, (uint16_t *)slot->out, err));
+        if (stored && j->info->dtype == ZQ_DT_F16) ZQ_TRY(zq_source_read_stored(j->src, j->si, r0, nr, slot->out, err));
+        else ZQ_TRY(zq_source_read_f16(j->src, j->si, r0, nr, (uint16_t *)slot->out, err));
         size_t bad = zq_f16_find_nonfinite((const uint16_t *)slot->out, n);
         if (bad < n) return report_nonfinite(j, r0 + bad / j->cols, bad % j->cols, err);
         slot->len = n * 2;
         return ZQ_OK;
     }
-    /* Mapped rows are read a few at a time, so conversion, range and codes
-     * run on rows still in L1 (one row) or L2 (64 columns of a transposed
-     * source: two whole cache lines of each of its rows); requests to a
-     * reader's process come a chunk at once. */
-    uint64_t step = !zq_source_mapped(j->src, j->si) ? nr : t->transposed ? 64 : 1;
+    /* Rows are converted a few at a time, so range and codes run on rows
+     * still in L1 (one row) or L2 (64 columns of a transposed source: two
+     * whole cache lines of each of its rows); requests to a reader's
+     * process come a chunk at once. */
+    if (stored) ZQ_TRY(zq_source_read_stored(j->src, j->si, r0, nr, s->stored, err));
+    uint64_t step = stored ? 1 : !zq_source_mapped(j->src, j->si) ? nr : 64;
     const zq_format *fmt = zq_format_get(t->spec.format);
     for (uint64_t r = 0; r < nr; r++) {
-        if (r % step == 0) ZQ_TRY(load_rows(j, s, r0 + r, nr - r < step ? nr - r : step, err));
+        if (stored) zq_convert_to_f32(j->info->dtype, s->stored + r * j->cols * es, s->buf, (size_t)j->cols);
+        else if (r % step == 0) ZQ_TRY(load_rows(j, s, r0 + r, nr - r < step ? nr - r : step, err));
         const float *x = s->buf + r % step * j->cols;
         uint8_t *row_out = slot->out + r * g->row_bytes;
         for (uint64_t gj = 0; gj < g->col_groups; gj++) {
@@ -227,7 +242,7 @@ static void chunk_task(void *ctx, size_t task, int worker)
     uint64_t nr = j->rows - r0 < j->rows_per_chunk ? j->rows - r0 : j->rows_per_chunk;
     /* chunks that read whole source rows map them in bulk first and let
      * them go after; column readers (GPT-2) share rows, see run_pass */
-    int own_rows = !j->t->transposed || j->kind == JOB_COPY;
+    int own_rows = (!j->t->transposed || j->kind == JOB_COPY) && !reads_stored(j);
     if (own_rows) zq_source_prefetch_rows(j->src, j->si, r0, nr);
     zq_status st = run_chunk(j, chunk, slot, &j->scr[worker]);
     if (own_rows && j->kind != JOB_STATS) zq_source_release_rows(j->src, j->si, r0, nr);
@@ -312,12 +327,14 @@ static int grow(void **p, size_t *cap, size_t need)
     return 1;
 }
 
-static zq_status ensure_scratch(runner *rn, uint64_t elems, uint64_t cols, uint64_t out_bytes, zq_error *err)
+static zq_status ensure_scratch(runner *rn, uint64_t elems, uint64_t cols, uint64_t out_bytes, size_t dtype_size,
+                                zq_error *err)
 {
     int ok = 1;
     for (int k = 0; k < zq_pool_size(rn->pool); k++) {
         scratch *s = &rn->scr[k];
         ok &= grow((void **)&s->buf, &s->buf_cap, elems * sizeof(float));
+        ok &= grow((void **)&s->stored, &s->stored_cap, elems * dtype_size);
         ok &= grow((void **)&s->codes, &s->codes_cap, cols + 1);
     }
     for (size_t k = 0; k < 2 * rn->nslots; k++)
@@ -393,7 +410,7 @@ static zq_status run_tensor(runner *rn, zq_source *src, size_t si, size_t ti, co
     j.nchunks = zq_ceil_div(j.rows, j.rows_per_chunk);
     uint64_t elems = j.rows_per_chunk * j.cols;
     uint64_t out_bytes = quant ? j.rows_per_chunk * t->grid.row_bytes : elems * 2;
-    ZQ_TRY(ensure_scratch(rn, elems, j.cols, out_bytes, err));
+    ZQ_TRY(ensure_scratch(rn, elems, j.cols, out_bytes, zq_dtype_size(j.info->dtype), err));
 
     zq_status st = ZQ_OK;
     if (!quant) {
@@ -545,6 +562,7 @@ static void job_free(zq_quantize_job *j)
     for (int k = 0; rn->scr && rn->pool && k < zq_pool_size(rn->pool); k++) {
         free(rn->scr[k].buf);
         free(rn->scr[k].codes);
+        free(rn->scr[k].stored);
     }
     free(rn->slots);
     free(rn->scr);

@@ -91,7 +91,7 @@ static void drop_zq(zq_source *src, size_t i)
     for (int k = 0; k < ZQ_SEC_COUNT; k++) zq_file_drop(x->f, i, (zq_section_kind)k, UINT64_MAX);
 }
 
-static const zq_source_ops zq_ops = {read_zq, release_zq, close_zq, NULL, NULL, codes_zq, drop_zq};
+static const zq_source_ops zq_ops = {read_zq, release_zq, close_zq, NULL, NULL, codes_zq, drop_zq, NULL};
 
 static zq_status open_zq(const char *path, zq_source **out, zq_error *err)
 {

@@ -8,9 +8,9 @@
  *   ZQ_MKDIR_AFTER="SUFFIX:N" the same, but make the folder ZQ_MKDIR_PATH, as
  *                             another process could meanwhile;
  *   ZQ_TRUNCATE="PATH:BYTES"  when zquant first asks the kernel to read
- *                             mapped pages ahead (madvise MADV_POPULATE_READ),
- *                             truncate PATH to BYTES first, as another
- *                             process could at any time;
+ *                             mapped pages ahead (madvise MADV_POPULATE_READ)
+ *                             or first preads, truncate PATH to BYTES first,
+ *                             as another process could at any time;
  *   ZQ_CRASH_IN=FUNCTION      crash (SIGSEGV) inside libhdf5's H5Ovisit2 or
  *                             H5Dread, as libhdf5 does on some crafted files;
  *   ZQ_REFUSE_DIRECT=N        from the Nth pwrite to a file opened O_DIRECT
@@ -67,18 +67,37 @@ int rename(const char *from, const char *to)
     return rc;
 }
 
+static void truncate_once(void)
+{
+    static int done;
+    char path[4096];
+    long bytes = armed("ZQ_TRUNCATE", path, sizeof path);
+    if (bytes < 0 || __atomic_exchange_n(&done, 1, __ATOMIC_SEQ_CST)) return;
+    if (truncate(path, bytes) != 0) perror("fault: truncate");
+}
+
 int madvise(void *addr, size_t len, int advice)
 {
     static int (*real)(void *, size_t, int);
-    static int done;
     if (!real) real = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "madvise");
-    char path[4096];
-    long bytes = armed("ZQ_TRUNCATE", path, sizeof path);
-    if (advice == MADV_POPULATE_READ && bytes >= 0 && !done) {
-        done = 1;
-        if (truncate(path, bytes) != 0) perror("fault: truncate");
-    }
+    if (advice == MADV_POPULATE_READ) truncate_once();
     return real(addr, len, advice);
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t at)
+{
+    static ssize_t (*real)(int, void *, size_t, off_t);
+    if (!real) real = (ssize_t(*)(int, void *, size_t, off_t))dlsym(RTLD_NEXT, "pread");
+    truncate_once();
+    return real(fd, buf, n, at);
+}
+
+ssize_t pread64(int fd, void *buf, size_t n, off_t at)
+{
+    static ssize_t (*real)(int, void *, size_t, off_t);
+    if (!real) real = (ssize_t(*)(int, void *, size_t, off_t))dlsym(RTLD_NEXT, "pread64");
+    truncate_once();
+    return real(fd, buf, n, at);
 }
 
 static int refuse_direct(int fd)

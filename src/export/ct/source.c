@@ -135,7 +135,7 @@ static void close_ct(zq_source *src)
     src->impl = NULL;
 }
 
-static const zq_source_ops ct_ops = {read_ct, release_ct, close_ct, NULL, NULL, NULL, NULL};
+static const zq_source_ops ct_ops = {read_ct, release_ct, close_ct, NULL, NULL, NULL, NULL, NULL};
 
 int zq_ct_config(const char *config)
 {

@@ -112,7 +112,7 @@ static void close_gguf(zq_source *src)
     src->impl = NULL;
 }
 
-static const zq_source_ops gguf_ops = {read_gguf, release_gguf, close_gguf, NULL, NULL, NULL, NULL};
+static const zq_source_ops gguf_ops = {read_gguf, release_gguf, close_gguf, NULL, NULL, NULL, NULL, NULL};
 
 /* The window as llama.cpp runs it: attention.sliding_window over the
  * layers of attention.sliding_window_pattern (every n-th full) where
