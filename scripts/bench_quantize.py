@@ -66,7 +66,7 @@ def spread(times):
 
 def rate(label, size, times, unit="GB/s"):
     m, lo, hi = spread(times)
-    return f"{label:<32} {m:7.3f} s {size / m / 1e9:6.2f} {unit} ({size / hi / 1e9:.2f}-{size / lo / 1e9:.2f})"
+    return f"{label:<40} {m:7.3f} s {size / m / 1e9:6.2f} {unit} ({size / hi / 1e9:.2f}-{size / lo / 1e9:.2f})"
 
 
 def main(zq, runs=5):
