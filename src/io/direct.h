@@ -1,5 +1,6 @@
-/* Sequential output written with O_DIRECT from two block-aligned stages:
- * one fills while a thread of its own writes the other to the disk. The
+/* Sequential output written with O_DIRECT from a ring of block-aligned
+ * stages: one fills while a thread of its own writes the others to the
+ * disk, in order. The
  * bytes never pass through the page cache, whose copy costs half of a
  * buffered write's CPU time (time the quantizer's workers need) and
  * whose pages a model written would take from its inputs. A file system
