@@ -167,11 +167,13 @@ static zq_status load_rows(tensor_job *j, scratch *s, uint64_t r0, uint64_t nr, 
 
 /* A file's rows are read with pread (zq_source_read_stored), not through
  * the mapping: faulting its pages in and dropping them again cost the
- * workers more than the copy does. Columns (a transposed source) are read
- * mapped, and other sources as they read. */
+ * workers more than the copy does. Columns (a transposed source), copies
+ * that convert (BF16 or F32 kept as FP16) and other sources are read as
+ * before, mapped rows released chunk by chunk. */
 static int reads_stored(const tensor_job *j)
 {
-    return (!j->t->transposed || j->kind == JOB_COPY) && zq_source_mapped(j->src, j->si);
+    if (!zq_source_mapped(j->src, j->si)) return 0;
+    return j->kind == JOB_COPY ? j->info->dtype == ZQ_DT_F16 : !j->t->transposed;
 }
 
 static zq_status run_chunk(tensor_job *j, uint64_t chunk, chunk_slot *slot, scratch *s)
@@ -185,7 +187,7 @@ static zq_status run_chunk(tensor_job *j, uint64_t chunk, chunk_slot *slot, scra
     size_t es = zq_dtype_size(j->info->dtype);
     if (j->kind == JOB_COPY) {
         size_t n = (size_t)(nr * j->cols);
-        if (stored && j->info->dtype == ZQ_DT_F16) ZQ_TRY(zq_source_read_stored(j->src, j->si, r0, nr, slot->out, err));
+        if (stored) ZQ_TRY(zq_source_read_stored(j->src, j->si, r0, nr, slot->out, err));
         else ZQ_TRY(zq_source_read_f16(j->src, j->si, r0, nr, (uint16_t *)slot->out, err));
         size_t bad = zq_f16_find_nonfinite((const uint16_t *)slot->out, n);
         if (bad < n) return report_nonfinite(j, r0 + bad / j->cols, bad % j->cols, err);
