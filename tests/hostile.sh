@@ -221,6 +221,37 @@ check not-regular/tokenizer-fifo '[ "$rc" -eq 3 ]'
 run "$ZQ" quantize /dev/zero -o "$TMP/x.zq"
 check not-regular/quantize-device '[ "$rc" -eq 3 ]'
 
+# --- 6b. a BF16 checkpoint streams as an FP16 one does: the 64 MB bound -------------------------
+# embedding and head of 524288 x 64 BF16 (67 MB each) are copied as FP16:
+# were their mapped pages kept, peak RSS would be near 100 MB (it was: 98)
+mkdir "$TMP/bf16"
+/usr/bin/python3 - "$TMP/bf16" <<'PY'
+import json, sys
+import numpy as np
+sys.path.insert(0, "scripts")
+import stio
+h, ffn, vocab = 64, 128, 524288
+rng = np.random.default_rng(3)
+def bf16(*shape):
+    x = (rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)).view(np.uint32) >> 16
+    return ("BF16", list(shape), x.astype("<u2").tobytes())
+t = {"model.embed_tokens.weight": bf16(vocab, h), "lm_head.weight": bf16(vocab, h), "model.norm.weight": bf16(h),
+     "model.layers.0.input_layernorm.weight": bf16(h), "model.layers.0.post_attention_layernorm.weight": bf16(h)}
+for p in "qkvo":
+    t[f"model.layers.0.self_attn.{p}_proj.weight"] = bf16(h, h)
+t["model.layers.0.mlp.gate_proj.weight"] = bf16(ffn, h)
+t["model.layers.0.mlp.up_proj.weight"] = bf16(ffn, h)
+t["model.layers.0.mlp.down_proj.weight"] = bf16(h, ffn)
+stio.save(sys.argv[1] + "/model.safetensors", t)
+json.dump({"model_type": "llama", "hidden_size": h, "intermediate_size": ffn, "num_attention_heads": 1,
+           "num_hidden_layers": 1, "vocab_size": vocab, "torch_dtype": "bfloat16"}, open(sys.argv[1] + "/config.json", "w"))
+PY
+rss=$(/usr/bin/python3 -c 'import os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, st, u = os.wait4(p.pid, 0)
+print(u.ru_maxrss // 1024 if os.waitstatus_to_exitcode(st) == 0 else 99999)' "$ZQ" quantize "$TMP/bf16" -o "$TMP/bf16.zq" -q)
+check memory/bf16-checkpoint-under-64MB '[ "$rss" -lt 64 ]'
+
 # --- 6. memory limits: the out-of-memory code within seconds, never a hang --------------------
 # (a sanitizer build reserves terabytes of shadow memory and cannot run
 # under any address-space limit: these tests are for the real binary)
