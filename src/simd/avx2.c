@@ -126,13 +126,14 @@ TARGET static inline void transpose8x8_regs(__m256 r[8])
     r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-TARGET static void transpose_f16_8x8(const uint16_t *src, size_t ss, float *dst,
-                                                                   size_t ds)
+TARGET static void transpose_f16_8x8(const void *src, size_t ss, void *dst, size_t ds)
 {
+    const uint16_t *from = src;
+    float *to = dst;
     __m256 r[8];
-    for (int k = 0; k < 8; k++) r[k] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + k * ss)));
+    for (int k = 0; k < 8; k++) r[k] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(from + k * ss)));
     transpose8x8_regs(r);
-    for (int k = 0; k < 8; k++) _mm256_storeu_ps(dst + k * ds, r[k]);
+    for (int k = 0; k < 8; k++) _mm256_storeu_ps(to + k * ds, r[k]);
 }
 
 TARGET static void pack_nibbles(const uint8_t *q, size_t n, uint8_t *out)
@@ -162,35 +163,57 @@ TARGET static void f32_to_f16(const float *in, uint16_t *out, size_t n)
     for (; i < n; i++) out[i] = zq_f32_to_f16(in[i]);
 }
 
+/* The walk both transposes take: dst[c * rows + k] = src[k * src_stride +
+ * c] (elements of es_src and es_dst bytes) by whole t x t tiles, grouped
+ * kt source rows by ct columns (see each caller for why), then the ragged
+ * edges an element at a time. Inlined, with its callbacks, into each. */
+typedef void (*tile_fn)(const void *src, size_t ss, void *dst, size_t ds);
+typedef void (*element_fn)(const void *src, void *dst);
+
+TARGET static inline void transpose_tiled(const void *src, size_t es_src, size_t src_stride, size_t rows, size_t cols,
+                                          void *dst, size_t es_dst, size_t t, size_t kt, size_t ct, tile_fn tile,
+                                          element_fn one)
+{
+    const char *s = src;
+    char *d = dst;
+#define SRC(k, c) (s + ((k) * src_stride + (c)) * es_src)
+#define DST(k, c) (d + ((c) * rows + (k)) * es_dst)
+    size_t rows_t = rows / t * t, cols_t = cols / t * t;
+    for (size_t c0 = 0; c0 < cols_t; c0 += ct)
+        for (size_t k0 = 0; k0 < rows_t; k0 += kt) {
+            size_t cend = c0 + ct < cols_t ? c0 + ct : cols_t, kend = k0 + kt < rows_t ? k0 + kt : rows_t;
+            for (size_t c = c0; c < cend; c += t)
+                for (size_t k = k0; k < kend; k += t) tile(SRC(k, c), src_stride, DST(k, c), rows);
+        }
+    for (size_t c = cols_t; c < cols; c++)
+        for (size_t k = 0; k < rows; k++) one(SRC(k, c), DST(k, c));
+    for (size_t k = rows_t; k < rows; k++)
+        for (size_t c = 0; c < cols_t; c++) one(SRC(k, c), DST(k, c));
+#undef SRC
+#undef DST
+}
+
+static void one_f16(const void *src, void *dst) { *(float *)dst = zq_f16_to_f32(*(const uint16_t *)src); }
+
 /* Tiles of 256 source rows by 32 columns: without them every 8x8 block
  * stored to 32 output rows 4 KB apart, which share one L1 set, and the
  * transpose ran at a third of the speed (2.2 against 6-7 GB/s of FP16 on a
  * 1024 x 4096 GPT-2 weight, measured). */
 TARGET static void transpose_f16_to_f32(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst)
 {
-    enum { KT = 256, CT = 32 };
-    size_t rows8 = rows & ~(size_t)7, cols8 = cols & ~(size_t)7;
-    for (size_t c0 = 0; c0 < cols8; c0 += CT)
-        for (size_t k0 = 0; k0 < rows8; k0 += KT) {
-            size_t cend = c0 + CT < cols8 ? c0 + CT : cols8, kend = k0 + KT < rows8 ? k0 + KT : rows8;
-            for (size_t c = c0; c < cend; c += 8)
-                for (size_t k = k0; k < kend; k += 8)
-                    transpose_f16_8x8(src + k * src_stride + c, src_stride, dst + c * rows + k, rows);
-        }
-    for (size_t c = cols8; c < cols; c++)
-        for (size_t k = 0; k < rows; k++) dst[c * rows + k] = zq_f16_to_f32(src[k * src_stride + c]);
-    for (size_t k = rows8; k < rows; k++)
-        for (size_t c = 0; c < cols8; c++) dst[c * rows + k] = zq_f16_to_f32(src[k * src_stride + c]);
+    transpose_tiled(src, 2, src_stride, rows, cols, dst, 4, 8, 256, 32, transpose_f16_8x8, one_f16);
 }
 
 /* Sixteen rows of sixteen bytes: four rounds of byte interleaves, pairing
  * the rows whose index differs in bit 3, then 2, 1, 0; each round moves
  * one bit of the column index into the row index, so after four the two
  * have swapped. */
-TARGET static void transpose_u8_16x16(const uint8_t *src, size_t ss, uint8_t *dst, size_t ds)
+TARGET static void transpose_u8_16x16(const void *src, size_t ss, void *dst, size_t ds)
 {
+    const uint8_t *from = src;
+    uint8_t *to = dst;
     __m128i r[16], t[16];
-    for (int k = 0; k < 16; k++) r[k] = _mm_loadu_si128((const __m128i *)(src + k * ss));
+    for (int k = 0; k < 16; k++) r[k] = _mm_loadu_si128((const __m128i *)(from + k * ss));
     /* unrolled whole, so every index is a constant and r, t registers */
 #pragma GCC unroll 4
     for (int bit = 8; bit >= 1; bit >>= 1) {
@@ -203,25 +226,15 @@ TARGET static void transpose_u8_16x16(const uint8_t *src, size_t ss, uint8_t *ds
 #pragma GCC unroll 16
         for (int k = 0; k < 16; k++) r[k] = t[k];
     }
-    for (int k = 0; k < 16; k++) _mm_storeu_si128((__m128i *)(dst + k * ds), r[k]);
+    for (int k = 0; k < 16; k++) _mm_storeu_si128((__m128i *)(to + k * ds), r[k]);
 }
 
+static void one_u8(const void *src, void *dst) { *(uint8_t *)dst = *(const uint8_t *)src; }
+
+/* 64 columns (a source line) by 256 rows at a time */
 TARGET static void transpose_u8(const uint8_t *src, size_t src_stride, size_t rows, size_t cols, uint8_t *dst)
 {
-    /* 64 columns (a source line) by 256 rows at a time */
-    enum { KT = 256, CT = 64 };
-    size_t rows16 = rows & ~(size_t)15, cols16 = cols & ~(size_t)15;
-    for (size_t c0 = 0; c0 < cols16; c0 += CT)
-        for (size_t k0 = 0; k0 < rows16; k0 += KT) {
-            size_t cend = c0 + CT < cols16 ? c0 + CT : cols16, kend = k0 + KT < rows16 ? k0 + KT : rows16;
-            for (size_t c = c0; c < cend; c += 16)
-                for (size_t k = k0; k < kend; k += 16)
-                    transpose_u8_16x16(src + k * src_stride + c, src_stride, dst + c * rows + k, rows);
-        }
-    for (size_t c = cols16; c < cols; c++)
-        for (size_t k = 0; k < rows; k++) dst[c * rows + k] = src[k * src_stride + c];
-    for (size_t k = rows16; k < rows; k++)
-        for (size_t c = 0; c < cols16; c++) dst[c * rows + k] = src[k * src_stride + c];
+    transpose_tiled(src, 1, src_stride, rows, cols, dst, 1, 16, 256, 64, transpose_u8_16x16, one_u8);
 }
 
 /* Three streams of CRC_LANE bytes at a time: the crc32 instruction takes 3
