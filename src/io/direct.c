@@ -105,23 +105,22 @@ static zq_status failed(int e, const char *name, zq_error *err)
     return zq_fail_errno(err, ZQ_ERR_IO, "'%s': write failed", name);
 }
 
-/* The filling stage's first n bytes (whole blocks) go to the thread; the
- * rest start the next stage, once the thread is done with it. */
-static zq_status hand_off(zq_direct *d, size_t n, const char *name, zq_error *err)
+/* The filling stage (whole blocks) goes to the thread; the next one,
+ * once the thread is done with it, takes the bytes. */
+static zq_status hand_off(zq_direct *d, const char *name, zq_error *err)
 {
     int e = wait_writes(d, NSTAGE - 2);
     if (e) return failed(e, name, err);
-    int k = d->filling, next = (k + 1) % NSTAGE;
+    int k = d->filling;
     pthread_mutex_lock(&d->lock);
-    d->io_len[k] = n;
+    d->io_len[k] = d->len;
     d->io_at[k] = d->base;
     d->busy++;
     pthread_cond_broadcast(&d->cond);
     pthread_mutex_unlock(&d->lock);
-    memcpy(d->stage[next], d->stage[k] + n, d->len - n);
-    d->len -= n;
-    d->base += n;
-    d->filling = next;
+    d->base += d->len;
+    d->len = 0;
+    d->filling = (k + 1) % NSTAGE;
     return ZQ_OK;
 }
 
@@ -167,7 +166,7 @@ zq_status zq_direct_write(zq_direct *d, const void *p, size_t len, const char *n
         d->len += k;
         len -= k;
         if (from) from += k;
-        if (d->len == STAGE) ZQ_TRY(hand_off(d, STAGE, name, err));
+        if (d->len == STAGE) ZQ_TRY(hand_off(d, name, err));
     }
     return ZQ_OK;
 }
@@ -199,7 +198,7 @@ zq_status zq_direct_finish(zq_direct *d, const char *name, zq_error *err)
     size_t padded = (size_t)zq_align_up(d->len, BLOCK);
     memset(d->stage[d->filling] + d->len, 0, padded - d->len);
     d->len = padded;
-    zq_status st = padded ? hand_off(d, padded, name, err) : ZQ_OK;
+    zq_status st = padded ? hand_off(d, name, err) : ZQ_OK;
     int e = stop(d);
     if (st == ZQ_OK && e) st = failed(e, name, err);
     if (st == ZQ_OK && d->direct && set_direct(d->fd, 0) != 0)
