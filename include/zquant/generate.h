@@ -39,12 +39,13 @@ int zq_is_eos(const zq_arch *a, int32_t id);
 zq_status zq_generate_with(zq_net *net, const int32_t *prompt, int n_prompt, int n_new, const zq_generate_opts *o,
                            int32_t *out, int *n_out, zq_error *err);
 
-/* One repetition of a speed measurement, as llama.cpp's llama-bench
- * makes it: the seconds of one forward pass over `prefill` tokens (0:
- * none) from an empty cache, and of `decode` single-token steps from an
- * empty cache (0: none), tokens drawn from the vocabulary by seed. */
-zq_status zq_bench_once(zq_net *net, int prefill, int decode, uint64_t seed, double *prefill_s, double *decode_s,
-                        zq_error *err);
+/* A speed measurement as llama.cpp's llama-bench makes it: one warm-up,
+ * then reps repetitions, each the seconds of one forward pass over
+ * `prefill` tokens (0: none) from an empty cache, and of `decode`
+ * single-token steps from an empty cache (0: none), token ids drawn from
+ * the vocabulary. The cache and buffers are made once and reused, as a
+ * server's context is. prefill_s, decode_s: reps entries each. */
+zq_status zq_bench(zq_net *net, int prefill, int decode, int reps, double *prefill_s, double *decode_s, zq_error *err);
 
 /* The activation quantization generation runs a model with: the file's
  * dynamic (per-token) scheme; none for others (static ranges would need

@@ -131,12 +131,25 @@ static double now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-zq_status zq_bench_once(zq_net *net, int prefill, int decode, uint64_t seed, double *prefill_s, double *decode_s,
-                        zq_error *err)
+/* One prefill from an empty cache and decode steps from an empty cache. */
+static zq_status bench_pass(zq_run *s, zq_run_cache *cache, const int32_t *ids, int prefill, int decode,
+                            double *prefill_s, double *decode_s, zq_error *err)
+{
+    zq_status st = ZQ_OK;
+    double t0 = now();
+    if (prefill) st = zq_run_step(s, cache, ids, 0, prefill, err);
+    *prefill_s = now() - t0;
+    t0 = now();
+    for (int pos = 0; st == ZQ_OK && pos < decode; pos++) st = zq_run_step(s, cache, ids + pos, pos, 1, err);
+    *decode_s = now() - t0;
+    return st;
+}
+
+zq_status zq_bench(zq_net *net, int prefill, int decode, int reps, double *prefill_s, double *decode_s, zq_error *err)
 {
     const zq_arch *a = zq_net_arch(net);
     int total = prefill > decode ? prefill : decode;
-    *prefill_s = *decode_s = 0;
+    for (int r = 0; r < reps; r++) prefill_s[r] = decode_s[r] = 0;
     if (total < 1) return ZQ_OK;
     if (total > a->max_pos)
         return zq_fail(err, ZQ_ERR_USAGE, "%d tokens exceed the model's context of %d", total, a->max_pos);
@@ -146,17 +159,14 @@ zq_status zq_bench_once(zq_net *net, int prefill, int decode, uint64_t seed, dou
     zq_run_cache cache = {0};
     zq_status st = ids ? zq_run_cache_init(&cache, a, total, err) : zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     if (st == ZQ_OK) st = zq_run_init(&s, net, zq_generate_act_mode(net), (size_t)total, err);
-    uint64_t rng = seed ? seed : 1;
-    for (int i = 0; ids && i < total; i++) ids[i] = (int32_t)(uniform(&rng) * a->vocab);
-    if (st == ZQ_OK && prefill) {
-        double t0 = now();
-        st = zq_run_step(&s, &cache, ids, 0, prefill, err);
-        *prefill_s = now() - t0;
-    }
-    if (st == ZQ_OK && decode) {
-        double t0 = now();
-        for (int pos = 0; st == ZQ_OK && pos < decode; pos++) st = zq_run_step(&s, &cache, ids + pos, pos, 1, err);
-        *decode_s = now() - t0;
+    double ignore;
+    /* the warm-up touches the cache and the buffers the repetitions reuse,
+     * as a server keeps its context from one request to the next */
+    for (int r = -1; st == ZQ_OK && r < reps; r++) {
+        uint64_t rng = (uint64_t)r + 2;
+        for (int i = 0; i < total; i++) ids[i] = (int32_t)(uniform(&rng) * a->vocab);
+        st = bench_pass(&s, &cache, ids, prefill, decode, r < 0 ? &ignore : &prefill_s[r], r < 0 ? &ignore : &decode_s[r],
+                        err);
     }
     if (cache.ws) zq_run_free(&s);
     zq_run_cache_free(&cache);

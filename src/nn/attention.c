@@ -12,6 +12,7 @@
 #include "base/engine.h"
 #include "nn/nn.h"
 #include "nn/workspace.h"
+#include "simd/kernels.h"
 
 /* ---- rotary positions ------------------------------------------------------- */
 
@@ -90,6 +91,18 @@ static void rope_qk(const zq_arch *a, const zq_block *blk, zq_workspace *ws, flo
 
 /* ---- one head -------------------------------------------------------------------- */
 
+void zq_softmax_ref(float *x, size_t n, float scale)
+{
+    float m = -INFINITY, lanes[8] = {0};
+    for (size_t j = 0; j < n; j++) {
+        x[j] *= scale;
+        m = x[j] > m ? x[j] : m;
+    }
+    for (size_t j = 0; j < n; j++) lanes[j % 8] += x[j] = zq_exp_nonpos(x[j] - m);
+    float inv = 1.0f / zq_lanes_sum8(lanes);
+    for (size_t j = 0; j < n; j++) x[j] *= inv;
+}
+
 /* Which keys a query sees and how its scores are shaped: causal, the query
  * at position p sees keys j <= p, and with a window only p - window < j;
  * scores are q.k * scale, soft-capped to cap * tanh(s / cap) when cap > 0. */
@@ -98,44 +111,51 @@ typedef struct {
     float scale, cap;
 } score_rule;
 
+/* Queries of one head taken at a time: a causal head's chunk multiplies
+ * only the keys its queries see, about half the square's work at long
+ * contexts, and the chunk's scores stay in L2. */
+enum { QUERY_CHUNK = 64 };
+
 /* Head h of one sequence: Tq queries (the last Tq of Tk positions) against
  * Tk keys; out (Tq, nh*hd), columns of head h = softmax(rule(q_h k_g^T))
  * v_g with g = h / (nh / nkv) the key/value head it shares. scores: Tq*Tk,
- * left holding the probabilities (0 outside the mask, so the backward
- * needs no mask); slope (NULL: not wanted), shaped as scores: d capped /
- * d score, 0 outside the mask. */
+ * left holding the probabilities, 0 outside the mask; every row whole
+ * when `whole` (the backward's, which then needs no mask), else only
+ * the keys its chunk multiplied. slope (NULL: not wanted), shaped as
+ * scores: d capped / d score, 0 outside the mask. */
 static void attention_head(float *out, const float *q, const float *k, const float *v, int Tq, int Tk, int nh, int nkv,
-                           int hd, int h, const score_rule *rule, float *scores, float *slope)
+                           int hd, int h, const score_rule *rule, float *scores, float *slope, int whole)
 {
     int qld = nh * hd, kld = nkv * hd, g = h / (nh / nkv), past = Tk - Tq;
     const float *qh = q + (size_t)h * hd, *kh = k + (size_t)g * hd, *vh = v + (size_t)g * hd;
-    zq_gemm_nt(Tq, Tk, hd, qh, qld, kh, kld, 0.0f, scores, Tk, 0);
-    for (int t = 0; t < Tq; t++) {
-        float *row = scores + (size_t)t * Tk, *sl = slope ? slope + (size_t)t * Tk : NULL;
-        int end = rule->causal ? past + t + 1 : Tk; /* query t sits at position past + t */
-        int start = rule->causal && rule->window && end > rule->window ? end - rule->window : 0;
-        float mx = -INFINITY;
-        for (int j = start; j < end; j++) {
-            row[j] *= rule->scale;
-            if (rule->cap > 0) {
-                float c = tanhf(row[j] / rule->cap);
+    const zq_kernels *kern = zq_kernels_active();
+    for (int t0 = 0; t0 < Tq; t0 += QUERY_CHUNK) {
+        int rows = Tq - t0 < QUERY_CHUNK ? Tq - t0 : QUERY_CHUNK;
+        /* the keys [k0, k1) some query of the chunk sees: query t sits at position past + t */
+        int k1 = rule->causal ? past + t0 + rows : Tk;
+        int k0 = rule->causal && rule->window && past + t0 + 1 > rule->window ? past + t0 + 1 - rule->window : 0;
+        float *chunk = scores + (size_t)t0 * Tk;
+        zq_gemm_nt(rows, k1 - k0, hd, qh + (size_t)t0 * qld, qld, kh + (size_t)k0 * kld, kld, 0.0f, chunk + k0, Tk, 0);
+        for (int t = t0; t < t0 + rows; t++) {
+            float *row = scores + (size_t)t * Tk, *sl = slope ? slope + (size_t)t * Tk : NULL;
+            int end = rule->causal ? past + t + 1 : Tk;
+            int start = rule->causal && rule->window && end > rule->window ? end - rule->window : 0;
+            for (int j = start; rule->cap > 0 && j < end; j++) { /* capped scores are scaled here */
+                float c = tanhf(row[j] * rule->scale / rule->cap);
                 row[j] = c * rule->cap;
                 if (sl) sl[j] = 1.0f - c * c;
             }
-            mx = row[j] > mx ? row[j] : mx;
+            kern->softmax(row + start, (size_t)(end - start), rule->cap > 0 ? 1.0f : rule->scale);
+            for (int j = whole ? 0 : k0; j < start; j++) row[j] = 0;
+            for (int j = end; j < (whole ? Tk : k1); j++) row[j] = 0;
+            if (sl) {
+                memset(sl, 0, (size_t)start * sizeof *sl);
+                memset(sl + end, 0, (size_t)(Tk - end) * sizeof *sl);
+            }
         }
-        float sum = 0;
-        for (int j = start; j < end; j++) sum += row[j] = expf(row[j] - mx);
-        float inv = 1.0f / sum;
-        for (int j = start; j < end; j++) row[j] *= inv;
-        for (int j = 0; j < start; j++) row[j] = 0;
-        for (int j = end; j < Tk; j++) row[j] = 0;
-        if (sl) {
-            memset(sl, 0, (size_t)start * sizeof *sl);
-            memset(sl + end, 0, (size_t)(Tk - end) * sizeof *sl);
-        }
+        float *o = out + (size_t)t0 * qld + (size_t)h * hd;
+        zq_gemm_nn(rows, hd, k1 - k0, chunk + k0, Tk, vh + (size_t)k0 * kld, kld, 0.0f, o, qld, 0);
     }
-    zq_gemm_nn(Tq, hd, Tk, scores, Tk, vh, kld, 0.0f, out + (size_t)h * hd, qld, 0);
 }
 
 /* The heads of a batch, handed to the pool. */
@@ -165,10 +185,10 @@ static void head_forward(void *ctx, size_t task, int worker)
     float *slope = ws->train && ws->cap_slope ? ws->cap_slope + head : NULL;
     if (ws->kcache) /* the keys so far and these */
         attention_head(ws->att + qo, ws->q + qo, ws->kcache, ws->vcache, j->T, ws->pos0 + j->T, a->n_heads,
-                       a->n_kv_heads, hd, h, &j->rule, scores, slope);
+                       a->n_kv_heads, hd, h, &j->rule, scores, slope, ws->train);
     else
         attention_head(ws->att + qo, ws->q + qo, ws->k + ko, ws->v + ko, j->T, j->T, a->n_heads, a->n_kv_heads, hd, h,
-                       &j->rule, scores, slope);
+                       &j->rule, scores, slope, ws->train);
 }
 
 /* One (sequence, key/value head): every query head that shares it, so the
@@ -217,20 +237,19 @@ void zq_attention_forward(const zq_arch *a, const zq_block *blk, const zq_act_qu
 {
     int BT = B * T, hd = a->head_dim, nkv = a->n_kv_heads;
     int keep_pre = a->qk_norm && ws->train; /* the backward reads q and k before their norms */
-    float *q = keep_pre ? ws->qpre : ws->q, *k = keep_pre ? ws->kpre : ws->k;
+    size_t past = (size_t)(ws->kcache ? ws->pos0 : 0);
+    /* decoding (batch 1): these keys and values go straight to their place in the cache */
+    float *kout = ws->kcache ? ws->kcache + past * nkv * hd : ws->k;
+    float *vout = ws->kcache ? ws->vcache + past * nkv * hd : ws->v;
+    float *q = keep_pre ? ws->qpre : ws->q, *k = keep_pre ? ws->kpre : kout;
     zq_linear_forward(&blk->q, aq, ws->aq, h, q, BT, T);
     zq_linear_forward(&blk->k, aq, ws->aq, h, k, BT, T);
-    zq_linear_forward(&blk->v, aq, ws->aq, h, ws->v, BT, T);
+    zq_linear_forward(&blk->v, aq, ws->aq, h, vout, BT, T);
     if (a->qk_norm) { /* in place when nothing keeps the inputs */
         zq_head_norm_forward(a, ws->q, q, blk->q_norm_w, BT * a->n_heads, keep_pre ? &ws->qnorm : NULL);
-        zq_head_norm_forward(a, ws->k, k, blk->k_norm_w, BT * nkv, keep_pre ? &ws->knorm : NULL);
+        zq_head_norm_forward(a, kout, k, blk->k_norm_w, BT * nkv, keep_pre ? &ws->knorm : NULL);
     }
-    size_t past = (size_t)(ws->kcache ? ws->pos0 : 0);
-    rope_qk(a, blk, ws, ws->q, ws->k, B, T, past, 1.0f);
-    if (ws->kcache) {
-        memcpy(ws->kcache + past * nkv * hd, ws->k, (size_t)T * nkv * hd * sizeof(float));
-        memcpy(ws->vcache + past * nkv * hd, ws->v, (size_t)T * nkv * hd * sizeof(float));
-    }
+    rope_qk(a, blk, ws, ws->q, kout, B, T, past, 1.0f);
     heads_job job = heads_of(a, blk, ws, T);
     zq_engine_run((size_t)B * a->n_heads, ws->threads, head_forward, &job);
     zq_linear_forward(&blk->o, aq, ws->aq, ws->att, ws->ao, BT, T);

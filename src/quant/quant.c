@@ -121,7 +121,7 @@ float zq_dot_f16_ref(const uint16_t *w, const float *x, size_t n)
 {
     float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (size_t k = 0; k < n; k++) p[k % 8] = fmaf(x[k], zq_f16_to_f32(w[k]), p[k % 8]);
-    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+    return zq_lanes_sum8(p);
 }
 
 float zq_dot_row_ref(const uint8_t *row, int nibbles, int symmetric, size_t cols, size_t group, const uint16_t *scale,
@@ -136,7 +136,7 @@ float zq_dot_row_ref(const uint8_t *row, int nibbles, int symmetric, size_t cols
         for (size_t k = 0; k < w; k++) p[k % 8] = fmaf(x[c0 + k], (float)f->code_at(row, c0 + k, symmetric), p[k % 8]);
         for (int l = 0; l < 8; l++) acc[l] = fmaf(p[l], s, acc[l]);
     }
-    float total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    float total = zq_lanes_sum8(acc);
     for (size_t g = 0; !symmetric && g < groups; g++) total = total + xsum[g] * zq_f16_to_f32(min[g]);
     return total;
 }

@@ -350,7 +350,7 @@ __attribute__((target("avx2,f16c,sse4.2,fma"))) static float dot_row(const uint8
     }
     float a[8];
     _mm256_storeu_ps(a, acc);
-    float total = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    float total = zq_lanes_sum8(a);
     for (size_t g = 0; !symmetric && g < groups; g++) total = total + xsum[g] * _cvtsh_ss(min[g]);
     return total;
 }
@@ -364,11 +364,60 @@ __attribute__((target("avx2,f16c,sse4.2,fma"))) static float dot_f16(const uint1
     float a[8];
     _mm256_storeu_ps(a, p);
     for (; k < n; k++) a[k % 8] = fmaf(x[k], zq_f16_to_f32(w[k]), a[k % 8]);
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    return zq_lanes_sum8(a);
+}
+
+/* zq_exp_nonpos on eight lanes: the same operations in the same order */
+__attribute__((target("avx2,fma"))) static inline __m256 exp_nonpos8(__m256 x)
+{
+    __m256 n = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(ZQ_EXP_LOG2E)), _mm256_set1_ps(ZQ_RNE_MAGIC)),
+                             _mm256_set1_ps(ZQ_RNE_MAGIC));
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-ZQ_EXP_LN2_HI), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-ZQ_EXP_LN2_LO), r);
+    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(ZQ_EXP_P0), r, _mm256_set1_ps(ZQ_EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ZQ_EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ZQ_EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ZQ_EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(ZQ_EXP_P5));
+    __m256 e = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i b = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256 v = _mm256_mul_ps(e, _mm256_castsi256_ps(b));
+    /* below the range: 0; NaN keeps its NaN from the arithmetic */
+    return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(ZQ_EXP_MIN), _CMP_LT_OQ), v);
+}
+
+__attribute__((target("avx2,fma"))) static void softmax(float *x, size_t n, float scale)
+{
+    __m256 vs = _mm256_set1_ps(scale), mx8 = _mm256_set1_ps(-INFINITY);
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 y = _mm256_mul_ps(_mm256_loadu_ps(x + k), vs);
+        _mm256_storeu_ps(x + k, y);
+        mx8 = _mm256_max_ps(y, mx8); /* a NaN y leaves the maximum alone, as the reference's y > m does */
+    }
+    float lanes[8], m = -INFINITY;
+    _mm256_storeu_ps(lanes, mx8);
+    for (int l = 0; l < 8; l++) m = lanes[l] > m ? lanes[l] : m;
+    for (size_t j = k; j < n; j++) {
+        x[j] *= scale;
+        m = x[j] > m ? x[j] : m;
+    }
+    __m256 vm = _mm256_set1_ps(m), sum8 = _mm256_setzero_ps();
+    for (k = 0; k + 8 <= n; k += 8) {
+        __m256 e = exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(x + k), vm));
+        _mm256_storeu_ps(x + k, e);
+        sum8 = _mm256_add_ps(sum8, e);
+    }
+    _mm256_storeu_ps(lanes, sum8);
+    for (size_t j = k; j < n; j++) lanes[j % 8] += x[j] = zq_exp_nonpos(x[j] - m);
+    float inv = 1.0f / zq_lanes_sum8(lanes);
+    __m256 vi = _mm256_set1_ps(inv);
+    for (k = 0; k + 8 <= n; k += 8) _mm256_storeu_ps(x + k, _mm256_mul_ps(_mm256_loadu_ps(x + k), vi));
+    for (; k < n; k++) x[k] *= inv;
 }
 
 static const zq_kernels avx2 = {"avx2", range_f32, quantize_run, pack_nibbles, f16_to_f32, f32_to_f16,
-                                transpose_f16_to_f32, transpose_u8, crc32c, decode_run, dot_row, dot_f16};
+                                transpose_f16_to_f32, transpose_u8, crc32c, decode_run, dot_row, dot_f16, softmax};
 
 /* cpuid, not __builtin_cpu_supports: clang's lacks "f16c". AVX state must
  * also be enabled by the OS (XCR0 bits 1 and 2). */

@@ -6,8 +6,10 @@
 #ifndef ZQ_KERNELS_H
 #define ZQ_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "zquant/quant.h"
 
@@ -50,6 +52,10 @@ typedef struct {
     /* x . w for n FP16 values: eight lanes (k % 8) of fused
      * multiply-adds, added as dot_row's */
     float (*dot_f16)(const uint16_t *w, const float *x, size_t n);
+    /* x[0..n) = softmax(scale * x), n > 0 (attention's probabilities):
+     * y_j = x_j * scale, m = max y, e_j = zq_exp_nonpos(y_j - m), their
+     * sum in eight lanes (j % 8) added as dot_row's, x_j = e_j * (1 / sum) */
+    void (*softmax)(float *x, size_t n, float scale);
 } zq_kernels;
 
 extern const zq_kernels zq_kernels_scalar;
@@ -77,6 +83,7 @@ float zq_dot_row_ref(const uint8_t *row, int nibbles, int symmetric, size_t cols
 void zq_crc32c_zeros_table(uint64_t len, uint32_t t[4][256]);
 void zq_transpose_f16_to_f32_ref(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst);
 void zq_transpose_u8_ref(const uint8_t *src, size_t src_stride, size_t rows, size_t cols, uint8_t *dst);
+void zq_softmax_ref(float *x, size_t n, float scale);
 
 /* Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer,
  * ties to even, for |x| < 2^22: exact, branch-free and vectorizable. Codes
@@ -92,6 +99,50 @@ static inline float zq_code_of(float v, float m, float inv, float qlo, float qhi
     float c = ((v - m) * inv + ZQ_RNE_MAGIC) - ZQ_RNE_MAGIC;
     c = c < qlo ? qlo : c;
     return c > qhi ? qhi : c;
+}
+
+/* Eight lanes' partial sums into one, in the order every set adds them. */
+static inline float zq_lanes_sum8(const float l[8])
+{
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
+/* e^x for x <= 0 as every set computes it (softmax's exponentials, the
+ * row's maximum subtracted): x = n ln 2 + r with n = rne(x log2 e) and r
+ * reduced by ln 2 in two parts (the first exact in 9 bits, so n * hi is
+ * exact), e^r = 1 + r + r^2 p(r) with p of degree 5 (Cephes' expf
+ * coefficients), Horner in fused multiply-adds, times 2^n made in the
+ * exponent bits. Within 2 ulp of e^x (test_kernels.c measures it against
+ * exp); 0 below -87, where 2^n would leave the normal range (e^-87 =
+ * 1.6e-38 against a softmax sum of at least 1). */
+#define ZQ_EXP_MIN -87.0f
+#define ZQ_EXP_LOG2E 1.44269504088896341f
+#define ZQ_EXP_LN2_HI 0.693359375f
+#define ZQ_EXP_LN2_LO -2.12194440e-4f
+#define ZQ_EXP_P0 1.9875691500e-4f
+#define ZQ_EXP_P1 1.3981999507e-3f
+#define ZQ_EXP_P2 8.3334519073e-3f
+#define ZQ_EXP_P3 4.1665795894e-2f
+#define ZQ_EXP_P4 1.6666665459e-1f
+#define ZQ_EXP_P5 5.0000001201e-1f
+
+static inline float zq_exp_nonpos(float x)
+{
+    if (x != x) return x;
+    if (x < ZQ_EXP_MIN) return 0.0f;
+    float n = (x * ZQ_EXP_LOG2E + ZQ_RNE_MAGIC) - ZQ_RNE_MAGIC;
+    float r = fmaf(n, -ZQ_EXP_LN2_HI, x);
+    r = fmaf(n, -ZQ_EXP_LN2_LO, r);
+    float p = fmaf(ZQ_EXP_P0, r, ZQ_EXP_P1);
+    p = fmaf(p, r, ZQ_EXP_P2);
+    p = fmaf(p, r, ZQ_EXP_P3);
+    p = fmaf(p, r, ZQ_EXP_P4);
+    p = fmaf(p, r, ZQ_EXP_P5);
+    float e = fmaf(p, r * r, r + 1.0f);
+    uint32_t b = (uint32_t)((int32_t)n + 127) << 23;
+    float two_n;
+    memcpy(&two_n, &b, sizeof two_n);
+    return e * two_n;
 }
 
 #endif

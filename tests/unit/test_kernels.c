@@ -4,6 +4,7 @@
  * infinities, rounding ties, clamping. On a machine or build without a
  * vector set (make SIMD=0) there is nothing to compare and the tests say so
  * in their output. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -223,6 +224,60 @@ TEST(kernel_codes_decode_and_dot_match_scalar)
         float d1 = v->dot_row(row, nibbles, sym, cols, group, sc, mn, x, xs);
         float d2 = zq_kernels_scalar.dot_row(row, nibbles, sym, cols, group, sc, mn, x, xs);
         CHECK(bits(d1) == bits(d2));
+    }
+}
+
+/* The exponential every set shares, against double's exp over the range
+ * softmax feeds it (every 97th float of [-87, 0], and the ends): within 2
+ * ulp of the result's own size. */
+TEST(softmax_exponential_is_within_two_ulp_of_exp)
+{
+    double worst = 0;
+    for (uint32_t u = 0; u <= bits(87.0f); u += 97) {
+        float x = -from_bits(u);
+        double want = exp((double)x), got = zq_exp_nonpos(x);
+        double ulp = ldexp(1.0, ilogb(want) - 23);
+        worst = fabs(got - want) / ulp > worst ? fabs(got - want) / ulp : worst;
+    }
+    CHECK(worst <= 2.0);
+    CHECK(zq_exp_nonpos(0.0f) == 1.0f && zq_exp_nonpos(-0.0f) == 1.0f);
+    CHECK(zq_exp_nonpos(-88.0f) == 0.0f && zq_exp_nonpos(-INFINITY) == 0.0f);
+    CHECK(isnan(zq_exp_nonpos(NAN)));
+    fprintf(stderr, "  softmax exp: worst %.2f ulp on [-87, 0]\n", worst);
+}
+
+TEST(kernel_softmax_matches_scalar)
+{
+    const zq_kernels *v = vector_set("softmax");
+    float buf[1100], a[1100], b[1100];
+    for (int trial = 0; v && trial < 600; trial++) {
+        size_t off = next() % 8, n = 1 + (trial < 100 ? (size_t)trial : next() % 1000);
+        /* scores of attention's sizes, some far below the maximum (exp's cut to 0), some tied */
+        fill(buf + off, n, trial % 3 ? 8.0f : 200.0f, 0);
+        if (trial % 5 == 0)
+            for (size_t i = 0; i < n; i++) buf[off + i] = next() % 4 ? buf[off] : -1e30f;
+        if (trial % 7 == 0) buf[off + next() % n] = NAN;
+        float scale = trial % 2 ? 0.125f : uniform(0.01f, 1.0f);
+        memcpy(a, buf + off, n * sizeof *a);
+        memcpy(b, buf + off, n * sizeof *b);
+        v->softmax(a, n, scale);
+        zq_kernels_scalar.softmax(b, n, scale);
+        int bad = 0;
+        for (size_t i = 0; i < n; i++) bad += bits(a[i]) != bits(b[i]);
+        CHECK(bad == 0);
+    }
+}
+
+TEST(softmax_sums_to_one)
+{
+    float x[300];
+    for (int trial = 0; trial < 50; trial++) {
+        size_t n = 1 + next() % 300;
+        fill(x, n, 20.0f, 0);
+        zq_kernels_active()->softmax(x, n, 0.5f);
+        double sum = 0;
+        for (size_t i = 0; i < n; i++) sum += x[i];
+        CHECK(fabs(sum - 1.0) < 1e-5); /* n roundings of 2^-24 relative, each at most the sum's */
     }
 }
 
