@@ -601,7 +601,7 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
     if (a->mlm_head) { /* dense, activation, LayerNorm, then the decoder */
         zq_linear t = {WEIGHT(n, ZQ_PART_MLM_DENSE), BIAS(n, ZQ_PART_MLM_DENSE), C, C, 0, 0, NULL};
         zq_linear_forward(&t, NULL, NULL, h, scratch, rows, 0);
-        zq_activate(a->act, scratch, NULL, (size_t)rows * C);
+        zq_activate(a->act, scratch, scratch, NULL, (size_t)rows * C);
         zq_layernorm(scratch, scratch, WEIGHT(n, ZQ_PART_MLM_NORM), BIAS(n, ZQ_PART_MLM_NORM), rows, C, a->norm_eps);
         h = scratch;
     }

@@ -3,8 +3,8 @@
  * The forward keeps the pre-activations (ws->up, ws->gate) and the
  * activation (ws->act) for the backward. */
 #include <math.h>
-#include <string.h>
 
+#include "base/engine.h"
 #include "nn/nn.h"
 #include "nn/workspace.h"
 
@@ -35,9 +35,30 @@ static float act_slope(zq_mlp_fn fn, float v)
     return s * (1 + v * (1 - s));
 }
 
-void zq_activate(zq_mlp_fn fn, float *x, const float *up, size_t n)
+/* Elementwise, so cut into fixed chunks for the engine's threads: no value
+ * depends on which thread computed it. */
+enum { ACT_CHUNK = 16384 };
+
+typedef struct {
+    zq_mlp_fn fn;
+    float *out;
+    const float *x, *up;
+    size_t n;
+} act_job;
+
+static void act_task(void *ctx, size_t t, int worker)
 {
-    for (size_t i = 0; i < n; i++) x[i] = up ? act_value(fn, x[i]) * up[i] : act_value(fn, x[i]);
+    (void)worker;
+    const act_job *j = ctx;
+    size_t end = (t + 1) * ACT_CHUNK < j->n ? (t + 1) * ACT_CHUNK : j->n;
+    for (size_t i = t * ACT_CHUNK; i < end; i++)
+        j->out[i] = j->up ? act_value(j->fn, j->x[i]) * j->up[i] : act_value(j->fn, j->x[i]);
+}
+
+void zq_activate(zq_mlp_fn fn, float *out, const float *x, const float *up, size_t n)
+{
+    act_job j = {fn, out, x, up, n};
+    zq_engine_run((n + ACT_CHUNK - 1) / ACT_CHUNK, 0, act_task, &j);
 }
 
 void zq_activate_backward(zq_mlp_fn fn, const float *u, const float *gate, const float *dact, float *du, float *dg,
@@ -64,11 +85,9 @@ void zq_mlp_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *a
     zq_linear_forward(&blk->up, aq, ws->aq, h, ws->up, BT, T);
     if (a->gated) {
         zq_linear_forward(&blk->gate, aq, ws->aq, h, ws->gate, BT, T);
-        memcpy(ws->act, ws->gate, n * sizeof(float));
-        zq_activate(a->act, ws->act, ws->up, n);
+        zq_activate(a->act, ws->act, ws->gate, ws->up, n);
     } else {
-        memcpy(ws->act, ws->up, n * sizeof(float));
-        zq_activate(a->act, ws->act, NULL, n);
+        zq_activate(a->act, ws->act, ws->up, NULL, n);
     }
     zq_linear_forward(&blk->down, aq, ws->aq, ws->act, ws->mo, BT, T);
 }

@@ -73,8 +73,7 @@ void zq_moe_forward(const zq_arch *a, const zq_block *blk, const zq_act_quant *a
         size_t ri = (size_t)at * I;
         zq_linear_forward(&ex[0], aq, ws->aq, ws->moe_in + (size_t)at * C, ws->moe_gate + ri, n, n);
         zq_linear_forward(&ex[1], aq, ws->aq, ws->moe_in + (size_t)at * C, ws->moe_up + ri, n, n);
-        memcpy(ws->moe_act + ri, ws->moe_gate + ri, (size_t)n * I * sizeof(float));
-        zq_activate(a->act, ws->moe_act + ri, ws->moe_up + ri, (size_t)n * I);
+        zq_activate(a->act, ws->moe_act + ri, ws->moe_gate + ri, ws->moe_up + ri, (size_t)n * I);
         zq_linear_forward(&ex[2], aq, ws->aq, ws->moe_act + ri, ws->moe_y + (size_t)at * C, n, n);
     }
     memset(ws->mo, 0, (size_t)BT * C * sizeof(float));

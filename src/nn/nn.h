@@ -52,8 +52,9 @@ void zq_layernorm(float *out, const float *x, const float *w, const float *b, in
 
 /* ---- mlp.c ---------------------------------------------------------------------- */
 
-/* in place over n values; gated (up not NULL): x[i] = act(x[i]) * up[i] */
-void zq_activate(zq_mlp_fn fn, float *x, const float *up, size_t n);
+/* out[i] = act(x[i]), gated (up not NULL) act(x[i]) * up[i], for n values
+ * (out may be x), on the engine's threads */
+void zq_activate(zq_mlp_fn fn, float *out, const float *x, const float *up, size_t n);
 /* gated (act = f(gate) * u): du and dg from dact; else (gate NULL) du from
  * the pre-activation u */
 void zq_activate_backward(zq_mlp_fn fn, const float *u, const float *gate, const float *dact, float *du, float *dg,
