@@ -98,7 +98,7 @@ void zq_softmax_ref(float *x, size_t n, float scale)
         x[j] *= scale;
         m = x[j] > m ? x[j] : m;
     }
-    for (size_t j = 0; j < n; j++) lanes[j % 8] += x[j] = zq_exp_nonpos(x[j] - m);
+    for (size_t j = 0; j < n; j++) lanes[j % 8] += x[j] = zq_exp(x[j] - m);
     float inv = 1.0f / zq_lanes_sum8(lanes);
     for (size_t j = 0; j < n; j++) x[j] *= inv;
 }

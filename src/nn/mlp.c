@@ -7,6 +7,7 @@
 #include "base/engine.h"
 #include "nn/nn.h"
 #include "nn/workspace.h"
+#include "simd/kernels.h"
 
 static float act_value(zq_mlp_fn fn, float v)
 {
@@ -16,7 +17,12 @@ static float act_value(zq_mlp_fn fn, float v)
     case ZQ_RELU: return v > 0 ? v : 0;
     case ZQ_SILU: break;
     }
-    return v / (1.0f + expf(-v));
+    return v / (1.0f + zq_exp(-v));
+}
+
+void zq_silu_ref(float *out, const float *x, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = up ? act_value(ZQ_SILU, x[i]) * up[i] : act_value(ZQ_SILU, x[i]);
 }
 
 /* d act / dv */
@@ -31,7 +37,7 @@ static float act_slope(zq_mlp_fn fn, float v)
     case ZQ_RELU: return v > 0 ? 1.0f : 0.0f;
     case ZQ_SILU: break;
     }
-    float s = 1.0f / (1.0f + expf(-v));
+    float s = 1.0f / (1.0f + zq_exp(-v));
     return s * (1 + v * (1 - s));
 }
 
@@ -50,8 +56,12 @@ static void act_task(void *ctx, size_t t, int worker)
 {
     (void)worker;
     const act_job *j = ctx;
-    size_t end = (t + 1) * ACT_CHUNK < j->n ? (t + 1) * ACT_CHUNK : j->n;
-    for (size_t i = t * ACT_CHUNK; i < end; i++)
+    size_t start = t * ACT_CHUNK, end = (t + 1) * ACT_CHUNK < j->n ? (t + 1) * ACT_CHUNK : j->n;
+    if (j->fn == ZQ_SILU) {
+        zq_kernels_active()->silu(j->out + start, j->x + start, j->up ? j->up + start : NULL, end - start);
+        return;
+    }
+    for (size_t i = start; i < end; i++)
         j->out[i] = j->up ? act_value(j->fn, j->x[i]) * j->up[i] : act_value(j->fn, j->x[i]);
 }
 

@@ -367,8 +367,8 @@ __attribute__((target("avx2,f16c,sse4.2,fma"))) static float dot_f16(const uint1
     return zq_lanes_sum8(a);
 }
 
-/* zq_exp_nonpos on eight lanes: the same operations in the same order */
-__attribute__((target("avx2,fma"))) static inline __m256 exp_nonpos8(__m256 x)
+/* zq_exp on eight lanes: the same operations in the same order */
+__attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x)
 {
     __m256 n = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(ZQ_EXP_LOG2E)), _mm256_set1_ps(ZQ_RNE_MAGIC)),
                              _mm256_set1_ps(ZQ_RNE_MAGIC));
@@ -382,7 +382,8 @@ __attribute__((target("avx2,fma"))) static inline __m256 exp_nonpos8(__m256 x)
     __m256 e = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     __m256i b = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     __m256 v = _mm256_mul_ps(e, _mm256_castsi256_ps(b));
-    /* below the range: 0; NaN keeps its NaN from the arithmetic */
+    /* below the range 0, above it +inf; NaN keeps its NaN from the arithmetic */
+    v = _mm256_blendv_ps(v, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, _mm256_set1_ps(ZQ_EXP_MAX), _CMP_GT_OQ));
     return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(ZQ_EXP_MIN), _CMP_LT_OQ), v);
 }
 
@@ -404,20 +405,32 @@ __attribute__((target("avx2,fma"))) static void softmax(float *x, size_t n, floa
     }
     __m256 vm = _mm256_set1_ps(m), sum8 = _mm256_setzero_ps();
     for (k = 0; k + 8 <= n; k += 8) {
-        __m256 e = exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(x + k), vm));
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + k), vm));
         _mm256_storeu_ps(x + k, e);
         sum8 = _mm256_add_ps(sum8, e);
     }
     _mm256_storeu_ps(lanes, sum8);
-    for (size_t j = k; j < n; j++) lanes[j % 8] += x[j] = zq_exp_nonpos(x[j] - m);
+    for (size_t j = k; j < n; j++) lanes[j % 8] += x[j] = zq_exp(x[j] - m);
     float inv = 1.0f / zq_lanes_sum8(lanes);
     __m256 vi = _mm256_set1_ps(inv);
     for (k = 0; k + 8 <= n; k += 8) _mm256_storeu_ps(x + k, _mm256_mul_ps(_mm256_loadu_ps(x + k), vi));
     for (; k < n; k++) x[k] *= inv;
 }
 
+__attribute__((target("avx2,fma"))) static void silu(float *out, const float *x, const float *up, size_t n)
+{
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 v = _mm256_loadu_ps(x + k);
+        __m256 e = exp8(_mm256_xor_ps(v, _mm256_set1_ps(-0.0f)));
+        __m256 s = _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        _mm256_storeu_ps(out + k, up ? _mm256_mul_ps(s, _mm256_loadu_ps(up + k)) : s);
+    }
+    zq_silu_ref(out + k, x + k, up ? up + k : NULL, n - k);
+}
+
 static const zq_kernels avx2 = {"avx2", range_f32, quantize_run, pack_nibbles, f16_to_f32, f32_to_f16,
-                                transpose_f16_to_f32, transpose_u8, crc32c, decode_run, dot_row, dot_f16, softmax};
+                                transpose_f16_to_f32, transpose_u8, crc32c, decode_run, dot_row, dot_f16, softmax, silu};
 
 /* cpuid, not __builtin_cpu_supports: clang's lacks "f16c". AVX state must
  * also be enabled by the OS (XCR0 bits 1 and 2). */

@@ -6,7 +6,7 @@
 const zq_kernels zq_kernels_scalar = {
     "scalar",         zq_range_f32_ref,    zq_quantize_run_ref,         zq_pack_nibbles_ref,
     zq_f16_to_f32_n_ref, zq_f32_to_f16_n_ref, zq_transpose_f16_to_f32_ref, zq_transpose_u8_ref, zq_crc32c_ref,
-    zq_decode_run_ref, zq_dot_row_ref, zq_dot_f16_ref, zq_softmax_ref,
+    zq_decode_run_ref, zq_dot_row_ref, zq_dot_f16_ref, zq_softmax_ref, zq_silu_ref,
 };
 
 void zq_transpose_u8_ref(const uint8_t *src, size_t src_stride, size_t rows, size_t cols, uint8_t *dst)

@@ -53,9 +53,12 @@ typedef struct {
      * multiply-adds, added as dot_row's */
     float (*dot_f16)(const uint16_t *w, const float *x, size_t n);
     /* x[0..n) = softmax(scale * x), n > 0 (attention's probabilities):
-     * y_j = x_j * scale, m = max y, e_j = zq_exp_nonpos(y_j - m), their
+     * y_j = x_j * scale, m = max y, e_j = zq_exp(y_j - m), their
      * sum in eight lanes (j % 8) added as dot_row's, x_j = e_j * (1 / sum) */
     void (*softmax)(float *x, size_t n, float scale);
+    /* out[i] = SiLU(x[i]) = x[i] / (1 + zq_exp(-x[i])), times up[i] when
+     * up is not NULL (SwiGLU), for n values; out may be x */
+    void (*silu)(float *out, const float *x, const float *up, size_t n);
 } zq_kernels;
 
 extern const zq_kernels zq_kernels_scalar;
@@ -84,6 +87,7 @@ void zq_crc32c_zeros_table(uint64_t len, uint32_t t[4][256]);
 void zq_transpose_f16_to_f32_ref(const uint16_t *src, size_t src_stride, size_t rows, size_t cols, float *dst);
 void zq_transpose_u8_ref(const uint8_t *src, size_t src_stride, size_t rows, size_t cols, uint8_t *dst);
 void zq_softmax_ref(float *x, size_t n, float scale);
+void zq_silu_ref(float *out, const float *x, const float *up, size_t n);
 
 /* Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer,
  * ties to even, for |x| < 2^22: exact, branch-free and vectorizable. Codes
@@ -107,15 +111,17 @@ static inline float zq_lanes_sum8(const float l[8])
     return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
-/* e^x for x <= 0 as every set computes it (softmax's exponentials, the
- * row's maximum subtracted): x = n ln 2 + r with n = rne(x log2 e) and r
+/* e^x as every set computes it (softmax's, the row's maximum subtracted,
+ * and SiLU's): x = n ln 2 + r with n = rne(x log2 e) and r
  * reduced by ln 2 in two parts (the first exact in 9 bits, so n * hi is
  * exact), e^r = 1 + r + r^2 p(r) with p of degree 5 (Cephes' expf
  * coefficients), Horner in fused multiply-adds, times 2^n made in the
  * exponent bits. Within 2 ulp of e^x (test_kernels.c measures it against
  * exp); 0 below -87, where 2^n would leave the normal range (e^-87 =
- * 1.6e-38 against a softmax sum of at least 1). */
+ * 1.6e-38 against a softmax sum of at least 1), +inf above 88 (where
+ * 2^n would pass 2^127; e^88 = 1.65e38, FLT_MAX 3.4e38). */
 #define ZQ_EXP_MIN -87.0f
+#define ZQ_EXP_MAX 88.0f
 #define ZQ_EXP_LOG2E 1.44269504088896341f
 #define ZQ_EXP_LN2_HI 0.693359375f
 #define ZQ_EXP_LN2_LO -2.12194440e-4f
@@ -126,10 +132,11 @@ static inline float zq_lanes_sum8(const float l[8])
 #define ZQ_EXP_P4 1.6666665459e-1f
 #define ZQ_EXP_P5 5.0000001201e-1f
 
-static inline float zq_exp_nonpos(float x)
+static inline float zq_exp(float x)
 {
     if (x != x) return x;
     if (x < ZQ_EXP_MIN) return 0.0f;
+    if (x > ZQ_EXP_MAX) return INFINITY;
     float n = (x * ZQ_EXP_LOG2E + ZQ_RNE_MAGIC) - ZQ_RNE_MAGIC;
     float r = fmaf(n, -ZQ_EXP_LN2_HI, x);
     r = fmaf(n, -ZQ_EXP_LN2_LO, r);

@@ -227,23 +227,30 @@ TEST(kernel_codes_decode_and_dot_match_scalar)
     }
 }
 
-/* The exponential every set shares, against double's exp over the range
- * softmax feeds it (every 97th float of [-87, 0], and the ends): within 2
- * ulp of the result's own size. */
-TEST(softmax_exponential_is_within_two_ulp_of_exp)
+/* The exponential every set shares, against double's exp over its range
+ * (every 97th float of [-87, 88]): within 2 ulp of the result's own size. */
+TEST(kernel_exponential_is_within_two_ulp_of_exp)
 {
     double worst = 0;
     for (uint32_t u = 0; u <= bits(87.0f); u += 97) {
         float x = -from_bits(u);
-        double want = exp((double)x), got = zq_exp_nonpos(x);
+        double want = exp((double)x), got = zq_exp(x);
         double ulp = ldexp(1.0, ilogb(want) - 23);
         worst = fabs(got - want) / ulp > worst ? fabs(got - want) / ulp : worst;
     }
     CHECK(worst <= 2.0);
-    CHECK(zq_exp_nonpos(0.0f) == 1.0f && zq_exp_nonpos(-0.0f) == 1.0f);
-    CHECK(zq_exp_nonpos(-88.0f) == 0.0f && zq_exp_nonpos(-INFINITY) == 0.0f);
-    CHECK(isnan(zq_exp_nonpos(NAN)));
-    fprintf(stderr, "  softmax exp: worst %.2f ulp on [-87, 0]\n", worst);
+    for (uint32_t u = 0; u <= bits(88.0f); u += 97) {
+        float x = from_bits(u);
+        double want = exp((double)x), got = zq_exp(x);
+        double ulp = ldexp(1.0, ilogb(want) - 23);
+        worst = fabs(got - want) / ulp > worst ? fabs(got - want) / ulp : worst;
+    }
+    CHECK(worst <= 2.0);
+    CHECK(zq_exp(0.0f) == 1.0f && zq_exp(-0.0f) == 1.0f);
+    CHECK(zq_exp(-88.0f) == 0.0f && zq_exp(-INFINITY) == 0.0f);
+    CHECK(zq_exp(89.0f) == INFINITY && zq_exp(INFINITY) == INFINITY);
+    CHECK(isnan(zq_exp(NAN)));
+    fprintf(stderr, "  exp: worst %.2f ulp on [-87, 88]\n", worst);
 }
 
 TEST(kernel_softmax_matches_scalar)
@@ -262,6 +269,23 @@ TEST(kernel_softmax_matches_scalar)
         memcpy(b, buf + off, n * sizeof *b);
         v->softmax(a, n, scale);
         zq_kernels_scalar.softmax(b, n, scale);
+        int bad = 0;
+        for (size_t i = 0; i < n; i++) bad += bits(a[i]) != bits(b[i]);
+        CHECK(bad == 0);
+    }
+}
+
+TEST(kernel_silu_matches_scalar)
+{
+    const zq_kernels *v = vector_set("silu");
+    float x[600], up[600], a[600], b[600];
+    for (int trial = 0; v && trial < 300; trial++) {
+        size_t n = trial < 40 ? (size_t)trial : next() % 600;
+        fill(x, n, trial % 3 ? 12.0f : 120.0f, trial % 4 == 0); /* past exp's range both ways, and edge values */
+        fill(up, n, 3.0f, 0);
+        const float *u = trial % 2 ? up : NULL;
+        v->silu(a, x, u, n);
+        zq_kernels_scalar.silu(b, x, u, n);
         int bad = 0;
         for (size_t i = 0; i < n; i++) bad += bits(a[i]) != bits(b[i]);
         CHECK(bad == 0);
