@@ -48,6 +48,10 @@ struct zq_net {
     zq_act_mode packed_mode;
     block_slot *blocks;
     float *outer[NPARTS][2]; /* the tensors outside blocks: [part][0] weight, [part][1] bias */
+    /* the embedding's and the head's weight when the file stores it as
+     * codes or FP16 (their index + 1): left there until the FP path asks
+     * (outer_weight), as the packed path never expands them */
+    long deferred[NPARTS];
     int outer_dropped;       /* zq_net_drop_outer */
 };
 
@@ -479,7 +483,7 @@ zq_status zq_net_run_packed(zq_net *n, zq_act_mode mode, zq_error *err)
     zq_stored_codes emb, head;
     ZQ_TRY(outer_codes(n, ZQ_PART_EMBED, a->vocab, a->emb_dim, &emb, err));
     ZQ_TRY(outer_codes(n, ZQ_PART_HEAD, a->vocab, a->emb_dim, &head, err));
-    int tied = !WEIGHT(n, ZQ_PART_HEAD);
+    int tied = !WEIGHT(n, ZQ_PART_HEAD) && !n->deferred[ZQ_PART_HEAD];
     const zq_stored_codes *h = tied ? &emb : &head;
     if (h->q && !a->mlm_head) {
         n->head = calloc(1, sizeof *n->head);
@@ -490,12 +494,13 @@ zq_status zq_net_run_packed(zq_net *n, zq_act_mode mode, zq_error *err)
             n->head = NULL;
             return st;
         }
-        if (!tied) free(WEIGHT(n, ZQ_PART_HEAD)), WEIGHT(n, ZQ_PART_HEAD) = NULL;
+        if (!tied) free(WEIGHT(n, ZQ_PART_HEAD)), WEIGHT(n, ZQ_PART_HEAD) = NULL, n->deferred[ZQ_PART_HEAD] = 0;
     }
     if (emb.q && (!tied || n->head)) {
         n->embed = emb;
         free(WEIGHT(n, ZQ_PART_EMBED));
         WEIGHT(n, ZQ_PART_EMBED) = NULL;
+        n->deferred[ZQ_PART_EMBED] = 0;
     }
     n->cache_all = weight_bytes(n, &n->packed_any) <= n->budget;
     return ZQ_OK;
@@ -539,9 +544,26 @@ static zq_status load_outer(zq_net *n, zq_error *err)
             continue;
         }
         uint64_t size = zq_arch_tensor_size(a, e);
+        long i = find(n, e->name);
+        zq_stored_codes st;
+        zq_error ignore = {0};
+        if ((e->part == ZQ_PART_EMBED || e->part == ZQ_PART_HEAD) && !(e->flags & ZQ_T_BIAS) && i >= 0 &&
+            numel_at(n, (size_t)i) == size && zq_source_codes(n->src, (size_t)i, &st, &ignore) == ZQ_OK && st.q) {
+            n->deferred[e->part] = i + 1;
+            continue;
+        }
         if (size) ZQ_TRY(load(n, e->name, size, 0, (e->flags & ZQ_T_OPTIONAL) != 0, dst, NULL, err));
     }
     return ZQ_OK;
+}
+
+/* WEIGHT(part), read now if it was deferred */
+static zq_status outer_weight(zq_net *n, zq_part part, zq_error *err)
+{
+    long i = n->deferred[part] - 1;
+    if (WEIGHT(n, part) || i < 0) return ZQ_OK;
+    n->deferred[part] = 0;
+    return load(n, name_at(n, (size_t)i), numel_at(n, (size_t)i), 0, 0, &WEIGHT(n, part), NULL, err);
 }
 
 zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, int pos0, float *x, zq_error *err)
@@ -552,6 +574,7 @@ zq_status zq_net_embed(zq_net *n, const int32_t *tokens, int B, int T, int pos0,
     if (pos0 + T > a->max_pos)
         return zq_fail(err, ZQ_ERR_USAGE, "'%s': a context of %d tokens is longer than the model's %d", n->path,
                        pos0 + T, a->max_pos);
+    if (!n->embed.q) ZQ_TRY(outer_weight(n, ZQ_PART_EMBED, err));
     float *row = WEIGHT(n, ZQ_PART_EMBED) ? NULL : malloc((size_t)E * sizeof *row);
     if (!WEIGHT(n, ZQ_PART_EMBED) && !row) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (int b = 0; b < B; b++)
@@ -615,6 +638,8 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
         h = scratch;
     }
     /* packed, or tied to the embedding when the model has no head of its own */
+    if (!n->head) ZQ_TRY(outer_weight(n, ZQ_PART_HEAD, err));
+    if (!n->head && !WEIGHT(n, ZQ_PART_HEAD)) ZQ_TRY(outer_weight(n, ZQ_PART_EMBED, err));
     const float *head_w = WEIGHT(n, ZQ_PART_HEAD) ? WEIGHT(n, ZQ_PART_HEAD) : WEIGHT(n, ZQ_PART_EMBED);
     zq_linear head = {n->head ? NULL : head_w, n->head ? NULL : BIAS(n, ZQ_PART_HEAD), V, E, 0, 0, n->head};
     zq_linear_forward(&head, NULL, NULL, h, logits, rows, 0);
