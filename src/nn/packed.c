@@ -203,7 +203,7 @@ static void quantize_token(const int_job *j, int i)
     for (int g = l->groups - 1; g >= 0; g--) {
         size_t width = (size_t)group_width(&l->st.grid, (uint64_t)g);
         size_t at = ZQ_INT8_PAIR * (size_t)g * l->pairs; /* the group's padded start */
-        memmove(dst + at, dst + (uint64_t)g * l->group, width);
+        if (at != (uint64_t)g * l->group) memmove(dst + at, dst + (uint64_t)g * l->group, width);
         memset(dst + at + width, 0, end - at - width);
         end = at;
     }
@@ -238,19 +238,22 @@ static void main_task(void *ctx, size_t t, int worker)
     int lanes = l->k->lanes, r = (int)(t % (size_t)j->row_tiles), c = (int)(t / (size_t)j->row_tiles);
     int i0 = r * TILE_ROWS, rows = j->m - i0 < TILE_ROWS ? j->m - i0 : TILE_ROWS;
     int b0 = c * j->blocks_per_tile, nb = l->nblocks - b0 < j->blocks_per_tile ? l->nblocks - b0 : j->blocks_per_tile;
+    int o0 = b0 * lanes, width = l->out - o0 < nb * lanes ? l->out - o0 : nb * lanes;
+    /* a tile whose blocks hold no padding rows is written in place; the
+     * last one goes through the stack (its padding lanes lie past y's row),
+     * as do the rows of constant tokens, which constant_token overwrites */
     float tile[TILE_ROWS * TILE_OUTPUTS];
-    size_t ldy = (size_t)j->blocks_per_tile * (size_t)lanes;
+    int direct = width == nb * lanes;
     zq_int8_tile T = {
         .a = j->q + (size_t)i0 * j->lda, .lda = j->lda, .m = rows, .scale = j->scale + i0, .zero = j->zero + i0,
         .packed = l->packed, .bstride = l->bstride, .groups = l->groups, .pairs = l->pairs,
         .last_pairs = l->last_pairs, .nibbles = l->nibbles, .wsum = l->wsum, .wscale = l->wscale, .wld = l->wld,
-        .bias = l->bias_pad, .b0 = b0, .nb = nb, .y = tile, .ldy = ldy,
+        .bias = l->bias_pad, .b0 = b0, .nb = nb, .y = direct ? j->y + (size_t)i0 * l->out + o0 : tile,
+        .ldy = direct ? (size_t)l->out : (size_t)j->blocks_per_tile * (size_t)lanes,
     };
     l->k->gemm_tile(&T);
-    int o0 = b0 * lanes, width = l->out - o0 < nb * lanes ? l->out - o0 : nb * lanes;
-    for (int i = 0; i < rows; i++)
-        if (j->scale[i0 + i] > 0 || j->mode != ZQ_AQ_TOKEN)
-            memcpy(j->y + (size_t)(i0 + i) * l->out + o0, tile + (size_t)i * ldy, (size_t)width * sizeof *tile);
+    for (int i = 0; !direct && i < rows; i++)
+        memcpy(j->y + (size_t)(i0 + i) * l->out + o0, tile + (size_t)i * T.ldy, (size_t)width * sizeof *tile);
 }
 
 /* scratch: m * in floats (zq_linear_forward's), room for the codes */
