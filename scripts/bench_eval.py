@@ -81,6 +81,6 @@ def main(zq, threads=2):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
         sys.exit(__doc__)
     main(sys.argv[1], *(int(x) for x in sys.argv[2:]))

@@ -74,7 +74,7 @@ def main(zq, runs=5):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
         sys.exit(__doc__)
     sys.path.insert(0, HERE)
     main(sys.argv[1], *(int(x) for x in sys.argv[2:]))
