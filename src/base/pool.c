@@ -17,6 +17,7 @@
 #include "base/pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -98,7 +99,9 @@ static uint64_t next_batch(zq_pool *p, uint64_t seen)
         uint64_t g = generation_of(atomic_load(&p->ticket));
         if (g != seen || atomic_load(&p->stopping)) return g;
         pause_cpu();
-        if (spins % 64 == 0 && elapsed_ns(&start) > SPIN_NS) break;
+        if (spins % 64) continue;
+        if (elapsed_ns(&start) > SPIN_NS) break;
+        sched_yield(); /* a thread of another process (an MPI rank, say) waiting for this core runs */
     }
     pthread_mutex_lock(&p->lock);
     uint64_t g;
