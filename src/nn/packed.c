@@ -165,6 +165,12 @@ int zq_packed_integer(const zq_packed_linear *l, const zq_act_quant *aq, int id)
 /* ---- the integer path ---------------------------------------------------- */
 
 enum { TILE_ROWS = 32, TILE_OUTPUTS = 64, PROLOGUE_ROWS = 16 };
+/* Decoding's few tokens take wide tiles, so that a thread reads a long
+ * run of consecutive packed rows (64 KB runs left this VM's prefetch
+ * behind); the stack tile still holds one: DECODE_TOKENS *
+ * DECODE_TILE_OUTPUTS <= TILE_ROWS * TILE_OUTPUTS. */
+enum { DECODE_TOKENS = 8, DECODE_TILE_OUTPUTS = 256 };
+_Static_assert(DECODE_TOKENS * DECODE_TILE_OUTPUTS <= TILE_ROWS * TILE_OUTPUTS, "a decoding tile fits the stack tile");
 
 typedef struct {
     const zq_packed_linear *l;
@@ -268,7 +274,7 @@ void zq_packed_forward_integer(const zq_packed_linear *l, const zq_act_quant *aq
     j.q = (uint8_t *)(j.zero + m);
     zq_engine_run(((size_t)m + PROLOGUE_ROWS - 1) / PROLOGUE_ROWS, 0, prologue_task, &j);
     j.row_tiles = (m + TILE_ROWS - 1) / TILE_ROWS;
-    j.blocks_per_tile = TILE_OUTPUTS / lanes;
+    j.blocks_per_tile = (m <= DECODE_TOKENS ? DECODE_TILE_OUTPUTS : TILE_OUTPUTS) / lanes;
     int col_tiles = (l->nblocks + j.blocks_per_tile - 1) / j.blocks_per_tile;
     zq_engine_run((size_t)j.row_tiles * (size_t)col_tiles, 0, main_task, &j);
     for (int i = 0; i < m; i++)
@@ -279,7 +285,7 @@ void zq_packed_forward_integer(const zq_packed_linear *l, const zq_act_quant *aq
 
 /* A worker's decoded tile: rows x cols floats, at most DECODED (1 MB, in L2:
  * big enough that sgemm packs the tokens once per 256 rows of weights). */
-enum { DECODED = 262144, FLOAT_TILE_ROWS = 256, MATVEC_TILE_ROWS = 64 };
+enum { DECODED = 262144, FLOAT_TILE_ROWS = 256, MATVEC_TILE_ROWS = DECODE_TILE_OUTPUTS };
 /* Up to this many tokens, the matrix-vector path (codes decoded in
  * registers); more, tiles of decoded weights through sgemm. */
 enum { MATVEC_ROWS = 4 };
@@ -382,7 +388,7 @@ void zq_packed_forward_float(const zq_packed_linear *l, const float *x, int m, f
     j.kc = l->in < DECODED ? l->in : DECODED;
     j.k_chunks = (l->in + j.kc - 1) / j.kc;
     j.tile_rows = DECODED / j.kc < FLOAT_TILE_ROWS ? DECODED / j.kc : FLOAT_TILE_ROWS;
-    if (j.matvec) j.tile_rows = MATVEC_TILE_ROWS; /* no buffer: small tiles keep the threads busy */
+    if (j.matvec) j.tile_rows = MATVEC_TILE_ROWS; /* no buffer: tiles as wide as the integer path's decoding */
     zq_engine_run((size_t)((l->out + j.tile_rows - 1) / j.tile_rows), 0, float_task, &j);
     free(xsum);
     if (l->bias)
