@@ -384,6 +384,14 @@ void zq_packed_forward_float(const zq_packed_linear *l, const float *x, int m, f
             }
         if (!xsum) j.matvec = 0; /* no room for the sums: the tiled path, which needs none */
     }
+    float *arranged = NULL; /* INT4 rows read x as zq_nibble_order lays it out */
+    if (j.matvec && l->st.spec.format == ZQ_FORMAT_INT4) {
+        arranged = malloc((size_t)m * (size_t)l->in * sizeof *arranged + 1);
+        for (int i = 0; arranged && i < m; i++)
+            zq_nibble_order(x + (size_t)i * l->in, (size_t)l->in, (size_t)g->group_cols, arranged + (size_t)i * l->in);
+        if (arranged) j.x = arranged;
+        else j.matvec = 0;
+    }
     j.xsum = xsum;
     j.kc = l->in < DECODED ? l->in : DECODED;
     j.k_chunks = (l->in + j.kc - 1) / j.kc;
@@ -391,6 +399,7 @@ void zq_packed_forward_float(const zq_packed_linear *l, const float *x, int m, f
     if (j.matvec) j.tile_rows = MATVEC_TILE_ROWS; /* no buffer: tiles as wide as the integer path's decoding */
     zq_engine_run((size_t)((l->out + j.tile_rows - 1) / j.tile_rows), 0, float_task, &j);
     free(xsum);
+    free(arranged);
     if (l->bias)
         for (int r = 0; r < m; r++)
             for (int c = 0; c < l->out; c++) y[(size_t)r * l->out + c] += l->bias[c];

@@ -124,18 +124,42 @@ float zq_dot_f16_ref(const uint16_t *w, const float *x, size_t n)
     return zq_lanes_sum8(p);
 }
 
+/* Where INT4 input o of a group (o < w, the group's width) sits in x as
+ * zq_nibble_order arranges it: a whole block of 32 holds its even inputs,
+ * then its odd ones; a shorter tail stays in order. */
+static size_t nibble_slot(size_t o, size_t w)
+{
+    return o < w / 32 * 32 ? o / 32 * 32 + o % 2 * 16 + o % 32 / 2 : o;
+}
+
+void zq_nibble_order(const float *x, size_t cols, size_t group, float *out)
+{
+    for (size_t c0 = 0; c0 < cols; c0 += group) {
+        size_t w = cols - c0 < group ? cols - c0 : group;
+        for (size_t o = 0; o < w; o++) out[c0 + nibble_slot(o, w)] = x[c0 + o];
+    }
+}
+
+/* INT8: eight lanes by input; INT4: sixteen, input o of a group to lane
+ * (o % 32) / 2 of the even or the odd chain, which a 16-byte load of
+ * nibbles gives a register as they lie, low nibbles even. */
 float zq_dot_row_ref(const uint8_t *row, int nibbles, int symmetric, size_t cols, size_t group, const uint16_t *scale,
                      const uint16_t *min, const float *x, const float *xsum)
 {
     const zq_format *f = zq_format_get(nibbles ? ZQ_FORMAT_INT4 : ZQ_FORMAT_INT8);
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float acc[16] = {0};
     size_t groups = (cols + group - 1) / group;
     for (size_t g = 0; g < groups; g++) {
         size_t c0 = g * group, w = cols - c0 < group ? cols - c0 : group;
-        float p[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s = zq_f16_to_f32(scale[g]);
-        for (size_t k = 0; k < w; k++) p[k % 8] = fmaf(x[c0 + k], (float)f->code_at(row, c0 + k, symmetric), p[k % 8]);
-        for (int l = 0; l < 8; l++) acc[l] = fmaf(p[l], s, acc[l]);
+        float p[2][16] = {{0}}, s = zq_f16_to_f32(scale[g]);
+        for (size_t o = 0; o < w; o++) {
+            float code = (float)f->code_at(row, c0 + o, symmetric);
+            if (nibbles) p[o % 2][o % 32 / 2] = fmaf(x[c0 + nibble_slot(o, w)], code, p[o % 2][o % 32 / 2]);
+            else p[0][o % 8] = fmaf(x[c0 + o], code, p[0][o % 8]);
+        }
+        for (int l = 0; l < 16; l++) acc[l] = fmaf(nibbles ? p[0][l] + p[1][l] : p[0][l], s, acc[l]);
     }
+    for (int l = 0; nibbles && l < 8; l++) acc[l] = acc[l] + acc[l + 8];
     float total = zq_lanes_sum8(acc);
     for (size_t g = 0; !symmetric && g < groups; g++) total = total + xsum[g] * zq_f16_to_f32(min[g]);
     return total;

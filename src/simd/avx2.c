@@ -314,32 +314,84 @@ TARGET static void decode_run(const uint8_t *row, int nibbles, int symmetric, ui
     zq_decode_run_ref(row, nibbles, symmetric, col0 + k, n - k, s, m, out + k);
 }
 
-/* the reference's eight lanes as one vector, group by group; a group
- * whose codes do not start on a whole byte of nibbles (group % 8) goes to
- * the reference */
-__attribute__((target("avx2,f16c,sse4.2,fma"))) static float dot_row(const uint8_t *row, int nibbles, int symmetric,
-                                                                      size_t cols, size_t group, const uint16_t *scale,
-                                                                      const uint16_t *min, const float *x,
-                                                                      const float *xsum)
+#define TARGET_FMA __attribute__((target("avx2,f16c,sse4.2,fma")))
+
+/* INT4 codes in [0, 15] (stored) or [-8, 7] (symmetric), from bytes
+ * widened one to a 32-bit lane: the low nibble, and the high one */
+TARGET_FMA static inline __m256 nibble_lo(__m256i v, int symmetric)
 {
-    if (group % 8) return zq_dot_row_ref(row, nibbles, symmetric, cols, group, scale, min, x, xsum);
-    const zq_format *f = zq_format_get(nibbles ? ZQ_FORMAT_INT4 : ZQ_FORMAT_INT8);
+    return _mm256_cvtepi32_ps(symmetric ? _mm256_srai_epi32(_mm256_slli_epi32(v, 28), 28)
+                                        : _mm256_and_si256(v, _mm256_set1_epi32(15)));
+}
+
+TARGET_FMA static inline __m256 nibble_hi(__m256i v, int symmetric)
+{
+    return _mm256_cvtepi32_ps(symmetric ? _mm256_srai_epi32(_mm256_slli_epi32(v, 24), 28) : _mm256_srli_epi32(v, 4));
+}
+
+/* One group of w INT4 codes into the reference's sixteen lanes, even
+ * chains in p[0] (lanes 0-7), p[1] (8-15), odd in p[2], p[3]: a block of
+ * 32 codes is 16 bytes, byte i holding lane i's even and odd code. Inlined
+ * with a constant `symmetric`, so the loop has no branch. */
+TARGET_FMA __attribute__((always_inline)) static inline void nibble_group(const uint8_t *row, uint64_t c0, size_t w,
+                                                                          int symmetric, const float *x, __m256 p[4])
+{
+    size_t k = 0;
+    for (; k + 32 <= w; k += 32) {
+        const uint8_t *b = row + (c0 + k) / 2;
+        const float *xb = x + c0 + k;
+        __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)b));
+        __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 8)));
+        p[0] = _mm256_fmadd_ps(_mm256_loadu_ps(xb), nibble_lo(v0, symmetric), p[0]);
+        p[1] = _mm256_fmadd_ps(_mm256_loadu_ps(xb + 8), nibble_lo(v1, symmetric), p[1]);
+        p[2] = _mm256_fmadd_ps(_mm256_loadu_ps(xb + 16), nibble_hi(v0, symmetric), p[2]);
+        p[3] = _mm256_fmadd_ps(_mm256_loadu_ps(xb + 24), nibble_hi(v1, symmetric), p[3]);
+    }
+    if (k == w) return;
+    float lanes[2][16]; /* the tail, in order in x, lane by lane */
+    for (int h = 0; h < 4; h++) _mm256_storeu_ps(lanes[h / 2] + h % 2 * 8, p[h]);
+    const zq_format *f = zq_format_get(ZQ_FORMAT_INT4);
+    for (; k < w; k++)
+        lanes[k % 2][k % 32 / 2] = fmaf(x[c0 + k], (float)f->code_at(row, c0 + k, symmetric), lanes[k % 2][k % 32 / 2]);
+    for (int h = 0; h < 4; h++) p[h] = _mm256_loadu_ps(lanes[h / 2] + h % 2 * 8);
+}
+
+TARGET_FMA static float dot_nibbles(const uint8_t *row, int symmetric, size_t cols, size_t group,
+                                    const uint16_t *scale, const uint16_t *min, const float *x, const float *xsum)
+{
+    if (group % 2) return zq_dot_row_ref(row, 1, symmetric, cols, group, scale, min, x, xsum); /* odd groups split bytes */
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    size_t groups = (cols + group - 1) / group;
+    for (size_t g = 0; g < groups; g++) {
+        size_t c0 = g * group, w = cols - c0 < group ? cols - c0 : group;
+        __m256 p[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        if (symmetric) nibble_group(row, c0, w, 1, x, p);
+        else nibble_group(row, c0, w, 0, x, p);
+        __m256 s = _mm256_set1_ps(_cvtsh_ss(scale[g]));
+        acc0 = _mm256_fmadd_ps(_mm256_add_ps(p[0], p[2]), s, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_add_ps(p[1], p[3]), s, acc1);
+    }
+    float a[8];
+    _mm256_storeu_ps(a, _mm256_add_ps(acc0, acc1));
+    float total = zq_lanes_sum8(a);
+    for (size_t g = 0; !symmetric && g < groups; g++) total = total + xsum[g] * _cvtsh_ss(min[g]);
+    return total;
+}
+
+/* INT8: the reference's eight lanes as one vector, group by group; a
+ * group not a whole number of 8 codes goes to the reference */
+TARGET_FMA static float dot_row(const uint8_t *row, int nibbles, int symmetric, size_t cols, size_t group,
+                                const uint16_t *scale, const uint16_t *min, const float *x, const float *xsum)
+{
+    if (nibbles) return dot_nibbles(row, symmetric, cols, group, scale, min, x, xsum);
+    if (group % 8) return zq_dot_row_ref(row, 0, symmetric, cols, group, scale, min, x, xsum);
+    const zq_format *f = zq_format_get(ZQ_FORMAT_INT8);
     __m256 acc = _mm256_setzero_ps();
     size_t groups = (cols + group - 1) / group;
     for (size_t g = 0; g < groups; g++) {
         size_t c0 = g * group, w = cols - c0 < group ? cols - c0 : group, k = 0;
         __m256 p = _mm256_setzero_ps();
-        if (nibbles) /* 16 codes from 8 bytes, the two halves in order into the same lanes */
-            for (; k + 16 <= w; k += 16) {
-                __m128i v = _mm_loadl_epi64((const __m128i *)(row + (c0 + k) / 2)), m = _mm_set1_epi8(15);
-                __m128i b = _mm_unpacklo_epi8(_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m));
-                if (symmetric) b = _mm_sub_epi8(_mm_xor_si128(b, _mm_set1_epi8(8)), _mm_set1_epi8(8));
-                __m256i lo = symmetric ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
-                __m256i hi = symmetric ? _mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)) : _mm256_cvtepu8_epi32(_mm_srli_si128(b, 8));
-                p = _mm256_fmadd_ps(_mm256_loadu_ps(x + c0 + k), _mm256_cvtepi32_ps(lo), p);
-                p = _mm256_fmadd_ps(_mm256_loadu_ps(x + c0 + k + 8), _mm256_cvtepi32_ps(hi), p);
-            }
-        for (; k + 8 <= w; k += 8) p = _mm256_fmadd_ps(_mm256_loadu_ps(x + c0 + k), codes8(row, nibbles, symmetric, c0 + k), p);
+        for (; k + 8 <= w; k += 8) p = _mm256_fmadd_ps(_mm256_loadu_ps(x + c0 + k), codes8(row, 0, symmetric, c0 + k), p);
         if (k < w) { /* the last group's tail, lane by lane */
             float lanes[8];
             _mm256_storeu_ps(lanes, p);
@@ -355,7 +407,7 @@ __attribute__((target("avx2,f16c,sse4.2,fma"))) static float dot_row(const uint8
     return total;
 }
 
-__attribute__((target("avx2,f16c,sse4.2,fma"))) static float dot_f16(const uint16_t *w, const float *x, size_t n)
+TARGET_FMA static float dot_f16(const uint16_t *w, const float *x, size_t n)
 {
     __m256 p = _mm256_setzero_ps();
     size_t k = 0;

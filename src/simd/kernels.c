@@ -21,7 +21,8 @@ static const zq_kernels *active;
  * loops then read one pointer. */
 __attribute__((constructor)) static void choose(void)
 {
-    const zq_kernels *v = zq_kernels_avx2();
+    const zq_kernels *v = zq_kernels_avx512();
+    if (!v) v = zq_kernels_avx2();
     active = v ? v : &zq_kernels_scalar;
 }
 

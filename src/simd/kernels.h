@@ -41,12 +41,16 @@ typedef struct {
      * product with the codes decoded in registers: the row's cols codes
      * (INT8 or INT4) in groups of `group` inputs (the last may be
      * shorter), group g with FP16 scale scale[g] (and min[g]; min NULL
-     * when symmetric). Eight lanes: for each group, lane l sums x_c *
-     * code_c over the group's inputs c with (c - group start) % 8 == l in
-     * a chain of fused multiply-adds, then acc_l = fma(that, scale_g,
-     * acc_l); the lanes are added ((0+1)+(2+3))+((4+5)+(6+7)), then, for
-     * asymmetric codes, xsum[g] * min_g for each group in order (xsum:
-     * the group's sum of x). */
+     * when symmetric). INT8: x in order, eight lanes; for each group,
+     * lane l sums x_c * code_c over the group's inputs c with (c - group
+     * start) % 8 == l in a chain of fused multiply-adds, then acc_l =
+     * fma(that, scale_g, acc_l). INT4: x as zq_nibble_order arranges it,
+     * sixteen lanes; input o of a group goes to lane (o % 32) / 2 of an
+     * even-o or an odd-o chain, the group adds the two (even + odd), then
+     * acc_l = fma(that, scale_g, acc_l), and at the end lane l += lane l
+     * + 8. The eight lanes are added ((0+1)+(2+3))+((4+5)+(6+7)), then,
+     * for asymmetric codes, xsum[g] * min_g for each group in order
+     * (xsum: the group's sum of x). */
     float (*dot_row)(const uint8_t *row, int nibbles, int symmetric, size_t cols, size_t group, const uint16_t *scale,
                      const uint16_t *min, const float *x, const float *xsum);
     /* x . w for n FP16 values: eight lanes (k % 8) of fused
@@ -65,6 +69,9 @@ extern const zq_kernels zq_kernels_scalar;
 /* The AVX2 (+F16C, SSE4.2) set when this build has it and the CPU and OS
  * run it; NULL otherwise. */
 const zq_kernels *zq_kernels_avx2(void);
+/* The AVX2 set with its AVX-512 (F) twins where sixteen lanes gain;
+ * NULL where AVX-512 or the AVX2 set does not run. */
+const zq_kernels *zq_kernels_avx512(void);
 /* The set in use. */
 const zq_kernels *zq_kernels_active(void);
 
@@ -80,6 +87,10 @@ void zq_decode_run_ref(const uint8_t *row, int nibbles, int symmetric, uint64_t 
 float zq_dot_f16_ref(const uint16_t *w, const float *x, size_t n);
 float zq_dot_row_ref(const uint8_t *row, int nibbles, int symmetric, size_t cols, size_t group, const uint16_t *scale,
                      const uint16_t *min, const float *x, const float *xsum);
+/* x (cols inputs in groups of `group`) as INT4 dot_row reads it: in each
+ * group, each whole block of 32 inputs as its 16 even ones then its 16 odd
+ * ones (a register's low and high nibbles); a tail under 32 in order. */
+void zq_nibble_order(const float *x, size_t cols, size_t group, float *out);
 /* Moving a CRC-32C state past len zero bytes (a linear map): state s
  * goes to t[0][s & 255] ^ t[1][s >> 8 & 255] ^ t[2][s >> 16 & 255] ^
  * t[3][s >> 24]; for kernels that run several streams and join them. */

@@ -197,13 +197,15 @@ TEST(kernel_crc32c_matches_scalar)
 
 /* Decoding a row's codes, and their dot product with floats (the
  * weight-only matrix-vector path): INT8 and INT4, either sign, any start
- * and length (odd nibble starts included). */
+ * and length (odd nibble starts included), groups of whole blocks of 32
+ * codes, of 8, and of any width. dot_row in every vector set (AVX2, and
+ * AVX-512 where it runs). */
 TEST(kernel_codes_decode_and_dot_match_scalar)
 {
-    const zq_kernels *v = vector_set("codes");
-    uint8_t row[400];
-    float x[400], a[400], b[400];
-    for (int trial = 0; v && trial < 400; trial++) {
+    const zq_kernels *v = vector_set("codes"), *sets[2] = {v, zq_kernels_avx512()};
+    uint8_t row[700];
+    float x[1400], a[400], b[400];
+    for (int trial = 0; v && trial < 600; trial++) {
         int nibbles = trial % 2, sym = trial / 2 % 2;
         for (size_t k = 0; k < sizeof row; k++) row[k] = trial % 7 == 0 ? (k % 2 ? 0x80 : 0x7f) : (uint8_t)next();
         fill(x, 400, 3.0f, 1);
@@ -215,15 +217,53 @@ TEST(kernel_codes_decode_and_dot_match_scalar)
         int bad = 0;
         for (size_t k = 0; k < n; k++) bad += bits(a[k]) != bits(b[k]);
         CHECK(bad == 0);
-        /* a row of up to 2 x 400 codes in groups (multiples of 8 and not), scales and mins */
-        size_t cols = 1 + next() % (nibbles ? 399 : 200), group = trial % 3 ? 8 * (1 + next() % 8) : 1 + next() % 40;
-        uint16_t sc[400], mn[400];
-        float xs[400];
-        for (size_t g = 0; g < 400; g++) sc[g] = zq_f32_to_f16(uniform(1e-3f, 1.0f)), mn[g] = zq_f32_to_f16(uniform(-1, 1)), xs[g] = uniform(-9, 9);
-        fill(x, 400, 3.0f, 0);
-        float d1 = v->dot_row(row, nibbles, sym, cols, group, sc, mn, x, xs);
-        float d2 = zq_kernels_scalar.dot_row(row, nibbles, sym, cols, group, sc, mn, x, xs);
-        CHECK(bits(d1) == bits(d2));
+        /* a row of up to 1400 codes in groups, scales and mins */
+        size_t cols = 1 + next() % (nibbles ? 1399 : 699);
+        size_t group = trial % 3 == 0 ? 1 + next() % 40 : trial % 3 == 1 ? 8 * (1 + next() % 8) : 32 * (1 + next() % 8);
+        uint16_t sc[1400], mn[1400];
+        float xs[1400];
+        for (size_t g = 0; g < 1400; g++) sc[g] = zq_f32_to_f16(uniform(1e-3f, 1.0f)), mn[g] = zq_f32_to_f16(uniform(-1, 1)), xs[g] = uniform(-9, 9);
+        fill(x, 1400, 3.0f, 0);
+        float want = zq_kernels_scalar.dot_row(row, nibbles, sym, cols, group, sc, mn, x, xs);
+        for (int i = 0; i < 2; i++)
+            if (sets[i]) CHECK(bits(sets[i]->dot_row(row, nibbles, sym, cols, group, sc, mn, x, xs)) == bits(want));
+    }
+}
+
+/* What the reference's lanes add up to: x . (code * scale + min) over a
+ * row, INT4 with x in nibble order and INT8 in order, against the same sum
+ * in double. Each of a float sum's n roundings is within 2^-24 of its
+ * partial sum, so the error is at most about n * 2^-24 * sum |x| |w| (the
+ * chains are shorter than n: a loose bound, but one that fails on a lane
+ * or slot read wrong, which is off by whole terms). */
+TEST(kernel_dot_row_reference_is_the_dot_product)
+{
+    uint8_t row[512];
+    float x[1000], arranged[1000], xs[64];
+    uint16_t sc[64], mn[64];
+    for (int trial = 0; trial < 200; trial++) {
+        int nibbles = trial % 2, sym = trial / 2 % 2;
+        size_t cols = 1 + next() % (nibbles ? 999 : 511), group = trial % 5 ? 32 * (1 + next() % 4) : 1 + next() % 64;
+        for (size_t k = 0; k < sizeof row; k++) row[k] = (uint8_t)next();
+        fill(x, cols, 2.0f, 0);
+        size_t groups = (cols + group - 1) / group;
+        for (size_t g = 0; g < groups; g++) {
+            sc[g] = zq_f32_to_f16(uniform(1e-3f, 1.0f)), mn[g] = zq_f32_to_f16(uniform(-1, 1));
+            double sum = 0;
+            for (size_t c = g * group; c < cols && c < (g + 1) * group; c++) sum += x[c];
+            xs[g] = (float)sum;
+        }
+        if (nibbles) zq_nibble_order(x, cols, group, arranged);
+        const zq_format *f = zq_format_get(nibbles ? ZQ_FORMAT_INT4 : ZQ_FORMAT_INT8);
+        double want = 0, mag = 0;
+        for (size_t c = 0; c < cols; c++) {
+            double w = (double)f->code_at(row, c, sym) * zq_f16_to_f32(sc[c / group]) +
+                       (sym ? 0.0 : (double)zq_f16_to_f32(mn[c / group]));
+            want += (double)x[c] * w;
+            mag += fabs((double)x[c] * w) + (sym ? 0.0 : fabs((double)xs[c / group] * zq_f16_to_f32(mn[c / group])));
+        }
+        float got = zq_dot_row_ref(row, nibbles, sym, cols, group, sc, sym ? NULL : mn, nibbles ? arranged : x, sym ? NULL : xs);
+        CHECK(fabs(got - want) <= (double)(cols + groups + 8) * 0x1p-24 * mag + 1e-30);
     }
 }
 
@@ -305,9 +345,9 @@ TEST(softmax_sums_to_one)
     }
 }
 
-TEST(active_kernels_are_the_vector_set_when_the_cpu_has_one)
+TEST(active_kernels_are_the_best_vector_set_the_cpu_runs)
 {
-    const zq_kernels *v = zq_kernels_avx2();
+    const zq_kernels *v = zq_kernels_avx512() ? zq_kernels_avx512() : zq_kernels_avx2();
     CHECK(zq_kernels_active() == (v ? v : &zq_kernels_scalar));
     CHECK(strcmp(zq_kernels_name(), zq_kernels_active()->name) == 0);
 }
