@@ -17,16 +17,8 @@ void zq_pack_nibbles_ref(const uint8_t *q, size_t n, uint8_t *out)
 static void pack_nibbles(const uint8_t *q, size_t n, uint8_t *out) { zq_kernels_active()->pack_nibbles(q, n, out); }
 static void pack_bytes(const uint8_t *q, size_t n, uint8_t *out) { memcpy(out, q, n); }
 
-static int code_nibble(const uint8_t *row, uint64_t c, int symmetric)
-{
-    int nib = (row[c / 2] >> ((c & 1) * 4)) & 0x0f;
-    return symmetric ? (nib ^ 8) - 8 : nib;
-}
-
-static int code_byte(const uint8_t *row, uint64_t c, int symmetric)
-{
-    return symmetric ? (int)(int8_t)row[c] : (int)row[c];
-}
+static int code_nibble(const uint8_t *row, uint64_t c, int symmetric) { return zq_code_nibble(row, c, symmetric); }
+static int code_byte(const uint8_t *row, uint64_t c, int symmetric) { return zq_code_byte(row, c, symmetric); }
 
 static const zq_format formats[ZQ_FORMAT_COUNT] = {
     [ZQ_FORMAT_F16] =

@@ -350,9 +350,8 @@ TARGET_FMA __attribute__((always_inline)) static inline void nibble_group(const 
     if (k == w) return;
     float lanes[2][16]; /* the tail, in order in x, lane by lane */
     for (int h = 0; h < 4; h++) _mm256_storeu_ps(lanes[h / 2] + h % 2 * 8, p[h]);
-    const zq_format *f = zq_format_get(ZQ_FORMAT_INT4);
     for (; k < w; k++)
-        lanes[k % 2][k % 32 / 2] = fmaf(x[c0 + k], (float)f->code_at(row, c0 + k, symmetric), lanes[k % 2][k % 32 / 2]);
+        lanes[k % 2][k % 32 / 2] = fmaf(x[c0 + k], (float)zq_code_nibble(row, c0 + k, symmetric), lanes[k % 2][k % 32 / 2]);
     for (int h = 0; h < 4; h++) p[h] = _mm256_loadu_ps(lanes[h / 2] + h % 2 * 8);
 }
 
@@ -385,7 +384,6 @@ TARGET_FMA static float dot_row(const uint8_t *row, int nibbles, int symmetric, 
 {
     if (nibbles) return dot_nibbles(row, symmetric, cols, group, scale, min, x, xsum);
     if (group % 8) return zq_dot_row_ref(row, 0, symmetric, cols, group, scale, min, x, xsum);
-    const zq_format *f = zq_format_get(ZQ_FORMAT_INT8);
     __m256 acc = _mm256_setzero_ps();
     size_t groups = (cols + group - 1) / group;
     for (size_t g = 0; g < groups; g++) {
@@ -395,7 +393,7 @@ TARGET_FMA static float dot_row(const uint8_t *row, int nibbles, int symmetric, 
         if (k < w) { /* the last group's tail, lane by lane */
             float lanes[8];
             _mm256_storeu_ps(lanes, p);
-            for (; k < w; k++) lanes[k % 8] = fmaf(x[c0 + k], (float)f->code_at(row, c0 + k, symmetric), lanes[k % 8]);
+            for (; k < w; k++) lanes[k % 8] = fmaf(x[c0 + k], (float)zq_code_byte(row, c0 + k, symmetric), lanes[k % 8]);
             p = _mm256_loadu_ps(lanes);
         }
         acc = _mm256_fmadd_ps(p, _mm256_set1_ps(_cvtsh_ss(scale[g])), acc);

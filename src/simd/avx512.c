@@ -45,9 +45,8 @@ TARGET512 __attribute__((always_inline)) static inline void nibble_group(const u
     float lanes[2][16]; /* the tail, in order in x, lane by lane */
     _mm512_storeu_ps(lanes[0], *even);
     _mm512_storeu_ps(lanes[1], *odd);
-    const zq_format *f = zq_format_get(ZQ_FORMAT_INT4);
     for (; k < w; k++)
-        lanes[k % 2][k % 32 / 2] = fmaf(x[c0 + k], (float)f->code_at(row, c0 + k, symmetric), lanes[k % 2][k % 32 / 2]);
+        lanes[k % 2][k % 32 / 2] = fmaf(x[c0 + k], (float)zq_code_nibble(row, c0 + k, symmetric), lanes[k % 2][k % 32 / 2]);
     *even = _mm512_loadu_ps(lanes[0]);
     *odd = _mm512_loadu_ps(lanes[1]);
 }

@@ -100,6 +100,19 @@ void zq_transpose_u8_ref(const uint8_t *src, size_t src_stride, size_t rows, siz
 void zq_softmax_ref(float *x, size_t n, float scale);
 void zq_silu_ref(float *out, const float *x, const float *up, size_t n);
 
+/* One stored code, as zq_format's code_at reads it; inline, so a kernel's
+ * tail loop calls nothing and its vector registers stay live across it. */
+static inline int zq_code_nibble(const uint8_t *row, uint64_t c, int symmetric)
+{
+    int nib = (row[c / 2] >> ((c & 1) * 4)) & 0x0f;
+    return symmetric ? (nib ^ 8) - 8 : nib;
+}
+
+static inline int zq_code_byte(const uint8_t *row, uint64_t c, int symmetric)
+{
+    return symmetric ? (int)(int8_t)row[c] : (int)row[c];
+}
+
 /* Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer,
  * ties to even, for |x| < 2^22: exact, branch-free and vectorizable. Codes
  * are at most 2^8 in magnitude here. */
