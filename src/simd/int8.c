@@ -273,7 +273,12 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
  * group, RB x CB int32 accumulators over its pairs of steps (each pair
  * two weight vectors per block, from two loads or from one of nibbles,
  * and two broadcasts of 4 codes per token), then folded into RB x CB
- * float accumulators with the epilogue's arithmetic. V names the width's
+ * float accumulators with the epilogue's arithmetic. A nibble moved to
+ * the top of its byte (the other nibble masked off) is its two's
+ * complement code times 16 as an int8: two operations a vector, not six
+ * for sign-extending, and the exact sum, a multiple of 16, shifts back
+ * (|sum| <= 255 * 128 * group fits int32: the integer path takes groups
+ * of at most 32768, packed.c). V names the width's
  * operations (see below). */
 #define VNNI_TILE(V, name, RB, CB, NIB)                                                                            \
     V##_TARGET static void name(const zq_int8_tile *t, int i, int b)                                               \
@@ -295,8 +300,8 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
                     const int8_t *at = w + (size_t)cb * t->bstride + p * bpair;                                    \
                     if (NIB) {                                                                                     \
                         V##_I v = V##_LOAD(at);                                                                    \
-                        we[cb] = V##_SIGN4(V##_AND(v, V##_SET8(15)));                                              \
-                        wo[cb] = V##_SIGN4(V##_AND(V##_SRL4(v), V##_SET8(15)));                                    \
+                        we[cb] = V##_AND(V##_SLL4(v), V##_SET8(-16));                                              \
+                        wo[cb] = V##_AND(v, V##_SET8(-16));                                                        \
                     } else {                                                                                       \
                         we[cb] = V##_LOAD(at);                                                                     \
                         wo[cb] = V##_LOAD(at + 4 * V##_L);                                                         \
@@ -315,7 +320,8 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
                 V##_F vs = V##_FSET(t->scale[i + r]);                                                              \
                 for (int cb = 0; cb < CB; cb++) {                                                                  \
                     size_t at = (size_t)g * t->wld + (size_t)(b + cb) * V##_L;                                     \
-                    V##_I d = V##_SUB32(c[r][cb], V##_MUL32(vz, V##_LOAD(t->wsum + at)));                          \
+                    V##_I dot = NIB ? V##_SRA4(c[r][cb]) : c[r][cb]; /* nibble codes were summed times 16 */       \
+                    V##_I d = V##_SUB32(dot, V##_MUL32(vz, V##_LOAD(t->wsum + at)));                               \
                     V##_F s = V##_FMUL(vs, V##_FLOAD(t->wscale + at));                                             \
                     f[r][cb] = V##_FADD(f[r][cb], V##_FMUL(V##_CVT(d), s));                                        \
                 }                                                                                                  \
@@ -356,7 +362,6 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
         }                                                                                                          \
     }
 
-/* nibbles in [0, 15] to two's complement codes: (n ^ 8) - 8 */
 #define Y_TARGET AVXVNNI
 #define Y_L 8
 #define Y_I __m256i
@@ -366,8 +371,8 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
 #define Y_LOAD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 #define Y_AND _mm256_and_si256
 #define Y_SET8 _mm256_set1_epi8
-#define Y_SRL4(v) _mm256_srli_epi16(v, 4)
-#define Y_SIGN4(v) _mm256_sub_epi8(_mm256_xor_si256(v, _mm256_set1_epi8(8)), _mm256_set1_epi8(8))
+#define Y_SLL4(v) _mm256_slli_epi16(v, 4)
+#define Y_SRA4(v) _mm256_srai_epi32(v, 4)
 #define Y_SET32 _mm256_set1_epi32
 #define Y_DP _mm256_dpbusd_avx_epi32
 #define Y_SUB32 _mm256_sub_epi32
@@ -388,8 +393,8 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
 #define Z_LOAD(p) _mm512_loadu_si512((const void *)(p))
 #define Z_AND _mm512_and_si512
 #define Z_SET8 _mm512_set1_epi8
-#define Z_SRL4(v) _mm512_srli_epi16(v, 4)
-#define Z_SIGN4(v) _mm512_sub_epi8(_mm512_xor_si512(v, _mm512_set1_epi8(8)), _mm512_set1_epi8(8))
+#define Z_SLL4(v) _mm512_slli_epi16(v, 4)
+#define Z_SRA4(v) _mm512_srai_epi32(v, 4)
 #define Z_SET32 _mm512_set1_epi32
 #define Z_DP _mm512_dpbusd_epi32
 #define Z_SUB32 _mm512_sub_epi32
