@@ -127,14 +127,19 @@ static size_t group_pairs(const zq_int8_tile *t, int g) { return g == t->groups 
 /* Bytes of one pair of steps of a block. */
 static size_t pair_bytes(const zq_int8_tile *t, int lanes) { return (size_t)(t->nibbles ? 4 : 8) * (size_t)lanes; }
 
-/* The fold of one group's sum into an output's accumulator: the epilogue's
- * arithmetic, shared by every set's scalar edges. */
+/* The fold of one group's sum into an output's accumulator, and the
+ * output from it: the epilogue's arithmetic, shared by every set's scalar
+ * edges. */
 static inline float fold(float acc, int32_t dot, const zq_int8_tile *t, int i, int g, size_t j)
 {
     size_t at = (size_t)g * t->wld + j;
-    float d = (float)(dot - t->zero[i] * t->wsum[at]);
-    float s = t->scale[i] * t->wscale[at];
-    return acc + d * s;
+    return fmaf((float)(dot - t->zero[i] * t->wsum[at]), t->wscale[at], acc);
+}
+
+static inline float finish(float acc, const zq_int8_tile *t, int i, size_t j)
+{
+    float y = acc * t->scale[i];
+    return t->bias ? y + t->bias[j] : y;
 }
 
 /* Any lane count (the sets without a kernel of their own for a shape use it). */
@@ -154,7 +159,7 @@ static void gemm_tile_any(const zq_int8_tile *t, int lanes)
                     for (size_t c = 0; c < ZQ_INT8_PAIR * pg; c++) s += (int32_t)a[c] * packed_code(blk, lanes, t->nibbles, c, l);
                     acc = fold(acc, s, t, i, g, j);
                 }
-                t->y[(size_t)i * t->ldy + (size_t)(b - t->b0) * (size_t)lanes + (size_t)l] = t->bias ? acc + t->bias[j] : acc;
+                t->y[(size_t)i * t->ldy + (size_t)(b - t->b0) * (size_t)lanes + (size_t)l] = finish(acc, t, i, j);
             }
 }
 
@@ -166,9 +171,9 @@ const zq_int8_kernels zq_int8_scalar = {"scalar", quant_row_u8_ref, 8, gemm_tile
 #include <cpuid.h>
 #include <immintrin.h>
 
-#define AVX2 __attribute__((target("avx2")))
-#define AVXVNNI __attribute__((target("avx2,avxvnni")))
-#define AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define AVX2 __attribute__((target("avx2,fma")))
+#define AVXVNNI __attribute__((target("avx2,fma,avxvnni")))
+#define AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vnni,fma")))
 
 /* ---- AVX2 ------------------------------------------------------------------ */
 
@@ -261,7 +266,7 @@ AVX2 static void gemm_tile_avx2(const zq_int8_tile *t)
                 const uint8_t *a = t->a + (size_t)i * t->lda + (size_t)g * ZQ_INT8_PAIR * t->pairs;
                 acc = fold(acc, dot_row_avx2(a, w, pg, t->nibbles), t, i, g, (size_t)b);
             }
-            t->y[(size_t)i * t->ldy + (size_t)(b - t->b0)] = t->bias ? acc + t->bias[b] : acc;
+            t->y[(size_t)i * t->ldy + (size_t)(b - t->b0)] = finish(acc, t, i, (size_t)b);
         }
 }
 
@@ -291,9 +296,16 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
             size_t pg = group_pairs(t, g);                                                                         \
             const int8_t *w = t->packed + (size_t)b * t->bstride + (size_t)g * t->pairs * bpair;                   \
             const uint8_t *a = t->a + (size_t)i * t->lda + (size_t)g * ZQ_INT8_PAIR * t->pairs;                    \
-            V##_I c[RB][CB], c2[RB][CB]; /* a pair's two steps in chains of their own */                           \
-            for (int r = 0; r < RB; r++)                                                                           \
-                for (int cb = 0; cb < CB; cb++) c[r][cb] = c2[r][cb] = V##_IZERO;                                  \
+            /* a pair's two steps in chains of their own, the second starting                                   \
+             * from the zero point's correction, -zero * wsum (times 16 for nibbles) */                           \
+            V##_I c[RB][CB], c2[RB][CB];                                                                           \
+            for (int r = 0; r < RB; r++) {                                                                         \
+                V##_I vz = V##_SET32(-t->zero[i + r] * (NIB ? 16 : 1));                                            \
+                for (int cb = 0; cb < CB; cb++) {                                                                  \
+                    c[r][cb] = V##_IZERO;                                                                          \
+                    c2[r][cb] = V##_MUL32(vz, V##_LOAD(t->wsum + (size_t)g * t->wld + (size_t)(b + cb) * V##_L));  \
+                }                                                                                                  \
+            }                                                                                                      \
             for (size_t p = 0; p < pg; p++) {                                                                      \
                 V##_I we[CB], wo[CB];                                                                              \
                 for (int cb = 0; cb < CB; cb++) {                                                                  \
@@ -318,22 +330,17 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
                     }                                                                                              \
                 }                                                                                                  \
             }                                                                                                      \
-            for (int r = 0; r < RB; r++) {                                                                         \
-                V##_I vz = V##_SET32(t->zero[i + r]);                                                              \
-                V##_F vs = V##_FSET(t->scale[i + r]);                                                              \
+            for (int r = 0; r < RB; r++)                                                                           \
                 for (int cb = 0; cb < CB; cb++) {                                                                  \
-                    size_t at = (size_t)g * t->wld + (size_t)(b + cb) * V##_L;                                     \
-                    V##_I dot = V##_ADD32(c[r][cb], c2[r][cb]);                                                    \
-                    if (NIB) dot = V##_SRA4(dot); /* nibble codes were summed times 16 */                          \
-                    V##_I d = V##_SUB32(dot, V##_MUL32(vz, V##_LOAD(t->wsum + at)));                               \
-                    V##_F s = V##_FMUL(vs, V##_FLOAD(t->wscale + at));                                             \
-                    f[r][cb] = V##_FADD(f[r][cb], V##_FMUL(V##_CVT(d), s));                                        \
+                    V##_I d = V##_ADD32(c[r][cb], c2[r][cb]);                                                      \
+                    if (NIB) d = V##_SRA4(d); /* nibble codes were summed times 16 */                              \
+                    V##_F ws = V##_FLOAD(t->wscale + (size_t)g * t->wld + (size_t)(b + cb) * V##_L);               \
+                    f[r][cb] = V##_FMA(V##_CVT(d), ws, f[r][cb]);                                                  \
                 }                                                                                                  \
-            }                                                                                                      \
         }                                                                                                          \
         for (int r = 0; r < RB; r++)                                                                               \
             for (int cb = 0; cb < CB; cb++) {                                                                      \
-                V##_F v = f[r][cb];                                                                                \
+                V##_F v = V##_FMUL(f[r][cb], V##_FSET(t->scale[i + r]));                                           \
                 if (t->bias) v = V##_FADD(v, V##_FLOAD(t->bias + (size_t)(b + cb) * V##_L));                       \
                 V##_FSTORE(t->y + (size_t)(i + r) * t->ldy + (size_t)(b + cb - t->b0) * V##_L, v);                 \
             }                                                                                                      \
@@ -379,13 +386,13 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
 #define Y_SRA4(v) _mm256_srai_epi32(v, 4)
 #define Y_SET32 _mm256_set1_epi32
 #define Y_DP _mm256_dpbusd_avx_epi32
-#define Y_SUB32 _mm256_sub_epi32
 #define Y_ADD32 _mm256_add_epi32
 #define Y_MUL32 _mm256_mullo_epi32
 #define Y_CVT _mm256_cvtepi32_ps
 #define Y_FSET _mm256_set1_ps
 #define Y_FLOAD _mm256_loadu_ps
 #define Y_FMUL _mm256_mul_ps
+#define Y_FMA _mm256_fmadd_ps
 #define Y_FADD _mm256_add_ps
 #define Y_FSTORE _mm256_storeu_ps
 
@@ -411,13 +418,13 @@ AVX512VNNI static inline __m512i z_dpbusd(__m512i acc, __m512i a, __m512i b)
 #define Z_SRA4(v) _mm512_srai_epi32(v, 4)
 #define Z_SET32 _mm512_set1_epi32
 #define Z_DP z_dpbusd
-#define Z_SUB32 _mm512_sub_epi32
 #define Z_ADD32 _mm512_add_epi32
 #define Z_MUL32 _mm512_mullo_epi32
 #define Z_CVT _mm512_cvtepi32_ps
 #define Z_FSET _mm512_set1_ps
 #define Z_FLOAD _mm512_loadu_ps
 #define Z_FMUL _mm512_mul_ps
+#define Z_FMA _mm512_fmadd_ps
 #define Z_FADD _mm512_add_ps
 #define Z_FSTORE _mm512_storeu_ps
 
@@ -427,8 +434,8 @@ VNNI_GEMM_TILE(Z, gemm_tile_avx512vnni)
 static const zq_int8_kernels int8_avxvnni = {"avx-vnni", quant_row_u8_avx2, 8, gemm_tile_avxvnni};
 static const zq_int8_kernels int8_avx512vnni = {"avx512-vnni", quant_row_u8_avx2, 16, gemm_tile_avx512vnni};
 
-/* cpuid leaf 7: AVX2 (ebx 5), AVX-512 F (ebx 16), BW (ebx 30), VNNI (ecx
- * 11); subleaf 1: AVX-VNNI (eax 4). The OS must save the YMM (XCR0 bits 1,
+/* cpuid leaf 1: FMA (ecx 12); leaf 7: AVX2 (ebx 5), AVX-512 F (ebx 16),
+ * BW (ebx 30), VNNI (ecx 11); subleaf 1: AVX-VNNI (eax 4). The OS must save the YMM (XCR0 bits 1,
  * 2) and, for AVX-512, the opmask and ZMM state (bits 5-7). */
 static unsigned xcr0(void)
 {
@@ -443,7 +450,7 @@ const zq_int8_kernels *const *zq_int8_vector_sets(void)
     static int done;
     if (done) return sets;
     unsigned a, b, c, d, n = 0;
-    if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_OSXSAVE) && (xcr0() & 6) == 6 &&
+    if (__get_cpuid(1, &a, &b, &c, &d) && (c & bit_OSXSAVE) && (c & bit_FMA) && (xcr0() & 6) == 6 &&
         __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_AVX2)) {
         unsigned leaf7_ebx = b, leaf7_ecx = c;
         if ((leaf7_ebx & (1u << 16)) && (leaf7_ebx & (1u << 30)) && (leaf7_ecx & (1u << 11)) && (xcr0() & 0xe6) == 0xe6)

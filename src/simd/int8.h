@@ -11,10 +11,11 @@
  *    saturates for codes above 127, so it is not used), INT4 weights
  *    unpacked from nibbles in registers;
  *  - epilogue, per group as its sum completes: the sum corrected for the
- *    zero point, times token scale x weight scale, added in FP32 in group
- *    order; then the bias.
+ *    zero point (exactly, in int32), times the weight scale and added in
+ *    FP32 in group order (one fused multiply-add); at the end times the
+ *    token's scale, then the bias.
  * Integer sums are exact and the float operations are the same in the
- * same order in every set (multiply, then add; no fused multiply-add), so
+ * same order in every set, so
  * every set gives the scalar set's bits, for any tile shape: an output's
  * value never depends on which tile or thread computed it. */
 #ifndef ZQ_SIMD_INT8_H
@@ -69,8 +70,8 @@ typedef struct {
      * `lanes` outputs, no sum crosses lanes. */
     int lanes;
     /* y = the tile's outputs: for each token i and row j,
-     *   acc = 0; for g in order: acc = acc + (float)(dot_g - zero_i * wsum_gj) * (scale_i * wscale_gj);
-     *   y = bias ? acc + bias_j : acc */
+     *   acc = 0; for g in order: acc = fma((float)(dot_g - zero_i * wsum_gj), wscale_gj, acc);
+     *   y = acc * scale_i; y = bias ? y + bias_j : y */
     void (*gemm_tile)(const zq_int8_tile *t);
 } zq_int8_kernels;
 

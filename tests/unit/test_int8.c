@@ -185,10 +185,10 @@ static float tile_definition(const uint8_t *a, size_t lda, const int8_t *w, size
             dot += (int32_t)a[(size_t)i * lda + (size_t)g * ((group + 7) / 8 * 8) + c] * w[(size_t)j * k + c0 + c];
             wsum += w[(size_t)j * k + c0 + c];
         }
-        float d = (float)(dot - tzero * wsum), s = tscale * wscale[g * n + j];
-        acc = acc + d * s;
+        acc = fmaf((float)(dot - tzero * wsum), wscale[g * n + j], acc);
     }
-    return bias ? acc + bias[j] : acc;
+    float y = acc * tscale;
+    return bias ? y + bias[j] : y;
 }
 
 /* Every set's tile kernel, the scalar one included, equals the definition
