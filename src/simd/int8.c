@@ -297,13 +297,17 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
             const int8_t *w = t->packed + (size_t)b * t->bstride + (size_t)g * t->pairs * bpair;                   \
             const uint8_t *a = t->a + (size_t)i * t->lda + (size_t)g * ZQ_INT8_PAIR * t->pairs;                    \
             /* a pair's two steps in chains of their own, the second starting                                   \
-             * from the zero point's correction, -zero * wsum (times 16 for nibbles) */                           \
-            V##_I c[RB][CB], c2[RB][CB];                                                                           \
+             * from the zero point's correction, -zero * wsum (times 16 for nibbles);                             \
+             * one token (decode, bound by memory) takes zero * wsum from products of                             \
+             * the zero point with the weights instead, and reads no wsum */                                      \
+            V##_I c[RB][CB], c2[RB][CB], cz[CB];                                                                   \
+            V##_I zb = V##_SET32(t->zero[i] * 0x01010101); /* RB 1: the zero point in every byte */                \
             for (int r = 0; r < RB; r++) {                                                                         \
                 V##_I vz = V##_SET32(-t->zero[i + r] * (NIB ? 16 : 1));                                            \
                 for (int cb = 0; cb < CB; cb++) {                                                                  \
-                    c[r][cb] = V##_IZERO;                                                                          \
-                    c2[r][cb] = V##_MUL32(vz, V##_LOAD(t->wsum + (size_t)g * t->wld + (size_t)(b + cb) * V##_L));  \
+                    c[r][cb] = cz[cb] = V##_IZERO;                                                                 \
+                    c2[r][cb] = RB == 1 ? V##_IZERO                                                                \
+                                        : V##_MUL32(vz, V##_LOAD(t->wsum + (size_t)g * t->wld + (size_t)(b + cb) * V##_L)); \
                 }                                                                                                  \
             }                                                                                                      \
             for (size_t p = 0; p < pg; p++) {                                                                      \
@@ -327,12 +331,14 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
                     for (int cb = 0; cb < CB; cb++) {                                                              \
                         c[r][cb] = V##_DP(c[r][cb], x0, we[cb]);                                                   \
                         c2[r][cb] = V##_DP(c2[r][cb], x1, wo[cb]);                                                 \
+                        if (RB == 1) cz[cb] = V##_DP(V##_DP(cz[cb], zb, we[cb]), zb, wo[cb]);                      \
                     }                                                                                              \
                 }                                                                                                  \
             }                                                                                                      \
             for (int r = 0; r < RB; r++)                                                                           \
                 for (int cb = 0; cb < CB; cb++) {                                                                  \
                     V##_I d = V##_ADD32(c[r][cb], c2[r][cb]);                                                      \
+                    if (RB == 1) d = V##_SUB32(d, cz[cb]);                                                         \
                     if (NIB) d = V##_SRA4(d); /* nibble codes were summed times 16 */                              \
                     V##_F ws = V##_FLOAD(t->wscale + (size_t)g * t->wld + (size_t)(b + cb) * V##_L);               \
                     f[r][cb] = V##_FMA(V##_CVT(d), ws, f[r][cb]);                                                  \
@@ -387,6 +393,7 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
 #define Y_SET32 _mm256_set1_epi32
 #define Y_DP _mm256_dpbusd_avx_epi32
 #define Y_ADD32 _mm256_add_epi32
+#define Y_SUB32 _mm256_sub_epi32
 #define Y_MUL32 _mm256_mullo_epi32
 #define Y_CVT _mm256_cvtepi32_ps
 #define Y_FSET _mm256_set1_ps
@@ -419,6 +426,7 @@ AVX512VNNI static inline __m512i z_dpbusd(__m512i acc, __m512i a, __m512i b)
 #define Z_SET32 _mm512_set1_epi32
 #define Z_DP z_dpbusd
 #define Z_ADD32 _mm512_add_epi32
+#define Z_SUB32 _mm512_sub_epi32
 #define Z_MUL32 _mm512_mullo_epi32
 #define Z_CVT _mm512_cvtepi32_ps
 #define Z_FSET _mm512_set1_ps
