@@ -301,13 +301,13 @@ static const zq_int8_kernels int8_avx2 = {"avx2", quant_row_u8_avx2, 1, gemm_til
              * one token (decode, bound by memory) takes zero * wsum from products of                             \
              * the zero point with the weights instead, and reads no wsum */                                      \
             V##_I c[RB][CB], c2[RB][CB], cz[CB];                                                                   \
-            V##_I zb = V##_SET32(t->zero[i] * 0x01010101); /* RB 1: the zero point in every byte */                \
+            V##_I zb = V##_SET32((int)((uint32_t)t->zero[i] * 0x01010101u)); /* RB 1: zero, each byte */     \
             for (int r = 0; r < RB; r++) {                                                                         \
                 V##_I vz = V##_SET32(-t->zero[i + r] * (NIB ? 16 : 1));                                            \
                 for (int cb = 0; cb < CB; cb++) {                                                                  \
+                    const int32_t *ws = t->wsum + (size_t)g * t->wld + (size_t)(b + cb) * V##_L;                   \
                     c[r][cb] = cz[cb] = V##_IZERO;                                                                 \
-                    c2[r][cb] = RB == 1 ? V##_IZERO                                                                \
-                                        : V##_MUL32(vz, V##_LOAD(t->wsum + (size_t)g * t->wld + (size_t)(b + cb) * V##_L)); \
+                    c2[r][cb] = RB == 1 ? V##_IZERO : V##_MUL32(vz, V##_LOAD(ws));                                 \
                 }                                                                                                  \
             }                                                                                                      \
             for (size_t p = 0; p < pg; p++) {                                                                      \
