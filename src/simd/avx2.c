@@ -350,15 +350,15 @@ TARGET_FMA __attribute__((always_inline)) static inline void nibble_group(const 
     if (k == w) return;
     float lanes[2][16]; /* the tail, in order in x, lane by lane */
     for (int h = 0; h < 4; h++) _mm256_storeu_ps(lanes[h / 2] + h % 2 * 8, p[h]);
-    for (; k < w; k++)
-        lanes[k % 2][k % 32 / 2] = fmaf(x[c0 + k], (float)zq_code_nibble(row, c0 + k, symmetric), lanes[k % 2][k % 32 / 2]);
+    zq_nibble_tail(row, c0, k, w, symmetric, x, lanes);
     for (int h = 0; h < 4; h++) p[h] = _mm256_loadu_ps(lanes[h / 2] + h % 2 * 8);
 }
 
 TARGET_FMA static float dot_nibbles(const uint8_t *row, int symmetric, size_t cols, size_t group,
                                     const uint16_t *scale, const uint16_t *min, const float *x, const float *xsum)
 {
-    if (group % 2) return zq_dot_row_ref(row, 1, symmetric, cols, group, scale, min, x, xsum); /* odd groups split bytes */
+    if (group % 2) /* odd groups split bytes */
+        return zq_dot_row_ref(row, 1, symmetric, cols, group, scale, min, x, xsum);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     size_t groups = (cols + group - 1) / group;
     for (size_t g = 0; g < groups; g++) {
@@ -389,11 +389,13 @@ TARGET_FMA static float dot_row(const uint8_t *row, int nibbles, int symmetric, 
     for (size_t g = 0; g < groups; g++) {
         size_t c0 = g * group, w = cols - c0 < group ? cols - c0 : group, k = 0;
         __m256 p = _mm256_setzero_ps();
-        for (; k + 8 <= w; k += 8) p = _mm256_fmadd_ps(_mm256_loadu_ps(x + c0 + k), codes8(row, 0, symmetric, c0 + k), p);
+        for (; k + 8 <= w; k += 8)
+            p = _mm256_fmadd_ps(_mm256_loadu_ps(x + c0 + k), codes8(row, 0, symmetric, c0 + k), p);
         if (k < w) { /* the last group's tail, lane by lane */
             float lanes[8];
             _mm256_storeu_ps(lanes, p);
-            for (; k < w; k++) lanes[k % 8] = fmaf(x[c0 + k], (float)zq_code_byte(row, c0 + k, symmetric), lanes[k % 8]);
+            for (; k < w; k++)
+                lanes[k % 8] = fmaf(x[c0 + k], (float)zq_code_byte(row, c0 + k, symmetric), lanes[k % 8]);
             p = _mm256_loadu_ps(lanes);
         }
         acc = _mm256_fmadd_ps(p, _mm256_set1_ps(_cvtsh_ss(scale[g])), acc);

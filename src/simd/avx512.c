@@ -45,8 +45,7 @@ TARGET512 __attribute__((always_inline)) static inline void nibble_group(const u
     float lanes[2][16]; /* the tail, in order in x, lane by lane */
     _mm512_storeu_ps(lanes[0], *even);
     _mm512_storeu_ps(lanes[1], *odd);
-    for (; k < w; k++)
-        lanes[k % 2][k % 32 / 2] = fmaf(x[c0 + k], (float)zq_code_nibble(row, c0 + k, symmetric), lanes[k % 2][k % 32 / 2]);
+    zq_nibble_tail(row, c0, k, w, symmetric, x, lanes);
     *even = _mm512_loadu_ps(lanes[0]);
     *odd = _mm512_loadu_ps(lanes[1]);
 }
@@ -68,7 +67,8 @@ TARGET512 static float dot_row(const uint8_t *row, int nibbles, int symmetric, s
         acc = _mm512_fmadd_ps(_mm512_add_ps(even, odd), _mm512_set1_ps(_cvtsh_ss(scale[g])), acc);
     }
     float a[8];
-    _mm256_storeu_ps(a, _mm256_add_ps(_mm512_castps512_ps256(acc), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1))));
+    __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
+    _mm256_storeu_ps(a, _mm256_add_ps(_mm512_castps512_ps256(acc), high));
     float total = zq_lanes_sum8(a);
     for (size_t g = 0; !symmetric && g < groups; g++) total = total + xsum[g] * _cvtsh_ss(min[g]);
     return total;

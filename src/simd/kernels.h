@@ -113,6 +113,17 @@ static inline int zq_code_byte(const uint8_t *row, uint64_t c, int symmetric)
     return symmetric ? (int)(int8_t)row[c] : (int)row[c];
 }
 
+/* The last w - k (< 32) INT4 codes of a group at c0, in order in x, into
+ * dot_row's sixteen even and odd lanes: the vector sets' tail. */
+static inline void zq_nibble_tail(const uint8_t *row, uint64_t c0, size_t k, size_t w, int symmetric, const float *x,
+                                  float lanes[2][16])
+{
+    for (; k < w; k++) {
+        float *lane = &lanes[k % 2][k % 32 / 2];
+        *lane = fmaf(x[c0 + k], (float)zq_code_nibble(row, c0 + k, symmetric), *lane);
+    }
+}
+
 /* Adding then subtracting 1.5 * 2^23 rounds a float to the nearest integer,
  * ties to even, for |x| < 2^22: exact, branch-free and vectorizable. Codes
  * are at most 2^8 in magnitude here. */

@@ -222,7 +222,8 @@ TEST(kernel_codes_decode_and_dot_match_scalar)
         size_t group = trial % 3 == 0 ? 1 + next() % 40 : trial % 3 == 1 ? 8 * (1 + next() % 8) : 32 * (1 + next() % 8);
         uint16_t sc[1400], mn[1400];
         float xs[1400];
-        for (size_t g = 0; g < 1400; g++) sc[g] = zq_f32_to_f16(uniform(1e-3f, 1.0f)), mn[g] = zq_f32_to_f16(uniform(-1, 1)), xs[g] = uniform(-9, 9);
+        for (size_t g = 0; g < 1400; g++)
+            sc[g] = zq_f32_to_f16(uniform(1e-3f, 1.0f)), mn[g] = zq_f32_to_f16(uniform(-1, 1)), xs[g] = uniform(-9, 9);
         fill(x, 1400, 3.0f, 0);
         float want = zq_kernels_scalar.dot_row(row, nibbles, sym, cols, group, sc, mn, x, xs);
         for (int i = 0; i < 2; i++)
@@ -262,7 +263,8 @@ TEST(kernel_dot_row_reference_is_the_dot_product)
             want += (double)x[c] * w;
             mag += fabs((double)x[c] * w) + (sym ? 0.0 : fabs((double)xs[c / group] * zq_f16_to_f32(mn[c / group])));
         }
-        float got = zq_dot_row_ref(row, nibbles, sym, cols, group, sc, sym ? NULL : mn, nibbles ? arranged : x, sym ? NULL : xs);
+        const float *xin = nibbles ? arranged : x;
+        float got = zq_dot_row_ref(row, nibbles, sym, cols, group, sc, sym ? NULL : mn, xin, sym ? NULL : xs);
         CHECK(fabs(got - want) <= (double)(cols + groups + 8) * 0x1p-24 * mag + 1e-30);
     }
 }
