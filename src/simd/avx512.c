@@ -29,6 +29,15 @@ TARGET512 static inline __m512 nibble_hi(__m512i v, int symmetric)
     return _mm512_cvtepi32_ps(symmetric ? _mm512_srai_epi32(_mm512_slli_epi32(v, 24), 28) : _mm512_srli_epi32(v, 4));
 }
 
+/* One block of 32 codes at column c (even) into the even and odd chains */
+TARGET512 __attribute__((always_inline)) static inline void nibble_block(const uint8_t *row, uint64_t c, int symmetric,
+                                                                         const float *x, __m512 *even, __m512 *odd)
+{
+    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + c / 2)));
+    *even = _mm512_fmadd_ps(_mm512_loadu_ps(x + c), nibble_lo(v, symmetric), *even);
+    *odd = _mm512_fmadd_ps(_mm512_loadu_ps(x + c + 16), nibble_hi(v, symmetric), *odd);
+}
+
 /* One group of w codes: the even chains in *even, the odd in *odd (the
  * reference's p[0] and p[1]); a constant `symmetric` once inlined. */
 TARGET512 __attribute__((always_inline)) static inline void nibble_group(const uint8_t *row, uint64_t c0, size_t w,
@@ -36,11 +45,7 @@ TARGET512 __attribute__((always_inline)) static inline void nibble_group(const u
                                                                          __m512 *odd)
 {
     size_t k = 0;
-    for (; k + 32 <= w; k += 32) {
-        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + (c0 + k) / 2)));
-        *even = _mm512_fmadd_ps(_mm512_loadu_ps(x + c0 + k), nibble_lo(v, symmetric), *even);
-        *odd = _mm512_fmadd_ps(_mm512_loadu_ps(x + c0 + k + 16), nibble_hi(v, symmetric), *odd);
-    }
+    for (; k + 32 <= w; k += 32) nibble_block(row, c0 + k, symmetric, x, even, odd);
     if (k == w) return;
     float lanes[2][16]; /* the tail, in order in x, lane by lane */
     _mm512_storeu_ps(lanes[0], *even);
@@ -50,18 +55,16 @@ TARGET512 __attribute__((always_inline)) static inline void nibble_group(const u
     *odd = _mm512_loadu_ps(lanes[1]);
 }
 
-/* Groups g0..g1 of exactly 32 codes (llama.cpp's blocks), one register
- * of even and one of odd products each: the general loop's bookkeeping
- * per group had outweighed its nine vector operations. The chains start
- * from zero as the reference's do. */
-TARGET512 __attribute__((always_inline)) static inline __m512 groups_of_32(const uint8_t *row, size_t g0, size_t g1,
-                                                                           int symmetric, const float *x,
-                                                                           const uint16_t *scale, __m512 acc)
+/* The first n groups of exactly 32 codes (llama.cpp's blocks), a block
+ * each: the general loop's bookkeeping per group had outweighed its nine
+ * vector operations. */
+TARGET512 __attribute__((always_inline)) static inline __m512 groups_of_32(const uint8_t *row, size_t n, int symmetric,
+                                                                           const float *x, const uint16_t *scale,
+                                                                           __m512 acc)
 {
-    for (size_t g = g0; g < g1; g++) {
-        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + g * 16)));
-        __m512 even = _mm512_fmadd_ps(_mm512_loadu_ps(x + g * 32), nibble_lo(v, symmetric), _mm512_setzero_ps());
-        __m512 odd = _mm512_fmadd_ps(_mm512_loadu_ps(x + g * 32 + 16), nibble_hi(v, symmetric), _mm512_setzero_ps());
+    for (size_t g = 0; g < n; g++) {
+        __m512 even = _mm512_setzero_ps(), odd = _mm512_setzero_ps();
+        nibble_block(row, g * 32, symmetric, x, &even, &odd);
         acc = _mm512_fmadd_ps(_mm512_add_ps(even, odd), _mm512_set1_ps(_cvtsh_ss(scale[g])), acc);
     }
     return acc;
@@ -78,7 +81,7 @@ TARGET512 static float dot_row(const uint8_t *row, int nibbles, int symmetric, s
     size_t groups = (cols + group - 1) / group, g = 0;
     if (group == 32) { /* the whole groups; a short last one below */
         g = cols / 32;
-        acc = symmetric ? groups_of_32(row, 0, g, 1, x, scale, acc) : groups_of_32(row, 0, g, 0, x, scale, acc);
+        acc = symmetric ? groups_of_32(row, g, 1, x, scale, acc) : groups_of_32(row, g, 0, x, scale, acc);
     }
     for (; g < groups; g++) {
         size_t c0 = g * group, w = cols - c0 < group ? cols - c0 : group;
