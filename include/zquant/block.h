@@ -36,6 +36,12 @@ typedef struct {
     int quantized;
     int id;
     const zq_packed_linear *packed;
+    /* Weights made when the Linear computes, not kept: when set, each
+     * product uses weights(weights_ctx, w) in place of w (the floats at w
+     * being what they are made from), valid until the next call. LKD's
+     * student makes its fake-quantized weights a matrix at a time so. */
+    const float *(*weights)(void *ctx, const float *w);
+    void *weights_ctx;
 } zq_linear;
 
 typedef struct {

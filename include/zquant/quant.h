@@ -180,6 +180,11 @@ zq_status zq_matrix_group_params(const zq_qspec *spec, const float *w, uint64_t 
  * from w's own ranges, as above. */
 zq_status zq_fake_quant_matrix_with(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols,
                                     const uint16_t *scales, const uint16_t *mins, float *out, zq_error *err);
+/* Rows [r0, r1) of it, on g (the matrix's grid) with the scales given
+ * (codes: room for g's group_cols). Each row is its own: threads may make
+ * a matrix a slice of rows each. out may equal w. */
+void zq_fake_quant_rows(const zq_qspec *spec, const zq_grid *g, const float *w, uint64_t r0, uint64_t r1,
+                        const uint16_t *scales, const uint16_t *mins, float *out, uint8_t *codes);
 
 /* Decodes one packed row segment [col0, col0+n) of a tensor stored as
  * spec says, sharing one scale/min, into floats: zq_quantize_run read

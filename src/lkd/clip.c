@@ -24,9 +24,7 @@ zq_status zq_lkd_clip_init(param *p, zq_error *err)
     p->alpha_m = calloc(n, sizeof *p->alpha_m);
     p->alpha_v = calloc(n, sizeof *p->alpha_v);
     p->base = malloc(n * sizeof *p->base);
-    p->eff = malloc(n * sizeof *p->eff);
-    p->eff_min = calloc(n, sizeof *p->eff_min);
-    if (!p->alpha || !p->alpha_grad || !p->alpha_m || !p->alpha_v || !p->base || !p->eff || !p->eff_min)
+    if (!p->alpha || !p->alpha_grad || !p->alpha_m || !p->alpha_v || !p->base)
         return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) p->alpha[i] = 1.0f;
     return ZQ_OK;
@@ -34,19 +32,12 @@ zq_status zq_lkd_clip_init(param *p, zq_error *err)
 
 void zq_lkd_clip_free(param *p)
 {
-    free(p->alpha), free(p->alpha_grad), free(p->alpha_m), free(p->alpha_v), free(p->base), free(p->eff), free(p->eff_min);
+    free(p->alpha), free(p->alpha_grad), free(p->alpha_m), free(p->alpha_v), free(p->base);
     p->alpha = p->alpha_grad = p->alpha_m = p->alpha_v = p->base = NULL;
-    p->eff = p->eff_min = NULL;
 }
 
-zq_status zq_lkd_clip_scales(param *p, const float *w, zq_error *err)
+zq_status zq_lkd_clip_scales(param *p, zq_error *err)
 {
-    if (p->scale) {
-        memcpy(p->eff, p->scale, p->ngroups * sizeof *p->eff);
-        if (p->min) memcpy(p->eff_min, p->min, p->ngroups * sizeof *p->eff_min);
-    } else {
-        ZQ_TRY(zq_matrix_group_params(&p->spec, w, (uint64_t)p->u.rows, (uint64_t)p->u.cols, p->eff, p->eff_min, err));
-    }
     for (size_t i = 0; i < p->ngroups; i++) {
         p->base[i] = zq_f16_to_f32(p->eff[i]);
         p->eff[i] = zq_f32_to_f16(p->alpha[i] * p->base[i]);

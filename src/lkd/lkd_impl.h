@@ -1,5 +1,5 @@
 /* lkd.c's pieces for one block: its trainable tensors (masters, Adam
- * moments, fake-quantized copies) and the work directory that makes a run
+ * moments, the fake quantization the student computes with) and the work directory that makes a run
  * resumable (patch files of tuned weights, the state). */
 #ifndef ZQ_LKD_IMPL_H
 #define ZQ_LKD_IMPL_H
@@ -15,6 +15,8 @@ typedef struct {
      * weights are not read again (a copy cost 0.8 GB at Llama-2-7B's block) */
     zq_net_tensor u;
     zq_qspec spec;
+    /* fq: a vector's fake-quantized copy, which the block reads as it is;
+     * a matrix has none, its Linears make it when they compute (below) */
     float *grad, *m, *v, *fq;
     size_t n;
     /* The grid's FP16 scales (and mins), [row_groups, col_groups] in the
@@ -25,8 +27,10 @@ typedef struct {
     /* --learn-clip: per group, a trained multiplier of the scale (the
      * scale used and written is fp16(alpha * base)), with its gradient and
      * Adam moments; base: the fixed scales above, else the master's round
-     * to nearest ones. eff/eff_min: the last fake quantization's scales. */
+     * to nearest ones. */
     float *alpha, *alpha_grad, *alpha_m, *alpha_v, *base;
+    /* a quantized matrix's grid now: the scales (and mins) its weights are
+     * fake-quantized with, [ngroups], set by zq_lkd_fake_quantize */
     uint16_t *eff, *eff_min;
 } param;
 
@@ -38,6 +42,16 @@ typedef struct {
     zq_linear *experts; /* the student's, a mixture's (3 per expert) */
     zq_linear_grad *expert_grads;
     long t; /* Adam steps taken */
+    /* The fake-quantized weights of one matrix, the one a Linear of the
+     * student last computed with (made_of; -1: none since the grid was
+     * last set), room for the block's largest. A copy of every matrix would
+     * be one more block of floats (0.8 GB at Llama-2-7B's); made anew for
+     * each use, the forward and backward each quantize the block once.
+     * neox: room to put a NeoX tensor in the checkpoint's row order. */
+    float *made, *neox;
+    int made_of;
+    int heads, workers; /* the arch's heads; the engine's threads (codes: room for each one's group) */
+    uint8_t *codes;
 } trainee;
 
 /* One LKD run's data: each batch's activations at the current depth. */
@@ -77,7 +91,11 @@ void zq_lkd_trainee_free(trainee *tr);
 void zq_lkd_block_linears(zq_block *b, zq_linear **lin, int *n);
 /* The trainable weight tensor whose buffer holds w; -1 if none. */
 int zq_lkd_param_of(const trainee *tr, const float *w);
-/* the student's weights from the masters, as the recipe stores them */
+/* The student's weights from the masters as they now are, as the recipe
+ * stores them: each quantized matrix's grid (its scales: chosen, learned
+ * or the master's ranges'), whose weights the student's Linears then make
+ * as they compute, and the vectors' copies. Call it again after the
+ * masters change, before the student computes. */
 zq_status zq_lkd_fake_quantize(trainee *tr, const zq_arch *a, zq_error *err);
 /* --learn-clip: the multipliers' gradients from the weights' (after the
  * last forward and backward) */
@@ -86,9 +104,9 @@ void zq_lkd_adam_step(trainee *tr, float lr, float wd, float clip_lr);
 /* Learnable clipping (clip.c): gives p its multipliers (all 1); */
 zq_status zq_lkd_clip_init(param *p, zq_error *err);
 void zq_lkd_clip_free(param *p);
-/* the scales to fake-quantize w (p's grid, checkpoint row order) with,
- * into p->eff (and eff_min); */
-zq_status zq_lkd_clip_scales(param *p, const float *w, zq_error *err);
+/* the scales to fake-quantize with: p->eff, which holds the base grid,
+ * becomes alpha times it; */
+zq_status zq_lkd_clip_scales(param *p, zq_error *err);
 /* adds to alpha_grad the gradient of the loss through the scales, from
  * the gradient g of the fake-quantized weight (both in the checkpoint's
  * row order; straight-through rounding, LSQ's rule); */

@@ -247,7 +247,8 @@ static zq_status lin(loader *L, const zq_arch_tensor *w, const zq_arch_tensor *b
      * share the slots of the MLP whose input they read */
     static const int moe_slot[] = {ZQ_PART_UP, ZQ_PART_GATE, ZQ_PART_UP, ZQ_PART_DOWN}; /* router, gate, up, down */
     int slot = is_fused ? 0 : w->part >= ZQ_PART_ROUTER ? moe_slot[w->part - ZQ_PART_ROUTER] : (int)w->part;
-    *dst = (zq_linear){wp, b, out_dim, in_dim, quantized_at(L->n, (size_t)idx), L->layer * ZQ_LINEAR_SLOTS + slot, NULL};
+    *dst = (zq_linear){.w = wp, .b = b, .out = out_dim, .in = in_dim, .quantized = quantized_at(L->n, (size_t)idx),
+                        .id = L->layer * ZQ_LINEAR_SLOTS + slot};
     /* a fused projection is split into its parts' packed Linears by the caller */
     if (st.q && !is_fused) {
         ZQ_TRY(packed_linear(L, &st, NULL, out_dim, b, &dst->packed));
@@ -293,8 +294,8 @@ static zq_status fused_packed(loader *L, const zq_linear *all, const fused_parts
     zq_status st = ZQ_OK;
     for (int p = 0, at = 0; p < f->n && st == ZQ_OK; at += f->rows[p++]) {
         for (int r = 0; r < f->rows[p]; r++) map[r] = (uint32_t)fused_row(a, f, p, (size_t)r);
-        *f->dst[p] = (zq_linear){NULL, all->b ? all->b + at : NULL, f->rows[p], a->hidden, all->quantized,
-                                 L->layer * ZQ_LINEAR_SLOTS + f->slot[p], NULL};
+        *f->dst[p] = (zq_linear){.b = all->b ? all->b + at : NULL, .out = f->rows[p], .in = a->hidden,
+                                 .quantized = all->quantized, .id = L->layer * ZQ_LINEAR_SLOTS + f->slot[p]};
         st = packed_linear(L, &L->qkv_codes, map, f->rows[p], f->dst[p]->b, &f->dst[p]->packed);
     }
     free(map);
@@ -336,8 +337,8 @@ static zq_status fused(loader *L, const zq_arch_tensor *w, const zq_arch_tensor 
     }
     if (L->qkv_codes.q) return fused_packed(L, &all, &f);
     for (int p = 0, at = 0; p < f.n; at += f.rows[p++])
-        *f.dst[p] = (zq_linear){all.w + (size_t)at * C, all.b ? all.b + at : NULL, f.rows[p], C, all.quantized,
-                                L->layer * ZQ_LINEAR_SLOTS + f.slot[p], NULL};
+        *f.dst[p] = (zq_linear){.w = all.w + (size_t)at * C, .b = all.b ? all.b + at : NULL, .out = f.rows[p], .in = C,
+                                .quantized = all.quantized, .id = L->layer * ZQ_LINEAR_SLOTS + f.slot[p]};
     return ZQ_OK;
 }
 
@@ -622,14 +623,14 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
         h = scratch;
     }
     if (a->mlm_head) { /* dense, activation, LayerNorm, then the decoder */
-        zq_linear t = {WEIGHT(n, ZQ_PART_MLM_DENSE), BIAS(n, ZQ_PART_MLM_DENSE), C, C, 0, 0, NULL};
+        zq_linear t = {.w = WEIGHT(n, ZQ_PART_MLM_DENSE), .b = BIAS(n, ZQ_PART_MLM_DENSE), .out = C, .in = C};
         zq_linear_forward(&t, NULL, NULL, h, scratch, rows, 0);
         zq_activate(a->act, scratch, scratch, NULL, (size_t)rows * C);
         zq_layernorm(scratch, scratch, WEIGHT(n, ZQ_PART_MLM_NORM), BIAS(n, ZQ_PART_MLM_NORM), rows, C, a->norm_eps);
         h = scratch;
     }
     if (a->emb_proj) {
-        zq_linear p = {WEIGHT(n, ZQ_PART_PROJ_OUT), NULL, E, C, 0, 0, NULL};
+        zq_linear p = {.w = WEIGHT(n, ZQ_PART_PROJ_OUT), .out = E, .in = C};
         float *tmp = malloc((size_t)rows * E * sizeof *tmp);
         if (!tmp) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
         zq_linear_forward(&p, NULL, NULL, h, tmp, rows, 0);
@@ -641,7 +642,8 @@ zq_status zq_net_head(zq_net *n, const float *x, int rows, float *logits, float 
     if (!n->head) ZQ_TRY(outer_weight(n, ZQ_PART_HEAD, err));
     if (!n->head && !WEIGHT(n, ZQ_PART_HEAD)) ZQ_TRY(outer_weight(n, ZQ_PART_EMBED, err));
     const float *head_w = WEIGHT(n, ZQ_PART_HEAD) ? WEIGHT(n, ZQ_PART_HEAD) : WEIGHT(n, ZQ_PART_EMBED);
-    zq_linear head = {n->head ? NULL : head_w, n->head ? NULL : BIAS(n, ZQ_PART_HEAD), V, E, 0, 0, n->head};
+    zq_linear head = {.w = n->head ? NULL : head_w, .b = n->head ? NULL : BIAS(n, ZQ_PART_HEAD), .out = V, .in = E,
+                      .packed = n->head};
     zq_linear_forward(&head, NULL, NULL, h, logits, rows, 0);
     float cap = a->final_softcap; /* Gemma 2: cap * tanh(logit / cap) */
     for (size_t i = 0; cap > 0 && i < (size_t)rows * V; i++) logits[i] = tanhf(logits[i] / cap) * cap;

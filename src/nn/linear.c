@@ -30,6 +30,8 @@ static const float *quantized_input(const zq_linear *L, const zq_act_quant *aq, 
     return scratch;
 }
 
+static const float *linear_weights(const zq_linear *L) { return L->weights ? L->weights(L->weights_ctx, L->w) : L->w; }
+
 void zq_linear_forward(const zq_linear *L, const zq_act_quant *aq, float *scratch, const float *x, float *out, int rows,
                        int seq)
 {
@@ -43,7 +45,7 @@ void zq_linear_forward(const zq_linear *L, const zq_act_quant *aq, float *scratc
         zq_packed_forward_float(L->packed, in, rows, out);
         return;
     }
-    zq_gemm_nt(rows, L->out, L->in, in, L->in, L->w, L->in, 0.0f, out, L->out, seq);
+    zq_gemm_nt(rows, L->out, L->in, in, L->in, linear_weights(L), L->in, 0.0f, out, L->out, seq);
     if (L->b)
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < L->out; c++) out[(size_t)r * L->out + c] += L->b[c];
@@ -75,5 +77,5 @@ void zq_linear_backward(const zq_linear *L, const zq_linear_grad *g, const zq_ac
                    ws->gemm_sums_len);
     }
     if (g && g->b) zq_col_sums(ws, 0, dy, rows, seq, L->out, g->b);
-    if (dx) zq_gemm_nn(rows, L->in, L->out, dy, L->out, L->w, L->in, dx_beta, dx, L->in, seq);
+    if (dx) zq_gemm_nn(rows, L->in, L->out, dy, L->out, linear_weights(L), L->in, dx_beta, dx, L->in, seq);
 }

@@ -201,6 +201,24 @@ zq_status zq_matrix_group_params(const zq_qspec *spec, const float *w, uint64_t 
     return ZQ_OK;
 }
 
+void zq_fake_quant_rows(const zq_qspec *spec, const zq_grid *g, const float *w, uint64_t r0, uint64_t r1,
+                        const uint16_t *scales, const uint16_t *mins, float *out, uint8_t *codes)
+{
+    zq_err_sums ignore = {0, 0};
+    uint64_t cols = g->cols;
+    for (uint64_t r = r0; r < r1; r++)
+        for (uint64_t gj = 0; gj < g->col_groups; gj++) {
+            zq_group q = zq_grid_group(g, r, gj);
+            uint16_t scale = scales[q.index], min = mins ? mins[q.index] : 0;
+            float s = zq_f16_to_f32(scale), m = spec->symmetric ? 0.0f : zq_f16_to_f32(min);
+            zq_quantize_run(spec, w + r * cols + q.col0, (size_t)q.ncols, scale, min, codes, &ignore);
+            for (uint64_t k = 0; k < q.ncols; k++) {
+                int code = spec->symmetric ? (int)(int8_t)codes[k] : (int)codes[k];
+                out[r * cols + q.col0 + k] = (float)code * s + m;
+            }
+        }
+}
+
 zq_status zq_fake_quant_matrix_with(const zq_qspec *spec, const float *w, uint64_t rows, uint64_t cols,
                                     const uint16_t *scales, const uint16_t *mins, float *out, zq_error *err)
 {
@@ -218,20 +236,7 @@ zq_status zq_fake_quant_matrix_with(const zq_qspec *spec, const float *w, uint64
         st = zq_matrix_group_params(spec, w, rows, cols, own, own + ng, err);
         scales = own, mins = own + ng;
     }
-    zq_err_sums ignore = {0, 0};
-    for (uint64_t gi = 0; st == ZQ_OK && gi < g.row_groups; gi++)
-        for (uint64_t gj = 0; gj < g.col_groups; gj++) {
-            zq_group q = zq_grid_group(&g, gi * g.group_rows, gj);
-            uint16_t scale = scales[q.index], min = mins ? mins[q.index] : 0;
-            float s = zq_f16_to_f32(scale), m = spec->symmetric ? 0.0f : zq_f16_to_f32(min);
-            for (uint64_t r = q.row0; r < q.row0 + q.nrows; r++) {
-                zq_quantize_run(spec, w + r * cols + q.col0, (size_t)q.ncols, scale, min, codes, &ignore);
-                for (uint64_t k = 0; k < q.ncols; k++) {
-                    int code = spec->symmetric ? (int)(int8_t)codes[k] : (int)codes[k];
-                    out[r * cols + q.col0 + k] = (float)code * s + m;
-                }
-            }
-        }
+    if (st == ZQ_OK) zq_fake_quant_rows(spec, &g, w, 0, rows, scales, mins, out, codes);
     free(codes);
     free(own);
     return st;

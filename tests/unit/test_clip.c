@@ -24,12 +24,16 @@ TEST(learned_clipping_gradient_by_hand)
     CHECK(zq_lkd_clip_init(&p, &err) == ZQ_OK);
     CHECK_EQ_U(p.ngroups, 1);
     const float w[4] = {0.8f, -0.35f, 0.1f, 1.0f}, g[4] = {1.0f, 2.0f, -1.0f, 0.5f};
-    CHECK(zq_lkd_clip_scales(&p, w, &err) == ZQ_OK);
+    uint16_t eff = 0, eff_min = 0;
+    p.eff = &eff, p.eff_min = &eff_min; /* the base grid, as zq_lkd_fake_quantize sets it */
+    CHECK(zq_matrix_group_params(&p.spec, w, 1, 4, p.eff, p.eff_min, &err) == ZQ_OK);
+    CHECK(zq_lkd_clip_scales(&p, &err) == ZQ_OK);
     CHECK(zq_f16_to_f32(p.eff[0]) == 0.125f);
     zq_lkd_clip_grad(&p, w, g);
     CHECK(fabsf(p.alpha_grad[0] - 0.3125f) < 1e-6f);
     p.alpha[0] = 0.9f; /* a trained multiplier: the scale the file gets */
-    CHECK(zq_lkd_clip_scales(&p, w, &err) == ZQ_OK);
+    CHECK(zq_matrix_group_params(&p.spec, w, 1, 4, p.eff, p.eff_min, &err) == ZQ_OK);
+    CHECK(zq_lkd_clip_scales(&p, &err) == ZQ_OK);
     CHECK(zq_lkd_clip_finish(&p, &err) == ZQ_OK);
     CHECK(p.scale && p.scale[0] == zq_f32_to_f16(0.9f * 0.125f));
     CHECK(p.alpha == NULL);

@@ -307,7 +307,7 @@ TEST(packed_linear_matches_the_emulated_fp_path)
             CHECK(zq_packed_init(&l, &st, NULL, OUT, bias, 1, &err) == ZQ_OK);
             float absmax[1] = {1.5f}; /* a static range the inputs exceed */
             zq_act_quant aq = {modes[md], absmax, 1, NULL, NULL};
-            zq_linear L = {NULL, bias, OUT, IN, 1, 0, &l};
+            zq_linear L = {.b = bias, .out = OUT, .in = IN, .quantized = 1, .packed = &l};
             int integer = zq_packed_integer(&l, &aq, 0);
             CHECK(integer == (spec.symmetric && modes[md] != ZQ_AQ_NONE));
             zq_engine_set_threads(1);
