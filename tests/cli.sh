@@ -350,6 +350,20 @@ for t in 1 2; do
         -t $t
 done
 cmp -s "$TMP/moe-1.zq" "$TMP/moe-2.zq" && ok lkd/moe-same-bytes-any-threads || fail lkd/moe-same-bytes-any-threads
+# the data's activations read back from a file (--data-memory 0) are the
+# floats kept in memory: the same bytes, GPTQ's and LKD's, on layouts that
+# differ (NeoX's fused rows, experts, static ranges, FP inputs)
+for arch in gpt_neox qwen3_moe_dense llama; do
+    E=tests/fixtures/engine/$arch
+    G=(-q -p w4/8a8 --group-size 16 --method gptq --tokens $E/tokens.bin --samples 8 --seq-len 8)
+    L=(-q -p w4/8a8 --group-size 16 --seq-len 8 --steps 6 --init gptq)
+    [ $arch = llama ] && L+=(--act int8-tensor --input fp)
+    "$ZQ" quantize $E -o "$TMP/dm-g.zq" "${G[@]}" && "$ZQ" quantize $E -o "$TMP/dm-g0.zq" "${G[@]}" --data-memory 0 &&
+        "$ZQ" lkd $E -o "$TMP/dm-l.zq" "${L[@]}" && "$ZQ" lkd $E -o "$TMP/dm-l0.zq" "${L[@]}" --data-memory 0 &&
+        cmp -s "$TMP/dm-g.zq" "$TMP/dm-g0.zq" && cmp -s "$TMP/dm-l.zq" "$TMP/dm-l0.zq" &&
+        ok "data-memory/$arch-same-bytes-from-a-file" || fail "data-memory/$arch-same-bytes-from-a-file"
+    rm -f "$TMP"/dm-*.zq
+done
 # static ranges (int8-tensor) are the quantized student's: LKD lowers KL
 # below round to nearest's, as it does with token-wise ranges (the ranges
 # were once taken before the student was fake-quantized: from whatever its

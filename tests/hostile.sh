@@ -85,6 +85,22 @@ ZQ_REFUSE_DIRECT=3 LD_PRELOAD="$FAULT" "$PWD/$BUILD/unit_tests" atomic_output_ha
     >"$TMP/err" 2>&1
 check output/direct-writes-refused-mid-file '[ "$(tail -1 "$TMP/err")" = "1 passed, 0 failed" ]'
 
+# --- 3c. GPTQ's and LKD's activations past --data-memory, on a disk that fills up ---------------
+# a clean error naming them, no output, nothing left beside it (the spill file has no name)
+GQ=(-q -p w4/8a8 --method gptq --tokens tests/fixtures/real/tokens.bin --samples 8 --seq-len 64 --data-memory 0)
+mkdir "$TMP/full"
+ZQ_FULL_UNNAMED=3 LD_PRELOAD="$FAULT" run "$ZQ" quantize $M -o "$TMP/full/g.zq" "${GQ[@]}"
+check data-memory/gptq-disk-full-clean-error \
+    '[ "$rc" -eq 4 ] && one_line && grep -q "activations" "$TMP/err" && grep -q "No space" "$TMP/err"'
+check data-memory/gptq-disk-full-nothing-left '[ -z "$(ls -A "$TMP/full")" ]'
+ZQ_FULL_UNNAMED=20 LD_PRELOAD="$FAULT" run "$ZQ" lkd $M -o "$TMP/full/l.zq" -q -p w4/8a8 --steps 3 --data-memory 0
+check data-memory/lkd-disk-full-clean-error \
+    '[ "$rc" -eq 4 ] && one_line && grep -q "activations" "$TMP/err" && [ ! -e "$TMP/full/l.zq" ]'
+# the blocks done before the disk filled are kept: resumed, in memory, the run's bytes are a whole run's
+"$ZQ" lkd $M -o "$TMP/full/whole.zq" -q -p w4/8a8 --steps 3
+run "$ZQ" lkd $M -o "$TMP/full/l.zq" -q -p w4/8a8 --steps 3 --resume
+check data-memory/lkd-resumed-after-disk-full-same-bytes '[ "$rc" -eq 0 ] && cmp -s "$TMP/full/l.zq" "$TMP/full/whole.zq"'
+
 # --- 4. checkpoints with no tensors, or only empty ones --------------------------------------
 python3_free_st() { # NAME JSON: a safetensors file with that header and no data
     local h=$2 n=${#2}

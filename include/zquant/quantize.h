@@ -67,6 +67,10 @@ typedef struct {
     int calib_samples, seq_len; /* default 128 and 256 */
     float damp;                 /* a fraction of the mean Hessian diagonal (default 0.01) */
     int act_order;
+    /* GPTQ and LKD: bytes of the data's activations (every batch, at the
+     * block being worked on) kept in memory; beyond it they go to a file
+     * without a name, beside the output (default 256 MiB) */
+    size_t data_memory;
     /* The method and its parameters as a JSON object, for the recipe (the
      * lkd driver's: "name" lkd or gptq, its options and its data); NULL:
      * round to nearest */

@@ -147,6 +147,26 @@ zq_status zq_read_input_file(const char *path, size_t limit, char **out, size_t 
     return read_whole(path, limit, 1, out, len, err);
 }
 
+const char *zq_tmpdir(void)
+{
+    const char *dir = getenv("TMPDIR");
+    return dir && *dir ? dir : "/tmp";
+}
+
+zq_status zq_unnamed_file(const char *dir, int *fd, const char **used, zq_error *err)
+{
+    if (!dir) dir = zq_tmpdir();
+    *used = dir;
+    *fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (*fd < 0) {
+        char *path = zq_path_join(dir, ".zquant-XXXXXX");
+        if (path) *fd = mkostemp(path, O_CLOEXEC);
+        if (*fd >= 0) unlink(path);
+        free(path);
+    }
+    return *fd >= 0 ? ZQ_OK : zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create a temporary file there", dir);
+}
+
 zq_status zq_file_crc32c(const char *path, uint64_t limit, uint32_t *crc, uint64_t *bytes, zq_error *err)
 {
     int fd;

@@ -31,6 +31,13 @@ zq_status zq_read_input_file(const char *path, size_t limit, char **out, size_t 
  * output. malloc'd; NULL with errno set on failure (ELOOP). */
 char *zq_follow_links(const char *path);
 
+/* $TMPDIR, else /tmp */
+const char *zq_tmpdir(void);
+/* A new file in dir that has no name (O_TMPFILE, else made and unlinked
+ * at once), read and written: nothing is left behind however the process
+ * ends. A NULL dir: zq_tmpdir(). *used gets the directory, for messages. */
+zq_status zq_unnamed_file(const char *dir, int *fd, const char **used, zq_error *err);
+
 /* The CRC-32C of a regular file's first limit bytes (0: the whole file),
  * read in pieces; *bytes how many it covers. */
 zq_status zq_file_crc32c(const char *path, uint64_t limit, uint32_t *crc, uint64_t *bytes, zq_error *err);

@@ -333,6 +333,7 @@ int cmd_lkd(int argc, char **argv)
         cli_qargs_finish(&q);
         o.q = q.o;
         o.q.input = input;
+        cli_data_memory(&d, &o.q);
         rc = mpi.size > 1 ? run_ranks(&o, &mpi, quiet, json, &chain) : run_lkd(&o, !quiet && !json, quiet, json, &chain);
     }
     cli_mpi_end(&mpi);

@@ -42,9 +42,9 @@ static int take_data(zq_quantize_opts *o, const cli_data *d)
     int rc = cli_data_check(d, "quantize");
     int gptq = o->method == ZQ_METHOD_GPTQ;
     if (rc) return rc;
-    if (!gptq && (d->sources || d->samples || d->seq_len || o->act_order))
-        return cli_usage("quantize", "--tokens, --text, --generated, --samples, --seq-len and --act-order are for "
-                         "--method gptq (round to nearest needs no data)");
+    if (!gptq && (d->sources || d->samples || d->seq_len || d->memory_given || o->act_order))
+        return cli_usage("quantize", "--tokens, --text, --generated, --samples, --seq-len, --data-memory and "
+                         "--act-order are for --method gptq (round to nearest needs no data)");
     if (gptq && d->kind == CLI_DATA_RANDOM)
         return cli_usage("quantize", "--method gptq takes --tokens, --text or --generated, not random ids");
     if (gptq && !d->sources) return cli_usage("quantize", "--method gptq needs calibration data: --tokens FILE, --text FILE or --generated");
@@ -52,6 +52,7 @@ static int take_data(zq_quantize_opts *o, const cli_data *d)
     o->calib_generated = d->kind == CLI_DATA_GENERATED;
     if (d->samples) o->calib_samples = (int)d->samples;
     if (d->seq_len) o->seq_len = (int)d->seq_len;
+    cli_data_memory(d, o);
     return 0;
 }
 

@@ -78,6 +78,9 @@ const cli_option cli_data_opts[] = {
                                         "--batch 4 x 16 distinct batches)"},
     {OPT_SAMPLES, 0, "calib-samples", "N", 0, NULL},
     {OPT_SEQ_LEN, 0, "seq-len", "T", 0, "tokens per sequence (gptq: 256; lkd: 128)"},
+    {OPT_DATA_MEMORY, 0, "data-memory", "MB", 0, "the data's activations kept in memory (default 256);\n"
+                                                 "beyond it they go to a file without a name beside\n"
+                                                 "the output, read back a batch at a time"},
     CLI_OPTIONS_END};
 
 int cli_data_option(cli_data *d, int c, const char *arg, const char *cmd)
@@ -90,8 +93,14 @@ int cli_data_option(cli_data *d, int c, const char *arg, const char *cmd)
     case OPT_TOKENIZER: d->tokenizer = arg; return 0;
     case OPT_SAMPLES: return cli_number(cmd, "--samples", arg, 1, 1 << 20, &d->samples);
     case OPT_SEQ_LEN: return cli_number(cmd, "--seq-len", arg, 2, 1 << 20, &d->seq_len);
+    case OPT_DATA_MEMORY: d->memory_given = 1; return cli_number(cmd, "--data-memory", arg, 0, 1L << 30, &d->memory_mb);
     }
     return -1;
+}
+
+void cli_data_memory(const cli_data *d, zq_quantize_opts *o)
+{
+    if (d->memory_given) o->data_memory = (size_t)d->memory_mb << 20;
 }
 
 int cli_data_check(const cli_data *d, const char *cmd)

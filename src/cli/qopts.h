@@ -7,7 +7,8 @@
 
 enum { OPT_GROUP_SIZE = 256, OPT_GROUPS, OPT_PER_ROW, OPT_PER_TENSOR, OPT_ASYM, OPT_SYM, OPT_RULE, OPT_INCLUDE,
        OPT_EXCLUDE, OPT_ACT, OPT_COMPRESS, OPT_FOR, OPT_JSON, OPT_DAMP, OPT_ACT_ORDER, OPT_TOKENS, OPT_TEXT,
-       OPT_TOKENIZER, OPT_GENERATED, OPT_RANDOM, OPT_SAMPLES, OPT_SEQ_LEN, OPT_ALLOW_UNMATCHED, OPT_FIRST_FREE };
+       OPT_TOKENIZER, OPT_GENERATED, OPT_RANDOM, OPT_SAMPLES, OPT_SEQ_LEN, OPT_ALLOW_UNMATCHED, OPT_DATA_MEMORY,
+       OPT_FIRST_FREE };
 
 extern const cli_option cli_qopts[];       /* the quantization options */
 extern const cli_option cli_common_opts[]; /* --json, -q, -h, which close every long-running command's list */
@@ -27,12 +28,16 @@ typedef struct {
     const char *tokenizer;
     int sources;           /* how many of --tokens, --text, --generated, --random-tokens were given */
     long samples, seq_len; /* 0: not given */
+    long memory_mb;        /* --data-memory, when memory_given */
+    int memory_given;
 } cli_data;
 extern const cli_option cli_data_opts[];
 /* -1: not one of these options; 0: taken; else the usage error's exit code */
 int cli_data_option(cli_data *d, int c, const char *arg, const char *cmd);
 /* After parsing: 0, or the usage error's exit code (two sources named). */
 int cli_data_check(const cli_data *d, const char *cmd);
+/* --data-memory's bytes into o (when given) */
+void cli_data_memory(const cli_data *d, zq_quantize_opts *o);
 
 typedef struct {
     zq_quantize_opts o;

@@ -46,17 +46,9 @@ static zq_status open_stream(zq_atomic *a, zq_error *err)
         return ZQ_OK;
     }
     a->sink = fd;
-    const char *tmpdir = getenv("TMPDIR");
-    if (!tmpdir || !*tmpdir) tmpdir = "/tmp";
-    a->fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (a->fd < 0) {
-        char *spool = zq_path_join(tmpdir, "zquant-spool-XXXXXX");
-        if (spool) a->fd = mkostemp(spool, O_CLOEXEC);
-        if (a->fd >= 0) unlink(spool);
-        free(spool);
-    }
-    if (a->fd < 0) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create a spool file in '%s'", a->final, tmpdir);
-    return ZQ_OK;
+    const char *dir;
+    zq_status st = zq_unnamed_file(NULL, &a->fd, &dir, err);
+    return st == ZQ_OK ? ZQ_OK : zq_fail_context(err, "'%s': its spool file", a->final);
 }
 
 zq_status zq_output_check(const char *path, int force, int *stream, zq_error *err)

@@ -103,7 +103,7 @@ static zq_status stage_targets(trainee *tr, zq_linear *const *lin, const int *sl
 }
 
 /* GPTQ of targets t[0..n), their Hessians gathered in one pass over the data. */
-static zq_status gptq_targets(run *r, trainee *tr, const float *in, target *t, int n, zq_error *err)
+static zq_status gptq_targets(run *r, trainee *tr, const zq_batches *in, target *t, int n, zq_error *err)
 {
     int widest = 0;
     for (int i = 0; i < n; i++) widest = t[i].L->in > widest ? t[i].L->in : widest;
@@ -114,11 +114,15 @@ static zq_status gptq_targets(run *r, trainee *tr, const float *in, target *t, i
     for (int i = 0; st == ZQ_OK && i < n; i++)
         if (!(t[i].H = calloc((size_t)t[i].L->in * t[i].L->in, sizeof *t[i].H)))
             st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+    if (st == ZQ_OK) st = zq_lkd_calibrate(r, &tr->student, in, err);
     if (st == ZQ_OK) {
-        zq_lkd_calibrate(r, &tr->student, in);
         r->aq.observe = observe;
         r->aq.observe_ctx = &g;
-        for (int b = 0; b < r->nb; b++) zq_lkd_forward(r, &tr->student, b, in + (size_t)b * r->per, r->out);
+        for (int b = 0; st == ZQ_OK && b < r->nb; b++) {
+            const float *x;
+            st = zq_batch_read(in, b, r->in_buf, &x, err);
+            if (st == ZQ_OK) zq_lkd_forward(r, &tr->student, b, x, r->out);
+        }
         r->aq.observe = NULL;
         r->aq.observe_ctx = NULL;
     }
@@ -145,7 +149,7 @@ static zq_status gptq_targets(run *r, trainee *tr, const float *in, target *t, i
  * this many bytes of them (or one) */
 #define GPTQ_HESSIAN_BYTES ((size_t)256 << 20)
 
-zq_status zq_lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err)
+zq_status zq_lkd_gptq_block(run *r, trainee *tr, const zq_batches *in, zq_error *err)
 {
     /* the dense Linears by ZQ_PART slot, then a mixture's experts by
      * their place in an expert's three (gate, up, down) */

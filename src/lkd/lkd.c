@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/files.h"
 #include "base/tree.h"
 #include "lkd/lkd_impl.h"
 #include "quant/job.h"
@@ -195,18 +196,28 @@ void zq_lkd_forward(run *r, zq_block *student, int b, const float *x, float *out
     zq_block_forward(r->a, student, &r->aq, r->ws, x, out, r->B, r->T);
 }
 
-/* mean loss of the student (fake-quantized as it now is) over every batch */
-static double data_loss(run *r, zq_block *student, const float *in)
+/* Batch b of in and of the teacher's outputs, where they lie or read back. */
+static zq_status batch_pair(run *r, const zq_batches *in, int b, const float **x, const float **y, zq_error *err)
+{
+    ZQ_TRY(zq_batch_read(in, b, r->in_buf, x, err));
+    return zq_batch_read(&r->y, b, r->y_buf, y, err);
+}
+
+/* *loss: the mean loss of the student (fake-quantized as it now is) over every batch */
+static zq_status data_loss(run *r, zq_block *student, const zq_batches *in, double *loss, zq_error *err)
 {
     double s = 0;
     for (int b = 0; b < r->nb; b++) {
-        zq_lkd_forward(r, student, b, in + (size_t)b * r->per, r->out);
-        s += batch_mse(r, r->out, r->y + (size_t)b * r->per, NULL);
+        const float *x, *y;
+        ZQ_TRY(batch_pair(r, in, b, &x, &y, err));
+        zq_lkd_forward(r, student, b, x, r->out);
+        s += batch_mse(r, r->out, y, NULL);
     }
-    return s / r->nb;
+    *loss = s / r->nb;
+    return ZQ_OK;
 }
 
-static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd_layer *rep, zq_error *err)
+static zq_status distill(run *r, trainee *tr, int layer, const zq_batches *in, zq_lkd_layer *rep, zq_error *err)
 {
     const zq_lkd_opts *o = r->o;
     for (int k = 0; o->learn_clip && k < tr->np; k++)
@@ -214,17 +225,18 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
     ZQ_TRY(zq_lkd_fake_quantize(tr, r->a, err));
     rep->index = layer;
     rep->steps = o->steps;
-    rep->loss_start = data_loss(r, &tr->student, in);
+    ZQ_TRY(data_loss(r, &tr->student, in, &rep->loss_start, err));
     free(rep->curve);
     rep->curve = calloc((size_t)o->steps + 1, sizeof *rep->curve);
     if (!rep->curve) return zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
     double loss = rep->loss_start, t0 = now(); /* the steps alone are timed */
     for (int s = 0; s < o->steps; s++) {
         int b = s % r->nb;
-        const float *x = in + (size_t)b * r->per;
+        const float *x, *y;
+        ZQ_TRY(batch_pair(r, in, b, &x, &y, err));
         if (s) ZQ_TRY(zq_lkd_fake_quantize(tr, r->a, err));
         zq_lkd_forward(r, &tr->student, b, x, r->out);
-        loss = batch_mse(r, r->out, r->y + (size_t)b * r->per, r->dout);
+        loss = batch_mse(r, r->out, y, r->dout);
         zq_block_backward(r->a, &tr->student, &r->aq, r->ws, x, r->dout, NULL, &tr->g, r->B, r->T);
         if (r->ranks > 1) /* the ranks' subtrees of the batch's gradient sums */
             for (int k = 0; k < tr->np; k++) o->sum_f32(o->reduce_ctx, tr->p[k].grad, tr->p[k].n);
@@ -242,21 +254,27 @@ static zq_status distill(run *r, trainee *tr, int layer, const float *in, zq_lkd
     ZQ_TRY(zq_lkd_fake_quantize(tr, r->a, err));
     for (int k = 0; k < tr->np; k++) /* the trained scales are the block's from now on */
         if (tr->p[k].alpha) ZQ_TRY(zq_lkd_clip_finish(&tr->p[k], err));
-    rep->loss_end = data_loss(r, &tr->student, in);
+    ZQ_TRY(data_loss(r, &tr->student, in, &rep->loss_end, err));
     if (o->layer_done) o->layer_done(o->progress_ctx, rep);
     return ZQ_OK;
 }
 
 /* static activation ranges (int8-tensor recipes): the student's inputs,
  * calibrated on the data before each block is tuned */
-void zq_lkd_calibrate(run *r, zq_block *student, const float *in)
+zq_status zq_lkd_calibrate(run *r, zq_block *student, const zq_batches *in, zq_error *err)
 {
-    if (r->aq.mode != ZQ_AQ_TENSOR) return;
+    if (r->aq.mode != ZQ_AQ_TENSOR) return ZQ_OK;
     r->aq.mode = ZQ_AQ_CALIBRATE;
     memset(r->aq.absmax, 0, (size_t)r->aq.n_ids * sizeof(float));
-    for (int b = 0; b < r->nb; b++) zq_lkd_forward(r, student, b, in + (size_t)b * r->per, r->out);
-    if (r->ranks > 1) r->o->max_f32(r->o->reduce_ctx, r->aq.absmax, (size_t)r->aq.n_ids);
+    zq_status st = ZQ_OK;
+    for (int b = 0; st == ZQ_OK && b < r->nb; b++) {
+        const float *x;
+        st = zq_batch_read(in, b, r->in_buf, &x, err);
+        if (st == ZQ_OK) zq_lkd_forward(r, student, b, x, r->out);
+    }
+    if (st == ZQ_OK && r->ranks > 1) r->o->max_f32(r->o->reduce_ctx, r->aq.absmax, (size_t)r->aq.n_ids);
     r->aq.mode = ZQ_AQ_TENSOR;
+    return st;
 }
 
 /* Distils block k (listed, not done) unless, sharing the work directory,
@@ -264,7 +282,7 @@ void zq_lkd_calibrate(run *r, zq_block *student, const float *in)
  * lock is held throughout. */
 /* Block k tuned: GPTQ's start when asked, the data's activation ranges,
  * the distillation steps; reported. */
-static zq_status tune(run *r, trainee *tr, int k, const float *in, zq_lkd_report *rep, zq_error *err)
+static zq_status tune(run *r, trainee *tr, int k, const zq_batches *in, zq_lkd_report *rep, zq_error *err)
 {
     r->fp_routes = 1; /* a mixture's student routes as its FP block did */
     zq_status st = ZQ_OK;
@@ -274,7 +292,7 @@ static zq_status tune(run *r, trainee *tr, int k, const float *in, zq_lkd_report
         r->o->progress(r->o->progress_ctx, &p);
     }
     if (st == ZQ_OK) st = zq_lkd_fake_quantize(tr, r->a, err); /* the ranges are the quantized student's */
-    if (st == ZQ_OK) zq_lkd_calibrate(r, &tr->student, in);
+    if (st == ZQ_OK) st = zq_lkd_calibrate(r, &tr->student, in, err);
     zq_lkd_layer *l = &rep->layers[rep->n];
     if (st == ZQ_OK) st = distill(r, tr, k, in, l, err);
     if (st == ZQ_OK) rep->n++;
@@ -301,14 +319,14 @@ static zq_status block_to_job(run *r, trainee *tr, zq_source *src, zq_quantize_j
     return st;
 }
 
-static zq_status tune_into_job(run *r, trainee *tr, int k, const float *in, zq_source *src, zq_quantize_job *job,
+static zq_status tune_into_job(run *r, trainee *tr, int k, const zq_batches *in, zq_source *src, zq_quantize_job *job,
                                zq_lkd_report *rep, zq_error *err)
 {
     ZQ_TRY(tune(r, tr, k, in, rep, err));
     return block_to_job(r, tr, src, job, err);
 }
 
-static zq_status distill_or_read(run *r, trainee *tr, workdir *w, int k, const float *in, unsigned char *done,
+static zq_status distill_or_read(run *r, trainee *tr, workdir *w, int k, const zq_batches *in, unsigned char *done,
                                  zq_lkd_report *rep, zq_error *err)
 {
     /* data-parallel ranks are one job: they share every block, unlocked */
@@ -341,15 +359,21 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
         zq_block fp;
         ZQ_TRY(zq_net_block(net, k, &fp, err));
         size_t routes = (size_t)r->B * r->T * a->moe_topk;
-        for (int b = 0; b < r->nb; b++) { /* the teacher's output (and routing), once per batch */
-            zq_block_forward(a, &fp, NULL, r->ws, r->x + (size_t)b * r->per, r->y + (size_t)b * r->per, r->B, r->T);
-            if (fp.n_experts)
+        zq_status st = ZQ_OK;
+        for (int b = 0; st == ZQ_OK && b < r->nb; b++) { /* the teacher's output (and routing), once per batch */
+            const float *x;
+            float *y = zq_batch_slot(&r->y, b, r->y_buf);
+            st = zq_batch_read(&r->x, b, r->in_buf, &x, err);
+            if (st == ZQ_OK) zq_block_forward(a, &fp, NULL, r->ws, x, y, r->B, r->T);
+            if (st == ZQ_OK) st = zq_batch_write(&r->y, b, y, err);
+            if (st == ZQ_OK && fp.n_experts)
                 zq_block_routes(a, r->ws, r->B * r->T, r->route_sel + b * routes, r->route_w + b * routes);
         }
-        const float *in = quantized_in ? r->xq : r->x;
+        const zq_batches *in = quantized_in ? &r->xq : &r->x;
         trainee tr;
-        int student = mask[k] || quantized_in;
-        zq_status st = student ? zq_lkd_trainee_init(&tr, net, k, &fp, &r->o->q, r->o->train_norms, r->o->steps > 0, src, model, err) : ZQ_OK;
+        int student = st == ZQ_OK && (mask[k] || quantized_in);
+        if (student)
+            st = zq_lkd_trainee_init(&tr, net, k, &fp, &r->o->q, r->o->train_norms, r->o->steps > 0, src, model, err);
         if (st == ZQ_OK && mask[k] && done[k] && quantized_in) {
             st = zq_lkd_read_patch(w, k, &tr, a, err);
             if (st == ZQ_OK) st = zq_lkd_fake_quantize(&tr, a, err);
@@ -361,18 +385,18 @@ static zq_status layers(run *r, zq_net *net, zq_source *src, const zq_model *mod
         } else if (st == ZQ_OK && quantized_in && !mask[k]) {
             st = zq_lkd_fake_quantize(&tr, a, err); /* round to nearest */
         }
-        if (st == ZQ_OK && quantized_in) { /* the next block's input: this one, quantized */
-            zq_lkd_calibrate(r, &tr.student, r->xq);
-            for (int b = 0; b < r->nb; b++) {
-                float *x = r->xq + (size_t)b * r->per;
-                zq_lkd_forward(r, &tr.student, b, x, r->out);
-                memcpy(x, r->out, r->per * sizeof(float));
-            }
+        if (st == ZQ_OK && quantized_in) /* the next block's input: this one, quantized */
+            st = zq_lkd_calibrate(r, &tr.student, &r->xq, err);
+        for (int b = 0; st == ZQ_OK && quantized_in && b < r->nb; b++) {
+            const float *x;
+            st = zq_batch_read(&r->xq, b, r->in_buf, &x, err);
+            if (st == ZQ_OK) zq_lkd_forward(r, &tr.student, b, x, r->out);
+            if (st == ZQ_OK) st = zq_batch_write(&r->xq, b, r->out, err);
         }
         if (student) zq_lkd_trainee_free(&tr);
         zq_net_release_block(net, k);
         ZQ_TRY(st);
-        float *t = r->x; /* the FP stream moves one block down */
+        zq_batches t = r->x; /* the FP stream moves one block down */
         r->x = r->y;
         r->y = t;
     }
@@ -463,6 +487,20 @@ static zq_status assemble(const zq_lkd_opts *o, zq_lkd_report *rep, zq_error *er
     return st;
 }
 
+/* Where the data's activations go past the data memory: the work
+ * directory, else beside the output, on the disk the user writes to
+ * (/tmp may be memory); a stream's: $TMPDIR's. *tmp: what to free. */
+static const char *spill_dir(const workdir *w, const char *output, int stream, char **tmp)
+{
+    if (w->dir) return w->dir;
+    if (!output || stream) return zq_tmpdir();
+    const char *slash = strrchr(output, '/');
+    if (!slash) return ".";
+    if (slash == output) return "/";
+    if ((*tmp = strndup(output, (size_t)(slash - output)))) return *tmp;
+    return NULL;
+}
+
 /* direct: no work directory; each tuned block goes straight into the
  * output as it is done (GPTQ: nothing to resume, no patch files) */
 static zq_status lkd_run(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, zq_error *err)
@@ -497,6 +535,9 @@ static zq_status lkd_run(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, z
     zq_model model;
     run r = {0};
     r.o = o;
+    r.x.fd = r.y.fd = r.xq.fd = -1; /* closed at the end, whether opened or not */
+    const char *spill = NULL; /* where the data's activations go when they outgrow --data-memory */
+    char *spill_tmp = NULL;
     workdir w = {0};
     unsigned char *mask = NULL, *done = NULL;
     int32_t *ids = NULL;
@@ -540,23 +581,30 @@ static zq_status lkd_run(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, z
         r.B = o->batch / r.ranks;
         r.T = o->seq_len;
         r.per = (size_t)r.B * r.T * a->hidden;
-        r.x = malloc((size_t)r.nb * r.per * sizeof(float));
-        r.y = malloc((size_t)r.nb * r.per * sizeof(float));
-        r.xq = o->input_quantized ? malloc((size_t)r.nb * r.per * sizeof(float)) : NULL;
+        size_t bytes = (o->input_quantized ? 3 : 2) * (size_t)r.nb * r.per * sizeof(float);
+        if (bytes > o->q.data_memory && !(spill = spill_dir(&w, o->q.output, stream, &spill_tmp)))
+            st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory");
+        if (st == ZQ_OK) st = zq_batches_open(&r.x, r.nb, r.per, spill, err);
+        if (st == ZQ_OK) st = zq_batches_open(&r.y, r.nb, r.per, spill, err);
+        if (st == ZQ_OK && o->input_quantized) st = zq_batches_open(&r.xq, r.nb, r.per, spill, err);
+        r.in_buf = spill ? malloc(r.per * sizeof(float)) : NULL;
+        r.y_buf = spill ? malloc(r.per * sizeof(float)) : NULL;
         r.out = malloc(r.per * sizeof(float));
         r.dout = malloc(r.per * sizeof(float));
         r.ws = zq_workspace_create_ex(a, r.B, r.T, o->steps > 0); /* backward's buffers only for steps */
         size_t routes = (size_t)r.nb * r.B * r.T * a->moe_topk;
         r.route_sel = a->n_experts ? malloc(routes * sizeof *r.route_sel) : NULL;
         r.route_w = a->n_experts ? malloc(routes * sizeof *r.route_w) : NULL;
-        if (!r.x || !r.y || (o->input_quantized && !r.xq) || !r.out || !r.dout || !r.ws ||
-            (a->n_experts && (!r.route_sel || !r.route_w)))
+        if (st == ZQ_OK && ((spill && (!r.in_buf || !r.y_buf)) || !r.out || !r.dout || !r.ws ||
+                            (a->n_experts && (!r.route_sel || !r.route_w))))
             st = zq_fail(err, ZQ_ERR_NOMEM, "out of memory for %d batches of activations", r.nb);
     }
-    for (int b = 0; st == ZQ_OK && b < r.nb; b++)
-        st = zq_net_embed(net, ids + ((size_t)b * o->batch + (size_t)o->data_rank * r.B) * r.T, r.B, r.T, 0,
-                          r.x + (size_t)b * r.per, err); /* this rank's slice of batch b */
-    if (st == ZQ_OK && r.xq) memcpy(r.xq, r.x, (size_t)r.nb * r.per * sizeof(float));
+    for (int b = 0; st == ZQ_OK && b < r.nb; b++) { /* this rank's slice of batch b */
+        float *x = zq_batch_slot(&r.x, b, r.in_buf);
+        st = zq_net_embed(net, ids + ((size_t)b * o->batch + (size_t)o->data_rank * r.B) * r.T, r.B, r.T, 0, x, err);
+        if (st == ZQ_OK) st = zq_batch_write(&r.x, b, x, err);
+        if (st == ZQ_OK && o->input_quantized) st = zq_batch_write(&r.xq, b, x, err);
+    }
     if (st == ZQ_OK) zq_net_drop_outer(net); /* the data is embedded: blocks alone from here */
     if (st == ZQ_OK) st = layers(&r, net, src, &model, &w, mask, done, rep, job, err);
     int n_layers = a ? a->n_layers : 0;
@@ -571,7 +619,9 @@ static zq_status lkd_run(const zq_lkd_opts *o, zq_lkd_report *rep, int direct, z
     int any_done = 0;
     for (int k = 0; done && k < n_layers; k++) any_done |= done[k];
     if (st != ZQ_OK && !o->work && w.dir && !any_done) zq_lkd_workdir_remove(&w, n_layers); /* nothing to resume */
-    free(ids), free(mask), free(done), free(r.aq.absmax), free(r.x), free(r.y), free(r.xq), free(r.out), free(r.dout);
+    zq_batches_close(&r.x), zq_batches_close(&r.y), zq_batches_close(&r.xq);
+    free(ids), free(mask), free(done), free(r.aq.absmax), free(r.in_buf), free(r.y_buf), free(r.out), free(r.dout);
+    free(spill_tmp);
     free(r.route_sel), free(r.route_w);
     zq_workspace_free(r.ws);
     zq_source_close(src);

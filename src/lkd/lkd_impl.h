@@ -54,6 +54,24 @@ typedef struct {
     uint8_t *codes;
 } trainee;
 
+/* Every data batch's activations at one depth (batches.c): in memory
+ * (mem), or in a file without a name in dir (fd). */
+typedef struct {
+    float *mem;
+    int fd;
+    const char *dir;
+    int nb;
+    size_t per; /* floats of a batch */
+} zq_batches;
+/* spill_dir NULL: in memory */
+zq_status zq_batches_open(zq_batches *s, int nb, size_t per, const char *spill_dir, zq_error *err);
+void zq_batches_close(zq_batches *s);
+/* *x: batch b, where it lies in memory or read into buf */
+zq_status zq_batch_read(const zq_batches *s, int b, float *buf, const float **x, zq_error *err);
+/* Where to compute batch b into (in memory, or buf), then to store it. */
+float *zq_batch_slot(const zq_batches *s, int b, float *buf);
+zq_status zq_batch_write(const zq_batches *s, int b, const float *x, zq_error *err);
+
 /* One LKD run's data: each batch's activations at the current depth. */
 typedef struct {
     const zq_lkd_opts *o;
@@ -63,7 +81,11 @@ typedef struct {
     int nb, B, T;    /* B: this rank's slice of a batch */
     int ranks;       /* data-parallel processes (1: none) */
     size_t per;      /* floats of one batch's activations (this rank's slice) */
-    float *x, *y, *xq, *out, *dout;
+    /* the FP model's inputs and outputs of the current block, and with
+     * quantized inputs the quantized prefix's; in_buf, y_buf: a batch of
+     * them read back from a file */
+    zq_batches x, y, xq;
+    float *in_buf, *y_buf, *out, *dout;
     /* a mixture block's routing in the FP block, each batch's B*T*moe_topk
      * experts and weights; fp_routes: the student takes them (while it is
      * tuned), else its router chooses (as it runs, for the next block) */
@@ -114,13 +136,13 @@ void zq_lkd_clip_grad(param *p, const float *w, const float *g);
 /* fixes the trained scales as p's chosen ones (what the patch carries). */
 zq_status zq_lkd_clip_finish(param *p, zq_error *err);
 /* Static activation ranges (int8-tensor recipes) of the student on in. */
-void zq_lkd_calibrate(run *r, zq_block *student, const float *in);
+zq_status zq_lkd_calibrate(run *r, zq_block *student, const zq_batches *in, zq_error *err);
 /* GPTQ on the block's quantized Linears, in the order the block computes
  * them (q/k/v, o, up/gate, down), each one's Hessian from its input with
  * what comes before it already quantized, over every batch of in: the
  * masters become GPTQ's compensated weights (which round to its codes)
  * and their scales are fixed. */
-zq_status zq_lkd_gptq_block(run *r, trainee *tr, const float *in, zq_error *err);
+zq_status zq_lkd_gptq_block(run *r, trainee *tr, const zq_batches *in, zq_error *err);
 
 /* --work DIR, or OUT.lkd/ beside the output; for a device or FIFO output
  * (stream), a fresh one in $TMPDIR, which cannot be resumed. */

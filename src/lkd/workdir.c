@@ -432,8 +432,7 @@ zq_status zq_lkd_workdir_open(workdir *w, const zq_lkd_opts *o, int stream, zq_s
         if (mkdir(w->dir, 0777) != 0 && errno != EEXIST) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create", w->dir);
     } else if (stream) {
         if (o->resume) return zq_fail(err, ZQ_ERR_USAGE, "'%s': --resume needs a file as output", o->q.output);
-        const char *tmpdir = getenv("TMPDIR");
-        w->dir = zq_path_join(tmpdir && *tmpdir ? tmpdir : "/tmp", "zquant-lkd-XXXXXX");
+        w->dir = zq_path_join(zq_tmpdir(), "zquant-lkd-XXXXXX");
         if (w->dir && !mkdtemp(w->dir)) return zq_fail_errno(err, ZQ_ERR_IO, "'%s': cannot create", w->dir);
     } else if ((w->dir = malloc(strlen(o->q.output) + 8))) {
         sprintf(w->dir, "%s.lkd", o->q.output);

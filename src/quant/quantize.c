@@ -61,6 +61,7 @@ void zq_quantize_opts_init(zq_quantize_opts *o)
     o->calib_samples = 128;
     o->seq_len = 256;
     o->damp = 0.01f;
+    o->data_memory = (size_t)256 << 20;
 }
 
 /* ---- planning: which tensor gets which spec ---------------------------- */

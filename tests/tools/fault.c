@@ -15,7 +15,10 @@
  *                             H5Dread, as libhdf5 does on some crafted files;
  *   ZQ_REFUSE_DIRECT=N        from the Nth pwrite to a file opened O_DIRECT
  *                             on, fail it with EINVAL, as a file system
- *                             that takes the flag but not the write does. */
+ *                             that takes the flag but not the write does;
+ *   ZQ_FULL_UNNAMED=N         from the Nth pwrite to a file without a name
+ *                             (a temporary one: no link left) on, fail it
+ *                             with ENOSPC, as a full disk does. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -110,18 +113,28 @@ static int refuse_direct(int fd)
     return 1;
 }
 
+static int full_unnamed(int fd)
+{
+    static long seen;
+    const char *arm = getenv("ZQ_FULL_UNNAMED");
+    struct stat st;
+    if (!arm || fstat(fd, &st) != 0 || st.st_nlink != 0 || ++seen < atol(arm)) return 0;
+    errno = ENOSPC;
+    return 1;
+}
+
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t at)
 {
     static ssize_t (*real)(int, const void *, size_t, off_t);
     if (!real) real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
-    return refuse_direct(fd) ? -1 : real(fd, buf, n, at);
+    return refuse_direct(fd) || full_unnamed(fd) ? -1 : real(fd, buf, n, at);
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t at)
 {
     static ssize_t (*real)(int, const void *, size_t, off_t);
     if (!real) real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite64");
-    return refuse_direct(fd) ? -1 : real(fd, buf, n, at);
+    return refuse_direct(fd) || full_unnamed(fd) ? -1 : real(fd, buf, n, at);
 }
 
 /* libhdf5's entry points, by their ABI (hid_t is int64_t in 1.10) */
